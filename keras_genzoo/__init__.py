@@ -1,0 +1,25 @@
+"""keras_genzoo: generative models for Keras 3, on TensorFlow, JAX and PyTorch.
+
+Example:
+
+>>> from keras_genzoo import VAE, datasets
+>>> train_ds, val_ds = datasets.load_images("embedded_mnist", batch_size=128)
+>>> vae = VAE(latent_dim=16)
+>>> history = vae.fit(train_ds, validation_data=val_ds, epochs=1)  # doctest: +SKIP
+"""
+
+from keras_genzoo import callbacks, datasets
+from keras_genzoo.layers import Sampling
+from keras_genzoo.models import AutoEncoder, ImageModel, VAE
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoEncoder",
+    "ImageModel",
+    "Sampling",
+    "VAE",
+    "callbacks",
+    "datasets",
+    "__version__",
+]

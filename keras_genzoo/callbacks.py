@@ -1,0 +1,243 @@
+"""Callbacks that show a model learning: sample grids and reconstructions.
+
+They work on every backend: all tensors are turned into numpy with
+`keras.ops.convert_to_numpy` before anything is written.
+"""
+
+import os
+
+import numpy as np
+
+import keras
+from keras import ops
+
+
+def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
+    """Tiles images into one uint8 picture.
+
+    Args:
+        images: array `(num_images, height, width, channels)` in [0, 1]
+            (1 or 3 channels; grayscale may omit the channel axis).
+        columns: images per row; default: the smallest square that fits.
+        padding: pixels between images and around the border.
+        scale: integer upscaling factor (nearest neighbour), for small images.
+        pad_value: colour of the padding, in [0, 1].
+
+    Returns:
+        uint8 array `(rows * (h + padding) + padding, ...)`, 2-D for
+        grayscale and `(H, W, 3)` for colour.
+
+    Example:
+
+    >>> import numpy as np
+    >>> image_grid(np.zeros((4, 8, 8, 1)), padding=1).shape
+    (19, 19)
+    """
+    images = np.asarray(ops.convert_to_numpy(images), dtype="float32")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            "`images` must be (num_images, height, width, 1|3|4); got "
+            f"{images.shape}."
+        )
+    if images.shape[-1] == 4:
+        images = images[..., :3]
+    num, height, width, channels = images.shape
+    columns = int(columns or int(np.ceil(np.sqrt(num))))
+    rows = int(np.ceil(num / columns))
+    grid = np.full(
+        (
+            rows * (height + padding) + padding,
+            columns * (width + padding) + padding,
+            channels,
+        ),
+        pad_value,
+        dtype="float32",
+    )
+    for i in range(num):
+        r, c = divmod(i, columns)
+        top = padding + r * (height + padding)
+        left = padding + c * (width + padding)
+        grid[top:top + height, left:left + width] = images[i]
+    grid = np.clip(np.round(grid * 255.0), 0, 255).astype("uint8")
+    if scale > 1:
+        grid = grid.repeat(int(scale), axis=0).repeat(int(scale), axis=1)
+    return grid[..., 0] if channels == 1 else grid
+
+
+def save_image_grid(images, path, columns=None, padding=2, scale=1):
+    """Writes images as one PNG grid and returns its path.
+
+    Args:
+        images: array `(num_images, height, width, channels)` in [0, 1].
+        path: where to write the PNG (folders are created).
+        columns: images per row; default: the smallest square that fits.
+        padding: pixels between images.
+        scale: integer upscaling factor.
+
+    Returns:
+        `path`.
+
+    Example:
+
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "grid.png")
+    >>> save_image_grid(np.ones((2, 8, 8, 3)), path) == path
+    True
+    """
+    from PIL import Image
+
+    grid = image_grid(images, columns=columns, padding=padding, scale=scale)
+    directory = os.path.dirname(os.fspath(path))
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    Image.fromarray(grid).save(path)
+    return path
+
+
+class _GridCallback(keras.callbacks.Callback):
+    """Shared scheduling and file naming of the grid callbacks."""
+
+    def __init__(self, directory, every_n_epochs, prefix, columns, scale,
+                 padding):
+        super().__init__()
+        if int(every_n_epochs) <= 0:
+            raise ValueError(
+                f"`every_n_epochs` must be positive; got {every_n_epochs}."
+            )
+        self.directory = os.fspath(directory)
+        self.every_n_epochs = int(every_n_epochs)
+        self.prefix = prefix
+        self.columns = columns
+        self.scale = int(scale)
+        self.padding = int(padding)
+        self.paths = []
+
+    def make_images(self):
+        raise NotImplementedError
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        path = os.path.join(
+            self.directory, f"{self.prefix}_epoch_{epoch + 1:03d}.png"
+        )
+        self.paths.append(
+            save_image_grid(self.make_images(), path, columns=self.columns,
+                            padding=self.padding, scale=self.scale)
+        )
+
+    def _require(self, method):
+        if not callable(getattr(self.model, method, None)):
+            raise ValueError(
+                f"{type(self).__name__} needs a model with a `{method}` "
+                f"method; {type(self.model).__name__} has none."
+            )
+
+
+class ImageGridSaver(_GridCallback):
+    """Saves a PNG grid of generated samples every `every_n_epochs` epochs.
+
+    The samples come from `model.generate(num_images, seed=seed)`, so every
+    grid decodes the same latent noise and the grids show the model learning.
+    Works with any model that has `generate` (VAE and the zoo's other
+    generative models). The files are `{directory}/{prefix}_epoch_NNN.png`;
+    `paths` lists those written.
+
+    Args:
+        directory: folder for the PNG files (created if needed).
+        num_images: samples per grid.
+        every_n_epochs: save after every n-th epoch.
+        seed: the fixed seed of the samples.
+        columns: images per row; default: square grid.
+        scale: integer upscaling of the grid (nearest neighbour).
+        padding: pixels between images.
+        prefix: file name prefix.
+
+    Example:
+
+    >>> import numpy as np, tempfile
+    >>> from keras_genzoo import VAE
+    >>> from keras_genzoo.callbacks import ImageGridSaver
+    >>> saver = ImageGridSaver(tempfile.mkdtemp(), num_images=4)
+    >>> images = np.random.rand(32, 8, 8, 1).astype("float32")
+    >>> _ = VAE(latent_dim=2, filters=(4,)).fit(
+    ...     images, epochs=2, callbacks=[saver], verbose=0)
+    >>> len(saver.paths)
+    2
+    """
+
+    def __init__(self, directory, num_images=16, every_n_epochs=1, seed=0,
+                 columns=None, scale=2, padding=2, prefix="samples"):
+        super().__init__(directory, every_n_epochs, prefix, columns, scale,
+                         padding)
+        if int(num_images) <= 0:
+            raise ValueError(
+                f"`num_images` must be positive; got {num_images}."
+            )
+        self.num_images = int(num_images)
+        self.seed = int(seed)
+
+    def on_train_begin(self, logs=None):
+        self._require("generate")
+
+    def make_images(self):
+        return self.model.generate(self.num_images, seed=self.seed)
+
+
+class ReconstructionGridSaver(_GridCallback):
+    """Saves a PNG of fixed images above their reconstructions.
+
+    Every `every_n_epochs` epochs, the first row of the grid shows the given
+    images and the second row `model.reconstruct(images)`: for `AutoEncoder`
+    and `VAE`. For a denoising auto-encoder pass noisy images to watch it
+    denoise. `paths` lists the files written.
+
+    Args:
+        images: the images to reconstruct, `(num_images, H, W, C)`, uint8 or
+            float in [0, 1] (8 to 16 make a readable grid).
+        directory: folder for the PNG files (created if needed).
+        every_n_epochs: save after every n-th epoch.
+        scale: integer upscaling of the grid (nearest neighbour).
+        padding: pixels between images.
+        prefix: file name prefix.
+
+    Example:
+
+    >>> import numpy as np, tempfile
+    >>> from keras_genzoo import AutoEncoder
+    >>> from keras_genzoo.callbacks import ReconstructionGridSaver
+    >>> images = np.random.rand(32, 8, 8, 1).astype("float32")
+    >>> saver = ReconstructionGridSaver(images[:4], tempfile.mkdtemp())
+    >>> _ = AutoEncoder(latent_dim=4, filters=(4,)).fit(
+    ...     images, epochs=1, callbacks=[saver], verbose=0)
+    >>> len(saver.paths)
+    1
+    """
+
+    def __init__(self, images, directory, every_n_epochs=1, scale=2,
+                 padding=2, prefix="reconstructions"):
+        images = np.asarray(ops.convert_to_numpy(images))
+        if images.ndim == 3:
+            images = images[..., None]
+        if images.ndim != 4 or len(images) == 0:
+            raise ValueError(
+                "`images` must be a non-empty batch (num_images, H, W, C); "
+                f"got shape {images.shape}."
+            )
+        super().__init__(directory, every_n_epochs, prefix, len(images),
+                         scale, padding)
+        self.images = images
+
+    def on_train_begin(self, logs=None):
+        self._require("reconstruct")
+
+    def make_images(self):
+        originals = self.images
+        if originals.dtype.kind in "iu":
+            originals = originals.astype("float32") / 255.0
+        reconstructions = self.model.reconstruct(self.images)
+        return np.concatenate(
+            [originals.astype("float32"), reconstructions], axis=0
+        )

@@ -1,0 +1,504 @@
+"""Datasets that `fit` takes directly: tfds, embedded offline data, your files.
+
+Image loaders return `(train_ds, val_ds)`: batched `tf.data.Dataset`s of
+`(images, labels)` (or bare images with `with_labels=False`), images as uint8
+in 0..255 with shape `(batch, height, width, channels)`. Every zoo model, on
+every backend, trains on them as they are.
+
+- `load_images("embedded_mnist")`: the 10,000 MNIST test images shipped
+  inside the package; works offline, no download.
+- `load_images("mnist" | "fashion_mnist" | "cifar10")`: TensorFlow Datasets.
+  Nothing is downloaded unless you pass `download=True`; without a prepared
+  copy you get a clear error right away instead of a hang.
+- `load_images("/path/to/folder")`: your own images (png, jpg, bmp, gif),
+  labelled by sub-folder when there are sub-folders.
+
+Text: `load_text("tiny_shakespeare")` (embedded) or `load_text(path)` returns
+the text; `text_datasets(text, ...)` turns it into batched character windows
+`(inputs, targets)` for next-character prediction.
+"""
+
+import gzip
+import os
+import struct
+
+import numpy as np
+
+_DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+TFDS_IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
+EMBEDDED_IMAGE_DATASETS = ("embedded_mnist",)
+EMBEDDED_TEXTS = {"tiny_shakespeare": "tinyshakespeare.txt.gz"}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def read_idx(path):
+    """Reads an IDX file (MNIST's format), gzipped or not, into numpy.
+
+    Args:
+        path: path of a `.gz` or raw IDX file.
+
+    Returns:
+        A uint8 numpy array with the shape stored in the file.
+
+    Example:
+
+    >>> from keras_genzoo.datasets import read_idx, embedded_path
+    >>> read_idx(embedded_path("t10k-labels-idx1-ubyte.gz")).shape
+    (10000,)
+    """
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not a uint8 IDX file.")
+    shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def embedded_path(filename):
+    """Path of a file in the package's embedded data folder."""
+    return os.path.join(_DATA_DIR, filename)
+
+
+def load_embedded_mnist():
+    """The 10,000 MNIST test images shipped inside the package, as numpy.
+
+    Returns:
+        `(images, labels)`: uint8 images `(10000, 28, 28, 1)` in 0..255 and
+        uint8 labels `(10000,)`.
+
+    Example:
+
+    >>> from keras_genzoo.datasets import load_embedded_mnist
+    >>> images, labels = load_embedded_mnist()
+    >>> images.shape, labels.shape
+    ((10000, 28, 28, 1), (10000,))
+    """
+    images = read_idx(embedded_path("t10k-images-idx3-ubyte.gz"))
+    labels = read_idx(embedded_path("t10k-labels-idx1-ubyte.gz"))
+    return images[..., None], labels
+
+
+def _check_split(validation_split):
+    if not 0.0 <= float(validation_split) < 1.0:
+        raise ValueError(
+            "`validation_split` must be in [0, 1), e.g. 0.1; got "
+            f"{validation_split}."
+        )
+    return float(validation_split)
+
+
+def _batched(ds, batch_size, shuffle, seed, size=None):
+    import tensorflow as tf
+
+    if shuffle:
+        ds = ds.shuffle(
+            size or 10_000, seed=seed, reshuffle_each_iteration=True
+        )
+    return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+
+
+def arrays_to_datasets(
+    images,
+    labels=None,
+    batch_size=128,
+    validation_split=0.1,
+    shuffle=True,
+    seed=0,
+):
+    """Splits image arrays into batched train and validation datasets.
+
+    The last `validation_split` fraction of the arrays is the validation set.
+
+    Args:
+        images: array `(num_images, height, width, channels)`.
+        labels: optional array `(num_images,)`.
+        batch_size: images per batch.
+        validation_split: fraction held out for validation (0 for none).
+        shuffle: whether to reshuffle the training set every epoch.
+        seed: shuffling seed.
+
+    Returns:
+        `(train_ds, val_ds)`; `val_ds` is `None` when `validation_split` is 0.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_genzoo.datasets import arrays_to_datasets
+    >>> images = np.zeros((100, 8, 8, 1), "uint8")
+    >>> train_ds, val_ds = arrays_to_datasets(images, batch_size=10)
+    >>> len(train_ds), len(val_ds)
+    (9, 1)
+    """
+    import tensorflow as tf
+
+    validation_split = _check_split(validation_split)
+    num_val = int(round(len(images) * validation_split))
+    num_train = len(images) - num_val
+    if num_train <= 0:
+        raise ValueError(
+            f"Only {len(images)} image(s): nothing left to train on after "
+            f"holding out validation_split={validation_split}."
+        )
+
+    def make(start, stop, is_train):
+        parts = images[start:stop]
+        if labels is not None:
+            parts = (parts, labels[start:stop])
+        ds = tf.data.Dataset.from_tensor_slices(parts)
+        return _batched(ds, batch_size, shuffle and is_train, seed,
+                        size=stop - start)
+
+    train_ds = make(0, num_train, True)
+    val_ds = make(num_train, len(images), False) if num_val else None
+    return train_ds, val_ds
+
+
+def load_images(
+    name,
+    batch_size=128,
+    validation_split=0.1,
+    with_labels=True,
+    shuffle=True,
+    seed=0,
+    limit=None,
+    download=False,
+    data_dir=None,
+    image_size=None,
+    color_mode=None,
+):
+    """Loads an image dataset as batched train and validation datasets.
+
+    Args:
+        name: `"embedded_mnist"` (offline, 10,000 images, in the package),
+            `"mnist"`, `"fashion_mnist"` or `"cifar10"` (TensorFlow Datasets),
+            or the path of a folder of images.
+        batch_size: images per batch.
+        validation_split: fraction of the training images held out for
+            validation (0 for none). For tfds it must be a whole percentage.
+        with_labels: yield `(images, labels)` tuples; `False` yields bare
+            image batches.
+        shuffle: reshuffle the training set every epoch.
+        seed: shuffling (and, for folders, splitting) seed.
+        limit: use at most this many training images (and at most
+            `limit * validation_split` validation images); handy for quick
+            runs.
+        download: tfds only. `False` (the default) never touches the network
+            and fails at once if the data was not prepared; `True` lets tfds
+            download and prepare it.
+        data_dir: tfds only: where tfds keeps its data (tfds' default,
+            `~/tensorflow_datasets`, when `None`).
+        image_size: folders only: `(height, width)` to resize to; default:
+            the size of the first image found.
+        color_mode: folders only: `"grayscale"`, `"rgb"` or `"rgba"`;
+            default: that of the first image found.
+
+    Returns:
+        `(train_ds, val_ds)`: batched `tf.data.Dataset`s of uint8 images
+        (with labels unless `with_labels=False`); `val_ds` is `None` when
+        `validation_split` is 0.
+
+    Raises:
+        ValueError: unknown name, or bad arguments.
+        FileNotFoundError: a tfds dataset that is not prepared while
+            `download=False`, or a folder without images.
+
+    Example:
+
+    >>> from keras_genzoo.datasets import load_images
+    >>> train_ds, val_ds = load_images("embedded_mnist", batch_size=32, limit=64)
+    >>> images, labels = next(iter(train_ds))
+    >>> tuple(images.shape), images.dtype.name
+    ((32, 28, 28, 1), 'uint8')
+    """
+    validation_split = _check_split(validation_split)
+    if limit is not None and int(limit) <= 0:
+        raise ValueError(f"`limit` must be positive; got {limit}.")
+    if name in EMBEDDED_IMAGE_DATASETS:
+        images, labels = load_embedded_mnist()
+        if limit is not None:
+            num_val = int(round(int(limit) * validation_split))
+            keep = int(limit) + num_val
+            images, labels = images[:keep], labels[:keep]
+        return arrays_to_datasets(
+            images,
+            labels if with_labels else None,
+            batch_size=batch_size,
+            validation_split=validation_split,
+            shuffle=shuffle,
+            seed=seed,
+        )
+    if name in TFDS_IMAGE_DATASETS:
+        return _load_tfds(
+            name, batch_size, validation_split, with_labels, shuffle, seed,
+            limit, download, data_dir,
+        )
+    if isinstance(name, (str, os.PathLike)) and os.path.isdir(name):
+        return _load_folder(
+            os.fspath(name), batch_size, validation_split, with_labels,
+            shuffle, seed, limit, image_size, color_mode,
+        )
+    raise ValueError(
+        f"Unknown image dataset {name!r}. Use one of "
+        f"{EMBEDDED_IMAGE_DATASETS + TFDS_IMAGE_DATASETS} or the path of an "
+        "existing folder of images."
+    )
+
+
+def _load_tfds(name, batch_size, validation_split, with_labels, shuffle,
+               seed, limit, download, data_dir):
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    percent = validation_split * 100
+    if abs(percent - round(percent)) > 1e-9:
+        raise ValueError(
+            "For tfds datasets `validation_split` must be a whole percentage "
+            f"(e.g. 0.1); got {validation_split}."
+        )
+    cut = 100 - int(round(percent))
+    splits = [f"train[:{cut}%]"] + ([f"train[{cut}%:]"] if cut < 100 else [])
+    try:
+        parts = tfds.load(
+            name,
+            split=splits,
+            data_dir=data_dir,
+            download=bool(download),
+            shuffle_files=False,
+        )
+    except (AssertionError, tfds.core.registered.DatasetNotFoundError,
+            FileNotFoundError) as error:
+        where = data_dir or "~/tensorflow_datasets"
+        raise FileNotFoundError(
+            f"TensorFlow Datasets has no prepared copy of {name!r} in "
+            f"{where}. Pass download=True to let tfds download it (needs "
+            "internet), pass data_dir= pointing at a folder that has it, or "
+            "train offline on load_images('embedded_mnist')."
+            f" (tfds said: {error})"
+        ) from None
+
+    def select(element):
+        if with_labels:
+            return element["image"], element["label"]
+        return element["image"]
+
+    out = []
+    for i, part in enumerate(parts):
+        part = part.map(select, num_parallel_calls=tf.data.AUTOTUNE)
+        if limit is not None:
+            part = part.take(
+                int(limit) if i == 0
+                else max(1, int(round(int(limit) * validation_split)))
+            )
+        out.append(_batched(part, batch_size, shuffle and i == 0, seed))
+    return out[0], (out[1] if len(out) > 1 else None)
+
+
+def _first_image(folder):
+    for root, _, files in sorted(os.walk(folder)):
+        for f in sorted(files):
+            if f.lower().endswith(IMAGE_EXTENSIONS):
+                return os.path.join(root, f)
+    return None
+
+
+def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
+                 seed, limit, image_size, color_mode):
+    import keras
+    import tensorflow as tf
+    from PIL import Image
+
+    first = _first_image(folder)
+    if first is None:
+        raise FileNotFoundError(
+            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}."
+        )
+    with Image.open(first) as image:
+        if image_size is None:
+            image_size = (image.height, image.width)
+        if color_mode is None:
+            color_mode = {"L": "grayscale", "1": "grayscale",
+                          "RGBA": "rgba"}.get(image.mode, "rgb")
+    has_subfolders = any(
+        os.path.isdir(os.path.join(folder, d)) for d in os.listdir(folder)
+    )
+    labels = "inferred" if has_subfolders else None
+    if with_labels and labels is None:
+        with_labels = False  # no sub-folders: nothing to label by
+    kwargs = dict(
+        labels=labels,
+        color_mode=color_mode,
+        image_size=tuple(image_size),
+        batch_size=None,
+        shuffle=True,
+        seed=seed,
+    )
+    if validation_split:
+        train, val = keras.utils.image_dataset_from_directory(
+            folder, validation_split=validation_split, subset="both",
+            **kwargs,
+        )
+        parts = [train, val]
+    else:
+        parts = [keras.utils.image_dataset_from_directory(folder, **kwargs)]
+
+    def to_uint8(*element):
+        image = tf.cast(tf.round(tf.clip_by_value(element[0], 0, 255)),
+                        tf.uint8)
+        if labels is None or not with_labels:
+            return image
+        return image, element[1]
+
+    out = []
+    for i, part in enumerate(parts):
+        part = part.map(to_uint8)
+        if limit is not None:
+            part = part.take(
+                int(limit) if i == 0
+                else max(1, int(round(int(limit) * validation_split)))
+            )
+        out.append(_batched(part, batch_size, shuffle and i == 0, seed))
+    return out[0], (out[1] if len(out) > 1 else None)
+
+
+# ------------------------------------------------------------------- text
+def load_text(name, encoding="utf-8"):
+    """Loads a text: the embedded Tiny Shakespeare, or any UTF-8 file.
+
+    Args:
+        name: `"tiny_shakespeare"` or the path of a text file.
+        encoding: the file's encoding.
+
+    Returns:
+        The text, as a `str`.
+
+    Example:
+
+    >>> from keras_genzoo.datasets import load_text
+    >>> text = load_text("tiny_shakespeare")
+    >>> len(text), text[:9]
+    (1115394, 'First Cit')
+    """
+    if name in EMBEDDED_TEXTS:
+        with gzip.open(embedded_path(EMBEDDED_TEXTS[name]), "rb") as f:
+            return f.read().decode("utf-8")
+    if isinstance(name, (str, os.PathLike)) and os.path.isfile(name):
+        with open(name, "rb") as f:
+            raw = f.read()
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{name} is not valid {encoding} text ({error}). Pass the "
+                "file's real encoding, e.g. encoding='latin-1'."
+            ) from None
+    raise ValueError(
+        f"Unknown text {name!r}. Use one of {sorted(EMBEDDED_TEXTS)} or the "
+        "path of an existing text file."
+    )
+
+
+def char_vocabulary(text):
+    """The sorted list of distinct characters of `text`.
+
+    Example:
+
+    >>> char_vocabulary("hello")
+    ['e', 'h', 'l', 'o']
+    """
+    return sorted(set(text))
+
+
+def text_datasets(
+    text,
+    sequence_length=64,
+    batch_size=32,
+    validation_split=0.1,
+    vocabulary=None,
+    stride=None,
+    shuffle=True,
+    seed=0,
+):
+    """Cuts a text into batched next-character windows.
+
+    The first `1 - validation_split` of the text trains, the rest validates
+    (as nanoGPT splits Tiny Shakespeare). Each element is `(inputs,
+    targets)`: int32 character ids of shape `(batch, sequence_length)`, the
+    targets shifted one character ahead of the inputs.
+
+    Args:
+        text: the text (a `str`), e.g. from `load_text`.
+        sequence_length: characters per window.
+        batch_size: windows per batch.
+        validation_split: fraction of the text held out (0 for none).
+        vocabulary: list of characters; id `i` is `vocabulary[i]`. Default:
+            `char_vocabulary(text)`.
+        stride: characters between the starts of two windows; default
+            `sequence_length` (windows do not overlap).
+        shuffle: reshuffle the training windows every epoch.
+        seed: shuffling seed.
+
+    Returns:
+        `(train_ds, val_ds)`; `val_ds` is `None` when `validation_split` is 0.
+
+    Example:
+
+    >>> from keras_genzoo.datasets import text_datasets
+    >>> train_ds, val_ds = text_datasets("abcdefgh" * 50, sequence_length=8,
+    ...                                  batch_size=4)
+    >>> x, y = next(iter(train_ds))
+    >>> tuple(x.shape), tuple(y.shape)
+    ((4, 8), (4, 8))
+    """
+    import tensorflow as tf
+
+    if not isinstance(text, str) or not text:
+        raise ValueError("`text` must be a non-empty string.")
+    validation_split = _check_split(validation_split)
+    sequence_length = int(sequence_length)
+    if sequence_length <= 0:
+        raise ValueError(
+            f"`sequence_length` must be positive; got {sequence_length}."
+        )
+    stride = sequence_length if stride is None else int(stride)
+    if stride <= 0:
+        raise ValueError(f"`stride` must be positive; got {stride}.")
+    vocabulary = list(vocabulary or char_vocabulary(text))
+    index = {c: i for i, c in enumerate(vocabulary)}
+    unknown = sorted(set(text) - set(index))
+    if unknown:
+        raise ValueError(
+            f"The text has characters missing from the vocabulary: "
+            f"{unknown[:20]}. Build the vocabulary from this text "
+            "(`char_vocabulary(text)`) or remove those characters."
+        )
+    ids = np.fromiter((index[c] for c in text), dtype=np.int32,
+                      count=len(text))
+    cut = int(len(ids) * (1.0 - validation_split))
+    pieces = [("training", ids[:cut])]
+    if validation_split:
+        pieces.append(("validation", ids[cut:]))
+
+    out = []
+    for i, (what, part) in enumerate(pieces):
+        if len(part) < sequence_length + 1:
+            raise ValueError(
+                f"The {what} text has {len(part)} characters, fewer than one "
+                f"window of sequence_length + 1 = {sequence_length + 1}. Use "
+                "a longer text or a shorter sequence_length."
+            )
+        starts = np.arange(0, len(part) - sequence_length, stride)
+        tokens = tf.constant(part)
+
+        def window(start, tokens=tokens):
+            chunk = tokens[start:start + sequence_length + 1]
+            return chunk[:-1], chunk[1:]
+
+        ds = tf.data.Dataset.from_tensor_slices(starts)
+        if shuffle and i == 0:
+            ds = ds.shuffle(len(starts), seed=seed,
+                            reshuffle_each_iteration=True)
+        ds = ds.map(window, num_parallel_calls=tf.data.AUTOTUNE)
+        out.append(ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE))
+    return out[0], (out[1] if len(out) > 1 else None)

@@ -1,0 +1,5 @@
+"""Small reusable layers."""
+
+from keras_genzoo.layers.sampling import Sampling
+
+__all__ = ["Sampling"]

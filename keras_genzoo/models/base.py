@@ -1,0 +1,174 @@
+"""What every image model of the zoo shares: input handling and defaults.
+
+`ImageModel` is a `keras.Model` that
+
+- takes the image shape from the first batch it sees (or from `image_shape`),
+- accepts bare image batches, `(images, labels)` tuples and tfds-style
+  `{"image": ..., "label": ...}` dicts, as uint8 0..255 or floats in [0, 1],
+- validates the data before training and raises one clear `ValueError`,
+- compiles itself with a sensible default optimizer when `fit` is called on
+  an uncompiled model.
+
+Subclasses implement `build_networks(image_shape)`, `call` and
+`compute_loss`, using `keras.ops` only, so they run on every backend.
+"""
+
+import numpy as np
+
+import keras
+from keras import ops
+
+from keras_genzoo import _inputs
+
+
+def _check_image_shape(image_shape):
+    shape = tuple(image_shape)
+    if len(shape) != 3 or any(
+        d is None or int(d) <= 0 for d in shape
+    ):
+        raise ValueError(
+            "`image_shape` must be (height, width, channels) with positive "
+            f"sizes, e.g. (28, 28, 1); got {shape}."
+        )
+    return tuple(int(d) for d in shape)
+
+
+class ImageModel(keras.Model):
+    """Base class of the image models: data handling, building, defaults.
+
+    Args:
+        image_shape: `(height, width, channels)` of the training images, or
+            `None` to take it from the first batch given to `fit`.
+        seed: optional integer seed of the model's own randomness (noise in
+            training steps and in `generate`).
+        **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
+    """
+
+    def __init__(self, image_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.image_shape = None
+        if image_shape is not None:
+            self.image_shape = _check_image_shape(image_shape)
+            self.build_networks(self.image_shape)
+            self.built = True
+
+    # ----------------------------------------------------------- building
+    def build_networks(self, image_shape):
+        """Creates the sub-networks for images of shape `image_shape`."""
+        raise NotImplementedError
+
+    def build(self, input_shape):
+        if isinstance(input_shape, dict):
+            input_shape = input_shape[_inputs.IMAGE_KEY]
+        shape = _check_image_shape(tuple(input_shape)[1:])
+        if self.image_shape is None:
+            self.image_shape = shape
+            self.build_networks(shape)
+        self.built = True
+
+    def default_optimizer(self):
+        """The optimizer `fit` uses when the model was not compiled."""
+        return keras.optimizers.Adam(learning_rate=1e-3)
+
+    # ------------------------------------------------------ data handling
+    def images_from_inputs(self, inputs):
+        """Takes the images out of a batch and scales them to [0, 1].
+
+        Args:
+            inputs: image tensor, `(images, labels)` tuple or a dict with an
+                `"image"` key; uint8 (0..255) or float (0..1).
+
+        Returns:
+            A float32 tensor of images in [0, 1].
+        """
+        images = _inputs.extract_images(inputs)
+        dtype = keras.backend.standardize_dtype(images.dtype)
+        if "int" in dtype:
+            return ops.cast(images, "float32") / 255.0
+        return ops.cast(images, "float32")
+
+    def _prepare(self, x, what):
+        x, shape = _inputs.prepare_images_for_fit(x, self.image_shape, what)
+        if self.image_shape is None:
+            self.build((None,) + shape)
+        return x
+
+    def _prepare_validation(self, validation_data):
+        what = "the validation data"
+        if validation_data is None:
+            return None
+        if isinstance(validation_data, (tuple, list)):
+            first = self._prepare(validation_data[0], what)
+            return (first,) + tuple(validation_data[1:])
+        return self._prepare(validation_data, what)
+
+    def _ensure_compiled(self):
+        if not self.compiled:
+            self.compile(optimizer=self.default_optimizer())
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Trains the model; see `keras.Model.fit` for every argument.
+
+        Beyond `keras.Model.fit`, this checks the data first (one clear
+        `ValueError` for bad input), builds the networks for the image shape
+        of the first batch, and compiles with `default_optimizer()` when the
+        model was not compiled.
+        """
+        x = self._prepare(x, "the training data")
+        if "validation_data" in kwargs:
+            kwargs["validation_data"] = self._prepare_validation(
+                kwargs["validation_data"]
+            )
+        self._ensure_compiled()
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Evaluates the model; see `keras.Model.evaluate`.
+
+        The data is checked like in `fit`; an uncompiled model is compiled
+        with `default_optimizer()` first.
+        """
+        x = self._prepare(x, "the evaluation data")
+        self._ensure_compiled()
+        return super().evaluate(x, y, *args, **kwargs)
+
+    # ------------------------------------------------------------ helpers
+    def _require_built(self, method):
+        if self.image_shape is None:
+            raise ValueError(
+                f"`{method}` needs a built model: call `fit` first, or pass "
+                "`image_shape=(height, width, channels)` when creating it."
+            )
+
+    def _to_array(self, images, what="images"):
+        return _inputs.images_to_array(images, self.image_shape, what)
+
+    @staticmethod
+    def _apply_in_batches(fn, array, batch_size):
+        outputs = [
+            fn(array[i:i + batch_size])
+            for i in range(0, len(array), batch_size)
+        ]
+        if isinstance(outputs[0], (tuple, list)):
+            return tuple(
+                np.concatenate(
+                    [ops.convert_to_numpy(o[k]) for o in outputs]
+                )
+                for k in range(len(outputs[0]))
+            )
+        return np.concatenate([ops.convert_to_numpy(o) for o in outputs])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "image_shape": (
+                    None if self.image_shape is None
+                    else list(self.image_shape)
+                ),
+                "seed": self.seed,
+            }
+        )
+        return config

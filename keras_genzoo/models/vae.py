@@ -1,0 +1,246 @@
+"""Variational auto-encoder (Kingma & Welling, 2014), backend-free."""
+
+import numpy as np
+
+import keras
+from keras import ops
+
+from keras_genzoo.layers.sampling import Sampling
+from keras_genzoo.models.base import ImageModel
+from keras_genzoo.networks.conv import conv_decoder, conv_encoder
+
+
+def reconstruction_bce(images, reconstruction):
+    """Binary cross-entropy summed over pixels, averaged over the batch."""
+    per_pixel = ops.binary_crossentropy(
+        images, ops.cast(reconstruction, "float32")
+    )
+    return ops.mean(ops.sum(per_pixel, axis=(1, 2, 3)))
+
+
+@keras.saving.register_keras_serializable(package="keras_genzoo")
+class VAE(ImageModel):
+    """A convolutional variational auto-encoder.
+
+    The encoder maps an image to the mean and log-variance of a Gaussian over
+    `latent_dim` latent variables; a `Sampling` layer draws
+    `z = mean + sigma * eps`; the decoder maps `z` back to pixel values in
+    [0, 1]. The loss (per image, averaged over the batch) is
+
+        loss = reconstruction_loss + beta * kl_loss
+
+    with the binary cross-entropy summed over pixels as reconstruction loss
+    and the KL divergence to the standard normal prior. `fit` logs `loss`,
+    `reconstruction_loss` and `kl_loss`.
+
+    The image shape comes from the first batch given to `fit`: bare batches,
+    `(images, labels)` tuples or `{"image": ...}` dicts, uint8 in 0..255 or
+    floats in [0, 1], any height, width and channel count. `fit` on an
+    uncompiled model uses Adam with learning rate 1e-3; `compile(optimizer=...)`
+    first to choose your own.
+
+    Args:
+        latent_dim: number of latent variables.
+        beta: weight of the KL term (`beta > 1` gives a beta-VAE).
+        filters: filters of the encoder's strided convolutions (the decoder
+            mirrors them); each entry halves the spatial size.
+        image_shape: `(height, width, channels)`, or `None` to infer it from
+            the first training batch.
+        seed: optional integer seed of the sampling noise and of `generate`.
+        **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras_genzoo import VAE
+    >>> images = np.random.randint(0, 256, size=(64, 16, 16, 1), dtype="uint8")
+    >>> vae = VAE(latent_dim=2, filters=(8, 16), seed=0)
+    >>> history = vae.fit(images, epochs=1, batch_size=32, verbose=0)
+    >>> vae.generate(4, seed=1).shape
+    (4, 16, 16, 1)
+    """
+
+    def __init__(
+        self,
+        latent_dim=16,
+        beta=1.0,
+        filters=(32, 64),
+        image_shape=None,
+        seed=None,
+        **kwargs,
+    ):
+        if int(latent_dim) <= 0:
+            raise ValueError(
+                f"`latent_dim` must be a positive integer; got {latent_dim}."
+            )
+        if float(beta) < 0:
+            raise ValueError(f"`beta` must be >= 0; got {beta}.")
+        self.latent_dim = int(latent_dim)
+        self.beta = float(beta)
+        self.filters = tuple(int(f) for f in filters)
+        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        self.reconstruction_loss_tracker = keras.metrics.Mean(
+            name="reconstruction_loss"
+        )
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+
+    def build_networks(self, image_shape):
+        self.encoder = conv_encoder(
+            image_shape, (self.latent_dim, self.latent_dim), self.filters
+        )
+        self.sampling = Sampling(seed=self.seed, name="sampling")
+        self.decoder = conv_decoder(image_shape, self.latent_dim, self.filters)
+
+    def call(self, inputs, training=False):
+        """Encodes, samples and decodes a batch.
+
+        Args:
+            inputs: a batch of images (or `(images, labels)`, or a dict with
+                an `"image"` key), uint8 or float in [0, 1].
+            training: whether the call is part of a training step.
+
+        Returns:
+            A dict with `"reconstruction"` (images in [0, 1]), `"z_mean"` and
+            `"z_log_var"`.
+        """
+        images = self.images_from_inputs(inputs)
+        z_mean, z_log_var = self.encoder(images, training=training)
+        z = self.sampling([z_mean, z_log_var])
+        reconstruction = self.decoder(z, training=training)
+        return {
+            "reconstruction": reconstruction,
+            "z_mean": z_mean,
+            "z_log_var": z_log_var,
+        }
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        images = self.images_from_inputs(x)
+        reconstruction_loss = reconstruction_bce(
+            images, y_pred["reconstruction"]
+        )
+        z_mean = ops.cast(y_pred["z_mean"], "float32")
+        z_log_var = ops.cast(y_pred["z_log_var"], "float32")
+        kl_loss = ops.mean(
+            -0.5 * ops.sum(
+                1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var),
+                axis=1,
+            )
+        )
+        loss = reconstruction_loss + self.beta * kl_loss
+        if self.losses:
+            loss = loss + ops.cast(ops.sum(self.losses), "float32")
+        self.reconstruction_loss_tracker.update_state(reconstruction_loss)
+        self.kl_loss_tracker.update_state(kl_loss)
+        return loss
+
+    # ------------------------------------------------------------ helpers
+    def encode(self, images, batch_size=256):
+        """Maps images to the means of their latent Gaussians.
+
+        Args:
+            images: one image `(H, W, C)` or a batch, uint8 or float in [0, 1].
+            batch_size: how many images to encode at once.
+
+        Returns:
+            numpy array `(num_images, latent_dim)`.
+        """
+        self._require_built("encode")
+        array = self._to_array(images)
+        z_mean, _ = self._apply_in_batches(
+            lambda b: self.encoder(b, training=False), array, batch_size
+        )
+        return z_mean
+
+    def decode(self, z, batch_size=256):
+        """Maps latent codes to images.
+
+        Args:
+            z: array `(num_codes, latent_dim)`.
+            batch_size: how many codes to decode at once.
+
+        Returns:
+            numpy float32 array of images in [0, 1], shaped like the
+            training images.
+        """
+        self._require_built("decode")
+        z = np.asarray(ops.convert_to_numpy(z), dtype="float32")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"`z` must have shape (num_codes, {self.latent_dim}); got "
+                f"{z.shape}."
+            )
+        return self._apply_in_batches(
+            lambda b: self.decoder(b, training=False), z, batch_size
+        ).astype("float32")
+
+    def reconstruct(self, images, batch_size=256):
+        """Encodes images to their latent means and decodes them again.
+
+        Args:
+            images: one image or a batch, uint8 or float in [0, 1].
+            batch_size: how many images to process at once.
+
+        Returns:
+            numpy float32 array of reconstructions in [0, 1].
+        """
+        return self.decode(self.encode(images, batch_size), batch_size)
+
+    def generate(self, num_samples, seed=None, batch_size=256):
+        """Draws new images by decoding latent codes from the prior N(0, I).
+
+        Args:
+            num_samples: how many images to generate.
+            seed: optional integer; the same seed gives the same images.
+                Without one, the model's own seed generator advances.
+            batch_size: how many images to decode at once.
+
+        Returns:
+            numpy float32 array `(num_samples, H, W, C)` in [0, 1].
+        """
+        self._require_built("generate")
+        if int(num_samples) <= 0:
+            raise ValueError(
+                f"`num_samples` must be positive; got {num_samples}."
+            )
+        z = keras.random.normal(
+            (int(num_samples), self.latent_dim),
+            seed=self.seed_generator if seed is None else int(seed),
+        )
+        return self.decode(z, batch_size)
+
+    def interpolate(self, x_a, x_b, steps=8):
+        """Decodes a straight line in latent space between two images.
+
+        Args:
+            x_a: the first image `(H, W, C)` (or a batch of one).
+            x_b: the last image.
+            steps: number of images on the path, both ends included.
+
+        Returns:
+            numpy float32 array `(steps, H, W, C)`: the decoded latent means
+            of `x_a` and `x_b` at both ends and the points between them.
+        """
+        if int(steps) < 2:
+            raise ValueError(f"`steps` must be at least 2; got {steps}.")
+        z_a = self.encode(x_a)
+        z_b = self.encode(x_b)
+        if len(z_a) != 1 or len(z_b) != 1:
+            raise ValueError(
+                "`interpolate` takes one image at each end; got "
+                f"{len(z_a)} and {len(z_b)} images."
+            )
+        t = np.linspace(0.0, 1.0, int(steps), dtype="float32")[:, None]
+        return self.decode((1.0 - t) * z_a + t * z_b)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "latent_dim": self.latent_dim,
+                "beta": self.beta,
+                "filters": list(self.filters),
+            }
+        )
+        return config

@@ -1,0 +1,126 @@
+"""Convolutional encoder and decoder builders (no losses, no training logic).
+
+The encoder halves the spatial size once per entry of `filters` with strided
+`Conv2D`s; the decoder mirrors it with strided `Conv2DTranspose`s and crops
+back to the exact input size, so any height and width work (28x28, 32x32,
+8x8, 30x30, ...).
+"""
+
+import math
+
+import keras
+from keras import layers
+
+
+def _check_filters(filters):
+    filters = tuple(int(f) for f in filters)
+    if not filters or any(f <= 0 for f in filters):
+        raise ValueError(
+            f"`filters` must be a non-empty list of positive integers, e.g. "
+            f"(32, 64); got {filters}."
+        )
+    return filters
+
+
+def downsampled_size(image_shape, num_levels):
+    """Spatial size after `num_levels` stride-2 'same' convolutions."""
+    height, width = image_shape[0], image_shape[1]
+    for _ in range(num_levels):
+        height, width = math.ceil(height / 2), math.ceil(width / 2)
+    return height, width
+
+
+def conv_encoder(image_shape, output_sizes, filters=(32, 64), name="encoder"):
+    """Builds a convolutional encoder.
+
+    Images go through one `Conv2D(f, 3, strides=2, activation="relu")` per
+    entry of `filters`, are flattened, pass a `Dense` layer of width
+    `4 * output_sizes[0]` (at least 16) and end in one linear `Dense` head per
+    entry of `output_sizes`.
+
+    Args:
+        image_shape: `(height, width, channels)` of the input images.
+        output_sizes: sizes of the linear output heads, e.g. `(16,)` for an
+            auto-encoder code or `(16, 16)` for a VAE's mean and log-variance.
+        filters: number of filters of each strided convolution.
+        name: name of the returned model.
+
+    Returns:
+        A functional `keras.Model` mapping images in [0, 1] to one tensor per
+        head (a single tensor when there is one head).
+
+    Example:
+
+    >>> encoder = conv_encoder((28, 28, 1), output_sizes=(8, 8), filters=(8,))
+    >>> [tuple(t.shape) for t in encoder.outputs]
+    [(None, 8), (None, 8)]
+    """
+    filters = _check_filters(filters)
+    inputs = keras.Input(shape=tuple(image_shape), name="images")
+    x = inputs
+    for i, f in enumerate(filters):
+        x = layers.Conv2D(
+            f, 3, strides=2, padding="same", activation="relu",
+            name=f"conv_{i}",
+        )(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(
+        max(16, 4 * int(output_sizes[0])), activation="relu", name="hidden"
+    )(x)
+    outputs = [
+        layers.Dense(int(size), name=f"head_{i}")(x)
+        for i, size in enumerate(output_sizes)
+    ]
+    if len(outputs) == 1:
+        outputs = outputs[0]
+    return keras.Model(inputs, outputs, name=name)
+
+
+def conv_decoder(image_shape, latent_dim, filters=(32, 64), name="decoder"):
+    """Builds a convolutional decoder that mirrors `conv_encoder`.
+
+    A `Dense` layer maps the code to a small feature map, one
+    `Conv2DTranspose(f, 3, strides=2, activation="relu")` per entry of
+    `reversed(filters)` doubles its size, a final `Conv2D` with a sigmoid
+    gives pixel values in [0, 1], and a `Cropping2D` trims any excess so the
+    output has exactly `image_shape`.
+
+    Args:
+        image_shape: `(height, width, channels)` of the images to produce.
+        latent_dim: size of the input code.
+        filters: the encoder's filters; the decoder uses them in reverse.
+        name: name of the returned model.
+
+    Returns:
+        A functional `keras.Model` mapping codes to images in [0, 1] (the
+        output is float32 even under a mixed-precision policy).
+
+    Example:
+
+    >>> decoder = conv_decoder((28, 28, 1), latent_dim=8, filters=(8,))
+    >>> tuple(decoder.output.shape)
+    (None, 28, 28, 1)
+    """
+    filters = _check_filters(filters)
+    height, width, channels = (int(d) for d in image_shape)
+    base_h, base_w = downsampled_size((height, width), len(filters))
+    inputs = keras.Input(shape=(int(latent_dim),), name="latent")
+    x = layers.Dense(base_h * base_w * filters[-1], activation="relu",
+                     name="project")(inputs)
+    x = layers.Reshape((base_h, base_w, filters[-1]), name="reshape")(x)
+    for i, f in enumerate(reversed(filters)):
+        x = layers.Conv2DTranspose(
+            f, 3, strides=2, padding="same", activation="relu",
+            name=f"deconv_{i}",
+        )(x)
+    x = layers.Conv2D(
+        channels, 3, padding="same", activation="sigmoid", dtype="float32",
+        name="pixels",
+    )(x)
+    extra_h = base_h * 2 ** len(filters) - height
+    extra_w = base_w * 2 ** len(filters) - width
+    if extra_h or extra_w:
+        x = layers.Cropping2D(
+            ((0, extra_h), (0, extra_w)), name="crop"
+        )(x)
+    return keras.Model(inputs, x, name=name)
