@@ -6,6 +6,7 @@ numpy array), before any training step, so that bad input fails with one clear
 compiled step. Nothing here imports a backend framework at module level.
 """
 
+import itertools
 import types
 
 import numpy as np
@@ -155,6 +156,10 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data"):
         array of grayscale images without a channel axis gets one; a
         generator is re-wrapped after its first batch was looked at) and the
         `(height, width, channels)` of its images.
+
+    Whole arrays are checked image by image. Datasets, generators and
+    loaders are checked on their first batch, so that looking costs nothing
+    for large streams; their later batches are not read here.
     """
     if x is None:
         raise ValueError(f"{what} is None: pass images to `fit`.")
@@ -188,8 +193,14 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data"):
         )
 
         def regenerate(first=first, rest=x):
-            yield first
-            yield from rest
+            # Keras wants tuples from generators: wrap bare image batches.
+            for batch in itertools.chain([first], rest):
+                if isinstance(batch, (tuple, dict)):
+                    yield batch
+                elif isinstance(batch, list):
+                    yield tuple(batch)
+                else:
+                    yield (batch,)
 
         return regenerate(), shape
     if _is_tf_dataset(x):

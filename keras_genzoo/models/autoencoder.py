@@ -7,7 +7,11 @@ from keras import ops
 
 from keras_genzoo.models.base import ImageModel
 from keras_genzoo.models.vae import reconstruction_bce
-from keras_genzoo.networks.conv import conv_decoder, conv_encoder
+from keras_genzoo.networks.conv import (
+    check_filters,
+    conv_decoder,
+    conv_encoder,
+)
 
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
@@ -68,7 +72,7 @@ class AutoEncoder(ImageModel):
             )
         self.latent_dim = int(latent_dim)
         self.noise_stddev = float(noise_stddev)
-        self.filters = tuple(int(f) for f in filters)
+        self.filters = check_filters(filters)
         super().__init__(image_shape=image_shape, seed=seed, **kwargs)
 
     def build_networks(self, image_shape):

@@ -7,7 +7,11 @@ from keras import ops
 
 from keras_genzoo.layers.sampling import Sampling
 from keras_genzoo.models.base import ImageModel
-from keras_genzoo.networks.conv import conv_decoder, conv_encoder
+from keras_genzoo.networks.conv import (
+    check_filters,
+    conv_decoder,
+    conv_encoder,
+)
 
 
 def reconstruction_bce(images, reconstruction):
@@ -77,7 +81,7 @@ class VAE(ImageModel):
             raise ValueError(f"`beta` must be >= 0; got {beta}.")
         self.latent_dim = int(latent_dim)
         self.beta = float(beta)
-        self.filters = tuple(int(f) for f in filters)
+        self.filters = check_filters(filters)
         super().__init__(image_shape=image_shape, seed=seed, **kwargs)
         self.reconstruction_loss_tracker = keras.metrics.Mean(
             name="reconstruction_loss"

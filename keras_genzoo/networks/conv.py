@@ -12,7 +12,8 @@ import keras
 from keras import layers
 
 
-def _check_filters(filters):
+def check_filters(filters):
+    """Validates a `filters` argument and returns it as a tuple of ints."""
     filters = tuple(int(f) for f in filters)
     if not filters or any(f <= 0 for f in filters):
         raise ValueError(
@@ -55,7 +56,7 @@ def conv_encoder(image_shape, output_sizes, filters=(32, 64), name="encoder"):
     >>> [tuple(t.shape) for t in encoder.outputs]
     [(None, 8), (None, 8)]
     """
-    filters = _check_filters(filters)
+    filters = check_filters(filters)
     inputs = keras.Input(shape=tuple(image_shape), name="images")
     x = inputs
     for i, f in enumerate(filters):
@@ -101,7 +102,7 @@ def conv_decoder(image_shape, latent_dim, filters=(32, 64), name="decoder"):
     >>> tuple(decoder.output.shape)
     (None, 28, 28, 1)
     """
-    filters = _check_filters(filters)
+    filters = check_filters(filters)
     height, width, channels = (int(d) for d in image_shape)
     base_h, base_w = downsampled_size((height, width), len(filters))
     inputs = keras.Input(shape=(int(latent_dim),), name="latent")

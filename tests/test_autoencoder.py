@@ -1,0 +1,84 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_genzoo import AutoEncoder
+
+
+def tiny_ae(**kwargs):
+    kwargs.setdefault("latent_dim", 8)
+    kwargs.setdefault("filters", (8, 16))
+    kwargs.setdefault("seed", 0)
+    return AutoEncoder(**kwargs)
+
+
+@pytest.mark.parametrize("noise_stddev", [0.0, 0.3])
+def test_fit_on_real_mnist_lowers_the_loss(mnist, noise_stddev):
+    images, labels = mnist
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
+    ae = tiny_ae(noise_stddev=noise_stddev)
+    loss = ae.fit(ds, epochs=4, verbose=0).history["loss"]
+    assert np.all(np.isfinite(loss))
+    assert loss[-1] < 0.8 * loss[0]
+
+
+def test_noise_only_in_training(mnist):
+    images = mnist[0][:16]
+    ae = tiny_ae(noise_stddev=0.5, image_shape=(28, 28, 1))
+    clean_1 = keras.ops.convert_to_numpy(ae(images, training=False))
+    clean_2 = keras.ops.convert_to_numpy(ae(images, training=False))
+    noisy = keras.ops.convert_to_numpy(ae(images, training=True))
+    np.testing.assert_array_equal(clean_1, clean_2)
+    assert not np.allclose(clean_1, noisy)
+    noised = keras.ops.convert_to_numpy(
+        ae.add_noise(keras.ops.convert_to_tensor(images / 255.0, "float32")))
+    assert noised.min() >= 0.0 and noised.max() <= 1.0
+    assert 0.1 < np.abs(noised - images / 255.0).mean() < 0.5
+
+
+def test_plain_autoencoder_adds_no_noise(mnist):
+    images = mnist[0][:8]
+    ae = tiny_ae(image_shape=(28, 28, 1))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ae(images, training=True)),
+        keras.ops.convert_to_numpy(ae(images, training=False)), atol=1e-6)
+
+
+def test_encode_decode_reconstruct(mnist):
+    images = mnist[0][:64]
+    ae = tiny_ae()
+    ae.fit(images / 255.0, epochs=1, batch_size=32, verbose=0)
+    codes = ae.encode(images[:5])
+    assert codes.shape == (5, 8)
+    recon = ae.reconstruct(images[:5])
+    assert recon.shape == (5, 28, 28, 1) and recon.dtype == np.float32
+    assert recon.min() >= 0.0 and recon.max() <= 1.0
+    np.testing.assert_allclose(ae.decode(codes), recon, atol=1e-6)
+
+
+def test_save_and_load_round_trip(mnist, tmp_path):
+    images = mnist[0][:128]
+    ae = tiny_ae(noise_stddev=0.2)
+    ae.fit(images, epochs=1, batch_size=64, verbose=0)
+    path = os.path.join(tmp_path, "ae.keras")
+    ae.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded, AutoEncoder)
+    assert loaded.noise_stddev == 0.2 and loaded.latent_dim == 8
+    codes = np.random.RandomState(0).randn(4, 8).astype("float32")
+    np.testing.assert_array_equal(loaded.decode(codes), ae.decode(codes))
+    np.testing.assert_array_equal(loaded.reconstruct(images[:4]),
+                                  ae.reconstruct(images[:4]))
+    loaded.fit(images, epochs=1, batch_size=64, verbose=0)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="noise_stddev"):
+        AutoEncoder(noise_stddev=-0.1)
+    with pytest.raises(ValueError, match="latent_dim"):
+        AutoEncoder(latent_dim=0)
+    with pytest.raises(ValueError, match="call `fit` first"):
+        AutoEncoder().reconstruct(np.zeros((1, 8, 8, 1)))

@@ -1,0 +1,152 @@
+import hashlib
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from keras_genzoo import VAE, datasets
+
+
+def test_embedded_mnist_is_the_real_test_split():
+    images, labels = datasets.load_embedded_mnist()
+    assert images.shape == (10000, 28, 28, 1) and images.dtype == np.uint8
+    assert images.min() == 0 and images.max() == 255
+    counts = np.bincount(labels, minlength=10)
+    assert counts.tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028,
+                               974, 1009]
+
+
+def test_load_embedded_mnist_split_and_batches():
+    train, val = datasets.load_images("embedded_mnist", batch_size=500)
+    assert sum(len(b[0]) for b in train) == 9000
+    assert sum(len(b[0]) for b in val) == 1000
+    images, labels = next(iter(train))
+    assert tuple(images.shape) == (500, 28, 28, 1)
+    assert images.dtype.name == "uint8" and tuple(labels.shape) == (500,)
+    bare, none = datasets.load_images("embedded_mnist", with_labels=False,
+                                      validation_split=0, limit=64,
+                                      batch_size=32)
+    assert none is None and tuple(next(iter(bare)).shape) == (32, 28, 28, 1)
+    assert sum(len(b) for b in bare) == 64
+
+
+@pytest.mark.parametrize(
+    "name, shape", [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)),
+                    ("cifar10", (32, 32, 3))])
+def test_tfds_path_with_mock_data(name, shape):
+    with tfds.testing.mock_data(num_examples=40):
+        train, val = datasets.load_images(name, batch_size=8,
+                                          validation_split=0.2)
+        images, labels = next(iter(train))
+        assert tuple(images.shape) == (8,) + shape
+        assert images.dtype.name == "uint8" and tuple(labels.shape) == (8,)
+        assert val is not None
+        bare, _ = datasets.load_images(name, batch_size=8, with_labels=False,
+                                       limit=16)
+        assert tuple(next(iter(bare)).shape) == (8,) + shape
+        assert sum(len(b) for b in bare) == 16
+
+
+def test_a_model_trains_on_a_tfds_dataset_as_it_comes():
+    with tfds.testing.mock_data(num_examples=64):
+        train, val = datasets.load_images("mnist", batch_size=32)
+        vae = VAE(latent_dim=2, filters=(4,))
+        history = vae.fit(train, validation_data=val, epochs=1, verbose=0)
+    assert np.isfinite(history.history["val_loss"][0])
+
+
+def test_tfds_without_data_fails_fast_with_a_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        datasets.load_images("mnist", data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="whole percentage"):
+        datasets.load_images("mnist", validation_split=0.125)
+
+
+def _write_images(folder, count, size, mode):
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.RandomState(0)
+    channels = {"L": (), "RGB": (3,)}[mode]
+    for i in range(count):
+        pixels = rng.randint(0, 256, size + channels).astype("uint8")
+        Image.fromarray(pixels, mode).save(os.path.join(folder, f"{i}.png"))
+
+
+def test_folder_with_class_subfolders(tmp_path):
+    _write_images(tmp_path / "cats", 6, (20, 24), "RGB")
+    _write_images(tmp_path / "dogs", 4, (20, 24), "RGB")
+    train, val = datasets.load_images(str(tmp_path), batch_size=4,
+                                      validation_split=0.2)
+    images, labels = next(iter(train))
+    assert tuple(images.shape[1:]) == (20, 24, 3)
+    assert images.dtype.name == "uint8"
+    assert set(np.asarray(labels)) <= {0, 1}
+    assert sum(len(b[0]) for b in train) == 8
+    assert sum(len(b[0]) for b in val) == 2
+
+
+def test_flat_grayscale_folder_resized(tmp_path):
+    _write_images(tmp_path, 5, (30, 30), "L")
+    train, val = datasets.load_images(str(tmp_path), batch_size=5,
+                                      validation_split=0, image_size=(16, 16))
+    images = next(iter(train))
+    assert val is None and tuple(images.shape) == (5, 16, 16, 1)
+    vae = VAE(latent_dim=2, filters=(4,))
+    vae.fit(train, epochs=1, verbose=0)
+    assert vae.image_shape == (16, 16, 1)
+
+
+def test_unknown_names_and_empty_folders(tmp_path):
+    with pytest.raises(ValueError, match="Unknown image dataset"):
+        datasets.load_images("imagenet")
+    with pytest.raises(FileNotFoundError, match="No images"):
+        datasets.load_images(str(tmp_path))
+    with pytest.raises(ValueError, match="validation_split"):
+        datasets.load_images("embedded_mnist", validation_split=1.0)
+    with pytest.raises(ValueError, match="Unknown text"):
+        datasets.load_text("war_and_peace")
+
+
+def test_tiny_shakespeare_is_embedded_verbatim():
+    text = datasets.load_text("tiny_shakespeare")
+    assert len(text) == 1115394
+    assert hashlib.sha256(text.encode()).hexdigest() == (
+        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed")
+    assert len(datasets.char_vocabulary(text)) == 65
+
+
+def test_any_utf8_file(tmp_path):
+    path = tmp_path / "roteiro.txt"
+    path.write_text("Olá, coração! Não há ninguém aqui.\n" * 20, "utf-8")
+    text = datasets.load_text(str(path))
+    assert "ç" in text and "ã" in text
+    vocab = datasets.char_vocabulary(text)
+    train, val = datasets.text_datasets(text, sequence_length=10,
+                                        batch_size=4, vocabulary=vocab)
+    x, y = next(iter(train))
+    assert tuple(x.shape) == (4, 10) and x.dtype.name == "int32"
+    x, y = np.asarray(x), np.asarray(y)
+    np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+    decoded = "".join(vocab[i] for i in x[0])
+    assert decoded in text
+    assert val is not None
+    (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(ValueError, match="encoding="):
+        datasets.load_text(str(tmp_path / "latin.txt"))
+
+
+def test_text_datasets_split_and_errors():
+    text = datasets.load_text("tiny_shakespeare")[:10_000]
+    train, val = datasets.text_datasets(text, sequence_length=64,
+                                        batch_size=10, shuffle=False)
+    x, y = next(iter(val))
+    vocab = datasets.char_vocabulary(text)
+    assert "".join(vocab[i] for i in np.asarray(x)[0]) == text[9000:9064]
+    with pytest.raises(ValueError, match="fewer than one window"):
+        datasets.text_datasets("short text", sequence_length=64)
+    with pytest.raises(ValueError, match="non-empty string"):
+        datasets.text_datasets("")
+    with pytest.raises(ValueError, match="missing from the vocabulary"):
+        datasets.text_datasets("abcabcabc", sequence_length=2,
+                               vocabulary=["a", "b"])

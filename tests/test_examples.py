@@ -1,0 +1,24 @@
+"""The literate examples run end to end in their --smoke mode."""
+
+import importlib.util
+import os
+
+import pytest
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(EXAMPLES, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["vae_mnist", "autoencoder_mnist"])
+def test_example_smoke(name, tmp_path):
+    result = _load(name).main(["--smoke", "--output-dir", str(tmp_path)])
+    for path in result["paths"]:
+        assert os.path.getsize(path) > 0, path
+    assert result["history"]["loss"]

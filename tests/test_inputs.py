@@ -1,0 +1,106 @@
+"""Bad input gets one clear ValueError naming the fix, before any training."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_genzoo import VAE, AutoEncoder
+
+
+def _untrained(model):
+    """The model took no training step (and was not silently built wrong)."""
+    return (not model.compiled) or int(
+        keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+
+
+class _Empty(keras.utils.PyDataset):
+    def __len__(self):
+        return 0
+
+    def __getitem__(self, i):
+        raise IndexError(i)
+
+
+def _bad_inputs(images):
+    floats = images.astype("float32") / 255.0
+    nan = floats.copy()
+    nan[2, -1, -1, 0] = np.nan
+    inf = floats.copy()
+    inf[0, 0, 0, 0] = np.inf
+    return {
+        "unbatched_dataset": (
+            tf.data.Dataset.from_tensor_slices(images), "Batch it"),
+        "unbatched_tfds_dicts": (
+            tf.data.Dataset.from_tensor_slices({"image": images}),
+            "dataset.batch"),
+        "rank_2": (images.reshape(len(images), -1), "rank 2"),
+        "rank_5": (images[:, None], "rank 5"),
+        "floats_0_255": (images.astype("float32"), "divide by 255"),
+        "floats_minus_1_1": (floats * 2 - 1, r"\(images \+ 1\) / 2"),
+        "nan": (nan, "NaN or Inf"),
+        "inf": (inf, "NaN or Inf"),
+        "nan_in_dataset": (
+            tf.data.Dataset.from_tensor_slices(nan).batch(8), "NaN or Inf"),
+        "ints_over_255": (images.astype("int32") * 2, "0..255"),
+        "empty_array": (images[:0], "empty"),
+        "empty_dataset": (
+            tf.data.Dataset.from_tensor_slices(images[:0]).batch(8), "empty"),
+        "empty_py_dataset": (_Empty(), "empty"),
+        "dict_without_image_key": ({"pixels": images}, "'image' key"),
+        "strings": (np.full((2, 2, 2, 1), "a"), "dtype"),
+        "list_of_arrays": ([images, images], "pass the images as `x`"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_inputs(np.zeros((4, 2, 2, 1), "uint8"))))
+def test_bad_training_data_fails_before_training(mnist, case):
+    data, message = _bad_inputs(mnist[0][:32])[case]
+    vae = VAE(latent_dim=2, filters=(4,))
+    with pytest.raises(ValueError, match=message):
+        vae.fit(data, epochs=1, verbose=0)
+    assert _untrained(vae)
+
+
+def test_channel_mismatch_with_built_model(mnist):
+    ae = AutoEncoder(latent_dim=4, filters=(4,))
+    ae.fit(mnist[0][:32], epochs=1, verbose=0)
+    steps = int(keras.ops.convert_to_numpy(ae.optimizer.iterations))
+    rgb = np.random.randint(0, 256, (8, 28, 28, 3), dtype="uint8")
+    with pytest.raises(ValueError, match="3 .*channel|1 channel"):
+        ae.fit(rgb, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="resize the images to"):
+        ae.fit(np.zeros((8, 32, 32, 1), "uint8"), epochs=1, verbose=0)
+    assert int(keras.ops.convert_to_numpy(ae.optimizer.iterations)) == steps
+    with pytest.raises(ValueError, match="channel"):
+        ae.reconstruct(rgb)
+
+
+def test_model_given_image_shape_checks_the_data():
+    vae = VAE(latent_dim=2, filters=(4,), image_shape=(16, 16, 3))
+    with pytest.raises(ValueError, match=r"built for images of shape \(16, 16, 3\)"):
+        vae.fit(np.zeros((4, 16, 16, 1), "float32"), epochs=1, verbose=0)
+    assert _untrained(vae)
+
+
+def test_bad_validation_data_is_caught_too(mnist):
+    images = mnist[0][:32]
+    vae = VAE(latent_dim=2, filters=(4,))
+    with pytest.raises(ValueError, match="validation data.*divide by 255"):
+        vae.fit(images, validation_data=(images.astype("float32"),),
+                epochs=1, verbose=0)
+    assert _untrained(vae)
+
+
+def test_generator_input_is_checked_and_still_trains(mnist):
+    images = mnist[0][:64]
+
+    def batches():
+        for _ in range(2):
+            for i in range(0, 64, 32):
+                yield images[i:i + 32]
+
+    vae = VAE(latent_dim=2, filters=(4,))
+    history = vae.fit(batches(), epochs=1, steps_per_epoch=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert int(keras.ops.convert_to_numpy(vae.optimizer.iterations)) == 4

@@ -1,0 +1,195 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_genzoo import VAE, Sampling
+
+
+def tiny_vae(**kwargs):
+    kwargs.setdefault("latent_dim", 4)
+    kwargs.setdefault("filters", (8, 16))
+    kwargs.setdefault("seed", 0)
+    return VAE(**kwargs)
+
+
+def test_fit_on_real_mnist_lowers_the_loss_and_logs_both_terms(mnist):
+    images, _ = mnist
+    vae = tiny_vae()
+    history = vae.fit(images, epochs=5, batch_size=32, verbose=0).history
+    for key in ("loss", "reconstruction_loss", "kl_loss"):
+        assert key in history and np.all(np.isfinite(history[key]))
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    # loss = reconstruction + beta * KL (each a per-image mean)
+    np.testing.assert_allclose(
+        history["loss"][-1],
+        history["reconstruction_loss"][-1] + history["kl_loss"][-1],
+        rtol=1e-4,
+    )
+    assert vae.image_shape == (28, 28, 1)
+    assert int(keras.ops.convert_to_numpy(vae.optimizer.iterations)) == 5 * 16
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, images, batch_size):
+        super().__init__()
+        self.images, self.batch_size = images, batch_size
+
+    def __len__(self):
+        return len(self.images) // self.batch_size
+
+    def __getitem__(self, i):
+        return self.images[i * self.batch_size:(i + 1) * self.batch_size]
+
+
+def _formats(images, labels):
+    floats = images.astype("float32") / 255.0
+    return {
+        "numpy_uint8": (images, {}),
+        "numpy_float": (floats, {}),
+        "numpy_without_channel_axis": (images[..., 0], {}),
+        "numpy_with_labels": (images, {"y": labels}),
+        "numpy_dict": ({"image": images, "label": labels}, {}),
+        "tf_data_images": (tf.data.Dataset.from_tensor_slices(images).batch(32), {}),
+        "tf_data_tuples": (
+            tf.data.Dataset.from_tensor_slices((floats, labels)).batch(32), {}),
+        "tf_data_tfds_dicts": (
+            tf.data.Dataset.from_tensor_slices(
+                {"image": images, "label": labels}).batch(32), {}),
+        "py_dataset": (_Batches(images, 32), {}),
+    }
+
+
+@pytest.mark.parametrize("fmt", list(_formats(np.zeros((1, 1, 1, 1)), None)))
+def test_fit_accepts_what_users_have(mnist, fmt):
+    images, labels = mnist[0][:64], mnist[1][:64]
+    data, kwargs = _formats(images, labels)[fmt]
+    vae = tiny_vae()
+    history = vae.fit(data, epochs=1, batch_size=32, verbose=0, **kwargs)
+    assert np.isfinite(history.history["loss"][0])
+    assert vae.image_shape == (28, 28, 1)
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 1), (32, 32, 3), (30, 22, 1)])
+def test_any_image_shape(shape):
+    images = np.random.rand(48, *shape).astype("float32")
+    vae = tiny_vae()
+    vae.fit(images, epochs=1, batch_size=16, verbose=0)
+    assert vae.image_shape == shape
+    assert vae.generate(3, seed=0).shape == (3,) + shape
+    assert vae.reconstruct(images[:2]).shape == (2,) + shape
+
+
+def test_generate_shape_range_and_seed(mnist):
+    vae = tiny_vae()
+    vae.fit(mnist[0][:128], epochs=1, batch_size=64, verbose=0)
+    a = vae.generate(6, seed=3)
+    assert a.shape == (6, 28, 28, 1) and a.dtype == np.float32
+    assert a.min() >= 0.0 and a.max() <= 1.0
+    np.testing.assert_array_equal(a, vae.generate(6, seed=3))
+    assert not np.allclose(a, vae.generate(6, seed=4))
+    # without a seed the model's own generator advances
+    assert not np.allclose(vae.generate(6), vae.generate(6))
+
+
+def test_encode_decode_reconstruct_interpolate(mnist):
+    images = mnist[0][:64]
+    vae = tiny_vae(latent_dim=3)
+    vae.fit(images, epochs=1, batch_size=32, verbose=0)
+    z = vae.encode(images[:5])
+    assert z.shape == (5, 3)
+    np.testing.assert_allclose(vae.encode(images[0]), z[:1], atol=1e-5)
+    assert vae.decode(z).shape == (5, 28, 28, 1)
+    recon = vae.reconstruct(images[:5])
+    assert recon.shape == (5, 28, 28, 1)
+    assert 0.0 <= recon.min() and recon.max() <= 1.0
+    path = vae.interpolate(images[0], images[1], steps=7)
+    assert path.shape == (7, 28, 28, 1)
+    np.testing.assert_allclose(path[0], vae.reconstruct(images[0])[0], atol=1e-5)
+    np.testing.assert_allclose(path[-1], vae.reconstruct(images[1])[0], atol=1e-5)
+    with pytest.raises(ValueError, match="one image at each end"):
+        vae.interpolate(images[:2], images[2])
+    with pytest.raises(ValueError, match=r"\(num_codes, 3\)"):
+        vae.decode(np.zeros((2, 5)))
+
+
+def test_save_and_load_round_trip(mnist, tmp_path):
+    images = mnist[0][:128]
+    vae = tiny_vae(beta=0.5)
+    vae.fit(images, epochs=1, batch_size=64, verbose=0)
+    path = os.path.join(tmp_path, "vae.keras")
+    vae.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded, VAE)
+    assert (loaded.latent_dim, loaded.beta, loaded.filters) == (4, 0.5, (8, 16))
+    assert loaded.image_shape == (28, 28, 1)
+    z = np.random.RandomState(0).randn(8, 4).astype("float32")
+    np.testing.assert_array_equal(loaded.decode(z), vae.decode(z))
+    np.testing.assert_array_equal(loaded.generate(4, seed=1), vae.generate(4, seed=1))
+    np.testing.assert_array_equal(loaded.encode(images[:4]), vae.encode(images[:4]))
+    # optimizer state came along and training continues from it
+    steps = int(keras.ops.convert_to_numpy(loaded.optimizer.iterations))
+    assert steps == 2
+    loaded.fit(images, epochs=1, batch_size=64, verbose=0)
+    assert int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) == 4
+
+
+def test_config_round_trip_without_training():
+    vae = VAE(latent_dim=5, beta=2.0, filters=(4, 8), image_shape=(16, 16, 3))
+    clone = VAE.from_config(vae.get_config())
+    assert clone.get_config() == vae.get_config()
+    assert clone.generate(2, seed=0).shape == (2, 16, 16, 3)
+
+
+def test_compile_with_own_optimizer_is_kept(mnist):
+    vae = tiny_vae()
+    vae.compile(optimizer=keras.optimizers.SGD(learning_rate=1e-3))
+    vae.fit(mnist[0][:64], epochs=1, batch_size=32, verbose=0)
+    assert isinstance(vae.optimizer, keras.optimizers.SGD)
+
+
+def test_default_optimizer_is_adam(mnist):
+    vae = tiny_vae()
+    vae.fit(mnist[0][:64], epochs=1, batch_size=32, verbose=0)
+    assert isinstance(vae.optimizer, keras.optimizers.Adam)
+
+
+def test_beta_weights_the_kl_term(mnist):
+    images = mnist[0][:64]
+    logs = {}
+    for beta in (0.0, 1.0):
+        keras.utils.set_random_seed(0)
+        vae = tiny_vae(beta=beta)
+        logs[beta] = vae.evaluate(images, batch_size=64, verbose=0,
+                                  return_dict=True)
+    for beta, log in logs.items():
+        np.testing.assert_allclose(
+            log["loss"], log["reconstruction_loss"] + beta * log["kl_loss"],
+            rtol=1e-4)
+
+
+def test_unbuilt_model_says_how_to_build():
+    with pytest.raises(ValueError, match="call `fit` first"):
+        VAE().generate(2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"latent_dim": 0}, "latent_dim"), ({"beta": -1}, "beta"),
+     ({"filters": ()}, "filters"), ({"image_shape": (28, 28)}, "image_shape")],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        VAE(**kwargs)
+
+
+def test_sampling_layer_is_reparameterised_and_serializable():
+    mean = np.full((2000, 2), 3.0, "float32")
+    log_var = np.full((2000, 2), np.log(4.0), "float32")
+    layer = Sampling(seed=1)
+    z = keras.ops.convert_to_numpy(layer([mean, log_var]))
+    assert abs(z.mean() - 3.0) < 0.15 and abs(z.std() - 2.0) < 0.15
+    clone = Sampling.from_config(layer.get_config())
+    assert clone.seed == 1
