@@ -27,11 +27,10 @@ def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
         uint8 array `(rows * (h + padding) + padding, ...)`, 2-D for
         grayscale and `(H, W, 3)` for colour.
 
-    Example:
-
-    >>> import numpy as np
-    >>> image_grid(np.zeros((4, 8, 8, 1)), padding=1).shape
-    (19, 19)
+    Examples:
+        >>> import numpy as np
+        >>> image_grid(np.zeros((4, 8, 8, 1)), padding=1).shape
+        (19, 19)
     """
     images = np.asarray(ops.convert_to_numpy(images), dtype="float32")
     if images.ndim == 3:
@@ -79,12 +78,11 @@ def save_image_grid(images, path, columns=None, padding=2, scale=1):
     Returns:
         `path`.
 
-    Example:
-
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "grid.png")
-    >>> save_image_grid(np.ones((2, 8, 8, 3)), path) == path
-    True
+    Examples:
+        >>> import numpy as np, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "grid.png")
+        >>> save_image_grid(np.ones((2, 8, 8, 3)), path) == path
+        True
     """
     from PIL import Image
 
@@ -155,17 +153,16 @@ class ImageGridSaver(_GridCallback):
         padding: pixels between images.
         prefix: file name prefix.
 
-    Example:
-
-    >>> import numpy as np, tempfile
-    >>> from keras_genzoo import VAE
-    >>> from keras_genzoo.callbacks import ImageGridSaver
-    >>> saver = ImageGridSaver(tempfile.mkdtemp(), num_images=4)
-    >>> images = np.random.rand(32, 8, 8, 1).astype("float32")
-    >>> _ = VAE(latent_dim=2, filters=(4,)).fit(
-    ...     images, epochs=2, callbacks=[saver], verbose=0)
-    >>> len(saver.paths)
-    2
+    Examples:
+        >>> import numpy as np, tempfile
+        >>> from keras_genzoo import VAE
+        >>> from keras_genzoo.callbacks import ImageGridSaver
+        >>> saver = ImageGridSaver(tempfile.mkdtemp(), num_images=4)
+        >>> images = np.random.rand(32, 8, 8, 1).astype("float32")
+        >>> _ = VAE(latent_dim=2, filters=(4,)).fit(
+        ...     images, epochs=2, callbacks=[saver], verbose=0)
+        >>> len(saver.paths)
+        2
     """
 
     def __init__(self, directory, num_images=16, every_n_epochs=1, seed=0,
@@ -203,17 +200,16 @@ class ReconstructionGridSaver(_GridCallback):
         padding: pixels between images.
         prefix: file name prefix.
 
-    Example:
-
-    >>> import numpy as np, tempfile
-    >>> from keras_genzoo import AutoEncoder
-    >>> from keras_genzoo.callbacks import ReconstructionGridSaver
-    >>> images = np.random.rand(32, 8, 8, 1).astype("float32")
-    >>> saver = ReconstructionGridSaver(images[:4], tempfile.mkdtemp())
-    >>> _ = AutoEncoder(latent_dim=4, filters=(4,)).fit(
-    ...     images, epochs=1, callbacks=[saver], verbose=0)
-    >>> len(saver.paths)
-    1
+    Examples:
+        >>> import numpy as np, tempfile
+        >>> from keras_genzoo import AutoEncoder
+        >>> from keras_genzoo.callbacks import ReconstructionGridSaver
+        >>> images = np.random.rand(32, 8, 8, 1).astype("float32")
+        >>> saver = ReconstructionGridSaver(images[:4], tempfile.mkdtemp())
+        >>> _ = AutoEncoder(latent_dim=4, filters=(4,)).fit(
+        ...     images, epochs=1, callbacks=[saver], verbose=0)
+        >>> len(saver.paths)
+        1
     """
 
     def __init__(self, images, directory, every_n_epochs=1, scale=2,

@@ -40,11 +40,10 @@ def read_idx(path):
     Returns:
         A uint8 numpy array with the shape stored in the file.
 
-    Example:
-
-    >>> from keras_genzoo.datasets import read_idx, embedded_path
-    >>> read_idx(embedded_path("t10k-labels-idx1-ubyte.gz")).shape
-    (10000,)
+    Examples:
+        >>> from keras_genzoo.datasets import read_idx, embedded_path
+        >>> read_idx(embedded_path("t10k-labels-idx1-ubyte.gz")).shape
+        (10000,)
     """
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -68,12 +67,11 @@ def load_embedded_mnist():
         `(images, labels)`: uint8 images `(10000, 28, 28, 1)` in 0..255 and
         uint8 labels `(10000,)`.
 
-    Example:
-
-    >>> from keras_genzoo.datasets import load_embedded_mnist
-    >>> images, labels = load_embedded_mnist()
-    >>> images.shape, labels.shape
-    ((10000, 28, 28, 1), (10000,))
+    Examples:
+        >>> from keras_genzoo.datasets import load_embedded_mnist
+        >>> images, labels = load_embedded_mnist()
+        >>> images.shape, labels.shape
+        ((10000, 28, 28, 1), (10000,))
     """
     images = read_idx(embedded_path("t10k-images-idx3-ubyte.gz"))
     labels = read_idx(embedded_path("t10k-labels-idx1-ubyte.gz"))
@@ -122,14 +120,13 @@ def arrays_to_datasets(
     Returns:
         `(train_ds, val_ds)`; `val_ds` is `None` when `validation_split` is 0.
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_genzoo.datasets import arrays_to_datasets
-    >>> images = np.zeros((100, 8, 8, 1), "uint8")
-    >>> train_ds, val_ds = arrays_to_datasets(images, batch_size=10)
-    >>> len(train_ds), len(val_ds)
-    (9, 1)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_genzoo.datasets import arrays_to_datasets
+        >>> images = np.zeros((100, 8, 8, 1), "uint8")
+        >>> train_ds, val_ds = arrays_to_datasets(images, batch_size=10)
+        >>> len(train_ds), len(val_ds)
+        (9, 1)
     """
     import tensorflow as tf
 
@@ -204,13 +201,12 @@ def load_images(
         FileNotFoundError: a tfds dataset that is not prepared while
             `download=False`, or a folder without images.
 
-    Example:
-
-    >>> from keras_genzoo.datasets import load_images
-    >>> train_ds, val_ds = load_images("embedded_mnist", batch_size=32, limit=64)
-    >>> images, labels = next(iter(train_ds))
-    >>> tuple(images.shape), images.dtype.name
-    ((32, 28, 28, 1), 'uint8')
+    Examples:
+        >>> from keras_genzoo.datasets import load_images
+        >>> train_ds, val_ds = load_images("embedded_mnist", batch_size=32, limit=64)
+        >>> images, labels = next(iter(train_ds))
+        >>> tuple(images.shape), images.dtype.name
+        ((32, 28, 28, 1), 'uint8')
     """
     validation_split = _check_split(validation_split)
     if limit is not None and int(limit) <= 0:
@@ -373,12 +369,11 @@ def load_text(name, encoding="utf-8"):
     Returns:
         The text, as a `str`.
 
-    Example:
-
-    >>> from keras_genzoo.datasets import load_text
-    >>> text = load_text("tiny_shakespeare")
-    >>> len(text), text[:9]
-    (1115394, 'First Cit')
+    Examples:
+        >>> from keras_genzoo.datasets import load_text
+        >>> text = load_text("tiny_shakespeare")
+        >>> len(text), text[:9]
+        (1115394, 'First Cit')
     """
     if name in EMBEDDED_TEXTS:
         with gzip.open(embedded_path(EMBEDDED_TEXTS[name]), "rb") as f:
@@ -402,10 +397,9 @@ def load_text(name, encoding="utf-8"):
 def char_vocabulary(text):
     """The sorted list of distinct characters of `text`.
 
-    Example:
-
-    >>> char_vocabulary("hello")
-    ['e', 'h', 'l', 'o']
+    Examples:
+        >>> char_vocabulary("hello")
+        ['e', 'h', 'l', 'o']
     """
     return sorted(set(text))
 
@@ -442,14 +436,13 @@ def text_datasets(
     Returns:
         `(train_ds, val_ds)`; `val_ds` is `None` when `validation_split` is 0.
 
-    Example:
-
-    >>> from keras_genzoo.datasets import text_datasets
-    >>> train_ds, val_ds = text_datasets("abcdefgh" * 50, sequence_length=8,
-    ...                                  batch_size=4)
-    >>> x, y = next(iter(train_ds))
-    >>> tuple(x.shape), tuple(y.shape)
-    ((4, 8), (4, 8))
+    Examples:
+        >>> from keras_genzoo.datasets import text_datasets
+        >>> train_ds, val_ds = text_datasets("abcdefgh" * 50, sequence_length=8,
+        ...                                  batch_size=4)
+        >>> x, y = next(iter(train_ds))
+        >>> tuple(x.shape), tuple(y.shape)
+        ((4, 8), (4, 8))
     """
     import tensorflow as tf
 

@@ -193,3 +193,15 @@ def test_sampling_layer_is_reparameterised_and_serializable():
     assert abs(z.mean() - 3.0) < 0.15 and abs(z.std() - 2.0) < 0.15
     clone = Sampling.from_config(layer.get_config())
     assert clone.seed == 1
+
+
+def test_fit_accepts_a_torch_dataloader(mnist):
+    torch = pytest.importorskip("torch")
+    images, labels = mnist[0][:64], mnist[1][:64]
+    dataset = torch.utils.data.TensorDataset(
+        torch.from_numpy(images), torch.from_numpy(labels.astype("int64")))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=32)
+    vae = tiny_vae()
+    history = vae.fit(loader, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert vae.image_shape == (28, 28, 1)

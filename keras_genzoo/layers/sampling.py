@@ -17,13 +17,12 @@ class Sampling(keras.layers.Layer):
         seed: optional integer seed of the noise.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`).
 
-    Example:
-
-    >>> import numpy as np
-    >>> sampling = Sampling(seed=0)
-    >>> z = sampling([np.zeros((4, 2), "float32"), np.zeros((4, 2), "float32")])
-    >>> tuple(z.shape)
-    (4, 2)
+    Examples:
+        >>> import numpy as np
+        >>> sampling = Sampling(seed=0)
+        >>> z = sampling([np.zeros((4, 2), "float32"), np.zeros((4, 2), "float32")])
+        >>> tuple(z.shape)
+        (4, 2)
     """
 
     def __init__(self, seed=None, **kwargs):

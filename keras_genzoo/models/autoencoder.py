@@ -42,15 +42,14 @@ class AutoEncoder(ImageModel):
         seed: optional integer seed of the training noise.
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_genzoo import AutoEncoder
-    >>> images = np.random.rand(64, 16, 16, 1).astype("float32")
-    >>> ae = AutoEncoder(latent_dim=8, noise_stddev=0.2, filters=(8, 16))
-    >>> history = ae.fit(images, epochs=1, batch_size=32, verbose=0)
-    >>> ae.reconstruct(images[:3]).shape
-    (3, 16, 16, 1)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_genzoo import AutoEncoder
+        >>> images = np.random.rand(64, 16, 16, 1).astype("float32")
+        >>> ae = AutoEncoder(latent_dim=8, noise_stddev=0.2, filters=(8, 16))
+        >>> history = ae.fit(images, epochs=1, batch_size=32, verbose=0)
+        >>> ae.reconstruct(images[:3]).shape
+        (3, 16, 16, 1)
     """
 
     def __init__(

@@ -53,15 +53,14 @@ class VAE(ImageModel):
         seed: optional integer seed of the sampling noise and of `generate`.
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
 
-    Example:
-
-    >>> import numpy as np
-    >>> from keras_genzoo import VAE
-    >>> images = np.random.randint(0, 256, size=(64, 16, 16, 1), dtype="uint8")
-    >>> vae = VAE(latent_dim=2, filters=(8, 16), seed=0)
-    >>> history = vae.fit(images, epochs=1, batch_size=32, verbose=0)
-    >>> vae.generate(4, seed=1).shape
-    (4, 16, 16, 1)
+    Examples:
+        >>> import numpy as np
+        >>> from keras_genzoo import VAE
+        >>> images = np.random.randint(0, 256, size=(64, 16, 16, 1), dtype="uint8")
+        >>> vae = VAE(latent_dim=2, filters=(8, 16), seed=0)
+        >>> history = vae.fit(images, epochs=1, batch_size=32, verbose=0)
+        >>> vae.generate(4, seed=1).shape
+        (4, 16, 16, 1)
     """
 
     def __init__(

@@ -50,11 +50,10 @@ def conv_encoder(image_shape, output_sizes, filters=(32, 64), name="encoder"):
         A functional `keras.Model` mapping images in [0, 1] to one tensor per
         head (a single tensor when there is one head).
 
-    Example:
-
-    >>> encoder = conv_encoder((28, 28, 1), output_sizes=(8, 8), filters=(8,))
-    >>> [tuple(t.shape) for t in encoder.outputs]
-    [(None, 8), (None, 8)]
+    Examples:
+        >>> encoder = conv_encoder((28, 28, 1), output_sizes=(8, 8), filters=(8,))
+        >>> [tuple(t.shape) for t in encoder.outputs]
+        [(None, 8), (None, 8)]
     """
     filters = check_filters(filters)
     inputs = keras.Input(shape=tuple(image_shape), name="images")
@@ -96,11 +95,10 @@ def conv_decoder(image_shape, latent_dim, filters=(32, 64), name="decoder"):
         A functional `keras.Model` mapping codes to images in [0, 1] (the
         output is float32 even under a mixed-precision policy).
 
-    Example:
-
-    >>> decoder = conv_decoder((28, 28, 1), latent_dim=8, filters=(8,))
-    >>> tuple(decoder.output.shape)
-    (None, 28, 28, 1)
+    Examples:
+        >>> decoder = conv_decoder((28, 28, 1), latent_dim=8, filters=(8,))
+        >>> tuple(decoder.output.shape)
+        (None, 28, 28, 1)
     """
     filters = check_filters(filters)
     height, width, channels = (int(d) for d in image_shape)
