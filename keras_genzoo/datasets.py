@@ -52,7 +52,8 @@ def read_idx(path):
     if zero != 0 or dtype_code != 0x08:
         raise ValueError(f"{path} is not a uint8 IDX file.")
     shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    array = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
+    return array.reshape(shape).copy()  # writable, unlike the buffer
 
 
 def embedded_path(filename):
@@ -128,15 +129,19 @@ def arrays_to_datasets(
         >>> len(train_ds), len(val_ds)
         (9, 1)
     """
-    import tensorflow as tf
-
     validation_split = _check_split(validation_split)
     num_val = int(round(len(images) * validation_split))
+    return _split_arrays(images, labels, num_val, batch_size, shuffle, seed)
+
+
+def _split_arrays(images, labels, num_val, batch_size, shuffle, seed):
+    import tensorflow as tf
+
     num_train = len(images) - num_val
     if num_train <= 0:
         raise ValueError(
             f"Only {len(images)} image(s): nothing left to train on after "
-            f"holding out validation_split={validation_split}."
+            f"holding out {num_val} for validation."
         )
 
     def make(start, stop, is_train):
@@ -213,17 +218,14 @@ def load_images(
         raise ValueError(f"`limit` must be positive; got {limit}.")
     if name in EMBEDDED_IMAGE_DATASETS:
         images, labels = load_embedded_mnist()
-        if limit is not None:
+        num_val = int(round(len(images) * validation_split))
+        if limit is not None and int(limit) < len(images) - num_val:
             num_val = int(round(int(limit) * validation_split))
             keep = int(limit) + num_val
             images, labels = images[:keep], labels[:keep]
-        return arrays_to_datasets(
-            images,
-            labels if with_labels else None,
-            batch_size=batch_size,
-            validation_split=validation_split,
-            shuffle=shuffle,
-            seed=seed,
+        return _split_arrays(
+            images, labels if with_labels else None, num_val, batch_size,
+            shuffle, seed,
         )
     if name in TFDS_IMAGE_DATASETS:
         return _load_tfds(

@@ -30,6 +30,10 @@ def test_load_embedded_mnist_split_and_batches():
                                       batch_size=32)
     assert none is None and tuple(next(iter(bare)).shape) == (32, 28, 28, 1)
     assert sum(len(b) for b in bare) == 64
+    train, val = datasets.load_images("embedded_mnist", limit=500,
+                                      batch_size=100)
+    assert sum(len(b[0]) for b in train) == 500
+    assert sum(len(b[0]) for b in val) == 50
 
 
 @pytest.mark.parametrize(

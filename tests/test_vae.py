@@ -82,6 +82,14 @@ def test_any_image_shape(shape):
     assert vae.reconstruct(images[:2]).shape == (2,) + shape
 
 
+def test_calling_on_images_and_labels_builds_from_the_images(mnist):
+    vae = tiny_vae()
+    out = vae((mnist[0][:4], mnist[1][:4]))
+    assert vae.image_shape == (28, 28, 1)
+    assert tuple(out["reconstruction"].shape) == (4, 28, 28, 1)
+    assert tuple(out["z_mean"].shape) == (4, 4)
+
+
 def test_generate_shape_range_and_seed(mnist):
     vae = tiny_vae()
     vae.fit(mnist[0][:128], epochs=1, batch_size=64, verbose=0)

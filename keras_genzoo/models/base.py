@@ -62,6 +62,8 @@ class ImageModel(keras.Model):
     def build(self, input_shape):
         if isinstance(input_shape, dict):
             input_shape = input_shape[_inputs.IMAGE_KEY]
+        elif input_shape and isinstance(input_shape[0], (tuple, list)):
+            input_shape = input_shape[0]  # called on (images, labels)
         shape = _check_image_shape(tuple(input_shape)[1:])
         if self.image_shape is None:
             self.image_shape = shape
