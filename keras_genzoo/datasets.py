@@ -281,9 +281,17 @@ def _load_tfds(name, batch_size, validation_split, with_labels, shuffle,
             return element["image"], element["label"]
         return element["image"]
 
+    parts = [p.map(select, num_parallel_calls=tf.data.AUTOTUNE)
+             for p in parts]
+    return _limit_and_batch(parts, limit, validation_split, batch_size,
+                            shuffle, seed)
+
+
+def _limit_and_batch(parts, limit, validation_split, batch_size, shuffle,
+                     seed):
+    """Caps `[train, val]` element datasets at `limit` and batches them."""
     out = []
     for i, part in enumerate(parts):
-        part = part.map(select, num_parallel_calls=tf.data.AUTOTUNE)
         if limit is not None:
             part = part.take(
                 int(limit) if i == 0
@@ -348,16 +356,8 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
             return image
         return image, element[1]
 
-    out = []
-    for i, part in enumerate(parts):
-        part = part.map(to_uint8)
-        if limit is not None:
-            part = part.take(
-                int(limit) if i == 0
-                else max(1, int(round(int(limit) * validation_split)))
-            )
-        out.append(_batched(part, batch_size, shuffle and i == 0, seed))
-    return out[0], (out[1] if len(out) > 1 else None)
+    return _limit_and_batch([p.map(to_uint8) for p in parts], limit,
+                            validation_split, batch_size, shuffle, seed)
 
 
 # ------------------------------------------------------------------- text

@@ -1,7 +1,7 @@
 """The model families of the zoo."""
 
 from keras_genzoo.models.autoencoder import AutoEncoder
-from keras_genzoo.models.base import ImageModel
+from keras_genzoo.models.base import ImageModel, LatentImageModel
 from keras_genzoo.models.vae import VAE
 
-__all__ = ["AutoEncoder", "ImageModel", "VAE"]
+__all__ = ["AutoEncoder", "ImageModel", "LatentImageModel", "VAE"]

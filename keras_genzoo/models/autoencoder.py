@@ -1,21 +1,15 @@
 """Convolutional (denoising) auto-encoder, backend-free."""
 
-import numpy as np
-
 import keras
 from keras import ops
 
-from keras_genzoo.models.base import ImageModel
+from keras_genzoo.models.base import LatentImageModel
 from keras_genzoo.models.vae import reconstruction_bce
-from keras_genzoo.networks.conv import (
-    check_filters,
-    conv_decoder,
-    conv_encoder,
-)
+from keras_genzoo.networks.conv import conv_decoder, conv_encoder
 
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
-class AutoEncoder(ImageModel):
+class AutoEncoder(LatentImageModel):
     """A convolutional auto-encoder; with `noise_stddev > 0`, a denoising one.
 
     The encoder (strided `Conv2D`s) compresses each image to a code of
@@ -61,18 +55,13 @@ class AutoEncoder(ImageModel):
         seed=None,
         **kwargs,
     ):
-        if int(latent_dim) <= 0:
-            raise ValueError(
-                f"`latent_dim` must be a positive integer; got {latent_dim}."
-            )
         if float(noise_stddev) < 0:
             raise ValueError(
                 f"`noise_stddev` must be >= 0; got {noise_stddev}."
             )
-        self.latent_dim = int(latent_dim)
         self.noise_stddev = float(noise_stddev)
-        self.filters = check_filters(filters)
-        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        super().__init__(latent_dim, filters, image_shape=image_shape,
+                         seed=seed, **kwargs)
 
     def build_networks(self, image_shape):
         self.encoder = conv_encoder(image_shape, (self.latent_dim,),
@@ -123,64 +112,7 @@ class AutoEncoder(ImageModel):
             loss = loss + ops.cast(ops.sum(self.losses), "float32")
         return loss
 
-    # ------------------------------------------------------------ helpers
-    def encode(self, images, batch_size=256):
-        """Maps images to their codes.
-
-        Args:
-            images: one image `(H, W, C)` or a batch, uint8 or float in [0, 1].
-            batch_size: how many images to encode at once.
-
-        Returns:
-            numpy array `(num_images, latent_dim)`.
-        """
-        self._require_built("encode")
-        return self._apply_in_batches(
-            lambda b: self.encoder(b, training=False),
-            self._to_array(images), batch_size,
-        )
-
-    def decode(self, codes, batch_size=256):
-        """Maps codes back to images.
-
-        Args:
-            codes: array `(num_codes, latent_dim)`.
-            batch_size: how many codes to decode at once.
-
-        Returns:
-            numpy float32 array of images in [0, 1].
-        """
-        self._require_built("decode")
-        codes = np.asarray(ops.convert_to_numpy(codes), dtype="float32")
-        if codes.ndim != 2 or codes.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"`codes` must have shape (num_codes, {self.latent_dim}); "
-                f"got {codes.shape}."
-            )
-        return self._apply_in_batches(
-            lambda b: self.decoder(b, training=False), codes, batch_size
-        ).astype("float32")
-
-    def reconstruct(self, images, batch_size=256):
-        """Encodes and decodes images (no noise is added).
-
-        Args:
-            images: one image or a batch, uint8 or float in [0, 1]; for a
-                denoising auto-encoder, pass noisy images to denoise them.
-            batch_size: how many images to process at once.
-
-        Returns:
-            numpy float32 array of reconstructions in [0, 1].
-        """
-        return self.decode(self.encode(images, batch_size), batch_size)
-
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "latent_dim": self.latent_dim,
-                "noise_stddev": self.noise_stddev,
-                "filters": list(self.filters),
-            }
-        )
+        config.update({"noise_stddev": self.noise_stddev})
         return config

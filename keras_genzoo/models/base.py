@@ -19,6 +19,7 @@ import keras
 from keras import ops
 
 from keras_genzoo import _inputs
+from keras_genzoo.networks.conv import check_filters
 
 
 def _check_image_shape(image_shape):
@@ -172,5 +173,95 @@ class ImageModel(keras.Model):
                 ),
                 "seed": self.seed,
             }
+        )
+        return config
+
+
+class LatentImageModel(ImageModel):
+    """Base of the encoder/decoder models: `encode`, `decode`, `reconstruct`.
+
+    Subclasses build `self.encoder` (images in [0, 1] to codes; a VAE's
+    encoder returns `(mean, log_var)` and overrides `encode_batch`) and
+    `self.decoder` (codes to images in [0, 1]) in `build_networks`.
+
+    Args:
+        latent_dim: size of the code.
+        filters: filters of the encoder's strided convolutions (the decoder
+            mirrors them); each entry halves the spatial size.
+        image_shape: `(height, width, channels)`, or `None` to infer it from
+            the first training batch.
+        seed: optional integer seed of the model's own randomness.
+        **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
+    """
+
+    def __init__(self, latent_dim, filters, image_shape=None, seed=None,
+                 **kwargs):
+        if int(latent_dim) <= 0:
+            raise ValueError(
+                f"`latent_dim` must be a positive integer; got {latent_dim}."
+            )
+        self.latent_dim = int(latent_dim)
+        self.filters = check_filters(filters)
+        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+
+    def encode_batch(self, images):
+        """Codes of one batch of float images (a tensor); used by `encode`."""
+        return self.encoder(images, training=False)
+
+    def encode(self, images, batch_size=256):
+        """Maps images to their latent codes.
+
+        Args:
+            images: one image `(H, W, C)` or a batch, uint8 or float in [0, 1].
+            batch_size: how many images to encode at once.
+
+        Returns:
+            numpy array `(num_images, latent_dim)` (for a VAE: the means of
+            the latent Gaussians).
+        """
+        self._require_built("encode")
+        return self._apply_in_batches(
+            self.encode_batch, self._to_array(images), batch_size
+        )
+
+    def decode(self, z, batch_size=256):
+        """Maps latent codes to images.
+
+        Args:
+            z: array `(num_codes, latent_dim)`.
+            batch_size: how many codes to decode at once.
+
+        Returns:
+            numpy float32 array of images in [0, 1], shaped like the
+            training images.
+        """
+        self._require_built("decode")
+        z = np.asarray(ops.convert_to_numpy(z), dtype="float32")
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"Codes must have shape (num_codes, {self.latent_dim}); got "
+                f"{z.shape}."
+            )
+        return self._apply_in_batches(
+            lambda b: self.decoder(b, training=False), z, batch_size
+        ).astype("float32")
+
+    def reconstruct(self, images, batch_size=256):
+        """Encodes images and decodes the codes again (no noise is added).
+
+        Args:
+            images: one image or a batch, uint8 or float in [0, 1]; for a
+                denoising auto-encoder, pass noisy images to denoise them.
+            batch_size: how many images to process at once.
+
+        Returns:
+            numpy float32 array of reconstructions in [0, 1].
+        """
+        return self.decode(self.encode(images, batch_size), batch_size)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"latent_dim": self.latent_dim, "filters": list(self.filters)}
         )
         return config

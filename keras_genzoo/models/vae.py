@@ -6,12 +6,8 @@ import keras
 from keras import ops
 
 from keras_genzoo.layers.sampling import Sampling
-from keras_genzoo.models.base import ImageModel
-from keras_genzoo.networks.conv import (
-    check_filters,
-    conv_decoder,
-    conv_encoder,
-)
+from keras_genzoo.models.base import LatentImageModel
+from keras_genzoo.networks.conv import conv_decoder, conv_encoder
 
 
 def reconstruction_bce(images, reconstruction):
@@ -23,7 +19,7 @@ def reconstruction_bce(images, reconstruction):
 
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
-class VAE(ImageModel):
+class VAE(LatentImageModel):
     """A convolutional variational auto-encoder.
 
     The encoder maps an image to the mean and log-variance of a Gaussian over
@@ -72,16 +68,11 @@ class VAE(ImageModel):
         seed=None,
         **kwargs,
     ):
-        if int(latent_dim) <= 0:
-            raise ValueError(
-                f"`latent_dim` must be a positive integer; got {latent_dim}."
-            )
         if float(beta) < 0:
             raise ValueError(f"`beta` must be >= 0; got {beta}.")
-        self.latent_dim = int(latent_dim)
         self.beta = float(beta)
-        self.filters = check_filters(filters)
-        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        super().__init__(latent_dim, filters, image_shape=image_shape,
+                         seed=seed, **kwargs)
         self.reconstruction_loss_tracker = keras.metrics.Mean(
             name="reconstruction_loss"
         )
@@ -139,56 +130,9 @@ class VAE(ImageModel):
         return loss
 
     # ------------------------------------------------------------ helpers
-    def encode(self, images, batch_size=256):
-        """Maps images to the means of their latent Gaussians.
-
-        Args:
-            images: one image `(H, W, C)` or a batch, uint8 or float in [0, 1].
-            batch_size: how many images to encode at once.
-
-        Returns:
-            numpy array `(num_images, latent_dim)`.
-        """
-        self._require_built("encode")
-        array = self._to_array(images)
-        z_mean, _ = self._apply_in_batches(
-            lambda b: self.encoder(b, training=False), array, batch_size
-        )
+    def encode_batch(self, images):
+        z_mean, _ = self.encoder(images, training=False)
         return z_mean
-
-    def decode(self, z, batch_size=256):
-        """Maps latent codes to images.
-
-        Args:
-            z: array `(num_codes, latent_dim)`.
-            batch_size: how many codes to decode at once.
-
-        Returns:
-            numpy float32 array of images in [0, 1], shaped like the
-            training images.
-        """
-        self._require_built("decode")
-        z = np.asarray(ops.convert_to_numpy(z), dtype="float32")
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"`z` must have shape (num_codes, {self.latent_dim}); got "
-                f"{z.shape}."
-            )
-        return self._apply_in_batches(
-            lambda b: self.decoder(b, training=False), z, batch_size
-        ).astype("float32")
-
-    def reconstruct(self, images, batch_size=256):
-        """Encodes images to their latent means and decodes them again.
-
-        Args:
-            images: one image or a batch, uint8 or float in [0, 1].
-            batch_size: how many images to process at once.
-
-        Returns:
-            numpy float32 array of reconstructions in [0, 1].
-        """
-        return self.decode(self.encode(images, batch_size), batch_size)
 
     def generate(self, num_samples, seed=None, batch_size=256):
         """Draws new images by decoding latent codes from the prior N(0, I).
@@ -239,11 +183,5 @@ class VAE(ImageModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "latent_dim": self.latent_dim,
-                "beta": self.beta,
-                "filters": list(self.filters),
-            }
-        )
+        config.update({"beta": self.beta})
         return config
