@@ -10,15 +10,17 @@ Example:
 
 from keras_genzoo import callbacks, datasets
 from keras_genzoo.layers import Sampling
-from keras_genzoo.models import AutoEncoder, ImageModel, VAE
+from keras_genzoo.models import GAN, WGANGP, AutoEncoder, ImageModel, VAE
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AutoEncoder",
+    "GAN",
     "ImageModel",
     "Sampling",
     "VAE",
+    "WGANGP",
     "callbacks",
     "datasets",
     "__version__",

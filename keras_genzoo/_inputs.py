@@ -12,6 +12,7 @@ import types
 import numpy as np
 
 IMAGE_KEY = "image"
+LABEL_KEY = "label"
 
 
 def to_numpy(value):
@@ -258,3 +259,35 @@ def images_to_array(images, expected_shape=None, what="images"):
     if array.dtype.kind in "iu":
         return array.astype("float32") / 255.0
     return array.astype("float32")
+
+
+def _batch_has_labels(batch):
+    if isinstance(batch, dict):
+        return LABEL_KEY in batch
+    if isinstance(batch, (tuple, list)):
+        return len(batch) > 1 or (
+            len(batch) == 1 and _batch_has_labels(batch[0])
+        )
+    return False
+
+
+def has_labels(x, y=None):
+    """Whether the data handed to `fit` carries class labels.
+
+    Labels come as `y`, as the second element of `(images, labels)` batches,
+    or under the `"label"` key of dict batches. Generators cannot be looked
+    into without consuming them: they count as labelled.
+    """
+    if y is not None:
+        return True
+    if isinstance(x, dict) or _is_array_like(x):
+        return isinstance(x, dict) and LABEL_KEY in x
+    if isinstance(x, types.GeneratorType):
+        return True
+    if _is_tf_dataset(x):
+        return _batch_has_labels(x.element_spec)
+    if hasattr(x, "__getitem__") and hasattr(x, "__len__"):
+        return _batch_has_labels(x[0])
+    if hasattr(x, "__iter__"):
+        return _batch_has_labels(next(iter(x)))
+    return False

@@ -2,6 +2,15 @@
 
 from keras_genzoo.models.autoencoder import AutoEncoder
 from keras_genzoo.models.base import ImageModel, LatentImageModel
+from keras_genzoo.models.gan import GAN, WGANGP, OptimizerPair
 from keras_genzoo.models.vae import VAE
 
-__all__ = ["AutoEncoder", "ImageModel", "LatentImageModel", "VAE"]
+__all__ = [
+    "AutoEncoder",
+    "GAN",
+    "ImageModel",
+    "LatentImageModel",
+    "OptimizerPair",
+    "VAE",
+    "WGANGP",
+]

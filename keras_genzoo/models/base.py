@@ -92,7 +92,7 @@ class ImageModel(keras.Model):
             return ops.cast(images, "float32") / 255.0
         return ops.cast(images, "float32")
 
-    def _prepare(self, x, what):
+    def _prepare(self, x, what, y=None):
         x, shape = _inputs.prepare_images_for_fit(x, self.image_shape, what)
         if self.image_shape is None:
             self.build((None,) + shape)
@@ -119,7 +119,7 @@ class ImageModel(keras.Model):
         of the first batch, and compiles with `default_optimizer()` when the
         model was not compiled.
         """
-        x = self._prepare(x, "the training data")
+        x = self._prepare(x, "the training data", y)
         if "validation_data" in kwargs:
             kwargs["validation_data"] = self._prepare_validation(
                 kwargs["validation_data"]
@@ -133,7 +133,7 @@ class ImageModel(keras.Model):
         The data is checked like in `fit`; an uncompiled model is compiled
         with `default_optimizer()` first.
         """
-        x = self._prepare(x, "the evaluation data")
+        x = self._prepare(x, "the evaluation data", y)
         self._ensure_compiled()
         return super().evaluate(x, y, *args, **kwargs)
 

@@ -1,5 +1,11 @@
 """Network builders with no loss attached."""
 
 from keras_genzoo.networks.conv import conv_decoder, conv_encoder
+from keras_genzoo.networks.dcgan import dcgan_discriminator, dcgan_generator
 
-__all__ = ["conv_decoder", "conv_encoder"]
+__all__ = [
+    "conv_decoder",
+    "conv_encoder",
+    "dcgan_discriminator",
+    "dcgan_generator",
+]

@@ -1,0 +1,150 @@
+"""Adversarial training step and input gradients for JAX.
+
+Keras' JAX trainer calls `train_step(state, data)` inside `jax.jit` with
+`state = (trainable, non_trainable, optimizer, metrics)` variable values and
+expects the same structure back. Everything that changes during a step must
+travel in `state`:
+
+- both optimizers: the model's `optimizer` is an `OptimizerPair` whose
+  `variables` are the discriminator optimizer's followed by the generator
+  optimizer's (otherwise the second optimizer's state would silently reset
+  every step);
+- seed generators and batch-norm statistics: non-trainable variables, read
+  and written through a `keras.StatelessScope`;
+- metrics: updated in a `StatelessScope` too.
+"""
+
+import jax
+import jax.numpy as jnp
+import keras
+
+
+def input_gradients(fn, x):
+    """Gradient of `sum(fn(x))` with respect to `x`, differentiable again.
+
+    Args:
+        fn: a function of one array (e.g. a critic applied to images); any
+            variables it reads must be mapped by an enclosing
+            `keras.StatelessScope`, as they are in the training step.
+        x: the input array.
+
+    Returns:
+        An array shaped like `x`.
+    """
+    return jax.grad(lambda inputs: jnp.sum(fn(inputs)))(x)
+
+
+class _State:
+    """Mutable view of the step's state, addressed by variable identity."""
+
+    def __init__(self, model, state):
+        trainable, non_trainable, optimizer, metrics = state
+        self.model = model
+        self.values = {}
+        for group, values in (
+            (model.trainable_variables, trainable),
+            (model.non_trainable_variables, non_trainable),
+            (model.optimizer.variables, optimizer),
+            (model.metrics_variables, metrics),
+        ):
+            for variable, value in zip(group, values):
+                self.values[id(variable)] = value
+
+    def get(self, variables):
+        return [self.values[id(v)] for v in variables]
+
+    def set(self, variables, values):
+        for variable, value in zip(variables, values):
+            self.values[id(variable)] = value
+
+    def run(self, fn, replace=(), values=()):
+        """Runs `fn()` statelessly; `replace` variables read `values`.
+
+        Returns `fn`'s result and the values of every variable after it ran
+        (updated seed generators, batch-norm statistics, metrics).
+        """
+        overrides = {id(v): x for v, x in zip(replace, values)}
+        mapping = []
+        everything = self._all_variables()
+        for variable in everything:
+            key = id(variable)
+            mapping.append((variable, overrides.get(key, self.values[key])))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            result = fn()
+        updated = {}
+        for variable in everything:
+            key = id(variable)
+            if key in overrides:
+                continue
+            value = scope.get_current_value(variable)
+            if value is not None:
+                updated[key] = value
+        return result, updated
+
+    def _all_variables(self):
+        model = self.model
+        return (
+            list(model.trainable_variables)
+            + list(model.non_trainable_variables)
+            + list(model.optimizer.variables)
+            + list(model.metrics_variables)
+        )
+
+    def as_state(self):
+        model = self.model
+        return (
+            self.get(model.trainable_variables),
+            self.get(model.non_trainable_variables),
+            self.get(model.optimizer.variables),
+            self.get(model.metrics_variables),
+        )
+
+
+def _update(state, optimizer, objective, variables):
+    def loss_fn(values):
+        def scaled():
+            loss, logs = objective()
+            return optimizer.scale_loss(loss), logs
+
+        (scaled_loss, logs), updated = state.run(scaled, variables, values)
+        return scaled_loss, (logs, updated)
+
+    (_, (logs, updated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.get(variables)
+    )
+    state.values.update(updated)
+    new_values, new_optimizer_values = optimizer.stateless_apply(
+        state.get(optimizer.variables), grads, state.get(variables)
+    )
+    state.set(variables, new_values)
+    state.set(optimizer.variables, new_optimizer_values)
+    return logs
+
+
+def adversarial_train_step(model, state, data):
+    """One step: `model.d_steps` discriminator updates, one generator update.
+
+    Args:
+        model: a zoo adversarial model (see `keras_genzoo.models.gan.GAN`).
+        state: `(trainable, non_trainable, optimizer, metrics)` values.
+        data: one batch as the dataset yields it.
+
+    Returns:
+        `(logs, state)` with `state` in the structure it came in.
+    """
+    view = _State(model, state)
+    real, labels = model.unpack_batch(data)
+    d_vars = model.discriminator.trainable_variables
+    g_vars = model.generator.trainable_variables
+    logs = {}
+    for _ in range(model.d_steps):
+        logs.update(_update(
+            view, model.d_optimizer,
+            lambda: model.discriminator_objective(real, labels), d_vars))
+    logs.update(_update(
+        view, model.g_optimizer,
+        lambda: model.generator_objective(real.shape[0], labels), g_vars))
+    logs = jax.tree_util.tree_map(jax.lax.stop_gradient, logs)
+    results, updated = view.run(lambda: model.record_step(logs))
+    view.values.update(updated)
+    return results, view.as_state()
