@@ -237,3 +237,91 @@ class ReconstructionGridSaver(_GridCallback):
         return np.concatenate(
             [originals.astype("float32"), reconstructions], axis=0
         )
+
+
+class ProgressGif(keras.callbacks.Callback):
+    """Assembles the grids a grid saver wrote into one animated GIF.
+
+    At the end of training it reads the PNG files of `saver.paths` (an
+    `ImageGridSaver` or `ReconstructionGridSaver` listed *before* it in
+    `callbacks`), first epoch to last, and writes them as frames of a GIF
+    that loops forever. `path` is where it was written.
+
+    Args:
+        saver: the grid-saving callback whose files become frames.
+        path: the GIF to write; default `{saver.directory}/progress.gif`.
+        frame_seconds: how long each frame shows.
+        last_frame_seconds: how long the last frame shows.
+
+    Examples:
+        >>> import numpy as np, tempfile
+        >>> from keras_genzoo import VAE
+        >>> from keras_genzoo.callbacks import ImageGridSaver, ProgressGif
+        >>> saver = ImageGridSaver(tempfile.mkdtemp(), num_images=4)
+        >>> gif = ProgressGif(saver)
+        >>> images = np.random.rand(32, 8, 8, 1).astype("float32")
+        >>> _ = VAE(latent_dim=2, filters=(4,)).fit(
+        ...     images, epochs=3, callbacks=[saver, gif], verbose=0)
+        >>> gif.path.endswith("progress.gif"), gif.num_frames
+        (True, 3)
+    """
+
+    def __init__(self, saver, path=None, frame_seconds=0.4,
+                 last_frame_seconds=2.0):
+        super().__init__()
+        if not isinstance(saver, _GridCallback):
+            raise ValueError(
+                "`saver` must be an ImageGridSaver or ReconstructionGridSaver "
+                f"(the callback whose grids become frames); got {saver!r}."
+            )
+        self.saver = saver
+        self.path = os.fspath(path) if path is not None else os.path.join(
+            saver.directory, "progress.gif")
+        self.frame_seconds = float(frame_seconds)
+        self.last_frame_seconds = float(last_frame_seconds)
+        self.num_frames = 0
+
+    def on_train_end(self, logs=None):
+        if self.saver.paths:
+            self.num_frames = save_gif(
+                self.saver.paths, self.path, self.frame_seconds,
+                self.last_frame_seconds,
+            )
+
+
+def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
+    """Writes PNG files as the frames of a looping animated GIF.
+
+    Args:
+        png_paths: the frames, in order.
+        path: the GIF to write (folders are created).
+        frame_seconds: how long each frame shows.
+        last_frame_seconds: how long the last frame shows.
+
+    Returns:
+        The number of frames written.
+
+    Examples:
+        >>> import numpy as np, tempfile, os
+        >>> folder = tempfile.mkdtemp()
+        >>> pngs = [save_image_grid(np.full((1, 4, 4), v), os.path.join(
+        ...     folder, f"{i}.png")) for i, v in enumerate([0.0, 1.0])]
+        >>> save_gif(pngs, os.path.join(folder, "a.gif"))
+        2
+    """
+    from PIL import Image
+
+    frames = []
+    for png in png_paths:
+        with Image.open(png) as image:
+            frames.append(image.convert("RGB").copy())
+    if not frames:
+        raise ValueError("No frames: `png_paths` is empty.")
+    directory = os.path.dirname(os.fspath(path))
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    durations = [int(frame_seconds * 1000)] * (len(frames) - 1) + [
+        int(last_frame_seconds * 1000)]
+    frames[0].save(path, save_all=True, append_images=frames[1:],
+                   duration=durations, loop=0)
+    return len(frames)

@@ -79,6 +79,49 @@ def load_embedded_mnist():
     return images[..., None], labels
 
 
+def _idx_file(directory, stem):
+    for name in (stem + ".gz", stem):
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def is_mnist_idx_folder(directory):
+    """Whether `directory` holds MNIST-format idx files (train split)."""
+    return _idx_file(directory, "train-images-idx3-ubyte") is not None
+
+
+def load_mnist_idx(directory, split="train"):
+    """Reads MNIST-format idx files (MNIST, Fashion-MNIST) from a folder.
+
+    Args:
+        directory: folder with `{split}-images-idx3-ubyte[.gz]` and
+            `{split}-labels-idx1-ubyte[.gz]` (`split` "train" or "t10k").
+        split: `"train"` (60,000 images for MNIST) or `"t10k"` (10,000).
+
+    Returns:
+        `(images, labels)`: uint8 `(N, 28, 28, 1)` and `(N,)`.
+
+    Examples:
+        >>> import os
+        >>> from keras_genzoo.datasets import load_mnist_idx, embedded_path
+        >>> images, labels = load_mnist_idx(os.path.dirname(
+        ...     embedded_path("t10k-images-idx3-ubyte.gz")), split="t10k")
+        >>> images.shape
+        (10000, 28, 28, 1)
+    """
+    images_path = _idx_file(directory, f"{split}-images-idx3-ubyte")
+    labels_path = _idx_file(directory, f"{split}-labels-idx1-ubyte")
+    if images_path is None or labels_path is None:
+        raise FileNotFoundError(
+            f"No {split}-images-idx3-ubyte[.gz] and {split}-labels-idx1-ubyte"
+            f"[.gz] in {directory}."
+        )
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    return images[..., None], labels
+
+
 def _check_split(validation_split):
     if not 0.0 <= float(validation_split) < 1.0:
         raise ValueError(
@@ -175,7 +218,8 @@ def load_images(
     Args:
         name: `"embedded_mnist"` (offline, 10,000 images, in the package),
             `"mnist"`, `"fashion_mnist"` or `"cifar10"` (TensorFlow Datasets),
-            or the path of a folder of images.
+            the path of a folder of images, or of a folder of MNIST-format
+            idx files (`train-images-idx3-ubyte[.gz]`, ...: its train split).
         batch_size: images per batch.
         validation_split: fraction of the training images held out for
             validation (0 for none). For tfds it must be a whole percentage.
@@ -216,8 +260,14 @@ def load_images(
     validation_split = _check_split(validation_split)
     if limit is not None and int(limit) <= 0:
         raise ValueError(f"`limit` must be positive; got {limit}.")
+    is_folder = isinstance(name, (str, os.PathLike)) and os.path.isdir(name)
+    arrays = None
     if name in EMBEDDED_IMAGE_DATASETS:
-        images, labels = load_embedded_mnist()
+        arrays = load_embedded_mnist()
+    elif is_folder and is_mnist_idx_folder(name):
+        arrays = load_mnist_idx(name, "train")
+    if arrays is not None:
+        images, labels = arrays
         num_val = int(round(len(images) * validation_split))
         if limit is not None and int(limit) < len(images) - num_val:
             num_val = int(round(int(limit) * validation_split))
@@ -232,7 +282,7 @@ def load_images(
             name, batch_size, validation_split, with_labels, shuffle, seed,
             limit, download, data_dir,
         )
-    if isinstance(name, (str, os.PathLike)) and os.path.isdir(name):
+    if is_folder:
         return _load_folder(
             os.fspath(name), batch_size, validation_split, with_labels,
             shuffle, seed, limit, image_size, color_mode,

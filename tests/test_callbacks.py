@@ -82,3 +82,26 @@ def test_save_image_grid_creates_folders(tmp_path):
     assert os.path.exists(path)
     with pytest.raises(ValueError, match="every_n_epochs"):
         ImageGridSaver(tmp_path, every_n_epochs=0)
+
+
+def test_progress_gif_holds_every_grid_in_order(tmp_path):
+    from keras_genzoo import GAN
+    from keras_genzoo.callbacks import ProgressGif
+
+    images = np.random.rand(32, 8, 8, 1).astype("float32")
+    saver = ImageGridSaver(tmp_path, num_images=4, scale=1)
+    gif = ProgressGif(saver, frame_seconds=0.1)
+    GAN(latent_dim=4, generator_filters=(8,), discriminator_filters=(8,)).fit(
+        images, epochs=3, batch_size=16, callbacks=[saver, gif], verbose=0)
+    assert gif.num_frames == 3 and os.path.exists(gif.path)
+    with Image.open(gif.path) as animation:
+        assert animation.n_frames == 3
+        frames = []
+        for i in range(3):
+            animation.seek(i)
+            frames.append(np.asarray(animation.convert("L")))
+    for frame, png in zip(frames, saver.paths):
+        with Image.open(png) as image:
+            np.testing.assert_allclose(frame, np.asarray(image), atol=2)
+    with pytest.raises(ValueError, match="ImageGridSaver"):
+        ProgressGif("not a saver")

@@ -154,3 +154,17 @@ def test_text_datasets_split_and_errors():
     with pytest.raises(ValueError, match="missing from the vocabulary"):
         datasets.text_datasets("abcabcabc", sequence_length=2,
                                vocabulary=["a", "b"])
+
+
+def test_folder_of_mnist_idx_files(tmp_path):
+    import shutil
+
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(datasets.embedded_path(name),
+                    tmp_path / name.replace("t10k", "train"))
+    train, val = datasets.load_images(str(tmp_path), batch_size=1000)
+    assert sum(len(b[0]) for b in train) == 9000
+    images, labels = next(iter(val))
+    assert tuple(images.shape[1:]) == (28, 28, 1)
+    with pytest.raises(FileNotFoundError, match="t10k-images"):
+        datasets.load_mnist_idx(str(tmp_path), split="t10k")

@@ -16,9 +16,15 @@ def _load(name):
     return module
 
 
-@pytest.mark.parametrize("name", ["vae_mnist", "autoencoder_mnist"])
-def test_example_smoke(name, tmp_path):
-    result = _load(name).main(["--smoke", "--output-dir", str(tmp_path)])
+@pytest.mark.parametrize(
+    "name, flags",
+    [("vae_mnist", []), ("autoencoder_mnist", []), ("gan_mnist", []),
+     ("gan_mnist", ["--model", "wgan-gp", "--conditional"])],
+)
+def test_example_smoke(name, flags, tmp_path):
+    result = _load(name).main(
+        ["--smoke", "--output-dir", str(tmp_path)] + flags)
     for path in result["paths"]:
         assert os.path.getsize(path) > 0, path
-    assert result["history"]["loss"]
+    assert all(len(v) >= 1 for v in result["history"].values())
+    assert result["history"]

@@ -3,9 +3,11 @@
 import keras
 from keras import ops
 
+from keras_genzoo.layers.seed_state import SeedStateSaving
+
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
-class Sampling(keras.layers.Layer):
+class Sampling(SeedStateSaving, keras.layers.Layer):
     """Draws `z = mean + exp(log_var / 2) * eps` with `eps ~ N(0, I)`.
 
     The noise comes from a `keras.random.SeedGenerator`, so the layer is

@@ -19,6 +19,7 @@ import keras
 from keras import ops
 
 from keras_genzoo import _inputs
+from keras_genzoo.layers.seed_state import SeedStateSaving
 from keras_genzoo.networks.conv import check_filters
 
 
@@ -34,7 +35,7 @@ def _check_image_shape(image_shape):
     return tuple(int(d) for d in shape)
 
 
-class ImageModel(keras.Model):
+class ImageModel(SeedStateSaving, keras.Model):
     """Base class of the image models: data handling, building, defaults.
 
     Args:

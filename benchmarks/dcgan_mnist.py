@@ -1,0 +1,115 @@
+"""Benchmark: DCGAN on the full MNIST training set (60,000 digits), per backend.
+
+Trains `keras_genzoo.GAN` for a fixed wall-clock budget (or number of
+epochs), saves a grid of samples from fixed noise after every epoch, and
+prints one JSON line per epoch (seconds, images per second, losses) and a
+summary. Look at the grids to find the first epoch whose digits are clearly
+recognisable; `docs/images/` keeps the one we committed.
+
+    python benchmarks/dcgan_mnist.py --mnist-dir ../shared/data/mnist \\
+        --backends tensorflow --minutes 10
+    python benchmarks/dcgan_mnist.py --mnist-dir ../shared/data/mnist \\
+        --backends tensorflow,jax,torch --epochs 1      # speed per backend
+
+`--mnist-dir` is a folder of MNIST idx files (train-images-idx3-ubyte.gz,
+...); without it the 10,000 embedded digits are used. Each backend runs in
+its own subprocess. Figures are measurements on the machine at hand, not test
+thresholds.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def run(args):
+    import keras
+
+    from keras_genzoo import GAN, datasets
+    from keras_genzoo.callbacks import ImageGridSaver
+
+    keras.utils.set_random_seed(0)
+    source = args.mnist_dir or "embedded_mnist"
+    train_ds, _ = datasets.load_images(
+        source, batch_size=args.batch_size, validation_split=0,
+        with_labels=False,
+    )
+    num_images = sum(int(b.shape[0]) for b in train_ds)
+    model = GAN(
+        latent_dim=args.latent_dim,
+        generator_filters=tuple(args.generator_filters),
+        discriminator_filters=tuple(args.discriminator_filters),
+        seed=0,
+    )
+    out = os.path.join(args.output_dir, keras.backend.backend())
+    saver = ImageGridSaver(out, num_images=64, seed=0)
+    deadline = time.time() + 60 * args.minutes if args.minutes else None
+    begin = time.time()
+
+    class Report(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self.start
+            print(json.dumps({
+                "backend": keras.backend.backend(),
+                "epoch": epoch + 1,
+                "epoch_s": round(seconds, 1),
+                "images_per_s": round(num_images / seconds, 1),
+                "elapsed_s": round(time.time() - begin, 1),
+                **{k: round(float(v), 4) for k, v in logs.items()},
+            }), flush=True)
+            if deadline and time.time() > deadline:
+                self.model.stop_training = True
+
+    epochs = args.epochs or 10_000
+    model.fit(train_ds, epochs=epochs, callbacks=[Report(), saver],
+              verbose=0)
+    print(json.dumps({
+        "summary": "dcgan_mnist",
+        "backend": keras.backend.backend(),
+        "train_images": num_images,
+        "batch_size": args.batch_size,
+        "generator_filters": args.generator_filters,
+        "discriminator_filters": args.discriminator_filters,
+        "params": int(model.count_params()),
+        "epochs_run": len(saver.paths),
+        "wall_s": round(time.time() - begin, 1),
+        "grids": saver.paths,
+    }), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--mnist-dir", default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop after the epoch that passes this budget")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--latent-dim", type=int, default=64)
+    parser.add_argument("--generator-filters", type=int, nargs="+",
+                        default=[64, 32])
+    parser.add_argument("--discriminator-filters", type=int, nargs="+",
+                        default=[32, 64])
+    parser.add_argument("--output-dir", default="outputs/dcgan_benchmark")
+    parser.add_argument("--child", action="store_true",
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not args.epochs and not args.minutes:
+        args.epochs = 1
+    if args.child:
+        run(args)
+        return
+    for backend in args.backends.split(","):
+        env = dict(os.environ, KERAS_BACKEND=backend)
+        subprocess.run([sys.executable, __file__, "--child"] + sys.argv[1:],
+                       env=env, check=True, stderr=subprocess.DEVNULL)
+
+
+if __name__ == "__main__":
+    main()
