@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BACKENDS ?= tensorflow jax torch
 DEMO_BACKEND ?= tensorflow
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=5
 
 .PHONY: demo test docs clean
 

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import keras
 
+from keras_genzoo.backend.common import alternating_updates
+
 
 def input_gradients(fn, x):
     """Gradient of `sum(fn(x))` with respect to `x`, differentiable again.
@@ -133,17 +135,11 @@ def adversarial_train_step(model, state, data):
         `(logs, state)` with `state` in the structure it came in.
     """
     view = _State(model, state)
-    real, labels = model.unpack_batch(data)
-    d_vars = model.discriminator.trainable_variables
-    g_vars = model.generator.trainable_variables
-    logs = {}
-    for _ in range(model.d_steps):
-        logs.update(_update(
-            view, model.d_optimizer,
-            lambda: model.discriminator_objective(real, labels), d_vars))
-    logs.update(_update(
-        view, model.g_optimizer,
-        lambda: model.generator_objective(real.shape[0], labels), g_vars))
+    logs = alternating_updates(
+        model, data,
+        lambda optimizer, objective, variables: _update(
+            view, optimizer, objective, variables),
+    )
     logs = jax.tree_util.tree_map(jax.lax.stop_gradient, logs)
     results, updated = view.run(lambda: model.record_step(logs))
     view.values.update(updated)

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from keras_genzoo.backend.common import alternating_updates
+
 
 def input_gradients(fn, x):
     """Gradient of `sum(fn(x))` with respect to `x`, differentiable again.
@@ -38,15 +40,4 @@ def adversarial_train_step(model, data):
     Returns:
         The logs: the results of `model.metrics`.
     """
-    real, labels = model.unpack_batch(data)
-    d_vars = model.discriminator.trainable_variables
-    g_vars = model.generator.trainable_variables
-    logs = {}
-    for _ in range(model.d_steps):
-        logs.update(_update(
-            model.d_optimizer,
-            lambda: model.discriminator_objective(real, labels), d_vars))
-    logs.update(_update(
-        model.g_optimizer,
-        lambda: model.generator_objective(tf.shape(real)[0], labels), g_vars))
-    return model.record_step(logs)
+    return model.record_step(alternating_updates(model, data, _update))

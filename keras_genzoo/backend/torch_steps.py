@@ -2,6 +2,8 @@
 
 import torch
 
+from keras_genzoo.backend.common import alternating_updates
+
 
 def input_gradients(fn, x):
     """Gradient of `sum(fn(x))` with respect to `x`, differentiable again.
@@ -42,17 +44,11 @@ def adversarial_train_step(model, data):
     Returns:
         The logs: the results of `model.metrics`.
     """
-    real, labels = model.unpack_batch(data)
-    d_vars = model.discriminator.trainable_variables
-    g_vars = model.generator.trainable_variables
-    logs = {}
-    for _ in range(model.d_steps):
-        logs.update(_update(
-            model, model.d_optimizer,
-            lambda: model.discriminator_objective(real, labels), d_vars))
-    logs.update(_update(
-        model, model.g_optimizer,
-        lambda: model.generator_objective(real.shape[0], labels), g_vars))
+    logs = alternating_updates(
+        model, data,
+        lambda optimizer, objective, variables: _update(
+            model, optimizer, objective, variables),
+    )
     model.zero_grad()
     with torch.no_grad():
         return model.record_step(logs)
