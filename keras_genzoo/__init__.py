@@ -10,12 +10,20 @@ Example:
 
 from keras_genzoo import callbacks, datasets
 from keras_genzoo.layers import Sampling
-from keras_genzoo.models import GAN, WGANGP, AutoEncoder, ImageModel, VAE
+from keras_genzoo.models import (
+    GAN,
+    VAE,
+    WGANGP,
+    AutoEncoder,
+    BigramLM,
+    ImageModel,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AutoEncoder",
+    "BigramLM",
     "GAN",
     "ImageModel",
     "Sampling",

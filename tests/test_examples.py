@@ -19,7 +19,8 @@ def _load(name):
 @pytest.mark.parametrize(
     "name, flags",
     [("vae_mnist", []), ("autoencoder_mnist", []), ("gan_mnist", []),
-     ("gan_mnist", ["--model", "wgan-gp", "--conditional"])],
+     ("gan_mnist", ["--model", "wgan-gp", "--conditional"]),
+     ("bigram_shakespeare", [])],
 )
 def test_example_smoke(name, flags, tmp_path):
     result = _load(name).main(

@@ -3,10 +3,13 @@
 from keras_genzoo.models.autoencoder import AutoEncoder
 from keras_genzoo.models.base import ImageModel, LatentImageModel
 from keras_genzoo.models.gan import GAN, WGANGP, OptimizerPair
+from keras_genzoo.models.language import BigramLM, CharLanguageModel
 from keras_genzoo.models.vae import VAE
 
 __all__ = [
     "AutoEncoder",
+    "BigramLM",
+    "CharLanguageModel",
     "GAN",
     "ImageModel",
     "LatentImageModel",

@@ -44,6 +44,28 @@ class ImageModel(SeedStateSaving, keras.Model):
         seed: optional integer seed of the model's own randomness (noise in
             training steps and in `generate`).
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
+
+    Examples:
+        A new image model needs only its networks, `call` and
+        `compute_loss`; the base class gives it the zoo's input handling:
+
+        >>> import keras, numpy as np
+        >>> from keras import ops
+        >>> from keras_genzoo.models import ImageModel
+        >>> class MeanImage(ImageModel):
+        ...     def build_networks(self, image_shape):
+        ...         self.net = keras.Sequential(
+        ...             [keras.Input(image_shape), keras.layers.Dense(1)])
+        ...     def call(self, inputs, training=False):
+        ...         return self.net(self.images_from_inputs(inputs))
+        ...     def compute_loss(self, x=None, y=None, y_pred=None,
+        ...                      sample_weight=None, training=True):
+        ...         return ops.mean(ops.square(
+        ...             y_pred - self.images_from_inputs(x)))
+        >>> model = MeanImage()
+        >>> _ = model.fit(np.zeros((8, 4, 4), "uint8"), epochs=1, verbose=0)
+        >>> model.image_shape
+        (4, 4, 1)
     """
 
     def __init__(self, image_shape=None, seed=None, **kwargs):
@@ -193,6 +215,18 @@ class LatentImageModel(ImageModel):
             the first training batch.
         seed: optional integer seed of the model's own randomness.
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
+
+    Examples:
+        `AutoEncoder` and `VAE` are its subclasses; every one of them has
+        the same `encode` / `decode` / `reconstruct`:
+
+        >>> from keras_genzoo import AutoEncoder
+        >>> model = AutoEncoder(latent_dim=3, filters=(4,),
+        ...                     image_shape=(8, 8, 1))
+        >>> model.encode(np.zeros((2, 8, 8, 1), "uint8")).shape
+        (2, 3)
+        >>> model.reconstruct(np.zeros((8, 8))).shape
+        (1, 8, 8, 1)
     """
 
     def __init__(self, latent_dim, filters, image_shape=None, seed=None,

@@ -46,7 +46,6 @@ class OptimizerPair(keras.optimizers.Optimizer):
         super().__init__(learning_rate=0.0, **kwargs)
         self.d_optimizer = keras.optimizers.get(d_optimizer)
         self.g_optimizer = keras.optimizers.get(g_optimizer)
-        self._split = None
 
     @property
     def variables(self):

@@ -125,8 +125,11 @@ class VAE(LatentImageModel):
         loss = reconstruction_loss + self.beta * kl_loss
         if self.losses:
             loss = loss + ops.cast(ops.sum(self.losses), "float32")
-        self.reconstruction_loss_tracker.update_state(reconstruction_loss)
-        self.kl_loss_tracker.update_state(kl_loss)
+        # weighted by batch size, like Keras' own "loss" log
+        batch_size = ops.shape(images)[0]
+        self.reconstruction_loss_tracker.update_state(
+            reconstruction_loss, sample_weight=batch_size)
+        self.kl_loss_tracker.update_state(kl_loss, sample_weight=batch_size)
         return loss
 
     # ------------------------------------------------------------ helpers

@@ -1,0 +1,88 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_genzoo import BigramLM, datasets
+
+
+@pytest.fixture(scope="module")
+def shakespeare():
+    return datasets.load_text("tiny_shakespeare")[:60_000]
+
+
+def test_bigram_loss_goes_down_and_logs_bits_per_char(shakespeare):
+    model = BigramLM.from_text(shakespeare, sequence_length=32)
+    train_ds, val_ds = model.make_datasets(shakespeare, batch_size=32)
+    history = model.fit(train_ds, validation_data=val_ds, epochs=3,
+                        verbose=0).history
+    loss, bpc = history["loss"], history["bits_per_char"]
+    assert loss[-1] < 0.8 * loss[0]
+    np.testing.assert_allclose(bpc, np.array(loss) / np.log(2), rtol=1e-4)
+    assert "val_bits_per_char" in history
+    # a bigram table cannot beat ~2.45 nats on Shakespeare, nor be worse
+    # than uniform over the vocabulary after training
+    assert 2.3 < history["val_loss"][-1] < np.log(model.vocabulary_size)
+
+
+def test_generate_is_seeded_and_stays_in_the_vocabulary(shakespeare):
+    model = BigramLM.from_text(shakespeare)
+    train_ds, _ = model.make_datasets(shakespeare, batch_size=32)
+    model.fit(train_ds, epochs=1, verbose=0)
+    a = model.generate("ROMEO:", max_new_tokens=80, temperature=0.8,
+                       top_k=40, seed=0)
+    assert a.startswith("ROMEO:") and len(a) == 86
+    assert set(a) <= set(model.vocabulary)
+    assert a == model.generate("ROMEO:", max_new_tokens=80, temperature=0.8,
+                               top_k=40, seed=0)
+    assert a != model.generate("ROMEO:", max_new_tokens=80, temperature=0.8,
+                               top_k=40, seed=1)
+    nucleus = model.generate("A", max_new_tokens=50, top_p=0.9, seed=3)
+    assert set(nucleus) <= set(model.vocabulary)
+
+
+def test_top_k_one_is_greedy(shakespeare):
+    model = BigramLM.from_text(shakespeare)
+    model.fit(model.make_datasets(shakespeare, batch_size=32)[0], epochs=1,
+              verbose=0)
+    table = keras.ops.convert_to_numpy(model.table.embeddings)
+    ids = [model.vocabulary.index("T")]
+    for _ in range(20):
+        ids.append(int(np.argmax(table[ids[-1]])))
+    greedy = model.decode_ids(ids)
+    assert model.generate("T", max_new_tokens=20, top_k=1, seed=0) == greedy
+    assert model.generate("T", max_new_tokens=20, top_k=1, seed=9) == greedy
+
+
+def test_save_load_keeps_vocabulary_and_logits(tmp_path):
+    text = "Olá, coração! São João. " * 30
+    model = BigramLM.from_text(text, sequence_length=16)
+    model.fit(model.make_datasets(text, batch_size=4)[0], epochs=1,
+              verbose=0)
+    path = os.path.join(tmp_path, "bigram.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert loaded.vocabulary == model.vocabulary and "ç" in loaded.vocabulary
+    ids = model.encode_text("coração")[None]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(ids)),
+                                  keras.ops.convert_to_numpy(model(ids)))
+    assert loaded.generate("S", 20, seed=4) == model.generate("S", 20, seed=4)
+
+
+def test_bad_input_messages():
+    with pytest.raises(ValueError, match="`text` is empty"):
+        BigramLM.from_text("")
+    model = BigramLM.from_text("abcdef")
+    with pytest.raises(ValueError, match=r"outside the model's vocabulary: \['z'\]"):
+        model.generate("abz")
+    with pytest.raises(ValueError, match="prompt` is empty"):
+        model.generate("")
+    with pytest.raises(ValueError, match="fewer than one window"):
+        BigramLM.from_text("abc", sequence_length=64).make_datasets("abc")
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        model.make_datasets("abcdefxyz" * 100)
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate("a", temperature=0)
+    with pytest.raises(ValueError, match="top_p"):
+        model.generate("a", top_p=1.5)
