@@ -35,7 +35,19 @@ def _check_image_shape(image_shape):
     return tuple(int(d) for d in shape)
 
 
-class ImageModel(SeedStateSaving, keras.Model):
+class DefaultCompile:
+    """Mixin: `_ensure_compiled()` compiles with `default_optimizer()`."""
+
+    def default_optimizer(self):
+        """The optimizer `fit` uses when the model was not compiled."""
+        raise NotImplementedError
+
+    def _ensure_compiled(self):
+        if not self.compiled:
+            self.compile(optimizer=self.default_optimizer())
+
+
+class ImageModel(DefaultCompile, SeedStateSaving, keras.Model):
     """Base class of the image models: data handling, building, defaults.
 
     Args:
@@ -130,9 +142,6 @@ class ImageModel(SeedStateSaving, keras.Model):
             return (first,) + tuple(validation_data[1:])
         return self._prepare(validation_data, what)
 
-    def _ensure_compiled(self):
-        if not self.compiled:
-            self.compile(optimizer=self.default_optimizer())
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """Trains the model; see `keras.Model.fit` for every argument.
@@ -173,18 +182,10 @@ class ImageModel(SeedStateSaving, keras.Model):
 
     @staticmethod
     def _apply_in_batches(fn, array, batch_size):
-        outputs = [
-            fn(array[i:i + batch_size])
+        return np.concatenate([
+            ops.convert_to_numpy(fn(array[i:i + batch_size]))
             for i in range(0, len(array), batch_size)
-        ]
-        if isinstance(outputs[0], (tuple, list)):
-            return tuple(
-                np.concatenate(
-                    [ops.convert_to_numpy(o[k]) for o in outputs]
-                )
-                for k in range(len(outputs[0]))
-            )
-        return np.concatenate([ops.convert_to_numpy(o) for o in outputs])
+        ])
 
     def get_config(self):
         config = super().get_config()

@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from keras_genzoo import datasets
+from keras_genzoo.models.base import DefaultCompile
 
 
 def sample_from_logits(logits, rng, temperature=1.0, top_k=None, top_p=None):
@@ -56,7 +57,7 @@ def sample_from_logits(logits, rng, temperature=1.0, top_k=None, top_p=None):
     return int(rng.choice(len(probabilities), p=probabilities))
 
 
-class CharLanguageModel(keras.Model):
+class CharLanguageModel(DefaultCompile, keras.Model):
     """Base of the character-level language models.
 
     Subclasses build their layers in `__init__` and implement `call(ids)`
@@ -178,14 +179,12 @@ class CharLanguageModel(keras.Model):
 
     def fit(self, *args, **kwargs):
         """Trains the model; see `keras.Model.fit` (uncompiled: AdamW)."""
-        if not self.compiled:
-            self.compile(optimizer=self.default_optimizer())
+        self._ensure_compiled()
         return super().fit(*args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
         """Evaluates the model; see `keras.Model.evaluate`."""
-        if not self.compiled:
-            self.compile(optimizer=self.default_optimizer())
+        self._ensure_compiled()
         return super().evaluate(*args, **kwargs)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
@@ -294,5 +293,5 @@ class BigramLM(CharLanguageModel):
         return self.table(ids)
 
     def next_logits(self, ids):
-        row = ops.convert_to_numpy(self.table.embeddings)[int(ids[-1])]
-        return row
+        # one row of the table, not the whole table, per generated character
+        return ops.convert_to_numpy(self.table.embeddings[int(ids[-1])])
