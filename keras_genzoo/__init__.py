@@ -17,6 +17,7 @@ from keras_genzoo.models import (
     AutoEncoder,
     BigramLM,
     ImageModel,
+    MiniGPT,
 )
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "BigramLM",
     "GAN",
     "ImageModel",
+    "MiniGPT",
     "Sampling",
     "VAE",
     "WGANGP",

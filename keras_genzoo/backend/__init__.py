@@ -13,7 +13,10 @@ from `keras.backend.backend()`:
 - `torch_steps`: `backward()` after `zero_grad()`, `torch.autograd.grad` with
   `create_graph=True` for input gradients.
 
-Each exposes `adversarial_train_step(model, ...)` and `input_gradients(fn, x)`.
+Each exposes `adversarial_train_step(model, ...)`, `input_gradients(fn, x)`
+and `compile_inference(model, fn)` (the compiled sampling loop of the
+language models: XLA on TensorFlow, `jax.jit` over explicit state on JAX,
+eager under `torch.no_grad()` on PyTorch).
 """
 
 import keras
@@ -34,5 +37,11 @@ else:  # pragma: no cover - depends on the environment
 
 adversarial_train_step = _steps.adversarial_train_step
 input_gradients = _steps.input_gradients
+compile_inference = _steps.compile_inference
 
-__all__ = ["BACKEND", "adversarial_train_step", "input_gradients"]
+__all__ = [
+    "BACKEND",
+    "adversarial_train_step",
+    "compile_inference",
+    "input_gradients",
+]

@@ -144,3 +144,44 @@ def adversarial_train_step(model, state, data):
     results, updated = view.run(lambda: model.record_step(logs))
     view.values.update(updated)
     return results, view.as_state()
+
+
+def compile_inference(model, fn, state_variables=()):
+    """Compiles `fn(*arrays)` (e.g. a sampling loop) once with `jax.jit`.
+
+    Inside the jitted function every variable is read from an explicit
+    state through a `keras.StatelessScope`; the new values of
+    `state_variables` (sampler seeds) are written back after each call, so
+    a seeded sampler gives the same text every time it is re-seeded.
+
+    Args:
+        model: the model whose variables `fn` reads.
+        fn: a function of arrays using `keras.ops`.
+        state_variables: other variables `fn` reads and writes.
+
+    Returns:
+        A callable with the signature of `fn`.
+    """
+    state_variables = list(state_variables)
+
+    @jax.jit
+    def compiled(values, extra_values, *args):
+        mapping = list(zip(model.variables, values))
+        mapping += list(zip(state_variables, extra_values))
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            outputs = fn(*args)
+        new_extra = []
+        for variable, value in zip(state_variables, extra_values):
+            new = scope.get_current_value(variable)
+            new_extra.append(value if new is None else new)
+        return outputs, new_extra
+
+    def run(*args):
+        outputs, new_extra = compiled(
+            [v.value for v in model.variables],
+            [v.value for v in state_variables], *args)
+        for variable, value in zip(state_variables, new_extra):
+            variable.assign(value)
+        return outputs
+
+    return run

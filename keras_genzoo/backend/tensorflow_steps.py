@@ -41,3 +41,19 @@ def adversarial_train_step(model, data):
         The logs: the results of `model.metrics`.
     """
     return model.record_step(alternating_updates(model, data, _update))
+
+
+def compile_inference(model, fn, state_variables=()):
+    """Compiles `fn(*tensors)` (e.g. a sampling loop) once, with XLA.
+
+    Args:
+        model: the model whose variables `fn` reads.
+        fn: a function of tensors using `keras.ops`.
+        state_variables: other variables `fn` reads and writes (sampler
+            seeds); TensorFlow updates them in place.
+
+    Returns:
+        A callable with the signature of `fn`.
+    """
+    del model, state_variables  # tf.function captures variables itself
+    return tf.function(fn, jit_compile=True, reduce_retracing=True)

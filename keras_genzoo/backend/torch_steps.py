@@ -52,3 +52,24 @@ def adversarial_train_step(model, data):
     model.zero_grad()
     with torch.no_grad():
         return model.record_step(logs)
+
+
+def compile_inference(model, fn, state_variables=()):
+    """Runs `fn(*tensors)` (e.g. a sampling loop) eagerly without autograd.
+
+    Args:
+        model: the model whose variables `fn` reads.
+        fn: a function of tensors using `keras.ops`.
+        state_variables: other variables `fn` reads and writes (sampler
+            seeds); PyTorch updates them in place.
+
+    Returns:
+        A callable with the signature of `fn`.
+    """
+    del model, state_variables
+
+    def run(*args):
+        with torch.no_grad():
+            return fn(*args)
+
+    return run

@@ -3,6 +3,7 @@
 from keras_genzoo.models.autoencoder import AutoEncoder
 from keras_genzoo.models.base import ImageModel, LatentImageModel
 from keras_genzoo.models.gan import GAN, WGANGP, OptimizerPair
+from keras_genzoo.models.gpt import MiniGPT
 from keras_genzoo.models.language import BigramLM, CharLanguageModel
 from keras_genzoo.models.vae import VAE
 
@@ -13,6 +14,7 @@ __all__ = [
     "GAN",
     "ImageModel",
     "LatentImageModel",
+    "MiniGPT",
     "OptimizerPair",
     "VAE",
     "WGANGP",

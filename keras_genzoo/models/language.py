@@ -202,6 +202,23 @@ class CharLanguageModel(DefaultCompile, keras.Model):
         """Logits of the character after `ids` (a 1-D numpy array)."""
         raise NotImplementedError
 
+    @staticmethod
+    def _check_sampling(prompt, temperature, top_k, top_p):
+        if not isinstance(prompt, str) or not prompt:
+            raise ValueError(
+                "`prompt` is empty: start with at least one character, "
+                "e.g. '\\n'."
+            )
+        if float(temperature) <= 0:
+            raise ValueError(
+                f"`temperature` must be > 0; got {temperature} (use top_k=1 "
+                "for greedy decoding)."
+            )
+        if top_k is not None and int(top_k) < 1:
+            raise ValueError(f"`top_k` must be >= 1; got {top_k}.")
+        if top_p is not None and not 0.0 < float(top_p) <= 1.0:
+            raise ValueError(f"`top_p` must be in (0, 1]; got {top_p}.")
+
     def generate(self, prompt, max_new_tokens=100, temperature=1.0,
                  top_k=None, top_p=None, seed=None):
         """Continues `prompt` one sampled character at a time.
@@ -220,20 +237,7 @@ class CharLanguageModel(DefaultCompile, keras.Model):
         Returns:
             `prompt` followed by the generated characters.
         """
-        if not prompt:
-            raise ValueError(
-                "`prompt` is empty: start with at least one character, "
-                "e.g. '\\n'."
-            )
-        if float(temperature) <= 0:
-            raise ValueError(
-                f"`temperature` must be > 0; got {temperature} (use top_k=1 "
-                "for greedy decoding)."
-            )
-        if top_k is not None and int(top_k) < 1:
-            raise ValueError(f"`top_k` must be >= 1; got {top_k}.")
-        if top_p is not None and not 0.0 < float(top_p) <= 1.0:
-            raise ValueError(f"`top_p` must be in (0, 1]; got {top_p}.")
+        self._check_sampling(prompt, temperature, top_k, top_p)
         ids = list(self.encode_text(prompt))
         rng = np.random.default_rng(seed)
         for _ in range(int(max_new_tokens)):

@@ -1,0 +1,351 @@
+"""MiniGPT: a character-level GPT made of keras-hub `TransformerDecoder` blocks.
+
+The last model of "Let's build GPT" (and nanoGPT's `model.py`): token and
+position embeddings, `num_layers` pre-norm causal self-attention blocks, a
+final LayerNorm and an output head that shares the token embedding's
+weights. Training goes through `compute_loss` (inherited from
+`CharLanguageModel`), so Keras' own `train_step` runs it on every backend.
+
+Generation runs keras-hub's samplers in one compiled loop per call:
+
+1. while the text fits in the context, a key/value cache (keras-hub's
+   `self_attention_cache`) makes each new character cost one position;
+2. past the context, each new character is predicted from exactly the last
+   `sequence_length` characters (as nanoGPT crops), one window per step.
+
+keras_hub (which loads TensorFlow and tensorflow-text, ~5 s) is imported only
+when a `MiniGPT` is built.
+"""
+
+import numpy as np
+
+import keras
+from keras import ops
+
+from keras_genzoo import backend
+from keras_genzoo.models.language import CharLanguageModel
+
+
+def _keras_hub():
+    import keras_hub
+
+    return keras_hub
+
+
+def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
+                 vocabulary_size=None):
+    """The keras-hub sampler for a choice of sampling settings.
+
+    Args:
+        temperature: divides the logits before the softmax.
+        top_k: sample among the `top_k` likeliest tokens (`1`: greedy).
+        top_p: nucleus sampling threshold (combined with `top_k` if both).
+        seed: seed of the sampler's `SeedGenerator`.
+        vocabulary_size: clips `top_k` to the number of tokens.
+
+    Returns:
+        A `keras_hub.samplers.Sampler`: `GreedySampler` for `top_k=1`,
+        `TopPSampler`, `TopKSampler` or `RandomSampler` otherwise.
+
+    Examples:
+        >>> type(make_sampler(top_k=1)).__name__
+        'GreedySampler'
+        >>> type(make_sampler(top_k=40, temperature=0.8)).__name__
+        'TopKSampler'
+    """
+    samplers = _keras_hub().samplers
+    if top_k is not None and vocabulary_size is not None:
+        top_k = min(int(top_k), int(vocabulary_size))
+    if top_k == 1:
+        return samplers.GreedySampler()
+    if top_p is not None and float(top_p) < 1.0:
+        return samplers.TopPSampler(p=float(top_p), k=top_k, seed=seed,
+                                    temperature=temperature)
+    if top_k is not None:
+        return samplers.TopKSampler(k=int(top_k), seed=seed,
+                                    temperature=temperature)
+    return samplers.RandomSampler(seed=seed, temperature=temperature)
+
+
+class _CompiledLoops:
+    """Compiled sampling loops by sampler setting (kept out of Keras'
+    attribute tracking: they are not state to save)."""
+
+    def __init__(self):
+        self.by_setting = {}
+
+
+@keras.saving.register_keras_serializable(package="keras_genzoo")
+class MiniGPT(CharLanguageModel):
+    """A character-level GPT built from keras-hub `TransformerDecoder` blocks.
+
+    Token + position embedding (`keras_hub.layers.TokenAndPositionEmbedding`),
+    `num_layers` `keras_hub.layers.TransformerDecoder` blocks used as causal
+    self-attention with pre-normalisation (`normalize_first=True`, GELU
+    feed-forward of `intermediate_dim`), a final `LayerNormalization` and an
+    output head tied to the token embedding (as in GPT-2 and nanoGPT). The
+    defaults are nanoGPT's CPU configuration: 4 layers, 4 heads, 128
+    dimensions, a context of 64 characters (~0.8M parameters with a
+    65-character vocabulary).
+
+    `fit` (uncompiled: AdamW, learning rate 1e-3, beta_2 0.99) logs the loss
+    in nats per character and `bits_per_char`. The vocabulary is saved in
+    the `.keras` file.
+
+    Args:
+        vocabulary: the characters the model knows (use `from_text`).
+        sequence_length: the context: characters the model looks at.
+        num_layers: number of transformer blocks.
+        num_heads: attention heads per block; must divide `hidden_dim`.
+        hidden_dim: width of the embeddings and of every block.
+        intermediate_dim: width of the feed-forward layers; default
+            `4 * hidden_dim`.
+        dropout: dropout rate after the embeddings and inside the blocks.
+        **kwargs: standard `keras.Model` arguments (`name`, `dtype`, e.g.
+            `dtype="mixed_bfloat16"`).
+
+    Examples:
+        >>> from keras_genzoo import MiniGPT
+        >>> text = "to be or not to be, that is the question. " * 20
+        >>> gpt = MiniGPT.from_text(text, sequence_length=16, num_layers=1,
+        ...                         num_heads=2, hidden_dim=32)
+        >>> train_ds, val_ds = gpt.make_datasets(text, batch_size=8)
+        >>> history = gpt.fit(train_ds, validation_data=val_ds, epochs=1,
+        ...                   verbose=0)
+        >>> sample = gpt.generate("to be", max_new_tokens=20, seed=0)
+        >>> len(sample)
+        25
+    """
+
+    def __init__(self, vocabulary, sequence_length=64, num_layers=4,
+                 num_heads=4, hidden_dim=128, intermediate_dim=None,
+                 dropout=0.0, **kwargs):
+        super().__init__(vocabulary, sequence_length, **kwargs)
+        for name, value in (("num_layers", num_layers),
+                            ("num_heads", num_heads),
+                            ("hidden_dim", hidden_dim)):
+            if int(value) <= 0:
+                raise ValueError(f"`{name}` must be positive; got {value}.")
+        if int(hidden_dim) % int(num_heads):
+            raise ValueError(
+                f"`hidden_dim` ({hidden_dim}) must be a multiple of "
+                f"`num_heads` ({num_heads}): each head gets hidden_dim / "
+                "num_heads dimensions. E.g. hidden_dim=128, num_heads=4."
+            )
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1); got {dropout}.")
+        self.num_layers = int(num_layers)
+        self.num_heads = int(num_heads)
+        self.hidden_dim = int(hidden_dim)
+        self.intermediate_dim = int(intermediate_dim or 4 * self.hidden_dim)
+        self.dropout = float(dropout)
+
+        keras_hub = _keras_hub()
+        # nanoGPT's initialisation: N(0, 0.02) for embeddings and kernels
+        init = keras.initializers.RandomNormal(stddev=0.02)
+        self.embedding = keras_hub.layers.TokenAndPositionEmbedding(
+            vocabulary_size=self.vocabulary_size,
+            sequence_length=self.sequence_length,
+            embedding_dim=self.hidden_dim,
+            tie_weights=True,
+            embeddings_initializer=init,
+            dtype=self.dtype_policy,
+            name="embedding",
+        )
+        self.embedding_dropout = keras.layers.Dropout(
+            self.dropout, dtype=self.dtype_policy, name="embedding_dropout")
+        self.blocks = [
+            keras_hub.layers.TransformerDecoder(
+                intermediate_dim=self.intermediate_dim,
+                num_heads=self.num_heads,
+                dropout=self.dropout,
+                activation="gelu",
+                layer_norm_epsilon=1e-5,
+                kernel_initializer=init,
+                normalize_first=True,
+                dtype=self.dtype_policy,
+                name=f"block_{i}",
+            )
+            for i in range(self.num_layers)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=1e-5, dtype=self.dtype_policy, name="final_norm")
+        self._loops = _CompiledLoops()
+        self.build((None, self.sequence_length))
+
+    def build(self, input_shape=None):
+        shape = (None, self.sequence_length)
+        self.embedding.build(shape)
+        for block in self.blocks:
+            block.build(shape + (self.hidden_dim,))
+        self.final_norm.build(shape + (self.hidden_dim,))
+        self.built = True
+
+    def call(self, ids, training=False):
+        """Next-character logits `(batch, length, vocabulary_size)`.
+
+        Args:
+            ids: int ids `(batch, length)`, `length <= sequence_length`.
+            training: enables dropout.
+        """
+        length = ids.shape[-1]
+        if length is not None and length > self.sequence_length:
+            raise ValueError(
+                f"The model reads at most sequence_length="
+                f"{self.sequence_length} characters; got windows of "
+                f"{length}. Cut the text with `model.make_datasets(text)`."
+            )
+        x = self.embedding(ids)
+        x = self.embedding_dropout(x, training=training)
+        for block in self.blocks:
+            x = block(x, training=training)
+        return self._head(x)
+
+    def _head(self, x):
+        x = self.final_norm(x)
+        return self.embedding.token_embedding(x, reverse=True)
+
+    def call_with_cache(self, ids, cache, index):
+        """Forward pass of `ids` at position `index`, reading/writing a cache.
+
+        Args:
+            ids: int ids `(batch, length)` placed at positions
+                `index .. index + length - 1`.
+            cache: keys and values of every block,
+                `(batch, num_layers, 2, sequence_length, num_heads,
+                head_dim)`.
+            index: position of `ids[:, 0]`.
+
+        Returns:
+            `(logits, cache)` with the cache updated at those positions.
+        """
+        x = self.embedding(ids, start_index=index)
+        caches = []
+        for i, block in enumerate(self.blocks):
+            x, layer_cache = block(
+                x, self_attention_cache=cache[:, i, ...],
+                self_attention_cache_update_index=index)
+            caches.append(layer_cache)
+        return self._head(x), ops.stack(caches, axis=1)
+
+    def empty_cache(self, batch_size):
+        """A zero key/value cache for `call_with_cache`."""
+        head_dim = self.hidden_dim // self.num_heads
+        return ops.zeros(
+            (batch_size, self.num_layers, 2, self.sequence_length,
+             self.num_heads, head_dim), dtype=self.compute_dtype)
+
+    def next_logits(self, ids):
+        window = np.asarray(ids, dtype="int32")[-self.sequence_length:]
+        return ops.convert_to_numpy(self(window[None]))[0, -1]
+
+    # -- generation ---------------------------------------------------------
+
+    def _generator(self, sampler_key):
+        """Compiled sampling loops for one sampler setting (cached)."""
+        if sampler_key in self._loops.by_setting:
+            return self._loops.by_setting[sampler_key]
+        temperature, top_k, top_p = sampler_key
+        sampler = make_sampler(temperature, top_k, top_p,
+                               vocabulary_size=self.vocabulary_size)
+        length = self.sequence_length
+
+        def fill_context(buffer, start):
+            # buffer (batch, sequence_length): the prompt, then zeros;
+            # samples positions start .. sequence_length - 1 with the cache.
+            batch = ops.shape(buffer)[0]
+            _, cache = self.call_with_cache(
+                buffer, self.empty_cache(batch), 0)
+
+            def next(prompt, cache, index):
+                token = ops.slice(prompt, [0, index - 1], [batch, 1])
+                logits, cache = self.call_with_cache(token, cache, index - 1)
+                return logits[:, 0, :], None, cache
+
+            return sampler(next, buffer, cache=cache, index=start, model=self)
+
+        def slide(buffer):
+            # buffer (batch, 2 * sequence_length): a full context, then
+            # zeros; each new character sees exactly the last
+            # sequence_length characters.
+            batch = ops.shape(buffer)[0]
+
+            def next(prompt, cache, index):
+                window = ops.slice(prompt, [0, index - length], [batch, length])
+                return self(window)[:, -1, :], None, cache
+
+            return sampler(next, buffer, index=length, model=self)
+
+        state = list(sampler.variables)
+        compiled = (
+            sampler,
+            backend.compile_inference(self, fill_context, state),
+            backend.compile_inference(self, slide, state),
+        )
+        self._loops.by_setting[sampler_key] = compiled
+        return compiled
+
+    def generate(self, prompt, max_new_tokens=100, temperature=1.0,
+                 top_k=None, top_p=None, seed=None):
+        """Continues `prompt` with sampled characters.
+
+        Runs a keras-hub sampler (`GreedySampler` for `top_k=1`,
+        `TopKSampler`, `TopPSampler` or `RandomSampler`) in a compiled loop,
+        with a key/value cache while the text fits in the context; a prompt
+        longer than `sequence_length` is cropped to its last
+        `sequence_length` characters for the model (and returned whole).
+        The first call for a setting of (temperature, top_k, top_p) compiles
+        the loop; later calls reuse it.
+
+        Args:
+            prompt: the start of the text (at least one character, all in
+                the vocabulary).
+            max_new_tokens: how many characters to add.
+            temperature: > 0; below 1 is more conservative.
+            top_k: sample among the `top_k` likeliest characters only
+                (`top_k=1` is greedy decoding).
+            top_p: sample among the likeliest characters whose
+                probabilities add up to `top_p`.
+            seed: optional integer; the same seed gives the same text.
+
+        Returns:
+            `prompt` followed by the generated characters.
+        """
+        self._check_sampling(prompt, temperature, top_k, top_p)
+        ids = [int(i) for i in self.encode_text(prompt)]
+        max_new_tokens = int(max_new_tokens)
+        if max_new_tokens <= 0:
+            return prompt
+        key = (float(temperature), None if top_k is None else int(top_k),
+               None if top_p is None else float(top_p))
+        sampler, fill_context, slide = self._generator(key)
+        if sampler.variables:
+            fresh = keras.random.SeedGenerator(seed)
+            for variable in sampler.variables:
+                variable.assign(fresh.state.value)
+        length = self.sequence_length
+        new = []
+        if len(ids) < length:
+            buffer = np.zeros((1, length), dtype="int32")
+            buffer[0, :len(ids)] = ids
+            out = fill_context(ops.convert_to_tensor(buffer),
+                               ops.convert_to_tensor(len(ids), "int32"))
+            new += ops.convert_to_numpy(out)[0, len(ids):].tolist()
+        while len(new) < max_new_tokens:
+            context = (ids + new)[-length:]
+            buffer = np.zeros((1, 2 * length), dtype="int32")
+            buffer[0, :length] = context
+            out = slide(ops.convert_to_tensor(buffer))
+            new += ops.convert_to_numpy(out)[0, length:].tolist()
+        return prompt + self.decode_ids(new[:max_new_tokens])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "dropout": self.dropout,
+        })
+        return config
