@@ -18,6 +18,7 @@ from keras_genzoo.models import (
     BigramLM,
     ImageModel,
     MiniGPT,
+    warmup_cosine_adamw,
 )
 
 __version__ = "0.1.0"
@@ -33,5 +34,6 @@ __all__ = [
     "WGANGP",
     "callbacks",
     "datasets",
+    "warmup_cosine_adamw",
     "__version__",
 ]

@@ -1,4 +1,4 @@
-"""Callbacks that show a model learning: sample grids and reconstructions.
+"""Callbacks that show a model learning: sample grids, reconstructions, text.
 
 They work on every backend: all tensors are turned into numpy with
 `keras.ops.convert_to_numpy` before anything is written.
@@ -325,3 +325,92 @@ def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
     frames[0].save(path, save_all=True, append_images=frames[1:],
                    duration=durations, loop=0)
     return len(frames)
+
+
+class TextSampler(keras.callbacks.Callback):
+    """Prints a text sample every `every_n_epochs` epochs and appends it to
+    a file.
+
+    The samples come from `model.generate(prompt, ..., seed=seed)` with a
+    fixed prompt and seed, so successive samples show the model learning.
+    Works with the zoo's language models (`BigramLM`, `MiniGPT`). The
+    prompt is checked against the model's vocabulary before training
+    starts. `samples` lists `(epoch, text)` pairs.
+
+    Args:
+        prompt: the start of every sample (characters of the vocabulary).
+        max_new_tokens: characters generated after the prompt.
+        every_n_epochs: sample after every n-th epoch.
+        path: text file the samples are appended to (folders created as
+            needed), each after an `=== epoch N ... ===` header; `None`
+            writes no file.
+        seed: the fixed sampling seed.
+        temperature: sampling temperature (> 0).
+        top_k: sample among the `top_k` likeliest characters.
+        top_p: nucleus sampling threshold.
+        verbose: print each sample (`False`: only keep/write it).
+
+    Examples:
+        >>> from keras_genzoo import BigramLM
+        >>> from keras_genzoo.callbacks import TextSampler
+        >>> text = "abcabcabc" * 40
+        >>> model = BigramLM.from_text(text, sequence_length=8)
+        >>> sampler = TextSampler("a", max_new_tokens=5, top_k=1,
+        ...                       verbose=False)
+        >>> _ = model.fit(model.make_datasets(text, batch_size=8)[0],
+        ...               epochs=10, callbacks=[sampler], verbose=0)
+        >>> sampler.samples[-1]
+        (10, 'abcabc')
+    """
+
+    def __init__(self, prompt, max_new_tokens=200, every_n_epochs=1,
+                 path=None, seed=0, temperature=0.8, top_k=None, top_p=None,
+                 verbose=True):
+        super().__init__()
+        if not isinstance(prompt, str) or not prompt:
+            raise ValueError(
+                "`prompt` must be a non-empty string, e.g. '\\n' or 'ROMEO:'."
+            )
+        for name, value in (("max_new_tokens", max_new_tokens),
+                            ("every_n_epochs", every_n_epochs)):
+            if int(value) <= 0:
+                raise ValueError(f"`{name}` must be positive; got {value}.")
+        self.prompt = prompt
+        self.max_new_tokens = int(max_new_tokens)
+        self.every_n_epochs = int(every_n_epochs)
+        self.path = None if path is None else os.fspath(path)
+        self.seed = seed
+        self.sampling = {"temperature": temperature, "top_k": top_k,
+                         "top_p": top_p}
+        self.verbose = bool(verbose)
+        self.samples = []
+
+    def on_train_begin(self, logs=None):
+        if not callable(getattr(self.model, "generate", None)) or not hasattr(
+                self.model, "encode_text"):
+            raise ValueError(
+                "TextSampler needs a language model of the zoo (BigramLM, "
+                f"MiniGPT); got {type(self.model).__name__}."
+            )
+        self.model.encode_text(self.prompt)  # unknown characters: ValueError
+        self.model._check_sampling(self.prompt, **self.sampling)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        text = self.model.generate(self.prompt, self.max_new_tokens,
+                                   seed=self.seed, **self.sampling)
+        self.samples.append((epoch + 1, text))
+        header = f"=== epoch {epoch + 1}"
+        for name in ("loss", "val_loss"):
+            if logs and name in logs:
+                header += f", {name} {float(logs[name]):.4f}"
+        header += " ==="
+        if self.verbose:
+            print(f"\n{header}\n{text}\n", flush=True)
+        if self.path is not None:
+            folder = os.path.dirname(self.path)
+            if folder:
+                os.makedirs(folder, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(f"{header}\n{text}\n\n")

@@ -4,7 +4,11 @@ from keras_genzoo.models.autoencoder import AutoEncoder
 from keras_genzoo.models.base import ImageModel, LatentImageModel
 from keras_genzoo.models.gan import GAN, WGANGP, OptimizerPair
 from keras_genzoo.models.gpt import MiniGPT
-from keras_genzoo.models.language import BigramLM, CharLanguageModel
+from keras_genzoo.models.language import (
+    BigramLM,
+    CharLanguageModel,
+    warmup_cosine_adamw,
+)
 from keras_genzoo.models.vae import VAE
 
 __all__ = [
@@ -18,4 +22,5 @@ __all__ = [
     "OptimizerPair",
     "VAE",
     "WGANGP",
+    "warmup_cosine_adamw",
 ]

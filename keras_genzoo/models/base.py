@@ -36,15 +36,21 @@ def _check_image_shape(image_shape):
 
 
 class DefaultCompile:
-    """Mixin: `_ensure_compiled()` compiles with `default_optimizer()`."""
+    """Mixin: `_ensure_compiled()` compiles with `default_optimizer()`
+    and `default_jit_compile()`."""
 
     def default_optimizer(self):
         """The optimizer `fit` uses when the model was not compiled."""
         raise NotImplementedError
 
+    def default_jit_compile(self):
+        """The `jit_compile` of the default compile (Keras' "auto")."""
+        return "auto"
+
     def _ensure_compiled(self):
         if not self.compiled:
-            self.compile(optimizer=self.default_optimizer())
+            self.compile(optimizer=self.default_optimizer(),
+                         jit_compile=self.default_jit_compile())
 
 
 class ImageModel(DefaultCompile, SeedStateSaving, keras.Model):

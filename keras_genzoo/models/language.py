@@ -57,6 +57,58 @@ def sample_from_logits(logits, rng, temperature=1.0, top_k=None, top_p=None):
     return int(rng.choice(len(probabilities), p=probabilities))
 
 
+def warmup_cosine_adamw(steps, learning_rate=1e-3, min_learning_rate=None,
+                        warmup_steps=100, beta_2=0.99, weight_decay=0.1,
+                        global_clipnorm=1.0):
+    """AdamW on nanoGPT's schedule: linear warmup, then cosine decay.
+
+    The learning rate rises linearly from 0 to `learning_rate` over
+    `warmup_steps`, then follows a cosine down to `min_learning_rate` at
+    `steps`. Weight decay applies to matrices only (not to biases and
+    normalisation scales), and the global gradient norm is clipped, as in
+    nanoGPT.
+
+    Args:
+        steps: total training steps (e.g. nanoGPT's 2000).
+        learning_rate: the peak learning rate.
+        min_learning_rate: the final rate; default `learning_rate / 10`.
+        warmup_steps: steps of linear warmup.
+        beta_2: Adam's second-moment decay (0.99 for small models).
+        weight_decay: decoupled weight decay of the matrices.
+        global_clipnorm: clip the norm of all gradients together.
+
+    Returns:
+        A `keras.optimizers.AdamW`.
+
+    Examples:
+        >>> optimizer = warmup_cosine_adamw(2000)
+        >>> [round(float(optimizer.learning_rate), 6)]
+        [0.0]
+    """
+    steps, warmup_steps = int(steps), int(warmup_steps)
+    if steps <= 0 or warmup_steps < 0:
+        raise ValueError(
+            f"`steps` must be positive and `warmup_steps` >= 0; got "
+            f"{steps} and {warmup_steps}."
+        )
+    warmup_steps = min(warmup_steps, steps)
+    if min_learning_rate is None:
+        min_learning_rate = learning_rate / 10
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else learning_rate,
+        decay_steps=max(steps - warmup_steps, 1),
+        alpha=min_learning_rate / learning_rate,
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, beta_2=beta_2, weight_decay=weight_decay,
+        global_clipnorm=global_clipnorm,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
+
+
 class CharLanguageModel(DefaultCompile, keras.Model):
     """Base of the character-level language models.
 
@@ -179,6 +231,11 @@ class CharLanguageModel(DefaultCompile, keras.Model):
 
     def fit(self, *args, **kwargs):
         """Trains the model; see `keras.Model.fit` (uncompiled: AdamW)."""
+        x = args[0] if args else kwargs.get("x")
+        if not isinstance(x, (np.ndarray, list, tuple, dict)):
+            # datasets shuffle themselves (`make_datasets` does); Keras would
+            # warn that its default shuffle=True is ignored
+            kwargs.setdefault("shuffle", False)
         self._ensure_compiled()
         return super().fit(*args, **kwargs)
 

@@ -1,0 +1,188 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_genzoo import MiniGPT, datasets
+from keras_genzoo.callbacks import TextSampler
+
+SMALL = dict(sequence_length=16, num_layers=2, num_heads=2, hidden_dim=32)
+
+
+@pytest.fixture(scope="module")
+def shakespeare():
+    return datasets.load_text("tiny_shakespeare")[:40_000]
+
+
+@pytest.fixture(scope="module")
+def trained(shakespeare):
+    """A tiny GPT after two epochs on real text, and its history."""
+    keras.utils.set_random_seed(0)
+    gpt = MiniGPT.from_text(shakespeare, **SMALL)
+    train_ds, val_ds = gpt.make_datasets(shakespeare, batch_size=32)
+    history = gpt.fit(train_ds, validation_data=val_ds, epochs=2, verbose=0)
+    return gpt, history.history
+
+
+def test_loss_goes_down_and_bits_per_char_logged(trained):
+    gpt, history = trained
+    loss = history["loss"]
+    # uniform over the vocabulary is ln(V) ~ 4.1 nats; the trained model
+    # is well below, and learning continues in the second epoch
+    assert loss[0] < np.log(gpt.vocabulary_size)
+    assert loss[1] < loss[0] - 0.1
+    assert history["val_loss"][-1] < 2.9
+    np.testing.assert_allclose(history["bits_per_char"],
+                               np.array(loss) / np.log(2), rtol=1e-4)
+    assert "val_bits_per_char" in history
+
+
+def test_architecture_is_keras_hub_decoder_blocks():
+    import keras_hub
+
+    gpt = MiniGPT(vocabulary=list("abcdefgh"))
+    assert (gpt.num_layers, gpt.num_heads, gpt.hidden_dim,
+            gpt.sequence_length) == (4, 4, 128, 64)
+    assert len(gpt.blocks) == 4
+    assert all(isinstance(b, keras_hub.layers.TransformerDecoder)
+               and b.normalize_first for b in gpt.blocks)
+    assert isinstance(gpt.embedding,
+                      keras_hub.layers.TokenAndPositionEmbedding)
+    # the output head is tied to the token embedding: one matrix
+    assert gpt.embedding.token_embedding.tie_weights
+    logits = gpt(np.zeros((2, 64), dtype="int32"))
+    assert tuple(logits.shape) == (2, 64, 8)
+
+
+def test_attention_is_causal():
+    gpt = MiniGPT(vocabulary=list("abcdefgh"), **SMALL)
+    ids = np.random.default_rng(0).integers(0, 8, (1, 16)).astype("int32")
+    changed = ids.copy()
+    changed[0, 10:] = (changed[0, 10:] + 1) % 8
+    a = keras.ops.convert_to_numpy(gpt(ids))
+    b = keras.ops.convert_to_numpy(gpt(changed))
+    np.testing.assert_allclose(a[0, :10], b[0, :10], atol=1e-5)
+    assert not np.allclose(a[0, 10:], b[0, 10:])
+
+
+def test_generate_is_seeded_and_stays_in_the_vocabulary(trained):
+    gpt, _ = trained
+    kwargs = dict(max_new_tokens=40, temperature=0.8, top_k=10)
+    a = gpt.generate("ROMEO:", seed=0, **kwargs)
+    assert a.startswith("ROMEO:") and len(a) == 46
+    assert set(a) <= set(gpt.vocabulary)
+    assert a == gpt.generate("ROMEO:", seed=0, **kwargs)
+    assert a != gpt.generate("ROMEO:", seed=1, **kwargs)
+    nucleus = gpt.generate("A", max_new_tokens=30, top_p=0.9, seed=3)
+    assert len(nucleus) == 31 and set(nucleus) <= set(gpt.vocabulary)
+    assert nucleus == gpt.generate("A", max_new_tokens=30, top_p=0.9, seed=3)
+    assert gpt.generate("A", max_new_tokens=0) == "A"
+
+
+def _greedy_by_hand(gpt, prompt, steps):
+    ids = list(gpt.encode_text(prompt))
+    for _ in range(steps):
+        window = np.array(ids[-gpt.sequence_length:], dtype="int32")[None]
+        logits = keras.ops.convert_to_numpy(gpt(window))[0, -1]
+        ids.append(int(np.argmax(logits)))
+    return gpt.decode_ids(ids)
+
+
+def test_top_k_one_is_greedy_inside_and_beyond_the_context(trained):
+    gpt, _ = trained
+    # 5 + 40 characters: the cached loop fills the 16-character context,
+    # then the sliding window takes over
+    greedy = _greedy_by_hand(gpt, "First", 40)
+    assert gpt.generate("First", max_new_tokens=40, top_k=1, seed=0) == greedy
+    assert gpt.generate("First", max_new_tokens=40, top_k=1, seed=7) == greedy
+
+
+def test_prompt_longer_than_the_context_is_cropped(trained, shakespeare):
+    gpt, _ = trained
+    prompt = shakespeare[:50]  # > sequence_length 16
+    out = gpt.generate(prompt, max_new_tokens=10, top_k=1)
+    assert out.startswith(prompt) and len(out) == 60
+    assert out == _greedy_by_hand(gpt, prompt, 10)
+
+
+def test_save_load_keeps_vocabulary_logits_and_samples(tmp_path):
+    text = "Olá, coração! São João, maçã e pão. " * 40
+    gpt = MiniGPT.from_text(text, **SMALL)
+    gpt.fit(gpt.make_datasets(text, batch_size=8)[0], epochs=1, verbose=0)
+    path = os.path.join(tmp_path, "gpt.keras")
+    gpt.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded, MiniGPT)
+    assert loaded.vocabulary == gpt.vocabulary and "ç" in loaded.vocabulary
+    assert loaded.get_config() == gpt.get_config()
+    ids = gpt.encode_text("São João, maçã")[None]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(ids)),
+                                  keras.ops.convert_to_numpy(gpt(ids)))
+    kwargs = dict(max_new_tokens=30, temperature=0.9, seed=4)
+    assert loaded.generate("Olá", **kwargs) == gpt.generate("Olá", **kwargs)
+
+
+def test_text_sampler_prints_and_appends(trained, tmp_path, capsys):
+    gpt, _ = trained
+    path = os.path.join(tmp_path, "samples", "gpt.txt")
+    sampler = TextSampler("ROMEO:", max_new_tokens=20, every_n_epochs=2,
+                          path=path, seed=0, temperature=0.8, top_k=10)
+    data = gpt.make_datasets(datasets.load_text("tiny_shakespeare")[:5000],
+                             batch_size=32)[0]
+    gpt.fit(data, epochs=4, callbacks=[sampler], verbose=0)
+    assert [epoch for epoch, _ in sampler.samples] == [2, 4]
+    printed = capsys.readouterr().out
+    with open(path, encoding="utf-8") as f:
+        written = f.read()
+    for epoch, text in sampler.samples:
+        assert text.startswith("ROMEO:") and len(text) == 26
+        assert text in printed and text in written
+        assert f"=== epoch {epoch}, loss " in written
+    # the same prompt and seed: the same text as a direct call
+    assert sampler.samples[-1][1] == gpt.generate(
+        "ROMEO:", 20, seed=0, temperature=0.8, top_k=10)
+    # appends: a second fit adds to the same file
+    gpt.fit(data, epochs=2, callbacks=[sampler], verbose=0)
+    with open(path, encoding="utf-8") as f:
+        assert f.read().count("=== epoch") == 3
+
+
+def test_mixed_bfloat16_trains_and_generates():
+    text = datasets.load_text("tiny_shakespeare")[:3000]
+    gpt = MiniGPT.from_text(text, dtype="mixed_bfloat16", **SMALL)
+    history = gpt.fit(gpt.make_datasets(text, batch_size=16)[0], epochs=1,
+                      verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    sample = gpt.generate("A", max_new_tokens=20, seed=0)
+    assert len(sample) == 21 and set(sample) <= set(gpt.vocabulary)
+
+
+def test_bad_input_messages(trained):
+    gpt, _ = trained
+    with pytest.raises(ValueError, match="`text` is empty"):
+        MiniGPT.from_text("")
+    with pytest.raises(ValueError, match="multiple of `num_heads`"):
+        MiniGPT(vocabulary=list("abc"), hidden_dim=30, num_heads=4)
+    with pytest.raises(ValueError, match="`num_layers` must be positive"):
+        MiniGPT(vocabulary=list("abc"), num_layers=0)
+    with pytest.raises(ValueError, match=r"outside the model's vocabulary: \['~'\]"):
+        gpt.generate("ROMEO~")
+    with pytest.raises(ValueError, match="prompt` is empty"):
+        gpt.generate("")
+    with pytest.raises(ValueError, match="temperature"):
+        gpt.generate("A", temperature=0)
+    with pytest.raises(ValueError, match="top_k"):
+        gpt.generate("A", top_k=0)
+    with pytest.raises(ValueError, match="fewer than one window"):
+        MiniGPT.from_text("short text", **SMALL).make_datasets("short text")
+    with pytest.raises(ValueError, match="at most sequence_length=16"):
+        gpt(np.zeros((1, 17), dtype="int32"))
+    # a bad sampler prompt fails before the first training step
+    fresh = MiniGPT.from_text("abcdefgh" * 40, **SMALL)
+    with pytest.raises(ValueError, match=r"vocabulary: \['z'\]"):
+        fresh.fit(fresh.make_datasets("abcdefgh" * 40, batch_size=4)[0],
+                  callbacks=[TextSampler("z", verbose=False)], verbose=0)
+    assert int(fresh.optimizer.iterations) == 0
+    with pytest.raises(ValueError, match="`prompt` must be a non-empty"):
+        TextSampler("")
