@@ -20,7 +20,7 @@ def _load(name):
     "name, flags",
     [("vae_mnist", []), ("autoencoder_mnist", []), ("gan_mnist", []),
      ("gan_mnist", ["--model", "wgan-gp", "--conditional"]),
-     ("bigram_shakespeare", [])],
+     ("bigram_shakespeare", []), ("minigpt_shakespeare", [])],
 )
 def test_example_smoke(name, flags, tmp_path):
     result = _load(name).main(
@@ -29,3 +29,13 @@ def test_example_smoke(name, flags, tmp_path):
         assert os.path.getsize(path) > 0, path
     assert all(len(v) >= 1 for v in result["history"].values())
     assert result["history"]
+
+
+def test_bigram_to_gpt_smoke(tmp_path):
+    result = _load("bigram_to_gpt").main(
+        ["--smoke", "--output-dir", str(tmp_path)])
+    assert [r["stage"].split()[0] for r in result["results"]] == [
+        "bigram", "one", "multi-head", "full"]
+    for r in result["results"]:
+        assert 0 < r["val_loss"] < 10 and r["sample"].startswith("ROMEO:")
+    assert os.path.getsize(result["paths"][0]) > 0

@@ -81,10 +81,14 @@ def test_generate_is_seeded_and_stays_in_the_vocabulary(trained):
 
 
 def _greedy_by_hand(gpt, prompt, steps):
+    """Greedy decoding by full forward passes over the last window (right-
+    padded to one compiled shape: attention is causal)."""
     ids = list(gpt.encode_text(prompt))
     for _ in range(steps):
-        window = np.array(ids[-gpt.sequence_length:], dtype="int32")[None]
-        logits = keras.ops.convert_to_numpy(gpt(window))[0, -1]
+        window = ids[-gpt.sequence_length:]
+        padded = np.zeros((1, gpt.sequence_length), dtype="int32")
+        padded[0, :len(window)] = window
+        logits = gpt.predict_on_batch(padded)[0, len(window) - 1]
         ids.append(int(np.argmax(logits)))
     return gpt.decode_ids(ids)
 
