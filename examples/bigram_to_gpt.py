@@ -81,9 +81,6 @@ class AttentionLM(CharLanguageModel):
         x = self.attention(x, x, use_causal_mask=True)
         return self.head(x)
 
-    def next_logits(self, ids):
-        window = ids[-self.sequence_length:][None]
-        return keras.ops.convert_to_numpy(self(window))[0, -1]
 
 
 def parse_args(argv=None):
@@ -100,9 +97,9 @@ def main(argv=None):
     args = parse_args(argv)
     print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
     text = datasets.load_text(args.text)
-    steps = args.steps
+    steps, sample_length = args.steps, 200
     if args.smoke:
-        text, steps = text[:20_000], 5
+        text, steps, sample_length = text[:20_000], 5, 40
 
     # (stage, model, peak learning rate): the shallow models learn best at
     # 1e-2 (at 1e-3 the attention stages end no better than the bigram in
@@ -130,7 +127,7 @@ def main(argv=None):
         model.fit(train_ds, steps_per_epoch=steps, epochs=1, verbose=0)
         seconds = time.time() - start
         val = model.evaluate(val_ds, verbose=0, return_dict=True)
-        sample = model.generate("ROMEO:", max_new_tokens=200,
+        sample = model.generate("ROMEO:", max_new_tokens=sample_length,
                                 temperature=0.8, top_k=40, seed=0)
         results.append({
             "stage": name, "params": int(model.count_params()),

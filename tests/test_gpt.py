@@ -155,6 +155,9 @@ def test_text_sampler_prints_and_appends(trained, tmp_path, capsys):
 def test_mixed_bfloat16_trains_and_generates():
     text = datasets.load_text("tiny_shakespeare")[:3000]
     gpt = MiniGPT.from_text(text, dtype="mixed_bfloat16", **SMALL)
+    # Keras' default jit_compile (no XLA on a TensorFlow CPU): a quicker
+    # compile than MiniGPT's default, the same dtype handling
+    gpt.compile(optimizer=keras.optimizers.AdamW(1e-3))
     history = gpt.fit(gpt.make_datasets(text, batch_size=16)[0], epochs=1,
                       verbose=0).history
     assert np.isfinite(history["loss"][0])

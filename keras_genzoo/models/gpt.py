@@ -88,9 +88,16 @@ class MiniGPT(CharLanguageModel):
     dimensions, a context of 64 characters (~0.8M parameters with a
     65-character vocabulary).
 
-    `fit` (uncompiled: AdamW, learning rate 1e-3, beta_2 0.99) logs the loss
-    in nats per character and `bits_per_char`. The vocabulary is saved in
-    the `.keras` file.
+    `fit` (uncompiled: AdamW, learning rate 1e-3, beta_2 0.99; XLA on
+    TensorFlow) logs the loss in nats per character and `bits_per_char`.
+    The vocabulary is saved in the `.keras` file.
+
+    `generate` runs a keras-hub sampler (`GreedySampler` for `top_k=1`,
+    `TopKSampler`, `TopPSampler` or `RandomSampler`) in one compiled loop,
+    with a key/value cache while the text fits in the context and exactly
+    the last `sequence_length` characters per new character beyond it. The
+    first call for a setting of (temperature, top_k, top_p) compiles the
+    loop; later calls reuse it.
 
     Args:
         vocabulary: the characters the model knows (use `from_text`).
@@ -241,10 +248,6 @@ class MiniGPT(CharLanguageModel):
             (batch_size, self.num_layers, 2, self.sequence_length,
              self.num_heads, head_dim), dtype=self.compute_dtype)
 
-    def next_logits(self, ids):
-        window = np.asarray(ids, dtype="int32")[-self.sequence_length:]
-        return ops.convert_to_numpy(self(window[None]))[0, -1]
-
     # -- generation ---------------------------------------------------------
 
     def _generator(self, sampler_key):
@@ -291,38 +294,11 @@ class MiniGPT(CharLanguageModel):
         self._loops.by_setting[sampler_key] = compiled
         return compiled
 
-    def generate(self, prompt, max_new_tokens=100, temperature=1.0,
-                 top_k=None, top_p=None, seed=None):
-        """Continues `prompt` with sampled characters.
-
-        Runs a keras-hub sampler (`GreedySampler` for `top_k=1`,
-        `TopKSampler`, `TopPSampler` or `RandomSampler`) in a compiled loop,
-        with a key/value cache while the text fits in the context; a prompt
-        longer than `sequence_length` is cropped to its last
-        `sequence_length` characters for the model (and returned whole).
-        The first call for a setting of (temperature, top_k, top_p) compiles
-        the loop; later calls reuse it.
-
-        Args:
-            prompt: the start of the text (at least one character, all in
-                the vocabulary).
-            max_new_tokens: how many characters to add.
-            temperature: > 0; below 1 is more conservative.
-            top_k: sample among the `top_k` likeliest characters only
-                (`top_k=1` is greedy decoding).
-            top_p: sample among the likeliest characters whose
-                probabilities add up to `top_p`.
-            seed: optional integer; the same seed gives the same text.
-
-        Returns:
-            `prompt` followed by the generated characters.
-        """
-        self._check_sampling(prompt, temperature, top_k, top_p)
-        ids = [int(i) for i in self.encode_text(prompt)]
-        max_new_tokens = int(max_new_tokens)
-        if max_new_tokens <= 0:
-            return prompt
-        key = (float(temperature), None if top_k is None else int(top_k),
+    def sample_ids(self, ids, max_new_tokens, temperature, top_k, top_p,
+                   seed):
+        """Samples with a compiled keras-hub sampler loop (see the class
+        docstring); returns at least `max_new_tokens` new ids."""
+        key = (temperature, None if top_k is None else int(top_k),
                None if top_p is None else float(top_p))
         sampler, fill_context, slide = self._generator(key)
         if sampler.variables:
@@ -343,7 +319,7 @@ class MiniGPT(CharLanguageModel):
             buffer[0, :length] = context
             out = slide(ops.convert_to_tensor(buffer))
             new += ops.convert_to_numpy(out)[0, length:].tolist()
-        return prompt + self.decode_ids(new[:max_new_tokens])
+        return new
 
     def get_config(self):
         config = super().get_config()

@@ -113,8 +113,9 @@ class CharLanguageModel(DefaultCompile, keras.Model):
     """Base of the character-level language models.
 
     Subclasses build their layers in `__init__` and implement `call(ids)`
-    returning next-character logits `(batch, length, vocabulary_size)` and
-    `next_logits(ids)` for generation.
+    returning next-character logits `(batch, length, vocabulary_size)`, in
+    which position `t` sees only positions up to `t`; they may override
+    `next_logits(ids)` or `sample_ids(...)` to generate faster.
 
     Args:
         vocabulary: the characters the model knows; id `i` is
@@ -256,8 +257,18 @@ class CharLanguageModel(DefaultCompile, keras.Model):
         return loss
 
     def next_logits(self, ids):
-        """Logits of the character after `ids` (a 1-D numpy array)."""
-        raise NotImplementedError
+        """Logits of the character after `ids` (a 1-D numpy array).
+
+        Runs the model on the last `sequence_length` ids, right-padded to
+        one fixed shape so the compiled predict function is reused (the
+        padding cannot change the logits of earlier positions in a causal
+        model).
+        """
+        window = np.asarray(ids, dtype="int32")[-self.sequence_length:]
+        padded = np.zeros((1, self.sequence_length), dtype="int32")
+        padded[0, :len(window)] = window
+        logits = self.predict_on_batch(padded)
+        return ops.convert_to_numpy(logits)[0, len(window) - 1]
 
     @staticmethod
     def _check_sampling(prompt, temperature, top_k, top_p):
@@ -278,7 +289,10 @@ class CharLanguageModel(DefaultCompile, keras.Model):
 
     def generate(self, prompt, max_new_tokens=100, temperature=1.0,
                  top_k=None, top_p=None, seed=None):
-        """Continues `prompt` one sampled character at a time.
+        """Continues `prompt` with sampled characters.
+
+        A prompt longer than the model's context is cropped to its last
+        `sequence_length` characters for the model (and returned whole).
 
         Args:
             prompt: the start of the text (at least one character, all in
@@ -289,19 +303,34 @@ class CharLanguageModel(DefaultCompile, keras.Model):
                 (`top_k=1` is greedy decoding).
             top_p: sample among the likeliest characters whose
                 probabilities add up to `top_p`.
-            seed: optional integer; the same seed gives the same text.
+            seed: optional integer; the same seed gives the same text (on
+                the same backend).
 
         Returns:
             `prompt` followed by the generated characters.
         """
         self._check_sampling(prompt, temperature, top_k, top_p)
-        ids = list(self.encode_text(prompt))
+        ids = [int(i) for i in self.encode_text(prompt)]
+        if int(max_new_tokens) <= 0:
+            return prompt
+        new = self.sample_ids(ids, int(max_new_tokens), float(temperature),
+                              top_k, top_p, seed)
+        return prompt + self.decode_ids(new[:int(max_new_tokens)])
+
+    def sample_ids(self, ids, max_new_tokens, temperature, top_k, top_p,
+                   seed):
+        """The ids `generate` appends to the prompt's `ids` (a list).
+
+        This base version samples in numpy from `next_logits`, one character
+        at a time; models override it with a faster loop.
+        """
+        ids = list(ids)
         rng = np.random.default_rng(seed)
-        for _ in range(int(max_new_tokens)):
+        for _ in range(max_new_tokens):
             logits = self.next_logits(np.asarray(ids, dtype="int32"))
             ids.append(sample_from_logits(logits, rng, temperature, top_k,
                                           top_p))
-        return prompt + self.decode_ids(ids[len(prompt):])
+        return ids[-max_new_tokens:]
 
     def get_config(self):
         config = super().get_config()
