@@ -193,3 +193,21 @@ def test_bad_input_messages(trained):
     assert int(fresh.optimizer.iterations) == 0
     with pytest.raises(ValueError, match="`prompt` must be a non-empty"):
         TextSampler("")
+
+
+def test_keras_hub_is_imported_only_for_the_gpt():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, keras_genzoo\n"
+        "keras_genzoo.BigramLM.from_text('abc')\n"
+        "assert 'keras_hub' not in sys.modules\n"
+        "keras_genzoo.MiniGPT.from_text('abc', sequence_length=4, "
+        "num_layers=1, num_heads=1, hidden_dim=8)\n"
+        "assert 'keras_hub' in sys.modules\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    subprocess.run([sys.executable, "-c", code], check=True, env=env,
+                   cwd=os.path.join(os.path.dirname(__file__), os.pardir),
+                   capture_output=True)
