@@ -247,8 +247,13 @@ class CharLanguageModel(DefaultCompile, keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
-        loss = ops.mean(ops.sparse_categorical_crossentropy(
-            y, ops.cast(y_pred, "float32"), from_logits=True))
+        # cross-entropy of the next character, in nats: log-softmax picked
+        # at the target (TensorFlow's fused op would log "Ignoring Assert"
+        # warnings under XLA)
+        logits = ops.cast(y_pred, "float32")
+        log_probs = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
+        targets = ops.expand_dims(ops.cast(y, "int32"), axis=-1)
+        loss = -ops.mean(ops.take_along_axis(log_probs, targets, axis=-1))
         # weighted by batch size, like Keras' own "loss" log
         self.bits_per_char_tracker.update_state(
             loss / math.log(2.0), sample_weight=ops.shape(y)[0])
