@@ -9,9 +9,10 @@ matrices, gradient norm clipped at 1). nanoGPT itself, on this kind of
 
 Prints one JSON object per backend: validation loss (nats per character,
 over every non-overlapping window of the validation text), training wall
-time (including tracing / compilation), tokens per second, and the time to
-generate 300 characters (first call, which compiles the sampling loop, and a
-second call).
+time (including tracing / compilation; `ms_per_iter_by_250` splits it into
+blocks of 250 steps, the first holding the compile), tokens per second, and
+the time to generate 300 characters (first call, which compiles the
+sampling loop, and a second call).
 
     python benchmarks/minigpt_shakespeare.py                    # 3 backends
     python benchmarks/minigpt_shakespeare.py --backends jax --iters 500
@@ -52,9 +53,25 @@ def run_one(iters, batch_size, dtype, steps_per_execution):
                 steps_per_execution=steps_per_execution)
     setup_s = time.perf_counter() - start
 
-    start = time.perf_counter()
-    history = gpt.fit(train_ds, steps_per_epoch=iters, epochs=1, verbose=0)
+    class SegmentTimer(keras.callbacks.Callback):
+        """Milliseconds per step over each block of 250 steps."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            if (batch + 1) % 250 == 0 or batch + 1 == iters:
+                now = time.perf_counter()
+                steps = (batch + 1) - self.last_batch
+                segments.append(round(1000 * (now - self.last) / steps, 1))
+                self.last, self.last_batch = now, batch + 1
+
+    segments = []
+    timer = SegmentTimer()
+    start = timer.last = time.perf_counter()
+    timer.last_batch = 0
+    history = gpt.fit(train_ds, steps_per_epoch=iters, epochs=1, verbose=0,
+                      callbacks=[timer])
     train_s = time.perf_counter() - start
+    # seconds between the last step and `fit` returning (end of training)
+    end_of_fit_s = round(time.perf_counter() - timer.last, 1)
     start = time.perf_counter()
     val = gpt.evaluate(val_ds, verbose=0, return_dict=True)
     eval_s = time.perf_counter() - start
@@ -82,6 +99,8 @@ def run_one(iters, batch_size, dtype, steps_per_execution):
         "train_s": round(train_s, 1),
         "eval_s": round(eval_s, 1),
         "ms_per_iter": round(1000 * train_s / iters, 1),
+        "ms_per_iter_by_250": segments,
+        "end_of_fit_s": end_of_fit_s,
         "tokens_per_s": round(tokens / train_s),
         "generate_300_first_s": round(timings[0], 2),
         "generate_300_s": round(timings[1], 2),
