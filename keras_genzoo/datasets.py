@@ -536,14 +536,26 @@ def text_datasets(
         starts = np.arange(0, len(part) - sequence_length, stride)
         tokens = tf.constant(part)
 
-        def window(start, tokens=tokens):
-            chunk = tokens[start:start + sequence_length + 1]
-            return chunk[:-1], chunk[1:]
+        def window_batch(batch_starts, tokens=tokens):
+            # one gather per batch: (batch, sequence_length + 1) ids
+            offsets = tf.range(sequence_length + 1, dtype=batch_starts.dtype)
+            chunks = tf.gather(tokens, batch_starts[:, None] + offsets)
+            return chunks[:, :-1], chunks[:, 1:]
 
-        ds = tf.data.Dataset.from_tensor_slices(starts)
         if shuffle and i == 0:
-            ds = ds.shuffle(len(starts), seed=seed,
-                            reshuffle_each_iteration=True)
-        ds = ds.map(window, num_parallel_calls=tf.data.AUTOTUNE)
-        out.append(ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE))
+            # a fresh permutation of all window starts at every iteration
+            # (epoch), without a shuffle buffer (with one window per
+            # character it would hold a million elements and take ~1 s to
+            # fill before the first batch)
+            ds = tf.data.Dataset.random(
+                seed=seed, rerandomize_each_iteration=True).take(1)
+            ds = ds.map(lambda r, s=tf.constant(starts): (
+                tf.random.experimental.stateless_shuffle(
+                    s, seed=tf.stack([r, tf.constant(0, tf.int64)]))))
+            ds = ds.unbatch().apply(
+                tf.data.experimental.assert_cardinality(len(starts)))
+        else:
+            ds = tf.data.Dataset.from_tensor_slices(starts)
+        ds = ds.batch(int(batch_size)).map(window_batch)
+        out.append(ds.prefetch(2))
     return out[0], (out[1] if len(out) > 1 else None)
