@@ -8,7 +8,7 @@ Example:
 >>> history = vae.fit(train_ds, validation_data=val_ds, epochs=1)  # doctest: +SKIP
 """
 
-from keras_genzoo import callbacks, datasets
+from keras_genzoo import callbacks, datasets, optimizers
 from keras_genzoo.layers import Sampling
 from keras_genzoo.models import (
     GAN,
@@ -16,10 +16,11 @@ from keras_genzoo.models import (
     WGANGP,
     AutoEncoder,
     BigramLM,
+    GenerativeModel,
     ImageModel,
     MiniGPT,
-    warmup_cosine_adamw,
 )
+from keras_genzoo.optimizers import OptimizerPair, warmup_cosine_adamw
 
 __version__ = "0.1.0"
 
@@ -27,13 +28,16 @@ __all__ = [
     "AutoEncoder",
     "BigramLM",
     "GAN",
+    "GenerativeModel",
     "ImageModel",
     "MiniGPT",
+    "OptimizerPair",
     "Sampling",
     "VAE",
     "WGANGP",
     "callbacks",
     "datasets",
+    "optimizers",
     "warmup_cosine_adamw",
     "__version__",
 ]

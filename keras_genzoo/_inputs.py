@@ -8,6 +8,7 @@ compiled step. Nothing here imports a backend framework at module level.
 
 import itertools
 import types
+import weakref
 
 import numpy as np
 
@@ -26,11 +27,18 @@ def to_numpy(value):
     return np.asarray(value)
 
 
-def extract_images(batch):
-    """Returns the images of one batch.
+def split_batch(batch):
+    """Splits one batch into `(images, labels)`; the one place that knows
+    the batch structures of the zoo.
 
-    A batch is a bare image tensor, an `(images, labels, ...)` tuple or list,
-    or a dict with an `"image"` key (as tfds yields them).
+    A batch is a bare image tensor, an `(images, labels, ...)` tuple or
+    list, a dict with an `"image"` (and optional `"label"`) key as tfds
+    yields them, or a tuple whose first element is such a dict (what Keras
+    hands a model as `(x, y, sample_weight)`). The same works on
+    `tf.data` element specs and on structures of shapes.
+
+    Returns:
+        `(images, labels)`; `labels` is `None` when the batch has none.
     """
     if isinstance(batch, dict):
         if IMAGE_KEY not in batch:
@@ -39,12 +47,69 @@ def extract_images(batch):
                 f"got keys {sorted(batch)}. Rename your image key to "
                 f"'{IMAGE_KEY}' (tfds image datasets already use it)."
             )
-        return batch[IMAGE_KEY]
+        return batch[IMAGE_KEY], batch.get(LABEL_KEY)
     if isinstance(batch, (tuple, list)):
         if not batch:
             raise ValueError("Got an empty tuple as a batch: pass images.")
-        return batch[0]
-    return batch
+        images = batch[0]
+        labels = batch[1] if len(batch) > 1 else None
+        if isinstance(images, dict):
+            images, inner = split_batch(images)
+            labels = inner if inner is not None else labels
+        return images, labels
+    return batch, None
+
+
+def extract_images(batch):
+    """Returns the images of one batch (see `split_batch`)."""
+    return split_batch(batch)[0]
+
+
+def image_shape_of(input_shape):
+    """The `(height, width, channels)` in what Keras passes to `build`.
+
+    `input_shape` is one shape `(batch, H, W, C)` or a structure of shapes
+    (a dict with an `"image"` key, or `(images, labels)` shapes).
+    """
+    is_shape = isinstance(input_shape, (tuple, list)) and all(
+        d is None or isinstance(d, (int, np.integer)) for d in input_shape)
+    if not is_shape:
+        input_shape = extract_images(input_shape)
+    return tuple(input_shape)[1:]
+
+
+def scale_pixels(images, signed=False):
+    """Turns uint8 (0..255) or float (0..1) images into float32.
+
+    The one place where pixels are scaled. Numpy in, numpy out; a tensor of
+    any backend in, a tensor out (through `keras.ops`).
+
+    Args:
+        images: uint8 (0..255), bool or float (0..1) images.
+        signed: scale to [-1, 1] (what GAN networks work in) instead of
+            [0, 1].
+
+    Returns:
+        float32 images in [0, 1], or in [-1, 1] with `signed=True`.
+    """
+    if isinstance(images, np.ndarray):
+        floats = images.astype("float32")
+        if images.dtype.kind in "iu":
+            floats /= 255.0
+    else:
+        from keras import backend, ops
+
+        integer = "int" in backend.standardize_dtype(images.dtype)
+        floats = ops.cast(images, "float32")
+        if integer:
+            floats = floats / 255.0
+    return floats * 2.0 - 1.0 if signed else floats
+
+
+def unsigned_pixels(images):
+    """Maps float images in [-1, 1] (a numpy array) back to [0, 1]."""
+    images = np.asarray(images, dtype="float32")
+    return np.clip((images + 1.0) / 2.0, 0.0, 1.0)
 
 
 def check_image_batch(images, expected_shape=None, what="the training data"):
@@ -204,6 +269,23 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data"):
                     yield (batch,)
 
         return regenerate(), shape
+    images, _ = _first_batch(x, what)
+    return x, check_image_batch(images, expected_shape, what)
+
+
+# The first batch of each dataset, loader or PyDataset already looked at:
+# reading it again on every `fit` would refill a tf.data shuffle buffer
+# (9,000 images for the embedded MNIST) only to throw it away.
+_FIRST_BATCHES = weakref.WeakKeyDictionary()
+
+
+def _first_batch(x, what):
+    """`(images as numpy, labels or None)` of the first batch of `x`, read
+    once per dataset object."""
+    try:
+        return _FIRST_BATCHES[x]
+    except (KeyError, TypeError):
+        pass
     if _is_tf_dataset(x):
         first = _first_tf_batch(x, what)
     elif hasattr(x, "__getitem__") and hasattr(x, "__len__"):  # PyDataset
@@ -221,10 +303,13 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data"):
             "Pass a numpy array, a tf.data.Dataset, a keras.utils.PyDataset "
             "or a torch DataLoader of image batches."
         )
-    if isinstance(first, tuple) and len(first) == 1:
-        first = first[0]
-    images = to_numpy(extract_images(first))
-    return x, check_image_batch(images, expected_shape, what)
+    images, labels = split_batch(first)
+    result = (to_numpy(images), None if labels is None else to_numpy(labels))
+    try:
+        _FIRST_BATCHES[x] = result
+    except TypeError:  # not weak-referenceable: read again next time
+        pass
+    return result
 
 
 def _first_tf_batch(dataset, what):
@@ -256,19 +341,7 @@ def images_to_array(images, expected_shape=None, what="images"):
             # grayscale without a channel axis: one (H, W) image or (N, H, W)
             array = array.reshape((-1,) + expected_shape)
     check_image_batch(array, expected_shape, what)
-    if array.dtype.kind in "iu":
-        return array.astype("float32") / 255.0
-    return array.astype("float32")
-
-
-def _batch_has_labels(batch):
-    if isinstance(batch, dict):
-        return LABEL_KEY in batch
-    if isinstance(batch, (tuple, list)):
-        return len(batch) > 1 or (
-            len(batch) == 1 and _batch_has_labels(batch[0])
-        )
-    return False
+    return scale_pixels(array)
 
 
 def has_labels(x, y=None):
@@ -285,9 +358,5 @@ def has_labels(x, y=None):
     if isinstance(x, types.GeneratorType):
         return True
     if _is_tf_dataset(x):
-        return _batch_has_labels(x.element_spec)
-    if hasattr(x, "__getitem__") and hasattr(x, "__len__"):
-        return _batch_has_labels(x[0])
-    if hasattr(x, "__iter__"):
-        return _batch_has_labels(next(iter(x)))
-    return False
+        return split_batch(x.element_spec)[1] is not None
+    return _first_batch(x, "the data")[1] is not None

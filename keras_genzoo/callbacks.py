@@ -127,7 +127,12 @@ class _GridCallback(keras.callbacks.Callback):
         )
 
     def _require(self, method):
-        if not callable(getattr(self.model, method, None)):
+        from keras_genzoo.models.base import GenerativeModel
+
+        inherited = getattr(GenerativeModel, method, None)
+        if not callable(getattr(self.model, method, None)) or (
+                inherited is not None
+                and getattr(type(self.model), method) is inherited):
             raise ValueError(
                 f"{type(self).__name__} needs a model with a `{method}` "
                 f"method; {type(self.model).__name__} has none."

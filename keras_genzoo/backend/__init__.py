@@ -1,25 +1,51 @@
 """The only place that imports TensorFlow, JAX or PyTorch for training.
 
-Models whose training needs more than Keras' own `train_step` (GANs: two
-losses, two optimizers, input gradients for penalties) describe *what* to
-compute with backend-free objectives; the modules here say *how* gradients
-are taken and applied on each backend. The module is chosen once, at import,
-from `keras.backend.backend()`:
+A model whose training needs more than Keras' own `train_step` (a GAN: two
+losses, two optimizers; a diffusion model: an EMA update after each step)
+writes its *schedule* once, backend-free:
+
+```python
+def train_schedule(self, data, step):
+    loss_logs = step.minimize(self.optimizer, objective, variables)
+    step.assign(averages, new_values)
+    return loss_logs
+
+def train_step(self, *args):       # (data), or (state, data) on JAX
+    return keras_genzoo.backend.custom_train_step(
+        self, self.train_schedule, *args)
+```
+
+and the modules here say *how* each operation runs on each backend, chosen
+once at import from `keras.backend.backend()`:
 
 - `tensorflow_steps`: `tf.GradientTape`.
 - `jax_steps`: `jax.value_and_grad` over stateless calls, with every piece
-  of state (both optimizers, seed generators, batch-norm statistics, metrics)
+  of state (optimizers, seed generators, batch-norm statistics, metrics)
   carried through the step explicitly.
-- `torch_steps`: `backward()` after `zero_grad()`, `torch.autograd.grad` with
-  `create_graph=True` for input gradients.
+- `torch_steps`: `backward()` after `zero_grad()`, `torch.autograd.grad`
+  with `create_graph=True` for input gradients.
 
-Each exposes `adversarial_train_step(model, ...)`, `input_gradients(fn, x)`
-and `compile_inference(model, fn)` (the compiled sampling loop of the
-language models: XLA on TensorFlow, `jax.jit` over explicit state on JAX,
-eager under `torch.no_grad()` on PyTorch).
+Exports:
+
+- `custom_train_step(model, schedule, *args)`: runs `schedule(data, step)`
+  as the model's `train_step` and returns the model's metric results after
+  `model.record_step(logs)`. `step` is a `StepOps` with
+  `minimize(optimizer, objective, variables)`, `read(variables)`,
+  `assign(variables, values)` and `run(fn)`.
+- `custom_test_step(model, schedule, *args)`: the same as the model's
+  `test_step` (`evaluate`, `validation_data`): a schedule without updates.
+- `input_gradients(fn, x)`: gradients with respect to inputs, differentiable
+  again (gradient penalties).
+- `compile_inference(model, fn, state_variables)`: a compiled inference
+  loop (XLA on TensorFlow, `jax.jit` over explicit state on JAX, eager under
+  `torch.no_grad()` on PyTorch).
+- `ema_update(step, averages, variables, decay)`: an exponential moving
+  average written with `StepOps` alone (in `common`).
 """
 
 import keras
+
+from keras_genzoo.backend.common import StepOps, ema_update
 
 BACKEND = keras.backend.backend()
 
@@ -35,13 +61,17 @@ else:  # pragma: no cover - depends on the environment
         f"KERAS_BACKEND is {BACKEND!r}."
     )
 
-adversarial_train_step = _steps.adversarial_train_step
+custom_train_step = _steps.custom_train_step
+custom_test_step = _steps.custom_test_step
 input_gradients = _steps.input_gradients
 compile_inference = _steps.compile_inference
 
 __all__ = [
     "BACKEND",
-    "adversarial_train_step",
+    "StepOps",
     "compile_inference",
+    "custom_test_step",
+    "custom_train_step",
+    "ema_update",
     "input_gradients",
 ]

@@ -1,34 +1,62 @@
-"""The order of updates in an adversarial step, shared by every backend."""
+"""What the backend modules share: the interface of a custom step's
+operations, and operations written with that interface alone."""
 
-from keras import ops
+
+class StepOps:
+    """The operations a backend-free training schedule may use.
+
+    Each backend module subclasses it; a schedule receives an instance as
+    `step` (see `keras_genzoo.backend.custom_train_step`).
+    """
+
+    def minimize(self, optimizer, objective, variables):
+        """One gradient update.
+
+        Args:
+            optimizer: the optimizer that applies the gradients.
+            objective: a function of no arguments returning `(loss, logs)`:
+                a scalar loss and a dict of values to log.
+            variables: the variables to update (e.g. a network's
+                `trainable_variables`).
+
+        Returns:
+            The `logs` the objective returned.
+        """
+        raise NotImplementedError
+
+    def read(self, variables):
+        """The current values of `variables` (a list of tensors)."""
+        raise NotImplementedError
+
+    def assign(self, variables, values):
+        """Sets `variables` to `values` (lists of the same length)."""
+        raise NotImplementedError
+
+    def run(self, fn):
+        """Runs `fn()` without gradients, keeping any state it changes
+        (seed generators, batch-norm statistics); returns its result."""
+        raise NotImplementedError
 
 
-def alternating_updates(model, data, update):
-    """`model.d_steps` discriminator updates, then one generator update.
+def ema_update(step, averages, variables, decay):
+    """`averages <- decay * averages + (1 - decay) * variables`.
+
+    Written with `StepOps` alone, so it runs inside any backend's custom
+    step (e.g. after each update of a diffusion model).
 
     Args:
-        model: a zoo adversarial model (see `keras_genzoo.models.gan.GAN`).
-        data: one batch as the dataset yields it.
-        update: the backend's `update(optimizer, objective, variables)`: it
-            evaluates `objective()` (which returns `(loss, logs)`), takes the
-            gradients of the loss with respect to `variables`, applies them
-            with `optimizer` and returns the logs.
-
-    Returns:
-        The merged logs of the updates (the last discriminator update's).
+        step: the schedule's `StepOps`.
+        averages: the variables holding the moving averages.
+        variables: the variables to average, in the same order.
+        decay: the weight of the old average, e.g. 0.999.
     """
-    real, labels = model.unpack_batch(data)
-    logs = {}
-    for _ in range(model.d_steps):
-        logs.update(update(
-            model.d_optimizer,
-            lambda: model.discriminator_objective(real, labels),
-            model.discriminator.trainable_variables,
-        ))
-    batch_size = ops.shape(real)[0]
-    logs.update(update(
-        model.g_optimizer,
-        lambda: model.generator_objective(batch_size, labels),
-        model.generator.trainable_variables,
-    ))
-    return logs
+    averages, variables = list(averages), list(variables)
+    if len(averages) != len(variables):
+        raise ValueError(
+            f"Got {len(averages)} averages for {len(variables)} variables."
+        )
+    new = [
+        decay * average + (1.0 - decay) * value
+        for average, value in zip(step.read(averages), step.read(variables))
+    ]
+    step.assign(averages, new)

@@ -1,14 +1,13 @@
-"""Adversarial training step and input gradients for JAX.
+"""Custom training steps, input gradients and compiled inference on JAX.
 
 Keras' JAX trainer calls `train_step(state, data)` inside `jax.jit` with
 `state = (trainable, non_trainable, optimizer, metrics)` variable values and
 expects the same structure back. Everything that changes during a step must
 travel in `state`:
 
-- both optimizers: the model's `optimizer` is an `OptimizerPair` whose
-  `variables` are the discriminator optimizer's followed by the generator
-  optimizer's (otherwise the second optimizer's state would silently reset
-  every step);
+- every optimizer: a model with two (a GAN) makes `model.optimizer` an
+  `OptimizerPair` whose `variables` are both optimizers' (otherwise the
+  second optimizer's state would silently reset every step);
 - seed generators and batch-norm statistics: non-trainable variables, read
   and written through a `keras.StatelessScope`;
 - metrics: updated in a `StatelessScope` too.
@@ -18,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import keras
 
-from keras_genzoo.backend.common import alternating_updates
+from keras_genzoo.backend.common import StepOps
 
 
 def input_gradients(fn, x):
@@ -40,17 +39,22 @@ class _State:
     """Mutable view of the step's state, addressed by variable identity."""
 
     def __init__(self, model, state):
-        trainable, non_trainable, optimizer, metrics = state
         self.model = model
+        # training: (trainable, non_trainable, optimizer, metrics) values;
+        # evaluation: (trainable, non_trainable, metrics)
+        self.with_optimizer = len(state) == 4
         self.values = {}
-        for group, values in (
-            (model.trainable_variables, trainable),
-            (model.non_trainable_variables, non_trainable),
-            (model.optimizer.variables, optimizer),
-            (model.metrics_variables, metrics),
-        ):
+        for group, values in zip(self._groups(), state):
             for variable, value in zip(group, values):
                 self.values[id(variable)] = value
+
+    def _groups(self):
+        model = self.model
+        groups = [model.trainable_variables, model.non_trainable_variables]
+        if self.with_optimizer:
+            groups.append(model.optimizer.variables)
+        groups.append(model.metrics_variables)
+        return [list(group) for group in groups]
 
     def get(self, variables):
         return [self.values[id(v)] for v in variables]
@@ -84,50 +88,61 @@ class _State:
         return result, updated
 
     def _all_variables(self):
-        model = self.model
-        return (
-            list(model.trainable_variables)
-            + list(model.non_trainable_variables)
-            + list(model.optimizer.variables)
-            + list(model.metrics_variables)
-        )
+        return [v for group in self._groups() for v in group]
 
     def as_state(self):
-        model = self.model
-        return (
-            self.get(model.trainable_variables),
-            self.get(model.non_trainable_variables),
-            self.get(model.optimizer.variables),
-            self.get(model.metrics_variables),
+        return tuple(self.get(group) for group in self._groups())
+
+
+class JaxStep(StepOps):
+    """`StepOps` on JAX: every operation reads and writes a `_State`."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def minimize(self, optimizer, objective, variables):
+        state = self.state
+        variables = list(variables)
+
+        def loss_fn(values):
+            def scaled():
+                loss, logs = objective()
+                return optimizer.scale_loss(loss), logs
+
+            (scaled_loss, logs), updated = state.run(scaled, variables,
+                                                     values)
+            return scaled_loss, (logs, updated)
+
+        (_, (logs, updated)), grads = jax.value_and_grad(
+            loss_fn, has_aux=True)(state.get(variables))
+        state.values.update(updated)
+        new_values, new_optimizer_values = optimizer.stateless_apply(
+            state.get(optimizer.variables), grads, state.get(variables)
         )
+        state.set(variables, new_values)
+        state.set(optimizer.variables, new_optimizer_values)
+        return logs
+
+    def read(self, variables):
+        return self.state.get(variables)
+
+    def assign(self, variables, values):
+        self.state.set(variables, values)
+
+    def run(self, fn):
+        result, updated = self.state.run(fn)
+        self.state.values.update(updated)
+        return jax.tree_util.tree_map(jax.lax.stop_gradient, result)
 
 
-def _update(state, optimizer, objective, variables):
-    def loss_fn(values):
-        def scaled():
-            loss, logs = objective()
-            return optimizer.scale_loss(loss), logs
-
-        (scaled_loss, logs), updated = state.run(scaled, variables, values)
-        return scaled_loss, (logs, updated)
-
-    (_, (logs, updated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.get(variables)
-    )
-    state.values.update(updated)
-    new_values, new_optimizer_values = optimizer.stateless_apply(
-        state.get(optimizer.variables), grads, state.get(variables)
-    )
-    state.set(variables, new_values)
-    state.set(optimizer.variables, new_optimizer_values)
-    return logs
-
-
-def adversarial_train_step(model, state, data):
-    """One step: `model.d_steps` discriminator updates, one generator update.
+def custom_train_step(model, schedule, state, data):
+    """A model's `train_step` from a backend-free schedule.
 
     Args:
-        model: a zoo adversarial model (see `keras_genzoo.models.gan.GAN`).
+        model: the model; `model.record_step(logs)` turns the schedule's
+            logs into the metric results `fit` shows.
+        schedule: `schedule(data, step)` returning a dict of logs; `step`
+            is a `StepOps`.
         state: `(trainable, non_trainable, optimizer, metrics)` values.
         data: one batch as the dataset yields it.
 
@@ -135,15 +150,26 @@ def adversarial_train_step(model, state, data):
         `(logs, state)` with `state` in the structure it came in.
     """
     view = _State(model, state)
-    logs = alternating_updates(
-        model, data,
-        lambda optimizer, objective, variables: _update(
-            view, optimizer, objective, variables),
-    )
+    logs = schedule(data, JaxStep(view))
     logs = jax.tree_util.tree_map(jax.lax.stop_gradient, logs)
     results, updated = view.run(lambda: model.record_step(logs))
     view.values.update(updated)
     return results, view.as_state()
+
+
+def custom_test_step(model, schedule, state, data):
+    """A model's `test_step` from a backend-free schedule (no updates).
+
+    Args:
+        model: the model.
+        schedule: `schedule(data, step)` returning a dict of logs.
+        state: `(trainable, non_trainable, metrics)` values.
+        data: one batch.
+
+    Returns:
+        `(logs, state)` with `state` in the structure it came in.
+    """
+    return custom_train_step(model, schedule, state, data)
 
 
 def compile_inference(model, fn, state_variables=()):

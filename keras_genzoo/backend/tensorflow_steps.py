@@ -1,8 +1,8 @@
-"""Adversarial training step and input gradients for TensorFlow."""
+"""Custom training steps, input gradients and compiled inference on TensorFlow."""
 
 import tensorflow as tf
 
-from keras_genzoo.backend.common import alternating_updates
+from keras_genzoo.backend.common import StepOps
 
 
 def input_gradients(fn, x):
@@ -21,26 +21,49 @@ def input_gradients(fn, x):
     return tape.gradient(y, x)
 
 
-def _update(optimizer, loss_fn, variables):
-    with tf.GradientTape() as tape:
-        loss, logs = loss_fn()
-        scaled = optimizer.scale_loss(loss)
-    grads = tape.gradient(scaled, variables)
-    optimizer.apply(grads, variables)
-    return logs
+class TensorFlowStep(StepOps):
+    """`StepOps` on TensorFlow: gradient tapes, in-place assignment."""
+
+    def minimize(self, optimizer, objective, variables):
+        variables = list(variables)
+        with tf.GradientTape() as tape:
+            loss, logs = objective()
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply(grads, variables)
+        return logs
+
+    def read(self, variables):
+        return [v.value for v in variables]
+
+    def assign(self, variables, values):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+
+    def run(self, fn):
+        return fn()
 
 
-def adversarial_train_step(model, data):
-    """One step: `model.d_steps` discriminator updates, one generator update.
+def custom_train_step(model, schedule, data):
+    """A model's `train_step` from a backend-free schedule.
 
     Args:
-        model: a zoo adversarial model (see `keras_genzoo.models.gan.GAN`).
+        model: the model; `model.record_step(logs)` turns the schedule's
+            logs into the metric results `fit` shows.
+        schedule: `schedule(data, step)` returning a dict of logs; `step`
+            is a `StepOps`.
         data: one batch as the dataset yields it.
 
     Returns:
         The logs: the results of `model.metrics`.
     """
-    return model.record_step(alternating_updates(model, data, _update))
+    return model.record_step(schedule(data, TensorFlowStep()))
+
+
+def custom_test_step(model, schedule, data):
+    """A model's `test_step` from a backend-free schedule (no updates);
+    arguments and result as `custom_train_step`."""
+    return model.record_step(schedule(data, TensorFlowStep()))
 
 
 def compile_inference(model, fn, state_variables=()):

@@ -1,8 +1,8 @@
-"""Adversarial training step and input gradients for PyTorch."""
+"""Custom training steps, input gradients and compiled inference on PyTorch."""
 
 import torch
 
-from keras_genzoo.backend.common import alternating_updates
+from keras_genzoo.backend.common import StepOps
 
 
 def input_gradients(fn, x):
@@ -16,42 +16,72 @@ def input_gradients(fn, x):
         A tensor shaped like `x`, part of the autograd graph
         (`create_graph=True`), so a penalty on it trains the critic.
     """
-    x = x.detach().requires_grad_(True)
-    y = fn(x)
-    (grads,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    # Keras evaluates under torch.no_grad(): a penalty needs gradients there
+    # too.
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        y = fn(x)
+        (grads,) = torch.autograd.grad(y.sum(), x,
+                                       create_graph=torch.is_grad_enabled())
     return grads
 
 
-def _update(model, optimizer, loss_fn, variables):
-    # Without zero_grad the generator's backward pass leaves gradients in the
-    # discriminator (and vice versa) that the next update would add in.
-    model.zero_grad()
-    loss, logs = loss_fn()
-    optimizer.scale_loss(loss).backward()
-    grads = [v.value.grad for v in variables]
-    with torch.no_grad():
-        optimizer.apply(grads, variables)
-    return logs
+class TorchStep(StepOps):
+    """`StepOps` on PyTorch: `backward()` after `zero_grad()`."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def minimize(self, optimizer, objective, variables):
+        variables = list(variables)
+        # Without zero_grad a generator's backward pass leaves gradients in
+        # the discriminator (and vice versa) that the next update would add.
+        self.model.zero_grad()
+        loss, logs = objective()
+        optimizer.scale_loss(loss).backward()
+        grads = [v.value.grad for v in variables]
+        with torch.no_grad():
+            optimizer.apply(grads, variables)
+        return logs
+
+    def read(self, variables):
+        return [v.value.detach() for v in variables]
+
+    def assign(self, variables, values):
+        with torch.no_grad():
+            for variable, value in zip(variables, values):
+                variable.assign(value)
+
+    def run(self, fn):
+        with torch.no_grad():
+            return fn()
 
 
-def adversarial_train_step(model, data):
-    """One step: `model.d_steps` discriminator updates, one generator update.
+def custom_train_step(model, schedule, data):
+    """A model's `train_step` from a backend-free schedule.
 
     Args:
-        model: a zoo adversarial model (see `keras_genzoo.models.gan.GAN`).
+        model: the model; `model.record_step(logs)` turns the schedule's
+            logs into the metric results `fit` shows.
+        schedule: `schedule(data, step)` returning a dict of logs; `step`
+            is a `StepOps`.
         data: one batch as the dataset yields it.
 
     Returns:
         The logs: the results of `model.metrics`.
     """
-    logs = alternating_updates(
-        model, data,
-        lambda optimizer, objective, variables: _update(
-            model, optimizer, objective, variables),
-    )
+    logs = schedule(data, TorchStep(model))
     model.zero_grad()
     with torch.no_grad():
+        logs = {k: v.detach() if hasattr(v, "detach") else v
+                for k, v in logs.items()}
         return model.record_step(logs)
+
+
+def custom_test_step(model, schedule, data):
+    """A model's `test_step` from a backend-free schedule (no updates);
+    arguments and result as `custom_train_step`."""
+    return custom_train_step(model, schedule, data)
 
 
 def compile_inference(model, fn, state_variables=()):

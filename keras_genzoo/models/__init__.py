@@ -1,21 +1,27 @@
-"""The model families of the zoo."""
+"""The model families of the zoo, and the bases they stand on."""
 
+from keras_genzoo.models.adversarial import AdversarialModel
 from keras_genzoo.models.autoencoder import AutoEncoder
-from keras_genzoo.models.base import ImageModel, LatentImageModel
-from keras_genzoo.models.gan import GAN, WGANGP, OptimizerPair
-from keras_genzoo.models.gpt import MiniGPT
-from keras_genzoo.models.language import (
-    BigramLM,
-    CharLanguageModel,
-    warmup_cosine_adamw,
+from keras_genzoo.models.base import (
+    GenerativeModel,
+    ImageModel,
+    LatentImageModel,
 )
+from keras_genzoo.models.bigram import BigramLM
+from keras_genzoo.models.gan import GAN
+from keras_genzoo.models.gpt import MiniGPT
+from keras_genzoo.models.language import CharLanguageModel
 from keras_genzoo.models.vae import VAE
+from keras_genzoo.models.wgan_gp import WGANGP
+from keras_genzoo.optimizers import OptimizerPair, warmup_cosine_adamw
 
 __all__ = [
+    "AdversarialModel",
     "AutoEncoder",
     "BigramLM",
     "CharLanguageModel",
     "GAN",
+    "GenerativeModel",
     "ImageModel",
     "LatentImageModel",
     "MiniGPT",

@@ -25,14 +25,26 @@ class AutoEncoder(LatentImageModel):
     image shape (taken from the first batch). `fit` on an uncompiled model
     uses Adam with learning rate 1e-3.
 
+    Bring your own networks with `encoder=` and `decoder=` (both, any Keras
+    models or layers). Contract: the encoder maps images in [0, 1] of shape
+    `(batch, height, width, channels)` to codes `z` of shape `(batch,
+    latent_dim)`; the decoder maps `z` to images in [0, 1] of the encoder's
+    input shape (end it with a sigmoid). `image_shape` and `latent_dim` are
+    read from them (pass `image_shape` if the encoder has no
+    `keras.Input`); a network that breaks the contract gets a `ValueError`
+    when the model is created. They are saved in the `.keras` file.
+
     Args:
-        latent_dim: size of the code.
+        latent_dim: size of the code (default 32, or read from the encoder
+            given).
         noise_stddev: standard deviation of the training noise, on the [0, 1]
             pixel scale; 0 for a plain auto-encoder.
-        filters: filters of the encoder's strided convolutions (the decoder
-            mirrors them); each entry halves the spatial size.
+        filters: filters of the built-in encoder's strided convolutions (the
+            decoder mirrors them); each entry halves the spatial size.
+        encoder: optional encoder of your own (see the contract above).
+        decoder: optional decoder of your own.
         image_shape: `(height, width, channels)`, or `None` to infer it from
-            the first training batch.
+            the first training batch (or from the encoder given).
         seed: optional integer seed of the training noise.
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
 
@@ -46,27 +58,34 @@ class AutoEncoder(LatentImageModel):
         (3, 16, 16, 1)
     """
 
+    default_latent_dim = 32
+
     def __init__(
         self,
-        latent_dim=32,
+        latent_dim=None,
         noise_stddev=0.0,
         filters=(32, 64),
+        encoder=None,
+        decoder=None,
         image_shape=None,
         seed=None,
         **kwargs,
     ):
+        super().__init__(latent_dim, filters, encoder=encoder,
+                         decoder=decoder, image_shape=image_shape,
+                         seed=seed, **kwargs)
         if float(noise_stddev) < 0:
             raise ValueError(
                 f"`noise_stddev` must be >= 0; got {noise_stddev}."
             )
         self.noise_stddev = float(noise_stddev)
-        super().__init__(latent_dim, filters, image_shape=image_shape,
-                         seed=seed, **kwargs)
 
     def build_networks(self, image_shape):
-        self.encoder = conv_encoder(image_shape, (self.latent_dim,),
-                                    self.filters)
-        self.decoder = conv_decoder(image_shape, self.latent_dim, self.filters)
+        if self.encoder is None:
+            self.encoder = conv_encoder(image_shape, (self.latent_dim,),
+                                        self.filters)
+            self.decoder = conv_decoder(image_shape, self.latent_dim,
+                                        self.filters)
 
     def add_noise(self, images):
         """Adds the training noise to images in [0, 1] and clips the result.

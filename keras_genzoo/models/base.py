@@ -1,16 +1,19 @@
-"""What every image model of the zoo shares: input handling and defaults.
+"""The bases every model of the zoo stands on.
 
-`ImageModel` is a `keras.Model` that
+- `GenerativeModel`: what does not depend on the data: the model's own seed
+  state (saved in `.keras` files), its config, the default compile, one
+  check of the data before `fit`, `evaluate`, `train_on_batch` and
+  `test_on_batch`, the metrics of a custom step, and `generate`.
+- `ImageModel`: images of any shape (read from the first batch, or given),
+  batches as arrays, datasets, `(images, labels)` or tfds dicts, uint8 or
+  floats in [0, 1]; one clear `ValueError` for bad images.
+- `LatentImageModel`: `encode` / `decode` / `reconstruct` of the
+  auto-encoders.
 
-- takes the image shape from the first batch it sees (or from `image_shape`),
-- accepts bare image batches, `(images, labels)` tuples and tfds-style
-  `{"image": ..., "label": ...}` dicts, as uint8 0..255 or floats in [0, 1],
-- validates the data before training and raises one clear `ValueError`,
-- compiles itself with a sensible default optimizer when `fit` is called on
-  an uncompiled model.
-
-Subclasses implement `build_networks(image_shape)`, `call` and
-`compute_loss`, using `keras.ops` only, so they run on every backend.
+Building follows Keras: `build(input_shape)` creates the networks for the
+image shape, whoever calls it (Keras' own lazy build on `fit`,
+`train_on_batch` or a first call, `.keras` loading through
+`build_from_config`, or the data check before training).
 """
 
 import numpy as np
@@ -20,7 +23,6 @@ from keras import ops
 
 from keras_genzoo import _inputs
 from keras_genzoo.layers.seed_state import SeedStateSaving
-from keras_genzoo.networks.conv import check_filters
 
 
 def _check_image_shape(image_shape):
@@ -35,13 +37,90 @@ def _check_image_shape(image_shape):
     return tuple(int(d) for d in shape)
 
 
-class DefaultCompile:
-    """Mixin: `_ensure_compiled()` compiles with `default_optimizer()`
-    and `default_jit_compile()`."""
+def _is_stream(x):
+    """A dataset, loader or generator (Keras ignores `shuffle` for those)."""
+    return x is not None and not isinstance(
+        x, (np.ndarray, list, tuple, dict)) and not (
+        hasattr(x, "shape") and hasattr(x, "dtype"))
 
+
+def check_network(network, name):
+    """Checks that `network` is a Keras layer or model; returns it."""
+    if not isinstance(network, keras.layers.Layer):
+        raise ValueError(
+            f"`{name}` must be a Keras model or layer; got "
+            f"{type(network).__name__}."
+        )
+    return network
+
+
+def network_input_shapes(network):
+    """The input shapes of a functional/Sequential network, else `None`."""
+    try:
+        inputs = network.inputs
+    except (AttributeError, ValueError):
+        return None
+    if not inputs:
+        return None
+    return [tuple(t.shape) for t in inputs]
+
+
+class GenerativeModel(SeedStateSaving, keras.Model):
+    """Base of every model of the zoo, whatever its data.
+
+    It gives a model
+
+    - a seed generator (`self.seed_generator`) whose state is saved in the
+      `.keras` file, and `sample_seed(seed)` to draw reproducibly;
+    - a default compile: `fit`, `evaluate`, `train_on_batch` and
+      `test_on_batch` compile an uncompiled model with `default_optimizer()`
+      and `default_jit_compile()`;
+    - one data check before any of these four runs a step
+      (`check_data(x, y, what)`, a hook for subclasses);
+    - `record_step(logs)`, which turns a custom step's logs into the
+      results of the model's metrics (see `keras_genzoo.backend`);
+    - `generate(num_samples, seed=None)`, to implement.
+
+    Args:
+        seed: optional integer seed of the model's own randomness.
+        **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
+
+    Examples:
+        A model of vectors, trained by Keras' own step:
+
+        >>> import keras, numpy as np
+        >>> from keras import ops
+        >>> from keras_genzoo.models import GenerativeModel
+        >>> class Gaussian(GenerativeModel):
+        ...     def build(self, input_shape):
+        ...         self.mean = self.add_weight(shape=input_shape[1:],
+        ...                                     initializer="zeros")
+        ...     def call(self, x):
+        ...         return ops.broadcast_to(self.mean, ops.shape(x))
+        ...     def compute_loss(self, x=None, y=None, y_pred=None,
+        ...                      sample_weight=None, training=True):
+        ...         return ops.mean(ops.square(y_pred - x))
+        ...     def generate(self, num_samples, seed=None):
+        ...         noise = keras.random.normal(
+        ...             (num_samples,) + tuple(self.mean.shape),
+        ...             seed=self.sample_seed(seed))
+        ...         return ops.convert_to_numpy(self.mean + noise)
+        >>> model = Gaussian(seed=0)
+        >>> _ = model.fit(np.ones((64, 3), "float32") * 2, epochs=50,
+        ...               verbose=0)
+        >>> model.generate(2, seed=1).shape
+        (2, 3)
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    # ------------------------------------------------------------ compile
     def default_optimizer(self):
-        """The optimizer `fit` uses when the model was not compiled."""
-        raise NotImplementedError
+        """The optimizer of an uncompiled model: Adam(1e-3)."""
+        return keras.optimizers.Adam(learning_rate=1e-3)
 
     def default_jit_compile(self):
         """The `jit_compile` of the default compile (Keras' "auto")."""
@@ -52,9 +131,136 @@ class DefaultCompile:
             self.compile(optimizer=self.default_optimizer(),
                          jit_compile=self.default_jit_compile())
 
+    # -------------------------------------------------------- entry points
+    def check_data(self, x, y=None, what="the training data"):
+        """Checks `x` before any step runs; returns `x` ready for Keras.
 
-class ImageModel(DefaultCompile, SeedStateSaving, keras.Model):
+        Subclasses raise one `ValueError` naming the fix for data they
+        cannot train on, and may build themselves from what they read.
+        """
+        return x
+
+    def check_validation_data(self, validation_data):
+        """Checks `fit`'s `validation_data` like the training data."""
+        what = "the validation data"
+        if validation_data is None:
+            return None
+        if isinstance(validation_data, (tuple, list)):
+            first = self.check_data(
+                validation_data[0],
+                validation_data[1] if len(validation_data) > 1 else None,
+                what)
+            return (first,) + tuple(validation_data[1:])
+        return self.check_data(validation_data, None, what)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Trains the model; see `keras.Model.fit` for every argument.
+
+        Beyond `keras.Model.fit`: the data is checked first (one clear
+        `ValueError` for bad input), and an uncompiled model is compiled
+        with `default_optimizer()`. Datasets are not reshuffled by Keras
+        (`shuffle` is ignored for them): shuffle them yourself.
+        """
+        x = self.check_data(x, y, "the training data")
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = self.check_validation_data(
+                kwargs["validation_data"])
+        if _is_stream(x):
+            kwargs.setdefault("shuffle", False)
+        self._ensure_compiled()
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """Evaluates the model; see `keras.Model.evaluate`.
+
+        The data is checked like in `fit`; an uncompiled model is compiled
+        with `default_optimizer()` first.
+        """
+        x = self.check_data(x, y, "the evaluation data")
+        self._ensure_compiled()
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def train_on_batch(self, x, y=None, *args, **kwargs):
+        """One training step on one batch; see `keras.Model.train_on_batch`.
+
+        The batch is checked like in `fit`; an uncompiled model is compiled
+        with `default_optimizer()` first.
+        """
+        x = self.check_data(x, y, "the training batch")
+        self._ensure_compiled()
+        return super().train_on_batch(x, y, *args, **kwargs)
+
+    def test_on_batch(self, x, y=None, *args, **kwargs):
+        """The loss and metrics on one batch; see
+        `keras.Model.test_on_batch`."""
+        x = self.check_data(x, y, "the evaluation batch")
+        self._ensure_compiled()
+        return super().test_on_batch(x, y, *args, **kwargs)
+
+    # -------------------------------------------------- custom-step metrics
+    def record_step(self, logs):
+        """Updates the model's metrics from a custom step's logs.
+
+        Every metric in `self.metrics` whose name is a key of `logs` takes
+        that value; the results of all of them are returned, as `fit` shows
+        them.
+
+        Args:
+            logs: dict of scalar tensors.
+
+        Returns:
+            Dict of the metrics' results.
+        """
+        for metric in self.metrics:
+            if metric.name in logs:
+                metric.update_state(logs[metric.name])
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    # ------------------------------------------------------------ sampling
+    def sample_seed(self, seed=None):
+        """What to pass as `seed=` to `keras.random`: the integer `seed`, or
+        the model's own seed generator (which then advances) if `None`."""
+        return self.seed_generator if seed is None else int(seed)
+
+    @staticmethod
+    def check_num_samples(num_samples):
+        """`num_samples` as a positive int, or one clear `ValueError`."""
+        if int(num_samples) <= 0:
+            raise ValueError(
+                f"`num_samples` must be positive; got {num_samples}."
+            )
+        return int(num_samples)
+
+    def generate(self, num_samples, seed=None):
+        """Draws `num_samples` new samples (numpy); the same `seed` gives the
+        same samples."""
+        raise NotImplementedError
+
+    def get_config(self):
+        config = super().get_config()
+        config["seed"] = self.seed
+        return config
+
+    # Networks passed to the constructor are saved in the config under
+    # these argument names and restored by `from_config`.
+    network_arguments = ()
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in cls.network_arguments:
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(
+                    config[key], custom_objects=custom_objects)
+        return cls(**config)
+
+
+class ImageModel(GenerativeModel):
     """Base class of the image models: data handling, building, defaults.
+
+    Subclasses implement `build_networks(image_shape)` (create every network
+    not given by the user), `call` and `compute_loss` (or a custom step),
+    using `keras.ops` only, so they run on every backend.
 
     Args:
         image_shape: `(height, width, channels)` of the training images, or
@@ -87,30 +293,51 @@ class ImageModel(DefaultCompile, SeedStateSaving, keras.Model):
     """
 
     def __init__(self, image_shape=None, seed=None, **kwargs):
-        super().__init__(**kwargs)
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.image_shape = None
-        if image_shape is not None:
-            self.image_shape = _check_image_shape(image_shape)
-            self.build_networks(self.image_shape)
-            self.built = True
+        super().__init__(seed=seed, **kwargs)
+        self.image_shape = (
+            None if image_shape is None else _check_image_shape(image_shape))
 
     # ----------------------------------------------------------- building
     def build_networks(self, image_shape):
         """Creates the sub-networks for images of shape `image_shape`."""
         raise NotImplementedError
 
-    def build(self, input_shape):
-        if isinstance(input_shape, dict):
-            input_shape = input_shape[_inputs.IMAGE_KEY]
-        elif input_shape and isinstance(input_shape[0], (tuple, list)):
-            input_shape = input_shape[0]  # called on (images, labels)
-        shape = _check_image_shape(tuple(input_shape)[1:])
+    def build(self, input_shape=None):
+        """Creates the networks for the images in `input_shape`.
+
+        Args:
+            input_shape: the shape of a batch of images, or of a batch
+                structure (`(images, labels)` shapes, a dict with an
+                `"image"` key); `None` uses `image_shape`.
+        """
+        if input_shape is None:
+            if self.image_shape is None:
+                raise ValueError(
+                    "The image shape is unknown: pass "
+                    "`image_shape=(height, width, channels)`.")
+            shape = self.image_shape
+        else:
+            shape = _check_image_shape(_inputs.image_shape_of(input_shape))
         if self.image_shape is None:
             self.image_shape = shape
-            self.build_networks(shape)
+        self.build_networks(self.image_shape)
         self.built = True
+
+    def get_build_config(self):
+        if not self.built or self.image_shape is None:
+            return None
+        return {"input_shape": [None, *self.image_shape]}
+
+    def ensure_built(self, method):
+        """Builds the model from `image_shape` if it is not built yet."""
+        if self.built:
+            return
+        if self.image_shape is None:
+            raise ValueError(
+                f"`{method}` needs a built model: call `fit` first, or pass "
+                "`image_shape=(height, width, channels)` when creating it."
+            )
+        self.build((None,) + self.image_shape)
 
     def default_optimizer(self):
         """The optimizer `fit` uses when the model was not compiled."""
@@ -127,62 +354,17 @@ class ImageModel(DefaultCompile, SeedStateSaving, keras.Model):
         Returns:
             A float32 tensor of images in [0, 1].
         """
-        images = _inputs.extract_images(inputs)
-        dtype = keras.backend.standardize_dtype(images.dtype)
-        if "int" in dtype:
-            return ops.cast(images, "float32") / 255.0
-        return ops.cast(images, "float32")
+        return _inputs.scale_pixels(_inputs.extract_images(inputs))
 
-    def _prepare(self, x, what, y=None):
+    def check_data(self, x, y=None, what="the training data"):
+        """Checks the images (see `keras_genzoo._inputs`) and builds the
+        model for their shape."""
         x, shape = _inputs.prepare_images_for_fit(x, self.image_shape, what)
-        if self.image_shape is None:
+        if not self.built:
             self.build((None,) + shape)
         return x
 
-    def _prepare_validation(self, validation_data):
-        what = "the validation data"
-        if validation_data is None:
-            return None
-        if isinstance(validation_data, (tuple, list)):
-            first = self._prepare(validation_data[0], what)
-            return (first,) + tuple(validation_data[1:])
-        return self._prepare(validation_data, what)
-
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        """Trains the model; see `keras.Model.fit` for every argument.
-
-        Beyond `keras.Model.fit`, this checks the data first (one clear
-        `ValueError` for bad input), builds the networks for the image shape
-        of the first batch, and compiles with `default_optimizer()` when the
-        model was not compiled.
-        """
-        x = self._prepare(x, "the training data", y)
-        if "validation_data" in kwargs:
-            kwargs["validation_data"] = self._prepare_validation(
-                kwargs["validation_data"]
-            )
-        self._ensure_compiled()
-        return super().fit(x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        """Evaluates the model; see `keras.Model.evaluate`.
-
-        The data is checked like in `fit`; an uncompiled model is compiled
-        with `default_optimizer()` first.
-        """
-        x = self._prepare(x, "the evaluation data", y)
-        self._ensure_compiled()
-        return super().evaluate(x, y, *args, **kwargs)
-
     # ------------------------------------------------------------ helpers
-    def _require_built(self, method):
-        if self.image_shape is None:
-            raise ValueError(
-                f"`{method}` needs a built model: call `fit` first, or pass "
-                "`image_shape=(height, width, channels)` when creating it."
-            )
-
     def _to_array(self, images, what="images"):
         return _inputs.images_to_array(images, self.image_shape, what)
 
@@ -195,15 +377,8 @@ class ImageModel(DefaultCompile, SeedStateSaving, keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "image_shape": (
-                    None if self.image_shape is None
-                    else list(self.image_shape)
-                ),
-                "seed": self.seed,
-            }
-        )
+        config["image_shape"] = (
+            None if self.image_shape is None else list(self.image_shape))
         return config
 
 
@@ -212,14 +387,20 @@ class LatentImageModel(ImageModel):
 
     Subclasses build `self.encoder` (images in [0, 1] to codes; a VAE's
     encoder returns `(mean, log_var)` and overrides `encode_batch`) and
-    `self.decoder` (codes to images in [0, 1]) in `build_networks`.
+    `self.decoder` (codes to images in [0, 1]) in `build_networks`, unless
+    the user passed them: then `latent_dim` and `image_shape` are read from
+    the networks (`adopt_networks`).
 
     Args:
-        latent_dim: size of the code.
+        latent_dim: size of the code (`None`: from the given networks, or
+            `default_latent_dim`).
         filters: filters of the encoder's strided convolutions (the decoder
             mirrors them); each entry halves the spatial size.
+        encoder: optional network of your own (see the subclass).
+        decoder: optional network of your own, mapping `(batch,
+            latent_dim)` codes to images in [0, 1].
         image_shape: `(height, width, channels)`, or `None` to infer it from
-            the first training batch.
+            the first training batch (or from the networks given).
         seed: optional integer seed of the model's own randomness.
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
 
@@ -236,15 +417,89 @@ class LatentImageModel(ImageModel):
         (1, 8, 8, 1)
     """
 
-    def __init__(self, latent_dim, filters, image_shape=None, seed=None,
-                 **kwargs):
-        if int(latent_dim) <= 0:
+    default_latent_dim = 16
+    network_arguments = ("encoder", "decoder")
+    # How many outputs the encoder has: 1 (a code) or 2 (a VAE's mean and
+    # log-variance), and what its contract says, for error messages.
+    encoder_outputs = 1
+    encoder_contract = (
+        "an encoder maps images in [0, 1] of shape (batch, height, width, "
+        "channels) to codes of shape (batch, latent_dim)")
+
+    def __init__(self, latent_dim=None, filters=(32, 64), encoder=None,
+                 decoder=None, image_shape=None, seed=None, **kwargs):
+        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        if latent_dim is not None and int(latent_dim) <= 0:
             raise ValueError(
                 f"`latent_dim` must be a positive integer; got {latent_dim}."
             )
-        self.latent_dim = int(latent_dim)
+        from keras_genzoo.networks.conv import check_filters
+
         self.filters = check_filters(filters)
-        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        self.latent_dim = None if latent_dim is None else int(latent_dim)
+        if (encoder is None) != (decoder is None):
+            raise ValueError(
+                "Pass both `encoder=` and `decoder=` (your own networks), "
+                "or neither (the built-in convolutional ones).")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.user_networks = encoder is not None
+        if self.user_networks:
+            self.adopt_networks()
+        elif self.latent_dim is None:
+            self.latent_dim = self.default_latent_dim
+
+    # ----------------------------------------------------- user networks
+    def adopt_networks(self):
+        """Reads `image_shape` and `latent_dim` from the user's encoder and
+        decoder and checks their contract on a probe batch of two images."""
+        check_network(self.encoder, "encoder")
+        check_network(self.decoder, "decoder")
+        shapes = network_input_shapes(self.encoder)
+        if shapes is not None:
+            if len(shapes) != 1 or len(shapes[0]) != 4:
+                raise ValueError(
+                    f"Contract: {self.encoder_contract}; this encoder takes "
+                    f"inputs of shape(s) {shapes}.")
+            shape = _check_image_shape(shapes[0][1:])
+            if self.image_shape not in (None, shape):
+                raise ValueError(
+                    f"`image_shape={self.image_shape}` disagrees with the "
+                    f"encoder's input shape {shape}: drop `image_shape`.")
+            self.image_shape = shape
+        if self.image_shape is None:
+            raise ValueError(
+                "The encoder does not say what images it takes (it has no "
+                "`keras.Input`): pass `image_shape=(height, width, "
+                "channels)`.")
+        probe = keras.random.uniform((2,) + self.image_shape, seed=0)
+        codes = self.encoder(probe, training=False)
+        codes = codes if isinstance(codes, (tuple, list)) else [codes]
+        code_shapes = [tuple(ops.shape(c)) for c in codes]
+        if len(codes) != self.encoder_outputs or any(
+                len(s) != 2 or s != code_shapes[0] for s in code_shapes):
+            raise ValueError(
+                f"Contract: {self.encoder_contract}; this encoder returns "
+                f"shape(s) {code_shapes} for a batch of 2 images.")
+        latent_dim = int(code_shapes[0][1])
+        if self.latent_dim not in (None, latent_dim):
+            raise ValueError(
+                f"`latent_dim={self.latent_dim}` disagrees with the "
+                f"encoder's codes of size {latent_dim}: drop `latent_dim`.")
+        self.latent_dim = latent_dim
+        decoded = self.decoder(codes[0], training=False)
+        if tuple(ops.shape(decoded)) != (2,) + self.image_shape:
+            raise ValueError(
+                "Contract: a decoder maps codes of shape (batch, latent_dim) "
+                "to images of the encoder's input shape, (batch,) + "
+                f"{self.image_shape}; this decoder returns "
+                f"{tuple(ops.shape(decoded))}.")
+        values = ops.convert_to_numpy(decoded)
+        if values.min() < 0.0 or values.max() > 1.0:
+            raise ValueError(
+                "Contract: a decoder returns images in [0, 1] (end it with a "
+                "sigmoid); this one returned values from "
+                f"{values.min():.3g} to {values.max():.3g}.")
 
     def encode_batch(self, images):
         """Codes of one batch of float images (a tensor); used by `encode`."""
@@ -261,7 +516,7 @@ class LatentImageModel(ImageModel):
             numpy array `(num_images, latent_dim)` (for a VAE: the means of
             the latent Gaussians).
         """
-        self._require_built("encode")
+        self.ensure_built("encode")
         return self._apply_in_batches(
             self.encode_batch, self._to_array(images), batch_size
         )
@@ -277,7 +532,7 @@ class LatentImageModel(ImageModel):
             numpy float32 array of images in [0, 1], shaped like the
             training images.
         """
-        self._require_built("decode")
+        self.ensure_built("decode")
         z = np.asarray(ops.convert_to_numpy(z), dtype="float32")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(
@@ -303,7 +558,12 @@ class LatentImageModel(ImageModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"latent_dim": self.latent_dim, "filters": list(self.filters)}
-        )
+        config.update({
+            "latent_dim": self.latent_dim,
+            "filters": list(self.filters),
+            "encoder": (keras.saving.serialize_keras_object(self.encoder)
+                        if self.user_networks else None),
+            "decoder": (keras.saving.serialize_keras_object(self.decoder)
+                        if self.user_networks else None),
+        })
         return config

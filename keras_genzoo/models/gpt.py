@@ -24,47 +24,7 @@ from keras import ops
 
 from keras_genzoo import backend
 from keras_genzoo.models.language import CharLanguageModel
-
-
-def _keras_hub():
-    import keras_hub
-
-    return keras_hub
-
-
-def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
-                 vocabulary_size=None):
-    """The keras-hub sampler for a choice of sampling settings.
-
-    Args:
-        temperature: divides the logits before the softmax.
-        top_k: sample among the `top_k` likeliest tokens (`1`: greedy).
-        top_p: nucleus sampling threshold (combined with `top_k` if both).
-        seed: seed of the sampler's `SeedGenerator`.
-        vocabulary_size: clips `top_k` to the number of tokens.
-
-    Returns:
-        A `keras_hub.samplers.Sampler`: `GreedySampler` for `top_k=1`,
-        `TopPSampler`, `TopKSampler` or `RandomSampler` otherwise.
-
-    Examples:
-        >>> type(make_sampler(top_k=1)).__name__
-        'GreedySampler'
-        >>> type(make_sampler(top_k=40, temperature=0.8)).__name__
-        'TopKSampler'
-    """
-    samplers = _keras_hub().samplers
-    if top_k is not None and vocabulary_size is not None:
-        top_k = min(int(top_k), int(vocabulary_size))
-    if top_k == 1:
-        return samplers.GreedySampler()
-    if top_p is not None and float(top_p) < 1.0:
-        return samplers.TopPSampler(p=float(top_p), k=top_k, seed=seed,
-                                    temperature=temperature)
-    if top_k is not None:
-        return samplers.TopKSampler(k=int(top_k), seed=seed,
-                                    temperature=temperature)
-    return samplers.RandomSampler(seed=seed, temperature=temperature)
+from keras_genzoo.sampling import _keras_hub, make_sampler
 
 
 class _CompiledLoops:
@@ -179,6 +139,19 @@ class MiniGPT(CharLanguageModel):
             epsilon=1e-5, dtype=self.dtype_policy, name="final_norm")
         self._loops = _CompiledLoops()
         self.build((None, self.sequence_length))
+
+    def compile(self, *args, **kwargs):
+        """`keras.Model.compile`; also drops the compiled sampling loops, so
+        that `generate` compiles them again for the new settings."""
+        super().compile(*args, **kwargs)
+        self._loops.by_setting.clear()
+
+    def compile_from_config(self, config):
+        # What `keras.Model.compile_from_config` does, which skips models
+        # that override `compile` (with a warning) instead of calling it.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     def default_jit_compile(self):
         """XLA on TensorFlow (a GPT step there: 40 ms with XLA, 57 ms

@@ -1,11 +1,11 @@
-"""Character-level language models: the shared base and the bigram model.
+"""The base of the character-level language models.
 
 `CharLanguageModel` holds what every char-level model of the zoo shares: the
 vocabulary (saved inside the `.keras` file), text <-> id conversion, the
 next-character datasets, a cross-entropy loss that also logs bits per
-character, and sampling with temperature, top-k, top-p and a seed.
-`BigramLM` is the first model of "Let's build GPT": each character predicts
-the next one through a learned table of logits.
+character, and sampling with temperature, top-k, top-p and a seed. The
+models are `BigramLM` (`keras_genzoo.models.bigram`) and `MiniGPT`
+(`keras_genzoo.models.gpt`).
 """
 
 import math
@@ -16,100 +16,21 @@ import keras
 from keras import ops
 
 from keras_genzoo import datasets
-from keras_genzoo.models.base import DefaultCompile
+from keras_genzoo.models.base import GenerativeModel
+from keras_genzoo.optimizers import warmup_cosine_adamw  # noqa: F401 (old home)
+from keras_genzoo.sampling import sample_from_logits
 
 
-def sample_from_logits(logits, rng, temperature=1.0, top_k=None, top_p=None):
-    """Draws one token id from a vector of logits.
+def __getattr__(name):
+    # `keras_genzoo.models.language.BigramLM` was its home before 0.2.
+    if name == "BigramLM":
+        from keras_genzoo.models.bigram import BigramLM
 
-    Args:
-        logits: numpy array `(vocabulary_size,)`.
-        rng: a `numpy.random.Generator`.
-        temperature: divides the logits; below 1 sharpens, above flattens.
-        top_k: keep only the `top_k` most likely tokens (`1` is greedy).
-        top_p: keep the smallest set of most likely tokens whose
-            probabilities add up to at least `top_p` (nucleus sampling).
-
-    Returns:
-        The chosen id (an int).
-
-    Examples:
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> sample_from_logits(np.array([0.0, 3.0, 1.0]), rng, top_k=1)
-        1
-    """
-    logits = np.asarray(logits, dtype="float64") / float(temperature)
-    if top_k is not None and top_k < len(logits):
-        cutoff = np.sort(logits)[-int(top_k)]
-        logits = np.where(logits < cutoff, -np.inf, logits)
-    probabilities = np.exp(logits - logits.max())
-    probabilities /= probabilities.sum()
-    if top_p is not None and top_p < 1.0:
-        order = np.argsort(-probabilities)
-        cumulative = np.cumsum(probabilities[order])
-        keep = order[: int(np.searchsorted(cumulative, top_p)) + 1]
-        filtered = np.zeros_like(probabilities)
-        filtered[keep] = probabilities[keep]
-        probabilities = filtered / filtered.sum()
-    if top_k == 1:
-        return int(np.argmax(probabilities))
-    return int(rng.choice(len(probabilities), p=probabilities))
+        return BigramLM
+    raise AttributeError(name)
 
 
-def warmup_cosine_adamw(steps, learning_rate=1e-3, min_learning_rate=None,
-                        warmup_steps=100, beta_2=0.99, weight_decay=0.1,
-                        global_clipnorm=1.0):
-    """AdamW on nanoGPT's schedule: linear warmup, then cosine decay.
-
-    The learning rate rises linearly from 0 to `learning_rate` over
-    `warmup_steps`, then follows a cosine down to `min_learning_rate` at
-    `steps`. Weight decay applies to matrices only (not to biases and
-    normalisation scales), and the global gradient norm is clipped, as in
-    nanoGPT.
-
-    Args:
-        steps: total training steps (e.g. nanoGPT's 2000).
-        learning_rate: the peak learning rate.
-        min_learning_rate: the final rate; default `learning_rate / 10`.
-        warmup_steps: steps of linear warmup.
-        beta_2: Adam's second-moment decay (0.99 for small models).
-        weight_decay: decoupled weight decay of the matrices.
-        global_clipnorm: clip the norm of all gradients together.
-
-    Returns:
-        A `keras.optimizers.AdamW`.
-
-    Examples:
-        >>> optimizer = warmup_cosine_adamw(2000)
-        >>> [round(float(optimizer.learning_rate), 6)]
-        [0.0]
-    """
-    steps, warmup_steps = int(steps), int(warmup_steps)
-    if steps <= 0 or warmup_steps < 0:
-        raise ValueError(
-            f"`steps` must be positive and `warmup_steps` >= 0; got "
-            f"{steps} and {warmup_steps}."
-        )
-    warmup_steps = min(warmup_steps, steps)
-    if min_learning_rate is None:
-        min_learning_rate = learning_rate / 10
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup_steps else learning_rate,
-        decay_steps=max(steps - warmup_steps, 1),
-        alpha=min_learning_rate / learning_rate,
-        warmup_target=learning_rate if warmup_steps else None,
-        warmup_steps=warmup_steps,
-    )
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, beta_2=beta_2, weight_decay=weight_decay,
-        global_clipnorm=global_clipnorm,
-    )
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return optimizer
-
-
-class CharLanguageModel(DefaultCompile, keras.Model):
+class CharLanguageModel(GenerativeModel):
     """Base of the character-level language models.
 
     Subclasses build their layers in `__init__` and implement `call(ids)`
@@ -121,7 +42,8 @@ class CharLanguageModel(DefaultCompile, keras.Model):
         vocabulary: the characters the model knows; id `i` is
             `vocabulary[i]`.
         sequence_length: characters of context per training window.
-        **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
+        **kwargs: standard `keras.Model` arguments (`name`, `dtype`) and
+            `seed` (the model's own seed generator, see `GenerativeModel`).
 
     Examples:
         >>> from keras_genzoo import BigramLM
@@ -230,21 +152,6 @@ class CharLanguageModel(DefaultCompile, keras.Model):
             learning_rate=self.default_learning_rate, beta_2=0.99
         )
 
-    def fit(self, *args, **kwargs):
-        """Trains the model; see `keras.Model.fit` (uncompiled: AdamW)."""
-        x = args[0] if args else kwargs.get("x")
-        if not isinstance(x, (np.ndarray, list, tuple, dict)):
-            # datasets shuffle themselves (`make_datasets` does); Keras would
-            # warn that its default shuffle=True is ignored
-            kwargs.setdefault("shuffle", False)
-        self._ensure_compiled()
-        return super().fit(*args, **kwargs)
-
-    def evaluate(self, *args, **kwargs):
-        """Evaluates the model; see `keras.Model.evaluate`."""
-        self._ensure_compiled()
-        return super().evaluate(*args, **kwargs)
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
         # cross-entropy of the next character, in nats: log-softmax picked
@@ -344,49 +251,3 @@ class CharLanguageModel(DefaultCompile, keras.Model):
             "sequence_length": self.sequence_length,
         })
         return config
-
-
-@keras.saving.register_keras_serializable(package="keras_genzoo")
-class BigramLM(CharLanguageModel):
-    """The bigram language model: each character predicts the next one.
-
-    A `vocabulary_size x vocabulary_size` table of logits, learned with the
-    cross-entropy of the next character: the baseline of "Let's build GPT".
-    `fit` logs the loss (nats per character) and `bits_per_char`.
-
-    Args:
-        vocabulary: the characters the model knows (use `from_text`).
-        sequence_length: characters per training window (the model itself
-            looks at one character).
-        **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
-
-    Examples:
-        >>> from keras_genzoo import BigramLM
-        >>> text = "abcabcabc" * 40
-        >>> model = BigramLM.from_text(text, sequence_length=8)
-        >>> train_ds, val_ds = model.make_datasets(text, batch_size=8)
-        >>> _ = model.fit(train_ds, epochs=10, verbose=0)
-        >>> model.generate("a", max_new_tokens=5, top_k=1)
-        'abcabc'
-    """
-
-    default_learning_rate = 1e-2
-
-    def __init__(self, vocabulary, sequence_length=64, **kwargs):
-        super().__init__(vocabulary, sequence_length, **kwargs)
-        self.table = keras.layers.Embedding(
-            self.vocabulary_size, self.vocabulary_size, name="logit_table"
-        )
-        self.build((None, None))
-
-    def build(self, input_shape=None):
-        self.table.build(input_shape)
-        self.built = True
-
-    def call(self, ids):
-        """Next-character logits `(batch, length, vocabulary_size)`."""
-        return self.table(ids)
-
-    def next_logits(self, ids):
-        # one row of the table, not the whole table, per generated character
-        return ops.convert_to_numpy(self.table.embeddings[int(ids[-1])])

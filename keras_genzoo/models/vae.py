@@ -39,13 +39,28 @@ class VAE(LatentImageModel):
     uncompiled model uses Adam with learning rate 1e-3; `compile(optimizer=...)`
     first to choose your own.
 
+    Bring your own networks with `encoder=` and `decoder=` (both, any Keras
+    models or layers). Contract: the encoder maps images in [0, 1] of shape
+    `(batch, height, width, channels)` to two tensors `(z_mean, z_log_var)`
+    of shape `(batch, latent_dim)`; the decoder maps `z` of shape `(batch,
+    latent_dim)` to images in [0, 1] of the encoder's input shape (end it
+    with a sigmoid). `image_shape` and `latent_dim` are read from them
+    (pass `image_shape` if the encoder has no `keras.Input`); a network
+    that breaks the contract gets a `ValueError` when the VAE is created.
+    They are saved in the `.keras` file (functional and Sequential models
+    as they are; register subclassed ones with
+    `keras.saving.register_keras_serializable`).
+
     Args:
-        latent_dim: number of latent variables.
+        latent_dim: number of latent variables (default 16, or read from
+            the encoder given).
         beta: weight of the KL term (`beta > 1` gives a beta-VAE).
-        filters: filters of the encoder's strided convolutions (the decoder
-            mirrors them); each entry halves the spatial size.
+        filters: filters of the built-in encoder's strided convolutions
+            (the decoder mirrors them); each entry halves the spatial size.
+        encoder: optional encoder of your own (see the contract above).
+        decoder: optional decoder of your own.
         image_shape: `(height, width, channels)`, or `None` to infer it from
-            the first training batch.
+            the first training batch (or from the encoder given).
         seed: optional integer seed of the sampling noise and of `generate`.
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
 
@@ -57,33 +72,58 @@ class VAE(LatentImageModel):
         >>> history = vae.fit(images, epochs=1, batch_size=32, verbose=0)
         >>> vae.generate(4, seed=1).shape
         (4, 16, 16, 1)
+
+        Your own networks (keras-io's VAE, say):
+
+        >>> import keras
+        >>> inputs = keras.Input((16, 16, 1))
+        >>> h = keras.layers.Flatten()(inputs)
+        >>> encoder = keras.Model(inputs, [keras.layers.Dense(2)(h),
+        ...                                keras.layers.Dense(2)(h)])
+        >>> decoder = keras.Sequential([
+        ...     keras.Input((2,)), keras.layers.Dense(256, "sigmoid"),
+        ...     keras.layers.Reshape((16, 16, 1))])
+        >>> vae = VAE(encoder=encoder, decoder=decoder)
+        >>> (vae.latent_dim, vae.image_shape)
+        (2, (16, 16, 1))
     """
+
+    default_latent_dim = 16
+    encoder_outputs = 2
+    encoder_contract = (
+        "a VAE encoder maps images in [0, 1] of shape (batch, height, width, "
+        "channels) to two tensors (z_mean, z_log_var), each of shape "
+        "(batch, latent_dim)")
 
     def __init__(
         self,
-        latent_dim=16,
+        latent_dim=None,
         beta=1.0,
         filters=(32, 64),
+        encoder=None,
+        decoder=None,
         image_shape=None,
         seed=None,
         **kwargs,
     ):
+        super().__init__(latent_dim, filters, encoder=encoder,
+                         decoder=decoder, image_shape=image_shape,
+                         seed=seed, **kwargs)
         if float(beta) < 0:
             raise ValueError(f"`beta` must be >= 0; got {beta}.")
         self.beta = float(beta)
-        super().__init__(latent_dim, filters, image_shape=image_shape,
-                         seed=seed, **kwargs)
+        self.sampling = Sampling(seed=seed, name="sampling")
         self.reconstruction_loss_tracker = keras.metrics.Mean(
-            name="reconstruction_loss"
-        )
+            name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
 
     def build_networks(self, image_shape):
-        self.encoder = conv_encoder(
-            image_shape, (self.latent_dim, self.latent_dim), self.filters
-        )
-        self.sampling = Sampling(seed=self.seed, name="sampling")
-        self.decoder = conv_decoder(image_shape, self.latent_dim, self.filters)
+        if self.encoder is None:
+            self.encoder = conv_encoder(
+                image_shape, (self.latent_dim, self.latent_dim), self.filters
+            )
+            self.decoder = conv_decoder(image_shape, self.latent_dim,
+                                        self.filters)
 
     def call(self, inputs, training=False):
         """Encodes, samples and decodes a batch.
@@ -149,14 +189,10 @@ class VAE(LatentImageModel):
         Returns:
             numpy float32 array `(num_samples, H, W, C)` in [0, 1].
         """
-        self._require_built("generate")
-        if int(num_samples) <= 0:
-            raise ValueError(
-                f"`num_samples` must be positive; got {num_samples}."
-            )
+        self.ensure_built("generate")
         z = keras.random.normal(
-            (int(num_samples), self.latent_dim),
-            seed=self.seed_generator if seed is None else int(seed),
+            (self.check_num_samples(num_samples), self.latent_dim),
+            seed=self.sample_seed(seed),
         )
         return self.decode(z, batch_size)
 

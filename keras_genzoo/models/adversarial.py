@@ -1,0 +1,473 @@
+"""What every GAN of the zoo shares: two networks, two optimizers, one
+alternating schedule.
+
+`AdversarialModel` holds the generator and the discriminator (built-in DCGAN
+networks, or the user's own), the optimizer pair, the training schedule
+(`d_steps` discriminator updates, then one generator update) and the
+evaluation of both objectives, sampling and conditioning on labels. A GAN
+variant is a sibling subclass that says *what* each update optimises
+(`discriminator_objective`, `generator_objective`) with `keras.ops` only;
+`keras_genzoo.backend` says *how* gradients are taken and applied on each
+backend.
+"""
+
+import numpy as np
+
+import keras
+from keras import ops
+
+from keras_genzoo import _inputs
+from keras_genzoo import backend as zoo_backend
+from keras_genzoo.models.base import (
+    ImageModel,
+    _check_image_shape,
+    check_network,
+    network_input_shapes,
+)
+from keras_genzoo.networks.conv import check_filters
+from keras_genzoo.networks.dcgan import dcgan_discriminator, dcgan_generator
+from keras_genzoo.optimizers import OptimizerPair, loss_scaled
+
+GENERATOR_CONTRACT = (
+    "a generator maps noise of shape (batch, latent_dim) (and, for a "
+    "conditional GAN, int labels of shape (batch,) as a second input) to "
+    "images in [-1, 1] of shape (batch, height, width, channels)")
+DISCRIMINATOR_CONTRACT = (
+    "a discriminator (for WGAN-GP: the critic) maps images in [-1, 1] of "
+    "shape (batch, height, width, channels) (and, for a conditional GAN, "
+    "int labels of shape (batch,) as a second input) to one logit or score "
+    "per image, of shape (batch, 1) or (batch,)")
+
+
+class AdversarialModel(ImageModel):
+    """Base of the adversarial models (`GAN`, `WGANGP`): see the module.
+
+    Subclasses set `metric_names` and `default_d_steps`, and implement
+    `discriminator_objective`, `generator_objective` and
+    `default_optimizer`.
+
+    Args:
+        latent_dim: size of the noise vector (default 64, or read from the
+            generator given).
+        num_classes: number of classes for a conditional model, or `None`.
+        generator_filters: filters of the built-in generator's transposed
+            convolutions, smallest feature map first.
+        discriminator_filters: filters of the built-in discriminator's
+            strided convolutions.
+        d_steps: discriminator updates per generator update.
+        generator: optional generator of your own.
+        discriminator: optional discriminator (critic) of your own.
+        image_shape: `(height, width, channels)`, or `None` to infer it.
+        seed: optional integer seed of the training noise and `generate`.
+        **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
+
+    Examples:
+        >>> from keras_genzoo import GAN, WGANGP
+        >>> from keras_genzoo.models import AdversarialModel
+        >>> issubclass(GAN, AdversarialModel), issubclass(WGANGP, GAN)
+        (True, False)
+    """
+
+    default_latent_dim = 64
+    default_d_steps = 1
+    metric_names = ()
+    network_arguments = ("generator", "discriminator")
+
+    def __init__(
+        self,
+        latent_dim=None,
+        num_classes=None,
+        generator_filters=(64, 32),
+        discriminator_filters=(32, 64),
+        d_steps=None,
+        generator=None,
+        discriminator=None,
+        image_shape=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        if latent_dim is not None and int(latent_dim) <= 0:
+            raise ValueError(
+                f"`latent_dim` must be a positive integer; got {latent_dim}."
+            )
+        if num_classes is not None and int(num_classes) < 2:
+            raise ValueError(
+                f"`num_classes` must be at least 2 (or None); got "
+                f"{num_classes}."
+            )
+        d_steps = self.default_d_steps if d_steps is None else int(d_steps)
+        if d_steps < 1:
+            raise ValueError(f"`d_steps` must be at least 1; got {d_steps}.")
+        self.latent_dim = None if latent_dim is None else int(latent_dim)
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.generator_filters = check_filters(generator_filters)
+        self.discriminator_filters = check_filters(discriminator_filters)
+        self.d_steps = d_steps
+        self.d_optimizer = None
+        self.g_optimizer = None
+        self._trackers = {
+            name: keras.metrics.Mean(name=name) for name in self.metric_names
+        }
+        self.generator = generator
+        self.discriminator = discriminator
+        self.user_generator = generator is not None
+        self.user_discriminator = discriminator is not None
+        self.adopt_networks()
+
+    # ------------------------------------------------------------ networks
+    def adopt_networks(self):
+        """Reads `latent_dim` and `image_shape` from the networks the user
+        gave and checks their contracts on a probe batch of two."""
+        if self.user_generator:
+            check_network(self.generator, "generator")
+            shapes = network_input_shapes(self.generator)
+            expected = 2 if self.num_classes else 1
+            if shapes is not None:
+                if len(shapes) != expected or len(shapes[0]) != 2:
+                    raise ValueError(
+                        f"Contract: {GENERATOR_CONTRACT}; this generator "
+                        f"takes inputs of shape(s) {shapes}.")
+                self._agree("latent_dim", int(shapes[0][1]), "generator")
+            if self.latent_dim is None:
+                raise ValueError(
+                    "The generator does not say what noise it takes (it has "
+                    "no `keras.Input`): pass `latent_dim=`.")
+            noise = keras.random.normal((2, self.latent_dim), seed=0)
+            images = self.generate_tensor(noise, self._probe_labels())
+            shape = tuple(ops.shape(images))
+            if len(shape) != 4 or shape[0] != 2:
+                raise ValueError(
+                    f"Contract: {GENERATOR_CONTRACT}; this generator returns "
+                    f"shape {shape} for 2 noise vectors.")
+            values = ops.convert_to_numpy(images)
+            if values.min() < -1.0 or values.max() > 1.0:
+                raise ValueError(
+                    f"Contract: {GENERATOR_CONTRACT} (end it with a tanh); "
+                    f"this one returned values from {values.min():.3g} to "
+                    f"{values.max():.3g}.")
+            self._agree("image_shape", _check_image_shape(shape[1:]),
+                        "generator's output")
+        if self.latent_dim is None:
+            self.latent_dim = self.default_latent_dim
+        if self.user_discriminator:
+            check_network(self.discriminator, "discriminator")
+            shapes = network_input_shapes(self.discriminator)
+            if shapes is not None:
+                if len(shapes[0]) != 4:
+                    raise ValueError(
+                        f"Contract: {DISCRIMINATOR_CONTRACT}; this "
+                        f"discriminator takes inputs of shape(s) {shapes}.")
+                self._agree("image_shape", _check_image_shape(shapes[0][1:]),
+                            "discriminator's input")
+            if self.image_shape is None:
+                raise ValueError(
+                    "The discriminator does not say what images it takes "
+                    "(it has no `keras.Input`): pass `image_shape=(height, "
+                    "width, channels)`.")
+            probe = keras.random.uniform((2,) + self.image_shape, -1.0, 1.0,
+                                         seed=0)
+            scores = self.discriminate(probe, self._probe_labels())
+            shape = tuple(ops.shape(scores))
+            if shape not in ((2,), (2, 1)):
+                raise ValueError(
+                    f"Contract: {DISCRIMINATOR_CONTRACT}; this discriminator "
+                    f"returns shape {shape} for 2 images.")
+
+    def _probe_labels(self):
+        return ops.zeros((2,), "int32") if self.num_classes else None
+
+    def _agree(self, name, value, source):
+        current = getattr(self, name)
+        if current is not None and current != value:
+            raise ValueError(
+                f"`{name}={current}` disagrees with the {source} "
+                f"({value}): drop `{name}=` or change the network.")
+        setattr(self, name, value)
+
+    def build_networks(self, image_shape):
+        if self.generator is None:
+            self.generator = dcgan_generator(
+                image_shape, self.latent_dim, self.generator_filters,
+                num_classes=self.num_classes,
+            )
+        if self.discriminator is None:
+            self.discriminator = self.default_discriminator(image_shape)
+
+    def default_discriminator(self, image_shape):
+        """The built-in discriminator for `image_shape`."""
+        return dcgan_discriminator(
+            image_shape, self.discriminator_filters,
+            num_classes=self.num_classes, dropout=0.0,
+        )
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    # ------------------------------------------------------------ compile
+    def compile(self, d_optimizer=None, g_optimizer=None, optimizer=None,
+                **kwargs):
+        """Configures both optimizers.
+
+        Args:
+            d_optimizer: the discriminator's optimizer (name or instance);
+                default `default_optimizer()`.
+            g_optimizer: the generator's optimizer; same default.
+            optimizer: an `OptimizerPair` (what `.keras` loading passes), as
+                an alternative to the two above.
+            **kwargs: other `keras.Model.compile` arguments
+                (`steps_per_execution`, `jit_compile`, `run_eagerly`).
+        """
+        if isinstance(optimizer, OptimizerPair):
+            d_optimizer = d_optimizer or optimizer.d_optimizer
+            g_optimizer = g_optimizer or optimizer.g_optimizer
+        elif optimizer is not None:
+            raise ValueError(
+                "A GAN has two optimizers: pass `d_optimizer=` and "
+                "`g_optimizer=` instead of `optimizer=`."
+            )
+        for key in ("loss", "metrics"):
+            if kwargs.get(key):
+                raise ValueError(
+                    f"A GAN defines its own losses and metrics; drop `{key}=`."
+                )
+            kwargs.pop(key, None)
+        d_optimizer = keras.optimizers.get(
+            d_optimizer or self.default_optimizer())
+        g_optimizer = keras.optimizers.get(
+            g_optimizer or self.default_optimizer())
+        if self.dtype_policy.name == "mixed_float16":
+            d_optimizer = loss_scaled(d_optimizer)
+            g_optimizer = loss_scaled(g_optimizer)
+        pair = OptimizerPair(d_optimizer, g_optimizer)
+        pair.variable_groups = lambda: (
+            self.discriminator.trainable_variables,
+            self.generator.trainable_variables,
+        )
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        kwargs["auto_scale_loss"] = False  # done above, for both optimizers
+        super().compile(optimizer=pair, **kwargs)
+        if self.built:
+            pair.build()
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        return {
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
+            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
+        )
+
+    def _ensure_compiled(self):
+        if not self.compiled:
+            self.compile(jit_compile=self.default_jit_compile())
+        if self.built and not self.optimizer.built:
+            self.optimizer.build()
+
+    # --------------------------------------------------------------- data
+    def check_data(self, x, y=None, what="the training data"):
+        x = super().check_data(x, y, what)
+        if self.num_classes and not _inputs.has_labels(x, y):
+            raise ValueError(
+                f"This GAN is conditional (num_classes={self.num_classes}) "
+                f"but {what} has no labels: pass `fit(images, labels)`, a "
+                "dataset of (images, labels) tuples, or dicts with a "
+                "'label' key."
+            )
+        return x
+
+    def unpack_batch(self, data):
+        """Splits a batch into images in [-1, 1] and integer labels.
+
+        Args:
+            data: a batch as the dataset yields it (see
+                `keras_genzoo._inputs.split_batch`).
+
+        Returns:
+            `(images, labels)`; `labels` is `None` for unconditional models.
+        """
+        images, labels = _inputs.split_batch(data)
+        images = _inputs.scale_pixels(images, signed=True)
+        if not self.num_classes:
+            return images, None
+        return images, ops.reshape(ops.cast(labels, "int32"), (-1,))
+
+    # --------------------------------------------------------- networks
+    def sample_noise(self, batch_size, seed=None):
+        """Draws generator input noise `(batch_size, latent_dim)` ~ N(0, I)."""
+        return keras.random.normal((batch_size, self.latent_dim),
+                                   seed=self.sample_seed(seed))
+
+    def generate_tensor(self, noise, labels=None, training=False):
+        """Runs the generator; returns images in [-1, 1] (a tensor)."""
+        inputs = [noise, labels] if self.num_classes else noise
+        return self.generator(inputs, training=training)
+
+    def discriminate(self, images, labels=None, training=False):
+        """Runs the discriminator; returns one score per image (a tensor)."""
+        inputs = [images, labels] if self.num_classes else images
+        return self.discriminator(inputs, training=training)
+
+    def fake_batch(self, batch_size, labels=None, training=True):
+        """Generated images in [-1, 1] that no gradient flows back through
+        (what a discriminator update trains on)."""
+        return ops.stop_gradient(self.generate_tensor(
+            self.sample_noise(batch_size), labels, training=training))
+
+    def discriminator_objective(self, real, labels=None, training=True):
+        """The discriminator's loss on a batch of real images, and the
+        values to log: `(d_loss, logs)`."""
+        raise NotImplementedError
+
+    def generator_objective(self, batch_size, labels=None, training=True):
+        """The generator's loss on `batch_size` generated images, and the
+        values to log: `(g_loss, logs)`."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ schedule
+    def train_schedule(self, data, step):
+        """`d_steps` discriminator updates, then one generator update.
+
+        Args:
+            data: one batch as the dataset yields it.
+            step: the backend's `keras_genzoo.backend.StepOps`.
+
+        Returns:
+            The merged logs of the updates (the last discriminator
+            update's).
+        """
+        real, labels = self.unpack_batch(data)
+        logs = {}
+        for _ in range(self.d_steps):
+            logs.update(step.minimize(
+                self.d_optimizer,
+                lambda: self.discriminator_objective(real, labels),
+                self.discriminator.trainable_variables,
+            ))
+        batch_size = ops.shape(real)[0]
+        logs.update(step.minimize(
+            self.g_optimizer,
+            lambda: self.generator_objective(batch_size, labels),
+            self.generator.trainable_variables,
+        ))
+        return logs
+
+    def test_schedule(self, data, step):
+        """Both objectives on a batch, without updates (`evaluate`,
+        `validation_data`, `test_on_batch`)."""
+        real, labels = self.unpack_batch(data)
+
+        def objectives():
+            _, logs = self.discriminator_objective(real, labels,
+                                                   training=False)
+            _, g_logs = self.generator_objective(ops.shape(real)[0], labels,
+                                                 training=False)
+            return {**logs, **g_logs}
+
+        return step.run(objectives)
+
+    def train_step(self, *args):
+        # (data) on TensorFlow and PyTorch, (state, data) on JAX.
+        return zoo_backend.custom_train_step(self, self.train_schedule, *args)
+
+    def test_step(self, *args):
+        return zoo_backend.custom_test_step(self, self.test_schedule, *args)
+
+    def call(self, inputs, training=False):
+        """Scores images with the discriminator.
+
+        Args:
+            inputs: images (uint8 or [0, 1] floats), or `[images, labels]`
+                for a conditional model.
+            training: whether dropout is active.
+
+        Returns:
+            One score per image: high for images the discriminator takes
+            for real.
+        """
+        images, labels = _inputs.split_batch(inputs)
+        if self.num_classes:
+            labels = ops.cast(labels, "int32")
+        images = _inputs.scale_pixels(images, signed=True)
+        return self.discriminate(images, labels, training=training)
+
+    # -------------------------------------------------------------- usage
+    def generate(self, num_samples, seed=None, labels=None, batch_size=256):
+        """Draws new images.
+
+        Args:
+            num_samples: how many images to generate.
+            seed: optional integer; the same seed (and labels) gives the same
+                images. Without one, the model's seed generator advances.
+            labels: conditional models only: one class for all images (an
+                int) or one per image; default: classes 0, 1, 2, ... in turn.
+            batch_size: how many images to generate at once.
+
+        Returns:
+            numpy float32 array `(num_samples, H, W, C)` in [0, 1].
+        """
+        self.ensure_built("generate")
+        num_samples = self.check_num_samples(num_samples)
+        label_array = self._generation_labels(num_samples, labels)
+        noise = ops.convert_to_numpy(self.sample_noise(num_samples, seed))
+        outputs = []
+        for start in range(0, num_samples, batch_size):
+            stop = start + batch_size
+            batch_labels = (
+                None if label_array is None else label_array[start:stop]
+            )
+            images = self.generate_tensor(noise[start:stop], batch_labels)
+            outputs.append(ops.convert_to_numpy(images))
+        return _inputs.unsigned_pixels(np.concatenate(outputs))
+
+    def _generation_labels(self, num_samples, labels):
+        if not self.num_classes:
+            if labels is not None:
+                raise ValueError(
+                    "`labels` is only for conditional GANs (num_classes=...)."
+                )
+            return None
+        if labels is None:
+            labels = np.arange(num_samples) % self.num_classes
+        labels = np.asarray(ops.convert_to_numpy(labels)).astype("int32")
+        if labels.ndim == 0:
+            labels = np.full((num_samples,), int(labels), "int32")
+        labels = labels.reshape(-1)
+        if len(labels) != num_samples:
+            raise ValueError(
+                f"Got {len(labels)} labels for {num_samples} samples: pass "
+                "one label, or one per sample."
+            )
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ValueError(
+                f"Labels must be in 0..{self.num_classes - 1}; got "
+                f"{labels.min()}..{labels.max()}."
+            )
+        return labels
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "latent_dim": self.latent_dim,
+                "num_classes": self.num_classes,
+                "generator_filters": list(self.generator_filters),
+                "discriminator_filters": list(self.discriminator_filters),
+                "d_steps": self.d_steps,
+                "generator": (
+                    keras.saving.serialize_keras_object(self.generator)
+                    if self.user_generator else None),
+                "discriminator": (
+                    keras.saving.serialize_keras_object(self.discriminator)
+                    if self.user_discriminator else None),
+            }
+        )
+        return config

@@ -1,0 +1,193 @@
+"""Optimizers of the zoo: the pair a GAN trains with, and nanoGPT's recipe.
+
+`OptimizerPair` lets a model with two optimizers (a GAN's discriminator and
+generator) stand where Keras expects one `model.optimizer`: the trainers
+carry its variables through every step, callbacks that set the learning
+rate act on both optimizers, and its `iterations` count training steps.
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_genzoo")
+class OptimizerPair(keras.optimizers.Optimizer):
+    """Holds a GAN's two optimizers where Keras expects one.
+
+    - `variables` are the discriminator optimizer's followed by the
+      generator optimizer's: Keras' trainers (the JAX one above all) carry
+      `model.optimizer.variables` through each compiled step, so both
+      optimizers' state survives every step on every backend.
+    - `learning_rate` reads the discriminator optimizer's rate; setting it
+      (as `keras.callbacks.LearningRateScheduler` and `ReduceLROnPlateau`
+      do) multiplies *both* optimizers' rates by the same factor, so their
+      ratio (e.g. the TTUR setting of a WGAN-GP) is kept.
+    - `iterations` is the generator optimizer's: one per training step,
+      whatever the number of discriminator updates per step (what
+      `keras.callbacks.TensorBoard` uses as its step).
+
+    It applies nothing itself: the model's training step calls the two
+    optimizers. `build` builds each optimizer for its own network's
+    variables, as given by `variable_groups` (set by the model).
+
+    Args:
+        d_optimizer: the discriminator's optimizer (instance or name).
+        g_optimizer: the generator's optimizer.
+        **kwargs: passed to `keras.optimizers.Optimizer` (`name`).
+
+    Examples:
+        >>> import keras
+        >>> pair = OptimizerPair(keras.optimizers.Adam(2e-4),
+        ...                      keras.optimizers.Adam(1e-4))
+        >>> pair.learning_rate = 1e-4          # halves both rates
+        >>> round(float(pair.g_optimizer.learning_rate), 8)
+        5e-05
+    """
+
+    def __init__(self, d_optimizer, g_optimizer, **kwargs):
+        kwargs.pop("learning_rate", None)
+        kwargs.setdefault("name", "optimizer_pair")
+        super().__init__(learning_rate=0.0, **kwargs)
+        self.d_optimizer = keras.optimizers.get(d_optimizer)
+        self.g_optimizer = keras.optimizers.get(g_optimizer)
+        if self.d_optimizer is self.g_optimizer:
+            raise ValueError(
+                "`d_optimizer` and `g_optimizer` must be two optimizer "
+                "objects: one optimizer cannot serve both networks."
+            )
+        # A function returning (discriminator variables, generator
+        # variables); the model that owns the pair sets it.
+        self.variable_groups = None
+
+    @property
+    def variables(self):
+        return list(self.d_optimizer.variables) + list(
+            self.g_optimizer.variables
+        )
+
+    @property
+    def iterations(self):
+        return self.g_optimizer.iterations
+
+    @property
+    def learning_rate(self):
+        return self.d_optimizer.learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if not hasattr(self, "d_optimizer"):  # the base class' __init__
+            return
+        current = float(ops.convert_to_numpy(self.d_optimizer.learning_rate))
+        value = float(ops.convert_to_numpy(value))
+        if current == 0.0:
+            self.d_optimizer.learning_rate = value
+            self.g_optimizer.learning_rate = value
+            return
+        factor = value / current
+        g_rate = float(ops.convert_to_numpy(self.g_optimizer.learning_rate))
+        self.d_optimizer.learning_rate = value
+        self.g_optimizer.learning_rate = g_rate * factor
+
+    def build(self, var_list=None):
+        """Builds each optimizer for its network's variables.
+
+        Keras calls this with all the model's trainable variables; the
+        split comes from `variable_groups`.
+        """
+        if self.variable_groups is None:
+            raise ValueError(
+                "This OptimizerPair belongs to no model yet: compile a GAN "
+                "with it (`gan.compile(d_optimizer=..., g_optimizer=...)`)."
+            )
+        d_variables, g_variables = self.variable_groups()
+        if not self.d_optimizer.built:
+            self.d_optimizer.build(d_variables)
+        if not self.g_optimizer.built:
+            self.g_optimizer.build(g_variables)
+        self.built = True
+
+    def save_own_variables(self, store):
+        pass  # each optimizer saves its own state
+
+    def load_own_variables(self, store):
+        pass
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("d_optimizer", "g_optimizer"):
+            config[key] = keras.optimizers.deserialize(
+                config[key], custom_objects=custom_objects
+            )
+        return cls(**config)
+
+
+def loss_scaled(optimizer):
+    """Wraps `optimizer` in a `LossScaleOptimizer` if it is not one.
+
+    `keras.Model.compile` does this by itself under a `mixed_float16`
+    policy, but only for the one `optimizer=` it is given; a model with
+    two optimizers wraps each with this.
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer)
+
+
+def warmup_cosine_adamw(steps, learning_rate=1e-3, min_learning_rate=None,
+                        warmup_steps=100, beta_2=0.99, weight_decay=0.1,
+                        global_clipnorm=1.0):
+    """AdamW on nanoGPT's schedule: linear warmup, then cosine decay.
+
+    The learning rate rises linearly from 0 to `learning_rate` over
+    `warmup_steps`, then follows a cosine down to `min_learning_rate` at
+    `steps`. Weight decay applies to matrices only (not to biases and
+    normalisation scales), and the global gradient norm is clipped, as in
+    nanoGPT.
+
+    Args:
+        steps: total training steps (e.g. nanoGPT's 2000).
+        learning_rate: the peak learning rate.
+        min_learning_rate: the final rate; default `learning_rate / 10`.
+        warmup_steps: steps of linear warmup.
+        beta_2: Adam's second-moment decay (0.99 for small models).
+        weight_decay: decoupled weight decay of the matrices.
+        global_clipnorm: clip the norm of all gradients together.
+
+    Returns:
+        A `keras.optimizers.AdamW`.
+
+    Examples:
+        >>> optimizer = warmup_cosine_adamw(2000)
+        >>> [round(float(optimizer.learning_rate), 6)]
+        [0.0]
+    """
+    steps, warmup_steps = int(steps), int(warmup_steps)
+    if steps <= 0 or warmup_steps < 0:
+        raise ValueError(
+            f"`steps` must be positive and `warmup_steps` >= 0; got "
+            f"{steps} and {warmup_steps}."
+        )
+    warmup_steps = min(warmup_steps, steps)
+    if min_learning_rate is None:
+        min_learning_rate = learning_rate / 10
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else learning_rate,
+        decay_steps=max(steps - warmup_steps, 1),
+        alpha=min_learning_rate / learning_rate,
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, beta_2=beta_2, weight_decay=weight_decay,
+        global_clipnorm=global_clipnorm,
+    )
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
+    return optimizer
