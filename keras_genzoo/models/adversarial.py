@@ -118,7 +118,8 @@ class AdversarialModel(ImageModel):
     # ------------------------------------------------------------ networks
     def adopt_networks(self):
         """Reads `latent_dim` and `image_shape` from the networks the user
-        gave and checks their contracts on a probe batch of two."""
+        gave and checks their contracts on a probe batch of two; builds the
+        model when both networks are given."""
         if self.user_generator:
             check_network(self.generator, "generator")
             shapes = network_input_shapes(self.generator)
@@ -173,6 +174,11 @@ class AdversarialModel(ImageModel):
                 raise ValueError(
                     f"Contract: {DISCRIMINATOR_CONTRACT}; this discriminator "
                     f"returns shape {shape} for 2 images.")
+        if self.user_generator and self.user_discriminator:
+            # Nothing is left to create: built, without `build`, which
+            # would lock the model's state before a subclass's __init__
+            # adds its own.
+            self.built = True
 
     def _probe_labels(self):
         return ops.zeros((2,), "int32") if self.num_classes else None
@@ -295,7 +301,8 @@ class AdversarialModel(ImageModel):
             `(images, labels)`; `labels` is `None` for unconditional models.
         """
         images, labels = _inputs.split_batch(data)
-        images = _inputs.scale_pixels(images, signed=True)
+        images = _inputs.scale_pixels(ops.convert_to_tensor(images),
+                                      signed=True)
         if not self.num_classes:
             return images, None
         return images, ops.reshape(ops.cast(labels, "int32"), (-1,))

@@ -44,6 +44,20 @@ def _is_stream(x):
         hasattr(x, "shape") and hasattr(x, "dtype"))
 
 
+def _data_shape(x):
+    """The shape of the model inputs in `x` (an array, or a tf.data
+    dataset's first element), or `None` where it cannot be seen without
+    reading data."""
+    if hasattr(x, "element_spec"):
+        spec = x.element_spec
+        if isinstance(spec, tuple):
+            spec = spec[0]
+        return tuple(spec.shape) if hasattr(spec, "shape") else None
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return (None,) + tuple(x.shape)[1:]
+    return None
+
+
 def check_network(network, name):
     """Checks that `network` is a Keras layer or model; returns it."""
     if not isinstance(network, keras.layers.Layer):
@@ -72,9 +86,9 @@ class GenerativeModel(SeedStateSaving, keras.Model):
 
     - a seed generator (`self.seed_generator`) whose state is saved in the
       `.keras` file, and `sample_seed(seed)` to draw reproducibly;
-    - a default compile: `fit`, `evaluate`, `train_on_batch` and
-      `test_on_batch` compile an uncompiled model with `default_optimizer()`
-      and `default_jit_compile()`;
+    - a default compile: `compile()` without an optimizer, and `fit`,
+      `evaluate`, `train_on_batch` and `test_on_batch` on an uncompiled
+      model, use `default_optimizer()` and `default_jit_compile()`;
     - one data check before any of these four runs a step
       (`check_data(x, y, what)`, a hook for subclasses);
     - `record_step(logs)`, which turns a custom step's logs into the
@@ -126,10 +140,30 @@ class GenerativeModel(SeedStateSaving, keras.Model):
         """The `jit_compile` of the default compile (Keras' "auto")."""
         return "auto"
 
+    def compile(self, optimizer=None, **kwargs):
+        """Configures training; see `keras.Model.compile`.
+
+        Args:
+            optimizer: the optimizer; default `default_optimizer()` (where
+                `keras.Model.compile` would take RMSprop).
+            **kwargs: the other `keras.Model.compile` arguments; the default
+                `jit_compile` is `default_jit_compile()`.
+        """
+        if optimizer is None:
+            optimizer = self.default_optimizer()
+        kwargs.setdefault("jit_compile", self.default_jit_compile())
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # What `keras.Model.compile_from_config` does; it skips models that
+        # override `compile` (with a warning) instead of calling it.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def _ensure_compiled(self):
         if not self.compiled:
-            self.compile(optimizer=self.default_optimizer(),
-                         jit_compile=self.default_jit_compile())
+            self.compile()
 
     # -------------------------------------------------------- entry points
     def check_data(self, x, y=None, what="the training data"):
@@ -138,6 +172,19 @@ class GenerativeModel(SeedStateSaving, keras.Model):
         Subclasses raise one `ValueError` naming the fix for data they
         cannot train on, and may build themselves from what they read.
         """
+        return x
+
+    def _before_steps(self, x, y, what):
+        """The data check, then a build from the data's shape if the check
+        did not build the model: on TensorFlow, Keras would otherwise build
+        it while tracing the first step, which a custom step (which may not
+        call the model) cannot rely on."""
+        x = self.check_data(x, y, what)
+        if not self.built:
+            shape = _data_shape(x)
+            if shape is not None:
+                self.build(shape)
+        self._ensure_compiled()
         return x
 
     def check_validation_data(self, validation_data):
@@ -161,13 +208,12 @@ class GenerativeModel(SeedStateSaving, keras.Model):
         with `default_optimizer()`. Datasets are not reshuffled by Keras
         (`shuffle` is ignored for them): shuffle them yourself.
         """
-        x = self.check_data(x, y, "the training data")
+        x = self._before_steps(x, y, "the training data")
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self.check_validation_data(
                 kwargs["validation_data"])
         if _is_stream(x):
             kwargs.setdefault("shuffle", False)
-        self._ensure_compiled()
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -176,8 +222,7 @@ class GenerativeModel(SeedStateSaving, keras.Model):
         The data is checked like in `fit`; an uncompiled model is compiled
         with `default_optimizer()` first.
         """
-        x = self.check_data(x, y, "the evaluation data")
-        self._ensure_compiled()
+        x = self._before_steps(x, y, "the evaluation data")
         return super().evaluate(x, y, *args, **kwargs)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
@@ -186,15 +231,13 @@ class GenerativeModel(SeedStateSaving, keras.Model):
         The batch is checked like in `fit`; an uncompiled model is compiled
         with `default_optimizer()` first.
         """
-        x = self.check_data(x, y, "the training batch")
-        self._ensure_compiled()
+        x = self._before_steps(x, y, "the training batch")
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
         """The loss and metrics on one batch; see
         `keras.Model.test_on_batch`."""
-        x = self.check_data(x, y, "the evaluation batch")
-        self._ensure_compiled()
+        x = self._before_steps(x, y, "the evaluation batch")
         return super().test_on_batch(x, y, *args, **kwargs)
 
     # -------------------------------------------------- custom-step metrics
@@ -452,7 +495,8 @@ class LatentImageModel(ImageModel):
     # ----------------------------------------------------- user networks
     def adopt_networks(self):
         """Reads `image_shape` and `latent_dim` from the user's encoder and
-        decoder and checks their contract on a probe batch of two images."""
+        decoder, checks their contract on a probe batch of two images, and
+        builds the model (there is nothing left to create)."""
         check_network(self.encoder, "encoder")
         check_network(self.decoder, "decoder")
         shapes = network_input_shapes(self.encoder)
@@ -500,6 +544,9 @@ class LatentImageModel(ImageModel):
                 "Contract: a decoder returns images in [0, 1] (end it with a "
                 "sigmoid); this one returned values from "
                 f"{values.min():.3g} to {values.max():.3g}.")
+        # Nothing is left to create: built, without `build`, which would lock
+        # the model's state before a subclass's __init__ adds its own.
+        self.built = True
 
     def encode_batch(self, images):
         """Codes of one batch of float images (a tensor); used by `encode`."""

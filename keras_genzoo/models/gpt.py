@@ -146,13 +146,6 @@ class MiniGPT(CharLanguageModel):
         super().compile(*args, **kwargs)
         self._loops.by_setting.clear()
 
-    def compile_from_config(self, config):
-        # What `keras.Model.compile_from_config` does, which skips models
-        # that override `compile` (with a warning) instead of calling it.
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
-
     def default_jit_compile(self):
         """XLA on TensorFlow (a GPT step there: 40 ms with XLA, 57 ms
         without, on a 2-core CPU); Keras' "auto" elsewhere (JAX always

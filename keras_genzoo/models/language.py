@@ -146,6 +146,50 @@ class CharLanguageModel(GenerativeModel):
             seed=seed,
         )
 
+    def check_data(self, x, y=None, what="the training data"):
+        """Checks that `x` holds windows of ids (and targets) before any
+        step: one `ValueError` that names `make_datasets` otherwise."""
+        fix = ("cut the text into (inputs, targets) windows with "
+               "`train_ds, val_ds = model.make_datasets(text)`")
+        if x is None or isinstance(x, str):
+            raise ValueError(
+                f"{what} is {'a string' if x else 'None'}: {fix}.")
+        if hasattr(x, "element_spec"):  # tf.data
+            spec = x.element_spec
+            if not isinstance(spec, tuple) or len(spec) < 2:
+                raise ValueError(
+                    f"{what} yields {spec}, not (inputs, targets) pairs: "
+                    f"{fix}.")
+            for part in spec[:2]:
+                if part.shape.rank != 2 or not part.dtype.is_integer:
+                    raise ValueError(
+                        f"{what} yields {part.dtype.name} tensors of rank "
+                        f"{part.shape.rank}; the model takes batches of int "
+                        f"ids of shape (batch, length): {fix}.")
+        elif hasattr(x, "shape") and hasattr(x, "dtype"):
+            if y is None:
+                raise ValueError(
+                    f"{what} has no targets: pass `fit(inputs, targets)`, "
+                    f"or {fix}.")
+            for name, ids in (("inputs", x), ("targets", y)):
+                self._check_ids(np.asarray(ops.convert_to_numpy(ids)),
+                                f"{what} ({name})", fix)
+        return x
+
+    def _check_ids(self, ids, what, fix):
+        if ids.ndim != 2 or ids.dtype.kind not in "iu":
+            raise ValueError(
+                f"{what} has {ids.dtype} values of shape {ids.shape}; the "
+                f"model takes int ids of shape (batch, length): {fix}.")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocabulary_size):
+            raise ValueError(
+                f"{what} has ids from {ids.min()} to {ids.max()}, outside "
+                f"the vocabulary of {self.vocabulary_size} characters: {fix}.")
+        if ids.shape[1] > self.sequence_length:
+            raise ValueError(
+                f"{what} has windows of {ids.shape[1]} ids; the model reads "
+                f"at most sequence_length={self.sequence_length}: {fix}.")
+
     def default_optimizer(self):
         """AdamW with `default_learning_rate`, beta_2 0.99 (as nanoGPT)."""
         return keras.optimizers.AdamW(

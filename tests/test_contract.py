@@ -1,0 +1,103 @@
+"""Every model of the zoo through the shared contract (tests/contract.py)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from contract import ModelContract, run_model_contract, to_numpy
+from keras_genzoo import GAN, VAE, WGANGP, AutoEncoder, BigramLM, MiniGPT
+from keras_genzoo import datasets
+
+CODES = np.random.RandomState(0).randn(4, 4).astype("float32")
+
+
+def _image_bad_inputs(images):
+    return [
+        (images.astype("float32"), "divide by 255"),
+        (images.reshape(len(images), -1), "rank 2"),
+        (tf.data.Dataset.from_tensor_slices(images), "Batch it"),
+    ]
+
+
+def _image_contract(make_model, images, labels=None, adversarial=False,
+                    outputs=None, can_generate=True):
+    def generate(model, seed):
+        return model.generate(3, seed=seed)
+
+    return ModelContract(
+        make_model=make_model,
+        fit_data=images, fit_y=labels, steps_per_epoch=2,
+        fit_kwargs={"batch_size": 32},
+        batch=(images[:32], None if labels is None else labels[:32]),
+        outputs=outputs or (lambda model: model.decode(CODES)),
+        generate=generate if can_generate else None,
+        loss_key=None if adversarial else "loss",
+        networks=(lambda m: [m.generator, m.discriminator])
+        if adversarial else (lambda m: [m]),
+        bad_inputs=_image_bad_inputs(images),
+    )
+
+
+def _scores(model):
+    images = np.linspace(0, 1, 2 * 28 * 28, dtype="float32")
+    images = images.reshape(2, 28, 28, 1)
+    if model.num_classes:
+        return to_numpy(model([images, np.array([1, 2])]))
+    return to_numpy(model(images))
+
+
+def _text_contract(cls, **kwargs):
+    text = datasets.load_text("tiny_shakespeare")[:3000]
+    model_kwargs = dict(sequence_length=16, seed=0, **kwargs)
+    make_model = lambda: cls.from_text(text, **model_kwargs)  # noqa: E731
+    train_ds, _ = make_model().make_datasets(text, batch_size=16)
+    inputs, targets = next(iter(train_ds))
+    probe = np.asarray(inputs)[:2]
+    return ModelContract(
+        make_model=make_model,
+        fit_data=train_ds, steps_per_epoch=int(train_ds.cardinality()),
+        batch=(np.asarray(inputs), np.asarray(targets)),
+        outputs=lambda model: to_numpy(model(probe)),
+        generate=lambda model, seed: model.generate(
+            "ROMEO:", max_new_tokens=12, seed=seed),
+        bad_inputs=[
+            (text, "make_datasets"),
+            (np.asarray(inputs), "no targets"),
+            (tf.data.Dataset.from_tensor_slices(np.asarray(inputs)).batch(4),
+             "not \\(inputs, targets\\) pairs"),
+        ],
+        epochs=3,
+    )
+
+
+def _contracts(mnist):
+    images, labels = mnist[0][:64], mnist[1][:64]
+    tiny = dict(seed=0)
+    gan_kwargs = dict(latent_dim=8, generator_filters=(8,),
+                      discriminator_filters=(8,), **tiny)
+    return {
+        "autoencoder": lambda: _image_contract(
+            lambda: AutoEncoder(latent_dim=4, filters=(8,), noise_stddev=0.1,
+                                **tiny), images, can_generate=False),
+        "vae": lambda: _image_contract(
+            lambda: VAE(latent_dim=4, filters=(8,), **tiny), images),
+        "gan": lambda: _image_contract(
+            lambda: GAN(**gan_kwargs), images, adversarial=True,
+            outputs=_scores),
+        "conditional_gan": lambda: _image_contract(
+            lambda: GAN(num_classes=10, **gan_kwargs), images, labels,
+            adversarial=True, outputs=_scores),
+        "wgan_gp": lambda: _image_contract(
+            lambda: WGANGP(d_steps=2, **gan_kwargs), images,
+            adversarial=True, outputs=_scores),
+        "bigram": lambda: _text_contract(BigramLM),
+        "minigpt": lambda: _text_contract(MiniGPT, num_layers=1, num_heads=2,
+                                          hidden_dim=16),
+    }
+
+
+@pytest.mark.parametrize("name", ["autoencoder", "vae", "gan",
+                                  "conditional_gan", "wgan_gp", "bigram",
+                                  "minigpt"])
+def test_model_contract(mnist, tmp_path, name):
+    run_model_contract(_contracts(mnist)[name](), tmp_path)
