@@ -11,6 +11,8 @@ import numpy as np
 import keras
 from keras import ops
 
+from keras_genzoo import _inputs
+
 
 def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
     """Tiles images into one uint8 picture.
@@ -235,12 +237,9 @@ class ReconstructionGridSaver(_GridCallback):
         self._require("reconstruct")
 
     def make_images(self):
-        originals = self.images
-        if originals.dtype.kind in "iu":
-            originals = originals.astype("float32") / 255.0
         reconstructions = self.model.reconstruct(self.images)
         return np.concatenate(
-            [originals.astype("float32"), reconstructions], axis=0
+            [_inputs.scale_pixels(self.images), reconstructions], axis=0
         )
 
 

@@ -157,19 +157,9 @@ def custom_train_step(model, schedule, state, data):
     return results, view.as_state()
 
 
-def custom_test_step(model, schedule, state, data):
-    """A model's `test_step` from a backend-free schedule (no updates).
-
-    Args:
-        model: the model.
-        schedule: `schedule(data, step)` returning a dict of logs.
-        state: `(trainable, non_trainable, metrics)` values.
-        data: one batch.
-
-    Returns:
-        `(logs, state)` with `state` in the structure it came in.
-    """
-    return custom_train_step(model, schedule, state, data)
+# `evaluate` and `validation_data` run a schedule that makes no updates, the
+# same way (on JAX the state then has no optimizer part).
+custom_test_step = custom_train_step
 
 
 def compile_inference(model, fn, state_variables=()):

@@ -78,10 +78,9 @@ def custom_train_step(model, schedule, data):
         return model.record_step(logs)
 
 
-def custom_test_step(model, schedule, data):
-    """A model's `test_step` from a backend-free schedule (no updates);
-    arguments and result as `custom_train_step`."""
-    return custom_train_step(model, schedule, data)
+# `evaluate` and `validation_data` run a schedule that makes no updates, the
+# same way (on JAX the state then has no optimizer part).
+custom_test_step = custom_train_step
 
 
 def compile_inference(model, fn, state_variables=()):

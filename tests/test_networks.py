@@ -1,0 +1,78 @@
+"""networks/ and layers/ on their own: builders, shapes, ranges, saving."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_genzoo import Sampling
+from keras_genzoo.layers.seed_state import SEED_STATE_KEY
+from keras_genzoo.networks import (
+    conv_decoder,
+    conv_encoder,
+    dcgan_discriminator,
+    dcgan_generator,
+)
+
+
+def _n(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (30, 22, 3), (8, 8, 1)])
+def test_conv_encoder_decoder_any_shape(shape):
+    encoder = conv_encoder(shape, (5, 5), filters=(4, 8))
+    decoder = conv_decoder(shape, 5, filters=(4, 8))
+    images = np.random.rand(2, *shape).astype("float32")
+    mean, log_var = encoder(images)
+    assert tuple(mean.shape) == (2, 5) == tuple(log_var.shape)
+    out = _n(decoder(mean))
+    assert out.shape == (2,) + shape
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    with pytest.raises(ValueError, match="filters"):
+        conv_encoder(shape, (5,), filters=())
+
+
+@pytest.mark.parametrize("num_classes", [None, 4])
+def test_dcgan_networks_shapes_and_ranges(num_classes):
+    shape = (20, 12, 3)
+    generator = dcgan_generator(shape, 6, filters=(8, 4),
+                                num_classes=num_classes)
+    discriminator = dcgan_discriminator(shape, filters=(4, 8),
+                                        num_classes=num_classes)
+    noise = np.random.randn(3, 6).astype("float32")
+    labels = np.array([0, 1, 3], "int32")
+    images = _n(generator([noise, labels] if num_classes else noise))
+    assert images.shape == (3,) + shape
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    logits = discriminator([images, labels] if num_classes else images)
+    assert tuple(logits.shape) == (3, 1)
+
+
+def test_sampling_layer_saves_its_seed_state(tmp_path):
+    inputs = keras.Input((2,))
+    z = Sampling(seed=3, name="sampling")([inputs, inputs])
+    model = keras.Model(inputs, z)
+    x = np.zeros((4, 2), "float32")
+    model(x)  # advances the seed state
+    path = os.path.join(tmp_path, "sampling.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(
+        _n(loaded.get_layer("sampling").seed_generator.state),
+        _n(model.get_layer("sampling").seed_generator.state))
+    # the next draws match too: the noise sequence continues
+    np.testing.assert_array_equal(_n(loaded(x)), _n(model(x)))
+
+
+def test_seed_state_is_one_more_store_entry():
+    layer = Sampling(seed=0)
+    store = {}
+    layer.save_own_variables(store)
+    assert list(store) == [SEED_STATE_KEY]
+    fresh = Sampling(seed=1)
+    fresh.load_own_variables(store)
+    np.testing.assert_array_equal(_n(fresh.seed_generator.state),
+                                  _n(layer.seed_generator.state))
+    fresh.load_own_variables({})  # a file written without it

@@ -1,0 +1,81 @@
+"""A GAN's `model.optimizer` behaves like an optimizer for Keras callbacks:
+learning-rate callbacks act on both real optimizers, `iterations` counts
+steps."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_genzoo import GAN, WGANGP, OptimizerPair, warmup_cosine_adamw
+
+
+def _lr(optimizer):
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def tiny_gan(cls=GAN, **kwargs):
+    return cls(latent_dim=4, generator_filters=(8,),
+               discriminator_filters=(8,), seed=0, **kwargs)
+
+
+def test_learning_rate_scheduler_scales_both_optimizers(mnist):
+    gan = tiny_gan()
+    gan.compile(d_optimizer=keras.optimizers.Adam(4e-4),
+                g_optimizer=keras.optimizers.Adam(1e-4))
+    halve = keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr / 2)
+    history = gan.fit(mnist[0][:64], epochs=2, batch_size=32, verbose=0,
+                      callbacks=[halve]).history
+    # epoch 0 starts at lr/2, epoch 1 at lr/4: the same factor on each
+    assert _lr(gan.d_optimizer) == pytest.approx(1e-4)
+    assert _lr(gan.g_optimizer) == pytest.approx(2.5e-5)
+    assert history["learning_rate"] == pytest.approx([2e-4, 1e-4])
+
+
+def test_reduce_lr_on_plateau_acts_on_a_wgan(mnist):
+    wgan = tiny_gan(WGANGP, d_steps=1)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="g_loss", mode="min",
+                                                factor=0.1,
+                                                patience=0, min_delta=1e9)
+    wgan.fit(mnist[0][:32], epochs=2, batch_size=32, verbose=0,
+             callbacks=[plateau])
+    # default Adam(1e-4) for both, reduced once after epoch 2
+    assert _lr(wgan.d_optimizer) == pytest.approx(1e-5)
+    assert _lr(wgan.g_optimizer) == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize("d_steps", [1, 3])
+def test_iterations_count_training_steps(mnist, d_steps):
+    # what `keras.callbacks.TensorBoard` takes as its step
+    gan = tiny_gan(d_steps=d_steps)
+    gan.fit(mnist[0][:96], epochs=2, batch_size=32, verbose=0)
+    assert int(keras.ops.convert_to_numpy(gan.optimizer.iterations)) == 6
+    assert int(keras.ops.convert_to_numpy(
+        gan.d_optimizer.iterations)) == 6 * d_steps
+
+
+def test_pair_needs_two_optimizers_and_an_owner():
+    shared = keras.optimizers.Adam()
+    with pytest.raises(ValueError, match="two optimizer objects"):
+        OptimizerPair(shared, shared)
+    pair = OptimizerPair("adam", "sgd")
+    with pytest.raises(ValueError, match="belongs to no model"):
+        pair.build([])
+    pair.learning_rate = 0.5
+    assert _lr(pair.d_optimizer) == pytest.approx(0.5)
+    assert _lr(pair.g_optimizer) == pytest.approx(0.5 * 0.01 / 0.001)
+    clone = OptimizerPair.from_config(pair.get_config())
+    assert type(clone.g_optimizer).__name__ == "SGD"
+
+
+def test_warmup_cosine_adamw_schedule():
+    optimizer = warmup_cosine_adamw(100, learning_rate=1e-3,
+                                    warmup_steps=10)
+    schedule = optimizer._learning_rate
+    rates = [float(keras.ops.convert_to_numpy(schedule(s)))
+             for s in (0, 5, 10, 100)]
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-4)
+    assert rates[2] == pytest.approx(1e-3)
+    assert rates[3] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="steps"):
+        warmup_cosine_adamw(0)
+    assert np.isfinite(rates).all()
