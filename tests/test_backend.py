@@ -57,8 +57,8 @@ class EMARegression(GenerativeModel):
         return backend.custom_train_step(self, self.train_schedule, *args)
 
     def test_schedule(self, data, step):
-        loss = ops.mean(ops.square(self.dense(data[0]) - data[1]))
-        return {"loss": loss}
+        return {"loss": step.run(
+            lambda: ops.mean(ops.square(self.dense(data[0]) - data[1])))}
 
     def test_step(self, *args):
         return backend.custom_test_step(self, self.test_schedule, *args)

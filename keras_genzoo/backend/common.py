@@ -6,7 +6,10 @@ class StepOps:
     """The operations a backend-free training schedule may use.
 
     Each backend module subclasses it; a schedule receives an instance as
-    `step` (see `keras_genzoo.backend.custom_train_step`).
+    `step` (see `keras_genzoo.backend.custom_train_step`). Whatever reads the
+    model's variables goes through `minimize` or `run` (on JAX the
+    variables hold no values inside a compiled step: these two map them
+    to the step's state).
     """
 
     def minimize(self, optimizer, objective, variables):
