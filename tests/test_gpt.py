@@ -125,6 +125,20 @@ def test_save_load_keeps_vocabulary_logits_and_samples(tmp_path):
                                   keras.ops.convert_to_numpy(gpt(ids)))
     kwargs = dict(max_new_tokens=30, temperature=0.9, seed=4)
     assert loaded.generate("Olá", **kwargs) == gpt.generate("Olá", **kwargs)
+    # the loaded model is compiled like the saved one (no silent skip)
+    assert loaded.compiled and type(loaded.optimizer) is type(gpt.optimizer)
+    assert int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) == (
+        int(keras.ops.convert_to_numpy(gpt.optimizer.iterations)))
+
+
+def test_compile_drops_the_compiled_sampling_loops():
+    text = "to be or not to be " * 30
+    gpt = MiniGPT.from_text(text, **SMALL)
+    first = gpt.generate("to", max_new_tokens=5, top_k=1)
+    assert gpt._loops.by_setting
+    gpt.compile(optimizer="sgd")
+    assert not gpt._loops.by_setting
+    assert gpt.generate("to", max_new_tokens=5, top_k=1) == first
 
 
 def test_text_sampler_prints_and_appends(trained, tmp_path, capsys):

@@ -295,7 +295,7 @@ class GenerativeModel(SeedStateSaving, keras.Model):
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(
                     config[key], custom_objects=custom_objects)
-        return cls(**config)
+        return super().from_config(config, custom_objects=custom_objects)
 
 
 class ImageModel(GenerativeModel):
