@@ -129,7 +129,7 @@ def test_conditional_gan_with_own_networks(mnist):
 def test_latent_models_take_user_networks(mnist, tmp_path, cls):
     encoder, decoder = tutorial_vae_networks()
     if cls is AutoEncoder:
-        encoder = keras.Model(encoder.inputs, encoder.outputs[0])
+        encoder = keras.Model(encoder.inputs[0], encoder.outputs[0])
     model = cls(encoder=encoder, decoder=decoder, seed=0)
     assert (model.latent_dim, model.image_shape) == (3, (28, 28, 1))
     history = model.fit(mnist[0][:128], epochs=3, batch_size=32,
@@ -173,6 +173,8 @@ def test_subclassed_networks_need_and_use_the_shape_arguments():
     ("discriminator_wrong_images", "disagrees with the discriminator"),
     ("not_a_network", "must be a Keras model or layer"),
     ("latent_dim_disagrees", "latent_dim=3` disagrees"),
+    ("conditional_discriminator_without_labels",
+     "int labels of shape \\(batch,\\) as a second input"),
 ])
 def test_gan_contract_violations_are_named(case, message):
     kwargs = {
@@ -190,6 +192,8 @@ def test_gan_contract_violations_are_named(case, message):
         "not_a_network": dict(generator=lambda z: z),
         "latent_dim_disagrees": dict(generator=tutorial_generator(),
                                      latent_dim=3),
+        "conditional_discriminator_without_labels": dict(
+            num_classes=10, discriminator=tutorial_discriminator()),
     }[case]
     if case == "generator_not_tanh":
         # a linear output layer whose probe values leave [-1, 1]
@@ -208,7 +212,7 @@ def test_gan_contract_violations_are_named(case, message):
 def test_vae_contract_violations_are_named(case, message):
     encoder, decoder = tutorial_vae_networks()
     if case == "one_output":
-        encoder = keras.Model(encoder.inputs, encoder.outputs[0])
+        encoder = keras.Model(encoder.inputs[0], encoder.outputs[0])
     elif case == "decoder_shape":
         decoder = keras.Sequential([keras.Input((3,)),
                                     keras.layers.Dense(4, "sigmoid")])

@@ -144,6 +144,21 @@ def test_save_and_load_round_trip(mnist, tmp_path):
     assert int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) == 4
 
 
+def test_file_without_build_config_loads_its_weights(tmp_path, monkeypatch):
+    # keras_genzoo 0.1.0 built models given `image_shape=` in __init__, so
+    # their files hold no build config: loading must still build them and
+    # read their weights (Keras would skip them silently).
+    vae = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1), seed=0)
+    vae.ensure_built("test")
+    path = os.path.join(tmp_path, "old.keras")
+    with monkeypatch.context() as patch:
+        patch.setattr(VAE, "get_build_config", lambda self: None)
+        vae.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    z = np.ones((3, 2), "float32")
+    np.testing.assert_array_equal(loaded.decode(z), vae.decode(z))
+
+
 def test_config_round_trip_without_training():
     vae = VAE(latent_dim=5, beta=2.0, filters=(4, 8), image_shape=(16, 16, 3))
     clone = VAE.from_config(vae.get_config())

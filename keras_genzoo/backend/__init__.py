@@ -28,8 +28,9 @@ once at import from `keras.backend.backend()`:
 Exports:
 
 - `custom_train_step(model, schedule, *args)`: runs `schedule(data, step)`
-  as the model's `train_step` and returns the model's metric results after
-  `model.record_step(logs)`. `step` is a `StepOps` with
+  as the model's `train_step` and returns what Keras expects of one: the
+  model's metric results after `model.record_step(logs)` (on JAX, with the
+  new state). `step` is a `StepOps` with
   `minimize(optimizer, objective, variables)`, `read(variables)`,
   `assign(variables, values)` and `run(fn)`.
 - `custom_test_step(model, schedule, *args)`: the same as the model's
@@ -63,11 +64,25 @@ else:  # pragma: no cover - depends on the environment
 
 custom_train_step = _steps.custom_train_step
 custom_test_step = _steps.custom_test_step
+
+
+def adversarial_train_step(model, *args):
+    """Deprecated (keras_genzoo 0.1.0): the GANs' step is now
+    `custom_train_step(model, model.train_schedule, *args)`."""
+    import warnings
+
+    warnings.warn(
+        "keras_genzoo.backend.adversarial_train_step is deprecated: use "
+        "custom_train_step(model, model.train_schedule, *args).",
+        DeprecationWarning, stacklevel=2)
+    return custom_train_step(model, model.train_schedule, *args)
+
 input_gradients = _steps.input_gradients
 compile_inference = _steps.compile_inference
 
 __all__ = [
     "BACKEND",
+    "adversarial_train_step",
     "StepOps",
     "compile_inference",
     "custom_test_step",

@@ -143,7 +143,8 @@ def custom_train_step(model, schedule, state, data):
             logs into the metric results `fit` shows.
         schedule: `schedule(data, step)` returning a dict of logs; `step`
             is a `StepOps`.
-        state: `(trainable, non_trainable, optimizer, metrics)` values.
+        state: `(trainable, non_trainable, optimizer, metrics)` values, or
+            `(trainable, non_trainable, metrics)` in a test step.
         data: one batch as the dataset yields it.
 
     Returns:

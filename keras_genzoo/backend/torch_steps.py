@@ -16,13 +16,13 @@ def input_gradients(fn, x):
         A tensor shaped like `x`, part of the autograd graph
         (`create_graph=True`), so a penalty on it trains the critic.
     """
-    # Keras evaluates under torch.no_grad(): a penalty needs gradients there
-    # too.
+    # Keras evaluates under torch.no_grad(): the gradients are needed there
+    # too, but not a graph of them (nothing is trained).
+    training = torch.is_grad_enabled()
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         y = fn(x)
-        (grads,) = torch.autograd.grad(y.sum(), x,
-                                       create_graph=torch.is_grad_enabled())
+        (grads,) = torch.autograd.grad(y.sum(), x, create_graph=training)
     return grads
 
 

@@ -111,8 +111,10 @@ class AdversarialModel(ImageModel):
         }
         self.generator = generator
         self.discriminator = discriminator
-        self.user_generator = generator is not None
-        self.user_discriminator = discriminator is not None
+        self._given_networks = tuple(
+            name for name, network in (("generator", generator),
+                                       ("discriminator", discriminator))
+            if network is not None)
         self.adopt_networks()
 
     # ------------------------------------------------------------ networks
@@ -120,10 +122,11 @@ class AdversarialModel(ImageModel):
         """Reads `latent_dim` and `image_shape` from the networks the user
         gave and checks their contracts on a probe batch of two; builds the
         model when both networks are given."""
-        if self.user_generator:
+        given = self.given_networks()
+        expected = 2 if self.num_classes else 1  # inputs of each network
+        if "generator" in given:
             check_network(self.generator, "generator")
             shapes = network_input_shapes(self.generator)
-            expected = 2 if self.num_classes else 1
             if shapes is not None:
                 if len(shapes) != expected or len(shapes[0]) != 2:
                     raise ValueError(
@@ -151,11 +154,11 @@ class AdversarialModel(ImageModel):
                         "generator's output")
         if self.latent_dim is None:
             self.latent_dim = self.default_latent_dim
-        if self.user_discriminator:
+        if "discriminator" in given:
             check_network(self.discriminator, "discriminator")
             shapes = network_input_shapes(self.discriminator)
             if shapes is not None:
-                if len(shapes[0]) != 4:
+                if len(shapes) != expected or len(shapes[0]) != 4:
                     raise ValueError(
                         f"Contract: {DISCRIMINATOR_CONTRACT}; this "
                         f"discriminator takes inputs of shape(s) {shapes}.")
@@ -174,7 +177,7 @@ class AdversarialModel(ImageModel):
                 raise ValueError(
                     f"Contract: {DISCRIMINATOR_CONTRACT}; this discriminator "
                     f"returns shape {shape} for 2 images.")
-        if self.user_generator and self.user_discriminator:
+        if len(given) == 2:
             # Nothing is left to create: built, without `build`, which
             # would lock the model's state before a subclass's __init__
             # adds its own.
@@ -469,12 +472,6 @@ class AdversarialModel(ImageModel):
                 "generator_filters": list(self.generator_filters),
                 "discriminator_filters": list(self.discriminator_filters),
                 "d_steps": self.d_steps,
-                "generator": (
-                    keras.saving.serialize_keras_object(self.generator)
-                    if self.user_generator else None),
-                "discriminator": (
-                    keras.saving.serialize_keras_object(self.discriminator)
-                    if self.user_discriminator else None),
             }
         )
         return config

@@ -38,9 +38,10 @@ def _check_image_shape(image_shape):
 
 
 def _is_stream(x):
-    """A dataset, loader or generator (Keras ignores `shuffle` for those)."""
+    """A tf.data dataset, loader or generator: Keras ignores `shuffle` for
+    those (and warns); it reorders the batches of arrays and PyDatasets."""
     return x is not None and not isinstance(
-        x, (np.ndarray, list, tuple, dict)) and not (
+        x, (np.ndarray, list, tuple, dict, keras.utils.PyDataset)) and not (
         hasattr(x, "shape") and hasattr(x, "dtype"))
 
 
@@ -49,9 +50,7 @@ def _data_shape(x):
     dataset's first element), or `None` where it cannot be seen without
     reading data."""
     if hasattr(x, "element_spec"):
-        spec = x.element_spec
-        if isinstance(spec, tuple):
-            spec = spec[0]
+        spec = _inputs.extract_images(x.element_spec)
         return tuple(spec.shape) if hasattr(spec, "shape") else None
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         return (None,) + tuple(x.shape)[1:]
@@ -205,8 +204,9 @@ class GenerativeModel(SeedStateSaving, keras.Model):
 
         Beyond `keras.Model.fit`: the data is checked first (one clear
         `ValueError` for bad input), and an uncompiled model is compiled
-        with `default_optimizer()`. Datasets are not reshuffled by Keras
-        (`shuffle` is ignored for them): shuffle them yourself.
+        with `default_optimizer()`. Keras does not reshuffle tf.data
+        datasets, loaders or generators (`shuffle` is ignored for them):
+        shuffle those yourself, as `keras_genzoo.datasets` does.
         """
         x = self._before_steps(x, y, "the training data")
         if kwargs.get("validation_data") is not None:
@@ -265,6 +265,12 @@ class GenerativeModel(SeedStateSaving, keras.Model):
         the model's own seed generator (which then advances) if `None`."""
         return self.seed_generator if seed is None else int(seed)
 
+    def draw_seed(self):
+        """An integer drawn from the model's seed generator (which
+        advances): a seed for samplers outside `keras.random`."""
+        return int(keras.ops.convert_to_numpy(keras.random.randint(
+            (), 0, 2**31 - 1, seed=self.seed_generator)))
+
     @staticmethod
     def check_num_samples(num_samples):
         """`num_samples` as a positive int, or one clear `ValueError`."""
@@ -279,14 +285,22 @@ class GenerativeModel(SeedStateSaving, keras.Model):
         same samples."""
         raise NotImplementedError
 
+    # Networks the user may pass to the constructor: saved in the config
+    # under these argument names (when given) and restored by `from_config`.
+    network_arguments = ()
+
+    def given_networks(self):
+        """The names in `network_arguments` whose network the user gave."""
+        return tuple(getattr(self, "_given_networks", ()))
+
     def get_config(self):
         config = super().get_config()
         config["seed"] = self.seed
+        given = self.given_networks()
+        for name in self.network_arguments:
+            config[name] = (keras.saving.serialize_keras_object(
+                getattr(self, name)) if name in given else None)
         return config
-
-    # Networks passed to the constructor are saved in the config under
-    # these argument names and restored by `from_config`.
-    network_arguments = ()
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -371,6 +385,16 @@ class ImageModel(GenerativeModel):
             return None
         return {"input_shape": [None, *self.image_shape]}
 
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        model = super().from_config(config, custom_objects=custom_objects)
+        # Files of models created with `image_shape=` by keras_genzoo 0.1.0
+        # hold no build config: build here, or Keras would skip their
+        # weights.
+        if model.image_shape is not None and not model.built:
+            model.build()
+        return model
+
     def ensure_built(self, method):
         """Builds the model from `image_shape` if it is not built yet."""
         if self.built:
@@ -381,10 +405,6 @@ class ImageModel(GenerativeModel):
                 "`image_shape=(height, width, channels)` when creating it."
             )
         self.build((None,) + self.image_shape)
-
-    def default_optimizer(self):
-        """The optimizer `fit` uses when the model was not compiled."""
-        return keras.optimizers.Adam(learning_rate=1e-3)
 
     # ------------------------------------------------------ data handling
     def images_from_inputs(self, inputs):
@@ -486,8 +506,9 @@ class LatentImageModel(ImageModel):
                 "or neither (the built-in convolutional ones).")
         self.encoder = encoder
         self.decoder = decoder
-        self.user_networks = encoder is not None
-        if self.user_networks:
+        self._given_networks = (
+            ("encoder", "decoder") if encoder is not None else ())
+        if encoder is not None:
             self.adopt_networks()
         elif self.latent_dim is None:
             self.latent_dim = self.default_latent_dim
@@ -608,9 +629,5 @@ class LatentImageModel(ImageModel):
         config.update({
             "latent_dim": self.latent_dim,
             "filters": list(self.filters),
-            "encoder": (keras.saving.serialize_keras_object(self.encoder)
-                        if self.user_networks else None),
-            "decoder": (keras.saving.serialize_keras_object(self.decoder)
-                        if self.user_networks else None),
         })
         return config

@@ -178,3 +178,8 @@ class GAN(AdversarialModel):
         config.update({"dropout": self.dropout,
                        "label_smoothing": self.label_smoothing})
         return config
+
+
+# Where these lived in keras_genzoo 0.1.0.
+from keras_genzoo.models.wgan_gp import WGANGP  # noqa: E402,F401
+from keras_genzoo.optimizers import OptimizerPair  # noqa: E402,F401

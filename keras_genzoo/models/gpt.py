@@ -140,6 +140,8 @@ class MiniGPT(CharLanguageModel):
         self._loops = _CompiledLoops()
         self.build((None, self.sequence_length))
 
+    limited_context = True
+
     def compile(self, *args, **kwargs):
         """`keras.Model.compile`; also drops the compiled sampling loops, so
         that `generate` compiles them again for the new settings."""

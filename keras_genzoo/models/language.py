@@ -22,7 +22,7 @@ from keras_genzoo.sampling import sample_from_logits
 
 
 def __getattr__(name):
-    # `keras_genzoo.models.language.BigramLM` was its home before 0.2.
+    # `keras_genzoo.models.language.BigramLM`: its home in 0.1.0.
     if name == "BigramLM":
         from keras_genzoo.models.bigram import BigramLM
 
@@ -176,8 +176,14 @@ class CharLanguageModel(GenerativeModel):
                                 f"{what} ({name})", fix)
         return x
 
+    # Whether the model reads at most `sequence_length` ids at once (a
+    # position embedding does; a bigram table does not).
+    limited_context = False
+
     def _check_ids(self, ids, what, fix):
-        if ids.ndim != 2 or ids.dtype.kind not in "iu":
+        whole = ids.dtype.kind in "iu" or (
+            ids.dtype.kind == "f" and np.all(np.mod(ids, 1) == 0))
+        if ids.ndim != 2 or not whole:
             raise ValueError(
                 f"{what} has {ids.dtype} values of shape {ids.shape}; the "
                 f"model takes int ids of shape (batch, length): {fix}.")
@@ -185,7 +191,7 @@ class CharLanguageModel(GenerativeModel):
             raise ValueError(
                 f"{what} has ids from {ids.min()} to {ids.max()}, outside "
                 f"the vocabulary of {self.vocabulary_size} characters: {fix}.")
-        if ids.shape[1] > self.sequence_length:
+        if self.limited_context and ids.shape[1] > self.sequence_length:
             raise ValueError(
                 f"{what} has windows of {ids.shape[1]} ids; the model reads "
                 f"at most sequence_length={self.sequence_length}: {fix}.")
@@ -260,12 +266,16 @@ class CharLanguageModel(GenerativeModel):
             top_p: sample among the likeliest characters whose
                 probabilities add up to `top_p`.
             seed: optional integer; the same seed gives the same text (on
-                the same backend).
+                the same backend). Without one, a seed is drawn from the
+                model's seed generator, which advances (so a model created
+                with `seed=` generates the same texts in the same order).
 
         Returns:
             `prompt` followed by the generated characters.
         """
         self._check_sampling(prompt, temperature, top_k, top_p)
+        if seed is None:
+            seed = self.draw_seed()
         ids = [int(i) for i in self.encode_text(prompt)]
         if int(max_new_tokens) <= 0:
             return prompt
