@@ -208,6 +208,7 @@ def test_gan_contract_violations_are_named(case, message):
     ("decoder_shape", "to images of the encoder's input shape"),
     ("decoder_range", "images in \\[0, 1\\] \\(end it with a sigmoid\\)"),
     ("only_one", "Pass both `encoder=` and `decoder=`"),
+    ("image_shape_disagrees", "image_shape=\\(8, 8, 1\\)` disagrees"),
 ])
 def test_vae_contract_violations_are_named(case, message):
     encoder, decoder = tutorial_vae_networks()
@@ -223,5 +224,6 @@ def test_vae_contract_violations_are_named(case, message):
             keras.layers.Reshape((28, 28, 1))])
     elif case == "only_one":
         decoder = None
+    kwargs = {"image_shape": (8, 8, 1)} if "image_shape" in case else {}
     with pytest.raises(ValueError, match=message):
-        VAE(encoder=encoder, decoder=decoder)
+        VAE(encoder=encoder, decoder=decoder, **kwargs)

@@ -132,7 +132,7 @@ class AdversarialModel(ImageModel):
                     raise ValueError(
                         f"Contract: {GENERATOR_CONTRACT}; this generator "
                         f"takes inputs of shape(s) {shapes}.")
-                self._agree("latent_dim", int(shapes[0][1]), "generator")
+                self.agree("latent_dim", int(shapes[0][1]), "generator")
             if self.latent_dim is None:
                 raise ValueError(
                     "The generator does not say what noise it takes (it has "
@@ -150,7 +150,7 @@ class AdversarialModel(ImageModel):
                     f"Contract: {GENERATOR_CONTRACT} (end it with a tanh); "
                     f"this one returned values from {values.min():.3g} to "
                     f"{values.max():.3g}.")
-            self._agree("image_shape", _check_image_shape(shape[1:]),
+            self.agree("image_shape", _check_image_shape(shape[1:]),
                         "generator's output")
         if self.latent_dim is None:
             self.latent_dim = self.default_latent_dim
@@ -162,7 +162,7 @@ class AdversarialModel(ImageModel):
                     raise ValueError(
                         f"Contract: {DISCRIMINATOR_CONTRACT}; this "
                         f"discriminator takes inputs of shape(s) {shapes}.")
-                self._agree("image_shape", _check_image_shape(shapes[0][1:]),
+                self.agree("image_shape", _check_image_shape(shapes[0][1:]),
                             "discriminator's input")
             if self.image_shape is None:
                 raise ValueError(
@@ -185,14 +185,6 @@ class AdversarialModel(ImageModel):
 
     def _probe_labels(self):
         return ops.zeros((2,), "int32") if self.num_classes else None
-
-    def _agree(self, name, value, source):
-        current = getattr(self, name)
-        if current is not None and current != value:
-            raise ValueError(
-                f"`{name}={current}` disagrees with the {source} "
-                f"({value}): drop `{name}=` or change the network.")
-        setattr(self, name, value)
 
     def build_networks(self, image_shape):
         if self.generator is None:

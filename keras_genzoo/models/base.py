@@ -395,6 +395,16 @@ class ImageModel(GenerativeModel):
             model.build()
         return model
 
+    def agree(self, name, value, source):
+        """Sets attribute `name` to `value` read from a user's network, or
+        raises a `ValueError` if the user gave another value."""
+        current = getattr(self, name)
+        if current is not None and current != value:
+            raise ValueError(
+                f"`{name}={current}` disagrees with the {source} "
+                f"({value}): drop `{name}=` or change the network.")
+        setattr(self, name, value)
+
     def ensure_built(self, method):
         """Builds the model from `image_shape` if it is not built yet."""
         if self.built:
@@ -526,12 +536,8 @@ class LatentImageModel(ImageModel):
                 raise ValueError(
                     f"Contract: {self.encoder_contract}; this encoder takes "
                     f"inputs of shape(s) {shapes}.")
-            shape = _check_image_shape(shapes[0][1:])
-            if self.image_shape not in (None, shape):
-                raise ValueError(
-                    f"`image_shape={self.image_shape}` disagrees with the "
-                    f"encoder's input shape {shape}: drop `image_shape`.")
-            self.image_shape = shape
+            self.agree("image_shape", _check_image_shape(shapes[0][1:]),
+                        "encoder's input")
         if self.image_shape is None:
             raise ValueError(
                 "The encoder does not say what images it takes (it has no "
@@ -546,12 +552,7 @@ class LatentImageModel(ImageModel):
             raise ValueError(
                 f"Contract: {self.encoder_contract}; this encoder returns "
                 f"shape(s) {code_shapes} for a batch of 2 images.")
-        latent_dim = int(code_shapes[0][1])
-        if self.latent_dim not in (None, latent_dim):
-            raise ValueError(
-                f"`latent_dim={self.latent_dim}` disagrees with the "
-                f"encoder's codes of size {latent_dim}: drop `latent_dim`.")
-        self.latent_dim = latent_dim
+        self.agree("latent_dim", int(code_shapes[0][1]), "encoder's codes")
         decoded = self.decoder(codes[0], training=False)
         if tuple(ops.shape(decoded)) != (2,) + self.image_shape:
             raise ValueError(
