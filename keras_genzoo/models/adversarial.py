@@ -156,19 +156,8 @@ class AdversarialModel(ImageModel):
             self.latent_dim = self.default_latent_dim
         if "discriminator" in given:
             check_network(self.discriminator, "discriminator")
-            shapes = network_input_shapes(self.discriminator)
-            if shapes is not None:
-                if len(shapes) != expected or len(shapes[0]) != 4:
-                    raise ValueError(
-                        f"Contract: {DISCRIMINATOR_CONTRACT}; this "
-                        f"discriminator takes inputs of shape(s) {shapes}.")
-                self.agree("image_shape", _check_image_shape(shapes[0][1:]),
-                            "discriminator's input")
-            if self.image_shape is None:
-                raise ValueError(
-                    "The discriminator does not say what images it takes "
-                    "(it has no `keras.Input`): pass `image_shape=(height, "
-                    "width, channels)`.")
+            self.adopt_image_shape(self.discriminator, "discriminator",
+                                   DISCRIMINATOR_CONTRACT, expected)
             probe = keras.random.uniform((2,) + self.image_shape, -1.0, 1.0,
                                          seed=0)
             scores = self.discriminate(probe, self._probe_labels())

@@ -405,6 +405,24 @@ class ImageModel(GenerativeModel):
                 f"({value}): drop `{name}=` or change the network.")
         setattr(self, name, value)
 
+    def adopt_image_shape(self, network, name, contract, num_inputs=1):
+        """Reads `image_shape` from the `keras.Input` of a user's network
+        that takes images (checking it against `contract`), or requires
+        the `image_shape=` argument for a network without one."""
+        shapes = network_input_shapes(network)
+        if shapes is not None:
+            if len(shapes) != num_inputs or len(shapes[0]) != 4:
+                raise ValueError(
+                    f"Contract: {contract}; this {name} takes inputs of "
+                    f"shape(s) {shapes}.")
+            self.agree("image_shape", _check_image_shape(shapes[0][1:]),
+                       f"{name}'s input")
+        if self.image_shape is None:
+            raise ValueError(
+                f"The {name} does not say what images it takes (it has no "
+                "`keras.Input`): pass `image_shape=(height, width, "
+                "channels)`.")
+
     def ensure_built(self, method):
         """Builds the model from `image_shape` if it is not built yet."""
         if self.built:
@@ -530,19 +548,7 @@ class LatentImageModel(ImageModel):
         builds the model (there is nothing left to create)."""
         check_network(self.encoder, "encoder")
         check_network(self.decoder, "decoder")
-        shapes = network_input_shapes(self.encoder)
-        if shapes is not None:
-            if len(shapes) != 1 or len(shapes[0]) != 4:
-                raise ValueError(
-                    f"Contract: {self.encoder_contract}; this encoder takes "
-                    f"inputs of shape(s) {shapes}.")
-            self.agree("image_shape", _check_image_shape(shapes[0][1:]),
-                        "encoder's input")
-        if self.image_shape is None:
-            raise ValueError(
-                "The encoder does not say what images it takes (it has no "
-                "`keras.Input`): pass `image_shape=(height, width, "
-                "channels)`.")
+        self.adopt_image_shape(self.encoder, "encoder", self.encoder_contract)
         probe = keras.random.uniform((2,) + self.image_shape, seed=0)
         codes = self.encoder(probe, training=False)
         codes = codes if isinstance(codes, (tuple, list)) else [codes]

@@ -181,5 +181,7 @@ class GAN(AdversarialModel):
 
 
 # Where these lived in keras_genzoo 0.1.0.
-from keras_genzoo.models.wgan_gp import WGANGP  # noqa: E402,F401
-from keras_genzoo.optimizers import OptimizerPair  # noqa: E402,F401
+from keras_genzoo.models.wgan_gp import WGANGP  # noqa: E402
+from keras_genzoo.optimizers import OptimizerPair  # noqa: E402
+
+__all__ = ["GAN", "OptimizerPair", "WGANGP"]

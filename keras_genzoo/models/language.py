@@ -17,8 +17,10 @@ from keras import ops
 
 from keras_genzoo import datasets
 from keras_genzoo.models.base import GenerativeModel
-from keras_genzoo.optimizers import warmup_cosine_adamw  # noqa: F401 (old home)
+from keras_genzoo.optimizers import warmup_cosine_adamw  # its 0.1.0 home
 from keras_genzoo.sampling import sample_from_logits
+
+__all__ = ["CharLanguageModel", "sample_from_logits", "warmup_cosine_adamw"]
 
 
 def __getattr__(name):
