@@ -8,7 +8,7 @@ Example:
 >>> history = vae.fit(train_ds, validation_data=val_ds, epochs=1)  # doctest: +SKIP
 """
 
-from keras_genzoo import callbacks, datasets, optimizers
+from keras_genzoo import callbacks, datasets, metrics, optimizers
 from keras_genzoo.layers import Sampling
 from keras_genzoo.models import (
     GAN,
@@ -37,6 +37,7 @@ __all__ = [
     "WGANGP",
     "callbacks",
     "datasets",
+    "metrics",
     "optimizers",
     "warmup_cosine_adamw",
     "__version__",

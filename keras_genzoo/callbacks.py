@@ -129,16 +129,23 @@ class _GridCallback(keras.callbacks.Callback):
         )
 
     def _require(self, method):
-        from keras_genzoo.models.base import GenerativeModel
+        _require(self, method)
 
-        inherited = getattr(GenerativeModel, method, None)
-        if not callable(getattr(self.model, method, None)) or (
-                inherited is not None
-                and getattr(type(self.model), method) is inherited):
-            raise ValueError(
-                f"{type(self).__name__} needs a model with a `{method}` "
-                f"method; {type(self.model).__name__} has none."
-            )
+
+def _require(callback, method):
+    """One `ValueError` when `callback.model` lacks `method` (or only
+    inherits the base's abstract one)."""
+    from keras_genzoo.models.base import GenerativeModel
+
+    model = callback.model
+    inherited = getattr(GenerativeModel, method, None)
+    if not callable(getattr(model, method, None)) or (
+            inherited is not None
+            and getattr(type(model), method) is inherited):
+        raise ValueError(
+            f"{type(callback).__name__} needs a model with a `{method}` "
+            f"method; {type(model).__name__} has none."
+        )
 
 
 class ImageGridSaver(_GridCallback):
@@ -418,3 +425,146 @@ class TextSampler(keras.callbacks.Callback):
                 os.makedirs(folder, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(f"{header}\n{text}\n\n")
+
+
+class QualityMonitor(keras.callbacks.Callback):
+    """Logs sample-quality numbers while a generative model trains.
+
+    Every `every_n_epochs` epochs (and after the last one) it generates the
+    same `num_samples` images (`model.generate(num_samples, seed=seed)`)
+    and scores them against `real_images` with
+    `keras_genzoo.metrics.quality_scores`: the Fréchet distance `fd`, the
+    kernel distance `kid` and, with a classifier (the shipped MNIST one for
+    28x28x1 images), the mode coverage `classes_covered`,
+    `kl_to_uniform` and `confidence`. The numbers go into the epoch's logs,
+    hence into `history.history` (epochs in between get no entry, as with
+    Keras' `validation_freq`) and into callbacks after this one
+    (`CSVLogger`, `TensorBoard`, `EarlyStopping(monitor="fd")`), and are
+    printed. A GAN that collapses shows it here while it happens:
+    `classes_covered` drops and `kl_to_uniform` rises.
+
+    The features of the real images are computed once, at the start of
+    training. Scoring costs a `generate` and one `predict` over the samples:
+    a few seconds for 1,000 MNIST samples on a CPU.
+
+    Args:
+        real_images: the reference images (an array or dataset, uint8 or
+            floats in [0, 1]), e.g. held-out test images; a few thousand
+            give stable figures.
+        every_n_epochs: score after every n-th epoch (and the last).
+        num_samples: generated images scored each time.
+        seed: the fixed seed of the samples.
+        feature_model: feature model of the distances (see
+            `keras_genzoo.metrics.frechet_distance`); required for images
+            that are not 28x28x1.
+        classifier: class-probability model of the mode coverage; without
+            one (and for images that are not 28x28x1) only `fd` and `kid`
+            are logged.
+        prefix: put before each key (e.g. `"q_"` gives `q_fd`).
+        max_real_images: use at most this many of `real_images`.
+        verbose: print the numbers after each scoring.
+        every: short alias of `every_n_epochs`.
+
+    Examples:
+        >>> from keras_genzoo import VAE
+        >>> from keras_genzoo.callbacks import QualityMonitor
+        >>> from keras_genzoo.datasets import load_embedded_mnist
+        >>> images, _ = load_embedded_mnist()
+        >>> monitor = QualityMonitor(images[-500:], num_samples=200,
+        ...                          verbose=False)
+        >>> history = VAE(latent_dim=2, filters=(8,)).fit(
+        ...     images[:512], epochs=2, callbacks=[monitor], verbose=0)
+        >>> sorted(k for k in history.history if k != "loss"
+        ...        and "_loss" not in k)
+        ['classes_covered', 'confidence', 'fd', 'kid', 'kl_to_uniform']
+        >>> len(history.history["fd"])
+        2
+    """
+
+    def __init__(self, real_images, every_n_epochs=1, num_samples=1000,
+                 seed=0, feature_model=None, classifier=None, prefix="",
+                 max_real_images=None, verbose=True, every=None):
+        super().__init__()
+        from keras_genzoo import metrics
+
+        if every is not None:
+            every_n_epochs = every
+        for name, value in (("every_n_epochs", every_n_epochs),
+                            ("num_samples", num_samples)):
+            if int(value) <= 0:
+                raise ValueError(f"`{name}` must be positive; got {value}.")
+        if int(num_samples) < 2:
+            raise ValueError(
+                f"`num_samples` must be at least 2; got {num_samples}.")
+        # read and checked now: bad images fail before training starts
+        self.real_images = metrics.collect_images(
+            real_images, "QualityMonitor's real_images", max_real_images)
+        self.every_n_epochs = int(every_n_epochs)
+        self.num_samples = int(num_samples)
+        self.seed = int(seed)
+        self.feature_model = feature_model
+        self.classifier = classifier
+        self.prefix = str(prefix)
+        self.verbose = bool(verbose)
+        self.scores = []  # (epoch, scores dict) pairs
+        self._real_features = None
+
+    def on_train_begin(self, logs=None):
+        from keras_genzoo import metrics
+        from keras_genzoo.models.language import CharLanguageModel
+
+        if isinstance(self.model, CharLanguageModel):
+            raise ValueError(
+                "QualityMonitor scores images; for a language model watch "
+                "`bits_per_char` (validation data) or call "
+                "`model.evaluate_text(text)`.")
+        _require(self, "generate")
+        shape = self.real_images.shape[1:]
+        model_shape = getattr(self.model, "image_shape", None)
+        if model_shape is not None and tuple(model_shape) != shape:
+            raise ValueError(
+                f"QualityMonitor's real_images have shape {shape}, but the "
+                f"model makes images of shape {tuple(model_shape)}: pass real "
+                "images like the training images.")
+        if self._real_features is None:
+            model = metrics._feature_model_for(
+                shape, self.feature_model, "QualityMonitor's real_images")
+            self._features = model
+            self._real_features = metrics._predict(model, self.real_images,
+                                                   500)
+            if self.classifier is None and shape == metrics.MNIST_SHAPE:
+                self.classifier = metrics._shared_classifier().network
+
+    def _due(self, epoch):
+        last = self.params and epoch + 1 == self.params.get("epochs")
+        return (epoch + 1) % self.every_n_epochs == 0 or last
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._due(epoch):
+            return
+        from keras_genzoo import metrics
+
+        generated = metrics.collect_images(
+            self.model.generate(self.num_samples, seed=self.seed),
+            f"{type(self.model).__name__}.generate's images")
+        features = metrics._predict(self._features, generated, 500)
+        scores = {
+            "fd": metrics.frechet_from_features(self._real_features,
+                                                features),
+            "kid": metrics.kernel_distance_from_features(
+                self._real_features, features, subsets=50,
+                subset_size=min(1000, len(features)), seed=self.seed),
+        }
+        if self.classifier is not None:
+            probabilities = metrics._predict(self.classifier, generated, 500)
+            coverage = metrics.coverage_from_probabilities(probabilities)
+            coverage.pop("histogram")
+            scores.update(coverage)
+        self.scores.append((epoch + 1, scores))
+        if logs is not None:
+            for key, value in scores.items():
+                logs[self.prefix + key] = value
+        if self.verbose:
+            text = ", ".join(
+                f"{self.prefix}{k} {v:.4g}" for k, v in scores.items())
+            print(f"QualityMonitor, epoch {epoch + 1}: {text}", flush=True)

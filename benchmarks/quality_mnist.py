@@ -1,0 +1,326 @@
+"""Benchmark: sample quality on full MNIST for the same wall-clock budget.
+
+Trains each model on the 60,000 MNIST training digits for the same number
+of minutes (`--budget-minutes`; training stops after the batch that uses the
+budget up), then scores `--num-samples` generated images against the 10,000
+test digits with `keras_genzoo.metrics.quality_scores` (Fréchet and kernel
+distances on the shipped MNIST classifier's features, mode coverage) and,
+for the VAEs, the test negative log-likelihood (`VAE.nll`, when the
+package has it). Prints one JSON line per model and backend, plus one
+`real_train_vs_test` row per backend: training digits scored against the
+test digits, the floor of the metrics.
+
+Models: `vae`, `dcgan`, `wgan_gp`, `cdcgan` (the zoo's defaults; the
+conditional DCGAN on `(images, labels)`), `peer_tf_dcgan` (TensorFlow's DCGAN
+tutorial rebuilt as `GAN(generator=..., discriminator=...)`) and
+`peer_kerasio_vae` (keras-io's VAE example, latent_dim 2, as
+`VAE(encoder=..., decoder=...)`).
+
+    python benchmarks/quality_mnist.py                         # 6 models x 3
+    python benchmarks/quality_mnist.py --backends jax --models vae,dcgan \\
+        --budget-minutes 5 --grid-dir outputs/quality_grids
+    python benchmarks/quality_mnist.py --smoke --backends torch  # seconds
+
+`--mnist-dir` is a folder of MNIST idx files (train-images-idx3-ubyte.gz,
+...; default `../shared/data/mnist` next to the repository). Each backend
+runs in its own subprocess (the backend is fixed at import). `train_s`
+counts from the start of `fit` (tracing / compilation included) and
+`images_per_s` is the images trained on divided by it; `score_s` covers
+generation, the quality scores and the NLL. Figures are measurements on the
+machine at hand, not test thresholds.
+"""
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+
+MODELS = ("vae", "dcgan", "wgan_gp", "cdcgan", "peer_tf_dcgan",
+          "peer_kerasio_vae")
+BATCH_SIZES = {"peer_tf_dcgan": 256}  # the others: 128
+DEFAULT_MNIST_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
+    "shared", "data", "mnist")
+MAX_EPOCHS = 100_000  # the time budget stops training long before
+
+
+def tf_tutorial_networks():
+    """Generator and discriminator of tensorflow.org's DCGAN tutorial."""
+    import keras
+    from keras import layers
+
+    generator = keras.Sequential([
+        keras.Input((100,)),
+        layers.Dense(7 * 7 * 256, use_bias=False),
+        layers.BatchNormalization(),
+        layers.LeakyReLU(),
+        layers.Reshape((7, 7, 256)),
+        layers.Conv2DTranspose(128, 5, strides=1, padding="same",
+                               use_bias=False),
+        layers.BatchNormalization(),
+        layers.LeakyReLU(),
+        layers.Conv2DTranspose(64, 5, strides=2, padding="same",
+                               use_bias=False),
+        layers.BatchNormalization(),
+        layers.LeakyReLU(),
+        layers.Conv2DTranspose(1, 5, strides=2, padding="same",
+                               use_bias=False, activation="tanh"),
+    ], name="tf_tutorial_generator")
+    discriminator = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(64, 5, strides=2, padding="same"),
+        layers.LeakyReLU(),
+        layers.Dropout(0.3),
+        layers.Conv2D(128, 5, strides=2, padding="same"),
+        layers.LeakyReLU(),
+        layers.Dropout(0.3),
+        layers.Flatten(),
+        layers.Dense(1),
+    ], name="tf_tutorial_discriminator")
+    return generator, discriminator
+
+
+def kerasio_vae_networks(latent_dim=2):
+    """Encoder and decoder of keras.io's VAE example."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((28, 28, 1))
+    x = layers.Conv2D(32, 3, activation="relu", strides=2,
+                      padding="same")(inputs)
+    x = layers.Conv2D(64, 3, activation="relu", strides=2, padding="same")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(16, activation="relu")(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+    latent = keras.Input((latent_dim,))
+    x = layers.Dense(7 * 7 * 64, activation="relu")(latent)
+    x = layers.Reshape((7, 7, 64))(x)
+    x = layers.Conv2DTranspose(64, 3, activation="relu", strides=2,
+                               padding="same")(x)
+    x = layers.Conv2DTranspose(32, 3, activation="relu", strides=2,
+                               padding="same")(x)
+    outputs = layers.Conv2DTranspose(1, 3, activation="sigmoid",
+                                     padding="same")(x)
+    decoder = keras.Model(latent, outputs, name="decoder")
+    return encoder, decoder
+
+
+def make_model(name):
+    """The model named `name`, compiled where it has its own settings."""
+    import keras
+
+    from keras_genzoo import GAN, VAE, WGANGP
+
+    if name == "vae":
+        return VAE(seed=0)
+    if name == "dcgan":
+        return GAN(seed=0)
+    if name == "wgan_gp":
+        return WGANGP(seed=0)
+    if name == "cdcgan":
+        return GAN(num_classes=10, seed=0)
+    if name == "peer_tf_dcgan":
+        generator, discriminator = tf_tutorial_networks()
+        model = GAN(generator=generator, discriminator=discriminator, seed=0)
+        model.compile(d_optimizer=keras.optimizers.Adam(1e-4),
+                      g_optimizer=keras.optimizers.Adam(1e-4))
+        return model
+    if name == "peer_kerasio_vae":
+        encoder, decoder = kerasio_vae_networks()
+        model = VAE(encoder=encoder, decoder=decoder, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam())
+        return model
+    raise ValueError(f"Unknown model {name!r}; choose from {MODELS}.")
+
+
+def budget_callback(budget_s, num_images, batch_size, state):
+    """Stops `fit` after the batch that uses `budget_s` up; counts images."""
+    import keras
+
+    class Budget(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            state["start"] = time.perf_counter()
+            state["images"] = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            state["images"] += min(batch_size,
+                                   num_images - batch * batch_size)
+            if time.perf_counter() - state["start"] >= budget_s:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            state["train_s"] = time.perf_counter() - state["start"]
+
+    return Budget()
+
+
+def rounded(scores):
+    """The row's share of `quality_scores`' dict, rounded."""
+    return {
+        "fd": round(float(scores["fd"]), 2),
+        "kid": round(float(scores["kid"]), 4),
+        "classes_covered": scores.get("classes_covered"),
+        "kl_to_uniform": (None if scores.get("kl_to_uniform") is None
+                          else round(float(scores["kl_to_uniform"]), 4)),
+        "confidence": (None if scores.get("confidence") is None
+                       else round(float(scores["confidence"]), 4)),
+    }
+
+
+def base_row(name, args):
+    import keras
+
+    return {
+        "benchmark": "quality_mnist",
+        "model": name,
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "budget_s": round(60 * args.budget_minutes, 1),
+    }
+
+
+def run_model(name, args, data, score):
+    import numpy as np
+    import keras
+
+    from keras_genzoo.callbacks import save_image_grid
+
+    train_images, train_labels, test_images = data
+    row = base_row(name, args)
+    keras.utils.set_random_seed(0)
+    batch_size = BATCH_SIZES.get(name, 128)
+    state = {"images": 0, "train_s": None}
+    model = None
+    try:
+        model = make_model(name)
+        labels = train_labels if name == "cdcgan" else None
+        budget = budget_callback(60 * args.budget_minutes, len(train_images),
+                                 batch_size, state)
+        model.fit(train_images, labels, batch_size=batch_size,
+                  epochs=MAX_EPOCHS, shuffle=True, callbacks=[budget],
+                  verbose=0)
+        train_s = state["train_s"]
+        row.update({
+            "train_s": round(train_s, 1),
+            "epochs": round(state["images"] / len(train_images), 3),
+            "images_per_s": round(state["images"] / train_s, 1),
+        })
+
+        begin = time.perf_counter()
+        generated = model.generate(args.num_samples, seed=1)
+        row.update(rounded(score(generated)))
+        nll = None
+        if name.endswith("vae") and hasattr(model, "nll") and args.nll_images:
+            value = model.nll(test_images[:args.nll_images], num_samples=100)
+            nll = round(float(np.mean(keras.ops.convert_to_numpy(value))), 2)
+        row["nll"] = nll
+        row["params"] = int(model.count_params())
+        row["score_s"] = round(time.perf_counter() - begin, 1)
+
+        if args.grid_dir:
+            path = os.path.join(args.grid_dir,
+                                f"{name}_{row['backend']}.png")
+            if name == "cdcgan":
+                grid = model.generate(100, seed=1,
+                                      labels=np.repeat(np.arange(10), 10))
+                save_image_grid(grid, path, columns=10)
+            else:
+                save_image_grid(generated[:64], path)
+            row["grid"] = path
+    except Exception as error:  # report it, go on with the next model
+        if state.get("images") and "epochs" not in row:
+            row["images_trained"] = state["images"]
+        row["error"] = f"{type(error).__name__}: {error}"[:1000]
+    del model
+    gc.collect()
+    return row
+
+
+def run(args):
+    import numpy as np
+
+    from keras_genzoo.datasets import load_mnist_idx
+    from keras_genzoo.metrics import quality_scores
+
+    train_images, train_labels = load_mnist_idx(args.mnist_dir, "train")
+    test_images, _ = load_mnist_idx(args.mnist_dir, "t10k")
+    subset_size = min(1000, args.num_samples)
+
+    def score(generated):
+        return quality_scores(test_images, generated,
+                              subset_size=subset_size)
+
+    # The floor: real training digits, as many as the generated samples.
+    row = base_row("real_train_vs_test", args)
+    begin = time.perf_counter()
+    row.update({"train_s": None, "epochs": None, "images_per_s": None})
+    try:
+        row.update(rounded(score(train_images[:args.num_samples])))
+        row.update({"nll": None, "params": None,
+                    "score_s": round(time.perf_counter() - begin, 1)})
+    except Exception as error:
+        row["error"] = f"{type(error).__name__}: {error}"[:1000]
+    print(json.dumps(row), flush=True)
+
+    if args.train_images:
+        train_images = train_images[:args.train_images]
+        train_labels = train_labels[:args.train_images]
+    data = (np.asarray(train_images), np.asarray(train_labels), test_images)
+    for name in args.models.split(","):
+        print(json.dumps(run_model(name, args, data, score)), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--budget-minutes", type=float, default=10.0,
+                        help="training time per model and backend")
+    parser.add_argument("--num-samples", type=int, default=10_000,
+                        help="generated images scored per model")
+    parser.add_argument("--nll-images", type=int, default=1000,
+                        help="test images of the VAEs' NLL (0: none)")
+    parser.add_argument("--train-images", type=int, default=None,
+                        help="train on the first N images only")
+    parser.add_argument("--mnist-dir", default=DEFAULT_MNIST_DIR)
+    parser.add_argument("--grid-dir", default=None,
+                        help="save a PNG grid of samples per model here")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny run: 3 s budget, 2,000 training images, "
+                             "500 samples, 50 NLL images")
+    parser.add_argument("--child", action="store_true",
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    for name in args.models.split(","):
+        if name not in MODELS:
+            parser.error(f"unknown model {name!r}; choose from "
+                         f"{','.join(MODELS)}")
+    if args.smoke:
+        args.budget_minutes = 0.05
+        args.train_images = 2000
+        args.num_samples = 500
+        args.nll_images = 50
+    if args.child:
+        run(args)
+        return
+    for backend in args.backends.split(","):
+        env = dict(os.environ, KERAS_BACKEND=backend)
+        result = subprocess.run(
+            [sys.executable, __file__, "--child"] + sys.argv[1:],
+            env=env, stderr=subprocess.PIPE, text=True,
+        )
+        if result.returncode:
+            lines = result.stderr.strip().splitlines() or ["(no message)"]
+            print(json.dumps({
+                "benchmark": "quality_mnist", "backend": backend,
+                "error": f"exit code {result.returncode}: {lines[-1]}",
+            }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

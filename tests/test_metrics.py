@@ -1,0 +1,316 @@
+"""Quality metrics: the shipped classifier, distances, mode coverage,
+likelihoods and the QualityMonitor callback, on real MNIST test digits."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from keras_genzoo import VAE, BigramLM, MiniGPT, datasets, metrics
+from keras_genzoo.callbacks import QualityMonitor
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images, labels = datasets.load_embedded_mnist()
+    return images, labels
+
+
+def blur(images, passes=2):
+    """A 3x3 box blur applied `passes` times (numpy, uint8 in and out)."""
+    x = images.astype("float32")[..., 0]
+    for _ in range(passes):
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        x = sum(padded[:, i:i + 28, j:j + 28]
+                for i in range(3) for j in range(3)) / 9.0
+    return x.round().astype("uint8")[..., None]
+
+
+def test_shipped_classifier_is_accurate_on_the_test_split(digits):
+    images, labels = digits
+    classifier = metrics.mnist_classifier()
+    probabilities = classifier.predict(images[:2000], batch_size=500,
+                                       verbose=0)
+    assert probabilities.shape == (2000, 10)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-4)
+    assert np.mean(probabilities.argmax(-1) == labels[:2000]) >= 0.99
+    # uint8 and floats in [0, 1] are the same images
+    floats = classifier.predict(images[:64].astype("float32") / 255.0,
+                                verbose=0)
+    np.testing.assert_allclose(floats, probabilities[:64], atol=1e-5)
+    assert classifier.features(images[:8]).shape == (8, 128)
+    # small enough to ship
+    assert 0 < __import__("os").path.getsize(metrics.classifier_path()) < 2**20
+
+
+def test_distances_order_real_blurred_noise(digits):
+    images, _ = digits
+    real, other = images[:1000], images[1000:2000]
+    blurred = blur(other)
+    noise = np.random.default_rng(0).integers(0, 256, other.shape, "uint8")
+    fd = [metrics.frechet_distance(real, x) for x in (other, blurred, noise)]
+    kid = [metrics.kernel_distance(real, x, subsets=20, subset_size=500)
+           for x in (other, blurred, noise)]
+    assert fd[0] * 5 < fd[1] < fd[2], fd
+    assert kid[0] * 5 < kid[1] < kid[2], kid
+    assert abs(kid[0]) * 20 < kid[1]
+    assert fd[0] == pytest.approx(metrics.frechet_distance(real, other))
+    # identical sets: zero, up to round-off
+    assert metrics.frechet_distance(real, real) < 1e-3
+
+
+def test_datasets_give_the_same_distance_as_arrays(digits):
+    import tensorflow as tf
+
+    images, labels = digits
+    real, other = images[:600], images[600:1200]
+    expected = metrics.frechet_distance(real, other)
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"image": other, "label": labels[600:1200]}).batch(128)
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return (other[i * 120:(i + 1) * 120].astype("float32") / 255.0,
+                    labels[i * 120:(i + 1) * 120])
+
+    assert metrics.frechet_distance(real, ds) == pytest.approx(
+        expected, rel=1e-4)
+    assert metrics.frechet_distance(real, Batches()) == pytest.approx(
+        expected, rel=1e-4)
+    # (N, 28, 28) without a channel axis, as keras.datasets gives them
+    assert metrics.frechet_distance(real[..., 0], other) == pytest.approx(
+        expected, rel=1e-4)
+
+
+def test_mode_coverage_tells_all_digits_from_one(digits):
+    images, labels = digits
+    everything = metrics.mode_coverage(images[:2000])
+    assert everything["classes_covered"] == 10
+    assert everything["kl_to_uniform"] < 0.05
+    assert everything["confidence"] > 0.95
+    assert len(everything["histogram"]) == 10
+    assert sum(everything["histogram"]) == pytest.approx(1.0)
+    ones = metrics.mode_coverage(images[labels == 1])
+    assert ones["classes_covered"] <= 2
+    assert ones["kl_to_uniform"] > 1.5
+    assert ones["histogram"][1] > 0.95
+
+
+def test_own_feature_model_and_classifier_for_other_shapes():
+    rng = np.random.default_rng(0)
+    red = rng.uniform(0.0, 0.3, (200, 12, 12, 3)).astype("float32")
+    red[..., 0] += 0.6
+    blue = red[..., ::-1].copy()
+    features = keras.Sequential([
+        keras.Input((12, 12, 3)), keras.layers.GlobalAveragePooling2D()])
+    near = metrics.frechet_distance(red[:100], red[100:],
+                                    feature_model=features)
+    far = metrics.frechet_distance(red[:100], blue[100:],
+                                   feature_model=features)
+    assert near * 100 < far
+    classifier = keras.Sequential([
+        keras.Input((12, 12, 3)), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Softmax()])
+    coverage = metrics.mode_coverage(red, classifier=classifier)
+    assert coverage["classes_covered"] == 1
+    assert coverage["histogram"][0] == 1.0
+    assert coverage["kl_to_uniform"] == pytest.approx(math.log(3))
+    scores = metrics.quality_scores(red[:100], blue[100:],
+                                    feature_model=features)
+    assert set(scores) == {"fd", "kid"}
+
+
+def test_bad_images_give_one_clear_error(digits):
+    images, _ = digits
+    rgb = np.zeros((10, 32, 32, 3), "uint8")
+    with pytest.raises(ValueError, match="feature_model="):
+        metrics.frechet_distance(rgb, rgb)
+    with pytest.raises(ValueError, match="classifier="):
+        metrics.mode_coverage(rgb)
+    nan = images[:10].astype("float32") / 255.0
+    nan[3, 4, 5, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.kernel_distance(images[:10], nan)
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.frechet_distance(images[:10], images[:1])
+    with pytest.raises(ValueError, match=r"\(images \+ 1\) / 2"):
+        metrics.mode_coverage(images[:10].astype("float32") / 127.5 - 1.0)
+    with pytest.raises(ValueError, match="one shape"):
+        metrics.frechet_distance(images[:10], np.zeros((10, 14, 14, 1)))
+    small = keras.Sequential([keras.Input((14, 14, 1)),
+                              keras.layers.Flatten()])
+    with pytest.raises(ValueError, match="Resizing"):
+        metrics.frechet_distance(images[:10], images[10:20],
+                                 feature_model=small)
+
+
+@pytest.fixture(scope="module")
+def trained_vae(digits):
+    images, _ = digits
+    keras.utils.set_random_seed(0)
+    vae = VAE(latent_dim=4, filters=(8, 16), seed=0)
+    vae.fit(images[:2048], epochs=2, batch_size=64, verbose=0)
+    return vae
+
+
+def test_vae_importance_weighted_nll_tightens_with_samples(trained_vae,
+                                                           digits):
+    images, _ = digits
+    test = images[5000:5064]
+    one = trained_vae.nll(test, num_samples=1, seed=0)
+    hundred = trained_vae.nll(test, num_samples=100, seed=0)
+    assert hundred <= one
+    # the bound is seeded, and near the negative ELBO from above
+    assert hundred == trained_vae.nll(test, num_samples=100, seed=0)
+    elbo = trained_vae.elbo(test, num_samples=20, seed=0)
+    assert hundred <= -elbo
+    assert -elbo - hundred < 0.1 * hundred
+    per_image = trained_vae.nll(test, num_samples=10, seed=0,
+                                reduction="none")
+    assert per_image.shape == (64,)
+    assert float(per_image.mean()) == pytest.approx(
+        trained_vae.nll(test, num_samples=10, seed=0), rel=1e-5)
+
+
+def test_vae_elbo_matches_the_training_loss(trained_vae, digits):
+    images, _ = digits
+    test = images[6000:6256]
+    loss = trained_vae.evaluate(test, batch_size=256, verbose=0,
+                                return_dict=True)["loss"]
+    # evaluate draws one code per image; the ELBO here averages 50
+    assert -trained_vae.elbo(test, num_samples=50, seed=0) == pytest.approx(
+        loss, rel=0.02)
+
+
+def test_vae_likelihood_bad_input(trained_vae):
+    with pytest.raises(ValueError, match="num_samples"):
+        trained_vae.nll(np.zeros((2, 28, 28, 1), "uint8"), num_samples=0)
+    with pytest.raises(ValueError, match="shape"):
+        trained_vae.nll(np.zeros((2, 14, 14, 1), "uint8"))
+    with pytest.raises(ValueError, match="reduction"):
+        trained_vae.elbo(np.zeros((2, 28, 28, 1), "uint8"), reduction="sum")
+    with pytest.raises(ValueError, match="fit"):
+        VAE(latent_dim=2).nll(np.zeros((2, 28, 28, 1), "uint8"))
+
+
+def test_bigram_evaluate_text_is_the_exact_table_figure():
+    text = datasets.load_text("tiny_shakespeare")[:20_000]
+    model = BigramLM.from_text(text, sequence_length=16)
+    model.fit(model.make_datasets(text, batch_size=32)[0], epochs=1,
+              verbose=0)
+    table = keras.ops.convert_to_numpy(model.table.embeddings).astype(
+        "float64")
+    log_probs = table - np.log(np.exp(table).sum(-1, keepdims=True))
+    sample = text[:1000]
+    ids = model.encode_text(sample)
+    expected = -log_probs[ids[:-1], ids[1:]].mean() / math.log(2)
+    for stride in (None, 1, 16):
+        assert model.evaluate_text(sample, stride=stride) == pytest.approx(
+            expected, rel=1e-5)
+    with pytest.raises(ValueError, match="vocabulary"):
+        model.evaluate_text("~~ unknown ~~")
+    with pytest.raises(ValueError, match="at least 2"):
+        model.evaluate_text("a")
+    with pytest.raises(ValueError, match="stride"):
+        model.evaluate_text(sample, stride=17)
+
+
+def test_gpt_evaluate_text_scores_every_character_with_full_context():
+    text = datasets.load_text("tiny_shakespeare")[:4000]
+    model = MiniGPT.from_text(text, sequence_length=16, num_layers=1,
+                              num_heads=2, hidden_dim=16, seed=0)
+    train_ds, _ = model.make_datasets(text, batch_size=16)
+    model.fit(train_ds, epochs=1, verbose=0)
+    # one window: the same figure as `evaluate` on it
+    window = text[:17]
+    ids = model.encode_text(window)
+    logs = model.evaluate(ids[None, :-1], ids[None, 1:], verbose=0,
+                          return_dict=True)
+    assert model.evaluate_text(window) == pytest.approx(
+        logs["bits_per_char"], rel=1e-4)
+    # longer texts: stride 1 gives each character the full 16 of context;
+    # its figure is that of the last position of each 16-character window
+    sample = text[100:160]
+    full = model.evaluate_text(sample, stride=1)
+    ids = model.encode_text(sample)
+    windows = np.stack([ids[i:i + 16] for i in range(1, len(ids) - 16)])
+    logits = keras.ops.convert_to_numpy(model.predict(windows, verbose=0))
+    last = logits[:, -1].astype("float64")
+    log_probs = last - np.log(np.exp(last).sum(-1, keepdims=True))
+    tail = -log_probs[np.arange(len(windows)), ids[17:]]
+    # characters 1..16 are scored in the first window (less context)
+    first = model.evaluate_text(sample[:17])
+    expected = (first * 16 + tail.sum() / math.log(2)) / (len(ids) - 1)
+    assert full == pytest.approx(expected, rel=1e-4)
+
+
+class _Collapsed(keras.Model):
+    """Any model with a `generate`: this one only ever draws ones."""
+
+    def __init__(self, ones, **kwargs):
+        super().__init__(**kwargs)
+        self.ones = ones
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.dense(keras.ops.reshape(x, (keras.ops.shape(x)[0], -1)))
+
+    def generate(self, num_samples, seed=None):
+        return self.ones[:num_samples]
+
+
+def test_quality_monitor_logs_into_history_and_sees_collapse(digits):
+    images, labels = digits
+    monitor = QualityMonitor(images[-1000:], every_n_epochs=2,
+                             num_samples=200, verbose=False)
+    model = _Collapsed(images[labels == 1])
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(images[:64].astype("float32") / 255.0,
+                        np.zeros((64, 1)), epochs=3, verbose=0,
+                        callbacks=[monitor]).history
+    # epochs 2 and 3 (the last) are scored
+    assert [epoch for epoch, _ in monitor.scores] == [2, 3]
+    assert len(history["fd"]) == 2 and len(history["loss"]) == 3
+    assert history["classes_covered"] == [1, 1]
+    assert history["kl_to_uniform"][0] > 2.0
+    # a model that draws real digits of every class scores much better
+    real = _Collapsed(images[:1000])
+    real.compile(optimizer="sgd", loss="mse")
+    good = QualityMonitor(images[-1000:], num_samples=500, prefix="q_",
+                          verbose=False)
+    history = real.fit(images[:64].astype("float32") / 255.0,
+                       np.zeros((64, 1)), epochs=1, verbose=0,
+                       callbacks=[good]).history
+    assert history["q_classes_covered"] == [10]
+    assert history["q_fd"][0] * 5 < monitor.scores[0][1]["fd"]
+
+
+def test_quality_monitor_on_a_zoo_model_and_bad_use(digits):
+    images, _ = digits
+    from keras_genzoo import GAN, AutoEncoder
+
+    gan = GAN(latent_dim=8, generator_filters=(8,),
+              discriminator_filters=(8,), seed=0)
+    monitor = QualityMonitor(images[-300:], num_samples=100, verbose=False)
+    history = gan.fit(images[:128], epochs=1, batch_size=64, verbose=0,
+                      callbacks=[monitor]).history
+    assert {"fd", "kid", "classes_covered"} <= set(history)
+    with pytest.raises(ValueError, match="generate"):
+        AutoEncoder(latent_dim=2, filters=(4,)).fit(
+            images[:32], epochs=1, verbose=0,
+            callbacks=[QualityMonitor(images[:10], verbose=False)])
+    with pytest.raises(ValueError, match="shape"):
+        VAE(latent_dim=2, filters=(4,)).fit(
+            np.zeros((32, 8, 8, 1), "uint8"), epochs=1, verbose=0,
+            callbacks=[QualityMonitor(images[:10], verbose=False)])
+    with pytest.raises(ValueError, match="at least 2"):
+        QualityMonitor(images[:1])
+    text = "abcabc" * 20
+    lm = BigramLM.from_text(text, sequence_length=8)
+    with pytest.raises(ValueError, match="evaluate_text"):
+        lm.fit(lm.make_datasets(text, batch_size=4)[0], epochs=1, verbose=0,
+               callbacks=[QualityMonitor(images[:10], verbose=False)])
