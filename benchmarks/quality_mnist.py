@@ -146,17 +146,50 @@ def budget_callback(budget_s, num_images, batch_size, state):
         def on_train_begin(self, logs=None):
             state["start"] = time.perf_counter()
             state["images"] = 0
+            state["paused"] = 0.0
 
         def on_train_batch_end(self, batch, logs=None):
             state["images"] += min(batch_size,
                                    num_images - batch * batch_size)
-            if time.perf_counter() - state["start"] >= budget_s:
+            spent = time.perf_counter() - state["start"] - state["paused"]
+            if spent >= budget_s:
                 self.model.stop_training = True
 
         def on_train_end(self, logs=None):
-            state["train_s"] = time.perf_counter() - state["start"]
+            state["train_s"] = (time.perf_counter() - state["start"]
+                                - state["paused"])
 
     return Budget()
+
+
+def monitor_callback(real_images, num_samples, state):
+    """A `QualityMonitor` whose scoring time is not charged to the budget;
+    its per-epoch figures become the row's `curve`."""
+    from keras_genzoo.callbacks import QualityMonitor
+
+    class TimedMonitor(QualityMonitor):
+        def on_train_begin(self, logs=None):  # features of the real digits
+            begin = time.perf_counter()
+            super().on_train_begin(logs)
+            state["paused"] += time.perf_counter() - begin
+
+        def on_epoch_end(self, epoch, logs=None):
+            begin = time.perf_counter()
+            super().on_epoch_end(epoch, logs)
+            state["paused"] += time.perf_counter() - begin
+            if self.scores and self.scores[-1][0] == epoch + 1:
+                scores = self.scores[-1][1]
+                state["curve"].append({
+                    "epoch": epoch + 1,
+                    "train_s": round(time.perf_counter() - state["start"]
+                                     - state["paused"], 1),
+                    "fd": round(scores["fd"], 2),
+                    "classes_covered": scores.get("classes_covered"),
+                    "kl_to_uniform": round(scores.get("kl_to_uniform", 0), 3),
+                })
+
+    return TimedMonitor(real_images, num_samples=num_samples, seed=2,
+                        verbose=False)
 
 
 def rounded(scores):
@@ -201,8 +234,15 @@ def run_model(name, args, data, score):
         labels = train_labels if name == "cdcgan" else None
         budget = budget_callback(60 * args.budget_minutes, len(train_images),
                                  batch_size, state)
+        callbacks = [budget]
+        state["curve"] = []
+        if args.monitor_samples:
+            # scores every epoch (and the last, partial one) on the first
+            # 2,000 test digits; its time is not charged to the budget
+            callbacks.append(monitor_callback(
+                test_images[:2000], args.monitor_samples, state))
         model.fit(train_images, labels, batch_size=batch_size,
-                  epochs=MAX_EPOCHS, shuffle=True, callbacks=[budget],
+                  epochs=MAX_EPOCHS, shuffle=True, callbacks=callbacks,
                   verbose=0)
         train_s = state["train_s"]
         row.update({
@@ -216,11 +256,14 @@ def run_model(name, args, data, score):
         row.update(rounded(score(generated)))
         nll = None
         if name.endswith("vae") and hasattr(model, "nll") and args.nll_images:
-            value = model.nll(test_images[:args.nll_images], num_samples=100)
+            value = model.nll(test_images[:args.nll_images], num_samples=100,
+                              seed=0)
             nll = round(float(np.mean(keras.ops.convert_to_numpy(value))), 2)
         row["nll"] = nll
         row["params"] = int(model.count_params())
         row["score_s"] = round(time.perf_counter() - begin, 1)
+        if state["curve"]:
+            row["curve"] = state["curve"]
 
         if args.grid_dir:
             path = os.path.join(args.grid_dir,
@@ -285,6 +328,9 @@ def main():
                         help="generated images scored per model")
     parser.add_argument("--nll-images", type=int, default=1000,
                         help="test images of the VAEs' NLL (0: none)")
+    parser.add_argument("--monitor-samples", type=int, default=1000,
+                        help="QualityMonitor samples per epoch for the "
+                             "row's curve (0: no curve)")
     parser.add_argument("--train-images", type=int, default=None,
                         help="train on the first N images only")
     parser.add_argument("--mnist-dir", default=DEFAULT_MNIST_DIR)
@@ -305,6 +351,7 @@ def main():
         args.train_images = 2000
         args.num_samples = 500
         args.nll_images = 50
+        args.monitor_samples = min(args.monitor_samples, 200)
     if args.child:
         run(args)
         return

