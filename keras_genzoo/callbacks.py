@@ -551,9 +551,9 @@ class QualityMonitor(keras.callbacks.Callback):
         scores = {
             "fd": metrics.frechet_from_features(self._real_features,
                                                 features),
+            # quality_scores' defaults: 100 subsets of 1,000, seed 0
             "kid": metrics.kernel_distance_from_features(
-                self._real_features, features, subsets=50,
-                subset_size=min(1000, len(features)), seed=self.seed),
+                self._real_features, features),
         }
         if self.classifier is not None:
             probabilities = metrics._predict(self.classifier, generated, 500)

@@ -86,7 +86,7 @@ class MnistClassifier(keras.Model):
 
     def features(self, images, batch_size=500):
         """Penultimate-layer activations `(N, 128)` of images, as numpy."""
-        array = collect_images(images, "images")
+        array = collect_images(images, "images", min_images=1)
         return _predict(self.feature_network, array, batch_size)
 
     def get_config(self):
@@ -131,15 +131,25 @@ def _shared_classifier():
 
 
 # ----------------------------------------------------------------- images
-def collect_images(images, what="images", max_images=None):
+def _is_single_image(shape):
+    """Whether a rank-3 shape is one `(H, W, C)` image rather than a batch
+    of grayscale `(N, H, W)` images (channels are 1, 3 or 4)."""
+    return len(shape) == 3 and shape[-1] in (1, 3, 4) and (
+        shape[0] is not None and shape[0] == shape[1])
+
+
+def collect_images(images, what="images", max_images=None, min_images=2):
     """Reads images of any supported kind into one float32 numpy array.
 
     Args:
-        images: an array or tensor `(N, H, W, C)` or `(N, H, W)`, a dict with
-            an `"image"` key, a `tf.data.Dataset`, a `keras.utils.PyDataset`
-            or any iterable of batches (bare, `(images, labels)` or dicts).
+        images: an array or tensor `(N, H, W, C)`, `(N, H, W)` (grayscale)
+            or one image `(H, W, C)`; a dict with an `"image"` key; a
+            `tf.data.Dataset` (batched or not), a `keras.utils.PyDataset` or
+            any iterable of batches (bare, `(images, labels)` or dicts).
         what: words naming the images in error messages.
-        max_images: read at most this many images (from the start).
+        max_images: read at most this many images (from the start);
+            required for an endlessly repeating dataset.
+        min_images: fewer images than this raise a `ValueError`.
 
     Returns:
         float32 array `(N, H, W, C)` in [0, 1].
@@ -149,15 +159,26 @@ def collect_images(images, what="images", max_images=None):
                          "images.")
     if isinstance(images, dict) or _inputs._is_array_like(images):
         array = _inputs.to_numpy(_inputs.extract_images(images))
+        if _is_single_image(array.shape):
+            array = array[None]
         batches = [array[:max_images] if max_images else array]
     else:
         if isinstance(images, (tuple, list)):
             raise ValueError(
                 f"{what} is a {type(images).__name__}; pass one array of "
                 "images (e.g. `np.stack(images)`) or a dataset.")
-        if _inputs._is_tf_dataset(images) and len(
-                _inputs.extract_images(images.element_spec).shape) == 3:
-            images = images.batch(256)  # a dataset of single images
+        if _inputs._is_tf_dataset(images):
+            import tensorflow as tf
+
+            if (images.cardinality() == tf.data.INFINITE_CARDINALITY
+                    and not max_images):
+                raise ValueError(
+                    f"{what} is a dataset that repeats forever: pass "
+                    "`max_images=` (or a finite dataset).")
+            spec = _inputs.extract_images(images.element_spec).shape
+            if spec.rank == 2 or (spec.rank == 3 and _is_single_image(
+                    tuple(spec))):
+                images = images.batch(256)  # a dataset of single images
         if hasattr(images, "__getitem__") and hasattr(images, "__len__"):
             iterator = (images[i] for i in range(len(images)))  # PyDataset
         elif hasattr(images, "__iter__"):
@@ -174,6 +195,8 @@ def collect_images(images, what="images", max_images=None):
             count += len(array)
             if max_images and count >= max_images:
                 break
+        if not batches:
+            raise ValueError(f"{what} is empty: it yields no images.")
     shapes = {b.shape[1:] for b in batches}
     if len(shapes) > 1:
         raise ValueError(f"{what} holds images of different shapes "
@@ -183,11 +206,11 @@ def collect_images(images, what="images", max_images=None):
         array = array[:max_images]
     if array.ndim == 3:  # grayscale without a channel axis
         array = array[..., None]
-    _inputs.check_image_batch(array, what=what)
-    if len(array) < 2:
+    if len(array) < min_images:
         raise ValueError(
             f"{what} holds {len(array)} image(s); the statistics need at "
-            "least 2 (a few thousand for stable figures).")
+            f"least {min_images} (a few thousand for stable figures).")
+    _inputs.check_image_batch(array, what=what)
     return _inputs.scale_pixels(array)
 
 
@@ -199,11 +222,7 @@ def _predict(model, images, batch_size):
 
 def _feature_model_for(shape, feature_model, what):
     if feature_model is not None:
-        if not isinstance(feature_model, keras.layers.Layer) and not callable(
-                getattr(feature_model, "predict", None)):
-            raise ValueError(
-                "`feature_model` must be a Keras model (images to features);"
-                f" got {type(feature_model).__name__}.")
+        feature_model = _as_model(feature_model, "feature_model")
         expected = _inputs_shape(feature_model)
         if expected is not None and not _compatible(expected, shape):
             raise ValueError(
@@ -221,6 +240,17 @@ def _feature_model_for(shape, feature_model, what):
             "InceptionV3 loaded from a local weights file with "
             "`include_top=False, pooling='avg'` behind a Resizing layer.")
     return _shared_classifier().feature_network
+
+
+def _as_model(model, name):
+    """A Keras model with `predict`; a bare layer is wrapped in one."""
+    if callable(getattr(model, "predict", None)):
+        return model
+    if isinstance(model, keras.layers.Layer):
+        return keras.Sequential([model])
+    raise ValueError(
+        f"`{name}` must be a Keras model or layer; got "
+        f"{type(model).__name__}.")
 
 
 def _inputs_shape(model):
@@ -299,13 +329,20 @@ def kernel_distance_from_features(real_features, generated_features,
     """
     a = np.asarray(real_features, "float64")
     b = np.asarray(generated_features, "float64")
+    if int(subsets) < 1:
+        raise ValueError(f"`subsets` must be at least 1; got {subsets}.")
+    if int(subset_size) < 2:
+        raise ValueError(
+            f"`subset_size` must be at least 2; got {subset_size}.")
     dim = a.shape[1]
     size = int(min(subset_size, len(a), len(b)))
+    if size == len(a) == len(b):
+        subsets = 1  # every subset would be the whole of both sets
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(int(subsets)):
-        x = a[rng.choice(len(a), size, replace=False)]
-        y = b[rng.choice(len(b), size, replace=False)]
+        x = a if size == len(a) else a[rng.choice(len(a), size, False)]
+        y = b if size == len(b) else b[rng.choice(len(b), size, False)]
         k_xx = (x @ x.T / dim + 1.0) ** 3
         k_yy = (y @ y.T / dim + 1.0) ** 3
         k_xy = (x @ y.T / dim + 1.0) ** 3
@@ -464,7 +501,8 @@ def mode_coverage(images, min_share=0.01, classifier=None, batch_size=500,
                 "(28, 28, 1) images. Pass `classifier=` a Keras model that "
                 "maps your images (floats in [0, 1]) to class probabilities.")
         classifier = _shared_classifier().network
-    probabilities = _predict(classifier, array, batch_size)
+    probabilities = _predict(_as_model(classifier, "classifier"), array,
+                             batch_size)
     return coverage_from_probabilities(probabilities, min_share)
 
 
@@ -507,6 +545,7 @@ def quality_scores(real, generated, feature_model=None, classifier=None,
     if classifier is None and generated.shape[1:] == MNIST_SHAPE:
         classifier = _shared_classifier().network
     if classifier is not None:
-        probabilities = _predict(classifier, generated, batch_size)
+        probabilities = _predict(_as_model(classifier, "classifier"),
+                                 generated, batch_size)
         scores.update(coverage_from_probabilities(probabilities, min_share))
     return scores

@@ -55,7 +55,6 @@ def test_distances_order_real_blurred_noise(digits):
     assert fd[0] * 5 < fd[1] < fd[2], fd
     assert kid[0] * 5 < kid[1] < kid[2], kid
     assert abs(kid[0]) * 20 < kid[1]
-    assert fd[0] == pytest.approx(metrics.frechet_distance(real, other))
     # identical sets: zero, up to round-off
     assert metrics.frechet_distance(real, real) < 1e-3
 
@@ -81,9 +80,21 @@ def test_datasets_give_the_same_distance_as_arrays(digits):
         expected, rel=1e-4)
     assert metrics.frechet_distance(real, Batches()) == pytest.approx(
         expected, rel=1e-4)
-    # (N, 28, 28) without a channel axis, as keras.datasets gives them
+    # (N, 28, 28) without a channel axis, as keras.datasets gives them:
+    # arrays, batched datasets and datasets of single images
     assert metrics.frechet_distance(real[..., 0], other) == pytest.approx(
         expected, rel=1e-4)
+    gray = tf.data.Dataset.from_tensor_slices(other[..., 0])
+    for ds in (gray.batch(100), gray, gray.batch(100, drop_remainder=True)):
+        assert metrics.frechet_distance(real, ds) == pytest.approx(
+            expected, rel=1e-4)
+    with pytest.raises(ValueError, match="max_images"):
+        metrics.frechet_distance(real, ds.repeat())
+    assert metrics.frechet_distance(
+        real, ds.repeat(), max_images=600) == pytest.approx(expected,
+                                                            rel=1e-4)
+    with pytest.raises(ValueError, match="empty"):
+        metrics.mode_coverage(ds.take(0))
 
 
 def test_mode_coverage_tells_all_digits_from_one(digits):
@@ -112,6 +123,11 @@ def test_own_feature_model_and_classifier_for_other_shapes():
     far = metrics.frechet_distance(red[:100], blue[100:],
                                    feature_model=features)
     assert near * 100 < far
+    # a bare layer works as a feature model too
+    assert metrics.frechet_distance(
+        red[:100], blue[100:],
+        feature_model=keras.layers.GlobalAveragePooling2D()) == (
+            pytest.approx(far, rel=1e-5))
     classifier = keras.Sequential([
         keras.Input((12, 12, 3)), keras.layers.GlobalAveragePooling2D(),
         keras.layers.Softmax()])
@@ -137,6 +153,12 @@ def test_bad_images_give_one_clear_error(digits):
         metrics.kernel_distance(images[:10], nan)
     with pytest.raises(ValueError, match="at least 2"):
         metrics.frechet_distance(images[:10], images[:1])
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.frechet_distance(images[:10], images[0])  # one (28, 28, 1)
+    with pytest.raises(ValueError, match="subset_size"):
+        metrics.kernel_distance(images[:10], images[10:20], subset_size=1)
+    with pytest.raises(ValueError, match="subsets"):
+        metrics.kernel_distance(images[:10], images[10:20], subsets=0)
     with pytest.raises(ValueError, match=r"\(images \+ 1\) / 2"):
         metrics.mode_coverage(images[:10].astype("float32") / 127.5 - 1.0)
     with pytest.raises(ValueError, match="one shape"):

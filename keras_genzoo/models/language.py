@@ -287,7 +287,7 @@ class CharLanguageModel(GenerativeModel):
         for i in range(0, len(windows), batch_size):
             batch = windows[i:i + batch_size]
             size = len(batch)
-            if size < batch_size and len(windows) > batch_size:
+            if size < batch_size:
                 # one fixed shape: the compiled predict function is reused
                 batch = np.concatenate([batch, np.zeros(
                     (batch_size - size, length), "int32")])

@@ -20,6 +20,13 @@ def reconstruction_bce(images, reconstruction):
     return ops.mean(ops.sum(per_pixel, axis=(1, 2, 3)))
 
 
+class _Compiled:
+    """The compiled likelihood function (kept out of Keras' attribute
+    tracking: it is not state to save)."""
+
+    likelihood = None
+
+
 @keras.saving.register_keras_serializable(package="keras_genzoo")
 class VAE(LatentImageModel):
     """A convolutional variational auto-encoder.
@@ -118,6 +125,7 @@ class VAE(LatentImageModel):
         self.reconstruction_loss_tracker = keras.metrics.Mean(
             name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self._compiled = _Compiled()
 
     def build_networks(self, image_shape):
         if self.encoder is None:
@@ -211,6 +219,7 @@ class VAE(LatentImageModel):
             log q(z_k|x)` of shape `(B, K)`, `log p(x|z_k)` `(B, K)` and the
             analytic `KL(q(z|x) || N(0, I))` `(B,)`, all float32, in nats.
         """
+        eps = ops.convert_to_tensor(eps, "float32")  # on the model's device
         z_mean, z_log_var = self.encoder(images, training=False)
         z_mean = ops.cast(z_mean, "float32")
         z_log_var = ops.cast(z_log_var, "float32")
@@ -243,24 +252,26 @@ class VAE(LatentImageModel):
         array = self._to_array(images)
         if len(array) == 0:
             raise ValueError("No images given: pass at least one image.")
-        if getattr(self, "_likelihood_fn", None) is None:
+        compiled = self._compiled
+        if compiled.likelihood is None:
             from keras_genzoo import backend
 
-            self._likelihood_fn = backend.compile_inference(
+            compiled.likelihood = backend.compile_inference(
                 self, self._likelihood_terms)
-        # Noise from numpy: the same seed gives the same figure on every
+        # Noise from numpy: the same seed draws the same codes on every
         # backend. Without a seed, one is drawn from the model's generator.
         rng = np.random.default_rng(
             self.draw_seed() if seed is None else int(seed))
-        eps = rng.standard_normal(
-            (len(array), num_samples, self.latent_dim)).astype("float32")
-        # about `batch_size` decoder passes per call
+        # about `batch_size` decoder passes per call; the noise is drawn
+        # chunk by chunk (one stream: the chunking does not change it)
         chunk = max(1, int(batch_size) // num_samples)
-        parts = [
-            [np.asarray(ops.convert_to_numpy(t), "float64") for t in
-             self._likelihood_fn(array[i:i + chunk], eps[i:i + chunk])]
-            for i in range(0, len(array), chunk)
-        ]
+        parts = []
+        for i in range(0, len(array), chunk):
+            images = array[i:i + chunk]
+            eps = rng.standard_normal(
+                (len(images), num_samples, self.latent_dim)).astype("float32")
+            parts.append([np.asarray(ops.convert_to_numpy(t), "float64")
+                          for t in compiled.likelihood(images, eps)])
         return [np.concatenate(p) for p in zip(*parts)]
 
     @staticmethod
@@ -293,8 +304,8 @@ class VAE(LatentImageModel):
             images: images `(N, H, W, C)` (or one image), uint8 or floats in
                 [0, 1], of the model's image shape.
             num_samples: `K`, codes per image.
-            seed: seed of the codes (numpy noise: the same seed gives the
-                same figure on every backend); without one, the model's
+            seed: seed of the codes (numpy noise: the same seed draws the
+                same codes on every backend); without one, the model's
                 seed generator advances.
             batch_size: decoder passes per call (images per call times `K`).
             reduction: `"mean"` (a float, nats per image) or `"none"` (a
