@@ -548,18 +548,15 @@ class QualityMonitor(keras.callbacks.Callback):
             self.model.generate(self.num_samples, seed=self.seed),
             f"{type(self.model).__name__}.generate's images")
         features = metrics._predict(self._features, generated, 500)
-        scores = {
-            "fd": metrics.frechet_from_features(self._real_features,
-                                                features),
-            # quality_scores' defaults: 100 subsets of 1,000, seed 0
-            "kid": metrics.kernel_distance_from_features(
-                self._real_features, features),
-        }
+        probabilities = None
         if self.classifier is not None:
-            probabilities = metrics._predict(self.classifier, generated, 500)
-            coverage = metrics.coverage_from_probabilities(probabilities)
-            coverage.pop("histogram")
-            scores.update(coverage)
+            probabilities = metrics._predict(
+                metrics._as_model(self.classifier, "classifier"), generated,
+                500)
+        # quality_scores' defaults: KID over 100 subsets of 1,000, seed 0
+        scores = metrics.scores_from_features(
+            self._real_features, features, probabilities)
+        scores.pop("histogram", None)
         self.scores.append((epoch + 1, scores))
         if logs is not None:
             for key, value in scores.items():

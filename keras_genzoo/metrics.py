@@ -271,6 +271,11 @@ def _compatible(expected, shape):
 def _paired_features(real, generated, feature_model, batch_size, max_images):
     real = collect_images(real, "the real images", max_images)
     generated = collect_images(generated, "the generated images", max_images)
+    return _features_of(real, generated, feature_model, batch_size)
+
+
+def _features_of(real, generated, feature_model, batch_size):
+    """Features of two collected image arrays (see `collect_images`)."""
     if real.shape[1:] != generated.shape[1:]:
         raise ValueError(
             f"The real images have shape {real.shape[1:]} but the generated "
@@ -535,17 +540,29 @@ def quality_scores(real, generated, feature_model=None, classifier=None,
     """
     real = collect_images(real, "the real images", max_images)
     generated = collect_images(generated, "the generated images", max_images)
-    real_f, generated_f = _paired_features(real, generated, feature_model,
-                                           batch_size, None)
-    scores = {
-        "fd": frechet_from_features(real_f, generated_f),
-        "kid": kernel_distance_from_features(real_f, generated_f, subsets,
-                                             subset_size, seed),
-    }
+    real_f, generated_f = _features_of(real, generated, feature_model,
+                                       batch_size)
     if classifier is None and generated.shape[1:] == MNIST_SHAPE:
         classifier = _shared_classifier().network
+    probabilities = None
     if classifier is not None:
         probabilities = _predict(_as_model(classifier, "classifier"),
                                  generated, batch_size)
+    return scores_from_features(real_f, generated_f, probabilities, subsets,
+                                subset_size, seed, min_share)
+
+
+def scores_from_features(real_features, generated_features,
+                         probabilities=None, subsets=100, subset_size=1000,
+                         seed=0, min_share=0.01):
+    """`quality_scores` from features (and class probabilities, if any)
+    already computed: what `QualityMonitor` uses to score each epoch
+    without recomputing the real images' features."""
+    scores = {
+        "fd": frechet_from_features(real_features, generated_features),
+        "kid": kernel_distance_from_features(
+            real_features, generated_features, subsets, subset_size, seed),
+    }
+    if probabilities is not None:
         scores.update(coverage_from_probabilities(probabilities, min_share))
     return scores
