@@ -9,13 +9,14 @@ Example:
 """
 
 from keras_genzoo import callbacks, datasets, metrics, optimizers
-from keras_genzoo.layers import Sampling
+from keras_genzoo.layers import Sampling, SinusoidalEmbedding
 from keras_genzoo.models import (
     GAN,
     VAE,
     WGANGP,
     AutoEncoder,
     BigramLM,
+    DiffusionModel,
     GenerativeModel,
     ImageModel,
     MiniGPT,
@@ -27,12 +28,14 @@ __version__ = "0.1.0"
 __all__ = [
     "AutoEncoder",
     "BigramLM",
+    "DiffusionModel",
     "GAN",
     "GenerativeModel",
     "ImageModel",
     "MiniGPT",
     "OptimizerPair",
     "Sampling",
+    "SinusoidalEmbedding",
     "VAE",
     "WGANGP",
     "callbacks",

@@ -1,5 +1,6 @@
 """Small reusable layers."""
 
+from keras_genzoo.layers.embeddings import SinusoidalEmbedding
 from keras_genzoo.layers.sampling import Sampling
 
-__all__ = ["Sampling"]
+__all__ = ["Sampling", "SinusoidalEmbedding"]

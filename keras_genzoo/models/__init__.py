@@ -8,6 +8,7 @@ from keras_genzoo.models.base import (
     LatentImageModel,
 )
 from keras_genzoo.models.bigram import BigramLM
+from keras_genzoo.models.diffusion import DiffusionModel
 from keras_genzoo.models.gan import GAN
 from keras_genzoo.models.gpt import MiniGPT
 from keras_genzoo.models.language import CharLanguageModel
@@ -20,6 +21,7 @@ __all__ = [
     "AutoEncoder",
     "BigramLM",
     "CharLanguageModel",
+    "DiffusionModel",
     "GAN",
     "GenerativeModel",
     "ImageModel",

@@ -1,0 +1,732 @@
+"""Diffusion models (Ho et al., 2020; Song et al., 2021), backend-free.
+
+Training is DDPM's: noise a batch of images to a random level `t` and
+teach a network to undo it with a mean-squared error. Sampling is DDIM's:
+start from pure noise and take any number of deterministic (`eta=0`) or
+stochastic (`eta=1`, DDPM-like) steps back to an image.
+
+Choices, with their reasons:
+
+- **v-prediction** (Salimans & Ho, 2022): the network predicts
+  `v = alpha * noise - sigma * image`. Both the image and the noise follow
+  from `v` without a division (`image = alpha * x_t - sigma * v`, `noise =
+  sigma * x_t + alpha * v`), so the schedule can end at pure noise (`alpha
+  = 0`, "zero terminal SNR", Lin et al., 2024) and sampling starts exactly
+  where training ended; a noise-predicting network cannot recover the image
+  there (it divides by `alpha`). The v loss also weights the image error
+  by `SNR + 1`, which keeps few-step DDIM sampling sharp.
+- **Cosine schedule** (Nichol & Dhariwal, 2021) in continuous time: `alpha
+  = cos(phi)`, `sigma = sin(phi)`, `phi = (t + s) / (1 + s) * pi / 2` for
+  `t` in [0, 1] and `s = 0.008`. Continuous time lets one trained model
+  sample with any number of steps.
+- **EMA weights** (`ema_network`) updated after every step in a custom
+  training step (`keras_genzoo.backend.ema_update`): `generate` and the
+  callbacks use them. Keras' own `use_ema=True` optimizers fall short
+  here: they overwrite the trained weights with the average at the end of
+  every `fit` (a second `fit` restarts from the average) and keep the
+  average in the optimizer, which `save(include_optimizer=False)` drops.
+"""
+
+import math
+
+import numpy as np
+
+import keras
+from keras import ops
+
+from keras_genzoo import _inputs
+from keras_genzoo import backend as zoo_backend
+from keras_genzoo.models.base import ImageModel, check_network
+from keras_genzoo.networks.conv import check_filters
+from keras_genzoo.networks.unet import unet
+
+# Offset of the cosine schedule (Nichol & Dhariwal, 2021): the least noise,
+# at t = 0, is sigma = sin(0.008 / 1.008 * pi / 2) = 0.0125.
+SCHEDULE_OFFSET = 0.008
+
+NETWORK_CONTRACT = (
+    "a diffusion network maps [noisy images (batch, height, width, "
+    "channels), noise levels t (batch,) in [0, 1]] (plus int labels "
+    "(batch,) in 0..num_classes as a third input for a conditional model, "
+    "where num_classes means 'no label') to a tensor of the images' shape")
+
+
+def noise_schedule(t):
+    """`(alpha, sigma)` of the cosine schedule at noise levels `t` in [0, 1].
+
+    `x_t = alpha * image + sigma * noise`, with `alpha ** 2 + sigma ** 2 =
+    1`; `alpha` is 0 at `t = 1` (pure noise).
+
+    Args:
+        t: a tensor or array of noise levels.
+
+    Returns:
+        Two tensors shaped like `t`.
+
+    Examples:
+        >>> import numpy as np
+        >>> alpha, sigma = noise_schedule(np.array([0.0, 1.0], "float32"))
+        >>> np.round(np.asarray(alpha), 4).tolist()
+        [0.9999, 0.0]
+    """
+    t = ops.cast(t, "float32")
+    phi = (t + SCHEDULE_OFFSET) / (1.0 + SCHEDULE_OFFSET) * (math.pi / 2)
+    # cos(pi / 2) is 6e-17 in float32, not 0: pure noise means alpha = 0
+    alpha = ops.where(t >= 1.0, 0.0, ops.cos(phi))
+    return alpha, ops.sin(phi)
+
+
+class _Compiled:
+    """The compiled sampling steps, one per setting (kept out of Keras'
+    attribute tracking: they are not state to save)."""
+
+    def __init__(self):
+        self.steps = {}
+
+
+@keras.saving.register_keras_serializable(package="keras_genzoo")
+class DiffusionModel(ImageModel):
+    """A denoising diffusion model: DDPM training, DDIM sampling, EMA.
+
+    Training noises each image to a random level `t ~ U(0, 1)` of a cosine
+    schedule, `x_t = alpha_t * image + sigma_t * noise` (images scaled to
+    [-1, 1]), and teaches a U-Net to predict `v = alpha_t * noise - sigma_t
+    * image` with a mean-squared error (see the module for why v). After
+    every optimizer step an exponential moving average of the weights
+    (`ema_network`) is updated; `generate`, `inpaint` and the callbacks
+    that call `generate` (`ImageGridSaver`, `ProgressGif`,
+    `QualityMonitor`) use the average. `fit` logs `loss`.
+
+    `generate(num_samples, steps=50)` runs DDIM (Song et al., 2021) from
+    pure noise with any step count: `eta=0` is deterministic, `eta=1` adds
+    DDPM's noise at every step. With `num_classes`, labels condition the
+    network and are dropped (replaced by "no label") with probability
+    `label_dropout` during training, so one network is both conditional and
+    unconditional: classifier-free guidance (Ho & Salimans, 2021) mixes the
+    two at sampling, `guidance` > 1 following the labels more closely.
+    `generate(..., images=x, strength=s)` noises real images to level `s`
+    and denoises them (image-to-image); `inpaint(images, mask)` fills the
+    masked pixels in.
+
+    Inputs are those of every zoo image model: arrays, tf.data datasets,
+    `PyDataset`s, `(images, labels)` tuples or tfds dicts, uint8 or floats in
+    [0, 1], any image shape (read from the first batch). `fit` without
+    `compile` uses Adam(1e-3) with a global gradient-norm clip of 1.
+
+    Bring your own network with `network=` (any Keras model or layer).
+    Contract: it maps `[noisy images (batch, H, W, C), noise levels t
+    (batch,)]` (plus int labels `(batch,)` in `0..num_classes` as a third
+    input when conditional; `num_classes` itself means "no label") to a
+    tensor of the images' shape (the v prediction). `image_shape` is read
+    from its `keras.Input` (pass it otherwise); a network that breaks the
+    contract gets a `ValueError` when the model is created. It is saved in
+    the `.keras` file (register subclassed networks with
+    `keras.saving.register_keras_serializable`).
+
+    Args:
+        num_classes: number of classes of a conditional model (labels from
+            `(images, labels)` batches or the `"label"` key), or `None`.
+        widths: channels of the built-in U-Net's levels, full resolution
+            first; each level after the first halves the size.
+        blocks_per_level: residual blocks per U-Net level.
+        attention: self-attention at the U-Net's lowest resolution.
+        dropout: dropout rate inside the U-Net's residual blocks.
+        ema_decay: decay of the weights' moving average. The decay used at
+            step `n` is `min(ema_decay, (1 + n) / (10 + n))`, so short runs
+            are averaged over a short window.
+        label_dropout: conditional models: how often a label is replaced by
+            "no label" during training (what guidance needs).
+        network: optional network of your own (see the contract above).
+        image_shape: `(height, width, channels)`, or `None` to infer it from
+            the first training batch (or from the network given).
+        seed: optional integer seed of the training noise and of `generate`.
+        **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras_genzoo import DiffusionModel
+        >>> images = np.random.randint(0, 256, (64, 8, 8, 1), dtype="uint8")
+        >>> model = DiffusionModel(widths=(8, 16), seed=0)
+        >>> history = model.fit(images, epochs=1, batch_size=32, verbose=0)
+        >>> model.generate(4, steps=5, seed=1).shape
+        (4, 8, 8, 1)
+
+        Conditional, with classifier-free guidance:
+
+        >>> labels = np.arange(64) % 10
+        >>> model = DiffusionModel(num_classes=10, widths=(8,), seed=0)
+        >>> _ = model.fit(images, labels, epochs=1, batch_size=32, verbose=0)
+        >>> model.generate(3, steps=4, labels=[7, 7, 1], guidance=2.0,
+        ...                seed=0).shape
+        (3, 8, 8, 1)
+    """
+
+    network_arguments = ("network",)
+
+    def __init__(
+        self,
+        num_classes=None,
+        widths=(32, 64),
+        blocks_per_level=1,
+        attention=False,
+        dropout=0.0,
+        ema_decay=0.999,
+        label_dropout=0.1,
+        network=None,
+        image_shape=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        if num_classes is not None and int(num_classes) < 2:
+            raise ValueError(
+                f"`num_classes` must be at least 2 (or None); got "
+                f"{num_classes}.")
+        if not 0.0 <= float(ema_decay) < 1.0:
+            raise ValueError(
+                f"`ema_decay` must be in [0, 1); got {ema_decay}.")
+        if not 0.0 <= float(label_dropout) < 1.0:
+            raise ValueError(
+                f"`label_dropout` must be in [0, 1); got {label_dropout}.")
+        if int(blocks_per_level) < 1:
+            raise ValueError(
+                f"`blocks_per_level` must be at least 1; got "
+                f"{blocks_per_level}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1); got {dropout}.")
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.widths = check_filters(widths)
+        self.blocks_per_level = int(blocks_per_level)
+        self.attention = bool(attention)
+        self.dropout = float(dropout)
+        self.ema_decay = float(ema_decay)
+        self.label_dropout = float(label_dropout)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self._compiled = _Compiled()
+        self.network = network
+        self.ema_network = None
+        self._given_networks = ("network",) if network is not None else ()
+        if network is not None:
+            self.adopt_network()
+
+    # ------------------------------------------------------------ networks
+    def adopt_network(self):
+        """Reads `image_shape` from the user's network, checks its contract
+        on a probe batch of two and creates the EMA copy."""
+        check_network(self.network, "network")
+        inputs = 3 if self.num_classes else 2
+        self.adopt_image_shape(self.network, "network", NETWORK_CONTRACT,
+                               num_inputs=inputs)
+        probe = keras.random.normal((2,) + self.image_shape, seed=0)
+        output = self._network_inputs(probe, ops.ones((2,)) * 0.5,
+                                      self._no_labels(2))
+        output = self.network(output, training=False)
+        if tuple(ops.shape(output)) != (2,) + self.image_shape:
+            raise ValueError(
+                f"Contract: {NETWORK_CONTRACT}; this network returns shape "
+                f"{tuple(ops.shape(output))} for 2 images of shape "
+                f"{self.image_shape}.")
+        self.ema_network = self._copy_network(self.network)
+        # Nothing is left to create: built, without `build`, which would
+        # lock the model's state.
+        self.built = True
+
+    def build_networks(self, image_shape):
+        if self.network is None:
+            self.network = unet(
+                image_shape, self.widths, self.blocks_per_level,
+                attention=self.attention, num_classes=self.num_classes,
+                dropout=self.dropout)
+        if self.ema_network is None:
+            self.ema_network = self._copy_network(self.network)
+
+    def _copy_network(self, network):
+        """A copy of `network` with the same weights, not trained: the EMA."""
+        config = keras.saving.serialize_keras_object(network)
+        copy = keras.saving.deserialize_keras_object(config)
+        if not copy.built:
+            probe = keras.random.normal((2,) + self.image_shape, seed=0)
+            copy(self._network_inputs(probe, ops.ones((2,)) * 0.5,
+                                      self._no_labels(2)), training=False)
+        copy.set_weights(network.get_weights())
+        copy.trainable = False
+        return copy
+
+    def _no_labels(self, batch_size):
+        if not self.num_classes:
+            return None
+        return ops.full((batch_size,), self.num_classes, "int32")
+
+    def _network_inputs(self, noisy, t, labels):
+        noisy = ops.convert_to_tensor(noisy, "float32")
+        t = ops.convert_to_tensor(t, "float32")
+        if self.num_classes:
+            return [noisy, t, ops.convert_to_tensor(labels, "int32")]
+        return [noisy, t]
+
+    def _ema_pairs(self):
+        """`(average, weight)` pairs of the float weights the EMA follows."""
+        pairs = []
+        for average, weight in zip(self.ema_network.weights,
+                                   self.network.weights):
+            if "float" in str(weight.dtype):
+                pairs.append((average, weight))
+        return pairs
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def default_optimizer(self):
+        """Adam(1e-3) with the global gradient norm clipped at 1."""
+        return keras.optimizers.Adam(learning_rate=1e-3, global_clipnorm=1.0)
+
+    # --------------------------------------------------------------- data
+    def check_data(self, x, y=None, what="the training data"):
+        x = super().check_data(x, y, what)
+        if self.num_classes and not _inputs.has_labels(x, y):
+            raise ValueError(
+                f"This diffusion model is conditional (num_classes="
+                f"{self.num_classes}) but {what} has no labels: pass "
+                "`fit(images, labels)`, a dataset of (images, labels) "
+                "tuples, or dicts with a 'label' key.")
+        return x
+
+    def unpack_batch(self, data):
+        """Splits a batch into images in [-1, 1] and int labels (`None` for
+        an unconditional model)."""
+        images, labels = _inputs.split_batch(data)
+        images = _inputs.scale_pixels(ops.convert_to_tensor(images),
+                                      signed=True)
+        if not self.num_classes:
+            return images, None
+        return images, ops.reshape(ops.cast(labels, "int32"), (-1,))
+
+    # ----------------------------------------------------------- training
+    def call(self, inputs, training=False):
+        """Runs the trained (not averaged) network.
+
+        Args:
+            inputs: `[noisy images in [-1, 1], noise levels t (batch,)]`,
+                plus labels `(batch,)` for a conditional model.
+            training: whether dropout is active.
+
+        Returns:
+            The network's v prediction, shaped like the images.
+        """
+        return self.network(inputs, training=training)
+
+    def diffusion_loss(self, images, labels=None, training=True):
+        """DDPM's loss on a batch: `mean((network(x_t, t) - v) ** 2)`.
+
+        Args:
+            images: images in [-1, 1].
+            labels: int labels (conditional models) or `None`.
+            training: whether labels are dropped and dropout is active.
+
+        Returns:
+            `(loss, logs)`.
+        """
+        batch_size = ops.shape(images)[0]
+        t = keras.random.uniform((batch_size,), seed=self.seed_generator)
+        noise = keras.random.normal(ops.shape(images),
+                                    seed=self.seed_generator)
+        alpha, sigma = noise_schedule(t)
+        alpha = ops.reshape(alpha, (-1, 1, 1, 1))
+        sigma = ops.reshape(sigma, (-1, 1, 1, 1))
+        noisy = alpha * images + sigma * noise
+        target = alpha * noise - sigma * images
+        if self.num_classes and training and self.label_dropout > 0:
+            drop = keras.random.uniform(
+                (batch_size,), seed=self.seed_generator) < self.label_dropout
+            labels = ops.where(drop, self.num_classes, labels)
+        prediction = self.network(
+            self._network_inputs(noisy, t, labels), training=training)
+        loss = ops.mean(ops.square(ops.cast(prediction, "float32") - target))
+        if self.losses:
+            loss = loss + ops.cast(ops.sum(self.losses), "float32")
+        return loss, {"loss": loss}
+
+    def train_schedule(self, data, step):
+        """One optimizer step on the diffusion loss, then the EMA update.
+
+        Args:
+            data: one batch as the dataset yields it.
+            step: the backend's `keras_genzoo.backend.StepOps`.
+
+        Returns:
+            The logs (`loss`).
+        """
+        images, labels = self.unpack_batch(data)
+        logs = step.minimize(
+            self.optimizer, lambda: self.diffusion_loss(images, labels),
+            self.network.trainable_variables)
+        n = ops.cast(step.read([self.optimizer.iterations])[0], "float32")
+        decay = ops.minimum(self.ema_decay, (1.0 + n) / (10.0 + n))
+        averages, weights = zip(*self._ema_pairs())
+        zoo_backend.ema_update(step, averages, weights, decay)
+        return logs
+
+    def test_schedule(self, data, step):
+        """The loss on a batch, without updates (`evaluate`,
+        `validation_data`, `test_on_batch`)."""
+        images, labels = self.unpack_batch(data)
+        return step.run(
+            lambda: self.diffusion_loss(images, labels, training=False)[1])
+
+    def train_step(self, *args):
+        # (data) on TensorFlow and PyTorch, (state, data) on JAX.
+        return zoo_backend.custom_train_step(self, self.train_schedule, *args)
+
+    def test_step(self, *args):
+        return zoo_backend.custom_test_step(self, self.test_schedule, *args)
+
+    # ----------------------------------------------------------- sampling
+    def _sampling_step(self, guided):
+        """The compiled DDIM step for one setting (guided or not)."""
+        if guided not in self._compiled.steps:
+            def ddim_step(x, t, t_next, noise, eta, labels, guidance):
+                return self._ddim_step(x, t, t_next, noise, eta, labels,
+                                       guidance if guided else None)
+
+            self._compiled.steps[guided] = zoo_backend.compile_inference(
+                self, ddim_step)
+        return self._compiled.steps[guided]
+
+    def _predict_v(self, x, t, labels, guidance):
+        """The EMA network's v at `x`, with classifier-free guidance."""
+        batch_size = ops.shape(x)[0]
+        ts = ops.full((batch_size,), t, "float32")
+        if guidance is None:
+            return ops.cast(self.ema_network(
+                self._network_inputs(x, ts, labels), training=False),
+                "float32")
+        both = self.ema_network(self._network_inputs(
+            ops.concatenate([x, x]), ops.concatenate([ts, ts]),
+            ops.concatenate([labels, self._no_labels(batch_size)])),
+            training=False)
+        both = ops.cast(both, "float32")
+        conditional, unconditional = both[:batch_size], both[batch_size:]
+        return unconditional + guidance * (conditional - unconditional)
+
+    def _ddim_step(self, x, t, t_next, noise, eta, labels, guidance):
+        """One DDIM step from level `t` to `t_next` < `t`.
+
+        Returns:
+            `(x_next, image)`: the sample at `t_next` and the predicted clean
+            image, both in the [-1, 1] scale.
+        """
+        x = ops.cast(x, "float32")
+        v = self._predict_v(x, t, labels, guidance)
+        alpha, sigma = noise_schedule(t)
+        alpha_next, sigma_next = noise_schedule(t_next)
+        image = ops.clip(alpha * x - sigma * v, -1.0, 1.0)
+        predicted_noise = sigma * x + alpha * v
+        # DDIM's sigma_t (Song et al., eq. 16); eta = 1 is DDPM's posterior
+        ratio = ops.where(alpha_next > 0, alpha / ops.maximum(alpha_next,
+                                                               1e-12), 0.0)
+        ddim_sigma = eta * (sigma_next / ops.maximum(sigma, 1e-12)) * ops.sqrt(
+            ops.maximum(1.0 - ratio ** 2, 0.0))
+        direction = ops.sqrt(ops.maximum(sigma_next ** 2 - ddim_sigma ** 2,
+                                         0.0))
+        x_next = (alpha_next * image + direction * predicted_noise
+                  + ddim_sigma * ops.cast(noise, "float32"))
+        return x_next, image
+
+    def _check_sampling(self, steps, labels, guidance, eta, num_samples):
+        """The checks shared by `generate` and `inpaint`; returns the labels
+        as an int32 array (or `None`)."""
+        if int(steps) < 1:
+            raise ValueError(
+                f"`steps` must be at least 1 (50 is a good default); got "
+                f"{steps}.")
+        if not 0.0 <= float(eta) <= 1.0:
+            raise ValueError(
+                f"`eta` must be in [0, 1] (0: deterministic DDIM, 1: "
+                f"DDPM-like); got {eta}.")
+        if not self.num_classes:
+            if labels is not None:
+                raise ValueError(
+                    "`labels` is only for conditional diffusion models "
+                    "(DiffusionModel(num_classes=...)); this one is not.")
+            if guidance is not None:
+                raise ValueError(
+                    "`guidance` is only for conditional diffusion models "
+                    "(DiffusionModel(num_classes=...)) given `labels`.")
+            return None
+        if labels is None:
+            if guidance is not None:
+                raise ValueError(
+                    "`guidance` needs `labels`: guidance steers samples "
+                    "towards their labels. Pass labels=..., or drop "
+                    "guidance= for unconditional samples.")
+            return None
+        if guidance is not None and float(guidance) < 0:
+            raise ValueError(f"`guidance` must be >= 0; got {guidance}.")
+        labels = np.asarray(ops.convert_to_numpy(labels))
+        if labels.ndim == 0:
+            labels = np.full((num_samples,), labels)
+        labels = labels.reshape(-1)
+        if len(labels) != num_samples:
+            raise ValueError(
+                f"Got {len(labels)} labels for {num_samples} samples: pass "
+                "one label, or one per sample.")
+        if (labels.astype("int64") != labels).any() or labels.min() < 0 or (
+                labels.max() >= self.num_classes):
+            raise ValueError(
+                f"Labels must be integers in 0..{self.num_classes - 1}; got "
+                f"{labels.min()}..{labels.max()}.")
+        return labels.astype("int32")
+
+    def _sampling_seed(self, seed):
+        seed = self.draw_seed() if seed is None else int(seed)
+        return seed
+
+    def _run_chunks(self, num_samples, batch_size, verbose, total_steps,
+                    run_chunk):
+        """Runs `run_chunk(start, stop, progress)` over batches of samples,
+        with a progress bar when `verbose`."""
+        if int(batch_size) < 1:
+            raise ValueError(f"`batch_size` must be positive; got "
+                             f"{batch_size}.")
+        batch_size = int(batch_size)
+        if verbose == "auto":
+            verbose = num_samples * total_steps >= 10000
+        progbar = None
+        if verbose and total_steps:
+            chunks = -(-num_samples // batch_size)
+            progbar = keras.utils.Progbar(chunks * total_steps,
+                                          unit_name="step")
+        outputs = []
+        for start in range(0, num_samples, batch_size):
+            stop = min(start + batch_size, num_samples)
+            outputs.append(run_chunk(start, stop, progbar))
+        return outputs
+
+    def _denoise(self, x, times, labels, guidance, eta, rng, progbar,
+                 known=None, mask=None, frames=None):
+        """DDIM from `x` at `times[0]` down to `times[-1]` (numpy in and
+        out, [-1, 1] scale). With `known`/`mask`, the pixels outside the
+        mask follow `known` noised to each level (inpainting). `frames`
+        collects `x` after each step when a list."""
+        step = self._sampling_step(guidance is not None)
+        n = len(x)
+        if not self.num_classes:
+            labels = np.zeros((n,), "int32")  # ignored
+        elif labels is None:
+            labels = np.full((n,), self.num_classes, "int32")
+        guidance = np.float32(1.0 if guidance is None else guidance)
+        eta = np.float32(eta)
+        image = x
+        for t, t_next in zip(times[:-1], times[1:]):
+            noise = (rng.standard_normal(x.shape).astype("float32") if eta
+                     else np.zeros(x.shape, "float32"))
+            x, image = step(x, np.float32(t), np.float32(t_next), noise, eta,
+                            labels, guidance)
+            x = np.asarray(ops.convert_to_numpy(x))
+            if known is not None:
+                alpha, sigma = (float(v) for v in ops.convert_to_numpy(
+                    ops.stack(noise_schedule(np.float32(t_next)))))
+                noised = (alpha * known + sigma * rng.standard_normal(
+                    known.shape).astype("float32"))
+                x = mask * x + (1.0 - mask) * noised
+            if frames is not None:
+                frames.append(x)
+            if progbar is not None:
+                progbar.add(1)
+        image = np.asarray(ops.convert_to_numpy(image))
+        if known is not None:
+            image = mask * image + (1.0 - mask) * known
+        return image
+
+    def generate(self, num_samples=None, steps=50, seed=None, eta=0.0,
+                 labels=None, guidance=None, images=None, strength=0.8,
+                 batch_size=256, verbose="auto"):
+        """Draws new images with DDIM, from noise or from given images.
+
+        Args:
+            num_samples: how many images to generate (with `images`: `None`
+                or their number).
+            steps: DDIM steps from pure noise to the image (any number;
+                with `images`, `steps * strength` of them are taken).
+            seed: optional integer; the same seed (and arguments) gives the
+                same images. Without one, the model's seed generator
+                advances.
+            eta: 0 for deterministic DDIM, 1 for DDPM-like ancestral
+                sampling (fresh noise at every step), or in between.
+            labels: conditional models: one class for all images (an int)
+                or one per image; `None` draws unconditional samples.
+            guidance: conditional models, with `labels`: the classifier-free
+                guidance scale (1: plain conditional, larger: closer to the
+                labels, 0: unconditional); `None` is 1 and runs the network
+                once per step instead of twice.
+            images: image-to-image: real images (uint8 or [0, 1]) to noise
+                to level `strength` and denoise again.
+            strength: image-to-image: how much noise, from 0 (the images
+                come back unchanged) to 1 (pure noise: a new sample).
+            batch_size: how many images to denoise at once.
+            verbose: show a progress bar; `"auto"` shows one for long runs
+                (`num_samples * steps >= 10000`).
+
+        Returns:
+            numpy float32 array `(num_samples, H, W, C)` in [0, 1].
+        """
+        self.ensure_built("generate")
+        if images is not None:
+            images = self._to_array(images, "`images`")
+            if num_samples is not None and int(num_samples) != len(images):
+                raise ValueError(
+                    f"`num_samples={num_samples}` disagrees with the "
+                    f"{len(images)} images given: drop `num_samples`.")
+            num_samples = len(images)
+            if not 0.0 <= float(strength) <= 1.0:
+                raise ValueError(
+                    f"`strength` must be in [0, 1]; got {strength}.")
+        elif num_samples is None:
+            raise ValueError("Pass `num_samples` (or `images=`).")
+        num_samples = self.check_num_samples(num_samples)
+        labels = self._check_sampling(steps, labels, guidance, eta,
+                                      num_samples)
+        steps = int(steps)
+        start_t = 1.0
+        if images is not None:
+            start_t = float(strength)
+            steps = max(1, int(round(steps * start_t))) if start_t else 0
+            if not steps:
+                return images.astype("float32")
+        times = np.linspace(start_t, 0.0, steps + 1).astype("float32")
+        seed = self._sampling_seed(seed)
+
+        def run_chunk(start, stop, progbar):
+            rng = np.random.default_rng([seed, start])
+            x = rng.standard_normal(
+                (stop - start,) + self.image_shape).astype("float32")
+            if images is not None:
+                alpha, sigma = noise_schedule(np.float32(start_t))
+                alpha = float(ops.convert_to_numpy(alpha))
+                sigma = float(ops.convert_to_numpy(sigma))
+                x = alpha * (images[start:stop] * 2.0 - 1.0) + sigma * x
+            return self._denoise(
+                x, times, None if labels is None else labels[start:stop],
+                guidance, eta, rng, progbar)
+
+        chunks = self._run_chunks(num_samples, batch_size, verbose, steps,
+                                  run_chunk)
+        return _inputs.unsigned_pixels(np.concatenate(chunks))
+
+    def inpaint(self, images, mask, steps=50, seed=None, eta=0.0,
+                labels=None, guidance=None, batch_size=256, verbose="auto"):
+        """Fills in the masked pixels of images so they fit the rest.
+
+        At every DDIM step the unmasked pixels are replaced by the given
+        image noised to that step's level, so the generated pixels grow
+        consistent with them (the replacement method of RePaint, Lugmayr et
+        al., 2022, without its resampling).
+
+        Args:
+            images: the images (uint8 or [0, 1]), one or a batch.
+            mask: 1 (or True) where pixels are to be generated, 0 where they
+                are kept; shaped like the images, `(N, H, W)`, `(H, W, C)`
+                or `(H, W)` (one mask for all images).
+            steps: DDIM steps.
+            seed: optional integer; the same seed gives the same result.
+            eta: 0 for deterministic DDIM, 1 for DDPM-like steps.
+            labels: conditional models: the class(es) to fill in with.
+            guidance: conditional models: the guidance scale (see
+                `generate`).
+            batch_size: how many images to process at once.
+            verbose: progress bar (see `generate`).
+
+        Returns:
+            numpy float32 array of the images in [0, 1], masked pixels
+            generated, the others as given.
+        """
+        self.ensure_built("inpaint")
+        images = self._to_array(images, "`images`")
+        num_samples = len(images)
+        mask = np.asarray(ops.convert_to_numpy(mask)).astype("float32")
+        try:
+            if mask.ndim == images.ndim - 1 and mask.shape[-1] != (
+                    self.image_shape[-1]) or mask.ndim == 2:
+                mask = mask[..., None]
+            mask = np.broadcast_to(mask, images.shape).astype("float32")
+        except ValueError:
+            raise ValueError(
+                f"`mask` of shape {mask.shape} does not fit images of shape "
+                f"{images.shape}: pass one mask (H, W) or one per image "
+                "(N, H, W) or (N, H, W, C).") from None
+        if not ((mask == 0) | (mask == 1)).all():
+            raise ValueError(
+                "`mask` must hold 0 (keep the pixel) and 1 (generate it) "
+                "only.")
+        labels = self._check_sampling(steps, labels, guidance, eta,
+                                      num_samples)
+        times = np.linspace(1.0, 0.0, int(steps) + 1).astype("float32")
+        seed = self._sampling_seed(seed)
+
+        def run_chunk(start, stop, progbar):
+            rng = np.random.default_rng([seed, start])
+            x = rng.standard_normal(
+                (stop - start,) + self.image_shape).astype("float32")
+            known = images[start:stop] * 2.0 - 1.0
+            return self._denoise(
+                x, times, None if labels is None else labels[start:stop],
+                guidance, eta, rng, progbar, known=known,
+                mask=mask[start:stop])
+
+        chunks = self._run_chunks(num_samples, batch_size, verbose,
+                                  int(steps), run_chunk)
+        return _inputs.unsigned_pixels(np.concatenate(chunks))
+
+    def reverse_process(self, num_samples=8, steps=50, frames=10, seed=None,
+                        eta=0.0, labels=None, guidance=None):
+        """The way from noise to image of a few samples, for figures.
+
+        Args:
+            num_samples: how many samples.
+            steps: DDIM steps.
+            frames: how many states to keep, evenly spaced from the pure
+                noise to the final image (both included).
+            seed: optional integer; the same seed as `generate` gives the
+                same final images.
+            eta: see `generate`.
+            labels: see `generate`.
+            guidance: see `generate`.
+
+        Returns:
+            numpy float32 array `(num_samples, frames, H, W, C)` in [0, 1]:
+            one row per sample, noise first (pixels clipped to [0, 1]).
+        """
+        self.ensure_built("reverse_process")
+        num_samples = self.check_num_samples(num_samples)
+        if int(frames) < 2:
+            raise ValueError(f"`frames` must be at least 2; got {frames}.")
+        labels = self._check_sampling(steps, labels, guidance, eta,
+                                      num_samples)
+        steps = int(steps)
+        times = np.linspace(1.0, 0.0, steps + 1).astype("float32")
+        seed = self._sampling_seed(seed)
+        rng = np.random.default_rng([seed, 0])
+        x = rng.standard_normal(
+            (num_samples,) + self.image_shape).astype("float32")
+        states = [x]
+        image = self._denoise(x, times, labels, guidance, eta, rng, None,
+                              frames=states)
+        states[-1] = image
+        keep = np.unique(np.round(
+            np.linspace(0, steps, int(frames))).astype(int))
+        kept = np.stack([states[i] for i in keep], axis=1)
+        return _inputs.unsigned_pixels(kept)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "num_classes": self.num_classes,
+            "widths": list(self.widths),
+            "blocks_per_level": self.blocks_per_level,
+            "attention": self.attention,
+            "dropout": self.dropout,
+            "ema_decay": self.ema_decay,
+            "label_dropout": self.label_dropout,
+        })
+        return config
