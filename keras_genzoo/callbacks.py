@@ -250,12 +250,83 @@ class ReconstructionGridSaver(_GridCallback):
         )
 
 
+class ReverseProcessSaver(_GridCallback):
+    """Saves the reverse process of a diffusion model as PNG frames.
+
+    At the end of training it runs `model.reverse_process(num_images,
+    steps, frames, seed=seed)` and writes one grid per frame, pure noise
+    first and the final images last, as `{directory}/{prefix}_NNN.png`;
+    `paths` lists them, so a `ProgressGif` listed after it turns them into
+    a noise-to-image animation. Works with any model that has
+    `reverse_process` (`DiffusionModel`).
+
+    Args:
+        directory: folder for the PNG files (created if needed).
+        num_images: samples per frame.
+        steps: sampling steps from noise to image.
+        frames: how many frames (states evenly spaced along the way).
+        seed: the fixed seed of the samples.
+        columns: images per row; default: square grid.
+        scale: integer upscaling of the grid (nearest neighbour).
+        padding: pixels between images.
+        prefix: file name prefix.
+        **sampling: more `reverse_process` arguments (`labels`,
+            `guidance`, `eta`).
+
+    Examples:
+        >>> import numpy as np, tempfile
+        >>> from keras_genzoo import DiffusionModel
+        >>> from keras_genzoo.callbacks import ProgressGif, ReverseProcessSaver
+        >>> saver = ReverseProcessSaver(tempfile.mkdtemp(), num_images=4,
+        ...                             steps=4, frames=3)
+        >>> gif = ProgressGif(saver, path=saver.directory + "/reverse.gif")
+        >>> images = np.random.rand(32, 8, 8, 1).astype("float32")
+        >>> _ = DiffusionModel(widths=(8,)).fit(
+        ...     images, epochs=1, callbacks=[saver, gif], verbose=0)
+        >>> len(saver.paths), gif.num_frames
+        (3, 3)
+    """
+
+    def __init__(self, directory, num_images=8, steps=50, frames=10, seed=0,
+                 columns=None, scale=2, padding=2, prefix="reverse",
+                 **sampling):
+        super().__init__(directory, 1, prefix, columns, scale, padding)
+        if int(num_images) <= 0:
+            raise ValueError(
+                f"`num_images` must be positive; got {num_images}.")
+        if int(frames) < 2:
+            raise ValueError(f"`frames` must be at least 2; got {frames}.")
+        self.num_images = int(num_images)
+        self.steps = int(steps)
+        self.frames = int(frames)
+        self.seed = int(seed)
+        self.sampling = sampling
+
+    def on_train_begin(self, logs=None):
+        self._require("reverse_process")
+        self.paths = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass  # the frames are written once, at the end of training
+
+    def on_train_end(self, logs=None):
+        frames = self.model.reverse_process(
+            self.num_images, steps=self.steps, frames=self.frames,
+            seed=self.seed, **self.sampling)
+        for i in range(frames.shape[1]):
+            path = os.path.join(self.directory,
+                                f"{self.prefix}_{i:03d}.png")
+            self.paths.append(save_image_grid(
+                frames[:, i], path, columns=self.columns,
+                padding=self.padding, scale=self.scale))
+
+
 class ProgressGif(keras.callbacks.Callback):
     """Assembles the grids a grid saver wrote into one animated GIF.
 
     At the end of training it reads the PNG files of `saver.paths` (an
-    `ImageGridSaver` or `ReconstructionGridSaver` listed *before* it in
-    `callbacks`), first epoch to last, and writes them as frames of a GIF
+    `ImageGridSaver`, `ReconstructionGridSaver` or `ReverseProcessSaver`
+    listed *before* it in `callbacks`), first to last, and writes them as frames of a GIF
     that loops forever. `path` is where it was written.
 
     Args:
@@ -282,7 +353,8 @@ class ProgressGif(keras.callbacks.Callback):
         super().__init__()
         if not isinstance(saver, _GridCallback):
             raise ValueError(
-                "`saver` must be an ImageGridSaver or ReconstructionGridSaver "
+                "`saver` must be an ImageGridSaver, ReconstructionGridSaver "
+                "or ReverseProcessSaver "
                 f"(the callback whose grids become frames); got {saver!r}."
             )
         self.saver = saver
