@@ -133,7 +133,8 @@ class DiffusionModel(ImageModel):
         dropout: dropout rate inside the U-Net's residual blocks.
         ema_decay: decay of the weights' moving average. The decay used at
             step `n` is `min(ema_decay, (1 + n) / (10 + n))`, so short runs
-            are averaged over a short window.
+            are averaged over a short window (`n` counts the optimizer's
+            steps: compiling with a new optimizer restarts the warm-up).
         label_dropout: conditional models: how often a label is replaced by
             "no label" during training (what guidance needs).
         network: optional network of your own (see the contract above).
@@ -517,13 +518,20 @@ class DiffusionModel(ImageModel):
             labels = np.full((n,), self.num_classes, "int32")
         guidance = np.float32(1.0 if guidance is None else guidance)
         eta = np.float32(eta)
+        # x stays a backend tensor between steps (no host round trip on a
+        # GPU) unless inpainting or figures need it on the host
+        labels = ops.convert_to_tensor(labels, "int32")
+        shape = tuple(x.shape)
+        zeros = ops.zeros(shape, "float32")
+        x = ops.convert_to_tensor(x, "float32")
         image = x
         for t, t_next in zip(times[:-1], times[1:]):
-            noise = (rng.standard_normal(x.shape).astype("float32") if eta
-                     else np.zeros(x.shape, "float32"))
+            noise = (rng.standard_normal(shape).astype("float32") if eta
+                     else zeros)
             x, image = step(x, np.float32(t), np.float32(t_next), noise, eta,
                             labels, guidance)
-            x = np.asarray(ops.convert_to_numpy(x))
+            if known is not None or frames is not None:
+                x = np.asarray(ops.convert_to_numpy(x))
             if known is not None:
                 alpha, sigma = (float(v) for v in ops.convert_to_numpy(
                     ops.stack(noise_schedule(np.float32(t_next)))))
@@ -699,10 +707,12 @@ class DiffusionModel(ImageModel):
         """
         self.ensure_built("reverse_process")
         num_samples = self.check_num_samples(num_samples)
-        if int(frames) < 2:
-            raise ValueError(f"`frames` must be at least 2; got {frames}.")
         labels = self._check_sampling(steps, labels, guidance, eta,
                                       num_samples)
+        if not 2 <= int(frames) <= int(steps) + 1:
+            raise ValueError(
+                f"`frames` must be from 2 to steps + 1 = {int(steps) + 1} "
+                f"(the states along the way); got {frames}.")
         steps = int(steps)
         times = np.linspace(1.0, 0.0, steps + 1).astype("float32")
         seed = self._sampling_seed(seed)

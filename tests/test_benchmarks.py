@@ -1,0 +1,46 @@
+"""The diffusion benchmark runs end to end in its --smoke mode, in this
+process, on the backend the tests run on (the others are benchmarked by
+hand: they train for minutes)."""
+
+import importlib.util
+import os
+
+BENCHMARKS = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(BENCHMARKS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_diffusion_benchmark_smoke(tmp_path):
+    import keras
+
+    rows = _load("diffusion_mnist").main(
+        ["--smoke", "--in-process", "--grid-dir", str(tmp_path)])
+    assert [r.get("error") for r in rows] == [None] * len(rows)
+    assert {r["backend"] for r in rows} == {keras.backend.backend()}
+    # real_test, diffusion at 1 and 2 steps, cond_diffusion at 1 step with
+    # guidance 1 and 2 and at 2 steps with guidance 1, dcgan
+    assert [(r["model"], r.get("ddim_steps"), r.get("guidance"))
+            for r in rows] == [
+        ("real_test", None, None), ("diffusion", 1, None),
+        ("diffusion", 2, None), ("cond_diffusion", 1, 1.0),
+        ("cond_diffusion", 1, 2.0), ("cond_diffusion", 2, 1.0),
+        ("dcgan", None, None)]
+    for row in rows[1:]:
+        assert row["train_steps"] >= 1 and row["images_per_s"] > 0
+        assert row["sample_images_per_s"] > 0 and row["num_samples"] == 8
+        assert row["fd"] >= 0 and 0 < row["confidence"] <= 1
+        assert 1 <= row["classes_covered"] <= 10
+        assert isinstance(row["target_met"], bool)
+    assert all(0 <= r["label_accuracy"] <= 1 for r in rows
+               if r["model"] == "cond_diffusion")
+    paths = [r[key] for r in rows for key in ("grid", "reverse_grid",
+                                             "reverse_gif") if key in r]
+    assert len(paths) == 3 + 3 + 1  # two diffusion models, the dcgan
+    for path in paths:
+        assert os.path.getsize(path) > 0, path
