@@ -166,6 +166,8 @@ class ImageGridSaver(_GridCallback):
         scale: integer upscaling of the grid (nearest neighbour).
         padding: pixels between images.
         prefix: file name prefix.
+        **sampling: more `generate` arguments (a diffusion model's `steps`,
+            a conditional model's `labels`).
 
     Examples:
         >>> import numpy as np, tempfile
@@ -180,7 +182,8 @@ class ImageGridSaver(_GridCallback):
     """
 
     def __init__(self, directory, num_images=16, every_n_epochs=1, seed=0,
-                 columns=None, scale=2, padding=2, prefix="samples"):
+                 columns=None, scale=2, padding=2, prefix="samples",
+                 **sampling):
         super().__init__(directory, every_n_epochs, prefix, columns, scale,
                          padding)
         if int(num_images) <= 0:
@@ -189,12 +192,14 @@ class ImageGridSaver(_GridCallback):
             )
         self.num_images = int(num_images)
         self.seed = int(seed)
+        self.sampling = sampling
 
     def on_train_begin(self, logs=None):
         self._require("generate")
 
     def make_images(self):
-        return self.model.generate(self.num_images, seed=self.seed)
+        return self.model.generate(self.num_images, seed=self.seed,
+                                   **self.sampling)
 
 
 class ReconstructionGridSaver(_GridCallback):
@@ -536,6 +541,8 @@ class QualityMonitor(keras.callbacks.Callback):
         max_real_images: use at most this many of `real_images`.
         verbose: print the numbers after each scoring.
         every: short alias of `every_n_epochs`.
+        **sampling: more `generate` arguments (a diffusion model's `steps`,
+            a conditional model's `labels`).
 
     Examples:
         >>> from keras_genzoo import VAE
@@ -555,7 +562,8 @@ class QualityMonitor(keras.callbacks.Callback):
 
     def __init__(self, real_images, every_n_epochs=1, num_samples=1000,
                  seed=0, feature_model=None, classifier=None, prefix="",
-                 max_real_images=None, verbose=True, every=None):
+                 max_real_images=None, verbose=True, every=None,
+                 **sampling):
         super().__init__()
         from keras_genzoo import metrics
 
@@ -578,6 +586,7 @@ class QualityMonitor(keras.callbacks.Callback):
         self.classifier = classifier
         self.prefix = str(prefix)
         self.verbose = bool(verbose)
+        self.sampling = sampling
         self.scores = []  # (epoch, scores dict) pairs
         self._real_features = None
 
@@ -617,7 +626,8 @@ class QualityMonitor(keras.callbacks.Callback):
         from keras_genzoo import metrics
 
         generated = metrics.collect_images(
-            self.model.generate(self.num_samples, seed=self.seed),
+            self.model.generate(self.num_samples, seed=self.seed,
+                                **self.sampling),
             f"{type(self.model).__name__}.generate's images")
         features = metrics._predict(self._features, generated, 500)
         probabilities = None
