@@ -299,8 +299,11 @@ class ReverseProcessSaver(_GridCallback):
         if int(num_images) <= 0:
             raise ValueError(
                 f"`num_images` must be positive; got {num_images}.")
-        if int(frames) < 2:
-            raise ValueError(f"`frames` must be at least 2; got {frames}.")
+        if not 2 <= int(frames) <= int(steps) + 1:
+            # checked here, not after training, in `reverse_process`
+            raise ValueError(
+                f"`frames` must be from 2 to steps + 1 = {int(steps) + 1} "
+                f"(the states along the way); got {frames}.")
         self.num_images = int(num_images)
         self.steps = int(steps)
         self.frames = int(frames)

@@ -5,7 +5,15 @@ import pytest
 import tensorflow as tf
 
 from contract import ModelContract, run_model_contract, to_numpy
-from keras_genzoo import GAN, VAE, WGANGP, AutoEncoder, BigramLM, MiniGPT
+from keras_genzoo import (
+    GAN,
+    VAE,
+    WGANGP,
+    AutoEncoder,
+    BigramLM,
+    DiffusionModel,
+    MiniGPT,
+)
 from keras_genzoo import datasets
 
 CODES = np.random.RandomState(0).randn(4, 4).astype("float32")
@@ -20,10 +28,12 @@ def _image_bad_inputs(images):
 
 
 def _image_contract(make_model, images, labels=None, adversarial=False,
-                    outputs=None, can_generate=True):
-    def generate(model, seed):
+                    outputs=None, can_generate=True, generate=None,
+                    bad_inputs=()):
+    def default_generate(model, seed):
         return model.generate(3, seed=seed)
 
+    generate = generate or default_generate
     return ModelContract(
         make_model=make_model,
         fit_data=images, fit_y=labels, steps_per_epoch=2,
@@ -34,7 +44,7 @@ def _image_contract(make_model, images, labels=None, adversarial=False,
         loss_key=None if adversarial else "loss",
         networks=(lambda m: [m.generator, m.discriminator])
         if adversarial else (lambda m: [m]),
-        bad_inputs=_image_bad_inputs(images),
+        bad_inputs=_image_bad_inputs(images) + list(bad_inputs),
     )
 
 
@@ -44,6 +54,32 @@ def _scores(model):
     if model.num_classes:
         return to_numpy(model([images, np.array([1, 2])]))
     return to_numpy(model(images))
+
+
+def _denoised(model):
+    # the trained and the averaged network on fixed noisy digits in [-1, 1]
+    noisy = np.linspace(-1, 1, 2 * 28 * 28, dtype="float32")
+    inputs = [noisy.reshape(2, 28, 28, 1), np.array([0.3, 0.8], "float32")]
+    if model.num_classes:
+        inputs.append(np.array([3, model.num_classes], "int32"))  # 3, none
+    return np.concatenate([to_numpy(model(inputs)),
+                           to_numpy(model.ema_network(inputs))])
+
+
+def _diffusion_contract(images, labels=None):
+    def generate(model, seed):
+        if model.num_classes:
+            return model.generate(3, steps=3, seed=seed, labels=[1, 2, 3],
+                                  guidance=2.0)
+        return model.generate(3, steps=3, seed=seed)
+
+    conditional = labels is not None
+    return _image_contract(
+        lambda: DiffusionModel(num_classes=10 if conditional else None,
+                               widths=(8,), seed=0),
+        images, labels, outputs=_denoised, generate=generate,
+        bad_inputs=[(images, "conditional .* has no labels")]
+        if conditional else ())
 
 
 def _text_contract(cls, **kwargs):
@@ -90,6 +126,8 @@ def _contracts(mnist):
         "wgan_gp": lambda: _image_contract(
             lambda: WGANGP(d_steps=2, **gan_kwargs), images,
             adversarial=True, outputs=_scores),
+        "diffusion": lambda: _diffusion_contract(images),
+        "conditional_diffusion": lambda: _diffusion_contract(images, labels),
         "bigram": lambda: _text_contract(BigramLM),
         "minigpt": lambda: _text_contract(MiniGPT, num_layers=1, num_heads=2,
                                           hidden_dim=16),
@@ -97,7 +135,8 @@ def _contracts(mnist):
 
 
 @pytest.mark.parametrize("name", ["autoencoder", "vae", "gan",
-                                  "conditional_gan", "wgan_gp", "bigram",
+                                  "conditional_gan", "wgan_gp", "diffusion",
+                                  "conditional_diffusion", "bigram",
                                   "minigpt"])
 def test_model_contract(mnist, tmp_path, name):
     run_model_contract(_contracts(mnist)[name](), tmp_path)

@@ -196,7 +196,12 @@ class DiffusionModel(ImageModel):
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1); got {dropout}.")
         self.num_classes = None if num_classes is None else int(num_classes)
-        self.widths = check_filters(widths)
+        try:
+            self.widths = check_filters(widths)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"`widths` must be a non-empty list of positive integers, "
+                f"e.g. (32, 64); got {widths!r}.") from None
         self.blocks_per_level = int(blocks_per_level)
         self.attention = bool(attention)
         self.dropout = float(dropout)
@@ -244,7 +249,14 @@ class DiffusionModel(ImageModel):
     def _copy_network(self, network):
         """A copy of `network` with the same weights, not trained: the EMA."""
         config = keras.saving.serialize_keras_object(network)
-        copy = keras.saving.deserialize_keras_object(config)
+        try:
+            copy = keras.saving.deserialize_keras_object(config)
+        except TypeError as error:
+            raise ValueError(
+                "The model keeps an averaged copy of `network`, made from "
+                "its config, which failed: register a subclassed network "
+                "with `@keras.saving.register_keras_serializable()` and give "
+                f"it a `get_config` ({error}).") from None
         if not copy.built:
             probe = keras.random.normal((2,) + self.image_shape, seed=0)
             copy(self._network_inputs(probe, ops.ones((2,)) * 0.5,
@@ -452,18 +464,13 @@ class DiffusionModel(ImageModel):
                     "(DiffusionModel(num_classes=...)); this one is not.")
             if guidance is not None:
                 raise ValueError(
-                    "`guidance` is only for conditional diffusion models "
-                    "(DiffusionModel(num_classes=...)) given `labels`.")
-            return None
-        if labels is None:
-            if guidance is not None:
-                raise ValueError(
-                    "`guidance` needs `labels`: guidance steers samples "
-                    "towards their labels. Pass labels=..., or drop "
-                    "guidance= for unconditional samples.")
-            return None
+                    "`guidance` needs labels: it is only for conditional "
+                    "diffusion models (DiffusionModel(num_classes=...)).")
+            return None, None
         if guidance is not None and float(guidance) < 0:
             raise ValueError(f"`guidance` must be >= 0; got {guidance}.")
+        if labels is None:
+            labels = np.arange(num_samples) % self.num_classes
         labels = np.asarray(ops.convert_to_numpy(labels))
         if labels.ndim == 0:
             labels = np.full((num_samples,), labels)
@@ -472,16 +479,29 @@ class DiffusionModel(ImageModel):
             raise ValueError(
                 f"Got {len(labels)} labels for {num_samples} samples: pass "
                 "one label, or one per sample.")
-        if (labels.astype("int64") != labels).any() or labels.min() < 0 or (
-                labels.max() >= self.num_classes):
+        if len(labels) and ((labels.astype("int64") != labels).any()
+                            or labels.min() < 0
+                            or labels.max() >= self.num_classes):
             raise ValueError(
                 f"Labels must be integers in 0..{self.num_classes - 1}; got "
                 f"{labels.min()}..{labels.max()}.")
-        return labels.astype("int32")
+        labels = labels.astype("int32")
+        if guidance is not None and float(guidance) == 0.0:
+            # the unconditional prediction alone: one network pass
+            return np.full_like(labels, self.num_classes), None
+        if guidance is not None and float(guidance) == 1.0:
+            return labels, None  # the conditional prediction alone
+        return labels, guidance
 
     def _sampling_seed(self, seed):
         seed = self.draw_seed() if seed is None else int(seed)
         return seed
+
+    def _start_noise(self, seed, num_samples):
+        """The starting noise of every sample: sample i's depends on the
+        seed alone, whatever `batch_size` or method draws it."""
+        return np.random.default_rng(seed).standard_normal(
+            (num_samples,) + self.image_shape).astype("float32")
 
     def _run_chunks(self, num_samples, batch_size, verbose, total_steps,
                     run_chunk):
@@ -548,7 +568,7 @@ class DiffusionModel(ImageModel):
         return image
 
     def generate(self, num_samples=None, steps=50, seed=None, eta=0.0,
-                 labels=None, guidance=None, images=None, strength=0.8,
+                 labels=None, guidance=None, images=None, strength=None,
                  batch_size=256, verbose="auto"):
         """Draws new images with DDIM, from noise or from given images.
 
@@ -563,15 +583,16 @@ class DiffusionModel(ImageModel):
             eta: 0 for deterministic DDIM, 1 for DDPM-like ancestral
                 sampling (fresh noise at every step), or in between.
             labels: conditional models: one class for all images (an int)
-                or one per image; `None` draws unconditional samples.
-            guidance: conditional models, with `labels`: the classifier-free
-                guidance scale (1: plain conditional, larger: closer to the
-                labels, 0: unconditional); `None` is 1 and runs the network
-                once per step instead of twice.
+                or one per image; default: classes 0, 1, 2, ... in turn.
+            guidance: conditional models: the classifier-free guidance scale
+                (1 or `None`: plain conditional; larger: closer to the
+                labels, at two network passes per step; 0: unconditional
+                samples, ignoring the labels).
             images: image-to-image: real images (uint8 or [0, 1]) to noise
                 to level `strength` and denoise again.
             strength: image-to-image: how much noise, from 0 (the images
-                come back unchanged) to 1 (pure noise: a new sample).
+                come back unchanged) to 1 (pure noise: a new sample);
+                default 0.8.
             batch_size: how many images to denoise at once.
             verbose: show a progress bar; `"auto"` shows one for long runs
                 (`num_samples * steps >= 10000`).
@@ -587,14 +608,19 @@ class DiffusionModel(ImageModel):
                     f"`num_samples={num_samples}` disagrees with the "
                     f"{len(images)} images given: drop `num_samples`.")
             num_samples = len(images)
+            strength = 0.8 if strength is None else strength
             if not 0.0 <= float(strength) <= 1.0:
                 raise ValueError(
                     f"`strength` must be in [0, 1]; got {strength}.")
+        elif strength is not None:
+            raise ValueError(
+                "`strength` is for image-to-image: pass the images to start "
+                "from as `images=`.")
         elif num_samples is None:
             raise ValueError("Pass `num_samples` (or `images=`).")
         num_samples = self.check_num_samples(num_samples)
-        labels = self._check_sampling(steps, labels, guidance, eta,
-                                      num_samples)
+        labels, guidance = self._check_sampling(steps, labels, guidance,
+                                                eta, num_samples)
         steps = int(steps)
         start_t = 1.0
         if images is not None:
@@ -605,10 +631,12 @@ class DiffusionModel(ImageModel):
         times = np.linspace(start_t, 0.0, steps + 1).astype("float32")
         seed = self._sampling_seed(seed)
 
+        start_noise = self._start_noise(seed, num_samples)
+
         def run_chunk(start, stop, progbar):
-            rng = np.random.default_rng([seed, start])
-            x = rng.standard_normal(
-                (stop - start,) + self.image_shape).astype("float32")
+            # the noise of eta > 0 steps, per batch
+            rng = np.random.default_rng([seed, start + 1])
+            x = start_noise[start:stop]
             if images is not None:
                 alpha, sigma = noise_schedule(np.float32(start_t))
                 alpha = float(ops.convert_to_numpy(alpha))
@@ -667,15 +695,16 @@ class DiffusionModel(ImageModel):
             raise ValueError(
                 "`mask` must hold 0 (keep the pixel) and 1 (generate it) "
                 "only.")
-        labels = self._check_sampling(steps, labels, guidance, eta,
-                                      num_samples)
+        labels, guidance = self._check_sampling(steps, labels, guidance,
+                                                eta, num_samples)
         times = np.linspace(1.0, 0.0, int(steps) + 1).astype("float32")
         seed = self._sampling_seed(seed)
 
+        start_noise = self._start_noise(seed, num_samples)
+
         def run_chunk(start, stop, progbar):
-            rng = np.random.default_rng([seed, start])
-            x = rng.standard_normal(
-                (stop - start,) + self.image_shape).astype("float32")
+            rng = np.random.default_rng([seed, start + 1])
+            x = start_noise[start:stop]
             known = images[start:stop] * 2.0 - 1.0
             return self._denoise(
                 x, times, None if labels is None else labels[start:stop],
@@ -684,7 +713,10 @@ class DiffusionModel(ImageModel):
 
         chunks = self._run_chunks(num_samples, batch_size, verbose,
                                   int(steps), run_chunk)
-        return _inputs.unsigned_pixels(np.concatenate(chunks))
+        filled = _inputs.unsigned_pixels(np.concatenate(chunks))
+        # the kept pixels as given: their round trip through [-1, 1] can
+        # change the last bit (63 of the 256 uint8 levels)
+        return np.where(mask > 0, filled, images).astype("float32")
 
     def reverse_process(self, num_samples=8, steps=50, frames=10, seed=None,
                         eta=0.0, labels=None, guidance=None):
@@ -707,8 +739,8 @@ class DiffusionModel(ImageModel):
         """
         self.ensure_built("reverse_process")
         num_samples = self.check_num_samples(num_samples)
-        labels = self._check_sampling(steps, labels, guidance, eta,
-                                      num_samples)
+        labels, guidance = self._check_sampling(steps, labels, guidance,
+                                                eta, num_samples)
         if not 2 <= int(frames) <= int(steps) + 1:
             raise ValueError(
                 f"`frames` must be from 2 to steps + 1 = {int(steps) + 1} "
@@ -716,9 +748,8 @@ class DiffusionModel(ImageModel):
         steps = int(steps)
         times = np.linspace(1.0, 0.0, steps + 1).astype("float32")
         seed = self._sampling_seed(seed)
-        rng = np.random.default_rng([seed, 0])
-        x = rng.standard_normal(
-            (num_samples,) + self.image_shape).astype("float32")
+        rng = np.random.default_rng([seed, 1])
+        x = self._start_noise(seed, num_samples)
         states = [x]
         image = self._denoise(x, times, labels, guidance, eta, rng, None,
                               frames=states)

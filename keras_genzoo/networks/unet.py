@@ -25,17 +25,20 @@ def _groups(channels, groups=8):
 
 
 def _residual_block(x, embedding, channels, dropout, name):
-    """GroupNorm-swish-conv twice, the embedding added in between."""
+    """GroupNorm-swish-conv twice, the embedding added in between (after
+    the second GroupNorm: before it, a group of one channel, as in levels
+    of 8 channels or fewer, would subtract the per-channel shift out again
+    and leave the network blind to the noise level and the label)."""
     skip = x
     if x.shape[-1] != channels:
         skip = layers.Conv2D(channels, 1, name=f"{name}_skip")(x)
     h = layers.GroupNormalization(_groups(x.shape[-1]), name=f"{name}_norm1")(x)
     h = layers.Activation("swish", name=f"{name}_act1")(h)
     h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv1")(h)
+    h = layers.GroupNormalization(_groups(channels), name=f"{name}_norm2")(h)
     shift = layers.Dense(channels, name=f"{name}_embedding")(embedding)
     shift = layers.Reshape((1, 1, channels), name=f"{name}_shift")(shift)
     h = layers.Add(name=f"{name}_add_embedding")([h, shift])
-    h = layers.GroupNormalization(_groups(channels), name=f"{name}_norm2")(h)
     h = layers.Activation("swish", name=f"{name}_act2")(h)
     if dropout:
         h = layers.Dropout(dropout, name=f"{name}_dropout")(h)
