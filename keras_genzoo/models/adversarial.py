@@ -265,31 +265,8 @@ class AdversarialModel(ImageModel):
     # --------------------------------------------------------------- data
     def check_data(self, x, y=None, what="the training data"):
         x = super().check_data(x, y, what)
-        if self.num_classes and not _inputs.has_labels(x, y):
-            raise ValueError(
-                f"This GAN is conditional (num_classes={self.num_classes}) "
-                f"but {what} has no labels: pass `fit(images, labels)`, a "
-                "dataset of (images, labels) tuples, or dicts with a "
-                "'label' key."
-            )
+        self.require_labels(x, y, what, "GAN")
         return x
-
-    def unpack_batch(self, data):
-        """Splits a batch into images in [-1, 1] and integer labels.
-
-        Args:
-            data: a batch as the dataset yields it (see
-                `keras_genzoo._inputs.split_batch`).
-
-        Returns:
-            `(images, labels)`; `labels` is `None` for unconditional models.
-        """
-        images, labels = _inputs.split_batch(data)
-        images = _inputs.scale_pixels(ops.convert_to_tensor(images),
-                                      signed=True)
-        if not self.num_classes:
-            return images, None
-        return images, ops.reshape(ops.cast(labels, "int32"), (-1,))
 
     # --------------------------------------------------------- networks
     def sample_noise(self, batch_size, seed=None):

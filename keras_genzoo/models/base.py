@@ -435,6 +435,44 @@ class ImageModel(GenerativeModel):
         self.build((None,) + self.image_shape)
 
     # ------------------------------------------------------ data handling
+    # A conditional subclass (a GAN, a diffusion model) sets the number of
+    # classes its labels take; `None`: the model ignores labels.
+    num_classes = None
+
+    def require_labels(self, x, y, what, kind):
+        """One `ValueError` when a conditional model's data has no labels.
+
+        Args:
+            x: the data given to `fit` (or a batch).
+            y: the labels given next to it, or `None`.
+            what: the data's name for the message ("the training data").
+            kind: the model's name for the message ("GAN").
+        """
+        if self.num_classes and not _inputs.has_labels(x, y):
+            raise ValueError(
+                f"This {kind} is conditional (num_classes={self.num_classes})"
+                f" but {what} has no labels: pass `fit(images, labels)`, a "
+                "dataset of (images, labels) tuples, or dicts with a "
+                "'label' key.")
+
+    def unpack_batch(self, data):
+        """Splits a batch into images in [-1, 1] and integer labels.
+
+        Args:
+            data: a batch as the dataset yields it (see
+                `keras_genzoo._inputs.split_batch`).
+
+        Returns:
+            `(images, labels)`; `labels` is `None` unless the model is
+            conditional (`num_classes`).
+        """
+        images, labels = _inputs.split_batch(data)
+        images = _inputs.scale_pixels(ops.convert_to_tensor(images),
+                                      signed=True)
+        if not self.num_classes:
+            return images, None
+        return images, ops.reshape(ops.cast(labels, "int32"), (-1,))
+
     def images_from_inputs(self, inputs):
         """Takes the images out of a batch and scales them to [0, 1].
 

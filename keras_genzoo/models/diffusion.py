@@ -297,23 +297,8 @@ class DiffusionModel(ImageModel):
     # --------------------------------------------------------------- data
     def check_data(self, x, y=None, what="the training data"):
         x = super().check_data(x, y, what)
-        if self.num_classes and not _inputs.has_labels(x, y):
-            raise ValueError(
-                f"This diffusion model is conditional (num_classes="
-                f"{self.num_classes}) but {what} has no labels: pass "
-                "`fit(images, labels)`, a dataset of (images, labels) "
-                "tuples, or dicts with a 'label' key.")
+        self.require_labels(x, y, what, "diffusion model")
         return x
-
-    def unpack_batch(self, data):
-        """Splits a batch into images in [-1, 1] and int labels (`None` for
-        an unconditional model)."""
-        images, labels = _inputs.split_batch(data)
-        images = _inputs.scale_pixels(ops.convert_to_tensor(images),
-                                      signed=True)
-        if not self.num_classes:
-            return images, None
-        return images, ops.reshape(ops.cast(labels, "int32"), (-1,))
 
     # ----------------------------------------------------------- training
     def call(self, inputs, training=False):
