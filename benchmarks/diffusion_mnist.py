@@ -440,6 +440,11 @@ def run_model(name, args, facts, data, score):
         if name != "dcgan":
             head["widths"] = list(model.widths)
         head.update(train(model, name, args, train_images, train_labels))
+        if args.save_dir:
+            os.makedirs(args.save_dir, exist_ok=True)
+            head["saved"] = os.path.join(
+                args.save_dir, f"{name}_{facts['backend']}.keras")
+            model.save(head["saved"])
         sample = sampler(model, name, args)
         settings = sampling_settings(name, args)
         figures = figure_setting(settings)
@@ -562,6 +567,9 @@ def parse_args(argv=None):
     parser.add_argument("--train-images", type=int, default=None,
                         help="train on the first N digits (default all)")
     parser.add_argument("--mnist-dir", default=DEFAULT_MNIST_DIR)
+    parser.add_argument("--save-dir", default=None,
+                        help="save each trained model here as "
+                             "{model}_{backend}.keras (for figures)")
     parser.add_argument("--grid-dir", default=None,
                         help="write sample grids, reverse-process figures "
                              "and GIFs here")
