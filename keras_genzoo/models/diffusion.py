@@ -432,8 +432,10 @@ class DiffusionModel(ImageModel):
         return x_next, image
 
     def _check_sampling(self, steps, labels, guidance, eta, num_samples):
-        """The checks shared by `generate` and `inpaint`; returns the labels
-        as an int32 array (or `None`)."""
+        """The checks shared by the sampling methods; returns `(labels,
+        guidance)`: the labels as an int32 array (`None` for an
+        unconditional model; all "no label" for `guidance=0`) and the
+        guidance scale, `None` where one network pass suffices."""
         if int(steps) < 1:
             raise ValueError(
                 f"`steps` must be at least 1 (50 is a good default); got "
