@@ -20,7 +20,7 @@ def _load(name):
     "name, flags",
     [("vae_mnist", []), ("autoencoder_mnist", []), ("gan_mnist", []),
      ("gan_mnist", ["--model", "wgan-gp", "--conditional"]),
-     ("diffusion_mnist", []), ("diffusion_mnist", ["--conditional"]),
+     ("diffusion_mnist", ["--conditional"]),
      ("bigram_shakespeare", []), ("minigpt_shakespeare", [])],
 )
 def test_example_smoke(name, flags, tmp_path):
