@@ -223,10 +223,7 @@ class DiffusionModel(ImageModel):
         inputs = 3 if self.num_classes else 2
         self.adopt_image_shape(self.network, "network", NETWORK_CONTRACT,
                                num_inputs=inputs)
-        probe = keras.random.normal((2,) + self.image_shape, seed=0)
-        output = self._network_inputs(probe, ops.ones((2,)) * 0.5,
-                                      self._no_labels(2))
-        output = self.network(output, training=False)
+        output = self.network(self._probe_inputs(), training=False)
         if tuple(ops.shape(output)) != (2,) + self.image_shape:
             raise ValueError(
                 f"Contract: {NETWORK_CONTRACT}; this network returns shape "
@@ -258,12 +255,17 @@ class DiffusionModel(ImageModel):
                 "with `@keras.saving.register_keras_serializable()` and give "
                 f"it a `get_config` ({error}).") from None
         if not copy.built:
-            probe = keras.random.normal((2,) + self.image_shape, seed=0)
-            copy(self._network_inputs(probe, ops.ones((2,)) * 0.5,
-                                      self._no_labels(2)), training=False)
+            copy(self._probe_inputs(), training=False)
         copy.set_weights(network.get_weights())
         copy.trainable = False
         return copy
+
+    def _probe_inputs(self):
+        """Network inputs for two noisy images at level 0.5, "no label":
+        what checks a user's network and builds its copy."""
+        probe = keras.random.normal((2,) + self.image_shape, seed=0)
+        return self._network_inputs(probe, ops.ones((2,)) * 0.5,
+                                    self._no_labels(2))
 
     def _no_labels(self, batch_size):
         if not self.num_classes:
@@ -619,16 +621,15 @@ class DiffusionModel(ImageModel):
         seed = self._sampling_seed(seed)
 
         start_noise = self._start_noise(seed, num_samples)
+        if images is not None:  # image-to-image: noise them to `start_t`
+            alpha, sigma = (float(ops.convert_to_numpy(a))
+                            for a in noise_schedule(np.float32(start_t)))
+            start_noise = alpha * (images * 2.0 - 1.0) + sigma * start_noise
 
         def run_chunk(start, stop, progbar):
             # the noise of eta > 0 steps, per batch
             rng = np.random.default_rng([seed, start + 1])
             x = start_noise[start:stop]
-            if images is not None:
-                alpha, sigma = noise_schedule(np.float32(start_t))
-                alpha = float(ops.convert_to_numpy(alpha))
-                sigma = float(ops.convert_to_numpy(sigma))
-                x = alpha * (images[start:stop] * 2.0 - 1.0) + sigma * x
             return self._denoise(
                 x, times, None if labels is None else labels[start:stop],
                 guidance, eta, rng, progbar)
