@@ -57,52 +57,20 @@ def parse_args(argv=None):
     parser.add_argument("--guidance", type=float, default=2.0,
                         help="classifier-free guidance scale (--conditional)")
     parser.add_argument("--output-dir", default="outputs/diffusion_mnist")
+    parser.add_argument("--load", default=None, metavar="MODEL.keras",
+                        help="skip training: draw the figures with a saved "
+                             "DiffusionModel (from this script or "
+                             "benchmarks/diffusion_mnist.py --save-dir)")
     parser.add_argument("--smoke", action="store_true",
                         help="a few hundred images, one epoch, tiny model, "
                              "few sampling steps")
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    keras.utils.set_random_seed(0)
-    print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
-
-    # ## The data
-    # Batched `(uint8 images, labels)`. The model scales the pixels to
-    # [-1, 1] itself; an unconditional model ignores the labels. The
-    # validation split gives a `val_loss` and the digits we redraw and
-    # inpaint at the end.
-    train_ds, val_ds = datasets.load_images(
-        args.data, batch_size=args.batch_size, validation_split=0.1,
-        limit=256 if args.smoke else None, download=args.download,
-    )
-    num_fixed = 8
-    fixed_images, fixed_labels = (np.asarray(a)[:num_fixed]
-                                  for a in next(iter(val_ds)))
-
-    # ## The model
-    # A U-Net predicts `v = alpha * noise - sigma * image` from an image
-    # noised to a random level t of a cosine schedule; an exponential
-    # moving average of its weights (the "EMA network") is what samples.
-    # The image shape comes from the first batch; `fit` without `compile`
-    # uses Adam(1e-3) with a gradient-norm clip of 1.
-    widths = (8, 16) if args.smoke else tuple(
-        int(w) for w in args.widths.split(","))
-    num_classes = 10 if args.conditional else None
-    model = DiffusionModel(num_classes=num_classes, widths=widths, seed=0)
-
-    # Sampling settings: the smoke run takes few steps and few images.
-    steps = 10 if args.smoke else args.steps
-    num_samples = 8 if args.smoke else 64
-
-    def guided(n):
-        # conditional: one digit per sample, 0..9 in turn, pulled towards
-        # its label by classifier-free guidance
-        if not args.conditional:
-            return {}
-        return {"labels": np.arange(n) % 10, "guidance": args.guidance}
-
+def train(model, args, train_ds, val_ds, steps, num_samples, num_fixed,
+          guided):
+    """Fits `model` with the sample-grid and reverse-process callbacks;
+    returns `(history, seconds, paths of the GIFs and last grid)`."""
     # ## Watching it learn
     # A grid of samples from the same noise after every epoch (drawn by the
     # EMA network; the extra arguments go to `generate`), and a GIF of
@@ -130,7 +98,61 @@ def main(argv=None):
     logs = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
     print(f"Trained {epochs} epoch(s) in {seconds:.1f} s "
           f"(sampling callbacks included): {logs}")
-    paths = [saver.paths[-1], progress_gif.path, reverse_gif.path]
+    return history, seconds, [saver.paths[-1], progress_gif.path,
+                              reverse_gif.path]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    keras.utils.set_random_seed(0)
+    print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
+
+    # ## The data
+    # Batched `(uint8 images, labels)`. The model scales the pixels to
+    # [-1, 1] itself; an unconditional model ignores the labels. The
+    # validation split gives a `val_loss` and the digits we redraw and
+    # inpaint at the end.
+    train_ds, val_ds = datasets.load_images(
+        args.data, batch_size=args.batch_size, validation_split=0.1,
+        limit=256 if args.smoke else None, download=args.download,
+    )
+    num_fixed = 8
+    fixed_images, fixed_labels = (np.asarray(a)[:num_fixed]
+                                  for a in next(iter(val_ds)))
+
+    # ## The model
+    # A U-Net predicts `v = alpha * noise - sigma * image` from an image
+    # noised to a random level t of a cosine schedule; an exponential
+    # moving average of its weights (the "EMA network") is what samples.
+    # The image shape comes from the first batch; `fit` without `compile`
+    # uses Adam(2e-3) with a gradient-norm clip of 1. With `--load`, a
+    # saved model (EMA network included) draws the figures instead.
+    if args.load:
+        model = keras.saving.load_model(args.load)
+        args.conditional = bool(model.num_classes)
+    else:
+        widths = (8, 16) if args.smoke else tuple(
+            int(w) for w in args.widths.split(","))
+        num_classes = 10 if args.conditional else None
+        model = DiffusionModel(num_classes=num_classes, widths=widths, seed=0)
+
+    # Sampling settings: the smoke run takes few steps and few images.
+    steps = 10 if args.smoke else args.steps
+    num_samples = 8 if args.smoke else 64
+
+    def guided(n):
+        # conditional: one digit per sample, 0..9 in turn, pulled towards
+        # its label by classifier-free guidance
+        if not args.conditional:
+            return {}
+        return {"labels": np.arange(n) % 10, "guidance": args.guidance}
+
+    paths = []
+    history = None
+    seconds = 0.0
+    if not args.load:
+        history, seconds, paths = train(model, args, train_ds, val_ds, steps,
+                                        num_samples, num_fixed, guided)
 
     # ## New digits
     # DDIM from pure noise in `steps` steps; the same seed gives the same
@@ -202,7 +224,8 @@ def main(argv=None):
     paths.append(model_path)
     for path in paths:
         print(f"Wrote {path}")
-    return {"history": history.history, "seconds": seconds, "paths": paths}
+    return {"history": history.history if history else None,
+            "seconds": seconds, "paths": paths}
 
 
 if __name__ == "__main__":

@@ -30,6 +30,18 @@ def test_example_smoke(name, flags, tmp_path):
         assert os.path.getsize(path) > 0, path
     assert all(len(v) >= 1 for v in result["history"].values())
     assert result["history"]
+    if name == "diffusion_mnist":
+        # --load draws the figures with the saved model, without training
+        saved = os.path.join(str(tmp_path), "diffusion.keras")
+        again = _load(name).main(["--smoke", "--load", saved, "--output-dir",
+                                  str(tmp_path / "loaded")])
+        assert again["history"] is None
+        names = sorted(os.path.basename(p) for p in again["paths"])
+        assert names == ["diffusion.keras", "diffusion_img2img.png",
+                         "diffusion_inpaint.png", "diffusion_reverse.png",
+                         "diffusion_samples.png"], names
+        for path in again["paths"]:
+            assert os.path.getsize(path) > 0, path
 
 
 def test_bigram_to_gpt_smoke(tmp_path):

@@ -111,7 +111,7 @@ class DiffusionModel(ImageModel):
     Inputs are those of every zoo image model: arrays, tf.data datasets,
     `PyDataset`s, `(images, labels)` tuples or tfds dicts, uint8 or floats in
     [0, 1], any image shape (read from the first batch). `fit` without
-    `compile` uses Adam(1e-3) with a global gradient-norm clip of 1.
+    `compile` uses Adam(2e-3) with a global gradient-norm clip of 1.
 
     Bring your own network with `network=` (any Keras model or layer).
     Contract: it maps `[noisy images (batch, H, W, C), noise levels t
@@ -293,8 +293,15 @@ class DiffusionModel(ImageModel):
         return [self.loss_tracker]
 
     def default_optimizer(self):
-        """Adam(1e-3) with the global gradient norm clipped at 1."""
-        return keras.optimizers.Adam(learning_rate=1e-3, global_clipnorm=1.0)
+        """Adam(2e-3) with the global gradient norm clipped at 1.
+
+        2e-3 rather than the usual 1e-3: after 15 CPU minutes on MNIST
+        (widths (16, 32), batch 128) it took the classifier's mean
+        confidence from 0.887 to 0.933 and the Fréchet distance from 95 to
+        46 (benchmarks/diffusion_mnist.py); the EMA smooths the noisier
+        steps.
+        """
+        return keras.optimizers.Adam(learning_rate=2e-3, global_clipnorm=1.0)
 
     # --------------------------------------------------------------- data
     def check_data(self, x, y=None, what="the training data"):
