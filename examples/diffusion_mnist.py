@@ -184,11 +184,14 @@ def main(argv=None):
     # Noise real digits to level `strength` and denoise them again: at 0.25
     # they barely change, at 1.0 they are new samples. Rows: the digits,
     # then strength 0.25, 0.5, 0.75 and 1.0 (same seed for all).
-    # `steps * strength` steps are taken each time.
+    # `steps * strength` steps are taken each time. A conditional model is
+    # told each digit's own label, so it redraws the same digit.
+    own = ({"labels": fixed_labels, "guidance": args.guidance}
+           if args.conditional else {})
     rows = [fixed_images / 255.0]
     for strength in (0.25, 0.5, 0.75, 1.0):
         rows.append(model.generate(images=fixed_images, strength=strength,
-                                   steps=steps, seed=2, eta=args.eta))
+                                   steps=steps, seed=2, eta=args.eta, **own))
     paths.append(save_image_grid(
         np.concatenate(rows),
         os.path.join(args.output_dir, "diffusion_img2img.png"),
@@ -199,15 +202,13 @@ def main(argv=None):
     # upper half stays as given and the model draws a lower half that fits.
     # Rows: the digits, what the model is given (masked pixels grey), and
     # two fillings with different seeds. A conditional model is told to
-    # keep each digit's own label.
+    # keep each digit's own label (`own`, as above).
     height, width = fixed_images.shape[1:3]
     mask = np.zeros((height, width), "float32")
     mask[height // 2:] = 1.0
     given = fixed_images / 255.0 * (1.0 - mask[..., None]) + (
         0.5 * mask[..., None])
     rows = [fixed_images / 255.0, given]
-    own = ({"labels": fixed_labels, "guidance": args.guidance}
-           if args.conditional else {})
     for seed in (3, 4):
         rows.append(model.inpaint(fixed_images, mask, steps=steps, seed=seed,
                                   eta=args.eta, **own))
