@@ -13,6 +13,7 @@ from keras_genzoo.layers import Sampling, SinusoidalEmbedding
 from keras_genzoo.models import (
     GAN,
     VAE,
+    GaussianMixture,
     WGANGP,
     AutoEncoder,
     BigramLM,
@@ -30,6 +31,7 @@ __all__ = [
     "BigramLM",
     "DiffusionModel",
     "GAN",
+    "GaussianMixture",
     "GenerativeModel",
     "ImageModel",
     "MiniGPT",

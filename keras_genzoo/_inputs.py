@@ -360,3 +360,51 @@ def has_labels(x, y=None):
     if _is_tf_dataset(x):
         return split_batch(x.element_spec)[1] is not None
     return _first_batch(x, "the data")[1] is not None
+
+
+def iterate_image_batches(x, batch_size=256, expected_shape=None,
+                          what="the data"):
+    """Yields the images of any data `fit` takes, batch by batch.
+
+    For methods that read a whole dataset once (fitting a latent prior,
+    scoring anomalies): an array (numpy, tf, jax or torch; grayscale
+    without a channel axis too), a dict of arrays with an `"image"` key, a
+    `tf.data.Dataset`, a `keras.utils.PyDataset`, a torch `DataLoader`, a
+    generator or any iterable of batches; bare batches, `(images, labels)`
+    tuples or dicts.
+
+    Args:
+        x: the data.
+        batch_size: images per batch for whole arrays (datasets keep their
+            own batches).
+        expected_shape: `(height, width, channels)` of the model's images.
+        what: words naming the data in error messages.
+
+    Yields:
+        float32 numpy batches `(n, H, W, C)` in [0, 1], each checked.
+    """
+    if x is None:
+        raise ValueError(f"{what} is None: pass images.")
+    if isinstance(x, dict) or _is_array_like(x):
+        array = images_to_array(x, expected_shape, what)
+        for start in range(0, len(array), int(batch_size)):
+            yield array[start:start + int(batch_size)]
+        return
+    if isinstance(x, (tuple, list)):
+        raise ValueError(
+            f"{what} is a {type(x).__name__}; pass an array of images or a "
+            "dataset of image batches.")
+    if _is_tf_dataset(x):
+        _first_tf_batch(x, what)  # an unbatched dataset fails clearly
+        batches = x.as_numpy_iterator()
+    elif hasattr(x, "__getitem__") and hasattr(x, "__len__"):  # PyDataset
+        batches = (x[i] for i in range(len(x)))
+    elif hasattr(x, "__iter__"):
+        batches = iter(x)
+    else:
+        raise ValueError(
+            f"{what} is of type {type(x).__name__}, which cannot be read. "
+            "Pass a numpy array, a tf.data.Dataset, a keras.utils.PyDataset "
+            "or a torch DataLoader of image batches.")
+    for batch in batches:
+        yield images_to_array(extract_images(batch), expected_shape, what)

@@ -10,6 +10,7 @@ from keras_genzoo.models.base import (
 from keras_genzoo.models.bigram import BigramLM
 from keras_genzoo.models.diffusion import DiffusionModel
 from keras_genzoo.models.gan import GAN
+from keras_genzoo.models.gmm import GaussianMixture
 from keras_genzoo.models.gpt import MiniGPT
 from keras_genzoo.models.language import CharLanguageModel
 from keras_genzoo.models.vae import VAE
@@ -23,6 +24,7 @@ __all__ = [
     "CharLanguageModel",
     "DiffusionModel",
     "GAN",
+    "GaussianMixture",
     "GenerativeModel",
     "ImageModel",
     "LatentImageModel",

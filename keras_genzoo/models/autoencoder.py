@@ -131,6 +131,26 @@ class AutoEncoder(LatentImageModel):
             loss = loss + ops.cast(ops.sum(self.losses), "float32")
         return loss
 
+    def generate(self, num_samples, seed=None, batch_size=256):
+        """Draws new images: codes from the latent prior, decoded.
+
+        An auto-encoder has no prior of its own: fit one first with
+        `fit_latent_prior(training_images)` (a Gaussian mixture on the
+        training codes).
+
+        Args:
+            num_samples: how many images.
+            seed: optional integer; the same seed gives the same images.
+                Without one, the model's seed generator advances.
+            batch_size: codes decoded at once.
+
+        Returns:
+            numpy float32 `(num_samples, H, W, C)` in [0, 1].
+        """
+        self.ensure_built("generate")
+        return self.decode(self.sample_latent_prior(num_samples, seed),
+                           batch_size)
+
     def get_config(self):
         config = super().get_config()
         config.update({"noise_stddev": self.noise_stddev})

@@ -511,6 +511,18 @@ class ImageModel(GenerativeModel):
         return config
 
 
+class _LatentPrior:
+    """Holds a fitted latent prior outside Keras' attribute tracking: it is
+    fitted after the model is built (when Keras allows no new state), and
+    `LatentImageModel` saves it itself (config and arrays)."""
+
+    def __init__(self):
+        self.mixture = None
+
+
+LATENT_PRIOR_KEY = "latent_prior_"
+
+
 class LatentImageModel(ImageModel):
     """Base of the encoder/decoder models: `encode`, `decode`, `reconstruct`.
 
@@ -572,6 +584,7 @@ class LatentImageModel(ImageModel):
                 "or neither (the built-in convolutional ones).")
         self.encoder = encoder
         self.decoder = decoder
+        self._prior = _LatentPrior()
         self._given_networks = (
             ("encoder", "decoder") if encoder is not None else ())
         if encoder is not None:
@@ -669,10 +682,145 @@ class LatentImageModel(ImageModel):
         """
         return self.decode(self.encode(images, batch_size), batch_size)
 
+    # ------------------------------------------------------ latent prior
+    def encode_data(self, data, batch_size=256):
+        """Codes of every image of `data`, as numpy `(n, latent_dim)`.
+
+        Args:
+            data: images in any form `fit` takes (arrays, `tf.data`,
+                `PyDataset`, torch `DataLoader`, `(images, labels)` batches,
+                tfds dicts), uint8 or floats in [0, 1].
+            batch_size: images encoded at once (datasets keep their own
+                batches).
+        """
+        self.ensure_built("encode_data")
+        codes = [ops.convert_to_numpy(self.encode_batch(batch))
+                 for batch in _inputs.iterate_image_batches(
+                     data, batch_size, self.image_shape, "the data")]
+        if not codes:
+            raise ValueError("The data holds no images.")
+        return np.concatenate(codes).astype("float32")
+
+    def fit_latent_prior(self, data, n_components=10,
+                         covariance_type="full", batch_size=256, **kwargs):
+        """Fits a Gaussian mixture to the latent codes of `data`.
+
+        "Ex-post density estimation" (Ghosh et al., 2020): after training,
+        encode the training images and fit a `GaussianMixture` to their
+        codes; sampling it and decoding gives new images (an auto-encoder
+        has no prior of its own; for a VAE it replaces N(0, I), whose
+        holes between the codes decode to blurry images). The mixture is
+        kept in the model and saved in its `.keras` file; fitting again
+        replaces it.
+
+        Args:
+            data: images in any form `fit` takes (the training data).
+            n_components: Gaussians of the mixture.
+            covariance_type: `"full"`, `"tied"`, `"diag"` or `"spherical"`.
+            batch_size: images encoded at once.
+            **kwargs: other `GaussianMixture` arguments (`max_iter`,
+                `n_init`, `reg_covar`, `tol`, `seed`: the model's seed by
+                default).
+
+        Returns:
+            The fitted `GaussianMixture` (also `model.latent_prior`).
+        """
+        from keras_genzoo.models.gmm import GaussianMixture
+
+        kwargs.setdefault("seed", self.seed)
+        mixture = GaussianMixture(n_components=n_components,
+                                  covariance_type=covariance_type, **kwargs)
+        codes = self.encode_data(data, batch_size)
+        self._prior.mixture = mixture.fit(codes)
+        return mixture
+
+    @property
+    def latent_prior(self):
+        """The `GaussianMixture` fitted by `fit_latent_prior`, or `None`."""
+        return self._prior.mixture
+
+    def sample_latent_prior(self, num_samples, seed=None):
+        """Codes drawn from the fitted latent prior, numpy `(num_samples,
+        latent_dim)`, shuffled (the mixture yields them by component)."""
+        if self.latent_prior is None:
+            raise ValueError(
+                "No latent prior is fitted yet: call "
+                "`model.fit_latent_prior(training_images)` after `fit` "
+                "first.")
+        num_samples = self.check_num_samples(num_samples)
+        seed = self.draw_seed() if seed is None else int(seed)
+        codes, _ = self.latent_prior.sample(num_samples, seed=seed)
+        order = np.random.default_rng([seed, 1]).permutation(num_samples)
+        return codes[order]
+
+    def anomaly_scores(self, images, batch_size=256):
+        """How badly each image is reconstructed: higher is more anomalous.
+
+        The reconstruction error the model trains on, per image: binary
+        cross-entropy summed over pixels (no training noise). Images unlike
+        the training data (noise, another dataset) reconstruct worse and
+        score higher; pick a threshold on held-out normal images (e.g.
+        their 99th percentile). `VAE` scores the negative ELBO instead.
+
+        Args:
+            images: images in any form `fit` takes, uint8 or floats in
+                [0, 1], of the model's image shape.
+            batch_size: images scored at once.
+
+        Returns:
+            numpy float32 `(num_images,)`.
+        """
+        self.ensure_built("anomaly_scores")
+        scores = []
+        for batch in _inputs.iterate_image_batches(
+                images, batch_size, self.image_shape, "images"):
+            reconstruction = self.decoder(self.encode_batch(batch),
+                                          training=False)
+            per_pixel = ops.binary_crossentropy(
+                batch, ops.cast(reconstruction, "float32"))
+            scores.append(ops.convert_to_numpy(
+                ops.sum(per_pixel, axis=(1, 2, 3))))
+        if not scores:
+            raise ValueError("`images` holds no images.")
+        return np.concatenate(scores).astype("float32")
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.latent_prior is not None:
+            for i, variable in enumerate(self.latent_prior.variables):
+                store[f"{LATENT_PRIOR_KEY}{i}"] = ops.convert_to_numpy(
+                    variable)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        prior_keys = [k for k in keys if k.startswith(LATENT_PRIOR_KEY)]
+        if not prior_keys:
+            super().load_own_variables(store)
+            return
+        super().load_own_variables(
+            {key: store[key] for key in keys if key not in prior_keys})
+        for i, variable in enumerate(self.latent_prior.variables):
+            variable.assign(np.asarray(store[f"{LATENT_PRIOR_KEY}{i}"]))
+
     def get_config(self):
         config = super().get_config()
         config.update({
             "latent_dim": self.latent_dim,
             "filters": list(self.filters),
         })
+        if self.latent_prior is not None:
+            config["latent_prior"] = keras.saving.serialize_keras_object(
+                self.latent_prior)
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        prior = config.pop("latent_prior", None)
+        model = super().from_config(config, custom_objects=custom_objects)
+        if prior is not None:
+            # built from its config (n_features); `load_own_variables`
+            # fills in the fitted values
+            model._prior.mixture = keras.saving.deserialize_keras_object(
+                prior, custom_objects=custom_objects)
+        return model

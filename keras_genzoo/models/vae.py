@@ -7,6 +7,7 @@ import numpy as np
 import keras
 from keras import ops
 
+from keras_genzoo import _inputs
 from keras_genzoo.layers.sampling import Sampling
 from keras_genzoo.models.base import LatentImageModel
 from keras_genzoo.networks.conv import conv_decoder, conv_encoder
@@ -187,24 +188,65 @@ class VAE(LatentImageModel):
         z_mean, _ = self.encoder(images, training=False)
         return z_mean
 
-    def generate(self, num_samples, seed=None, batch_size=256):
-        """Draws new images by decoding latent codes from the prior N(0, I).
+    def generate(self, num_samples, seed=None, batch_size=256,
+                 prior="normal"):
+        """Draws new images by decoding latent codes from a prior.
 
         Args:
             num_samples: how many images to generate.
             seed: optional integer; the same seed gives the same images.
                 Without one, the model's own seed generator advances.
             batch_size: how many images to decode at once.
+            prior: `"normal"`: the VAE's own N(0, I); `"gmm"`: the Gaussian
+                mixture fitted by `fit_latent_prior` (sharper samples: it
+                avoids the holes N(0, I) leaves between the codes).
 
         Returns:
             numpy float32 array `(num_samples, H, W, C)` in [0, 1].
         """
         self.ensure_built("generate")
+        if prior == "gmm":
+            return self.decode(self.sample_latent_prior(num_samples, seed),
+                               batch_size)
+        if prior != "normal":
+            raise ValueError(
+                f"`prior` must be 'normal' (N(0, I)) or 'gmm' (the mixture "
+                f"of `fit_latent_prior`); got {prior!r}.")
         z = keras.random.normal(
             (self.check_num_samples(num_samples), self.latent_dim),
             seed=self.sample_seed(seed),
         )
         return self.decode(z, batch_size)
+
+    def anomaly_scores(self, images, num_samples=16, seed=0,
+                       batch_size=256):
+        """The negative ELBO of each image, in nats: higher is more
+        anomalous.
+
+        It adds to the reconstruction error how far the image's code lies
+        from the prior (the KL term), so an image unlike the training data
+        scores high on either count. Pick a threshold on held-out normal
+        images (e.g. their 99th percentile).
+
+        Args:
+            images: images in any form `fit` takes, uint8 or floats in
+                [0, 1].
+            num_samples: codes per image for the expectation (see `elbo`).
+            seed: seed of the codes: the default 0 gives the same scores
+                on every call; `None` advances the model's seed generator.
+            batch_size: images per pass.
+
+        Returns:
+            numpy float32 `(num_images,)`.
+        """
+        self.ensure_built("anomaly_scores")
+        batches = list(_inputs.iterate_image_batches(
+            images, batch_size, self.image_shape, "images"))
+        if not batches:
+            raise ValueError("`images` holds no images.")
+        return -self.elbo(np.concatenate(batches), num_samples=num_samples,
+                          seed=seed, batch_size=batch_size * num_samples,
+                          reduction="none")
 
     # ---------------------------------------------------------- likelihood
     def _likelihood_terms(self, images, eps):

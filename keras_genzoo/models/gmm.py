@@ -1,0 +1,663 @@
+"""Gaussian mixture models fitted by EM, backend-free.
+
+The fifth family of the zoo: the data as a weighted sum of Gaussians,
+sampled by picking a component and drawing from its Gaussian. The
+estimator follows scikit-learn's `sklearn.mixture.GaussianMixture` (same
+arguments, same fitted attributes, same results up to float32 rounding),
+with the expectation-maximisation steps written in `keras.ops` so that they
+run, compiled, on TensorFlow, JAX or PyTorch and on their GPUs; no
+scikit-learn is needed at run time.
+
+Differences from scikit-learn, with their reasons:
+
+- Arithmetic is float32 (scikit-learn's is float64): JAX computes in
+  float32 unless x64 is switched on globally, and GPUs are fastest in it.
+  The data are centred on their mean before fitting (the fitted means are
+  shifted back), which keeps the float32 covariances accurate for data far
+  from the origin.
+- Initialisation is k-means++ seeding followed by Lloyd's k-means
+  iterations (scikit-learn's default `init_params="kmeans"` runs the same
+  algorithm through `KMeans`), in numpy on the host, so that a seed gives
+  the same start on every backend.
+- It is a `keras.Model`: it is saved in `.keras` files, alone or inside
+  another model (an auto-encoder's latent prior), and `gmm(x)` returns the
+  per-sample log-likelihood, usable inside other Keras computations. Its
+  `fit` and `predict` have scikit-learn's meaning, not Keras' (`fit`
+  returns the estimator, `predict` the component labels).
+"""
+
+import contextlib
+import math
+import warnings
+
+import numpy as np
+
+import keras
+from keras import ops
+
+from keras_genzoo import backend as zoo_backend
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+# scikit-learn adds 10 * eps (float64's) to every component's responsibility
+# sum so that an empty component does not divide by zero; float32's eps here.
+_NK_FLOOR = 10 * float(np.finfo(np.float32).eps)
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _covariance_shape(covariance_type, n_components, n_features):
+    return {
+        "full": (n_components, n_features, n_features),
+        "tied": (n_features, n_features),
+        "diag": (n_components, n_features),
+        "spherical": (n_components,),
+    }[covariance_type]
+
+
+def _estimate_parameters(x, resp, reg_covar, covariance_type):
+    """M-step: `(weights, means, covariances)` from responsibilities.
+
+    `weights` are the responsibility sums (not yet divided by the number
+    of samples), as in scikit-learn's `_estimate_gaussian_parameters`.
+    """
+    nk = ops.sum(resp, axis=0) + _NK_FLOOR
+    means = ops.matmul(ops.transpose(resp), x) / nk[:, None]
+    n_features = ops.shape(x)[1]
+    if covariance_type == "full":
+        second = ops.einsum("nk,nd,ne->kde", resp, x, x) / nk[:, None, None]
+        covariances = second - means[:, :, None] * means[:, None, :]
+        covariances = covariances + reg_covar * ops.eye(n_features)[None]
+    elif covariance_type == "tied":
+        second = ops.matmul(ops.transpose(x), x)
+        weighted = ops.matmul(ops.transpose(nk[:, None] * means), means)
+        covariances = (second - weighted) / ops.sum(nk)
+        covariances = covariances + reg_covar * ops.eye(n_features)
+    else:
+        second = ops.matmul(ops.transpose(resp), x * x) / nk[:, None]
+        covariances = second - means * means + reg_covar
+        if covariance_type == "spherical":
+            covariances = ops.mean(covariances, axis=1)
+    return nk, means, covariances
+
+
+def _precisions_cholesky(covariances, covariance_type):
+    """The Cholesky factors of the precision matrices (scikit-learn's
+    `precisions_cholesky_`): for "full" and "tied" the upper-triangular
+    `U` with `precision = U @ U.T`; for "diag" and "spherical" the inverse
+    standard deviations. NaN where a covariance is not positive definite.
+    """
+    if covariance_type in ("full", "tied"):
+        lower = ops.cholesky(covariances)
+        eye = ops.broadcast_to(ops.eye(ops.shape(lower)[-1]),
+                               ops.shape(lower))
+        inverse = ops.solve_triangular(lower, eye, lower=True)
+        return ops.swapaxes(inverse, -1, -2)
+    return 1.0 / ops.sqrt(covariances)
+
+
+def _log_gaussian(x, means, precisions_cholesky, covariance_type):
+    """`log N(x_n | mean_k, covariance_k)`, shape `(n_samples,
+    n_components)` (scikit-learn's `_estimate_log_gaussian_prob`)."""
+    n_features = ops.shape(x)[1]
+    chol = precisions_cholesky
+    if covariance_type == "full":
+        log_det = ops.sum(ops.log(ops.diagonal(chol, axis1=1, axis2=2)),
+                          axis=1)
+        y = (ops.einsum("nd,kde->nke", x, chol)
+             - ops.einsum("kd,kde->ke", means, chol)[None])
+        distances = ops.sum(y * y, axis=2)
+    elif covariance_type == "tied":
+        log_det = ops.sum(ops.log(ops.diagonal(chol)))
+        y = ops.matmul(x, chol)[:, None, :] - ops.matmul(means, chol)[None]
+        distances = ops.sum(y * y, axis=2)
+    elif covariance_type == "diag":
+        log_det = ops.sum(ops.log(chol), axis=1)
+        precisions = chol * chol
+        distances = (ops.sum(means * means * precisions, axis=1)[None]
+                     - 2.0 * ops.matmul(x, ops.transpose(means * precisions))
+                     + ops.matmul(x * x, ops.transpose(precisions)))
+    else:  # spherical
+        log_det = ops.cast(n_features, x.dtype) * ops.log(chol)
+        precisions = chol * chol
+        distances = (ops.sum(means * means, axis=1)[None] * precisions[None]
+                     - 2.0 * ops.matmul(x, ops.transpose(means))
+                     * precisions[None]
+                     + ops.sum(x * x, axis=1)[:, None] * precisions[None])
+    # rounding can make a tiny squared distance negative
+    distances = ops.maximum(distances, 0.0)
+    return (-0.5 * (ops.cast(n_features, x.dtype) * _LOG_2PI + distances)
+            + log_det)
+
+
+def _e_step(x, weights, means, precisions_cholesky, covariance_type):
+    """`(mean log-likelihood, log responsibilities)`."""
+    weighted = (_log_gaussian(x, means, precisions_cholesky, covariance_type)
+                + ops.log(weights)[None])
+    log_norm = ops.logsumexp(weighted, axis=1)
+    return ops.mean(log_norm), weighted - log_norm[:, None]
+
+
+def _kmeans_plus_plus(x, n_clusters, rng):
+    """k-means++ seeding (Arthur & Vassilvitskii, 2007) with scikit-learn's
+    greedy `2 + log(k)` local trials; returns the centres."""
+    n_samples = len(x)
+    squared = np.einsum("nd,nd->n", x, x)
+    trials = 2 + int(np.log(n_clusters))
+    centers = np.empty((n_clusters, x.shape[1]), x.dtype)
+    first = rng.integers(n_samples)
+    centers[0] = x[first]
+    closest = np.maximum(squared - 2 * x @ x[first] + squared[first], 0)
+    potential = closest.sum()
+    for c in range(1, n_clusters):
+        if potential > 0:
+            draws = rng.random(trials) * potential
+            candidates = np.searchsorted(np.cumsum(closest), draws)
+            candidates = np.minimum(candidates, n_samples - 1)
+        else:  # every point sits on a centre already
+            candidates = rng.integers(n_samples, size=trials)
+        distances = np.maximum(
+            squared[None] - 2 * x[candidates] @ x.T
+            + squared[candidates][:, None], 0)
+        distances = np.minimum(closest[None], distances)
+        best = int(np.argmin(distances.sum(axis=1)))
+        closest = distances[best]
+        potential = closest.sum()
+        centers[c] = x[candidates[best]]
+    return centers
+
+
+def _kmeans_labels(x, n_clusters, rng, max_iter=300, tol=1e-4):
+    """Labels of Lloyd's k-means from k-means++ seeds (what scikit-learn's
+    `init_params="kmeans"` starts EM from; it stops, as scikit-learn's
+    `KMeans`, when the labels repeat or the centres move less than `tol`
+    times the data's mean variance)."""
+    centers = _kmeans_plus_plus(x, n_clusters, rng)
+    squared = np.einsum("nd,nd->n", x, x)
+    threshold = tol * float(np.mean(np.var(x, axis=0)))
+    labels = None
+    for _ in range(max_iter):
+        distances = (squared[:, None] - 2 * x @ centers.T
+                     + np.einsum("kd,kd->k", centers, centers)[None])
+        new_labels = np.argmin(distances, axis=1)
+        if labels is not None and np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+        one_hot = np.zeros((len(x), n_clusters), x.dtype)
+        one_hot[np.arange(len(x)), labels] = 1
+        counts = one_hot.sum(axis=0)
+        sums = one_hot.T @ x
+        filled = counts > 0  # an empty cluster keeps its centre
+        new_centers = centers.copy()
+        new_centers[filled] = sums[filled] / counts[filled, None]
+        shift = float(np.sum((new_centers - centers) ** 2))
+        centers = new_centers
+        if shift <= threshold:
+            distances = (squared[:, None] - 2 * x @ centers.T
+                         + np.einsum("kd,kd->k", centers, centers)[None])
+            labels = np.argmin(distances, axis=1)
+            break
+    return labels
+
+
+class _Compiled:
+    """The compiled EM and scoring functions (kept out of Keras' attribute
+    tracking: they are not state to save)."""
+
+    def __init__(self):
+        self.functions = {}
+
+
+@keras.saving.register_keras_serializable(package="keras_genzoo")
+class GaussianMixture(keras.Model):
+    """A Gaussian mixture model fitted by expectation-maximisation.
+
+    The same estimator as scikit-learn's `GaussianMixture` (same arguments,
+    same fitted attributes and methods, log-likelihoods within float32
+    rounding of its), written in `keras.ops`: EM runs compiled on the
+    current Keras backend (TensorFlow, JAX or PyTorch) and its device, and
+    the fitted model is saved in `.keras` files, alone or inside another
+    model. `fit(x)` returns the estimator; `sample(n)` draws new points.
+
+    Args:
+        n_components: number of Gaussians.
+        covariance_type: `"full"` (each component its own covariance
+            matrix), `"tied"` (one matrix shared by all), `"diag"` (each its
+            own diagonal) or `"spherical"` (each its own single variance).
+        tol: EM stops when the mean log-likelihood gains less than this
+            in one iteration.
+        reg_covar: added to the covariances' diagonals, keeping them
+            positive definite.
+        max_iter: EM iterations per initialisation.
+        n_init: initialisations (k-means++ seeds followed by k-means); the
+            one with the highest likelihood is kept.
+        seed: optional integer seed of the initialisations and of `sample`
+            (scikit-learn's `random_state`).
+        **kwargs: standard `keras.Model` arguments (`name`).
+
+    Fitted attributes (numpy; a `ValueError` before `fit`): `weights_`
+    `(n_components,)`, `means_` `(n_components, n_features)`,
+    `covariances_` (`"full"`: `(n_components, n_features, n_features)`,
+    `"tied"`: `(n_features, n_features)`, `"diag"`: `(n_components,
+    n_features)`, `"spherical"`: `(n_components,)`), `precisions_`,
+    `precisions_cholesky_`, `converged_`, `n_iter_`, `lower_bound_`,
+    `n_features_in_`.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras_genzoo import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> x = np.concatenate([rng.normal(-4, 1, (200, 2)),
+        ...                     rng.normal(4, 1, (200, 2))])
+        >>> gmm = GaussianMixture(n_components=2, seed=0).fit(x)
+        >>> np.sort(gmm.means_[:, 0]).round()
+        array([-4.,  4.], dtype=float32)
+        >>> samples, components = gmm.sample(5, seed=1)
+        >>> samples.shape, components.shape
+        ((5, 2), (5,))
+    """
+
+    def __init__(self, n_components=1, covariance_type="full", tol=1e-3,
+                 reg_covar=1e-6, max_iter=100, n_init=1, seed=None,
+                 **kwargs):
+        kwargs.pop("dtype", None)  # always float32
+        super().__init__(**kwargs)
+        if covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"`covariance_type` must be one of {COVARIANCE_TYPES}; got "
+                f"{covariance_type!r}.")
+        for name, value in (("n_components", n_components),
+                            ("max_iter", max_iter), ("n_init", n_init)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(
+                    f"`{name}` must be an integer >= 1; got {value!r}.")
+        for name, value in (("tol", tol), ("reg_covar", reg_covar)):
+            if not float(value) >= 0.0:
+                raise ValueError(f"`{name}` must be >= 0; got {value!r}.")
+        self.n_components = int(n_components)
+        self.covariance_type = covariance_type
+        self.tol = float(tol)
+        self.reg_covar = float(reg_covar)
+        self.max_iter = int(max_iter)
+        self.n_init = int(n_init)
+        self.seed = None if seed is None else int(seed)
+        self._rng = np.random.default_rng(self.seed)
+        self._compiled = _Compiled()
+
+    # ------------------------------------------------------------ state
+    def build(self, input_shape):
+        n_features = int(input_shape[-1] if not isinstance(input_shape, int)
+                         else input_shape)
+        k, kind = self.n_components, self.covariance_type
+        shape = _covariance_shape(kind, k, n_features)
+
+        def state(name, var_shape):
+            return self.add_weight(shape=var_shape, initializer="zeros",
+                                   trainable=False, name=name,
+                                   dtype="float32")
+
+        self._weights_var = state("weights", (k,))
+        self._means_var = state("means", (k, n_features))
+        self._covariances_var = state("covariances", shape)
+        self._precisions_cholesky_var = state("precisions_cholesky", shape)
+        # converged (0/1), iterations, lower bound of the kept fit
+        self._fit_info_var = state("fit_info", (3,))
+        self.n_features_in_ = n_features
+        self.built = True
+
+    def get_build_config(self):
+        if not self.built:
+            return None
+        return {"n_features": self.n_features_in_}
+
+    def build_from_config(self, config):
+        if config:
+            self.build((None, config["n_features"]))
+
+    def _fitted_value(self, variable_name):
+        if not self.built or not float(
+                ops.convert_to_numpy(self._fit_info_var)[1]) > 0:
+            raise ValueError(
+                "This GaussianMixture is not fitted yet: call "
+                "`fit(x)` first.")
+        return np.asarray(ops.convert_to_numpy(getattr(self, variable_name)))
+
+    @property
+    def weights_(self):
+        return self._fitted_value("_weights_var")
+
+    @property
+    def means_(self):
+        return self._fitted_value("_means_var")
+
+    @property
+    def covariances_(self):
+        return self._fitted_value("_covariances_var")
+
+    @property
+    def precisions_cholesky_(self):
+        return self._fitted_value("_precisions_cholesky_var")
+
+    @property
+    def precisions_(self):
+        chol = self.precisions_cholesky_
+        if self.covariance_type == "full":
+            return np.einsum("kij,klj->kil", chol, chol)
+        if self.covariance_type == "tied":
+            return chol @ chol.T
+        return chol * chol
+
+    @property
+    def converged_(self):
+        return bool(self._fitted_value("_fit_info_var")[0] > 0.5)
+
+    @property
+    def n_iter_(self):
+        return int(round(float(self._fitted_value("_fit_info_var")[1])))
+
+    @property
+    def lower_bound_(self):
+        return float(self._fitted_value("_fit_info_var")[2])
+
+    # ------------------------------------------------------------- data
+    def _check_x(self, x, what="x", fitting=False):
+        if isinstance(x, (list, tuple)) or hasattr(x, "shape"):
+            array = np.asarray(ops.convert_to_numpy(x)
+                               if not isinstance(x, (list, tuple)) else x)
+        else:
+            raise ValueError(
+                f"`{what}` must be a 2-D array of shape (n_samples, "
+                f"n_features); got {type(x).__name__}.")
+        if array.ndim != 2:
+            hint = (" For one feature, reshape it: x.reshape(-1, 1)."
+                    if array.ndim == 1 else
+                    " Flatten each sample first: x.reshape(len(x), -1).")
+            raise ValueError(
+                f"`{what}` must be 2-D (n_samples, n_features); got shape "
+                f"{array.shape}.{hint}")
+        try:
+            array = array.astype("float32")
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"`{what}` must hold numbers; got dtype {array.dtype}.")
+        if not np.isfinite(array).all():
+            bad = int(np.sum(~np.isfinite(array).all(axis=1)))
+            raise ValueError(
+                f"`{what}` holds NaN or Inf in {bad} row(s): drop or impute "
+                f"them before fitting (e.g. x[np.isfinite(x).all(axis=1)]).")
+        if fitting:
+            if len(array) < self.n_components:
+                raise ValueError(
+                    f"`{what}` has {len(array)} sample(s), fewer than "
+                    f"n_components={self.n_components}: pass at least "
+                    f"{self.n_components} samples or lower n_components.")
+            if len(array) < 2 and self.n_components == 1:
+                raise ValueError(
+                    f"`{what}` needs at least 2 samples to estimate a "
+                    f"covariance; got {len(array)}.")
+        elif self.built and array.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"`{what}` has {array.shape[1]} features but this "
+                f"GaussianMixture was fitted on {self.n_features_in_}.")
+        return array
+
+    # -------------------------------------------------------------- EM
+    def _em_iteration(self):
+        """The compiled EM iteration `(x, weights, means, precisions
+        Cholesky) -> (mean log-likelihood, new weights, means,
+        covariances, precisions Cholesky)`: an E-step, then an M-step."""
+        if "em" not in self._compiled.functions:
+            kind, reg = self.covariance_type, self.reg_covar
+
+            def iteration(x, weights, means, chol):
+                log_norm, log_resp = _e_step(x, weights, means, chol, kind)
+                nk, means, covariances = _estimate_parameters(
+                    x, ops.exp(log_resp), reg, kind)
+                weights = nk / ops.cast(ops.shape(x)[0], "float32")
+                chol = _precisions_cholesky(covariances, kind)
+                return log_norm, weights, means, covariances, chol
+
+            self._compiled.functions["em"] = zoo_backend.compile_inference(
+                self, iteration)
+        return self._compiled.functions["em"]
+
+    def _initial_parameters(self, x, centered, rng):
+        labels = _kmeans_labels(centered, self.n_components, rng)
+        resp = np.zeros((len(x), self.n_components), "float32")
+        resp[np.arange(len(x)), labels] = 1.0
+        nk, means, covariances = _estimate_parameters(
+            x, ops.convert_to_tensor(resp), self.reg_covar,
+            self.covariance_type)
+        weights = nk / float(len(x))
+        return weights, means, covariances, self._checked_cholesky(
+            covariances)
+
+    def _checked_cholesky(self, covariances):
+        with self._cholesky_errors():
+            chol = _precisions_cholesky(covariances, self.covariance_type)
+        if not np.isfinite(ops.convert_to_numpy(chol)).all():
+            raise ValueError(self._ill_defined_message())
+        return chol
+
+    @contextlib.contextmanager
+    def _cholesky_errors(self):
+        """Turns a backend's failed Cholesky decomposition (eager
+        TensorFlow and PyTorch raise, Keras' JAX eager raises; compiled
+        code returns NaN, checked by the caller) into the one message."""
+        try:
+            yield
+        except Exception as error:  # each backend has its own class
+            text = str(error).lower()
+            if "cholesky" in text or "positive" in text:
+                raise ValueError(self._ill_defined_message()) from error
+            raise
+
+    def _ill_defined_message(self):
+        return (
+            "Fitting the mixture model failed: some components have an "
+            "ill-defined (not positive definite) covariance, from "
+            "collapsed samples or too many components for the data. Raise "
+            f"`reg_covar` (now {self.reg_covar}), lower `n_components` "
+            f"(now {self.n_components}) or standardise the data.")
+
+    def fit(self, x, y=None, **kwargs):
+        """Fits the mixture to `x` by EM, `n_init` times, keeping the best.
+
+        Args:
+            x: array-like `(n_samples, n_features)`.
+            y: ignored (scikit-learn's API).
+            **kwargs: Keras `fit` arguments are not taken; passing any is a
+                `ValueError`.
+
+        Returns:
+            The fitted estimator itself.
+        """
+        del y
+        if kwargs:
+            raise ValueError(
+                f"GaussianMixture.fit(x) takes only the data; got "
+                f"{sorted(kwargs)}. Set iterations and tolerance with "
+                f"`max_iter=` and `tol=` when creating it.")
+        array = self._check_x(x, fitting=True)
+        n_features = array.shape[1]
+        if self.built and n_features != self.n_features_in_:
+            raise ValueError(
+                f"This GaussianMixture was built for {self.n_features_in_} "
+                f"features; `x` has {n_features}. Create a new one.")
+        if not self.built:
+            self.build((None, n_features))
+        # centring: covariances are shift-invariant; means shift back below
+        offset = array.mean(axis=0)
+        centered = array - offset
+        x_t = ops.convert_to_tensor(centered)
+        em = self._em_iteration()
+        rng = np.random.default_rng(self.seed)
+        best, best_bound = None, -np.inf
+        any_converged = False
+        for _ in range(self.n_init):
+            weights, means, covariances, chol = self._initial_parameters(
+                x_t, centered, rng)
+            bound, converged, iterations = -np.inf, False, 0
+            for iterations in range(1, self.max_iter + 1):
+                previous = bound
+                with self._cholesky_errors():
+                    log_norm, weights, means, covariances, chol = em(
+                        x_t, weights, means, chol)
+                bound = float(ops.convert_to_numpy(log_norm))
+                if not np.isfinite(ops.convert_to_numpy(chol)).all():
+                    raise ValueError(self._ill_defined_message())
+                if abs(bound - previous) < self.tol:
+                    converged = True
+                    break
+            any_converged = any_converged or converged
+            if bound > best_bound or best is None:
+                best_bound = bound
+                best = (weights, means, covariances, chol, converged,
+                        iterations)
+        weights, means, covariances, chol, converged, iterations = best
+        if not any_converged:
+            warnings.warn(
+                f"GaussianMixture did not converge in max_iter="
+                f"{self.max_iter} iterations (tol={self.tol}) for any of the "
+                f"{self.n_init} initialisation(s): raise `max_iter` or "
+                f"`tol`, or check the data.", RuntimeWarning, stacklevel=2)
+        self._weights_var.assign(weights)
+        self._means_var.assign(ops.convert_to_numpy(means) + offset)
+        self._covariances_var.assign(covariances)
+        self._precisions_cholesky_var.assign(chol)
+        self._fit_info_var.assign(np.array(
+            [float(converged), float(iterations), best_bound], "float32"))
+        return self
+
+    # --------------------------------------------------------- scoring
+    def call(self, inputs):
+        """Per-sample log-likelihood `log p(x)` of a batch, as a tensor."""
+        inputs = ops.cast(inputs, "float32")
+        weighted = (_log_gaussian(inputs, self._means_var,
+                                  self._precisions_cholesky_var,
+                                  self.covariance_type)
+                    + ops.log(self._weights_var)[None])
+        return ops.logsumexp(weighted, axis=1)
+
+    def _weighted_log_prob(self, x):
+        array = self._check_x(x)
+        self._fitted_value("_weights_var")  # fitted?
+        if "weighted" not in self._compiled.functions:
+            kind = self.covariance_type
+
+            def weighted(batch):
+                return (_log_gaussian(batch, self._means_var,
+                                      self._precisions_cholesky_var, kind)
+                        + ops.log(self._weights_var)[None])
+
+            self._compiled.functions["weighted"] = zoo_backend.compile_inference(
+                self, weighted)
+        return np.asarray(ops.convert_to_numpy(
+            self._compiled.functions["weighted"](ops.convert_to_tensor(array))),
+            "float64")
+
+    def score_samples(self, x):
+        """Log-likelihood of each sample, numpy `(n_samples,)`."""
+        weighted = self._weighted_log_prob(x)
+        top = weighted.max(axis=1, keepdims=True)
+        return (top + np.log(np.exp(weighted - top).sum(
+            axis=1, keepdims=True)))[:, 0]
+
+    def score(self, x, y=None):
+        """Mean log-likelihood per sample (a float)."""
+        del y
+        return float(np.mean(self.score_samples(x)))
+
+    def predict_proba(self, x):
+        """Posterior probability of each component, `(n_samples,
+        n_components)`."""
+        weighted = self._weighted_log_prob(x)
+        weighted = weighted - weighted.max(axis=1, keepdims=True)
+        proba = np.exp(weighted)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict(self, x, **kwargs):
+        """The most probable component of each sample, `(n_samples,)`
+        int (scikit-learn's meaning, not Keras')."""
+        if kwargs:
+            raise ValueError(
+                f"GaussianMixture.predict(x) takes only the data; got "
+                f"{sorted(kwargs)}.")
+        return np.argmax(self._weighted_log_prob(x), axis=1)
+
+    def _n_parameters(self):
+        k, d = self.n_components, self.n_features_in_
+        covariance = {"full": k * d * (d + 1) / 2, "tied": d * (d + 1) / 2,
+                      "diag": k * d, "spherical": k}[self.covariance_type]
+        return int(covariance + k * d + k - 1)
+
+    def bic(self, x):
+        """Bayesian information criterion on `x` (lower is better)."""
+        array = self._check_x(x)
+        return float(-2 * self.score(array) * len(array)
+                     + self._n_parameters() * np.log(len(array)))
+
+    def aic(self, x):
+        """Akaike information criterion on `x` (lower is better)."""
+        array = self._check_x(x)
+        return float(-2 * self.score(array) * len(array)
+                     + 2 * self._n_parameters())
+
+    # --------------------------------------------------------- sampling
+    def sample(self, n_samples=1, seed=None):
+        """Draws `n_samples` points from the fitted mixture.
+
+        As in scikit-learn, the points come grouped by component (all of
+        component 0 first): shuffle them if the order matters.
+
+        Args:
+            n_samples: how many points.
+            seed: optional integer seed; without one the estimator's own
+                random generator (from `seed=` at creation) advances, so
+                repeated calls differ.
+
+        Returns:
+            `(samples, components)`: float32 `(n_samples, n_features)` and
+            int `(n_samples,)`, the component each point came from.
+        """
+        if isinstance(n_samples, bool) or int(n_samples) != n_samples or (
+                n_samples < 1):
+            raise ValueError(
+                f"`n_samples` must be an integer >= 1; got {n_samples!r}.")
+        weights, means = self.weights_, self.means_
+        covariances = self.covariances_.astype("float64")
+        rng = self._rng if seed is None else np.random.default_rng(seed)
+        weights = weights.astype("float64")
+        counts = rng.multinomial(int(n_samples), weights / weights.sum())
+        d = means.shape[1]
+        parts = []
+        for k, count in enumerate(counts):
+            noise = rng.standard_normal((count, d))
+            if self.covariance_type == "full":
+                scale = np.linalg.cholesky(covariances[k]).T
+                parts.append(means[k] + noise @ scale)
+            elif self.covariance_type == "tied":
+                parts.append(means[k] + noise @ np.linalg.cholesky(
+                    covariances).T)
+            elif self.covariance_type == "diag":
+                parts.append(means[k] + noise * np.sqrt(covariances[k]))
+            else:
+                parts.append(means[k] + noise * np.sqrt(covariances[k]))
+        samples = np.concatenate(parts).astype("float32")
+        components = np.repeat(np.arange(self.n_components), counts)
+        return samples, components
+
+    # ------------------------------------------------------------ config
+    def get_config(self):
+        return {
+            "name": self.name,
+            "n_components": self.n_components,
+            "covariance_type": self.covariance_type,
+            "tol": self.tol,
+            "reg_covar": self.reg_covar,
+            "max_iter": self.max_iter,
+            "n_init": self.n_init,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

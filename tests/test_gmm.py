@@ -1,0 +1,187 @@
+"""GaussianMixture: EM in keras.ops against scikit-learn, on each backend.
+
+scikit-learn is a test-only dependency (the reference); the package never
+imports it. Real small data: iris and wine, standardised.
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_genzoo import GaussianMixture
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.datasets import load_iris, load_wine  # noqa: E402
+from sklearn.mixture import GaussianMixture as SkGaussianMixture  # noqa: E402
+
+KINDS = ("full", "tied", "diag", "spherical")
+
+
+def _standardised(loader):
+    x = loader().data.astype("float64")
+    return (x - x.mean(0)) / x.std(0)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return _standardised(load_iris)
+
+
+@pytest.fixture(scope="module")
+def wine():
+    return _standardised(load_wine)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("data", ["iris", "wine"])
+def test_log_likelihood_matches_scikit_learn(kind, data, request):
+    x = request.getfixturevalue(data)
+    ours = GaussianMixture(3, covariance_type=kind, n_init=3, seed=0).fit(x)
+    reference = SkGaussianMixture(3, covariance_type=kind, n_init=3,
+                                  random_state=0).fit(x)
+    ours_ll, reference_ll = ours.score(x), reference.score(x)
+    assert abs(ours_ll - reference_ll) <= 0.01 * abs(reference_ll), (
+        ours_ll, reference_ll)
+    # the fitted attributes have scikit-learn's shapes and meaning
+    assert ours.weights_.shape == reference.weights_.shape
+    assert ours.means_.shape == reference.means_.shape
+    assert ours.covariances_.shape == reference.covariances_.shape
+    assert ours.precisions_.shape == reference.precisions_.shape
+    np.testing.assert_allclose(ours.weights_.sum(), 1.0, atol=1e-5)
+    assert ours.converged_ and 1 <= ours.n_iter_ <= 100
+    assert ours.n_features_in_ == x.shape[1]
+    # scored by scikit-learn's formulas on our parameters: the same value
+    reference.weights_ = ours.weights_.astype("float64")
+    reference.means_ = ours.means_.astype("float64")
+    reference.covariances_ = ours.covariances_.astype("float64")
+    reference.precisions_cholesky_ = ours.precisions_cholesky_.astype(
+        "float64")
+    np.testing.assert_allclose(ours.score_samples(x),
+                               reference.score_samples(x), rtol=1e-3,
+                               atol=1e-3)
+
+
+def test_one_component_is_the_sample_mean_and_covariance(iris):
+    gmm = GaussianMixture(1, seed=0).fit(iris)
+    np.testing.assert_allclose(gmm.means_[0], iris.mean(0), atol=1e-5)
+    np.testing.assert_allclose(gmm.covariances_[0],
+                               np.cov(iris.T, bias=True) + 1e-6 * np.eye(4),
+                               atol=1e-4)
+
+
+def test_predict_proba_bic_aic_match_scikit_learn(wine):
+    ours = GaussianMixture(3, covariance_type="diag", seed=0).fit(wine)
+    reference = SkGaussianMixture(3, covariance_type="diag",
+                                  random_state=0).fit(wine)
+    proba = ours.predict_proba(wine)
+    assert proba.shape == (len(wine), 3)
+    np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_array_equal(ours.predict(wine), proba.argmax(1))
+    assert ours._n_parameters() == reference._n_parameters()
+    np.testing.assert_allclose(ours.bic(wine), reference.bic(wine),
+                               rtol=0.01)
+    np.testing.assert_allclose(ours.aic(wine), reference.aic(wine),
+                               rtol=0.01)
+
+
+def test_data_far_from_the_origin(iris):
+    # float32 EM centres the data: a large offset changes nothing
+    shifted = iris * 0.01 + 1000.0
+    ours = GaussianMixture(2, seed=0).fit(shifted)
+    reference = SkGaussianMixture(2, random_state=0).fit(shifted)
+    assert abs(ours.score(shifted) - reference.score(shifted)) <= 0.01 * abs(
+        reference.score(shifted))
+
+
+def test_sample_shapes_seeds_and_components():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-5, 0.5, (300, 2)),
+                        rng.normal(5, 0.5, (100, 2))])
+    gmm = GaussianMixture(2, seed=0).fit(x)
+    samples, components = gmm.sample(1000, seed=1)
+    assert samples.shape == (1000, 2) and samples.dtype == np.float32
+    assert components.shape == (1000,)
+    np.testing.assert_array_equal(samples, gmm.sample(1000, seed=1)[0])
+    assert not np.array_equal(samples, gmm.sample(1000, seed=2)[0])
+    # unseeded draws advance
+    assert not np.array_equal(gmm.sample(10)[0], gmm.sample(10)[0])
+    # each sample sits near its component's mean, in the fitted proportions
+    means = gmm.means_[components]
+    assert np.abs(samples - means).max() < 4.0
+    share = np.mean(components == np.argmax(gmm.weights_))
+    assert 0.7 < share < 0.8
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_keras_round_trip(kind, iris, tmp_path):
+    gmm = GaussianMixture(2, covariance_type=kind, seed=0).fit(iris)
+    path = os.path.join(str(tmp_path), "gmm.keras")
+    gmm.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, GaussianMixture)
+    assert loaded.get_config() == gmm.get_config()
+    np.testing.assert_allclose(loaded.score_samples(iris),
+                               gmm.score_samples(iris), rtol=1e-6)
+    np.testing.assert_array_equal(loaded.sample(20, seed=3)[0],
+                                  gmm.sample(20, seed=3)[0])
+    assert (loaded.n_iter_, loaded.converged_) == (gmm.n_iter_,
+                                                   gmm.converged_)
+
+
+def test_call_gives_log_likelihood_tensors(iris):
+    gmm = GaussianMixture(2, seed=0).fit(iris)
+    values = keras.ops.convert_to_numpy(gmm(iris[:5].astype("float32")))
+    np.testing.assert_allclose(values, gmm.score_samples(iris[:5]),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_same_seed_same_fit(wine):
+    a = GaussianMixture(3, seed=4).fit(wine)
+    b = GaussianMixture(3, seed=4).fit(wine)
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+@pytest.mark.parametrize("x, message", [
+    (np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 1.0]]), "NaN or Inf"),
+    (np.array([[0.0, 1.0], [np.inf, 2.0], [1.0, 1.0]]), "NaN or Inf"),
+    (np.zeros((2, 3)), "fewer than n_components=3"),
+    (np.arange(10.0), "reshape"),
+    (np.zeros((4, 2, 2)), "2-D"),
+])
+def test_bad_data_messages(x, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(3).fit(x)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"covariance_type": "banana"}, "covariance_type"),
+    ({"n_components": 0}, "n_components"),
+    ({"max_iter": 0}, "max_iter"),
+    ({"n_init": 1.5}, "n_init"),
+    ({"reg_covar": -1.0}, "reg_covar"),
+    ({"tol": -0.1}, "tol"),
+])
+def test_bad_argument_messages(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianMixture(**kwargs)
+
+
+def test_unfitted_and_wrong_width_messages(iris):
+    gmm = GaussianMixture(2)
+    with pytest.raises(ValueError, match="not fitted yet"):
+        gmm.means_
+    with pytest.raises(ValueError, match="not fitted yet"):
+        gmm.sample(3)
+    gmm.fit(iris)
+    with pytest.raises(ValueError, match="fitted on 4"):
+        gmm.score(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="takes only the data"):
+        gmm.fit(iris, epochs=3)
+
+
+def test_ill_defined_covariance_names_reg_covar():
+    x = np.repeat(np.eye(3), 5, axis=0)  # 3 points, 5 copies each
+    with pytest.raises(ValueError, match="reg_covar"):
+        GaussianMixture(3, reg_covar=0.0, seed=0).fit(x)

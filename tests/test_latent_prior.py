@@ -1,0 +1,142 @@
+"""Latent priors (a GaussianMixture on the codes) and anomaly scores of the
+AutoEncoder and the VAE, on each backend, on real digits."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_genzoo import VAE, AutoEncoder, GaussianMixture
+
+
+def _trained(cls, mnist, **kwargs):
+    images = mnist[0]
+    model = cls(latent_dim=4, filters=(8,), seed=0, **kwargs)
+    model.fit(images, epochs=3, batch_size=64, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def autoencoder(mnist):
+    return _trained(AutoEncoder, mnist)
+
+
+@pytest.fixture(scope="module")
+def vae(mnist):
+    return _trained(VAE, mnist)
+
+
+def test_autoencoder_generates_only_after_a_prior_is_fitted(mnist, tmp_path):
+    images = mnist[0]
+    model = _trained(AutoEncoder, mnist)
+    with pytest.raises(ValueError, match="fit_latent_prior"):
+        model.generate(4, seed=0)
+    assert model.latent_prior is None
+    prior = model.fit_latent_prior(images, n_components=3)
+    assert isinstance(prior, GaussianMixture) and prior is model.latent_prior
+    assert prior.means_.shape == (3, 4) and prior.covariances_.shape == (
+        3, 4, 4)
+    # the mixture is that of the training codes
+    codes = model.encode(images)
+    reference = GaussianMixture(3, seed=0).fit(codes)
+    np.testing.assert_allclose(prior.score(codes), reference.score(codes),
+                               rtol=1e-4)
+    samples = model.generate(6, seed=1)
+    assert samples.shape == (6, 28, 28, 1) and samples.dtype == np.float32
+    assert samples.min() >= 0.0 and samples.max() <= 1.0
+    np.testing.assert_array_equal(samples, model.generate(6, seed=1))
+    assert not np.array_equal(samples, model.generate(6, seed=2))
+    assert not np.array_equal(model.generate(2), model.generate(2))
+
+    # saved in the .keras file, with its fitted values
+    path = os.path.join(str(tmp_path), "ae.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.latent_prior is not None
+    np.testing.assert_allclose(loaded.latent_prior.means_, prior.means_)
+    np.testing.assert_allclose(loaded.generate(6, seed=1), samples,
+                               atol=1e-6)
+    # fitting again replaces it, with other settings
+    model.fit_latent_prior(images, n_components=2, covariance_type="diag")
+    assert model.latent_prior.covariances_.shape == (2, 4)
+    model.save(path)
+    assert keras.saving.load_model(path).latent_prior.covariance_type == (
+        "diag")
+
+
+def test_prior_reads_every_kind_of_data(autoencoder, mnist):
+    images, labels = mnist
+    expected = autoencoder.encode(images)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(100)
+    dicts = tf.data.Dataset.from_tensor_slices(
+        {"image": images, "label": labels}).batch(100)
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return images[i * 200:(i + 1) * 200], labels[i * 200:(i + 1) * 200]
+
+    for data in (images, images[..., 0], images / 255.0, dataset, dicts,
+                 Batches()):
+        np.testing.assert_allclose(autoencoder.encode_data(data), expected,
+                                   atol=1e-5)
+    with pytest.raises(ValueError, match="unbatched"):
+        autoencoder.fit_latent_prior(
+            tf.data.Dataset.from_tensor_slices(images))
+    with pytest.raises(ValueError, match="image shape|shape"):
+        autoencoder.fit_latent_prior(np.zeros((10, 16, 16, 1), "uint8"))
+
+
+def test_vae_prior_choice(vae, mnist, tmp_path):
+    normal = vae.generate(5, seed=0)
+    np.testing.assert_array_equal(normal, vae.generate(5, seed=0,
+                                                       prior="normal"))
+    with pytest.raises(ValueError, match="fit_latent_prior"):
+        vae.generate(5, seed=0, prior="gmm")
+    with pytest.raises(ValueError, match="'normal'.*'gmm'"):
+        vae.generate(5, prior="uniform")
+    vae.fit_latent_prior(mnist[0], n_components=4, covariance_type="diag")
+    mixed = vae.generate(5, seed=0, prior="gmm")
+    assert mixed.shape == normal.shape
+    assert not np.allclose(mixed, normal)
+    np.testing.assert_array_equal(mixed, vae.generate(5, seed=0,
+                                                      prior="gmm"))
+    path = os.path.join(str(tmp_path), "vae.keras")
+    vae.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.generate(5, seed=0, prior="gmm"),
+                               mixed, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["autoencoder", "vae"])
+def test_anomaly_scores_flag_noise_among_digits(which, mnist, request):
+    model = request.getfixturevalue(which)
+    digits = mnist[0][:100]
+    noise = np.random.default_rng(0).integers(
+        0, 256, (20, 28, 28, 1)).astype("uint8")
+    scores = model.anomaly_scores(np.concatenate([digits, noise]))
+    assert scores.shape == (120,) and scores.dtype == np.float32
+    assert np.isfinite(scores).all()
+    # every noise image scores above every digit
+    assert scores[100:].min() > scores[:100].max()
+    np.testing.assert_allclose(model.anomaly_scores(digits), scores[:100],
+                               rtol=1e-5)
+
+
+def test_autoencoder_score_is_its_reconstruction_loss(autoencoder, mnist):
+    digits = mnist[0][:64]
+    scores = autoencoder.anomaly_scores(digits)
+    loss = autoencoder.evaluate(digits, batch_size=64, verbose=0)
+    np.testing.assert_allclose(scores.mean(), loss, rtol=1e-4)
+
+
+def test_vae_score_is_the_negative_elbo(vae, mnist):
+    digits = mnist[0][:32]
+    np.testing.assert_allclose(
+        vae.anomaly_scores(digits, num_samples=4, seed=3),
+        -vae.elbo(digits, num_samples=4, seed=3, reduction="none"),
+        rtol=1e-5)
