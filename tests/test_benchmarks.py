@@ -44,3 +44,37 @@ def test_diffusion_benchmark_smoke(tmp_path):
     assert len(paths) == 3
     for path in paths:
         assert os.path.getsize(path) > 0, path
+
+
+def test_gmm_speed_benchmark_smoke():
+    import keras
+
+    rows = _load("gmm_speed").main(["--smoke", "--in-process",
+                                    "--cases", "full,diag"])
+    ours = [r for r in rows if r.get("estimator") == "keras_genzoo"]
+    assert [r["case"] for r in ours] == ["full", "diag"]
+    for row in ours:
+        assert row["backend"] == keras.backend.backend()
+        assert row["iterations"] == 5  # tol=0: every iteration runs
+        assert row["fit_s"] > 0 and row["s_per_iteration"] > 0
+        assert row["mean_log_likelihood"] < 0
+    reference = [r for r in rows if r.get("estimator") == "scikit-learn"]
+    if reference:  # scikit-learn installed: same data, comparable fits
+        for ours_row, ref_row in zip(ours, reference):
+            assert ours_row["speedup"] > 0
+            assert abs(ours_row["mean_log_likelihood"]
+                       - ref_row["mean_log_likelihood"]) < 0.05 * abs(
+                ref_row["mean_log_likelihood"])
+
+
+def test_latent_prior_benchmark_smoke(tmp_path):
+    rows = _load("latent_prior_mnist").main(
+        ["--smoke", "--in-process", "--grid-dir", str(tmp_path)])
+    assert [r.get("error") for r in rows] == [None] * len(rows)
+    assert [(r["model"], r["prior"]) for r in rows] == [
+        ("real", None), ("vae", "normal"), ("vae", "gaussian"),
+        ("vae", "gmm"), ("ae", "gaussian"), ("ae", "gmm")]
+    for row in rows[1:]:
+        assert row["fd"] >= 0 and 0 < row["confidence"] <= 1
+        assert os.path.getsize(row["grid"]) > 0
+    assert rows[3]["n_components"] == 3 and rows[3]["prior_fit_s"] > 0
