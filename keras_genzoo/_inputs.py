@@ -363,7 +363,7 @@ def has_labels(x, y=None):
 
 
 def iterate_image_batches(x, batch_size=256, expected_shape=None,
-                          what="the data"):
+                          what="the data", labels=None, with_labels=False):
     """Yields the images of any data `fit` takes, batch by batch.
 
     For methods that read a whole dataset once (fitting a latent prior,
@@ -379,16 +379,30 @@ def iterate_image_batches(x, batch_size=256, expected_shape=None,
             own batches).
         expected_shape: `(height, width, channels)` of the model's images.
         what: words naming the data in error messages.
+        labels: labels of an array `x` (datasets carry their own).
+        with_labels: yield `(images, labels or None)` pairs instead of
+            images.
 
     Yields:
-        float32 numpy batches `(n, H, W, C)` in [0, 1], each checked.
+        float32 numpy batches `(n, H, W, C)` in [0, 1], each checked (with
+        their labels as numpy, or `None`, when `with_labels`).
     """
     if x is None:
         raise ValueError(f"{what} is None: pass images.")
     if isinstance(x, dict) or _is_array_like(x):
         array = images_to_array(x, expected_shape, what)
-        for start in range(0, len(array), int(batch_size)):
-            yield array[start:start + int(batch_size)]
+        if labels is None and isinstance(x, dict):
+            labels = x.get(LABEL_KEY)
+        if labels is not None:
+            labels = to_numpy(labels).reshape(-1)
+        step = int(batch_size)
+        for start in range(0, len(array), step):
+            images = array[start:start + step]
+            if with_labels:
+                yield images, (None if labels is None
+                               else labels[start:start + step])
+            else:
+                yield images
         return
     if isinstance(x, (tuple, list)):
         raise ValueError(
@@ -407,4 +421,10 @@ def iterate_image_batches(x, batch_size=256, expected_shape=None,
             "Pass a numpy array, a tf.data.Dataset, a keras.utils.PyDataset "
             "or a torch DataLoader of image batches.")
     for batch in batches:
-        yield images_to_array(extract_images(batch), expected_shape, what)
+        images, batch_labels = split_batch(batch)
+        images = images_to_array(images, expected_shape, what)
+        if with_labels:
+            yield images, (None if batch_labels is None
+                           else to_numpy(batch_labels).reshape(-1))
+        else:
+            yield images

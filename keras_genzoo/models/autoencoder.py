@@ -149,7 +149,7 @@ class AutoEncoder(LatentImageModel):
         """
         self.ensure_built("generate")
         return self.decode(self.sample_latent_prior(num_samples, seed),
-                           batch_size)
+                           batch_size=batch_size)
 
     def get_config(self):
         config = super().get_config()

@@ -568,8 +568,15 @@ class LatentImageModel(ImageModel):
         "channels) to codes of shape (batch, latent_dim)")
 
     def __init__(self, latent_dim=None, filters=(32, 64), encoder=None,
-                 decoder=None, image_shape=None, seed=None, **kwargs):
+                 decoder=None, image_shape=None, seed=None, num_classes=None,
+                 **kwargs):
         super().__init__(image_shape=image_shape, seed=seed, **kwargs)
+        if num_classes is not None and (
+                isinstance(num_classes, bool) or int(num_classes) < 2):
+            raise ValueError(
+                f"`num_classes` must be an integer >= 2 (or None for an "
+                f"unconditional model); got {num_classes!r}.")
+        self.num_classes = None if num_classes is None else int(num_classes)
         if latent_dim is not None and int(latent_dim) <= 0:
             raise ValueError(
                 f"`latent_dim` must be a positive integer; got {latent_dim}."
@@ -601,7 +608,10 @@ class LatentImageModel(ImageModel):
         check_network(self.decoder, "decoder")
         self.adopt_image_shape(self.encoder, "encoder", self.encoder_contract)
         probe = keras.random.uniform((2,) + self.image_shape, seed=0)
-        codes = self.encoder(probe, training=False)
+        probe_labels = (np.zeros((2,), "int32") if self.num_classes
+                        else None)
+        codes = self.encoder(self.with_labels(probe, probe_labels),
+                             training=False)
         codes = codes if isinstance(codes, (tuple, list)) else [codes]
         code_shapes = [tuple(ops.shape(c)) for c in codes]
         if len(codes) != self.encoder_outputs or any(
@@ -610,7 +620,8 @@ class LatentImageModel(ImageModel):
                 f"Contract: {self.encoder_contract}; this encoder returns "
                 f"shape(s) {code_shapes} for a batch of 2 images.")
         self.agree("latent_dim", int(code_shapes[0][1]), "encoder's codes")
-        decoded = self.decoder(codes[0], training=False)
+        decoded = self.decoder(self.with_labels(codes[0], probe_labels),
+                               training=False)
         if tuple(ops.shape(decoded)) != (2,) + self.image_shape:
             raise ValueError(
                 "Contract: a decoder maps codes of shape (batch, latent_dim) "
@@ -627,15 +638,66 @@ class LatentImageModel(ImageModel):
         # the model's state before a subclass's __init__ adds its own.
         self.built = True
 
-    def encode_batch(self, images):
-        """Codes of one batch of float images (a tensor); used by `encode`."""
-        return self.encoder(images, training=False)
+    def with_labels(self, x, labels):
+        """A network's input: `x` alone, or `[x, labels]` for a conditional
+        model (`num_classes`)."""
+        return [x, labels] if self.num_classes else x
 
-    def encode(self, images, batch_size=256):
+    def check_labels(self, labels, count, method):
+        """`labels` as int32 numpy `(count,)` for a conditional model (one
+        int is repeated; `None` is a `ValueError`), `None` otherwise
+        (labels given to an unconditional model are a `ValueError`)."""
+        if not self.num_classes:
+            if labels is not None:
+                raise ValueError(
+                    f"`{method}` got labels, but this model is not "
+                    "conditional: create it with `num_classes=` to use "
+                    "labels.")
+            return None
+        if labels is None:
+            raise ValueError(
+                f"This model is conditional (num_classes={self.num_classes})"
+                f": pass `labels=` (ints in 0..{self.num_classes - 1}) to "
+                f"`{method}`.")
+        array = np.asarray(ops.convert_to_numpy(labels))
+        if array.ndim == 0:
+            array = np.full((count,), array)
+        array = array.reshape(-1)
+        if len(array) != count or array.dtype.kind not in "iu":
+            raise ValueError(
+                f"`labels` of `{method}` must be {count} ints (one per "
+                f"image) or one int; got {array.dtype} of shape "
+                f"{np.shape(labels)}.")
+        if array.min() < 0 or array.max() >= self.num_classes:
+            raise ValueError(
+                f"`labels` must be in 0..{self.num_classes - 1}; got values "
+                f"from {array.min()} to {array.max()}.")
+        return array.astype("int32")
+
+    def encode_batch(self, images, labels=None):
+        """Codes of one batch of float images (a tensor); used by `encode`."""
+        return self.encoder(self.with_labels(images, labels), training=False)
+
+    def decode_batch(self, z, labels=None):
+        """Images of one batch of codes (a tensor); used by `decode`."""
+        return self.decoder(self.with_labels(z, labels), training=False)
+
+    def _apply_labelled(self, fn, array, labels, batch_size):
+        """`fn(batch)` or `fn(batch, labels)` over `array` in batches."""
+        if labels is None:
+            return self._apply_in_batches(fn, array, batch_size)
+        return np.concatenate([
+            ops.convert_to_numpy(fn(array[i:i + batch_size],
+                                    labels[i:i + batch_size]))
+            for i in range(0, len(array), batch_size)
+        ])
+
+    def encode(self, images, labels=None, batch_size=256):
         """Maps images to their latent codes.
 
         Args:
             images: one image `(H, W, C)` or a batch, uint8 or float in [0, 1].
+            labels: the images' int labels (a conditional model only).
             batch_size: how many images to encode at once.
 
         Returns:
@@ -643,15 +705,17 @@ class LatentImageModel(ImageModel):
             the latent Gaussians).
         """
         self.ensure_built("encode")
-        return self._apply_in_batches(
-            self.encode_batch, self._to_array(images), batch_size
-        )
+        array = self._to_array(images)
+        labels = self.check_labels(labels, len(array), "encode")
+        return self._apply_labelled(self.encode_batch, array, labels,
+                                    batch_size)
 
-    def decode(self, z, batch_size=256):
+    def decode(self, z, labels=None, batch_size=256):
         """Maps latent codes to images.
 
         Args:
             z: array `(num_codes, latent_dim)`.
+            labels: the int labels to draw (a conditional model only).
             batch_size: how many codes to decode at once.
 
         Returns:
@@ -665,25 +729,27 @@ class LatentImageModel(ImageModel):
                 f"Codes must have shape (num_codes, {self.latent_dim}); got "
                 f"{z.shape}."
             )
-        return self._apply_in_batches(
-            lambda b: self.decoder(b, training=False), z, batch_size
-        ).astype("float32")
+        labels = self.check_labels(labels, len(z), "decode")
+        return self._apply_labelled(self.decode_batch, z, labels,
+                                    batch_size).astype("float32")
 
-    def reconstruct(self, images, batch_size=256):
+    def reconstruct(self, images, labels=None, batch_size=256):
         """Encodes images and decodes the codes again (no noise is added).
 
         Args:
             images: one image or a batch, uint8 or float in [0, 1]; for a
                 denoising auto-encoder, pass noisy images to denoise them.
+            labels: the images' int labels (a conditional model only).
             batch_size: how many images to process at once.
 
         Returns:
             numpy float32 array of reconstructions in [0, 1].
         """
-        return self.decode(self.encode(images, batch_size), batch_size)
+        return self.decode(self.encode(images, labels, batch_size), labels,
+                           batch_size)
 
     # ------------------------------------------------------ latent prior
-    def encode_data(self, data, batch_size=256):
+    def encode_data(self, data, batch_size=256, labels=None):
         """Codes of every image of `data`, as numpy `(n, latent_dim)`.
 
         Args:
@@ -692,17 +758,26 @@ class LatentImageModel(ImageModel):
                 tfds dicts), uint8 or floats in [0, 1].
             batch_size: images encoded at once (datasets keep their own
                 batches).
+            labels: a conditional model's labels of an array `data`
+                (datasets carry their own).
         """
         self.ensure_built("encode_data")
-        codes = [ops.convert_to_numpy(self.encode_batch(batch))
-                 for batch in _inputs.iterate_image_batches(
-                     data, batch_size, self.image_shape, "the data")]
+        codes = []
+        for images, batch_labels in _inputs.iterate_image_batches(
+                data, batch_size, self.image_shape, "the data", labels,
+                with_labels=True):
+            batch_labels = self.check_labels(
+                batch_labels if self.num_classes else None, len(images),
+                "encode_data")
+            codes.append(ops.convert_to_numpy(
+                self.encode_batch(images, batch_labels)))
         if not codes:
             raise ValueError("The data holds no images.")
         return np.concatenate(codes).astype("float32")
 
     def fit_latent_prior(self, data, n_components=10,
-                         covariance_type="full", batch_size=256, **kwargs):
+                         covariance_type="full", batch_size=256, labels=None,
+                         **kwargs):
         """Fits a Gaussian mixture to the latent codes of `data`.
 
         "Ex-post density estimation" (Ghosh et al., 2020): after training,
@@ -718,6 +793,7 @@ class LatentImageModel(ImageModel):
             n_components: Gaussians of the mixture.
             covariance_type: `"full"`, `"tied"`, `"diag"` or `"spherical"`.
             batch_size: images encoded at once.
+            labels: a conditional model's labels of an array `data`.
             **kwargs: other `GaussianMixture` arguments (`max_iter`,
                 `n_init`, `reg_covar`, `tol`, `seed`: the model's seed by
                 default).
@@ -730,7 +806,7 @@ class LatentImageModel(ImageModel):
         kwargs.setdefault("seed", self.seed)
         mixture = GaussianMixture(n_components=n_components,
                                   covariance_type=covariance_type, **kwargs)
-        codes = self.encode_data(data, batch_size)
+        codes = self.encode_data(data, batch_size, labels)
         self._prior.mixture = mixture.fit(codes)
         return mixture
 
@@ -753,7 +829,7 @@ class LatentImageModel(ImageModel):
         order = np.random.default_rng([seed, 1]).permutation(num_samples)
         return codes[order]
 
-    def anomaly_scores(self, images, batch_size=256):
+    def anomaly_scores(self, images, batch_size=256, labels=None):
         """How badly each image is reconstructed: higher is more anomalous.
 
         The reconstruction error the model trains on, per image: binary
@@ -766,16 +842,21 @@ class LatentImageModel(ImageModel):
             images: images in any form `fit` takes, uint8 or floats in
                 [0, 1], of the model's image shape.
             batch_size: images scored at once.
+            labels: a conditional model's labels of an array `images`.
 
         Returns:
             numpy float32 `(num_images,)`.
         """
         self.ensure_built("anomaly_scores")
         scores = []
-        for batch in _inputs.iterate_image_batches(
-                images, batch_size, self.image_shape, "images"):
-            reconstruction = self.decoder(self.encode_batch(batch),
-                                          training=False)
+        for batch, batch_labels in _inputs.iterate_image_batches(
+                images, batch_size, self.image_shape, "images", labels,
+                with_labels=True):
+            batch_labels = self.check_labels(
+                batch_labels if self.num_classes else None, len(batch),
+                "anomaly_scores")
+            reconstruction = self.decode_batch(
+                self.encode_batch(batch, batch_labels), batch_labels)
             per_pixel = ops.binary_crossentropy(
                 batch, ops.cast(reconstruction, "float32"))
             scores.append(ops.convert_to_numpy(

@@ -72,6 +72,13 @@ class VAE(LatentImageModel):
         image_shape: `(height, width, channels)`, or `None` to infer it from
             the first training batch (or from the encoder given).
         seed: optional integer seed of the sampling noise and of `generate`.
+        num_classes: number of classes of a conditional VAE (Sohn et al.,
+            2015): the encoder and the decoder also take the image's int
+            label (a learned embedding in the built-in networks), labels
+            come as the GANs' do (`fit(images, labels)`, `(images,
+            labels)` batches, tfds dicts) and `generate(n, labels=...)`
+            draws the digit asked for. Your own networks then take
+            `[images, labels]` and `[z, labels]`. `None`: unconditional.
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`).
 
     Examples:
@@ -114,11 +121,12 @@ class VAE(LatentImageModel):
         decoder=None,
         image_shape=None,
         seed=None,
+        num_classes=None,
         **kwargs,
     ):
         super().__init__(latent_dim, filters, encoder=encoder,
                          decoder=decoder, image_shape=image_shape,
-                         seed=seed, **kwargs)
+                         seed=seed, num_classes=num_classes, **kwargs)
         if float(beta) < 0:
             raise ValueError(f"`beta` must be >= 0; got {beta}.")
         self.beta = float(beta)
@@ -131,27 +139,48 @@ class VAE(LatentImageModel):
     def build_networks(self, image_shape):
         if self.encoder is None:
             self.encoder = conv_encoder(
-                image_shape, (self.latent_dim, self.latent_dim), self.filters
-            )
+                image_shape, (self.latent_dim, self.latent_dim), self.filters,
+                num_classes=self.num_classes)
             self.decoder = conv_decoder(image_shape, self.latent_dim,
-                                        self.filters)
+                                        self.filters,
+                                        num_classes=self.num_classes)
 
     def call(self, inputs, training=False):
         """Encodes, samples and decodes a batch.
 
         Args:
             inputs: a batch of images (or `(images, labels)`, or a dict with
-                an `"image"` key), uint8 or float in [0, 1].
+                an `"image"` key), uint8 or float in [0, 1]. A conditional
+                VAE needs the labels: `(images, labels)` or a dict with a
+                `"label"` key.
             training: whether the call is part of a training step.
 
         Returns:
             A dict with `"reconstruction"` (images in [0, 1]), `"z_mean"` and
-            `"z_log_var"`.
+            `"z_log_var"`. A conditional VAE called on images without
+            labels returns `{"images": images}` only: Keras' training step
+            calls it so (`fit(images, labels)` hands the labels to
+            `compute_loss` as `y`), and `compute_loss` then runs the
+            networks with the labels.
         """
         images = self.images_from_inputs(inputs)
-        z_mean, z_log_var = self.encoder(images, training=training)
+        labels = None
+        if self.num_classes:
+            labels = _inputs.split_batch(inputs)[1]
+            if labels is None:
+                return {"images": images}
+        return self._forward(images, labels, training)
+
+    def _forward(self, images, labels, training):
+        """Encodes, samples and decodes float images (with int labels for
+        a conditional VAE)."""
+        if labels is not None:
+            labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
+        z_mean, z_log_var = self.encoder(self.with_labels(images, labels),
+                                         training=training)
         z = self.sampling([z_mean, z_log_var])
-        reconstruction = self.decoder(z, training=training)
+        reconstruction = self.decoder(self.with_labels(z, labels),
+                                      training=training)
         return {
             "reconstruction": reconstruction,
             "z_mean": z_mean,
@@ -162,6 +191,9 @@ class VAE(LatentImageModel):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         images = self.images_from_inputs(x)
+        if "reconstruction" not in y_pred:  # a conditional VAE, see `call`
+            labels = y if y is not None else _inputs.split_batch(x)[1]
+            y_pred = self._forward(images, labels, training)
         reconstruction_loss = reconstruction_bce(
             images, y_pred["reconstruction"]
         )
@@ -184,12 +216,26 @@ class VAE(LatentImageModel):
         return loss
 
     # ------------------------------------------------------------ helpers
-    def encode_batch(self, images):
-        z_mean, _ = self.encoder(images, training=False)
+    def check_data(self, x, y=None, what="the training data"):
+        x = super().check_data(x, y, what)
+        self.require_labels(x, y, what, "VAE")
+        return x
+
+    def encode_batch(self, images, labels=None):
+        z_mean, _ = self.encoder(self.with_labels(images, labels),
+                                 training=False)
         return z_mean
 
+    def default_labels(self, num_samples, labels):
+        """The labels `generate` draws: the given ones (checked), or the
+        classes in turn (0, 1, ..., num_classes - 1, 0, ...) for a
+        conditional model."""
+        if self.num_classes and labels is None:
+            return np.arange(num_samples) % self.num_classes
+        return self.check_labels(labels, num_samples, "generate")
+
     def generate(self, num_samples, seed=None, batch_size=256,
-                 prior="normal"):
+                 prior="normal", labels=None):
         """Draws new images by decoding latent codes from a prior.
 
         Args:
@@ -200,26 +246,28 @@ class VAE(LatentImageModel):
             prior: `"normal"`: the VAE's own N(0, I); `"gmm"`: the Gaussian
                 mixture fitted by `fit_latent_prior` (sharper samples: it
                 avoids the holes N(0, I) leaves between the codes).
+            labels: a conditional model's labels: one int for all, or one
+                per image; by default the classes in turn.
 
         Returns:
             numpy float32 array `(num_samples, H, W, C)` in [0, 1].
         """
         self.ensure_built("generate")
+        num_samples = self.check_num_samples(num_samples)
+        labels = self.default_labels(num_samples, labels)
         if prior == "gmm":
             return self.decode(self.sample_latent_prior(num_samples, seed),
-                               batch_size)
+                               labels, batch_size=batch_size)
         if prior != "normal":
             raise ValueError(
                 f"`prior` must be 'normal' (N(0, I)) or 'gmm' (the mixture "
                 f"of `fit_latent_prior`); got {prior!r}.")
-        z = keras.random.normal(
-            (self.check_num_samples(num_samples), self.latent_dim),
-            seed=self.sample_seed(seed),
-        )
-        return self.decode(z, batch_size)
+        z = keras.random.normal((num_samples, self.latent_dim),
+                                seed=self.sample_seed(seed))
+        return self.decode(z, labels, batch_size=batch_size)
 
     def anomaly_scores(self, images, num_samples=16, seed=0,
-                       batch_size=256):
+                       batch_size=256, labels=None):
         """The negative ELBO of each image, in nats: higher is more
         anomalous.
 
@@ -235,21 +283,30 @@ class VAE(LatentImageModel):
             seed: seed of the codes: the default 0 gives the same scores
                 on every call; `None` advances the model's seed generator.
             batch_size: images per pass.
+            labels: a conditional VAE's labels of an array `images`
+                (datasets carry their own).
 
         Returns:
             numpy float32 `(num_images,)`.
         """
         self.ensure_built("anomaly_scores")
-        batches = list(_inputs.iterate_image_batches(
-            images, batch_size, self.image_shape, "images"))
-        if not batches:
+        pairs = list(_inputs.iterate_image_batches(
+            images, batch_size, self.image_shape, "images", labels,
+            with_labels=True))
+        if not pairs:
             raise ValueError("`images` holds no images.")
-        return -self.elbo(np.concatenate(batches), num_samples=num_samples,
-                          seed=seed, batch_size=batch_size * num_samples,
-                          reduction="none")
+        all_labels = None
+        if self.num_classes:
+            if any(batch_labels is None for _, batch_labels in pairs):
+                self.check_labels(None, 0, "anomaly_scores")  # the message
+            all_labels = np.concatenate([l for _, l in pairs])
+        return -self.elbo(np.concatenate([b for b, _ in pairs]),
+                          num_samples=num_samples, seed=seed,
+                          batch_size=batch_size * num_samples,
+                          reduction="none", labels=all_labels)
 
     # ---------------------------------------------------------- likelihood
-    def _likelihood_terms(self, images, eps):
+    def _likelihood_terms(self, images, eps, labels=None):
         """Per-image terms of the ELBO and of the importance weights.
 
         Args:
@@ -262,14 +319,17 @@ class VAE(LatentImageModel):
             analytic `KL(q(z|x) || N(0, I))` `(B,)`, all float32, in nats.
         """
         eps = ops.convert_to_tensor(eps, "float32")  # on the model's device
-        z_mean, z_log_var = self.encoder(images, training=False)
+        z_mean, z_log_var = self.encoder(self.with_labels(images, labels),
+                                         training=False)
         z_mean = ops.cast(z_mean, "float32")
         z_log_var = ops.cast(z_log_var, "float32")
         z = (ops.expand_dims(z_mean, 1)
              + ops.expand_dims(ops.exp(0.5 * z_log_var), 1) * eps)
         batch, samples = ops.shape(eps)[0], ops.shape(eps)[1]
-        decoded = self.decoder(ops.reshape(z, (-1, self.latent_dim)),
-                               training=False)
+        repeated = (None if labels is None
+                    else ops.repeat(labels, samples, axis=0))
+        decoded = self.decoder(self.with_labels(
+            ops.reshape(z, (-1, self.latent_dim)), repeated), training=False)
         targets = ops.repeat(images, samples, axis=0)  # (B*K, H, W, C)
         # the Bernoulli log-likelihood the model trains with (its loss)
         log_px = -ops.sum(ops.binary_crossentropy(
@@ -284,7 +344,8 @@ class VAE(LatentImageModel):
                             - ops.exp(z_log_var), axis=-1)
         return log_px + log_pz - log_qz, log_px, kl
 
-    def _likelihood(self, images, num_samples, seed, batch_size):
+    def _likelihood(self, images, num_samples, seed, batch_size,
+                    labels=None):
         """`(log_weights, log_px, kl)` as float64 numpy for all images."""
         self.ensure_built("nll")
         if int(num_samples) < 1:
@@ -294,6 +355,7 @@ class VAE(LatentImageModel):
         array = self._to_array(images)
         if len(array) == 0:
             raise ValueError("No images given: pass at least one image.")
+        labels = self.check_labels(labels, len(array), "nll / elbo")
         compiled = self._compiled
         if compiled.likelihood is None:
             from keras_genzoo import backend
@@ -312,8 +374,9 @@ class VAE(LatentImageModel):
             images = array[i:i + chunk]
             eps = rng.standard_normal(
                 (len(images), num_samples, self.latent_dim)).astype("float32")
+            extra = () if labels is None else (labels[i:i + chunk],)
             parts.append([np.asarray(ops.convert_to_numpy(t), "float64")
-                          for t in compiled.likelihood(images, eps)])
+                          for t in compiled.likelihood(images, eps, *extra)])
         return [np.concatenate(p) for p in zip(*parts)]
 
     @staticmethod
@@ -326,7 +389,7 @@ class VAE(LatentImageModel):
             f"`reduction` must be 'mean' or 'none'; got {reduction!r}.")
 
     def nll(self, images, num_samples=100, seed=None, batch_size=2048,
-            reduction="mean"):
+            reduction="mean", labels=None):
         """Importance-weighted negative log-likelihood, in nats per image.
 
         The IWAE bound (Burda et al., 2016) with `K = num_samples` codes
@@ -352,6 +415,7 @@ class VAE(LatentImageModel):
             batch_size: decoder passes per call (images per call times `K`).
             reduction: `"mean"` (a float, nats per image) or `"none"` (a
                 float32 array `(N,)`, one value per image).
+            labels: the images' int labels (a conditional VAE only).
 
         Returns:
             The mean NLL (a float), or one value per image.
@@ -368,14 +432,14 @@ class VAE(LatentImageModel):
             True
         """
         log_weights, _, _ = self._likelihood(images, num_samples, seed,
-                                             batch_size)
+                                             batch_size, labels)
         peak = log_weights.max(axis=1, keepdims=True)
         log_mean = peak[:, 0] + np.log(
             np.mean(np.exp(log_weights - peak), axis=1))
         return self._reduce(-log_mean, reduction)
 
     def elbo(self, images, num_samples=1, seed=None, batch_size=2048,
-             reduction="mean"):
+             reduction="mean", labels=None):
         """The evidence lower bound, in nats per image (higher is better).
 
         `E_q[log p(x|z)] - KL(q(z|x) || N(0, I))`: the expectation estimated
@@ -391,6 +455,7 @@ class VAE(LatentImageModel):
             seed: seed of the codes (see `nll`).
             batch_size: decoder passes per call.
             reduction: `"mean"` (a float) or `"none"` (one value per image).
+            labels: the images' int labels (a conditional VAE only).
 
         Returns:
             The mean ELBO (a float), or one value per image.
@@ -404,16 +469,19 @@ class VAE(LatentImageModel):
             True
         """
         _, log_px, kl = self._likelihood(images, num_samples, seed,
-                                         batch_size)
+                                         batch_size, labels)
         return self._reduce(log_px.mean(axis=1) - kl, reduction)
 
-    def interpolate(self, x_a, x_b, steps=8):
+    def interpolate(self, x_a, x_b, steps=8, labels=None):
         """Decodes a straight line in latent space between two images.
 
         Args:
             x_a: the first image `(H, W, C)` (or a batch of one).
             x_b: the last image.
             steps: number of images on the path, both ends included.
+            labels: a conditional VAE's label: one int, or one for each
+                end (`(label_a, label_b)`; the path then keeps `label_a`
+                for its first half and `label_b` for the rest).
 
         Returns:
             numpy float32 array `(steps, H, W, C)`: the decoded latent means
@@ -421,17 +489,32 @@ class VAE(LatentImageModel):
         """
         if int(steps) < 2:
             raise ValueError(f"`steps` must be at least 2; got {steps}.")
-        z_a = self.encode(x_a)
-        z_b = self.encode(x_b)
+        label_a = label_b = None
+        if self.num_classes:
+            if labels is None:
+                raise ValueError(
+                    "This VAE is conditional: pass `labels=` (one int, or "
+                    "one per end) to `interpolate`.")
+            ends = np.asarray(labels).reshape(-1)
+            label_a, label_b = int(ends[0]), int(ends[-1])
+            label_a = self.check_labels(label_a, 1, "interpolate")
+            label_b = self.check_labels(label_b, 1, "interpolate")
+        elif labels is not None:
+            self.check_labels(labels, 1, "interpolate")
+        z_a = self.encode(x_a, label_a)
+        z_b = self.encode(x_b, label_b)
         if len(z_a) != 1 or len(z_b) != 1:
             raise ValueError(
                 "`interpolate` takes one image at each end; got "
                 f"{len(z_a)} and {len(z_b)} images."
             )
         t = np.linspace(0.0, 1.0, int(steps), dtype="float32")[:, None]
-        return self.decode((1.0 - t) * z_a + t * z_b)
+        path_labels = None
+        if self.num_classes:
+            path_labels = np.where(t[:, 0] < 0.5, label_a[0], label_b[0])
+        return self.decode((1.0 - t) * z_a + t * z_b, path_labels)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"beta": self.beta})
+        config.update({"beta": self.beta, "num_classes": self.num_classes})
         return config

@@ -31,7 +31,8 @@ def downsampled_size(image_shape, num_levels):
     return height, width
 
 
-def conv_encoder(image_shape, output_sizes, filters=(32, 64), name="encoder"):
+def conv_encoder(image_shape, output_sizes, filters=(32, 64),
+                 num_classes=None, name="encoder"):
     """Builds a convolutional encoder.
 
     Images go through one `Conv2D(f, 3, strides=2, activation="relu")` per
@@ -44,11 +45,14 @@ def conv_encoder(image_shape, output_sizes, filters=(32, 64), name="encoder"):
         output_sizes: sizes of the linear output heads, e.g. `(16,)` for an
             auto-encoder code or `(16, 16)` for a VAE's mean and log-variance.
         filters: number of filters of each strided convolution.
+        num_classes: number of classes of a conditional encoder, whose
+            second input is an int label `(batch,)`; a learned embedding of
+            it joins the flattened features. `None`: images only.
         name: name of the returned model.
 
     Returns:
-        A functional `keras.Model` mapping images in [0, 1] to one tensor per
-        head (a single tensor when there is one head).
+        A functional `keras.Model` mapping images in [0, 1] (and labels) to
+        one tensor per head (a single tensor when there is one head).
 
     Examples:
         >>> encoder = conv_encoder((28, 28, 1), output_sizes=(8, 8), filters=(8,))
@@ -64,6 +68,13 @@ def conv_encoder(image_shape, output_sizes, filters=(32, 64), name="encoder"):
             name=f"conv_{i}",
         )(x)
     x = layers.Flatten(name="flatten")(x)
+    model_inputs = inputs
+    if num_classes:
+        label = keras.Input(shape=(), dtype="int32", name="label")
+        model_inputs = [inputs, label]
+        embedded = layers.Embedding(int(num_classes), 16,
+                                    name="label_embedding")(label)
+        x = layers.Concatenate(name="features_and_label")([x, embedded])
     x = layers.Dense(
         max(16, 4 * int(output_sizes[0])), activation="relu", name="hidden"
     )(x)
@@ -73,10 +84,11 @@ def conv_encoder(image_shape, output_sizes, filters=(32, 64), name="encoder"):
     ]
     if len(outputs) == 1:
         outputs = outputs[0]
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(model_inputs, outputs, name=name)
 
 
-def conv_decoder(image_shape, latent_dim, filters=(32, 64), name="decoder"):
+def conv_decoder(image_shape, latent_dim, filters=(32, 64), num_classes=None,
+                 name="decoder"):
     """Builds a convolutional decoder that mirrors `conv_encoder`.
 
     A `Dense` layer maps the code to a small feature map, one
@@ -89,6 +101,9 @@ def conv_decoder(image_shape, latent_dim, filters=(32, 64), name="decoder"):
         image_shape: `(height, width, channels)` of the images to produce.
         latent_dim: size of the input code.
         filters: the encoder's filters; the decoder uses them in reverse.
+        num_classes: number of classes of a conditional decoder, whose
+            second input is an int label `(batch,)`; a learned embedding of
+            it joins the code. `None`: codes only.
         name: name of the returned model.
 
     Returns:
@@ -104,8 +119,16 @@ def conv_decoder(image_shape, latent_dim, filters=(32, 64), name="decoder"):
     height, width, channels = (int(d) for d in image_shape)
     base_h, base_w = downsampled_size((height, width), len(filters))
     inputs = keras.Input(shape=(int(latent_dim),), name="latent")
+    x = inputs
+    model_inputs = inputs
+    if num_classes:
+        label = keras.Input(shape=(), dtype="int32", name="label")
+        model_inputs = [inputs, label]
+        embedded = layers.Embedding(int(num_classes), 16,
+                                    name="label_embedding")(label)
+        x = layers.Concatenate(name="code_and_label")([x, embedded])
     x = layers.Dense(base_h * base_w * filters[-1], activation="relu",
-                     name="project")(inputs)
+                     name="project")(x)
     x = layers.Reshape((base_h, base_w, filters[-1]), name="reshape")(x)
     for i, f in enumerate(reversed(filters)):
         x = layers.Conv2DTranspose(
@@ -122,4 +145,4 @@ def conv_decoder(image_shape, latent_dim, filters=(32, 64), name="decoder"):
         x = layers.Cropping2D(
             ((0, extra_h), (0, extra_w)), name="crop"
         )(x)
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(model_inputs, x, name=name)
