@@ -196,6 +196,14 @@ class ImageGridSaver(_GridCallback):
 
     def on_train_begin(self, logs=None):
         self._require("generate")
+        if getattr(self.model, "generates_from_prior", False) and (
+                self.model.latent_prior is None):
+            raise ValueError(
+                f"{type(self).__name__} needs samples, and this "
+                f"{type(self.model).__name__} draws them from its latent "
+                "prior, which is not fitted yet: train once, call "
+                "`model.fit_latent_prior(images)`, then train on with the "
+                "callback (it redraws from that prior).")
 
     def make_images(self):
         return self.model.generate(self.num_images, seed=self.seed,

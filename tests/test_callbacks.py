@@ -72,9 +72,13 @@ def test_color_grids(tmp_path):
 
 def test_saver_needs_generate(mnist, tmp_path):
     saver = ImageGridSaver(tmp_path)
-    with pytest.raises(ValueError, match="needs a model with a `generate`"):
-        AutoEncoder(latent_dim=2, filters=(4,)).fit(
-            mnist[0][:32], epochs=1, callbacks=[saver], verbose=0)
+    model = AutoEncoder(latent_dim=2, filters=(4,))
+    with pytest.raises(ValueError, match="fit_latent_prior"):
+        model.fit(mnist[0][:32], epochs=1, callbacks=[saver], verbose=0)
+    # with a prior, an auto-encoder draws sample grids too
+    model.fit_latent_prior(mnist[0][:32], n_components=2)
+    model.fit(mnist[0][:32], epochs=1, callbacks=[saver], verbose=0)
+    assert len(saver.paths) == 1
 
 
 def test_save_image_grid_creates_folders(tmp_path):

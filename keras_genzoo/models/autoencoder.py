@@ -59,6 +59,8 @@ class AutoEncoder(LatentImageModel):
     """
 
     default_latent_dim = 32
+    # `generate` decodes samples of `latent_prior` (see `fit_latent_prior`)
+    generates_from_prior = True
 
     def __init__(
         self,
