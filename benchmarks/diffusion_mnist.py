@@ -200,14 +200,23 @@ def make_model(name, args):
 
 
 def compile_model(model, name, args):
-    """`--learning-rate` for the diffusion models: Adam at that rate with
-    the model's default gradient clip; otherwise the model's own default
-    optimizer (DCGAN: its two Adams)."""
+    """The model's own default optimizer; for the diffusion models
+    `--learning-rate` replaces its rate (the gradient clip and everything
+    else stay the model's). The DCGAN keeps its two Adams."""
+    if name == "dcgan":
+        return
+    optimizer = model.default_optimizer()
+    if args.learning_rate:
+        optimizer.learning_rate = args.learning_rate
+    model.compile(optimizer=optimizer)
+
+
+def learning_rate(model):
+    """The rate the model trains at, as a float."""
     import keras
 
-    if args.learning_rate and name != "dcgan":
-        model.compile(optimizer=keras.optimizers.Adam(
-            args.learning_rate, global_clipnorm=1.0))
+    rate = model.optimizer.learning_rate
+    return round(float(keras.ops.convert_to_numpy(rate)), 8)
 
 
 def budget_callback(budget_s, num_images, batch_size):
@@ -453,7 +462,7 @@ def run_model(name, args, facts, data, score):
         compile_model(model, name, args)
         if name != "dcgan":
             head["widths"] = list(model.widths)
-            head["learning_rate"] = args.learning_rate or 2e-3
+            head["learning_rate"] = learning_rate(model)
         head.update(train(model, name, args, train_images, train_labels))
         if args.save_dir:
             os.makedirs(args.save_dir, exist_ok=True)
