@@ -67,10 +67,11 @@ import gc
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _backends import run_per_backend  # noqa: E402  (a sibling module)
 
 BENCHMARK = "diffusion_mnist"
 MODELS = ("diffusion", "cond_diffusion", "dcgan")
@@ -643,31 +644,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.in_process:
         return run(args)
-    rows = []
-    for backend in args.backends.split(","):
-        env = dict(os.environ, KERAS_BACKEND=backend)
-        with tempfile.TemporaryFile("w+") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "--in-process"]
-                + argv, env=env, stdout=subprocess.PIPE, stderr=stderr,
-                text=True)
-            for line in process.stdout:
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:  # not a row: whatever a library printed
-                    sys.stderr.write(line)
-                    continue
-                print(line.rstrip("\n"), flush=True)
-            code = process.wait()
-            if code:
-                stderr.seek(0)
-                lines = stderr.read().strip().splitlines() or [
-                    "(no message)"]
-                row = {"benchmark": BENCHMARK, "backend": backend,
-                       "error": f"exit code {code}: {lines[-1]}"[:1000]}
-                print(json.dumps(row), flush=True)
-                rows.append(row)
-    return rows
+    return run_per_backend(__file__, argv, args.backends, BENCHMARK)
 
 
 if __name__ == "__main__":

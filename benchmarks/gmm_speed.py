@@ -30,9 +30,11 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _backends import run_per_backend  # noqa: E402  (a sibling module)
 
 BENCHMARK = "gmm_speed"
 CASES = {
@@ -206,18 +208,8 @@ def main(argv=None):
     if args.in_process:
         rows.extend(run_ours(args, cases))
     else:
-        for backend in [b for b in args.backends.split(",") if b]:
-            env = dict(os.environ, KERAS_BACKEND=backend)
-            process = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--in-process",
-                 "--skip-sklearn"] + argv, env=env, capture_output=True,
-                text=True)
-            found = [json.loads(line) for line in process.stdout.splitlines()
-                     if line.startswith("{")]
-            if process.returncode != 0 or not found:
-                found = [{"benchmark": BENCHMARK, "backend": backend,
-                          "error": process.stderr[-1000:]}]
-            rows.extend(found)
+        rows.extend(run_per_backend(__file__, argv + ["--skip-sklearn"],
+                                    args.backends, BENCHMARK, echo=False))
     if not args.skip_sklearn:
         reference = run_sklearn(args, cases)
         seconds = {row["case"]: row["fit_s"] for row in reference}

@@ -36,9 +36,11 @@ import argparse
 import gc
 import json
 import os
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _backends import run_per_backend  # noqa: E402  (a sibling module)
 
 BENCHMARK = "latent_prior_mnist"
 MODELS = ("vae", "ae")
@@ -236,22 +238,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.in_process:
         return run(args)
-    rows = []
-    for backend in [b for b in args.backends.split(",") if b]:
-        env = dict(os.environ, KERAS_BACKEND=backend)
-        process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--in-process"]
-            + argv, env=env, stdout=subprocess.PIPE, text=True)
-        for line in process.stdout:
-            if line.startswith("{"):
-                rows.append(json.loads(line))
-                print(line.rstrip(), flush=True)
-        if process.wait() != 0:
-            row = {"benchmark": BENCHMARK, "backend": backend,
-                   "error": f"exit status {process.returncode}"}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    return rows
+    return run_per_backend(__file__, argv, args.backends, BENCHMARK)
 
 
 if __name__ == "__main__":

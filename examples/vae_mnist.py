@@ -3,7 +3,8 @@
 
 Train a convolutional VAE on handwritten digits, watch sample grids appear
 while it trains, then draw new digits, reconstruct test digits and walk the
-latent space between two of them.
+latent space between two of them. With `--conditional` the VAE also sees
+each digit's label (a conditional VAE), and you choose which digit it draws.
 
 Run it as a script (`python examples/vae_mnist.py`), or on Colab:
 
@@ -42,6 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--latent-dim", type=int, default=16)
+    parser.add_argument("--conditional", action="store_true",
+                        help="a conditional VAE: it learns from the labels "
+                             "and draws the digit you ask for")
     parser.add_argument("--output-dir", default="outputs/vae_mnist")
     parser.add_argument("--smoke", action="store_true",
                         help="a few hundred images, one epoch, tiny model")
@@ -55,8 +59,9 @@ def main(argv=None):
 
     # ## The data
     # `load_images` returns batched train and validation `tf.data.Dataset`s
-    # of `(uint8 images, labels)`; the VAE scales the pixels itself and
-    # ignores the labels.
+    # of `(uint8 images, labels)`; the VAE scales the pixels itself. A plain
+    # VAE ignores the labels; a conditional one feeds them to its encoder
+    # and decoder.
     train_ds, val_ds = datasets.load_images(
         args.data,
         batch_size=args.batch_size,
@@ -64,7 +69,10 @@ def main(argv=None):
         limit=512 if args.smoke else None,
         download=args.download,
     )
-    fixed_images = np.asarray(next(iter(val_ds))[0][:10])  # uint8
+    fixed_images, fixed_labels = (np.asarray(t)[:10]
+                                  for t in next(iter(val_ds)))  # uint8, int
+    if not args.conditional:
+        fixed_labels = None
 
     # ## The model
     # The image shape is taken from the first batch; `fit` without
@@ -72,6 +80,7 @@ def main(argv=None):
     vae = VAE(
         latent_dim=2 if args.smoke else args.latent_dim,
         filters=(8, 16) if args.smoke else (32, 64),
+        num_classes=10 if args.conditional else None,
         seed=0,
     )
 
@@ -82,9 +91,10 @@ def main(argv=None):
     every = max(1, epochs // 5)
     callbacks = [
         ImageGridSaver(args.output_dir, num_images=64, every_n_epochs=every),
-        ReconstructionGridSaver(fixed_images, args.output_dir,
-                                every_n_epochs=every),
     ]
+    if not args.conditional:
+        callbacks.append(ReconstructionGridSaver(
+            fixed_images, args.output_dir, every_n_epochs=every))
 
     start = time.time()
     history = vae.fit(train_ds, validation_data=val_ds, epochs=epochs,
@@ -98,17 +108,32 @@ def main(argv=None):
         vae.generate(64, seed=0),
         os.path.join(args.output_dir, "vae_samples.png"), scale=2,
     )
-    reconstructions = vae.reconstruct(fixed_images)
+    reconstructions = vae.reconstruct(fixed_images, fixed_labels)
     reconstructions_path = save_image_grid(
         np.concatenate([fixed_images / 255.0, reconstructions]),
         os.path.join(args.output_dir, "vae_reconstructions.png"),
         columns=len(fixed_images), scale=2,
     )
     walk_path = save_image_grid(
-        vae.interpolate(fixed_images[0], fixed_images[1], steps=10),
+        vae.interpolate(fixed_images[0], fixed_images[1], steps=10,
+                        **({} if fixed_labels is None else
+                           {"labels": fixed_labels[0]})),
         os.path.join(args.output_dir, "vae_interpolation.png"),
         columns=10, scale=2,
     )
+    paths = [samples_path, reconstructions_path, walk_path]
+    if args.conditional:
+        # ## Choosing the digit: one row per class, the same codes in
+        # every column, so a column keeps its style across the digits.
+        z = np.tile(np.random.default_rng(1).standard_normal(
+            (10, vae.latent_dim)).astype("float32"), (10, 1))
+        labels = np.repeat(np.arange(10), 10)
+        paths.append(save_image_grid(
+            vae.decode(z, labels),
+            os.path.join(args.output_dir, "vae_digits_by_class.png"),
+            columns=10, scale=2,
+        ))
+        print(f"Digits by class: {paths[-1]}")
     model_path = os.path.join(args.output_dir, "vae.keras")
     vae.save(model_path)
     print(f"Samples:         {samples_path}")
@@ -116,8 +141,7 @@ def main(argv=None):
     print(f"Interpolation:   {walk_path}")
     print(f"Model:           {model_path}")
     return {"history": history.history, "seconds": seconds,
-            "paths": [samples_path, reconstructions_path, walk_path,
-                      model_path]}
+            "paths": paths + [model_path]}
 
 
 if __name__ == "__main__":

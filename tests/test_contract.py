@@ -117,6 +117,13 @@ def _contracts(mnist):
                                 **tiny), images, can_generate=False),
         "vae": lambda: _image_contract(
             lambda: VAE(latent_dim=4, filters=(8,), **tiny), images),
+        "conditional_vae": lambda: _image_contract(
+            lambda: VAE(latent_dim=4, filters=(8,), num_classes=10, **tiny),
+            images, labels,
+            outputs=lambda model: model.decode(CODES, labels=[0, 1, 2, 9]),
+            generate=lambda model, seed: model.generate(
+                3, seed=seed, labels=[1, 2, 3]),
+            bad_inputs=[(images, "conditional .* has no labels")]),
         "gan": lambda: _image_contract(
             lambda: GAN(**gan_kwargs), images, adversarial=True,
             outputs=_scores),
@@ -134,7 +141,8 @@ def _contracts(mnist):
     }
 
 
-@pytest.mark.parametrize("name", ["autoencoder", "vae", "gan",
+@pytest.mark.parametrize("name", ["autoencoder", "vae", "conditional_vae",
+                                  "gan",
                                   "conditional_gan", "wgan_gp", "diffusion",
                                   "conditional_diffusion", "bigram",
                                   "minigpt"])

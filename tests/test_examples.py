@@ -18,7 +18,8 @@ def _load(name):
 
 @pytest.mark.parametrize(
     "name, flags",
-    [("vae_mnist", []), ("autoencoder_mnist", []), ("gan_mnist", []),
+    [("vae_mnist", []), ("vae_mnist", ["--conditional"]),
+     ("autoencoder_mnist", []), ("gan_mnist", []),
      ("gan_mnist", ["--model", "wgan-gp", "--conditional"]),
      ("diffusion_mnist", ["--conditional"]),
      ("bigram_shakespeare", []), ("minigpt_shakespeare", [])],
@@ -52,3 +53,23 @@ def test_bigram_to_gpt_smoke(tmp_path):
     for r in result["results"]:
         assert 0 < r["val_loss"] < 10 and r["sample"].startswith("ROMEO:")
     assert os.path.getsize(result["paths"][0]) > 0
+
+
+def test_anomaly_example_smoke(tmp_path):
+    rows = _load("anomaly_mnist").main(
+        ["--smoke", "--output-dir", str(tmp_path)])
+    assert [row["model"] for row in rows] == ["ae", "vae"]
+    for row in rows:
+        # even one epoch on 400 digits tells uniform noise from digits
+        assert row["noise"]["auroc"] > 0.95, row
+        assert row["noise"]["flagged"] > 0.9, row
+        assert row["normal_flagged"] < 0.2, row
+        assert 0.0 <= row["unseen class"]["auroc"] <= 1.0
+        assert os.path.getsize(row["extremes"]) > 0
+
+
+def test_auroc():
+    auroc = _load("anomaly_mnist").auroc
+    assert auroc([1.0, 2.0], [3.0, 4.0]) == 1.0
+    assert auroc([3.0, 4.0], [1.0, 2.0]) == 0.0
+    assert auroc([1.0, 2.0], [1.0, 2.0]) == 0.5

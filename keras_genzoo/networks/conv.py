@@ -31,6 +31,17 @@ def downsampled_size(image_shape, num_levels):
     return height, width
 
 
+def _join_label(x, inputs, num_classes, name):
+    """For a conditional network (`num_classes` set): a `label` input whose
+    16-wide embedding is joined to `x`. Returns `(x, model_inputs)`."""
+    if not num_classes:
+        return x, inputs
+    label = keras.Input(shape=(), dtype="int32", name="label")
+    embedded = layers.Embedding(int(num_classes), 16,
+                                name="label_embedding")(label)
+    return layers.Concatenate(name=name)([x, embedded]), [inputs, label]
+
+
 def conv_encoder(image_shape, output_sizes, filters=(32, 64),
                  num_classes=None, name="encoder"):
     """Builds a convolutional encoder.
@@ -68,13 +79,8 @@ def conv_encoder(image_shape, output_sizes, filters=(32, 64),
             name=f"conv_{i}",
         )(x)
     x = layers.Flatten(name="flatten")(x)
-    model_inputs = inputs
-    if num_classes:
-        label = keras.Input(shape=(), dtype="int32", name="label")
-        model_inputs = [inputs, label]
-        embedded = layers.Embedding(int(num_classes), 16,
-                                    name="label_embedding")(label)
-        x = layers.Concatenate(name="features_and_label")([x, embedded])
+    x, model_inputs = _join_label(x, inputs, num_classes,
+                                  "features_and_label")
     x = layers.Dense(
         max(16, 4 * int(output_sizes[0])), activation="relu", name="hidden"
     )(x)
@@ -120,13 +126,7 @@ def conv_decoder(image_shape, latent_dim, filters=(32, 64), num_classes=None,
     base_h, base_w = downsampled_size((height, width), len(filters))
     inputs = keras.Input(shape=(int(latent_dim),), name="latent")
     x = inputs
-    model_inputs = inputs
-    if num_classes:
-        label = keras.Input(shape=(), dtype="int32", name="label")
-        model_inputs = [inputs, label]
-        embedded = layers.Embedding(int(num_classes), 16,
-                                    name="label_embedding")(label)
-        x = layers.Concatenate(name="code_and_label")([x, embedded])
+    x, model_inputs = _join_label(x, inputs, num_classes, "code_and_label")
     x = layers.Dense(base_h * base_w * filters[-1], activation="relu",
                      name="project")(x)
     x = layers.Reshape((base_h, base_w, filters[-1]), name="reshape")(x)

@@ -1,0 +1,59 @@
+"""Runs a benchmark script once per Keras backend, each in its own process.
+
+The backend is fixed when Keras is imported, so a benchmark that compares
+backends runs itself again with `--in-process` under each `KERAS_BACKEND`
+and collects the JSON rows its children print.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def run_per_backend(script, argv, backends, benchmark, echo=True):
+    """Runs `script --in-process ARGV` under each backend; returns the rows.
+
+    Args:
+        script: path of the benchmark script.
+        argv: its command-line arguments (passed on unchanged).
+        backends: backend names, a list or a comma-separated string.
+        benchmark: the `benchmark` field of an error row.
+        echo: print each row as it arrives (as one JSON line).
+
+    Returns:
+        the rows (dicts) the children printed, plus one
+        `{"benchmark", "backend", "error"}` row for each child that failed
+        (its exit code and the last line of its stderr). Lines that are not
+        JSON (whatever a library printed) go to stderr.
+    """
+    if isinstance(backends, str):
+        backends = backends.split(",")
+    rows = []
+    for backend in [b for b in backends if b]:
+        env = dict(os.environ, KERAS_BACKEND=backend)
+        with tempfile.TemporaryFile("w+") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, os.path.abspath(script), "--in-process"]
+                + list(argv), env=env, stdout=subprocess.PIPE, stderr=stderr,
+                text=True)
+            for line in process.stdout:
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    sys.stderr.write(line)
+                    continue
+                if echo:
+                    print(line.rstrip("\n"), flush=True)
+            code = process.wait()
+            if code:
+                stderr.seek(0)
+                lines = stderr.read().strip().splitlines() or [
+                    "(no message)"]
+                row = {"benchmark": benchmark, "backend": backend,
+                       "error": f"exit code {code}: {lines[-1]}"[:1000]}
+                if echo:
+                    print(json.dumps(row), flush=True)
+                rows.append(row)
+    return rows
