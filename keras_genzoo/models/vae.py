@@ -175,6 +175,9 @@ class VAE(LatentImageModel):
         """Encodes, samples and decodes float images (with int labels for
         a conditional VAE)."""
         if labels is not None:
+            # a tensor each: a list that mixes numpy and tensors (as
+            # `train_on_batch` on torch passes) is refused by Keras
+            images = ops.convert_to_tensor(images)
             labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
         z_mean, z_log_var = self.encoder(self.with_labels(images, labels),
                                          training=training)
