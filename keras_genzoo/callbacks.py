@@ -132,6 +132,21 @@ class _GridCallback(keras.callbacks.Callback):
         _require(self, method)
 
 
+def _require_samples(callback):
+    """One `ValueError` when `callback.model` cannot generate: it has no
+    `generate`, or draws from a latent prior that is not fitted yet."""
+    _require(callback, "generate")
+    model = callback.model
+    if getattr(model, "generates_from_prior", False) and (
+            model.latent_prior is None):
+        raise ValueError(
+            f"{type(callback).__name__} needs samples, and this "
+            f"{type(model).__name__} draws them from its latent prior, "
+            "which is not fitted yet: train once, call "
+            "`model.fit_latent_prior(images)`, then train on with the "
+            "callback (it redraws from that prior).")
+
+
 def _require(callback, method):
     """One `ValueError` when `callback.model` lacks `method` (or only
     inherits the base's abstract one)."""
@@ -195,15 +210,7 @@ class ImageGridSaver(_GridCallback):
         self.sampling = sampling
 
     def on_train_begin(self, logs=None):
-        self._require("generate")
-        if getattr(self.model, "generates_from_prior", False) and (
-                self.model.latent_prior is None):
-            raise ValueError(
-                f"{type(self).__name__} needs samples, and this "
-                f"{type(self.model).__name__} draws them from its latent "
-                "prior, which is not fitted yet: train once, call "
-                "`model.fit_latent_prior(images)`, then train on with the "
-                "callback (it redraws from that prior).")
+        _require_samples(self)
 
     def make_images(self):
         return self.model.generate(self.num_images, seed=self.seed,
@@ -610,7 +617,7 @@ class QualityMonitor(keras.callbacks.Callback):
                 "QualityMonitor scores images; for a language model watch "
                 "`bits_per_char` (validation data) or call "
                 "`model.evaluate_text(text)`.")
-        _require(self, "generate")
+        _require_samples(self)
         shape = self.real_images.shape[1:]
         model_shape = getattr(self.model, "image_shape", None)
         if model_shape is not None and tuple(model_shape) != shape:
