@@ -181,7 +181,37 @@ def test_unfitted_and_wrong_width_messages(iris):
         gmm.fit(iris, epochs=3)
 
 
-def test_ill_defined_covariance_names_reg_covar():
+@pytest.mark.parametrize("kind", KINDS)
+def test_rank_deficient_data_fit(kind):
+    # codes on a subspace (an auto-encoder's, in the latent prior benchmark
+    # on torch): float32 Cholesky fails with scikit-learn's reg_covar alone
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(8, 6)) * 20
+    base = (centers[rng.integers(0, 8, 20000)]
+            + rng.normal(size=(20000, 6)) * 3 + 50)
+    x = np.concatenate([base, base[:, :2].sum(1, keepdims=True),
+                        base[:, 2:4] @ np.array([[1.0, 2.0], [3.0, 4.0]])],
+                       axis=1)
+    gmm = GaussianMixture(8, covariance_type=kind, seed=0).fit(x)
+    assert np.isfinite(gmm.score(x))
+    means = gmm.means_.astype("float64")
+    np.testing.assert_allclose(means[:, 6], means[:, 0] + means[:, 1],
+                               rtol=1e-3, atol=1e-2)
+
+
+def test_collapsed_points_fit_and_overflow_names_the_fixes():
     x = np.repeat(np.eye(3), 5, axis=0)  # 3 points, 5 copies each
-    with pytest.raises(ValueError, match="reg_covar"):
+    gmm = GaussianMixture(3, reg_covar=0.0, seed=0).fit(x)
+    assert np.isfinite(gmm.score(x))
+    with pytest.raises(ValueError, match="overflow.*Standardise"):
+        GaussianMixture(2, seed=0).fit(np.repeat(x, 2, axis=1) * 1e25)
+
+
+def test_failed_cholesky_names_reg_covar(monkeypatch):
+    # the float32 floor makes this rare; without it collapsed points fail
+    from keras_genzoo.models import gmm as gmm_module
+
+    monkeypatch.setattr(gmm_module, "_REG_FLOOR", 0.0)
+    x = np.repeat(np.eye(3), 5, axis=0)
+    with pytest.raises(ValueError, match="reg_covar.*n_components"):
         GaussianMixture(3, reg_covar=0.0, seed=0).fit(x)

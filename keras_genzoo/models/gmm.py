@@ -42,6 +42,22 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 # sum so that an empty component does not divide by zero; float32's eps here.
 _NK_FLOOR = 10 * float(np.finfo(np.float32).eps)
 _LOG_2PI = math.log(2.0 * math.pi)
+# A float32 Cholesky decomposition needs a covariance's smallest eigenvalue
+# well above its rounding errors (entry (i, j) is off by about eps times
+# sqrt(var_i * var_j), times n_features in the decomposition). scikit-learn's
+# float64 gets there with `reg_covar` alone; in float32, rank-deficient data
+# (an auto-encoder's codes on a subspace, a feature that is a sum of others)
+# need more, so feature j's regularisation is at least this times
+# n_features times its variance (scale-invariant, like the rounding).
+_REG_FLOOR = 10 * float(np.finfo(np.float32).eps)
+
+
+def _effective_reg_covar(reg_covar, centered):
+    """Per-feature regularisation: `reg_covar`, raised to the float32
+    floor above for `centered`, float32 `(n_features,)`."""
+    variance = np.mean(np.square(centered, dtype="float64"), axis=0)
+    floor = _REG_FLOOR * centered.shape[1] * variance
+    return np.maximum(reg_covar, floor).astype("float32")
 
 
 def _covariance_shape(covariance_type, n_components, n_features):
@@ -61,16 +77,20 @@ def _estimate_parameters(x, resp, reg_covar, covariance_type):
     """
     nk = ops.sum(resp, axis=0) + _NK_FLOOR
     means = ops.matmul(ops.transpose(resp), x) / nk[:, None]
-    n_features = ops.shape(x)[1]
     if covariance_type == "full":
-        second = ops.einsum("nk,nd,ne->kde", resp, x, x) / nk[:, None, None]
-        covariances = second - means[:, :, None] * means[:, None, :]
-        covariances = covariances + reg_covar * ops.eye(n_features)[None]
+        # around each component's mean, as scikit-learn does: E[xx'] - mm'
+        # loses the covariance to cancellation in float32 for components
+        # far from the data's centre
+        diff = ops.transpose(x[:, None, :] - means[None], (1, 0, 2))
+        weighted = diff * ops.transpose(resp)[:, :, None]
+        covariances = ops.matmul(ops.transpose(weighted, (0, 2, 1)),
+                                 diff) / nk[:, None, None]
+        covariances = covariances + ops.diag(reg_covar)[None]
     elif covariance_type == "tied":
         second = ops.matmul(ops.transpose(x), x)
         weighted = ops.matmul(ops.transpose(nk[:, None] * means), means)
         covariances = (second - weighted) / ops.sum(nk)
-        covariances = covariances + reg_covar * ops.eye(n_features)
+        covariances = covariances + ops.diag(reg_covar)
     else:
         second = ops.matmul(ops.transpose(resp), x * x) / nk[:, None]
         covariances = second - means * means + reg_covar
@@ -97,8 +117,8 @@ def _precisions_cholesky(covariances, covariance_type):
 def _log_gaussian(x, means, precisions_cholesky, covariance_type):
     """`log N(x_n | mean_k, covariance_k)`, shape `(n_samples,
     n_components)` (scikit-learn's `_estimate_log_gaussian_prob`)."""
-    n_features = ops.shape(x)[1]
     chol = precisions_cholesky
+    n_features = ops.shape(x)[1]
     if covariance_type == "full":
         log_det = ops.sum(ops.log(ops.diagonal(chol, axis1=1, axis2=2)),
                           axis=1)
@@ -225,7 +245,11 @@ class GaussianMixture(keras.Model):
         tol: EM stops when the mean log-likelihood gains less than this
             in one iteration.
         reg_covar: added to the covariances' diagonals, keeping them
-            positive definite.
+            positive definite. In float32, at least `10 * eps32 *
+            n_features` times each feature's variance is added to it
+            (1.2e-6 for one feature of unit variance), so that
+            rank-deficient data (codes on a subspace) still fit;
+            scikit-learn, in float64, adds `reg_covar` alone.
         max_iter: EM iterations per initialisation.
         n_init: initialisations (k-means++ seeds followed by k-means); the
             one with the highest likelihood is kept.
@@ -281,6 +305,7 @@ class GaussianMixture(keras.Model):
         self.seed = None if seed is None else int(seed)
         self._rng = np.random.default_rng(self.seed)
         self._compiled = _Compiled()
+        self._reg_used = np.float32(self.reg_covar)  # per feature after fit
 
     # ------------------------------------------------------------ state
     def build(self, input_shape):
@@ -405,9 +430,9 @@ class GaussianMixture(keras.Model):
         Cholesky) -> (mean log-likelihood, new weights, means,
         covariances, precisions Cholesky)`: an E-step, then an M-step."""
         if "em" not in self._compiled.functions:
-            kind, reg = self.covariance_type, self.reg_covar
+            kind = self.covariance_type
 
-            def iteration(x, weights, means, chol):
+            def iteration(x, weights, means, chol, reg):
                 log_norm, log_resp = _e_step(x, weights, means, chol, kind)
                 nk, means, covariances = _estimate_parameters(
                     x, ops.exp(log_resp), reg, kind)
@@ -424,7 +449,7 @@ class GaussianMixture(keras.Model):
         resp = np.zeros((len(x), self.n_components), "float32")
         resp[np.arange(len(x)), labels] = 1.0
         nk, means, covariances = _estimate_parameters(
-            x, ops.convert_to_tensor(resp), self.reg_covar,
+            x, ops.convert_to_tensor(resp), self._reg_used,
             self.covariance_type)
         weights = nk / float(len(x))
         return weights, means, covariances, self._checked_cholesky(
@@ -455,7 +480,9 @@ class GaussianMixture(keras.Model):
             "Fitting the mixture model failed: some components have an "
             "ill-defined (not positive definite) covariance, from "
             "collapsed samples or too many components for the data. Raise "
-            f"`reg_covar` (now {self.reg_covar}), lower `n_components` "
+            f"`reg_covar` (now {self.reg_covar}; up to "
+            f"{float(np.max(self._reg_used)):.3g} was used, its float32 "
+            f"floor for this data), lower `n_components` "
             f"(now {self.n_components}) or standardise the data.")
 
     def fit(self, x, y=None, **kwargs):
@@ -487,7 +514,16 @@ class GaussianMixture(keras.Model):
         # centring: covariances are shift-invariant; means shift back below
         offset = array.mean(axis=0)
         centered = array - offset
+        largest = float(np.max(np.abs(centered)))
+        if largest * largest * len(centered) * 10 > np.finfo("float32").max:
+            raise ValueError(
+                f"`x` has values up to {largest:.3g} from its mean: their "
+                f"squares summed over {len(centered)} samples overflow "
+                f"float32. Standardise the data first, e.g. "
+                f"(x - x.mean(0)) / x.std(0).")
         x_t = ops.convert_to_tensor(centered)
+        self._reg_used = _effective_reg_covar(self.reg_covar, centered)
+        reg = ops.convert_to_tensor(self._reg_used)
         em = self._em_iteration()
         rng = np.random.default_rng(self.seed)
         best, best_bound = None, -np.inf
@@ -500,7 +536,7 @@ class GaussianMixture(keras.Model):
                 previous = bound
                 with self._cholesky_errors():
                     log_norm, weights, means, covariances, chol = em(
-                        x_t, weights, means, chol)
+                        x_t, weights, means, chol, reg)
                 bound = float(ops.convert_to_numpy(log_norm))
                 if not np.isfinite(ops.convert_to_numpy(chol)).all():
                     raise ValueError(self._ill_defined_message())
