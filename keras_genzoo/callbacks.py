@@ -5,6 +5,7 @@ They work on every backend: all tensors are turned into numpy with
 """
 
 import os
+import warnings
 
 import numpy as np
 
@@ -665,3 +666,117 @@ class QualityMonitor(keras.callbacks.Callback):
             text = ", ".join(
                 f"{self.prefix}{k} {v:.4g}" for k, v in scores.items())
             print(f"QualityMonitor, epoch {epoch + 1}: {text}", flush=True)
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops training at the first NaN or Inf loss and restores the last
+    good epoch.
+
+    Keras' `TerminateOnNaN` stops a diverged `fit` but leaves the NaN
+    weights in the model and gives no reason. This callback stops at the
+    batch whose loss (any log whose name ends in `loss`: `loss`, `d_loss`,
+    `g_loss`...) is not finite, puts back the weights and optimizer state of
+    the end of the last epoch whose losses were all finite (or of the start
+    of training), and warns once with the likely causes. Every zoo model's
+    `fit` adds one unless `callbacks` already holds a `StopOnDivergence` or
+    a `keras.callbacks.TerminateOnNaN`.
+
+    Args:
+        restore: put the last good weights and optimizer state back (`True`)
+            or leave the diverged ones (`False`; training still stops).
+
+    Attributes:
+        diverged: after a stopped `fit`, a dict with the `epoch` and `batch`
+            (0-based) of the first non-finite loss, its `log` name and
+            `value`, and `restored_epoch` (the number of epochs whose end is
+            restored; 0 is the start of training); `None` otherwise.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras_genzoo import AutoEncoder
+        >>> from keras_genzoo.callbacks import StopOnDivergence
+        >>> images = np.zeros((8, 28, 28, 1), "uint8")
+        >>> model = AutoEncoder(latent_dim=2, filters=(4,), seed=0)
+        >>> stop = StopOnDivergence()
+        >>> _ = model.fit(images, epochs=1, verbose=0, callbacks=[stop])
+        >>> print(stop.diverged)
+        None
+    """
+
+    def __init__(self, restore=True):
+        super().__init__()
+        self.restore = bool(restore)
+        self.diverged = None
+        self._good = None
+        self._good_epoch = 0
+
+    def _variables(self):
+        variables = list(self.model.variables)
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            variables += list(optimizer.variables)
+        return variables
+
+    def _snapshot(self):
+        return [np.array(ops.convert_to_numpy(v)) for v in self._variables()]
+
+    def on_train_begin(self, logs=None):
+        self.diverged = None
+        self._epoch = 0
+        self._good_epoch = 0
+        self._good = self._snapshot() if self.restore else None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.diverged is None and self.restore and not _bad_loss(logs):
+            self._good = self._snapshot()
+            self._good_epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = _bad_loss(logs)
+        if bad is None or self.diverged is not None:
+            return
+        name, value = bad
+        self.model.stop_training = True
+        self.diverged = {"epoch": self._epoch, "batch": batch, "log": name,
+                         "value": value, "restored_epoch": None}
+        if self.restore and self._good is not None:
+            variables = self._variables()
+            if len(variables) == len(self._good):  # optimizer built since
+                for variable, value_ in zip(variables, self._good):
+                    variable.assign(value_)
+            else:
+                for variable, value_ in zip(self.model.variables, self._good):
+                    variable.assign(value_)
+            self.diverged["restored_epoch"] = self._good_epoch
+        restored = (
+            "the diverged weights were left in the model"
+            if self.diverged["restored_epoch"] is None else
+            "the weights and optimizer state of "
+            + ("the start of training" if self._good_epoch == 0 else
+               f"the end of epoch {self._good_epoch}")
+            + " were restored")
+        warnings.warn(
+            f"Training diverged: `{name}` became {value} at epoch "
+            f"{self._epoch + 1}, batch {batch + 1}; training stopped and "
+            f"{restored}. Likely causes: a learning rate too high (compile "
+            f"with a lower one), input data outside the expected range "
+            f"(images as uint8 0-255 or floats in [0, 1]; no NaN or Inf), "
+            f"or mixed precision without loss scaling (wrap the optimizer "
+            f"in keras.optimizers.LossScaleOptimizer).",
+            RuntimeWarning, stacklevel=2)
+
+
+def _bad_loss(logs):
+    """`(name, value)` of the first non-finite loss in `logs`, or `None`."""
+    logs = logs or {}
+    for name in sorted(logs, key=lambda name: name != "loss"):  # loss first
+        value = logs[name]
+        if not name.endswith("loss"):
+            continue
+        value = float(np.asarray(ops.convert_to_numpy(value)))
+        if not np.isfinite(value):
+            return name, value
+    return None

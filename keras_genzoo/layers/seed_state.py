@@ -9,7 +9,10 @@ resumes exactly where it stopped. Only the public `save_own_variables` /
 the store, taken out again before Keras' own loading sees the store.
 """
 
+import numpy as np
+
 SEED_STATE_KEY = "seed_generator_state"
+LAYER_SEED_STATES_KEY = "layer_seed_generator_states"
 
 
 class SeedStateSaving:
@@ -27,3 +30,55 @@ class SeedStateSaving:
         super().load_own_variables(
             {key: store[key] for key in keys if key != SEED_STATE_KEY})
         self.seed_generator.state.assign(store[SEED_STATE_KEY])
+
+
+def _layer_seed_generators(model):
+    """The seed generators of `model`'s sub-layers that do not save their
+    own state (Keras' `Dropout`, keras-hub blocks...), in a fixed order."""
+    generators = []
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, SeedStateSaving):
+            continue
+        generators.extend(getattr(layer, "_seed_generators", []))
+    return generators
+
+
+class ModelSeedStateSaving(SeedStateSaving):
+    """Mixin for a model: saves its own seed generator's state and those of
+    every sub-layer's seed generator (Keras saves none), so that dropout
+    masks and other noise continue after a reload or a
+    `BackupAndRestore` exactly as they would have.
+
+    The states are stored in the model's own entry, one row per generator in
+    the order the layers are built, so that a model rebuilt in another
+    process (where automatic layer names may differ) finds them.
+    """
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        generators = _layer_seed_generators(self)
+        if generators:
+            store[LAYER_SEED_STATES_KEY] = np.stack([
+                np.asarray(_to_numpy(g.state)).astype("int64")
+                for g in generators])
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if LAYER_SEED_STATES_KEY not in keys:  # written without them
+            super().load_own_variables(store)
+            return
+        states = np.asarray(store[LAYER_SEED_STATES_KEY])
+        super().load_own_variables(
+            {key: store[key] for key in keys if key != LAYER_SEED_STATES_KEY})
+        generators = _layer_seed_generators(self)
+        if len(generators) != len(states):
+            return  # another architecture: its noise starts afresh
+        for generator, state in zip(generators, states):
+            generator.state.assign(
+                state.astype(_to_numpy(generator.state).dtype))
+
+
+def _to_numpy(value):
+    from keras import ops
+
+    return np.asarray(ops.convert_to_numpy(value))

@@ -22,7 +22,7 @@ import keras
 from keras import ops
 
 from keras_genzoo import _inputs
-from keras_genzoo.layers.seed_state import SeedStateSaving
+from keras_genzoo.layers.seed_state import ModelSeedStateSaving
 
 
 def _check_image_shape(image_shape):
@@ -78,7 +78,38 @@ def network_input_shapes(network):
     return [tuple(t.shape) for t in inputs]
 
 
-class GenerativeModel(SeedStateSaving, keras.Model):
+def pixel_bce(images, probabilities):
+    """Binary cross-entropy per pixel, `images` in [0, 1] against decoded
+    `probabilities`, clipped to [eps, 1 - eps].
+
+    Keras' own formula on TensorFlow and JAX, written in `keras.ops` so that
+    PyTorch computes it the same way: `ops.binary_crossentropy` there calls
+    `torch.nn.functional.binary_cross_entropy`, which raises on a NaN
+    probability instead of letting a diverged loss show as NaN.
+    """
+    eps = keras.config.epsilon()
+    probabilities = ops.clip(ops.cast(probabilities, "float32"), eps,
+                             1.0 - eps)
+    return -(images * ops.log(probabilities)
+             + (1.0 - images) * ops.log(1.0 - probabilities))
+
+
+def _with_divergence_check(callbacks):
+    """`callbacks` plus a `StopOnDivergence`, unless it holds one (or Keras'
+    `TerminateOnNaN`) or is a `CallbackList` the user assembled."""
+    from keras_genzoo.callbacks import StopOnDivergence
+
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        return callbacks
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, (StopOnDivergence,
+                              keras.callbacks.TerminateOnNaN))
+               for c in callbacks):
+        callbacks.append(StopOnDivergence())
+    return callbacks
+
+
+class GenerativeModel(ModelSeedStateSaving, keras.Model):
     """Base of every model of the zoo, whatever its data.
 
     It gives a model
@@ -207,6 +238,11 @@ class GenerativeModel(SeedStateSaving, keras.Model):
         with `default_optimizer()`. Keras does not reshuffle tf.data
         datasets, loaders or generators (`shuffle` is ignored for them):
         shuffle those yourself, as `keras_genzoo.datasets` does.
+
+        A NaN or Inf loss stops training at that batch, restores the last
+        good epoch and warns with the likely causes
+        (`keras_genzoo.callbacks.StopOnDivergence`, added unless `callbacks`
+        holds one or a `keras.callbacks.TerminateOnNaN`).
         """
         x = self._before_steps(x, y, "the training data")
         if kwargs.get("validation_data") is not None:
@@ -214,6 +250,9 @@ class GenerativeModel(SeedStateSaving, keras.Model):
                 kwargs["validation_data"])
         if _is_stream(x):
             kwargs.setdefault("shuffle", False)
+        if len(args) < 4:  # (batch_size, epochs, verbose, callbacks, ...)
+            kwargs["callbacks"] = _with_divergence_check(
+                kwargs.get("callbacks"))
         return super().fit(x, y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -857,8 +896,7 @@ class LatentImageModel(ImageModel):
                 "anomaly_scores")
             reconstruction = self.decode_batch(
                 self.encode_batch(batch, batch_labels), batch_labels)
-            per_pixel = ops.binary_crossentropy(
-                batch, ops.cast(reconstruction, "float32"))
+            per_pixel = pixel_bce(batch, reconstruction)
             scores.append(ops.convert_to_numpy(
                 ops.sum(per_pixel, axis=(1, 2, 3))))
         if not scores:

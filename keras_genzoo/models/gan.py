@@ -122,6 +122,7 @@ class GAN(AdversarialModel):
         return dcgan_discriminator(
             image_shape, self.discriminator_filters,
             num_classes=self.num_classes, dropout=self.dropout,
+            seed=self.seed,
         )
 
     def default_optimizer(self):

@@ -9,15 +9,13 @@ from keras import ops
 
 from keras_genzoo import _inputs
 from keras_genzoo.layers.sampling import Sampling
-from keras_genzoo.models.base import LatentImageModel
+from keras_genzoo.models.base import LatentImageModel, pixel_bce
 from keras_genzoo.networks.conv import conv_decoder, conv_encoder
 
 
 def reconstruction_bce(images, reconstruction):
     """Binary cross-entropy summed over pixels, averaged over the batch."""
-    per_pixel = ops.binary_crossentropy(
-        images, ops.cast(reconstruction, "float32")
-    )
+    per_pixel = pixel_bce(images, reconstruction)
     return ops.mean(ops.sum(per_pixel, axis=(1, 2, 3)))
 
 
@@ -335,8 +333,7 @@ class VAE(LatentImageModel):
             ops.reshape(z, (-1, self.latent_dim)), repeated), training=False)
         targets = ops.repeat(images, samples, axis=0)  # (B*K, H, W, C)
         # the Bernoulli log-likelihood the model trains with (its loss)
-        log_px = -ops.sum(ops.binary_crossentropy(
-            targets, ops.cast(decoded, "float32")), axis=(1, 2, 3))
+        log_px = -ops.sum(pixel_bce(targets, decoded), axis=(1, 2, 3))
         log_px = ops.reshape(log_px, (batch, samples))
         log_2pi = math.log(2.0 * math.pi)
         log_pz = -0.5 * ops.sum(ops.square(z) + log_2pi, axis=-1)

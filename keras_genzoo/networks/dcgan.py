@@ -8,6 +8,8 @@ the generator embeds it next to the noise, the discriminator as an extra
 image channel. Any height and width work: the generator crops to size.
 """
 
+import numpy as np
+
 import keras
 from keras import layers
 
@@ -70,7 +72,7 @@ def dcgan_generator(image_shape, latent_dim, filters=(128, 64),
 
 def dcgan_discriminator(image_shape, filters=(64, 128), num_classes=None,
                         dropout=0.3, negative_slope=0.2, kernel_size=4,
-                        name="discriminator"):
+                        name="discriminator", seed=None):
     """Builds a DCGAN discriminator (or, with a linear output, a critic).
 
     Args:
@@ -83,6 +85,11 @@ def dcgan_discriminator(image_shape, filters=(64, 128), num_classes=None,
         negative_slope: slope of the LeakyReLU for negative inputs.
         kernel_size: kernel size of the convolutions.
         name: name of the returned model.
+        seed: integer seed of the dropout masks; `None` draws one from
+            NumPy's global generator (`keras.utils.set_random_seed` fixes
+            it). Seeded dropout continues exactly after a checkpoint on
+            every backend: Keras' unseeded `Dropout` on PyTorch draws from
+            torch's global generator, which no checkpoint holds.
 
     Returns:
         A functional `keras.Model` mapping images (and labels when
@@ -94,6 +101,8 @@ def dcgan_discriminator(image_shape, filters=(64, 128), num_classes=None,
         (None, 1)
     """
     filters = check_filters(filters)
+    if seed is None:
+        seed = int(np.random.randint(0, 2**30))
     height, width, channels = (int(d) for d in image_shape)
     images = keras.Input(shape=(height, width, channels), name="images")
     inputs = [images]
@@ -110,7 +119,7 @@ def dcgan_discriminator(image_shape, filters=(64, 128), num_classes=None,
                           name=f"conv_{i}")(x)
         x = layers.LeakyReLU(negative_slope, name=f"leaky_relu_{i}")(x)
         if dropout:
-            x = layers.Dropout(dropout, name=f"dropout_{i}")(x)
+            x = layers.Dropout(dropout, seed=seed + i, name=f"dropout_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     logits = layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(inputs if num_classes else images, logits, name=name)

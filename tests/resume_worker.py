@@ -1,0 +1,173 @@
+"""A training script that tests/test_resume.py kills and restarts.
+
+    python tests/resume_worker.py FAMILY WORKDIR [--kill-at EPOCH BATCH]
+        [--reference]
+
+Trains a tiny seeded model of FAMILY for `EPOCHS` epochs with
+`keras.callbacks.BackupAndRestore(WORKDIR/backup)`, as a user's script
+would. With `--kill-at`, the process sends itself SIGKILL after that batch
+of that epoch (0-based), as a crash or a disconnected Colab session would.
+Run again without it, the same script resumes. Every training start, epoch
+end and training end appends the training state to WORKDIR/records.jsonl:
+each optimizer's step count and a digest of its variables (moments), the
+model's seed-generator states, a digest of the weights and the logs.
+`--reference` also trains an uninterrupted twin in the same process (in
+WORKDIR/reference) and records its final state, so that the test can
+compare the resumed run with it.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+import sys
+
+EPOCHS = 3
+
+
+def _digest(arrays):
+    h = hashlib.sha256()
+    for array in arrays:
+        h.update(array.tobytes())
+    return h.hexdigest()[:16]
+
+
+def training_state(model):
+    """What must survive a crash, as JSON-able values."""
+    import keras
+    import numpy as np
+
+    def values(variables):
+        return [np.asarray(keras.ops.convert_to_numpy(v)) for v in variables]
+
+    optimizers = {}
+    for name in ("optimizer", "d_optimizer", "g_optimizer"):
+        optimizer = getattr(model, name, None)
+        if optimizer is None or name == "optimizer" and hasattr(
+                optimizer, "d_optimizer"):
+            continue  # a GAN's `optimizer` wraps the two below
+        optimizers[name] = {
+            "iterations": int(keras.ops.convert_to_numpy(
+                optimizer.iterations)),
+            "variables": _digest(values(optimizer.variables)),
+        }
+    seeds = [v for v in model.non_trainable_variables
+             if "seed_generator_state" in v.path]
+    return {
+        "optimizers": optimizers,
+        "seed_states": [a.tolist() for a in values(seeds)],
+        "weights": _digest(values(model.weights)),
+    }
+
+
+class Recorder:
+    """Appends the training state to a JSON-lines file."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def write(self, **record):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def make_family(family):
+    """`(model, x, y, fit_kwargs)`: a tiny seeded model and its data."""
+    import numpy as np
+
+    from keras_genzoo import (GAN, VAE, WGANGP, AutoEncoder, BigramLM,
+                              DiffusionModel, MiniGPT, datasets)
+
+    if family in ("bigram", "minigpt"):
+        text = datasets.load_text("tiny_shakespeare")[:2000]
+        kwargs = dict(sequence_length=16, seed=0)
+        if family == "minigpt":
+            model = MiniGPT.from_text(text, num_layers=1, num_heads=2,
+                                      hidden_dim=16, **kwargs)
+        else:
+            model = BigramLM.from_text(text, **kwargs)
+        train, _ = model.make_datasets(text, batch_size=32)
+        return model, train, None, {}
+    images, labels = datasets.load_embedded_mnist()
+    images, labels = images[:96], labels[:96]
+    gan = dict(latent_dim=8, generator_filters=(8,),
+               discriminator_filters=(8,), seed=0)
+    model = {
+        "autoencoder": lambda: AutoEncoder(latent_dim=4, filters=(8,),
+                                           noise_stddev=0.1, seed=0),
+        "vae": lambda: VAE(latent_dim=4, filters=(8,), seed=0),
+        "conditional_vae": lambda: VAE(latent_dim=4, filters=(8,),
+                                       num_classes=10, seed=0),
+        "gan": lambda: GAN(**gan),
+        "conditional_gan": lambda: GAN(num_classes=10, **gan),
+        "wgan_gp": lambda: WGANGP(d_steps=2, **gan),
+        "diffusion": lambda: DiffusionModel(widths=(8,), seed=0),
+    }[family]()
+    y = labels if getattr(model, "num_classes", None) else None
+    model.build((None, 28, 28, 1))
+    return model, images, y, {"batch_size": 32, "shuffle": False}
+
+
+def train(family, workdir, kill_at=None, recorder=None):
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    model, x, y, fit_kwargs = make_family(family)
+    model.compile()
+    recorder = recorder or Recorder(os.path.join(workdir, "records.jsonl"))
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            # after BackupAndRestore's on_train_begin (it comes first)
+            recorder.write(event="begin",
+                           initial_epoch=int(self.model._initial_epoch or 0),
+                           **training_state(self.model))
+
+        def on_epoch_end(self, epoch, logs=None):
+            recorder.write(event="epoch_end", epoch=epoch,
+                           logs={k: float(v) for k, v in logs.items()},
+                           **training_state(self.model))
+
+        def on_train_batch_end(self, batch, logs=None):
+            if kill_at is not None and (self.epoch, batch) == kill_at:
+                recorder.write(event="kill", epoch=self.epoch, batch=batch)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    backup = keras.callbacks.BackupAndRestore(
+        os.path.join(workdir, "backup"), delete_checkpoint=False)
+    history = model.fit(x, y, epochs=EPOCHS, verbose=0,
+                        callbacks=[backup, Record()], **fit_kwargs)
+    recorder.write(event="end", epochs_run=len(history.epoch),
+                   **training_state(model))
+    np.savez(os.path.join(workdir, "final_weights.npz"),
+             *[keras.ops.convert_to_numpy(w) for w in model.weights])
+    return model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("family")
+    parser.add_argument("workdir")
+    parser.add_argument("--kill-at", nargs=2, type=int, default=None)
+    parser.add_argument("--reference", action="store_true")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    os.makedirs(args.workdir, exist_ok=True)
+    train(args.family, args.workdir,
+          None if args.kill_at is None else tuple(args.kill_at))
+    if args.reference:
+        reference = os.path.join(args.workdir, "reference")
+        os.makedirs(reference, exist_ok=True)
+        train(args.family, reference)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""A NaN loss stops `fit` at that batch with one message, and the last good
+epoch's weights and optimizer state come back (every backend)."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from keras_genzoo import GAN, VAE, WGANGP, BigramLM, datasets
+from keras_genzoo.callbacks import StopOnDivergence
+
+
+def _state(model):
+    variables = list(model.variables) + list(model.optimizer.variables)
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
+
+
+class PoisonAt(keras.callbacks.Callback):
+    """Puts a NaN into the first trainable weight before one batch (as an
+    overflow would) and remembers the state at each epoch's end."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+        self.ends = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            weight = self.model.trainable_weights[0]
+            value = np.array(keras.ops.convert_to_numpy(weight))
+            value.flat[0] = np.nan
+            weight.assign(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ends.append(_state(self.model))
+
+
+def _families(mnist):
+    images = mnist[0][:96]
+    gan = dict(latent_dim=8, generator_filters=(8,),
+               discriminator_filters=(8,), seed=0)
+    text = datasets.load_text("tiny_shakespeare")[:2000]
+    bigram = BigramLM.from_text(text, sequence_length=16, seed=0)
+    train, _ = bigram.make_datasets(text, batch_size=32)
+    return {
+        "vae": (lambda: VAE(latent_dim=4, filters=(8,), seed=0), images),
+        "gan": (lambda: GAN(**gan), images),
+        "wgan_gp": (lambda: WGANGP(d_steps=2, **gan), images),
+        "bigram": (lambda: bigram, train),
+    }
+
+
+@pytest.mark.parametrize("family", ["vae", "gan", "wgan_gp", "bigram"])
+def test_nan_stops_and_restores_the_last_good_epoch(family, mnist):
+    make_model, data = _families(mnist)[family]
+    model = make_model()
+    poison = PoisonAt(epoch=1, batch=1)
+    with pytest.warns(RuntimeWarning) as caught:
+        history = model.fit(data, epochs=4, batch_size=None
+                            if family == "bigram" else 32, verbose=0,
+                            callbacks=[poison])
+    messages = [str(w.message) for w in caught
+                if "diverged" in str(w.message)]
+    assert len(messages) == 1, messages
+    for words in ("epoch 2, batch 2", "end of epoch 1 were restored",
+                  "learning rate", "expected range", "LossScaleOptimizer"):
+        assert words in messages[0], (words, messages[0])
+    assert len(history.epoch) == 2  # stopped in the second epoch
+    restored = _state(model)
+    for now, good in zip(restored, poison.ends[0]):
+        np.testing.assert_array_equal(now, good)
+    # and it trains on from there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        more = model.fit(data, epochs=1, verbose=0,
+                         batch_size=None if family == "bigram" else 32)
+    assert all(np.isfinite(v[-1]) for v in more.history.values())
+
+
+def test_divergence_in_the_first_epoch_restores_the_start(mnist):
+    model = VAE(latent_dim=4, filters=(8,), seed=0)
+    model.compile()
+    model.build((None, 28, 28, 1))
+    model.optimizer.build(model.trainable_variables)
+    start = _state(model)
+    stop = StopOnDivergence()
+    with pytest.warns(RuntimeWarning, match="start of training"):
+        model.fit(mnist[0][:64], epochs=2, batch_size=32, verbose=0,
+                  callbacks=[stop, PoisonAt(0, 1)])
+    assert stop.diverged["epoch"] == 0 and stop.diverged["batch"] == 1
+    assert stop.diverged["log"].endswith("loss")
+    assert stop.diverged["restored_epoch"] == 0
+    for now, good in zip(_state(model), start):
+        np.testing.assert_array_equal(now, good)
+
+
+def test_terminate_on_nan_or_restore_false_is_respected(mnist):
+    model = VAE(latent_dim=4, filters=(8,), seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(mnist[0][:64], epochs=2, batch_size=32, verbose=0,
+                  callbacks=[keras.callbacks.TerminateOnNaN(),
+                             PoisonAt(0, 1)])
+    assert not [w for w in caught if "diverged" in str(w.message)]
+    stop = StopOnDivergence(restore=False)
+    model = VAE(latent_dim=4, filters=(8,), seed=0)
+    with pytest.warns(RuntimeWarning, match="diverged weights were left"):
+        model.fit(mnist[0][:64], epochs=2, batch_size=32, verbose=0,
+                  callbacks=[stop, PoisonAt(0, 0)])
+    assert stop.diverged["restored_epoch"] is None
+    assert not np.isfinite(
+        keras.ops.convert_to_numpy(model.trainable_weights[0])).all()
