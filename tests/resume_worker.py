@@ -89,7 +89,10 @@ def make_family(family):
                                       hidden_dim=16, **kwargs)
         else:
             model = BigramLM.from_text(text, **kwargs)
-        train, _ = model.make_datasets(text, batch_size=32)
+        # a reshuffling tf.data pipeline starts its order sequence afresh
+        # in a new process (no checkpoint holds an iterator): fixed order
+        # here, so that the resumed run can match the uninterrupted one
+        train, _ = model.make_datasets(text, batch_size=32, shuffle=False)
         return model, train, None, {}
     images, labels = datasets.load_embedded_mnist()
     images, labels = images[:96], labels[:96]
