@@ -88,6 +88,7 @@ def pixel_bce(images, probabilities):
     probability instead of letting a diverged loss show as NaN.
     """
     eps = keras.config.epsilon()
+    images = ops.cast(images, "float32")
     probabilities = ops.clip(ops.cast(probabilities, "float32"), eps,
                              1.0 - eps)
     return -(images * ops.log(probabilities)
