@@ -8,7 +8,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BACKENDS ?= tensorflow jax torch
 DEMO_BACKEND ?= tensorflow
-PYTEST_ARGS ?= --durations=5
+# Each backend's tests run on two pytest-xdist workers (one per core of the
+# CI machine); a test file stays on one worker, so that its module fixtures
+# (e.g. the checkpoints of test_cross_backend) are made once.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --durations=10
 
 .PHONY: demo test docs clean
 

@@ -7,6 +7,8 @@ compiled step. Nothing here imports a backend framework at module level.
 """
 
 import itertools
+import operator
+import os
 import types
 import weakref
 
@@ -15,16 +17,139 @@ import numpy as np
 IMAGE_KEY = "image"
 LABEL_KEY = "label"
 
+# The largest seed every backend takes (JAX keeps seeds as uint32).
+MAX_SEED = 2**32 - 1
 
-def to_numpy(value):
-    """Converts a tensor of any backend (or a nested list) to a numpy array."""
+
+def to_numpy(value, what="the data"):
+    """Converts a tensor of any backend (or a nested list) to a numpy array.
+
+    Raises:
+        ValueError: `value` does not form one array (a ragged list, or
+            items of mixed kinds).
+    """
     if isinstance(value, np.ndarray):
         return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch
         return value.detach().cpu().numpy()
     if hasattr(value, "numpy"):  # tf eager tensors
         return value.numpy()
-    return np.asarray(value)
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(
+            f"{what} is a {type(value).__name__} that does not form one "
+            "array (ragged, or items of mixed kinds): pass a numpy array "
+            "of one shape and dtype, e.g. `np.stack(items)`.") from None
+
+
+def check_count(value, name, minimum=1):
+    """`value` as an int >= `minimum`, or one clear `ValueError`.
+
+    Ints, numpy ints (0-d arrays too) and whole floats (`2.0`) pass;
+    bools, fractions, strings, `None`, NaN and other arrays do not.
+    """
+    number = None
+    if not isinstance(value, (bool, np.bool_)):
+        try:
+            number = operator.index(value)
+        except TypeError:
+            if isinstance(value, (float, np.floating)) and float(
+                    value).is_integer():
+                number = int(value)
+    if number is None or number < minimum:
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    return int(number)
+
+
+def check_number(value, name):
+    """`value` as a float (NaN and Inf included: range checks follow), or
+    one clear `ValueError` for what is not one real number."""
+    if not isinstance(value, (bool, np.bool_, str, bytes)):
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError):
+            array = None
+        if array is not None and array.size == 1 and (
+                array.dtype.kind in "iuf"):
+            return float(array.reshape(()))
+    raise ValueError(f"`{name}` must be a number; got {value!r}.")
+
+
+def check_seed(seed):
+    """`None`, or `seed` as an int in 0..MAX_SEED (what every backend's
+    random numbers and numpy take), or one clear `ValueError`."""
+    if seed is None:
+        return None
+    number = None
+    if not isinstance(seed, (bool, np.bool_)):
+        try:
+            number = operator.index(seed)
+        except TypeError:
+            pass
+    if number is None or not 0 <= number <= MAX_SEED:
+        raise ValueError(
+            f"`seed` must be an integer in 0..{MAX_SEED} (or None to draw "
+            f"from the model's own seed generator); got {seed!r}.")
+    return int(number)
+
+
+def check_class_labels(labels, num_classes, count, what="`labels`",
+                       one_for_all=False):
+    """Class labels as int32 numpy `(count,)`, or one clear `ValueError`.
+
+    Args:
+        labels: ints in `0..num_classes - 1` (any array or list; whole
+            floats pass), one per sample; with `one_for_all`, one int is
+            repeated `count` times.
+        num_classes: the number of classes.
+        count: how many samples the labels belong to.
+        what: words naming the labels in messages.
+        one_for_all: whether one int stands for all samples.
+    """
+    array = to_numpy(labels, what)
+    if array.ndim == 0 and one_for_all:
+        array = np.full((count,), array)
+    if array.ndim == 2 and array.shape[1] == num_classes and (
+            array.shape[0] == count and num_classes > 1):
+        raise ValueError(
+            f"{what} has shape {array.shape}: one-hot rows. Pass class "
+            "indices, one int per sample, e.g. `labels.argmax(axis=-1)`.")
+    ints = " or one int" if one_for_all else ""
+    if array.ndim > 1 and all(d == 1 for d in array.shape[1:]):
+        array = array.reshape(len(array))
+    integral = array.dtype.kind in "iub" or (
+        array.dtype.kind == "f" and np.isfinite(array).all()
+        and (np.mod(array, 1) == 0).all())
+    if array.ndim != 1 or len(array) != count or not integral:
+        got = (f"{array.dtype} values of shape {array.shape}"
+               if array.ndim != 1 or len(array) == count
+               else f"{len(array)} labels")
+        raise ValueError(
+            f"{what} must be {count} ints (one per sample){ints}, class "
+            f"indices in 0..{num_classes - 1}; got {got}.")
+    if len(array) and (array.min() < 0 or array.max() >= num_classes):
+        raise ValueError(
+            f"{what} must be class indices in 0..{num_classes - 1}; got "
+            f"values from {int(array.min())} to {int(array.max())}.")
+    return array.astype("int32")
+
+
+def check_output_size(num_samples, sample_shape, what="`num_samples`"):
+    """One clear `ValueError` when `num_samples` float32 samples of
+    `sample_shape` would not fit in this machine's memory."""
+    needed = 4 * int(num_samples) * int(np.prod(sample_shape))
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return
+    if needed > memory:
+        raise ValueError(
+            f"{what}={num_samples} samples of shape {tuple(sample_shape)} "
+            f"need {needed / 2**30:.3g} GiB, more than this machine's "
+            f"{memory / 2**30:.3g} GiB of memory: generate them in several "
+            "smaller calls.")
 
 
 def split_batch(batch):
@@ -141,6 +266,11 @@ def check_image_batch(images, expected_shape=None, what="the training data"):
         )
     if images.shape[0] == 0:
         raise ValueError(f"{what} is empty: it holds no images.")
+    if 0 in images.shape[1:]:
+        raise ValueError(
+            f"{what} has images of shape {tuple(images.shape[1:])}, with a "
+            "size of 0: images need a positive height, width and number of "
+            "channels.")
     kind = images.dtype.kind
     if kind in "iu":
         low, high = images.min(), images.max()
@@ -207,7 +337,38 @@ def _is_tf_dataset(x):
     return module.startswith("tensorflow") and hasattr(x, "element_spec")
 
 
-def prepare_images_for_fit(x, expected_shape=None, what="the training data"):
+def _pixel_array(images):
+    """Checked images in a dtype every backend holds: uint8 for any
+    integer or bool array (its values are 0..255), float32 for float64."""
+    kind = images.dtype.kind
+    if kind == "b":
+        return images.astype("uint8") * np.uint8(255)
+    if kind in "iu" and images.dtype != np.uint8:
+        return images.astype("uint8")
+    if images.dtype == np.float64:
+        return images.astype("float32")
+    return images
+
+
+def _check_fit_labels(labels, count, num_classes, what):
+    """The labels that come with `count` images of `what` (a conditional
+    model's class labels, returned as int32, else only their number)."""
+    if labels is None:
+        return None
+    if num_classes:
+        return check_class_labels(labels, num_classes, count,
+                                  f"The labels of {what}")
+    array = to_numpy(labels, f"The labels of {what}")
+    if array.ndim == 0 or len(array) != count:
+        raise ValueError(
+            f"{what} has {count} images but `y` has shape {array.shape}: "
+            "pass one label per image, or no `y` (this model does not use "
+            "labels).")
+    return None
+
+
+def prepare_images_for_fit(x, expected_shape=None, what="the training data",
+                           y=None, num_classes=None):
     """Validates `x` and finds the image shape, before training starts.
 
     Args:
@@ -216,11 +377,17 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data"):
             `keras.utils.PyDataset`, a torch `DataLoader` or a generator.
         expected_shape: the image shape of an already-built model, or `None`.
         what: words naming the data in error messages.
+        y: the labels passed next to an array `x`, or `None`.
+        num_classes: a conditional model's number of classes: the labels
+            (`y`, a dict's `"label"`, or those of the first batch) must be
+            ints in `0..num_classes - 1`, one per image. `None`: labels are
+            not looked into (only their number, for `y`).
 
     Returns:
         `(x, image_shape)`: `x` ready to hand to `keras.Model.fit` (a numpy
-        array of grayscale images without a channel axis gets one; a
-        generator is re-wrapped after its first batch was looked at) and the
+        array of grayscale images without a channel axis gets one; integer
+        and bool arrays become uint8, float64 ones float32; a generator is
+        re-wrapped after its first batch was looked at) and the
         `(height, width, channels)` of its images.
 
     Whole arrays are checked image by image. Datasets, generators and
@@ -229,19 +396,31 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data"):
     """
     if x is None:
         raise ValueError(f"{what} is None: pass images to `fit`.")
+    if isinstance(x, (str, bytes)):
+        raise ValueError(
+            f"{what} is a string ({x!r:.40}): load the images first, e.g. "
+            "with `keras_genzoo.datasets.load_images(path)`, and pass the "
+            "arrays or the dataset.")
     # Whole arrays (or dicts of arrays): check every image, it is cheap.
     if isinstance(x, dict) or _is_array_like(x):
-        images = to_numpy(extract_images(x))
+        images = to_numpy(extract_images(x), what)
+        original = images
         if images.ndim == 3 and images.shape[0] > 0:
             # (N, H, W), as `keras.datasets.mnist.load_data()` returns.
             images = images[..., None]
-            if isinstance(x, dict):
-                x = dict(x, **{IMAGE_KEY: images})
-            else:
-                x = images
-        if images.size == 0:
+        if images.ndim >= 1 and images.shape[0] == 0:
             raise ValueError(f"{what} is empty: it holds no images.")
         shape = check_image_batch(images, expected_shape, what)
+        labels = x.get(LABEL_KEY) if isinstance(x, dict) else None
+        checked = _check_fit_labels(y if labels is None else labels,
+                                    len(images), num_classes, what)
+        images = _pixel_array(images)
+        if isinstance(x, dict):
+            x = dict(x, **{IMAGE_KEY: images})
+            if labels is not None and checked is not None:
+                x[LABEL_KEY] = checked
+        elif images is not original:
+            x = images
         return x, shape
     if isinstance(x, (tuple, list)):
         raise ValueError(
@@ -249,14 +428,22 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data"):
             "labels (if any) as `y`, e.g. `model.fit(images, labels)`, or a "
             "dataset that yields (images, labels) tuples."
         )
+    if y is not None:
+        raise ValueError(
+            f"{what} is a {type(x).__name__} and `y` was given too: a "
+            "dataset carries its own labels, as (images, labels) batches or "
+            "dicts with a 'label' key. Drop `y`.")
     if isinstance(x, types.GeneratorType):
         try:
             first = next(x)
         except StopIteration:
             raise ValueError(f"{what} is empty: the generator yields nothing.")
-        shape = check_image_batch(
-            to_numpy(extract_images(first)), expected_shape, what
-        )
+        images, labels = split_batch(first)
+        images = to_numpy(images, what)
+        shape = check_image_batch(images, expected_shape, what)
+        _check_stream_labels(labels, len(images), num_classes, what)
+        _check_stream_dtypes(images, None if labels is None else to_numpy(
+            labels, what), what)
 
         def regenerate(first=first, rest=x):
             # Keras wants tuples from generators: wrap bare image batches.
@@ -269,14 +456,46 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data"):
                     yield (batch,)
 
         return regenerate(), shape
-    images, _ = _first_batch(x, what)
-    return x, check_image_batch(images, expected_shape, what)
+    images, labels = _first_batch(x, what)
+    shape = check_image_batch(images, expected_shape, what)
+    _check_stream_labels(labels, len(images), num_classes, what)
+    _check_stream_dtypes(images, labels, what)
+    return x, shape
+
+
+def _check_stream_dtypes(images, labels, what):
+    """Dtypes a stream's batches reach the backend in, unconverted: PyTorch
+    holds no uint64, so none may come (the same data works on every
+    backend)."""
+    for name, array in (("images", images), ("labels", labels)):
+        if array is not None and array.dtype == np.uint64:
+            target = "uint8" if name == "images" else "int32"
+            raise ValueError(
+                f"{what} has {name} of dtype uint64, which PyTorch cannot "
+                f"hold: cast them to {target} where the batches are made, "
+                f"e.g. `tf.cast(x, tf.{target})` in a tf.data pipeline.")
+
+
+def _check_stream_labels(labels, count, num_classes, what):
+    """The labels of a stream's first batch (`None` if it has none)."""
+    if num_classes and labels is None:
+        raise ValueError(
+            f"This model is conditional (num_classes={num_classes}) but "
+            f"{what} has no labels in its batches: make it yield (images, "
+            "labels) tuples, or dicts with a 'label' key.")
+    _check_fit_labels(labels, count, num_classes, what)
 
 
 # The first batch of each dataset, loader or PyDataset already looked at:
 # reading it again on every `fit` would refill a tf.data shuffle buffer
 # (9,000 images for the embedded MNIST) only to throw it away.
 _FIRST_BATCHES = weakref.WeakKeyDictionary()
+
+
+def first_batch(x, what="the data"):
+    """The first batch of a dataset, loader or PyDataset as numpy
+    `(first element, second element or None)`, read once per object."""
+    return _first_batch(x, what)
 
 
 def _first_batch(x, what):
@@ -304,7 +523,8 @@ def _first_batch(x, what):
             "or a torch DataLoader of image batches."
         )
     images, labels = split_batch(first)
-    result = (to_numpy(images), None if labels is None else to_numpy(labels))
+    result = (to_numpy(images, what),
+              None if labels is None else to_numpy(labels, what))
     try:
         _FIRST_BATCHES[x] = result
     except TypeError:  # not weak-referenceable: read again next time
@@ -332,7 +552,7 @@ def images_to_array(images, expected_shape=None, what="images"):
     Accepts one image `(H, W, C)`, a batch `(N, H, W, C)`, grayscale images
     without a channel axis, uint8 (0..255) or floats in [0, 1].
     """
-    array = to_numpy(extract_images(images))
+    array = to_numpy(extract_images(images), what)
     if expected_shape is not None:
         expected_shape = tuple(expected_shape)
         if array.shape == expected_shape:  # one image
@@ -354,11 +574,13 @@ def has_labels(x, y=None):
     if y is not None:
         return True
     if isinstance(x, dict) or _is_array_like(x):
-        return isinstance(x, dict) and LABEL_KEY in x
+        return isinstance(x, dict) and x.get(LABEL_KEY) is not None
     if isinstance(x, types.GeneratorType):
         return True
     if _is_tf_dataset(x):
-        return split_batch(x.element_spec)[1] is not None
+        spec = split_batch(x.element_spec)[1]
+        # `from_tensor_slices((images, None))` holds a NoneTensorSpec
+        return spec is not None and type(spec).__name__ != "NoneTensorSpec"
     return _first_batch(x, "the data")[1] is not None
 
 
@@ -389,13 +611,21 @@ def iterate_image_batches(x, batch_size=256, expected_shape=None,
     """
     if x is None:
         raise ValueError(f"{what} is None: pass images.")
+    if isinstance(x, (str, bytes)):
+        raise ValueError(
+            f"{what} is a string ({x!r:.40}): load the images first and "
+            "pass the arrays or the dataset.")
+    step = check_count(batch_size, "batch_size")
     if isinstance(x, dict) or _is_array_like(x):
         array = images_to_array(x, expected_shape, what)
         if labels is None and isinstance(x, dict):
             labels = x.get(LABEL_KEY)
         if labels is not None:
-            labels = to_numpy(labels).reshape(-1)
-        step = int(batch_size)
+            labels = to_numpy(labels, "`labels`")
+            if labels.ndim == 0:  # one label for all images
+                labels = np.full((len(array),), labels)
+            if labels.ndim > 1 and all(d == 1 for d in labels.shape[1:]):
+                labels = labels.reshape(len(labels))
         for start in range(0, len(array), step):
             images = array[start:start + step]
             if with_labels:
@@ -425,6 +655,6 @@ def iterate_image_batches(x, batch_size=256, expected_shape=None,
         images = images_to_array(images, expected_shape, what)
         if with_labels:
             yield images, (None if batch_labels is None
-                           else to_numpy(batch_labels).reshape(-1))
+                           else to_numpy(batch_labels, "`labels`"))
         else:
             yield images

@@ -724,6 +724,12 @@ class StopOnDivergence(keras.callbacks.Callback):
         self.diverged = None
         self._epoch = 0
         self._good_epoch = 0
+        optimizer = getattr(self.model, "optimizer", None)
+        if self.restore and self.model.built and optimizer is not None and (
+                not optimizer.built):
+            # so that the snapshot holds the optimizer's state too (as
+            # `BackupAndRestore` does before it loads a backup)
+            optimizer.build(self.model.trainable_variables)
         self._good = self._snapshot() if self.restore else None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -743,13 +749,9 @@ class StopOnDivergence(keras.callbacks.Callback):
         self.diverged = {"epoch": self._epoch, "batch": batch, "log": name,
                          "value": value, "restored_epoch": None}
         if self.restore and self._good is not None:
-            variables = self._variables()
-            if len(variables) == len(self._good):  # optimizer built since
-                for variable, value_ in zip(variables, self._good):
-                    variable.assign(value_)
-            else:
-                for variable, value_ in zip(self.model.variables, self._good):
-                    variable.assign(value_)
+            for variable, value_ in zip(self._variables(), self._good,
+                                        strict=True):
+                variable.assign(value_)
             self.diverged["restored_epoch"] = self._good_epoch
         restored = (
             "the diverged weights were left in the model"

@@ -24,6 +24,8 @@ import struct
 
 import numpy as np
 
+from keras_genzoo import _inputs
+
 _DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 TFDS_IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 EMBEDDED_IMAGE_DATASETS = ("embedded_mnist",)
@@ -123,7 +125,8 @@ def load_mnist_idx(directory, split="train"):
 
 
 def _check_split(validation_split):
-    if not 0.0 <= float(validation_split) < 1.0:
+    if not 0.0 <= _inputs.check_number(validation_split,
+                                       "validation_split") < 1.0:
         raise ValueError(
             "`validation_split` must be in [0, 1), e.g. 0.1; got "
             f"{validation_split}."
@@ -501,14 +504,11 @@ def text_datasets(
     if not isinstance(text, str) or not text:
         raise ValueError("`text` must be a non-empty string.")
     validation_split = _check_split(validation_split)
-    sequence_length = int(sequence_length)
-    if sequence_length <= 0:
-        raise ValueError(
-            f"`sequence_length` must be positive; got {sequence_length}."
-        )
-    stride = sequence_length if stride is None else int(stride)
-    if stride <= 0:
-        raise ValueError(f"`stride` must be positive; got {stride}.")
+    sequence_length = _inputs.check_count(sequence_length, "sequence_length")
+    stride = sequence_length if stride is None else _inputs.check_count(
+        stride, "stride")
+    batch_size = _inputs.check_count(batch_size, "batch_size")
+    seed = _inputs.check_seed(seed)
     vocabulary = list(vocabulary or char_vocabulary(text))
     index = {c: i for i, c in enumerate(vocabulary)}
     unknown = sorted(set(text) - set(index))

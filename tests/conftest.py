@@ -11,15 +11,19 @@ if keras.backend.backend() == "jax" and os.environ.get(
         "GENZOO_TEST_JAX_CACHE", "1") != "0":
     # Many tests build the same tiny models, and compiling them is most of
     # JAX's test time on a CPU: JAX's persistent compilation cache (in a
-    # fresh folder per run, so no run sees another's) compiles each program
-    # once. GENZOO_TEST_JAX_CACHE=0 turns it off.
+    # fresh folder per run, so no run sees another's; pytest-xdist's workers
+    # share their controller's) compiles each program once.
+    # GENZOO_TEST_JAX_CACHE=0 turns it off.
     import atexit
     import shutil
 
     import jax
 
-    _cache = tempfile.mkdtemp(prefix="genzoo_jax_cache_")
-    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    _cache = os.environ.get("GENZOO_TEST_JAX_CACHE_DIR")
+    if not _cache:  # the controller (or a run without xdist) makes it
+        _cache = tempfile.mkdtemp(prefix="genzoo_jax_cache_")
+        os.environ["GENZOO_TEST_JAX_CACHE_DIR"] = _cache
+        atexit.register(shutil.rmtree, _cache, ignore_errors=True)
     jax.config.update("jax_compilation_cache_dir", _cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -76,3 +76,31 @@ def test_seed_state_is_one_more_store_entry():
     np.testing.assert_array_equal(_n(fresh.seed_generator.state),
                                   _n(layer.seed_generator.state))
     fresh.load_own_variables({})  # a file written without it
+
+
+def test_generator_loads_weights_saved_with_keras_batch_norm(tmp_path):
+    """The DCGAN generator's data-parallel BatchNormalization keeps Keras'
+    class name: weights saved when it was Keras' own layer (every GAN file
+    from before) load into it, statistics included."""
+    from keras_genzoo.layers import BatchNormalization
+
+    ours = dcgan_generator((28, 28, 1), latent_dim=8, filters=(8,))
+    assert any(isinstance(layer, BatchNormalization)
+               for layer in ours.layers)
+
+    def as_keras(layer):
+        cls = (keras.layers.BatchNormalization
+               if isinstance(layer, BatchNormalization) else type(layer))
+        return cls.from_config(layer.get_config())
+
+    old = keras.models.clone_model(ours, clone_function=as_keras)
+    assert not any(isinstance(layer, BatchNormalization)
+                   for layer in old.layers)
+    rng = np.random.default_rng(0)
+    old.set_weights([rng.normal(size=w.shape).astype("float32")
+                     for w in old.get_weights()])
+    path = str(tmp_path / "old.weights.h5")
+    old.save_weights(path)
+    ours.load_weights(path)
+    for a, b in zip(ours.get_weights(), old.get_weights()):
+        np.testing.assert_array_equal(a, b)

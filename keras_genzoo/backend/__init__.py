@@ -42,6 +42,20 @@ Exports:
   `torch.no_grad()` on PyTorch).
 - `ema_update(step, averages, variables, decay)`: an exponential moving
   average written with `StepOps` alone (in `common`).
+- `check_distribution()`: a `ValueError` where a `keras.distribution` is
+  set on a backend whose `fit` ignores it (TensorFlow, PyTorch).
+- `variable_scope(model)`: where variables created before `fit` runs
+  (lazy builds, optimizer moments) must be created: the model's
+  `tf.distribute` strategy scope on TensorFlow.
+- `scale_loss_for_replicas(loss)` and `draw_for_replica(draw, batch_size)`:
+  what data parallelism needs of a model (see docs/scaling.md). Under
+  `tf.distribute` each replica runs the step on its share of the batch, so
+  a `compute_loss` returning a batch mean divides it by the number of
+  replicas (the optimizer sums their gradients), and noise drawn in a step
+  is this replica's slice of noise drawn for the global batch (otherwise
+  every replica draws the same). On JAX (`keras.distribution`) the step is
+  one program over the global batch and both are the identity; on PyTorch
+  too.
 """
 
 import keras
@@ -77,16 +91,57 @@ def adversarial_train_step(model, *args):
         DeprecationWarning, stacklevel=2)
     return custom_train_step(model, model.train_schedule, *args)
 
+
+def check_distribution():
+    """Raises a `ValueError` if a `keras.distribution` is set on a backend
+    where Keras' `fit` would silently ignore it.
+
+    In Keras 3.15 only the JAX backend distributes with
+    `keras.distribution` (`DataParallel`, `ModelParallel`). On TensorFlow
+    and PyTorch, `set_distribution(DataParallel(...))` is accepted and `fit`
+    then trains on one device, as if nothing were set (measured): the zoo's
+    models refuse that rather than let a user believe they train on many
+    devices.
+    """
+    if BACKEND == "jax":
+        return
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return
+    instead = {
+        "tensorflow": "create and compile the model in a "
+                      "`tf.distribute.MirroredStrategy().scope()` (or "
+                      "MultiWorkerMirroredStrategy for many machines)",
+        "torch": "train data parallel on the jax backend "
+                 "(keras.distribution) or the tensorflow backend "
+                 "(tf.distribute.MirroredStrategy); Keras' torch backend "
+                 "has neither",
+    }[BACKEND]
+    raise ValueError(
+        f"A keras.distribution is set ({distribution.__class__.__name__}), "
+        f"but Keras {keras.__version__} distributes with it on the jax "
+        f"backend only: on {BACKEND} `fit` would train on one device. "
+        f"Unset it (`keras.distribution.set_distribution(None)`) and "
+        f"{instead}. See the Scaling page of the docs.")
+
+
 input_gradients = _steps.input_gradients
 compile_inference = _steps.compile_inference
+scale_loss_for_replicas = _steps.scale_loss_for_replicas
+draw_for_replica = _steps.draw_for_replica
+variable_scope = _steps.variable_scope
 
 __all__ = [
     "BACKEND",
     "adversarial_train_step",
     "StepOps",
+    "check_distribution",
     "compile_inference",
     "custom_test_step",
     "custom_train_step",
+    "draw_for_replica",
     "ema_update",
     "input_gradients",
+    "scale_loss_for_replicas",
+    "variable_scope",
 ]

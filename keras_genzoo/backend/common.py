@@ -1,6 +1,8 @@
 """What the backend modules share: the interface of a custom step's
 operations, and operations written with that interface alone."""
 
+import contextlib
+
 
 class StepOps:
     """The operations a backend-free training schedule may use.
@@ -63,3 +65,46 @@ def ema_update(step, averages, variables, decay):
         for average, value in zip(step.read(averages), step.read(variables))
     ]
     step.assign(averages, new)
+
+
+# Data parallelism. JAX's `keras.distribution.DataParallel` compiles one
+# program over the global batch: a loss is the global batch's mean and noise
+# is drawn for the whole batch, as on one device, so these two are the
+# identity there (and on PyTorch, which has no data parallelism in `fit`).
+# Under `tf.distribute` each replica runs the step on its share of the batch:
+# the TensorFlow module overrides them.
+
+
+def variable_scope(model):
+    """The scope where `model`'s lazily created variables (networks built
+    at the first `fit`, optimizer moments) must be created: its
+    `tf.distribute` strategy's on TensorFlow; none needed elsewhere (JAX
+    reads `keras.distribution` when a variable is created)."""
+    del model
+    return contextlib.nullcontext()
+
+
+def scale_loss_for_replicas(loss):
+    """The loss one replica's gradients are taken of: `loss` divided by
+    the number of replicas in sync (TensorFlow's optimizers sum the
+    replicas' gradients), `loss` itself elsewhere."""
+    return loss
+
+
+def draw_for_replica(draw, batch_size):
+    """This replica's `batch_size` rows of noise drawn for the global batch.
+
+    Args:
+        draw: `draw(n)` returns `n` rows of random values from the model's
+            seed generator (e.g. `lambda n: keras.random.normal((n, 8),
+            seed=self.seed_generator)`).
+        batch_size: the rows this replica needs (its share of the batch).
+
+    Returns:
+        `draw(batch_size)` on one device. Under `tf.distribute`, every
+        replica draws for the whole global batch with the same seed and
+        keeps its own slice: replicas get different noise, and the same
+        noise one device would draw for the same global batch.
+    """
+    return draw(batch_size)
+

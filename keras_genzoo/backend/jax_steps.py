@@ -17,7 +17,12 @@ import jax
 import jax.numpy as jnp
 import keras
 
-from keras_genzoo.backend.common import StepOps
+from keras_genzoo.backend.common import (  # noqa: F401 - exported
+    StepOps,
+    draw_for_replica,
+    scale_loss_for_replicas,
+    variable_scope,
+)
 
 
 def input_gradients(fn, x):

@@ -5,6 +5,51 @@ import tensorflow as tf
 from keras_genzoo.backend.common import StepOps
 
 
+def _replicas():
+    """The replica context of a `tf.distribute` step and its number of
+    replicas in sync (1 outside one)."""
+    context = tf.distribute.get_replica_context()
+    if context is None:  # cross-replica context: not inside a step
+        return None, 1
+    return context, context.num_replicas_in_sync
+
+
+def variable_scope(model):
+    """The scope where `model`'s variables must be created: the
+    `tf.distribute` strategy it was created under (the default one
+    otherwise), as Keras' `fit` does for the variables it creates."""
+    return model.distribute_strategy.scope()
+
+
+def scale_loss_for_replicas(loss):
+    """`loss / replicas in sync`: what Keras' own losses return under
+    `tf.distribute` (`keras.losses.Loss.__call__`), since the optimizer
+    sums the replicas' gradients. A `compute_loss` that returns a mean over
+    its batch must do the same to get the global batch's gradient (and the
+    "loss" that `fit` logs: Keras multiplies it back)."""
+    _, replicas = _replicas()
+    if replicas == 1:
+        return loss
+    return loss * tf.cast(1.0 / replicas, loss.dtype)
+
+
+def draw_for_replica(draw, batch_size):
+    """This replica's `batch_size` rows of noise drawn for the global batch
+    (see `keras_genzoo.backend.common.draw_for_replica`).
+
+    Every replica's seed generator holds the same state (a mirrored
+    variable) and advances the same way: drawing only `batch_size` rows,
+    all replicas would get the same noise.
+    """
+    context, replicas = _replicas()
+    if replicas == 1:
+        return draw(batch_size)
+    noise = draw(batch_size * replicas)
+    start = tf.cast(context.replica_id_in_sync_group, "int32") * tf.cast(
+        batch_size, "int32")
+    return noise[start:start + batch_size]
+
+
 def input_gradients(fn, x):
     """Gradient of `sum(fn(x))` with respect to `x`, differentiable again.
 
@@ -28,7 +73,8 @@ class TensorFlowStep(StepOps):
         variables = list(variables)
         with tf.GradientTape() as tape:
             loss, logs = objective()
-            scaled = optimizer.scale_loss(loss)
+            # under tf.distribute the optimizer sums the replicas' gradients
+            scaled = optimizer.scale_loss(scale_loss_for_replicas(loss))
         grads = tape.gradient(scaled, variables)
         optimizer.apply(grads, variables)
         return logs

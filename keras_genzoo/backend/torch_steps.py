@@ -2,7 +2,12 @@
 
 import torch
 
-from keras_genzoo.backend.common import StepOps
+from keras_genzoo.backend.common import (  # noqa: F401 - exported
+    StepOps,
+    draw_for_replica,
+    scale_loss_for_replicas,
+    variable_scope,
+)
 
 
 def input_gradients(fn, x):

@@ -1,6 +1,7 @@
 """Small reusable layers."""
 
 from keras_genzoo.layers.embeddings import SinusoidalEmbedding
+from keras_genzoo.layers.normalization import BatchNormalization
 from keras_genzoo.layers.sampling import Sampling
 
-__all__ = ["Sampling", "SinusoidalEmbedding"]
+__all__ = ["Sampling", "SinusoidalEmbedding", "BatchNormalization"]

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_genzoo import backend as zoo_backend
 from keras_genzoo.layers.seed_state import SeedStateSaving
 
 
@@ -34,9 +35,13 @@ class Sampling(SeedStateSaving, keras.layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
-        eps = keras.random.normal(
-            ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator
-        )
+        shape = ops.shape(z_mean)
+        # under tf.distribute: this replica's share of the global batch's
+        eps = zoo_backend.draw_for_replica(
+            lambda n: keras.random.normal(
+                (n,) + tuple(shape[1:]), dtype=z_mean.dtype,
+                seed=self.seed_generator),
+            shape[0])
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def compute_output_shape(self, input_shape):

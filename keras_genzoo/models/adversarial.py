@@ -23,6 +23,7 @@ from keras_genzoo.models.base import (
     _check_image_shape,
     check_network,
     network_input_shapes,
+    portable_config,
 )
 from keras_genzoo.networks.conv import check_filters
 from keras_genzoo.networks.dcgan import dcgan_discriminator, dcgan_generator
@@ -245,12 +246,13 @@ class AdversarialModel(ImageModel):
     def get_compile_config(self):
         if not self.compiled:
             return None
-        return {
+        return portable_config({
             "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
             "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
-        }
+        })
 
     def compile_from_config(self, config):
+        config = portable_config(config)  # also files saved before it
         self.compile(
             d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
             g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
@@ -258,7 +260,7 @@ class AdversarialModel(ImageModel):
 
     def _ensure_compiled(self):
         if not self.compiled:
-            self.compile(jit_compile=self.default_jit_compile())
+            self.compile()
         if self.built and not self.optimizer.built:
             self.optimizer.build()
 
@@ -270,9 +272,15 @@ class AdversarialModel(ImageModel):
 
     # --------------------------------------------------------- networks
     def sample_noise(self, batch_size, seed=None):
-        """Draws generator input noise `(batch_size, latent_dim)` ~ N(0, I)."""
-        return keras.random.normal((batch_size, self.latent_dim),
-                                   seed=self.sample_seed(seed))
+        """Draws generator input noise `(batch_size, latent_dim)` ~ N(0, I).
+
+        Under `tf.distribute`, each replica's share of noise drawn for the
+        global batch (`keras_genzoo.backend.draw_for_replica`).
+        """
+        seed = self.sample_seed(seed)
+        return zoo_backend.draw_for_replica(
+            lambda n: keras.random.normal((n, self.latent_dim), seed=seed),
+            batch_size)
 
     def generate_tensor(self, noise, labels=None, training=False):
         """Runs the generator; returns images in [-1, 1] (a tensor)."""
@@ -374,7 +382,8 @@ class AdversarialModel(ImageModel):
         Args:
             num_samples: how many images to generate.
             seed: optional integer; the same seed (and labels) gives the same
-                images. Without one, the model's seed generator advances.
+                images, on every backend. Without one, the model's seed
+                generator advances.
             labels: conditional models only: one class for all images (an
                 int) or one per image; default: classes 0, 1, 2, ... in turn.
             batch_size: how many images to generate at once.
@@ -384,8 +393,9 @@ class AdversarialModel(ImageModel):
         """
         self.ensure_built("generate")
         num_samples = self.check_num_samples(num_samples)
+        batch_size = _inputs.check_count(batch_size, "batch_size")
         label_array = self._generation_labels(num_samples, labels)
-        noise = ops.convert_to_numpy(self.sample_noise(num_samples, seed))
+        noise = self.generation_noise((num_samples, self.latent_dim), seed)
         outputs = []
         for start in range(0, num_samples, batch_size):
             stop = start + batch_size
@@ -405,21 +415,9 @@ class AdversarialModel(ImageModel):
             return None
         if labels is None:
             labels = np.arange(num_samples) % self.num_classes
-        labels = np.asarray(ops.convert_to_numpy(labels)).astype("int32")
-        if labels.ndim == 0:
-            labels = np.full((num_samples,), int(labels), "int32")
-        labels = labels.reshape(-1)
-        if len(labels) != num_samples:
-            raise ValueError(
-                f"Got {len(labels)} labels for {num_samples} samples: pass "
-                "one label, or one per sample."
-            )
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(
-                f"Labels must be in 0..{self.num_classes - 1}; got "
-                f"{labels.min()}..{labels.max()}."
-            )
-        return labels
+        return _inputs.check_class_labels(
+            labels, self.num_classes, num_samples, "`labels` of `generate`",
+            one_for_all=True)
 
     def get_config(self):
         config = super().get_config()

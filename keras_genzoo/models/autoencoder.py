@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_genzoo import backend as zoo_backend
 from keras_genzoo.models.base import LatentImageModel
 from keras_genzoo.models.vae import reconstruction_bce
 from keras_genzoo.networks.conv import conv_decoder, conv_encoder
@@ -101,10 +102,12 @@ class AutoEncoder(LatentImageModel):
         """
         if self.noise_stddev == 0.0:
             return images
-        noise = keras.random.normal(
-            ops.shape(images), stddev=self.noise_stddev,
-            seed=self.seed_generator,
-        )
+        shape = ops.shape(images)
+        noise = zoo_backend.draw_for_replica(
+            lambda n: keras.random.normal(
+                (n,) + tuple(shape[1:]), stddev=self.noise_stddev,
+                seed=self.seed_generator),
+            shape[0])
         return ops.clip(images + noise, 0.0, 1.0)
 
     def call(self, inputs, training=False):
@@ -131,7 +134,8 @@ class AutoEncoder(LatentImageModel):
         loss = reconstruction_bce(self.images_from_inputs(x), y_pred)
         if self.losses:
             loss = loss + ops.cast(ops.sum(self.losses), "float32")
-        return loss
+        # a replica's share under tf.distribute (the identity elsewhere)
+        return zoo_backend.scale_loss_for_replicas(loss)
 
     def generate(self, num_samples, seed=None, batch_size=256):
         """Draws new images: codes from the latent prior, decoded.
@@ -142,8 +146,9 @@ class AutoEncoder(LatentImageModel):
 
         Args:
             num_samples: how many images.
-            seed: optional integer; the same seed gives the same images.
-                Without one, the model's seed generator advances.
+            seed: optional integer; the same seed gives the same images, on
+                every backend. Without one, the model's seed generator
+                advances.
             batch_size: codes decoded at once.
 
         Returns:

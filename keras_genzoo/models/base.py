@@ -22,6 +22,7 @@ import keras
 from keras import ops
 
 from keras_genzoo import _inputs
+from keras_genzoo import backend as zoo_backend
 from keras_genzoo.layers.seed_state import ModelSeedStateSaving
 
 
@@ -93,6 +94,30 @@ def pixel_bce(images, probabilities):
                              1.0 - eps)
     return -(images * ops.log(probabilities)
              + (1.0 - images) * ops.log(1.0 - probabilities))
+
+
+def portable_config(config):
+    """`config` (a serialized compile config or optimizer) with Keras'
+    backend-specific classes replaced by their public ones.
+
+    On PyTorch, Keras' optimizers are subclasses in
+    `keras.src.backend.torch.optimizers` (e.g. `torch_adam.Adam`) and
+    serialize under that module: a file saved there would make TensorFlow
+    or JAX build torch's optimizer, which fails at the first step (Keras
+    3.15). The public class of the same name (`keras.optimizers.Adam`) is
+    what every backend should rebuild; it makes the backend's own.
+    """
+    if isinstance(config, list):
+        return [portable_config(value) for value in config]
+    if not isinstance(config, dict):
+        return config
+    config = {key: portable_config(value) for key, value in config.items()}
+    module = config.get("module")
+    if (isinstance(module, str) and module.startswith("keras.src.backend.")
+            and hasattr(keras.optimizers, str(config.get("class_name")))):
+        config["module"] = "keras.optimizers"
+        config["registered_name"] = None
+    return config
 
 
 def _with_divergence_check(callbacks):
@@ -182,13 +207,27 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         if optimizer is None:
             optimizer = self.default_optimizer()
+        self._jit_compile_given = "jit_compile" in kwargs
         kwargs.setdefault("jit_compile", self.default_jit_compile())
         super().compile(optimizer=optimizer, **kwargs)
 
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and not getattr(self, "_jit_compile_given",
+                                              True):
+            # The default is chosen per backend (XLA for a GPT on
+            # TensorFlow): a file saved there must not ask torch.compile of
+            # the backend that loads it, so only a user's own choice is kept.
+            config = dict(config)
+            config.pop("jit_compile", None)
+        return portable_config(config)
+
     def compile_from_config(self, config):
         # What `keras.Model.compile_from_config` does; it skips models that
-        # override `compile` (with a warning) instead of calling it.
-        self.compile(**keras.saving.deserialize_keras_object(config))
+        # override `compile` (with a warning) instead of calling it. Files
+        # saved under PyTorch before `portable_config` existed load too.
+        self.compile(**keras.saving.deserialize_keras_object(
+            portable_config(config)))
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
@@ -205,18 +244,30 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         return x
 
+    def prepare_targets(self, x, y):
+        """`y` (the targets given next to an array `x`, already checked by
+        `check_data`) as Keras gets them; a hook for subclasses."""
+        return y
+
     def _before_steps(self, x, y, what):
         """The data check, then a build from the data's shape if the check
         did not build the model: on TensorFlow, Keras would otherwise build
         it while tracing the first step, which a custom step (which may not
-        call the model) cannot rely on."""
-        x = self.check_data(x, y, what)
-        if not self.built:
-            shape = _data_shape(x)
-            if shape is not None:
-                self.build(shape)
-        self._ensure_compiled()
-        return x
+        call the model) cannot rely on. Returns `(x, y)` for Keras.
+
+        Variables created here (the networks, the optimizers' moments) are
+        created in the model's `tf.distribute` strategy scope, where `fit`
+        would create them."""
+        zoo_backend.check_distribution()
+        with zoo_backend.variable_scope(self):
+            x = self.check_data(x, y, what)
+            y = self.prepare_targets(x, y)
+            if not self.built:
+                shape = _data_shape(x)
+                if shape is not None:
+                    self.build(shape)
+            self._ensure_compiled()
+        return x, y
 
     def check_validation_data(self, validation_data):
         """Checks `fit`'s `validation_data` like the training data."""
@@ -224,11 +275,12 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         if validation_data is None:
             return None
         if isinstance(validation_data, (tuple, list)):
-            first = self.check_data(
-                validation_data[0],
-                validation_data[1] if len(validation_data) > 1 else None,
-                what)
-            return (first,) + tuple(validation_data[1:])
+            y = validation_data[1] if len(validation_data) > 1 else None
+            first = self.check_data(validation_data[0], y, what)
+            rest = tuple(validation_data[1:])
+            if y is not None:
+                rest = (self.prepare_targets(first, y),) + rest[1:]
+            return (first,) + rest
         return self.check_data(validation_data, None, what)
 
     def fit(self, x=None, y=None, *args, **kwargs):
@@ -245,7 +297,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         (`keras_genzoo.callbacks.StopOnDivergence`, added unless `callbacks`
         holds one or a `keras.callbacks.TerminateOnNaN`).
         """
-        x = self._before_steps(x, y, "the training data")
+        x, y = self._before_steps(x, y, "the training data")
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self.check_validation_data(
                 kwargs["validation_data"])
@@ -262,7 +314,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         The data is checked like in `fit`; an uncompiled model is compiled
         with `default_optimizer()` first.
         """
-        x = self._before_steps(x, y, "the evaluation data")
+        x, y = self._before_steps(x, y, "the evaluation data")
         return super().evaluate(x, y, *args, **kwargs)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
@@ -271,13 +323,13 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         The batch is checked like in `fit`; an uncompiled model is compiled
         with `default_optimizer()` first.
         """
-        x = self._before_steps(x, y, "the training batch")
+        x, y = self._before_steps(x, y, "the training batch")
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
         """The loss and metrics on one batch; see
         `keras.Model.test_on_batch`."""
-        x = self._before_steps(x, y, "the evaluation batch")
+        x, y = self._before_steps(x, y, "the evaluation batch")
         return super().test_on_batch(x, y, *args, **kwargs)
 
     # -------------------------------------------------- custom-step metrics
@@ -303,7 +355,23 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
     def sample_seed(self, seed=None):
         """What to pass as `seed=` to `keras.random`: the integer `seed`, or
         the model's own seed generator (which then advances) if `None`."""
-        return self.seed_generator if seed is None else int(seed)
+        seed = _inputs.check_seed(seed)
+        return self.seed_generator if seed is None else seed
+
+    def generation_noise(self, shape, seed=None):
+        """Standard normal noise of `shape` for `generate` (numpy float32).
+
+        With an integer `seed` it is drawn by numpy, so the same seed gives
+        the same noise, and hence the same samples, on every backend (and a
+        model saved under one backend generates, loaded under another, what
+        it generated before). Without one it comes from the model's seed
+        generator (which advances), with the backend's own random numbers.
+        """
+        if seed is None:
+            return np.asarray(keras.ops.convert_to_numpy(keras.random.normal(
+                shape, seed=self.seed_generator)), dtype="float32")
+        return np.random.default_rng(
+            _inputs.check_seed(seed)).standard_normal(shape).astype("float32")
 
     def draw_seed(self):
         """An integer drawn from the model's seed generator (which
@@ -314,11 +382,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
     @staticmethod
     def check_num_samples(num_samples):
         """`num_samples` as a positive int, or one clear `ValueError`."""
-        if int(num_samples) <= 0:
-            raise ValueError(
-                f"`num_samples` must be positive; got {num_samples}."
-            )
-        return int(num_samples)
+        return _inputs.check_count(num_samples, "num_samples")
 
     def generate(self, num_samples, seed=None):
         """Draws `num_samples` new samples (numpy); the same `seed` gives the
@@ -525,13 +589,30 @@ class ImageModel(GenerativeModel):
         """
         return _inputs.scale_pixels(_inputs.extract_images(inputs))
 
+    def prepare_targets(self, x, y):
+        """A conditional model's labels `y` as int32 `(n,)` (every backend
+        holds them; `check_data` checked their values)."""
+        if y is None or not self.num_classes or (
+                isinstance(x, dict) and x.get(_inputs.LABEL_KEY) is not None):
+            return y
+        return _inputs.to_numpy(y).reshape(-1).astype("int32")
+
     def check_data(self, x, y=None, what="the training data"):
         """Checks the images (see `keras_genzoo._inputs`) and builds the
         model for their shape."""
-        x, shape = _inputs.prepare_images_for_fit(x, self.image_shape, what)
+        x, shape = _inputs.prepare_images_for_fit(
+            x, self.image_shape, what, y=y, num_classes=self.num_classes)
         if not self.built:
             self.build((None,) + shape)
         return x
+
+    def check_num_samples(self, num_samples):
+        """`num_samples` as a positive int, or one clear `ValueError` (also
+        when that many images would not fit in memory)."""
+        num_samples = GenerativeModel.check_num_samples(num_samples)
+        if self.image_shape is not None:
+            _inputs.check_output_size(num_samples, self.image_shape)
+        return num_samples
 
     # ------------------------------------------------------------ helpers
     def _to_array(self, images, what="images"):
@@ -539,6 +620,7 @@ class ImageModel(GenerativeModel):
 
     @staticmethod
     def _apply_in_batches(fn, array, batch_size):
+        batch_size = _inputs.check_count(batch_size, "batch_size")
         return np.concatenate([
             ops.convert_to_numpy(fn(array[i:i + batch_size]))
             for i in range(0, len(array), batch_size)
@@ -699,20 +781,9 @@ class LatentImageModel(ImageModel):
                 f"This model is conditional (num_classes={self.num_classes})"
                 f": pass `labels=` (ints in 0..{self.num_classes - 1}) to "
                 f"`{method}`.")
-        array = np.asarray(ops.convert_to_numpy(labels))
-        if array.ndim == 0:
-            array = np.full((count,), array)
-        array = array.reshape(-1)
-        if len(array) != count or array.dtype.kind not in "iu":
-            raise ValueError(
-                f"`labels` of `{method}` must be {count} ints (one per "
-                f"image) or one int; got {array.dtype} of shape "
-                f"{np.shape(labels)}.")
-        if array.min() < 0 or array.max() >= self.num_classes:
-            raise ValueError(
-                f"`labels` must be in 0..{self.num_classes - 1}; got values "
-                f"from {array.min()} to {array.max()}.")
-        return array.astype("int32")
+        return _inputs.check_class_labels(
+            labels, self.num_classes, count, f"`labels` of `{method}`",
+            one_for_all=True)
 
     def encode_batch(self, images, labels=None):
         """Codes of one batch of float images (a tensor); used by `encode`."""
@@ -724,6 +795,7 @@ class LatentImageModel(ImageModel):
 
     def _apply_labelled(self, fn, array, labels, batch_size):
         """`fn(batch)` or `fn(batch, labels)` over `array` in batches."""
+        batch_size = _inputs.check_count(batch_size, "batch_size")
         if labels is None:
             return self._apply_in_batches(fn, array, batch_size)
         return np.concatenate([
@@ -763,12 +835,18 @@ class LatentImageModel(ImageModel):
             training images.
         """
         self.ensure_built("decode")
-        z = np.asarray(ops.convert_to_numpy(z), dtype="float32")
+        z = _inputs.to_numpy(z, "The codes")
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(
                 f"Codes must have shape (num_codes, {self.latent_dim}); got "
                 f"{z.shape}."
             )
+        if z.dtype.kind not in "iuf" or not np.isfinite(z).all():
+            raise ValueError(
+                f"Codes must be finite numbers (float32 of shape (num_codes, "
+                f"{self.latent_dim})); got {z.dtype} values"
+                + (" with NaN or Inf." if z.dtype.kind == "f" else "."))
+        z = z.astype("float32")
         labels = self.check_labels(labels, len(z), "decode")
         return self._apply_labelled(self.decode_batch, z, labels,
                                     batch_size).astype("float32")
@@ -864,7 +942,8 @@ class LatentImageModel(ImageModel):
                 "`model.fit_latent_prior(training_images)` after `fit` "
                 "first.")
         num_samples = self.check_num_samples(num_samples)
-        seed = self.draw_seed() if seed is None else int(seed)
+        seed = _inputs.check_seed(seed)
+        seed = self.draw_seed() if seed is None else seed
         codes, _ = self.latent_prior.sample(num_samples, seed=seed)
         order = np.random.default_rng([seed, 1]).permutation(num_samples)
         return codes[order]

@@ -334,18 +334,23 @@ class DiffusionModel(ImageModel):
         Returns:
             `(loss, logs)`.
         """
-        batch_size = ops.shape(images)[0]
-        t = keras.random.uniform((batch_size,), seed=self.seed_generator)
-        noise = keras.random.normal(ops.shape(images),
-                                    seed=self.seed_generator)
+        shape = ops.shape(images)
+        batch_size = shape[0]
+        # under tf.distribute: this replica's share of the global batch's
+        draw = zoo_backend.draw_for_replica
+        t = draw(lambda n: keras.random.uniform(
+            (n,), seed=self.seed_generator), batch_size)
+        noise = draw(lambda n: keras.random.normal(
+            (n,) + tuple(shape[1:]), seed=self.seed_generator), batch_size)
         alpha, sigma = noise_schedule(t)
         alpha = ops.reshape(alpha, (-1, 1, 1, 1))
         sigma = ops.reshape(sigma, (-1, 1, 1, 1))
         noisy = alpha * images + sigma * noise
         target = alpha * noise - sigma * images
         if self.num_classes and training and self.label_dropout > 0:
-            drop = keras.random.uniform(
-                (batch_size,), seed=self.seed_generator) < self.label_dropout
+            drop = draw(lambda n: keras.random.uniform(
+                (n,), seed=self.seed_generator), batch_size
+            ) < self.label_dropout
             labels = ops.where(drop, self.num_classes, labels)
         prediction = self.network(
             self._network_inputs(noisy, t, labels), training=training)
@@ -445,11 +450,13 @@ class DiffusionModel(ImageModel):
         guidance)`: the labels as an int32 array (`None` for an
         unconditional model; all "no label" for `guidance=0`) and the
         guidance scale, `None` where one network pass suffices."""
-        if int(steps) < 1:
+        try:
+            _inputs.check_count(steps, "steps")
+        except ValueError:
             raise ValueError(
-                f"`steps` must be at least 1 (50 is a good default); got "
-                f"{steps}.")
-        if not 0.0 <= float(eta) <= 1.0:
+                f"`steps` must be at least 1 (an integer; 50 is a good "
+                f"default); got {steps!r}.") from None
+        if not 0.0 <= _inputs.check_number(eta, "eta") <= 1.0:
             raise ValueError(
                 f"`eta` must be in [0, 1] (0: deterministic DDIM, 1: "
                 f"DDPM-like); got {eta}.")
@@ -463,25 +470,18 @@ class DiffusionModel(ImageModel):
                     "`guidance` needs labels: it is only for conditional "
                     "diffusion models (DiffusionModel(num_classes=...)).")
             return None, None
-        if guidance is not None and float(guidance) < 0:
-            raise ValueError(f"`guidance` must be >= 0; got {guidance}.")
+        if guidance is not None:
+            guidance = _inputs.check_number(guidance, "guidance")
+            if not 0.0 <= guidance < float("inf"):
+                raise ValueError(
+                    f"`guidance` must be a finite number >= 0 (1: plain "
+                    f"conditional, larger: closer to the labels); got "
+                    f"{guidance}.")
         if labels is None:
             labels = np.arange(num_samples) % self.num_classes
-        labels = np.asarray(ops.convert_to_numpy(labels))
-        if labels.ndim == 0:
-            labels = np.full((num_samples,), labels)
-        labels = labels.reshape(-1)
-        if len(labels) != num_samples:
-            raise ValueError(
-                f"Got {len(labels)} labels for {num_samples} samples: pass "
-                "one label, or one per sample.")
-        if len(labels) and ((labels.astype("int64") != labels).any()
-                            or labels.min() < 0
-                            or labels.max() >= self.num_classes):
-            raise ValueError(
-                f"Labels must be integers in 0..{self.num_classes - 1}; got "
-                f"{labels.min()}..{labels.max()}.")
-        labels = labels.astype("int32")
+        labels = _inputs.check_class_labels(
+            labels, self.num_classes, num_samples, "`labels`",
+            one_for_all=True)
         if guidance is not None and float(guidance) == 0.0:
             # the unconditional prediction alone: one network pass
             return np.full_like(labels, self.num_classes), None
@@ -490,8 +490,8 @@ class DiffusionModel(ImageModel):
         return labels, guidance
 
     def _sampling_seed(self, seed):
-        seed = self.draw_seed() if seed is None else int(seed)
-        return seed
+        seed = _inputs.check_seed(seed)
+        return self.draw_seed() if seed is None else seed
 
     def _start_noise(self, seed, num_samples):
         """The starting noise of every sample: sample i's depends on the
@@ -503,10 +503,7 @@ class DiffusionModel(ImageModel):
                     run_chunk):
         """Runs `run_chunk(start, stop, progress)` over batches of samples,
         with a progress bar when `verbose`."""
-        if int(batch_size) < 1:
-            raise ValueError(f"`batch_size` must be positive; got "
-                             f"{batch_size}.")
-        batch_size = int(batch_size)
+        batch_size = _inputs.check_count(batch_size, "batch_size")
         if verbose == "auto":
             verbose = num_samples * total_steps >= 10000
         progbar = None
@@ -574,8 +571,8 @@ class DiffusionModel(ImageModel):
             steps: DDIM steps from pure noise to the image (any number;
                 with `images`, `steps * strength` of them are taken).
             seed: optional integer; the same seed (and arguments) gives the
-                same images. Without one, the model's seed generator
-                advances.
+                same images, on every backend. Without one, the model's seed
+                generator advances.
             eta: 0 for deterministic DDIM, 1 for DDPM-like ancestral
                 sampling (fresh noise at every step), or in between.
             labels: conditional models: one class for all images (an int)
@@ -599,13 +596,14 @@ class DiffusionModel(ImageModel):
         self.ensure_built("generate")
         if images is not None:
             images = self._to_array(images, "`images`")
-            if num_samples is not None and int(num_samples) != len(images):
+            if num_samples is not None and self.check_num_samples(
+                    num_samples) != len(images):
                 raise ValueError(
                     f"`num_samples={num_samples}` disagrees with the "
                     f"{len(images)} images given: drop `num_samples`.")
             num_samples = len(images)
             strength = 0.8 if strength is None else strength
-            if not 0.0 <= float(strength) <= 1.0:
+            if not 0.0 <= _inputs.check_number(strength, "strength") <= 1.0:
                 raise ValueError(
                     f"`strength` must be in [0, 1]; got {strength}.")
         elif strength is not None:
@@ -736,7 +734,7 @@ class DiffusionModel(ImageModel):
         num_samples = self.check_num_samples(num_samples)
         labels, guidance = self._check_sampling(steps, labels, guidance,
                                                 eta, num_samples)
-        if not 2 <= int(frames) <= int(steps) + 1:
+        if not 2 <= _inputs.check_count(frames, "frames") <= int(steps) + 1:
             raise ValueError(
                 f"`frames` must be from 2 to steps + 1 = {int(steps) + 1} "
                 f"(the states along the way); got {frames}.")

@@ -35,6 +35,7 @@ import numpy as np
 import keras
 from keras import ops
 
+from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -399,7 +400,8 @@ class GaussianMixture(keras.Model):
                 f"`{what}` must be 2-D (n_samples, n_features); got shape "
                 f"{array.shape}.{hint}")
         try:
-            array = array.astype("float32")
+            with np.errstate(over="ignore"):  # beyond float32: Inf, below
+                array = array.astype("float32")
         except (TypeError, ValueError):
             raise ValueError(
                 f"`{what}` must hold numbers; got dtype {array.dtype}.")
@@ -654,11 +656,10 @@ class GaussianMixture(keras.Model):
             `(samples, components)`: float32 `(n_samples, n_features)` and
             int `(n_samples,)`, the component each point came from.
         """
-        if isinstance(n_samples, bool) or int(n_samples) != n_samples or (
-                n_samples < 1):
-            raise ValueError(
-                f"`n_samples` must be an integer >= 1; got {n_samples!r}.")
+        n_samples = _inputs.check_count(n_samples, "n_samples")
+        seed = _inputs.check_seed(seed)
         weights, means = self.weights_, self.means_
+        _inputs.check_output_size(n_samples, means.shape[1:], "`n_samples`")
         covariances = self.covariances_.astype("float64")
         rng = self._rng if seed is None else np.random.default_rng(seed)
         weights = weights.astype("float64")

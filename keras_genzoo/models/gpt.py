@@ -150,8 +150,14 @@ class MiniGPT(CharLanguageModel):
 
     def default_jit_compile(self):
         """XLA on TensorFlow (a GPT step there: 40 ms with XLA, 57 ms
-        without, on a 2-core CPU); Keras' "auto" elsewhere (JAX always
+        without, on a 2-core CPU), except for a model created in a
+        `tf.distribute` scope; Keras' "auto" elsewhere (JAX always
         compiles; torch.compile costs a minute of compilation)."""
+        if getattr(self, "_distribute_strategy", None) is not None:
+            # Keras' "auto" turns XLA off under tf.distribute (an XLA step
+            # over MirroredStrategy replicas fails: "Trying to access
+            # resource ... located in device CPU:1 from device CPU:0")
+            return "auto"
         return True if backend.BACKEND == "tensorflow" else "auto"
 
     def build(self, input_shape=None):

@@ -15,7 +15,8 @@ import numpy as np
 import keras
 from keras import ops
 
-from keras_genzoo import datasets
+from keras_genzoo import backend as zoo_backend
+from keras_genzoo import _inputs, datasets
 from keras_genzoo.models.base import GenerativeModel
 from keras_genzoo.optimizers import warmup_cosine_adamw  # its 0.1.0 home
 from keras_genzoo.sampling import sample_from_logits
@@ -30,6 +31,14 @@ def __getattr__(name):
 
         return BigramLM
     raise AttributeError(name)
+
+
+def _check_text(text):
+    if not isinstance(text, str):
+        hint = (" Decode it first, e.g. `text = data.decode('utf-8')`."
+                if isinstance(text, (bytes, bytearray)) else "")
+        raise ValueError(
+            f"`text` must be a string; got {type(text).__name__}.{hint}")
 
 
 class CharLanguageModel(GenerativeModel):
@@ -72,12 +81,15 @@ class CharLanguageModel(GenerativeModel):
             )
         if len(set(vocabulary)) != len(vocabulary):
             raise ValueError("`vocabulary` has repeated characters.")
-        if int(sequence_length) <= 0:
+        try:
+            sequence_length = _inputs.check_count(sequence_length,
+                                                  "sequence_length")
+        except ValueError:
             raise ValueError(
-                f"`sequence_length` must be positive; got {sequence_length}."
-            )
+                f"`sequence_length` must be positive (an integer); got "
+                f"{sequence_length!r}.") from None
         self.vocabulary = vocabulary
-        self.sequence_length = int(sequence_length)
+        self.sequence_length = sequence_length
         self._index = {c: i for i, c in enumerate(vocabulary)}
         self.bits_per_char_tracker = keras.metrics.Mean(name="bits_per_char")
 
@@ -97,7 +109,8 @@ class CharLanguageModel(GenerativeModel):
         Returns:
             A new, untrained model.
         """
-        if not isinstance(text, str) or not text:
+        _check_text(text)
+        if not text:
             raise ValueError(
                 "`text` is empty: pass the text to train on, e.g. "
                 "`keras_genzoo.datasets.load_text('tiny_shakespeare')`."
@@ -108,8 +121,10 @@ class CharLanguageModel(GenerativeModel):
         """Turns a string into an int32 array of ids.
 
         Raises:
-            ValueError: the text has characters outside the vocabulary.
+            ValueError: `text` is not a string, or has characters outside
+                the vocabulary.
         """
+        _check_text(text)
         unknown = sorted(set(text) - set(self._index))
         if unknown:
             raise ValueError(
@@ -120,8 +135,24 @@ class CharLanguageModel(GenerativeModel):
         return np.array([self._index[c] for c in text], dtype="int32")
 
     def decode_ids(self, ids):
-        """Turns a sequence of ids back into a string."""
-        return "".join(self.vocabulary[int(i)] for i in np.asarray(ids))
+        """Turns a sequence of ids back into a string.
+
+        Raises:
+            ValueError: `ids` are not ints in `0..vocabulary_size - 1`.
+        """
+        array = _inputs.to_numpy(ids, "`ids`")
+        whole = array.dtype.kind in "iu" or (
+            array.dtype.kind == "f" and np.isfinite(array).all()
+            and (np.mod(array, 1) == 0).all())
+        if array.ndim > 1 or not whole or array.size and (
+                array.min() < 0 or array.max() >= self.vocabulary_size):
+            raise ValueError(
+                f"`ids` must be a sequence of ints in 0.."
+                f"{self.vocabulary_size - 1} (the vocabulary's ids); got "
+                f"{array.dtype} values of shape {array.shape}"
+                + (f" from {array.min()} to {array.max()}."
+                   if whole and array.ndim <= 1 and array.size else "."))
+        return "".join(self.vocabulary[int(i)] for i in array.reshape(-1))
 
     def make_datasets(self, text, batch_size=12, validation_split=0.1,
                       stride=None, shuffle=True, seed=0):
@@ -140,6 +171,7 @@ class CharLanguageModel(GenerativeModel):
             `(train_ds, val_ds)` of `(inputs, targets)` id batches; see
             `keras_genzoo.datasets.text_datasets`.
         """
+        _check_text(text)
         self.encode_text("".join(sorted(set(text))))  # clear error first
         return datasets.text_datasets(
             text, sequence_length=self.sequence_length,
@@ -168,19 +200,38 @@ class CharLanguageModel(GenerativeModel):
                         f"{what} yields {part.dtype.name} tensors of rank "
                         f"{part.shape.rank}; the model takes batches of int "
                         f"ids of shape (batch, length): {fix}.")
+            # the first batch (read once per dataset, see `_inputs`)
+            inputs, targets = _inputs.first_batch(x, what)
+            self._check_windows(inputs, targets, what, fix)
         elif hasattr(x, "shape") and hasattr(x, "dtype"):
             if y is None:
                 raise ValueError(
                     f"{what} has no targets: pass `fit(inputs, targets)`, "
                     f"or {fix}.")
-            for name, ids in (("inputs", x), ("targets", y)):
-                self._check_ids(np.asarray(ops.convert_to_numpy(ids)),
-                                f"{what} ({name})", fix)
+            self._check_windows(_inputs.to_numpy(x, f"{what} (inputs)"),
+                                _inputs.to_numpy(y, f"{what} (targets)"),
+                                what, fix)
+        elif isinstance(x, (dict, list, tuple)):
+            raise ValueError(
+                f"{what} is a {type(x).__name__}: pass `fit(inputs, "
+                f"targets)` with int id arrays, or {fix}.")
         return x
 
     # Whether the model reads at most `sequence_length` ids at once (a
     # position embedding does; a bigram table does not).
     limited_context = False
+
+    def _check_windows(self, inputs, targets, what, fix):
+        """Checks numpy `(inputs, targets)` windows of ids."""
+        if inputs.ndim and not len(inputs):
+            raise ValueError(f"{what} is empty: it holds no windows: {fix}.")
+        for name, ids in (("inputs", inputs), ("targets", targets)):
+            self._check_ids(ids, f"{what} ({name})", fix)
+        if inputs.shape != targets.shape:
+            raise ValueError(
+                f"{what} has inputs of shape {inputs.shape} and targets of "
+                f"shape {targets.shape}; they must match (the targets are "
+                f"the inputs shifted by one character): {fix}.")
 
     def _check_ids(self, ids, what, fix):
         whole = ids.dtype.kind in "iu" or (
@@ -218,7 +269,8 @@ class CharLanguageModel(GenerativeModel):
             loss / math.log(2.0), sample_weight=ops.shape(y)[0])
         if self.losses:
             loss = loss + ops.cast(ops.sum(self.losses), "float32")
-        return loss
+        # a replica's share under tf.distribute (the identity elsewhere)
+        return zoo_backend.scale_loss_for_replicas(loss)
 
     def evaluate_text(self, text, stride=None, batch_size=32):
         """Bits per character of the model on any string.
@@ -262,7 +314,8 @@ class CharLanguageModel(GenerativeModel):
                 f"{text!r:.40}.")
         ids = self.encode_text(text)
         length = self.sequence_length
-        stride = max(1, length // 2) if stride is None else int(stride)
+        stride = _inputs.check_count(
+            max(1, length // 2) if stride is None else stride, "stride")
         if not 1 <= stride <= length:
             raise ValueError(
                 f"`stride` must be in [1, sequence_length={length}]; got "
@@ -283,7 +336,7 @@ class CharLanguageModel(GenerativeModel):
             scored[w, first:len(piece) - 1] = True
             done = start + len(piece) - 1
         total, count = 0.0, 0
-        batch_size = max(1, int(batch_size))
+        batch_size = _inputs.check_count(batch_size, "batch_size")
         for i in range(0, len(windows), batch_size):
             batch = windows[i:i + batch_size]
             size = len(batch)
@@ -319,20 +372,30 @@ class CharLanguageModel(GenerativeModel):
 
     @staticmethod
     def _check_sampling(prompt, temperature, top_k, top_p):
-        if not isinstance(prompt, str) or not prompt:
+        """The checked `(temperature, top_k, top_p)`: a float, an int or
+        `None`, a float or `None`."""
+        if not isinstance(prompt, str):
+            raise ValueError(
+                f"`prompt` must be a string; got {type(prompt).__name__} "
+                f"{prompt!r:.40}.")
+        if not prompt:
             raise ValueError(
                 "`prompt` is empty: start with at least one character, "
                 "e.g. '\\n'."
             )
-        if float(temperature) <= 0:
+        temperature = _inputs.check_number(temperature, "temperature")
+        if not 0.0 < temperature < float("inf"):
             raise ValueError(
-                f"`temperature` must be > 0; got {temperature} (use top_k=1 "
-                "for greedy decoding)."
+                f"`temperature` must be a finite number > 0; got "
+                f"{temperature} (use top_k=1 for greedy decoding)."
             )
-        if top_k is not None and int(top_k) < 1:
-            raise ValueError(f"`top_k` must be >= 1; got {top_k}.")
-        if top_p is not None and not 0.0 < float(top_p) <= 1.0:
-            raise ValueError(f"`top_p` must be in (0, 1]; got {top_p}.")
+        if top_k is not None:
+            top_k = _inputs.check_count(top_k, "top_k")
+        if top_p is not None:
+            top_p = _inputs.check_number(top_p, "top_p")
+            if not 0.0 < top_p <= 1.0:
+                raise ValueError(f"`top_p` must be in (0, 1]; got {top_p}.")
+        return temperature, top_k, top_p
 
     def generate(self, prompt, max_new_tokens=100, temperature=1.0,
                  top_k=None, top_p=None, seed=None):
@@ -358,15 +421,19 @@ class CharLanguageModel(GenerativeModel):
         Returns:
             `prompt` followed by the generated characters.
         """
-        self._check_sampling(prompt, temperature, top_k, top_p)
+        temperature, top_k, top_p = self._check_sampling(
+            prompt, temperature, top_k, top_p)
+        max_new_tokens = _inputs.check_count(max_new_tokens,
+                                             "max_new_tokens", minimum=0)
+        seed = _inputs.check_seed(seed)
         if seed is None:
             seed = self.draw_seed()
         ids = [int(i) for i in self.encode_text(prompt)]
-        if int(max_new_tokens) <= 0:
+        if max_new_tokens == 0:
             return prompt
-        new = self.sample_ids(ids, int(max_new_tokens), float(temperature),
-                              top_k, top_p, seed)
-        return prompt + self.decode_ids(new[:int(max_new_tokens)])
+        new = self.sample_ids(ids, max_new_tokens, temperature, top_k,
+                              top_p, seed)
+        return prompt + self.decode_ids(new[:max_new_tokens])
 
     def sample_ids(self, ids, max_new_tokens, temperature, top_k, top_p,
                    seed):

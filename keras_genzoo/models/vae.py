@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from keras_genzoo import _inputs
+from keras_genzoo import backend as zoo_backend
 from keras_genzoo.layers.sampling import Sampling
 from keras_genzoo.models.base import LatentImageModel, pixel_bce
 from keras_genzoo.networks.conv import conv_decoder, conv_encoder
@@ -214,7 +215,8 @@ class VAE(LatentImageModel):
         self.reconstruction_loss_tracker.update_state(
             reconstruction_loss, sample_weight=batch_size)
         self.kl_loss_tracker.update_state(kl_loss, sample_weight=batch_size)
-        return loss
+        # a replica's share under tf.distribute (the identity elsewhere)
+        return zoo_backend.scale_loss_for_replicas(loss)
 
     # ------------------------------------------------------------ helpers
     def check_data(self, x, y=None, what="the training data"):
@@ -241,8 +243,9 @@ class VAE(LatentImageModel):
 
         Args:
             num_samples: how many images to generate.
-            seed: optional integer; the same seed gives the same images.
-                Without one, the model's own seed generator advances.
+            seed: optional integer; the same seed gives the same images, on
+                every backend. Without one, the model's own seed generator
+                advances.
             batch_size: how many images to decode at once.
             prior: `"normal"`: the VAE's own N(0, I); `"gmm"`: the Gaussian
                 mixture fitted by `fit_latent_prior` (sharper samples: it
@@ -263,8 +266,7 @@ class VAE(LatentImageModel):
             raise ValueError(
                 f"`prior` must be 'normal' (N(0, I)) or 'gmm' (the mixture "
                 f"of `fit_latent_prior`); got {prior!r}.")
-        z = keras.random.normal((num_samples, self.latent_dim),
-                                seed=self.sample_seed(seed))
+        z = self.generation_noise((num_samples, self.latent_dim), seed)
         return self.decode(z, labels, batch_size=batch_size)
 
     def anomaly_scores(self, images, num_samples=16, seed=0,
@@ -348,10 +350,7 @@ class VAE(LatentImageModel):
                     labels=None):
         """`(log_weights, log_px, kl)` as float64 numpy for all images."""
         self.ensure_built("nll")
-        if int(num_samples) < 1:
-            raise ValueError(
-                f"`num_samples` must be at least 1; got {num_samples}.")
-        num_samples = int(num_samples)
+        num_samples = _inputs.check_count(num_samples, "num_samples")
         array = self._to_array(images)
         if len(array) == 0:
             raise ValueError("No images given: pass at least one image.")
@@ -364,11 +363,13 @@ class VAE(LatentImageModel):
                 self, self._likelihood_terms)
         # Noise from numpy: the same seed draws the same codes on every
         # backend. Without a seed, one is drawn from the model's generator.
+        seed = _inputs.check_seed(seed)
         rng = np.random.default_rng(
-            self.draw_seed() if seed is None else int(seed))
+            self.draw_seed() if seed is None else seed)
         # about `batch_size` decoder passes per call; the noise is drawn
         # chunk by chunk (one stream: the chunking does not change it)
-        chunk = max(1, int(batch_size) // num_samples)
+        chunk = max(1, _inputs.check_count(batch_size, "batch_size")
+                    // num_samples)
         parts = []
         for i in range(0, len(array), chunk):
             images = array[i:i + chunk]
@@ -487,8 +488,7 @@ class VAE(LatentImageModel):
             numpy float32 array `(steps, H, W, C)`: the decoded latent means
             of `x_a` and `x_b` at both ends and the points between them.
         """
-        if int(steps) < 2:
-            raise ValueError(f"`steps` must be at least 2; got {steps}.")
+        _inputs.check_count(steps, "steps", minimum=2)
         label_a = label_b = None
         if self.num_classes:
             if labels is None:

@@ -117,8 +117,10 @@ class WGANGP(AdversarialModel):
             The scalar penalty, differentiable with respect to the critic.
         """
         batch_size = ops.shape(real)[0]
-        eps = keras.random.uniform((batch_size, 1, 1, 1),
-                                   seed=self.seed_generator)
+        eps = zoo_backend.draw_for_replica(
+            lambda n: keras.random.uniform((n, 1, 1, 1),
+                                           seed=self.seed_generator),
+            batch_size)
         interpolates = eps * real + (1.0 - eps) * fake
         grads = zoo_backend.input_gradients(
             lambda x: self.discriminate(x, labels, training=training),

@@ -13,6 +13,7 @@ import numpy as np
 import keras
 from keras import layers
 
+from keras_genzoo.layers.normalization import BatchNormalization
 from keras_genzoo.networks.conv import check_filters, downsampled_size
 
 
@@ -53,13 +54,15 @@ def dcgan_generator(image_shape, latent_dim, filters=(128, 64),
         x = layers.Concatenate(name="noise_and_label")([noise, embedded])
     x = layers.Dense(base_h * base_w * filters[0] * 2, use_bias=False,
                      name="project")(x)
-    x = layers.BatchNormalization(name="project_bn")(x)
+    # the global batch's statistics under tf.distribute too (the same
+    # training as on one device); a plain BatchNormalization elsewhere
+    x = BatchNormalization(name="project_bn")(x)
     x = layers.ReLU(name="project_relu")(x)
     x = layers.Reshape((base_h, base_w, filters[0] * 2), name="reshape")(x)
     for i, f in enumerate(filters):
         x = layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same",
                                    use_bias=False, name=f"deconv_{i}")(x)
-        x = layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = BatchNormalization(name=f"bn_{i}")(x)
         x = layers.ReLU(name=f"relu_{i}")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="tanh",
                       dtype="float32", name="pixels")(x)

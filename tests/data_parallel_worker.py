@@ -1,0 +1,299 @@
+"""One device against two: what tests/test_data_parallel.py runs.
+
+    KERAS_BACKEND=jax python tests/data_parallel_worker.py OUTDIR [FAMILY...]
+    KERAS_BACKEND=tensorflow python tests/data_parallel_worker.py OUTDIR ...
+
+The number of devices must be fixed before JAX or TensorFlow starts, hence
+a process of its own: JAX gets two CPU devices from `XLA_FLAGS`, TensorFlow
+two logical CPU devices. For each family (default: vae, gan, wgan_gp,
+minigpt; tiny models from tests/resume_worker.py) the same seeded model is
+trained twice in this process on the same batches in the same order (global
+batch 32, `shuffle=False`): on one device, then data parallel over two
+(JAX: `keras.distribution.DataParallel`; TensorFlow:
+`tf.distribute.MirroredStrategy`, the model created and compiled in its
+scope). On JAX, `minigpt_tp` trains the MiniGPT a third time, tensor
+parallel over the two devices (`keras.distribution.ModelParallel` with the
+layout map of docs/scaling.md), against the same one-device run.
+
+Written to OUTDIR: results.json (the logs after every batch of both runs,
+their times, and evidence that the second run used two devices: JAX, the
+sharding of a batch inside the compiled step and of the variables;
+TensorFlow, the replicas in sync inside the step, the per-replica batch
+size, mirrored variables and how far their copies differ) and
+FAMILY_{one,two}.npz (every model variable after training: weights,
+batch-norm statistics, seed-generator states).
+"""
+
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
+FAMILIES = ["vae", "gan", "wgan_gp", "minigpt"]
+EPOCHS = 2
+DEVICES = 2
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), "docs", "scaling.md")
+
+
+def setup_devices():
+    """Two CPU devices, before the framework starts."""
+    if BACKEND == "jax":
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (
+            f"{flags} --xla_force_host_platform_device_count={DEVICES}")
+        import jax
+
+        assert len(jax.devices()) == DEVICES, jax.devices()
+    elif BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * DEVICES)
+        assert len(tf.config.list_logical_devices("CPU")) == DEVICES
+    else:
+        raise SystemExit(f"No data parallel run on {BACKEND}.")
+
+
+def make_model(family):
+    """`(model, x, fit_kwargs)`: a tiny seeded model of `family`, compiled.
+
+    The GANs train with SGD: Adam divides each gradient by its own running
+    size, which would hide replicas' gradients summed instead of averaged
+    (twice the step); the VAE and MiniGPT keep their default Adam(W), and
+    Keras' "loss" log shows such a mistake for them.
+    """
+    import keras
+    from resume_worker import make_family
+
+    from keras_genzoo import GAN, VAE
+
+    if family in ("vae", "gan"):
+        # Built by `fit` from the first batch, as users' models are (its
+        # variables must be created in the strategy's scope, which `fit` is
+        # not called in); wgan_gp and minigpt come built.
+        _, x, _, kwargs = make_family("vae")
+        if family == "vae":
+            model = VAE(latent_dim=4, filters=(8,), seed=0)
+        else:
+            # No dropout: each replica would draw the masks of its share of
+            # the batch from the same seed (Keras' `Dropout`), not the masks
+            # one device draws for the whole batch (see docs/scaling.md).
+            model = GAN(latent_dim=8, generator_filters=(8,),
+                        discriminator_filters=(8,), dropout=0.0, seed=0)
+        assert not model.built
+    else:
+        model, x, y, kwargs = make_family(family)
+        assert y is None
+    if family == "minigpt":
+        # 3 full batches of 32 windows (one shape: one compiled step)
+        from keras_genzoo import datasets
+
+        text = datasets.load_text("tiny_shakespeare")[:1720]
+        x, _ = model.make_datasets(text, batch_size=32, shuffle=False)
+    if family in ("gan", "wgan_gp"):
+        model.compile(
+            d_optimizer=keras.optimizers.SGD(0.02, momentum=0.5),
+            g_optimizer=keras.optimizers.SGD(0.02, momentum=0.5))
+    else:
+        model.compile()
+    return model, x, kwargs
+
+
+def model_state(model):
+    """Every model variable as numpy, keyed by its path in the model (the
+    second model of a family is named e.g. "vae_1")."""
+    import keras
+    import numpy as np
+
+    return {v.path.split("/", 1)[-1]: np.asarray(
+        keras.ops.convert_to_numpy(v)) for v in model.variables}
+
+
+def watch_step(model, items):
+    """Wraps the model's `train_step` to record what a step sees."""
+    original = model.train_step
+    if BACKEND == "jax":
+        import jax
+
+        def train_step(state, data):
+            first = jax.tree_util.tree_leaves(data)[0]
+            items["global_batch_in_step"] = int(first.shape[0])
+
+            def seen(sharding):
+                items["batch_shard_shape"] = [
+                    int(d) for d in sharding.shard_shape(first.shape)]
+                items["batch_devices"] = len(sharding.device_set)
+
+            jax.debug.inspect_array_sharding(first, callback=seen)
+            return original(state, data)
+    else:
+        import tensorflow as tf
+
+        # each replica writes the size of its share of the batch: MEAN
+        # aggregation keeps their mean, SUM their sum (the global batch)
+        sizes = {name: tf.Variable(0.0, trainable=False, aggregation=how)
+                 for name, how in (
+                     ("_per_replica", tf.VariableAggregation.MEAN),
+                     ("_global", tf.VariableAggregation.SUM))}
+        items.update(sizes)
+
+        def train_step(data):
+            context = tf.distribute.get_replica_context()
+            items["replicas_in_step"] = int(context.num_replicas_in_sync)
+            size = tf.cast(tf.shape(tf.nest.flatten(data)[0])[0], "float32")
+            for variable in sizes.values():
+                variable.assign(size)
+            return original(data)
+
+    model.train_step = train_step
+
+
+def train(family, strategy=None, items=None):
+    """Trains one seeded model; returns it, its logs after each batch, its
+    variables and the seconds `fit` took."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model, x, kwargs = make_model(family)
+        if items is not None:
+            watch_step(model, items)
+    records = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            records.append({k: float(v) for k, v in logs.items()})
+
+    start = time.perf_counter()
+    model.fit(x, epochs=EPOCHS, verbose=0, callbacks=[Record()], **kwargs)
+    seconds = time.perf_counter() - start
+    return model, records, model_state(model), seconds
+
+
+def jax_evidence(model, items):
+    import jax
+
+    items["variable_devices"] = sorted(
+        {len(v.value.sharding.device_set) for v in model.variables})
+    items["devices"] = [str(d) for d in jax.devices()]
+
+
+def tf_evidence(model, strategy, items):
+    import numpy as np
+
+    items["num_replicas_in_sync"] = int(strategy.num_replicas_in_sync)
+    # of the last step
+    items["per_replica_batch"] = float(items.pop("_per_replica").numpy())
+    items["global_batch"] = float(items.pop("_global").numpy())
+    items["variable_kinds"] = sorted(
+        {type(v.value).__name__ for v in model.variables})
+    # the copies of every variable on the two devices, compared
+    spread = 0.0
+    for v in model.variables:
+        copies = [np.asarray(c) for c in v.value.values]
+        assert len(copies) == DEVICES, v.path
+        spread = max(spread, max(float(np.max(np.abs(c - copies[0])))
+                                 for c in copies) if copies[0].size else 0.0)
+    items["max_difference_between_copies"] = spread
+
+
+def docs_layout_map():
+    """`minigpt_layout_map` as docs/scaling.md defines it."""
+    with open(DOCS) as f:
+        blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+    code = [b for b in blocks if "def minigpt_layout_map" in b]
+    assert len(code) == 1, "docs/scaling.md must define minigpt_layout_map"
+    namespace = {}
+    exec(code[0], namespace)
+    return namespace["minigpt_layout_map"]
+
+
+def train_tensor_parallel(items):
+    """The MiniGPT tensor parallel over both devices (no data parallelism):
+    the docs' layout map on a (1, 2) mesh."""
+    import jax
+    import keras
+
+    mesh = keras.distribution.DeviceMesh(
+        shape=(1, DEVICES), axis_names=("batch", "model"),
+        devices=jax.devices())
+    layout_map = docs_layout_map()(mesh)
+    keras.distribution.set_distribution(keras.distribution.ModelParallel(
+        layout_map=layout_map, batch_dim_name="batch"))
+    try:
+        model, logs, state, seconds = train("minigpt")
+    finally:
+        keras.distribution.set_distribution(None)
+    layouts = {}
+    for v in model.weights:
+        layout = layout_map[v.path]
+        layouts[v.path] = {
+            "shape": list(v.shape),
+            "axes": None if layout is None else list(layout.axes),
+            "shard_shape": list(v.value.sharding.shard_shape(v.shape)),
+            "devices": len(v.value.sharding.device_set),
+        }
+    items["layouts"] = layouts
+    return model, logs, state, seconds
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    outdir = argv.pop(0)
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:0] = [here, os.path.dirname(here)]
+    os.makedirs(outdir, exist_ok=True)
+    families = argv or FAMILIES + (["minigpt_tp"] if BACKEND == "jax"
+                                   else [])
+    setup_devices()
+    import keras
+    import numpy as np
+
+    results = {"backend": BACKEND, "families": {}}
+    strategy = None
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        # one strategy for every model: a second MirroredStrategy in the
+        # same process reuses the first one's collective keys and fails
+        strategy = tf.distribute.MirroredStrategy(
+            [f"/cpu:{i}" for i in range(DEVICES)])
+    references = {}
+    for family in families:
+        items = {}
+        if family == "minigpt_tp":
+            one_logs, one_state, one_s = references["minigpt"]
+            _, logs, state, two_s = train_tensor_parallel(items)
+        else:
+            _, one_logs, one_state, one_s = train(family)
+            references[family] = (one_logs, one_state, one_s)
+            if BACKEND == "jax":
+                import jax
+
+                keras.distribution.set_distribution(
+                    keras.distribution.DataParallel(devices=jax.devices()))
+                try:
+                    model, logs, state, two_s = train(family, items=items)
+                    jax_evidence(model, items)
+                finally:
+                    keras.distribution.set_distribution(None)
+            else:
+                model, logs, state, two_s = train(family, strategy, items)
+                tf_evidence(model, strategy, items)
+        np.savez(os.path.join(outdir, f"{family}_one.npz"), **one_state)
+        np.savez(os.path.join(outdir, f"{family}_two.npz"), **state)
+        results["families"][family] = {
+            "one": one_logs, "two": logs, "evidence": items,
+            "seconds": [round(one_s, 2), round(two_s, 2)],
+        }
+        with open(os.path.join(outdir, "results.json"), "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
