@@ -12,6 +12,11 @@ DEMO_BACKEND ?= tensorflow
 # CI machine); a test file stays on one worker, so that its module fixtures
 # (e.g. the checkpoints of test_cross_backend) are made once.
 PYTEST_WORKERS ?= 2
+# One OpenMP thread per worker: with torch's default (one per core), two
+# workers' threads fight over the two cores (measured: two test_gpt runs at
+# once took 62 s on torch with the default, 26 s with one thread each; TF and
+# JAX did not change).
+PYTEST_ENV ?= OMP_NUM_THREADS=1
 PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --durations=10
 
 .PHONY: demo test docs clean
@@ -30,7 +35,7 @@ test: $(STAMP)
 	for backend in $(BACKENDS); do \
 		echo "=== pytest with KERAS_BACKEND=$$backend ==="; \
 		start=$$(date +%s); \
-		KERAS_BACKEND=$$backend $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) \
+		$(PYTEST_ENV) KERAS_BACKEND=$$backend $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) \
 			|| failed="$$failed $$backend"; \
 		echo "=== $$backend took $$(( $$(date +%s) - start )) s ==="; \
 	done; \
