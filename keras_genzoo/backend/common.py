@@ -91,20 +91,21 @@ def scale_loss_for_replicas(loss):
     return loss
 
 
-def draw_for_replica(draw, batch_size):
-    """This replica's `batch_size` rows of noise drawn for the global batch.
+def draw_for_replica(draw, shape):
+    """This replica's share of noise drawn for the global batch.
 
     Args:
-        draw: `draw(n)` returns `n` rows of random values from the model's
-            seed generator (e.g. `lambda n: keras.random.normal((n, 8),
+        draw: `draw(shape)` returns random values of `shape` from the
+            model's seed generator (e.g. `lambda s: keras.random.normal(s,
             seed=self.seed_generator)`).
-        batch_size: the rows this replica needs (its share of the batch).
+        shape: the shape this replica needs, batch first (its share of the
+            batch: e.g. `ops.shape(images)`).
 
     Returns:
-        `draw(batch_size)` on one device. Under `tf.distribute`, every
-        replica draws for the whole global batch with the same seed and
-        keeps its own slice: replicas get different noise, and the same
-        noise one device would draw for the same global batch.
+        `draw(shape)` on one device. Under `tf.distribute`, every replica
+        draws for the whole global batch with the same seed and keeps its
+        own slice: replicas get different noise, and the same noise one
+        device would draw for the same global batch.
     """
-    return draw(batch_size)
+    return draw(tuple(shape))
 

@@ -33,18 +33,20 @@ def scale_loss_for_replicas(loss):
     return loss * tf.cast(1.0 / replicas, loss.dtype)
 
 
-def draw_for_replica(draw, batch_size):
-    """This replica's `batch_size` rows of noise drawn for the global batch
-    (see `keras_genzoo.backend.common.draw_for_replica`).
+def draw_for_replica(draw, shape):
+    """This replica's share of noise drawn for the global batch (see
+    `keras_genzoo.backend.common.draw_for_replica`).
 
     Every replica's seed generator holds the same state (a mirrored
-    variable) and advances the same way: drawing only `batch_size` rows,
-    all replicas would get the same noise.
+    variable) and advances the same way: drawing only its own rows, all
+    replicas would get the same noise.
     """
+    shape = tuple(shape)
     context, replicas = _replicas()
     if replicas == 1:
-        return draw(batch_size)
-    noise = draw(batch_size * replicas)
+        return draw(shape)
+    batch_size = shape[0]
+    noise = draw((batch_size * replicas,) + shape[1:])
     start = tf.cast(context.replica_id_in_sync_group, "int32") * tf.cast(
         batch_size, "int32")
     return noise[start:start + batch_size]

@@ -35,13 +35,11 @@ class Sampling(SeedStateSaving, keras.layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var = inputs
-        shape = ops.shape(z_mean)
         # under tf.distribute: this replica's share of the global batch's
         eps = zoo_backend.draw_for_replica(
-            lambda n: keras.random.normal(
-                (n,) + tuple(shape[1:]), dtype=z_mean.dtype,
-                seed=self.seed_generator),
-            shape[0])
+            lambda shape: keras.random.normal(
+                shape, dtype=z_mean.dtype, seed=self.seed_generator),
+            ops.shape(z_mean))
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def compute_output_shape(self, input_shape):

@@ -279,8 +279,8 @@ class AdversarialModel(ImageModel):
         """
         seed = self.sample_seed(seed)
         return zoo_backend.draw_for_replica(
-            lambda n: keras.random.normal((n, self.latent_dim), seed=seed),
-            batch_size)
+            lambda shape: keras.random.normal(shape, seed=seed),
+            (batch_size, self.latent_dim))
 
     def generate_tensor(self, noise, labels=None, training=False):
         """Runs the generator; returns images in [-1, 1] (a tensor)."""

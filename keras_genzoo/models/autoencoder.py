@@ -102,12 +102,10 @@ class AutoEncoder(LatentImageModel):
         """
         if self.noise_stddev == 0.0:
             return images
-        shape = ops.shape(images)
         noise = zoo_backend.draw_for_replica(
-            lambda n: keras.random.normal(
-                (n,) + tuple(shape[1:]), stddev=self.noise_stddev,
-                seed=self.seed_generator),
-            shape[0])
+            lambda shape: keras.random.normal(
+                shape, stddev=self.noise_stddev, seed=self.seed_generator),
+            ops.shape(images))
         return ops.clip(images + noise, 0.0, 1.0)
 
     def call(self, inputs, training=False):

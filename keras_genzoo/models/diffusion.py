@@ -335,22 +335,20 @@ class DiffusionModel(ImageModel):
             `(loss, logs)`.
         """
         shape = ops.shape(images)
-        batch_size = shape[0]
         # under tf.distribute: this replica's share of the global batch's
         draw = zoo_backend.draw_for_replica
-        t = draw(lambda n: keras.random.uniform(
-            (n,), seed=self.seed_generator), batch_size)
-        noise = draw(lambda n: keras.random.normal(
-            (n,) + tuple(shape[1:]), seed=self.seed_generator), batch_size)
+        t = draw(lambda s: keras.random.uniform(s, seed=self.seed_generator),
+                 shape[:1])
+        noise = draw(lambda s: keras.random.normal(
+            s, seed=self.seed_generator), shape)
         alpha, sigma = noise_schedule(t)
         alpha = ops.reshape(alpha, (-1, 1, 1, 1))
         sigma = ops.reshape(sigma, (-1, 1, 1, 1))
         noisy = alpha * images + sigma * noise
         target = alpha * noise - sigma * images
         if self.num_classes and training and self.label_dropout > 0:
-            drop = draw(lambda n: keras.random.uniform(
-                (n,), seed=self.seed_generator), batch_size
-            ) < self.label_dropout
+            drop = draw(lambda s: keras.random.uniform(
+                s, seed=self.seed_generator), shape[:1]) < self.label_dropout
             labels = ops.where(drop, self.num_classes, labels)
         prediction = self.network(
             self._network_inputs(noisy, t, labels), training=training)

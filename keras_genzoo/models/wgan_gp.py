@@ -118,9 +118,9 @@ class WGANGP(AdversarialModel):
         """
         batch_size = ops.shape(real)[0]
         eps = zoo_backend.draw_for_replica(
-            lambda n: keras.random.uniform((n, 1, 1, 1),
-                                           seed=self.seed_generator),
-            batch_size)
+            lambda shape: keras.random.uniform(shape,
+                                               seed=self.seed_generator),
+            (batch_size, 1, 1, 1))
         interpolates = eps * real + (1.0 - eps) * fake
         grads = zoo_backend.input_gradients(
             lambda x: self.discriminate(x, labels, training=training),
