@@ -43,6 +43,14 @@ def to_numpy(value, what="the data"):
             "of one shape and dtype, e.g. `np.stack(items)`.") from None
 
 
+def holds_whole_numbers(array):
+    """Whether a numpy array holds only whole numbers: ints, bools, or
+    finite floats without a fraction (ids and labels may come as floats)."""
+    return array.dtype.kind in "iub" or (
+        array.dtype.kind == "f" and bool(np.isfinite(array).all())
+        and bool((np.mod(array, 1) == 0).all()))
+
+
 def check_count(value, name, minimum=1):
     """`value` as an int >= `minimum`, or one clear `ValueError`.
 
@@ -119,10 +127,8 @@ def check_class_labels(labels, num_classes, count, what="`labels`",
     ints = " or one int" if one_for_all else ""
     if array.ndim > 1 and all(d == 1 for d in array.shape[1:]):
         array = array.reshape(len(array))
-    integral = array.dtype.kind in "iub" or (
-        array.dtype.kind == "f" and np.isfinite(array).all()
-        and (np.mod(array, 1) == 0).all())
-    if array.ndim != 1 or len(array) != count or not integral:
+    if array.ndim != 1 or len(array) != count or not holds_whole_numbers(
+            array):
         got = (f"{array.dtype} values of shape {array.shape}"
                if array.ndim != 1 or len(array) == count
                else f"{len(array)} labels")

@@ -120,3 +120,26 @@ def test_backend_module_is_the_configured_one():
     for name in ("custom_train_step", "custom_test_step", "input_gradients",
                  "compile_inference", "ema_update", "StepOps"):
         assert hasattr(backend, name)
+
+
+def test_prepare_variables_keeps_values_and_trains_a_batch_of_one():
+    """`prepare_variables` changes no shape or value (only, on PyTorch, the
+    memory layout of one-channel conv kernels), and a one-channel conv
+    then trains on a batch of one on every backend."""
+    keras.utils.set_random_seed(0)
+    network = keras.Sequential([
+        keras.Input((6, 6, 3)),
+        keras.layers.Conv2D(4, 3, padding="same"),
+        keras.layers.Conv2D(1, 3, padding="same"),
+    ])
+    network.compile(optimizer="sgd", loss="mse")
+    before = [np.array(v) for v in network.get_weights()]
+    backend.prepare_variables(network)
+    after = network.get_weights()
+    assert [w.shape for w in after] == [w.shape for w in before]
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new)
+    x = np.random.default_rng(0).random((1, 6, 6, 3)).astype("float32")
+    loss = network.train_on_batch(x, np.zeros((1, 6, 6, 1), "float32"))
+    assert np.isfinite(loss)
+    assert not np.array_equal(network.get_weights()[2], before[2])

@@ -47,7 +47,10 @@ Exports:
 - `variable_scope(model)`: where variables created before `fit` runs
   (lazy builds, optimizer moments) must be created: the model's
   `tf.distribute` strategy scope on TensorFlow.
-- `scale_loss_for_replicas(loss)` and `draw_for_replica(draw, batch_size)`:
+- `prepare_variables(model)`: lays out a built model's variables for this
+  backend's kernels before any step (on PyTorch, a workaround for a CPU
+  convolution bug with one-channel outputs; nothing elsewhere).
+- `scale_loss_for_replicas(loss)` and `draw_for_replica(draw, shape)`:
   what data parallelism needs of a model (see docs/scaling.md). Under
   `tf.distribute` each replica runs the step on its share of the batch, so
   a `compute_loss` returning a batch mean divides it by the number of
@@ -130,6 +133,7 @@ compile_inference = _steps.compile_inference
 scale_loss_for_replicas = _steps.scale_loss_for_replicas
 draw_for_replica = _steps.draw_for_replica
 variable_scope = _steps.variable_scope
+prepare_variables = _steps.prepare_variables
 
 __all__ = [
     "BACKEND",
@@ -142,6 +146,7 @@ __all__ = [
     "draw_for_replica",
     "ema_update",
     "input_gradients",
+    "prepare_variables",
     "scale_loss_for_replicas",
     "variable_scope",
 ]

@@ -67,6 +67,23 @@ def ema_update(step, averages, variables, decay):
     step.assign(averages, new)
 
 
+def prepare_variables(model):
+    """Lays out a built `model`'s variables for this backend's kernels
+    before any step; the zoo's `fit`, `evaluate` and `train_on_batch` call
+    it.
+
+    On PyTorch it works around a CPU convolution bug (PyTorch 2.13): a conv
+    kernel with one output channel (a grayscale image decoder's last layer)
+    failed to train on a batch of one image. It changes the memory layout
+    of those kernels only, never a shape or value. On TensorFlow and JAX it
+    does nothing.
+
+    Args:
+        model: a built Keras model (or layer).
+    """
+    del model
+
+
 # Data parallelism. JAX's `keras.distribution.DataParallel` compiles one
 # program over the global batch: a loss is the global batch's mean and noise
 # is drawn for the whole batch, as on one device, so these two are the

@@ -20,6 +20,7 @@ import keras
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
     draw_for_replica,
+    prepare_variables,
     scale_loss_for_replicas,
     variable_scope,
 )

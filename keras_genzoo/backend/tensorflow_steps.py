@@ -2,7 +2,10 @@
 
 import tensorflow as tf
 
-from keras_genzoo.backend.common import StepOps
+from keras_genzoo.backend.common import (  # noqa: F401 - exported
+    StepOps,
+    prepare_variables,
+)
 
 
 def _replicas():

@@ -31,6 +31,34 @@ def input_gradients(fn, x):
     return grads
 
 
+def prepare_variables(model):
+    """Lays out `model`'s convolution kernels so PyTorch can train them.
+
+    Works around a PyTorch bug (2.13, CPU): Keras' torch `conv` permutes a
+    `(k, k, in, 1)` kernel to `(1, in, k, k)` with a stride of 1 on its
+    first axis, and the backward pass of `slow_conv2d` (what CPU PyTorch
+    runs for a batch of one) then fails with "grad_weight must be
+    contiguous". That is any grayscale image decoder, trained on a batch of
+    one image: also the last, partial batch of an epoch. The kernel keeps
+    its shape and values; only the stride of its size-1 axis changes (to
+    the one a freshly made channels-first kernel has), which PyTorch then
+    keeps through every update and load (`copy_`).
+    """
+    with torch.no_grad():
+        for variable in model.trainable_variables:
+            tensor = variable.value
+            if tensor.ndim not in (4, 5) or tensor.shape[-1] != 1 or (
+                    tensor.stride()[-1] == tensor.numel()):
+                continue
+            # the size-1 output axis made outermost in memory
+            last_first = (tensor.ndim - 1,) + tuple(range(tensor.ndim - 1))
+            fresh = torch.empty(tuple(tensor.permute(last_first).shape),
+                                dtype=tensor.dtype, device=tensor.device)
+            fresh.copy_(tensor.permute(last_first))
+            tensor.data = fresh.permute(
+                tuple(range(1, tensor.ndim)) + (0,))
+
+
 class TorchStep(StepOps):
     """`StepOps` on PyTorch: `backward()` after `zero_grad()`."""
 

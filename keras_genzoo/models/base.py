@@ -267,6 +267,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
                 if shape is not None:
                     self.build(shape)
             self._ensure_compiled()
+        zoo_backend.prepare_variables(self)
         return x, y
 
     def check_validation_data(self, validation_data):

@@ -141,9 +141,8 @@ class CharLanguageModel(GenerativeModel):
             ValueError: `ids` are not ints in `0..vocabulary_size - 1`.
         """
         array = _inputs.to_numpy(ids, "`ids`")
-        whole = array.dtype.kind in "iu" or (
-            array.dtype.kind == "f" and np.isfinite(array).all()
-            and (np.mod(array, 1) == 0).all())
+        whole = array.dtype.kind != "b" and _inputs.holds_whole_numbers(
+            array)
         if array.ndim > 1 or not whole or array.size and (
                 array.min() < 0 or array.max() >= self.vocabulary_size):
             raise ValueError(
@@ -234,8 +233,7 @@ class CharLanguageModel(GenerativeModel):
                 f"the inputs shifted by one character): {fix}.")
 
     def _check_ids(self, ids, what, fix):
-        whole = ids.dtype.kind in "iu" or (
-            ids.dtype.kind == "f" and np.all(np.mod(ids, 1) == 0))
+        whole = ids.dtype.kind != "b" and _inputs.holds_whole_numbers(ids)
         if ids.ndim != 2 or not whole:
             raise ValueError(
                 f"{what} has {ids.dtype} values of shape {ids.shape}; the "
