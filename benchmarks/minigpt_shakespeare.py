@@ -17,6 +17,13 @@ sampling loop, and a second call).
     python benchmarks/minigpt_shakespeare.py                    # 3 backends
     python benchmarks/minigpt_shakespeare.py --backends jax --iters 500
     python benchmarks/minigpt_shakespeare.py --dtype mixed_bfloat16
+    python benchmarks/minigpt_shakespeare.py --nanogpt-dir ../nanoGPT
+
+With `--nanogpt-dir` (a checkout of github.com/karpathy/nanoGPT) nanoGPT's
+own `train.py` runs the same recipe first, in the same run, on the same Tiny
+Shakespeare split (nanoGPT's `prepare.py`, from the embedded text): its
+median ms per iteration, final validation loss (its estimate: 20 random
+batches) and wall time are printed as one more JSON object.
 
 Each backend runs in its own subprocess (the backend is fixed at import).
 Figures depend on the machine: they are measurements, not test thresholds.
@@ -109,6 +116,65 @@ def run_one(iters, batch_size, dtype, steps_per_execution):
     }
 
 
+def run_nanogpt(nanogpt_dir, iters):
+    """nanoGPT's `train.py` on its CPU recipe ("baby GPT" on a MacBook, as
+    its README gives it), in a temporary copy; returns its figures."""
+    import pickle
+    import re
+    import shutil
+    import statistics
+    import tempfile
+
+    import numpy as np
+
+    from keras_genzoo import datasets
+
+    work = tempfile.mkdtemp(prefix="nanogpt_")
+    for name in ("train.py", "model.py", "configurator.py"):
+        shutil.copy(os.path.join(nanogpt_dir, name), work)
+    shutil.copytree(os.path.join(nanogpt_dir, "config"),
+                    os.path.join(work, "config"))
+    # data/shakespeare_char/prepare.py, without its download
+    text = datasets.load_text("tiny_shakespeare")
+    chars = sorted(set(text))
+    stoi = {c: i for i, c in enumerate(chars)}
+    data_dir = os.path.join(work, "data", "shakespeare_char")
+    os.makedirs(data_dir)
+    cut = int(len(text) * 0.9)
+    for name, part in (("train", text[:cut]), ("val", text[cut:])):
+        np.array([stoi[c] for c in part], np.uint16).tofile(
+            os.path.join(data_dir, f"{name}.bin"))
+    with open(os.path.join(data_dir, "meta.pkl"), "wb") as f:
+        pickle.dump({"vocab_size": len(chars), "stoi": stoi,
+                     "itos": dict(enumerate(chars))}, f)
+    command = [
+        sys.executable, "train.py", "config/train_shakespeare_char.py",
+        "--device=cpu", "--compile=False", "--eval_iters=20",
+        "--log_interval=1", "--block_size=64", "--batch_size=12",
+        "--n_layer=4", "--n_head=4", "--n_embd=128", f"--max_iters={iters}",
+        f"--lr_decay_iters={iters}", "--dropout=0.0",
+        "--always_save_checkpoint=False"]
+    start = time.perf_counter()
+    out = subprocess.run(command, cwd=work, capture_output=True, text=True,
+                         check=True).stdout
+    wall_s = time.perf_counter() - start
+    shutil.rmtree(work, ignore_errors=True)
+    step_ms = [float(m) for m in re.findall(r"^iter \d+: loss [\d.]+, "
+                                            r"time ([\d.]+)ms", out, re.M)]
+    val = re.findall(r"val loss ([\d.]+)", out)
+    import torch
+
+    return {
+        "benchmark": "nanogpt_tiny_shakespeare_cpu_recipe",
+        "torch": torch.__version__,
+        "iters": iters,
+        "val_loss": float(val[-1]) if val else None,
+        "wall_s": round(wall_s, 1),
+        "ms_per_iter_median": round(statistics.median(step_ms[10:]), 1),
+        "threads": torch.get_num_threads(),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
@@ -117,6 +183,8 @@ def main():
     parser.add_argument("--dtype", default="float32",
                         help="float32, mixed_bfloat16 or mixed_float16")
     parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--nanogpt-dir", default=None,
+                        help="a nanoGPT checkout: run it first, same recipe")
     parser.add_argument("--child", action="store_true",
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -124,7 +192,10 @@ def main():
         print(json.dumps(run_one(args.iters, args.batch_size, args.dtype,
                                  args.steps_per_execution)), flush=True)
         return
-    for backend in args.backends.split(","):
+    if args.nanogpt_dir:
+        print(json.dumps(run_nanogpt(args.nanogpt_dir, args.iters)),
+              flush=True)
+    for backend in filter(None, args.backends.split(",")):
         env = dict(os.environ, KERAS_BACKEND=backend)
         subprocess.run(
             [sys.executable, __file__, "--child", "--iters", str(args.iters),

@@ -78,24 +78,25 @@ def test_seed_state_is_one_more_store_entry():
     fresh.load_own_variables({})  # a file written without it
 
 
-def test_generator_loads_weights_saved_with_keras_batch_norm(tmp_path):
-    """The DCGAN generator's data-parallel BatchNormalization keeps Keras'
-    class name: weights saved when it was Keras' own layer (every GAN file
-    from before) load into it, statistics included."""
-    from keras_genzoo.layers import BatchNormalization
+def test_generator_loads_weights_saved_with_keras_layers(tmp_path):
+    """The DCGAN generator's data-parallel BatchNormalization and its
+    Conv2DTranspose keep Keras' class names: weights saved when they were
+    Keras' own layers (every GAN file from before) load into them,
+    statistics included."""
+    from keras_genzoo.layers import BatchNormalization, Conv2DTranspose
 
     ours = dcgan_generator((28, 28, 1), latent_dim=8, filters=(8,))
-    assert any(isinstance(layer, BatchNormalization)
-               for layer in ours.layers)
+    kinds = {BatchNormalization: keras.layers.BatchNormalization,
+             Conv2DTranspose: keras.layers.Conv2DTranspose}
+    for kind in kinds:
+        assert any(isinstance(layer, kind) for layer in ours.layers)
 
     def as_keras(layer):
-        cls = (keras.layers.BatchNormalization
-               if isinstance(layer, BatchNormalization) else type(layer))
+        cls = kinds.get(type(layer), type(layer))
         return cls.from_config(layer.get_config())
 
     old = keras.models.clone_model(ours, clone_function=as_keras)
-    assert not any(isinstance(layer, BatchNormalization)
-                   for layer in old.layers)
+    assert not any(type(layer) in kinds for layer in old.layers)
     rng = np.random.default_rng(0)
     old.set_weights([rng.normal(size=w.shape).astype("float32")
                      for w in old.get_weights()])
@@ -104,3 +105,48 @@ def test_generator_loads_weights_saved_with_keras_batch_norm(tmp_path):
     ours.load_weights(path)
     for a, b in zip(ours.get_weights(), old.get_weights()):
         np.testing.assert_array_equal(a, b)
+    noise = rng.normal(size=(3, 8)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ours(noise, training=False)),
+        keras.ops.convert_to_numpy(old(noise, training=False)), atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel_size,strides,height", [
+    (4, 2, 7), (3, 2, 7), (5, 2, 4), (3, 3, 5), ((4, 3), (2, 3), 6),
+    (2, 2, 1)])
+def test_conv2d_transpose_by_phases_equals_keras(kernel_size, strides,
+                                                 height, monkeypatch):
+    """The phase-by-phase transposed convolution (the fast path JAX takes)
+    gives Keras' outputs and, after one SGD step, the same weights (the
+    gradients of kernel, bias and inputs), on every backend."""
+    from keras_genzoo import backend as zoo_backend
+    from keras_genzoo.layers import Conv2DTranspose
+
+    monkeypatch.setattr(zoo_backend, "TRANSPOSED_CONV_BY_PHASES", True)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, height, 5, 3)).astype("float32")
+
+    def network(cls):
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([
+            keras.Input(x.shape[1:]),
+            keras.layers.Conv2D(2, 1, name="before"),
+            cls(4, kernel_size, strides=strides, padding="same",
+                activation="tanh", name="up"),
+        ])
+        net.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        return net
+
+    ours, theirs = network(Conv2DTranspose), network(
+        keras.layers.Conv2DTranspose)
+    assert ours.get_layer("up")._by_phases()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)),
+                               keras.ops.convert_to_numpy(theirs(x)),
+                               atol=1e-5)
+    target = rng.normal(size=keras.ops.shape(ours(x))).astype("float32")
+    ours.train_on_batch(x, target)
+    theirs.train_on_batch(x, target)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    config = ours.get_layer("up").get_config()
+    assert type(Conv2DTranspose.from_config(config)) is Conv2DTranspose

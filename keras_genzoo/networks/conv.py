@@ -11,6 +11,8 @@ import math
 import keras
 from keras import layers
 
+from keras_genzoo.layers.convolution import Conv2DTranspose
+
 
 def check_filters(filters):
     """Validates a `filters` argument and returns it as a tuple of ints."""
@@ -131,7 +133,7 @@ def conv_decoder(image_shape, latent_dim, filters=(32, 64), num_classes=None,
                      name="project")(x)
     x = layers.Reshape((base_h, base_w, filters[-1]), name="reshape")(x)
     for i, f in enumerate(reversed(filters)):
-        x = layers.Conv2DTranspose(
+        x = Conv2DTranspose(
             f, 3, strides=2, padding="same", activation="relu",
             name=f"deconv_{i}",
         )(x)

@@ -13,6 +13,7 @@ import numpy as np
 import keras
 from keras import layers
 
+from keras_genzoo.layers.convolution import Conv2DTranspose
 from keras_genzoo.layers.normalization import BatchNormalization
 from keras_genzoo.networks.conv import check_filters, downsampled_size
 
@@ -60,7 +61,7 @@ def dcgan_generator(image_shape, latent_dim, filters=(128, 64),
     x = layers.ReLU(name="project_relu")(x)
     x = layers.Reshape((base_h, base_w, filters[0] * 2), name="reshape")(x)
     for i, f in enumerate(filters):
-        x = layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same",
+        x = Conv2DTranspose(f, kernel_size, strides=2, padding="same",
                                    use_bias=False, name=f"deconv_{i}")(x)
         x = BatchNormalization(name=f"bn_{i}")(x)
         x = layers.ReLU(name=f"relu_{i}")(x)
