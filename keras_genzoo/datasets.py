@@ -556,6 +556,13 @@ def text_datasets(
                 tf.data.experimental.assert_cardinality(len(starts)))
         else:
             ds = tf.data.Dataset.from_tensor_slices(starts)
-        ds = ds.batch(int(batch_size)).map(window_batch)
-        out.append(ds.prefetch(2))
+        ds = ds.batch(int(batch_size)).map(window_batch).prefetch(2)
+        # Without tf.data's autotuning thread: deleting an iterator (at the
+        # end of `fit`) waits for that thread's current sleep, which doubles
+        # up to 60 s (TensorFlow 2.21; measured up to 51 s after a 2000-step
+        # fit; benchmarks/tf_data_teardown.py reproduces it). Nothing here
+        # is autotuned.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        out.append(ds.with_options(options))
     return out[0], (out[1] if len(out) > 1 else None)

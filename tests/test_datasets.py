@@ -168,3 +168,17 @@ def test_folder_of_mnist_idx_files(tmp_path):
     assert tuple(images.shape[1:]) == (28, 28, 1)
     with pytest.raises(FileNotFoundError, match="t10k-images"):
         datasets.load_mnist_idx(str(tmp_path), split="t10k")
+
+
+def test_text_datasets_run_without_the_autotune_thread():
+    """Deleting an iterator of an autotuned pipeline can wait up to a
+    minute for tf.data's autotuning thread (benchmarks/tf_data_teardown.py):
+    the text datasets switch autotuning off, and still yield batches."""
+    from keras_genzoo.datasets import text_datasets
+
+    train_ds, val_ds = text_datasets("abcdefgh" * 50, sequence_length=8,
+                                     batch_size=4)
+    for ds in (train_ds, val_ds):
+        assert ds.options().autotune.enabled is False
+        x, y = next(iter(ds))
+        assert tuple(x.shape) == (4, 8)
