@@ -78,3 +78,21 @@ def test_latent_prior_benchmark_smoke(tmp_path):
         assert row["fd"] >= 0 and 0 < row["confidence"] <= 1
         assert os.path.getsize(row["grid"]) > 0
     assert rows[3]["n_components"] == 3 and rows[3]["prior_fit_s"] > 0
+
+
+def test_step_speed_benchmark_runs_both_transposed_conv_paths():
+    import keras
+
+    module = _load("step_speed")
+    rows = [module.run_one("vae", by_phases, batches=1, jit_compile=None)
+            for by_phases in (False, True)]
+    assert [r["transposed_conv"] for r in rows] == ["keras", "phases"]
+    for row in rows:
+        assert row["backend"] == keras.backend.backend()
+        assert row["images_per_s"] > 0 and row["ms_per_step"] > 0
+
+
+def test_tf_data_teardown_benchmark_trial():
+    row = _load("tf_data_teardown").trial(0.2, autotune=False,
+                                          source="zoo_text")
+    assert row["batches"] >= 1 and row["delete_s"] >= 0
