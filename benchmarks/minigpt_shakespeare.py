@@ -126,6 +126,7 @@ def run_nanogpt(nanogpt_dir, iters):
     import tempfile
 
     import numpy as np
+    import torch
 
     from keras_genzoo import datasets
 
@@ -136,7 +137,7 @@ def run_nanogpt(nanogpt_dir, iters):
                     os.path.join(work, "config"))
     # data/shakespeare_char/prepare.py, without its download
     text = datasets.load_text("tiny_shakespeare")
-    chars = sorted(set(text))
+    chars = datasets.char_vocabulary(text)  # nanoGPT's sorted(set(data))
     stoi = {c: i for i, c in enumerate(chars)}
     data_dir = os.path.join(work, "data", "shakespeare_char")
     os.makedirs(data_dir)
@@ -162,8 +163,6 @@ def run_nanogpt(nanogpt_dir, iters):
     step_ms = [float(m) for m in re.findall(r"^iter \d+: loss [\d.]+, "
                                             r"time ([\d.]+)ms", out, re.M)]
     val = re.findall(r"val loss ([\d.]+)", out)
-    import torch
-
     return {
         "benchmark": "nanogpt_tiny_shakespeare_cpu_recipe",
         "torch": torch.__version__,
