@@ -1,0 +1,608 @@
+"""The `genzoo` command: train a model and draw from it, from a shell.
+
+    genzoo train vae                                # embedded MNIST, runs/vae
+    genzoo train gan --dataset mnist --download --epochs 20 --conditional
+    genzoo train gpt --text book.txt --epochs 8 --out runs/book
+    genzoo train diffusion --dataset ~/my_images --backend jax
+    genzoo generate runs/vae/vae.keras --num 64 --out grid.png --seed 0
+    genzoo generate runs/gpt/gpt.keras --prompt "ROMEO:" --max-new-tokens 300
+
+`genzoo train MODEL` writes into `--out DIR`: the `.keras` model (after every
+epoch, so the latest is always there), a sample grid (image models) or a text
+sample (text models) after every epoch, `history.csv` (Keras' `CSVLogger`),
+`genzoo.json` (the run's settings) and, while it runs, a `backup/` of
+`keras.callbacks.BackupAndRestore`. Run the same command again after an
+interruption (Ctrl-C, a lost Colab runtime, `kill -9`) and it resumes from
+the backup, at the epoch it had reached, with the run's saved settings.
+
+Bad arguments print a usage message and exit with status 2 before anything
+is written. `--backend` picks the Keras backend; as Keras fixes its backend
+when it is first imported, a `--backend` other than the current one (the
+`KERAS_BACKEND` variable, else Keras' config) runs the command again in a
+new process with `KERAS_BACKEND` set (setting the variable yourself saves
+that second start).
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+
+BACKENDS = ("tensorflow", "jax", "torch")
+IMAGE_MODELS = ("ae", "vae", "gan", "wgan-gp", "diffusion")
+TEXT_MODELS = ("bigram", "gpt")
+MODELS = IMAGE_MODELS + TEXT_MODELS
+CONDITIONAL_MODELS = ("vae", "gan", "wgan-gp", "diffusion")
+SETTINGS_FILE = "genzoo.json"
+# what a resumed run takes from genzoo.json (the rest may change: --epochs)
+RUN_SETTINGS = ("model", "dataset", "text", "batch_size", "seed",
+                "conditional", "steps_per_epoch", "download", "limit",
+                "smoke")
+
+# per model: epochs, batch size and (text models) steps per epoch
+DEFAULTS = {
+    "ae": dict(epochs=10, batch_size=128),
+    "vae": dict(epochs=25, batch_size=128),
+    "gan": dict(epochs=20, batch_size=128),
+    "wgan-gp": dict(epochs=20, batch_size=64),
+    "diffusion": dict(epochs=20, batch_size=128),
+    "bigram": dict(epochs=4, batch_size=64, steps_per_epoch=250),
+    "gpt": dict(epochs=8, batch_size=12, steps_per_epoch=250),
+}
+# --smoke: tiny networks, few images, characters and steps (seconds on a CPU)
+SMOKE_MODELS = {
+    "ae": dict(latent_dim=8, filters=(8, 16)),
+    "vae": dict(latent_dim=2, filters=(8, 16)),
+    "gan": dict(latent_dim=16, generator_filters=(16, 8),
+                discriminator_filters=(8, 16)),
+    "wgan-gp": dict(latent_dim=16, generator_filters=(16, 8),
+                    discriminator_filters=(8, 16)),
+    "diffusion": dict(widths=(8, 16)),
+    "bigram": dict(sequence_length=32),
+    "gpt": dict(num_layers=1, num_heads=2, hidden_dim=32, sequence_length=32),
+}
+SMOKE_IMAGES = 256
+SMOKE_CHARACTERS = 20_000
+SMOKE_STEPS = 3
+DEFAULT_DATASET = "embedded_mnist"
+DEFAULT_TEXT = "tiny_shakespeare"
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported with the usage, exit status 2."""
+
+
+def _positive_int(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number, got {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number, got {value!r}")
+    return number
+
+
+def _seed(value):
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number >= 0, got {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number >= 0, got {value!r}")
+    return number
+
+
+def _positive_float(value):
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number, got {value!r}")
+    return number
+
+
+def build_parser():
+    """The `genzoo` argument parser (`genzoo --help` prints its help)."""
+    parser = argparse.ArgumentParser(
+        prog="genzoo",
+        description="Train keras_genzoo models and draw from them, on "
+                    "TensorFlow, JAX or PyTorch.",
+        epilog="`genzoo train --help` and `genzoo generate --help` list "
+               "each command's options.",
+    )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                     required=True)
+
+    train = commands.add_parser(
+        "train", help="train a model, writing the model, samples and a "
+                      "backup into --out",
+        description="Train MODEL, writing into --out DIR the .keras model "
+                    "and a sample grid (or text sample) after every epoch, "
+                    "history.csv and genzoo.json. Run it again on the same "
+                    "DIR after an interruption to resume from DIR/backup.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    train.add_argument("model", choices=MODELS, metavar="MODEL",
+                       help="one of: " + ", ".join(MODELS) + " (ae: "
+                            "denoising auto-encoder; gpt: MiniGPT)")
+    data = train.add_mutually_exclusive_group()
+    data.add_argument("--dataset", default=None,
+                      help="image models: embedded_mnist (offline), mnist, "
+                           "fashion_mnist, cifar10 (TensorFlow Datasets), a "
+                           "folder of images (one sub-folder per class for "
+                           "--conditional) or of MNIST idx files "
+                           f"[default: {DEFAULT_DATASET}]")
+    data.add_argument("--text", default=None,
+                      help="text models: tiny_shakespeare (embedded) or a "
+                           f"UTF-8 text file [default: {DEFAULT_TEXT}]")
+    train.add_argument("--download", action="store_true",
+                       help="let TensorFlow Datasets download --dataset")
+    train.add_argument("--epochs", type=_positive_int, default=None,
+                       help="epochs [default per model: " + ", ".join(
+                           f"{m} {d['epochs']}" for m, d in DEFAULTS.items())
+                       + "]")
+    train.add_argument("--batch-size", type=_positive_int, default=None,
+                       help="examples per step [default per model: " +
+                            ", ".join(f"{m} {d['batch_size']}"
+                                      for m, d in DEFAULTS.items()) + "]")
+    train.add_argument("--steps-per-epoch", type=_positive_int, default=None,
+                       help="text models: steps between text samples "
+                            "[default: 250]")
+    train.add_argument("--conditional", action="store_true",
+                       help="vae, gan, wgan-gp, diffusion: condition on the "
+                            "dataset's labels (generate then takes --labels)")
+    train.add_argument("--limit", type=_positive_int, default=None,
+                       help="image models: train on at most this many images")
+    train.add_argument("--smoke", action="store_true",
+                       help="a quick check of the whole run: tiny networks, "
+                            f"at most {SMOKE_IMAGES} images or "
+                            f"{SMOKE_CHARACTERS:,} characters, "
+                            f"{SMOKE_STEPS} steps per text epoch")
+    train.add_argument("--seed", type=_seed, default=None,
+                       help="seed of the weights, the data order and the "
+                            "samples [default: 0]")
+    train.add_argument("--backend", choices=BACKENDS, default=None,
+                       help="Keras backend [default: KERAS_BACKEND, else "
+                            "Keras' config]")
+    train.add_argument("--out", default=None, metavar="DIR",
+                       help="output folder [default: runs/MODEL]")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                       help="Keras' progress display: 0 silent, 1 progress "
+                            "bar, 2 one line per epoch")
+
+    generate = commands.add_parser(
+        "generate", help="draw images or text from a saved .keras model",
+        description="Draw from a saved keras_genzoo model: a grid of --num "
+                    "images written to --out, or (text models) a text that "
+                    "continues --prompt, printed and written to --out if "
+                    "given.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    generate.add_argument("model_path", metavar="MODEL.keras",
+                          help="a model saved by `genzoo train` or "
+                               "`model.save`")
+    generate.add_argument("--num", type=_positive_int, default=64,
+                          help="image models: images to draw")
+    generate.add_argument("--out", default=None,
+                          help="image models: the grid's PNG file "
+                               "[default: samples.png]; text models: also "
+                               "write the text to this file")
+    generate.add_argument("--columns", type=_positive_int, default=None,
+                          help="image models: images per row of the grid "
+                               "[default: a square grid]")
+    generate.add_argument("--seed", type=_seed, default=None,
+                          help="the same seed draws the same samples "
+                               "[default: a fresh draw]")
+    generate.add_argument("--labels", default=None,
+                          help="conditional image models: a class, or "
+                               "comma-separated classes in turn "
+                               "[default: 0, 1, 2, ... in turn]")
+    generate.add_argument("--steps", type=_positive_int, default=50,
+                          help="diffusion models: DDIM sampling steps")
+    generate.add_argument("--prompt", default=None,
+                          help="text models: the start of the text (required "
+                               "for them)")
+    generate.add_argument("--max-new-tokens", type=_positive_int, default=300,
+                          help="text models: characters to add")
+    generate.add_argument("--temperature", type=_positive_float, default=0.8,
+                          help="text models: sampling temperature")
+    generate.add_argument("--top-k", type=_positive_int, default=None,
+                          help="text models: sample among the k likeliest "
+                               "characters")
+    generate.add_argument("--backend", choices=BACKENDS, default=None,
+                          help="Keras backend [default: KERAS_BACKEND, else "
+                               "Keras' config]")
+    parser.subcommands = {"train": train, "generate": generate}
+    return parser
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+
+        return version("keras-genzoo")
+    except Exception:  # not installed (a source tree on sys.path)
+        return "unknown"
+
+
+def main(argv=None):
+    """Runs `genzoo` with `argv` (default: the command line).
+
+    Returns:
+        The exit status (0 on success, 2 for bad arguments).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.backend and args.backend != _current_backend():
+        # Keras reads KERAS_BACKEND once, at its first import (and this
+        # package has imported it already): run again in a new process.
+        env = dict(os.environ, KERAS_BACKEND=args.backend)
+        return subprocess.call(
+            [sys.executable, "-m", "keras_genzoo.cli"] + argv, env=env)
+    try:
+        if args.command == "train":
+            return train(args)
+        return generate(args)
+    except UsageError as error:
+        # the command's usage and the message on stderr, exit status 2
+        parser.subcommands[args.command].error(str(error))
+
+
+def _current_backend():
+    import keras
+
+    return keras.backend.backend()
+
+
+# ---------------------------------------------------------------- train --
+
+
+def _train_settings(args):
+    """The run's settings: `genzoo.json` of a backup in --out wins."""
+    model = args.model
+    defaults = DEFAULTS[model]
+    out = args.out or os.path.join("runs", model)
+    if model in IMAGE_MODELS and args.text is not None:
+        raise UsageError(f"--text is for the text models "
+                         f"({', '.join(TEXT_MODELS)}); {model} trains on "
+                         "images: use --dataset.")
+    if model in TEXT_MODELS and args.dataset is not None:
+        raise UsageError(f"--dataset is for the image models; {model} "
+                         "trains on a text: use --text FILE.")
+    if args.conditional and model not in CONDITIONAL_MODELS:
+        raise UsageError(f"--conditional works with "
+                         f"{', '.join(CONDITIONAL_MODELS)}, not {model}.")
+    if model in IMAGE_MODELS and args.steps_per_epoch is not None:
+        raise UsageError("--steps-per-epoch is for the text models; an "
+                         "image model's epoch is one pass over --dataset.")
+    if model in TEXT_MODELS and args.limit is not None:
+        raise UsageError("--limit is for the image models.")
+    settings = {
+        "model": model,
+        "dataset": (args.dataset or DEFAULT_DATASET)
+        if model in IMAGE_MODELS else None,
+        "text": (args.text or DEFAULT_TEXT) if model in TEXT_MODELS else None,
+        "batch_size": args.batch_size or defaults["batch_size"],
+        "seed": 0 if args.seed is None else args.seed,
+        "conditional": bool(args.conditional),
+        "steps_per_epoch": (args.steps_per_epoch or (
+            SMOKE_STEPS if args.smoke else defaults.get("steps_per_epoch"))
+            if model in TEXT_MODELS else None),
+        "download": bool(args.download),
+        "limit": args.limit,
+        "smoke": bool(args.smoke),
+        "epochs": args.epochs or defaults["epochs"],
+    }
+    for key in ("dataset", "text"):
+        settings[key] = _as_path(settings[key])
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out {out} is a file; give a folder.")
+    backup = os.path.join(out, "backup")
+    has_backup = os.path.isdir(backup) and bool(os.listdir(backup))
+    saved_path = os.path.join(out, SETTINGS_FILE)
+    saved = None
+    if os.path.isfile(saved_path):
+        with open(saved_path) as f:
+            saved = json.load(f)
+    elif has_backup:
+        raise UsageError(f"{out} holds a backup but no {SETTINGS_FILE}; it "
+                         "was not written by `genzoo train`: choose another "
+                         "--out.")
+    settings["resumed"] = False
+    if saved is None:
+        pass  # a new run
+    elif saved.get("finished"):
+        raise UsageError(
+            f"{out} holds a finished {saved.get('model')} run; choose "
+            "another --out, or delete the folder to start again.")
+    elif saved.get("model") != model:
+        raise UsageError(
+            f"{out} holds an unfinished {saved.get('model')} run; choose "
+            f"another --out for {model} (or resume that run with `genzoo "
+            f"train {saved.get('model')} --out {out}`).")
+    elif has_backup:
+        given = {"dataset": _as_path(args.dataset),
+                 "text": _as_path(args.text), "batch_size": args.batch_size,
+                 "seed": args.seed, "steps_per_epoch": args.steps_per_epoch,
+                 "limit": args.limit}
+        for key, value in given.items():
+            if value is not None and value != saved.get(key):
+                raise UsageError(
+                    f"{out} holds the backup of a run with --"
+                    f"{key.replace('_', '-')} {saved.get(key)}; leave the "
+                    "option out to resume it, or choose another --out.")
+        epochs = settings["epochs"] if args.epochs else saved["epochs"]
+        settings = {key: saved.get(key) for key in RUN_SETTINGS}
+        settings["epochs"] = epochs
+        settings["resumed"] = True
+    # else: a run stopped before its first backup starts again
+    settings["out"] = out
+    return settings
+
+
+def _as_path(value):
+    """An existing file or folder as an absolute path (a resumed run finds
+    it from any directory); a loader name (or None) as it is."""
+    if value is None:
+        return None
+    expanded = os.path.expanduser(value)
+    if os.path.exists(expanded):
+        return os.path.abspath(expanded)
+    return value
+
+
+def _load_data(settings):
+    """Loads the data (before anything is written): `(train, val, info)`."""
+    from keras_genzoo import datasets
+
+    if settings["model"] in TEXT_MODELS:
+        try:
+            text = datasets.load_text(settings["text"])
+        except ValueError as error:
+            raise UsageError(f"--text: {error}") from None
+        if settings["smoke"]:
+            text = text[:SMOKE_CHARACTERS]
+        if len(text) < 2:
+            raise UsageError(f"--text {settings['text']} holds "
+                             f"{len(text)} character(s); a text model needs "
+                             "at least 2.")
+        return text, None, {}
+    dataset = settings["dataset"]
+    limit = settings["limit"]
+    if settings["smoke"]:
+        limit = min(limit or SMOKE_IMAGES, SMOKE_IMAGES)
+    try:
+        train_ds, val_ds = datasets.load_images(
+            dataset, batch_size=settings["batch_size"],
+            validation_split=0.1, seed=settings["seed"],
+            limit=limit, download=settings["download"])
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(f"--dataset: {error}") from None
+    if val_ds is None:  # a folder too small to hold out a tenth
+        raise UsageError(f"--dataset {dataset}: too few images to hold out "
+                         "a validation tenth; use at least 10.")
+    info = {}
+    if settings["conditional"]:
+        import numpy as np
+
+        top = -1
+        for _, labels in train_ds:
+            top = max(top, int(np.max(np.asarray(labels))))
+        if top < 1:
+            raise UsageError(f"--conditional needs labels of at least two "
+                             f"classes; --dataset {dataset} has "
+                             f"{top + 1}: give a folder with one sub-folder "
+                             "per class.")
+        info["num_classes"] = top + 1
+    return train_ds, val_ds, info
+
+
+def _make_model(settings, info, text=None):
+    from keras_genzoo import (GAN, VAE, WGANGP, AutoEncoder, BigramLM,
+                              DiffusionModel, MiniGPT)
+
+    model = settings["model"]
+    kwargs = dict(SMOKE_MODELS[model]) if settings["smoke"] else {}
+    kwargs["seed"] = settings["seed"]
+    if model in CONDITIONAL_MODELS:
+        kwargs["num_classes"] = info.get("num_classes")
+    if model == "ae":
+        return AutoEncoder(noise_stddev=0.3, **kwargs)
+    if model == "vae":
+        return VAE(**kwargs)
+    if model == "gan":
+        return GAN(**kwargs)
+    if model == "wgan-gp":
+        return WGANGP(**kwargs)
+    if model == "diffusion":
+        return DiffusionModel(**kwargs)
+    if model == "bigram":
+        return BigramLM.from_text(text, **kwargs)
+    return MiniGPT.from_text(text, **kwargs)
+
+
+def _model_file(settings):
+    return os.path.join(settings["out"], f"{settings['model']}.keras")
+
+
+def train(args):
+    """`genzoo train`: see the module's docstring. Returns 0."""
+    import keras
+
+    settings = _train_settings(args)
+    keras.utils.set_random_seed(settings["seed"])
+    train_ds, val_ds, info = _load_data(settings)
+    text = train_ds if settings["model"] in TEXT_MODELS else None
+    try:
+        model = _make_model(settings, info, text)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    out = settings["out"]
+    fit_kwargs = {}
+    if text is not None:
+        try:
+            train_ds, _ = model.make_datasets(
+                text, batch_size=settings["batch_size"], stride=1,
+                seed=settings["seed"])
+            _, val_ds = model.make_datasets(text, batch_size=64,
+                                            shuffle=False)
+        except ValueError as error:  # e.g. a text shorter than a window
+            raise UsageError(f"--text: {error}") from None
+        fit_kwargs["steps_per_epoch"] = settings["steps_per_epoch"]
+        if settings["model"] == "gpt":
+            from keras_genzoo import warmup_cosine_adamw
+
+            steps = settings["steps_per_epoch"] * settings["epochs"]
+            model.compile(optimizer=warmup_cosine_adamw(steps))
+
+    # everything is checked: from here on the run writes into --out
+    os.makedirs(out, exist_ok=True)
+    _write_settings(settings)
+    callbacks = _callbacks(model, settings, val_ds, text)
+    print(f"genzoo: {'resuming' if settings['resumed'] else 'training'} "
+          f"{settings['model']} on {settings['dataset'] or settings['text']}"
+          f" for {settings['epochs']} epoch(s), Keras "
+          f"{keras.__version__} on {keras.backend.backend()}, writing "
+          f"into {out}", flush=True)
+    model.fit(train_ds, validation_data=val_ds, epochs=settings["epochs"],
+              callbacks=callbacks, verbose=args.verbose, **fit_kwargs)
+    if settings["model"] == "ae":
+        # an auto-encoder draws new images from a mixture fitted to its
+        # codes; `genzoo generate` on its file then works as for a VAE
+        model.fit_latent_prior(train_ds, seed=settings["seed"])
+    path = _model_file(settings)
+    model.save(path)
+    _write_settings(settings, finished=True)
+    print(f"genzoo: wrote {path}")
+    return 0
+
+
+def _write_settings(settings, finished=False):
+    with open(os.path.join(settings["out"], SETTINGS_FILE), "w") as f:
+        json.dump(dict({k: v for k, v in settings.items()
+                        if k not in ("out", "resumed")}, finished=finished),
+                  f, indent=2)
+
+
+def _callbacks(model, settings, val_ds, text):
+    import keras
+
+    from keras_genzoo.callbacks import (ImageGridSaver, ProgressGif,
+                                        ReconstructionGridSaver, TextSampler)
+
+    out = settings["out"]
+    seed = settings["seed"]
+    found = [
+        # BackupAndRestore first: it restores the state before the others
+        # start (a resumed run's grids continue at the restored epoch)
+        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
+        keras.callbacks.CSVLogger(os.path.join(out, "history.csv"),
+                                  append=settings["resumed"]),
+        keras.callbacks.ModelCheckpoint(_model_file(settings)),
+    ]
+    if text is not None:
+        prompt = text[:1]
+        found.append(TextSampler(prompt, max_new_tokens=300,
+                                 path=os.path.join(out, "samples.txt"),
+                                 seed=seed, temperature=0.8, verbose=False))
+    elif settings["model"] == "ae":
+        import numpy as np
+
+        images = np.asarray(next(iter(val_ds))[0][:10])
+        found.append(ReconstructionGridSaver(images, out))
+    else:
+        sampling = {}
+        if settings["model"] == "diffusion":
+            sampling["steps"] = 5 if settings["smoke"] else 20
+        saver = ImageGridSaver(out, num_images=64, seed=seed, **sampling)
+        found += [saver, ProgressGif(saver)]
+    return found
+
+
+# ------------------------------------------------------------- generate --
+
+
+def generate(args):
+    """`genzoo generate`: see the module's docstring. Returns 0."""
+    import keras
+    import numpy as np
+
+    from keras_genzoo.callbacks import save_image_grid
+    from keras_genzoo.models.language import CharLanguageModel
+
+    path = args.model_path
+    if not os.path.isfile(path):
+        raise UsageError(f"{path} is not a file; give the .keras file "
+                         "`genzoo train` wrote (e.g. runs/vae/vae.keras).")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # not a .keras file, or not ours
+        raise UsageError(f"cannot load {path}: {error}") from None
+    if not hasattr(model, "generate"):
+        raise UsageError(f"{path} holds a {type(model).__name__}, which "
+                         "does not generate; give a keras_genzoo model.")
+    if isinstance(model, CharLanguageModel):
+        if args.prompt is None:
+            raise UsageError(f"{path} is a text model: give --prompt TEXT.")
+        for option in ("labels", "columns"):
+            if getattr(args, option) is not None:
+                raise UsageError(f"--{option} is for image models.")
+        try:
+            sample = model.generate(
+                args.prompt, max_new_tokens=args.max_new_tokens,
+                temperature=args.temperature, top_k=args.top_k,
+                seed=args.seed)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        print(sample)
+        if args.out:
+            _make_parent(args.out)
+            with open(args.out, "w", encoding="utf-8") as f:
+                f.write(sample)
+        return 0
+    if args.prompt is not None:
+        raise UsageError(f"{path} is an image model: --prompt is for text "
+                         "models.")
+    kwargs = {"seed": args.seed}
+    if args.labels is not None:
+        if not getattr(model, "num_classes", None):
+            raise UsageError(f"{path} is not conditional: leave --labels "
+                             "out.")
+        try:
+            labels = [int(label) for label in args.labels.split(",")]
+        except ValueError:
+            raise UsageError(f"--labels: expected whole numbers separated by "
+                             f"commas, got {args.labels!r}.") from None
+        kwargs["labels"] = np.resize(np.asarray(labels, "int32"), args.num)
+    if type(model).__name__ == "DiffusionModel":
+        kwargs["steps"] = args.steps
+    try:
+        images = model.generate(args.num, **kwargs)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    out = args.out or "samples.png"
+    _make_parent(out)
+    written = save_image_grid(images, out, columns=args.columns)
+    print(f"genzoo: wrote {written}")
+    return 0
+
+
+def _make_parent(path):
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""The `genzoo` command line: train, resume, generate, help, bad arguments.
+
+Runs in-process through `keras_genzoo.cli.main` on the current backend
+(`--smoke` sizes), plus subprocesses for the installed entry point and for
+`--backend`, which starts a new process under the other backend.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_genzoo import cli
+
+BACKEND = keras.backend.backend()
+
+
+def run(*argv):
+    """`genzoo ARGV` in this process; returns its exit status."""
+    try:
+        return cli.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def history_epochs(out):
+    with open(os.path.join(out, "history.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def grid_size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+@pytest.mark.parametrize("model", cli.IMAGE_MODELS)
+def test_train_and_generate_images(model, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", model, "--smoke", "--epochs", 2, "--out", out,
+               "--verbose", 0) == 0
+    files = set(os.listdir(out))
+    assert {f"{model}.keras", "history.csv", "genzoo.json"} <= files
+    assert "backup" not in files  # a finished run keeps no backup
+    prefix = "reconstructions" if model == "ae" else "samples"
+    assert {f"{prefix}_epoch_001.png", f"{prefix}_epoch_002.png"} <= files
+    assert history_epochs(out) == [0, 1]
+    with open(out / "genzoo.json") as f:
+        settings = json.load(f)
+    assert settings["model"] == model and settings["finished"]
+    assert settings["dataset"] == "embedded_mnist" and settings["epochs"] == 2
+    loaded = keras.saving.load_model(out / f"{model}.keras")
+    assert loaded.optimizer is not None
+
+    grid = tmp_path / "grid.png"
+    assert run("generate", out / f"{model}.keras", "--num", 6, "--seed", 3,
+               "--columns", 3, "--out", grid, "--steps", 2) == 0
+    # 3 x 2 images of 28 x 28 with 2 pixels of padding around each
+    assert grid_size(grid) == (3 * 28 + 4 * 2, 2 * 28 + 3 * 2)
+    again = tmp_path / "again.png"
+    assert run("generate", out / f"{model}.keras", "--num", 6, "--seed", 3,
+               "--columns", 3, "--out", again, "--steps", 2) == 0
+    assert np.array_equal(np.asarray(Image.open(grid)),
+                          np.asarray(Image.open(again)))
+    assert f"wrote {grid}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", cli.TEXT_MODELS)
+def test_train_and_generate_text(model, tmp_path, capsys):
+    out = tmp_path / "run"
+    text = tmp_path / "book.txt"
+    text.write_text("to be or not to be, that is the question. " * 40)
+    assert run("train", model, "--smoke", "--text", text, "--epochs", 2,
+               "--out", out, "--verbose", 0) == 0
+    assert history_epochs(out) == [0, 1]
+    samples = (out / "samples.txt").read_text()
+    assert samples.count("=== epoch ") == 2 and "=== epoch 2, loss " in samples
+    with open(out / "genzoo.json") as f:
+        assert json.load(f)["text"] == str(text)  # absolute: resumable
+    capsys.readouterr()
+    written = tmp_path / "sample.txt"
+    assert run("generate", out / f"{model}.keras", "--prompt", "to be",
+               "--max-new-tokens", 20, "--seed", 0, "--out", written) == 0
+    printed = capsys.readouterr().out
+    sample = written.read_text()
+    assert sample.startswith("to be") and len(sample) == len("to be") + 20
+    assert sample in printed
+    assert set(sample) <= set("to be or not to be, that is the question. ")
+
+
+def test_conditional_gan_draws_the_labels_asked_for(tmp_path):
+    out = tmp_path / "cgan"
+    assert run("train", "gan", "--smoke", "--conditional", "--epochs", 1,
+               "--out", out, "--verbose", 0) == 0
+    model = keras.saving.load_model(out / "gan.keras")
+    assert model.num_classes == 10
+    grid = tmp_path / "by_class.png"
+    assert run("generate", out / "gan.keras", "--num", 4, "--labels", "3,7",
+               "--seed", 0, "--columns", 4, "--out", grid) == 0
+    expected = model.generate(4, seed=0, labels=np.array([3, 7, 3, 7]))
+    from keras_genzoo.callbacks import save_image_grid
+
+    reference = save_image_grid(expected, str(tmp_path / "ref.png"),
+                                columns=4)
+    assert np.array_equal(np.asarray(Image.open(grid)),
+                          np.asarray(Image.open(reference)))
+
+
+class _Interrupted(Exception):
+    """What the test's interruption raises."""
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stops the process's first run after its second epoch's backup."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise _Interrupted("interrupted by the test")
+
+
+def test_resumes_from_the_backup_after_an_interruption(tmp_path, monkeypatch,
+                                                       capsys):
+    out = tmp_path / "run"
+    make_callbacks = cli._callbacks
+    monkeypatch.setattr(
+        cli, "_callbacks",
+        lambda *a: make_callbacks(*a) + [_Interrupt()])
+    argv = ("train", "vae", "--smoke", "--epochs", 4, "--out", out,
+            "--verbose", 0)
+    with pytest.raises(_Interrupted):
+        run(*argv)
+    assert os.listdir(out / "backup")
+    assert history_epochs(out) == [0, 1]
+    assert not json.loads((out / "genzoo.json").read_text())["finished"]
+    monkeypatch.setattr(cli, "_callbacks", make_callbacks)
+
+    # a resumed run must keep its settings: another dataset is refused
+    assert run("train", "vae", "--out", out, "--batch-size", 7) == 2
+    assert "--batch-size 128" in capsys.readouterr().err
+    # the same command resumes at the third epoch and finishes the run
+    assert run(*argv) == 0
+    assert "resuming vae" in capsys.readouterr().out
+    assert history_epochs(out) == [0, 1, 2, 3]
+    assert not os.path.exists(out / "backup")
+    assert json.loads((out / "genzoo.json").read_text())["finished"]
+    model = keras.saving.load_model(out / "vae.keras")
+    # 2 smoke batches per epoch (256 images, 10 % held out, batch 128)
+    assert int(model.optimizer.iterations) == 4 * 2
+
+
+BAD = [
+    ([], "the following arguments are required"),
+    (["train"], "the following arguments are required"),
+    (["train", "vqvae"], "invalid choice"),
+    (["train", "vae", "--epochs", "0"], "positive whole number"),
+    (["train", "vae", "--batch-size", "x"], "positive whole number"),
+    (["train", "vae", "--seed", "-1"], "whole number >= 0"),
+    (["train", "vae", "--text", "book.txt"], "--text is for the text models"),
+    (["train", "gpt", "--dataset", "mnist"], "--dataset is for the image"),
+    (["train", "vae", "--dataset", "mnist", "--text", "t.txt"],
+     "not allowed with argument"),
+    (["train", "ae", "--conditional"], "--conditional works with"),
+    (["train", "bigram", "--limit", "5"], "--limit is for the image models"),
+    (["train", "vae", "--steps-per-epoch", "5"], "is for the text models"),
+    (["train", "vae", "--dataset", "no_such_dataset"], "Unknown image"),
+    (["train", "gpt", "--text", "no_such_file.txt"], "Unknown text"),
+    (["train", "vae", "--backend", "numpy"], "invalid choice"),
+    (["generate"], "the following arguments are required"),
+    (["generate", "missing.keras"], "is not a file"),
+    (["generate", "x.keras", "--num", "-2"], "positive whole number"),
+    (["generate", "x.keras", "--temperature", "nan"], "positive number"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD,
+                         ids=[" ".join(a) or "nothing" for a, _ in BAD])
+def test_bad_arguments_exit_2_with_usage_and_write_nothing(
+        argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: genzoo") and message in err, err
+    assert os.listdir(tmp_path) == []  # no runs/ folder, no grid
+
+
+def test_generate_refuses_what_the_model_cannot_do(tmp_path, capsys):
+    out = tmp_path / "gan"
+    assert run("train", "gan", "--smoke", "--epochs", 1, "--out", out,
+               "--verbose", 0) == 0
+    text = tmp_path / "t.txt"
+    text.write_text("abcabcabc" * 100)
+    short = tmp_path / "short.txt"
+    short.write_text("abcabcabc" * 3)
+    gpt = tmp_path / "gpt"
+    assert run("train", "bigram", "--smoke", "--text", text, "--epochs", 1,
+               "--out", gpt, "--verbose", 0) == 0
+    capsys.readouterr()
+    cases = [
+        (["generate", out / "gan.keras", "--labels", "1"], "not conditional"),
+        (["generate", out / "gan.keras", "--prompt", "a"], "--prompt is for"),
+        (["generate", gpt / "bigram.keras"], "give --prompt"),
+        (["generate", gpt / "bigram.keras", "--prompt", "xyz"],
+         "outside the model's vocabulary"),
+        (["train", "bigram", "--text", short, "--out", tmp_path / "new"],
+         "fewer than one window"),
+        (["generate", out / "history.csv"], "cannot load"),
+        # a finished run is not overwritten, another model is refused
+        (["train", "gan", "--smoke", "--out", out], "finished gan run"),
+    ]
+    before = sorted(os.listdir(tmp_path))
+    for argv, message in cases:
+        assert run(*argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "usage: genzoo" in err and message in err, (argv, err)
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_help_documents_every_command_and_option(capsys):
+    assert run("--help") == 0
+    top = capsys.readouterr().out
+    assert "train" in top and "generate" in top
+    assert run("train", "--help") == 0
+    text = capsys.readouterr().out
+    for word in cli.MODELS + ("--dataset", "--text", "--epochs",
+                              "--batch-size", "--backend", "--out",
+                              "--smoke", "--conditional", "--download"):
+        assert word in text, word
+    assert run("generate", "--help") == 0
+    text = capsys.readouterr().out
+    for word in ("--num", "--out", "--prompt", "--seed", "--labels",
+                 "--steps", "--temperature", "--top-k"):
+        assert word in text, word
+
+
+@pytest.mark.slow
+def test_backend_option_runs_the_command_under_that_backend(tmp_path):
+    other = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}[
+        BACKEND]
+    out = tmp_path / "bigram"
+    text = tmp_path / "t.txt"
+    text.write_text("hello world " * 100)
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_genzoo.cli", "train", "bigram",
+         "--smoke", "--text", str(text), "--epochs", "1", "--out", str(out),
+         "--backend", other, "--verbose", "0"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"on {other}, writing into" in done.stdout
+    assert os.path.isfile(out / "bigram.keras")
