@@ -1,11 +1,17 @@
 # `make demo`: set up .venv and train a VAE on the embedded MNIST (CPU, < 3 min).
 # `make test`: set up .venv with all three backends and run every test under
 #              each of them (KERAS_BACKEND=tensorflow, jax, torch), then build
-#              the docs with --strict.
+#              the docs with --strict, then build the wheel and check it in a
+#              clean environment (tools/check_wheel.py).
+# `make test-oldest`: the TensorFlow tests on the oldest supported keras,
+#              keras-hub and TensorFlow (requirements/oldest.txt), in
+#              .venv-oldest; not part of `make test`.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the exact releases the tests run on; pyproject.toml has lower bounds only
+PINS := requirements/test-pins.txt
 BACKENDS ?= tensorflow jax torch
 DEMO_BACKEND ?= tensorflow
 # Each backend's tests run on two pytest-xdist workers (one per core of the
@@ -19,12 +25,12 @@ PYTEST_WORKERS ?= 2
 PYTEST_ENV ?= OMP_NUM_THREADS=1
 PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --durations=10
 
-.PHONY: demo test docs clean
+.PHONY: demo test test-oldest docs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(PINS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[all]"
+	$(PY) -m pip install --quiet -e ".[all]" -c $(PINS)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -41,11 +47,23 @@ test: $(STAMP)
 	done; \
 	echo "=== mkdocs build --strict ==="; \
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site || failed="$$failed docs"; \
+	echo "=== wheel: build, install into a clean environment, check ==="; \
+	mkdir -p build; $(PY) tools/check_wheel.py > build/wheel-check.log 2>&1 \
+		&& tail -1 build/wheel-check.log \
+		|| { tail -40 build/wheel-check.log; failed="$$failed wheel"; }; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
 	echo "All backends passed: $(BACKENDS)"
+
+OLDEST := .venv-oldest
+test-oldest:
+	$(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
+	$(OLDEST)/bin/python -m pip install --quiet -e ".[dev]" -c requirements/oldest.txt
+	$(PYTEST_ENV) KERAS_BACKEND=tensorflow $(OLDEST)/bin/python -m pytest -q \
+		-p no:cacheprovider $(PYTEST_ARGS) -m "not slow"
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) site demo_output
+	rm -rf $(VENV) $(OLDEST) site demo_output build
