@@ -57,7 +57,7 @@ def test_frameworks_have_no_upper_bounds_pins_or_cpu_builds():
 
 
 @pytest.mark.parametrize("name,version", [
-    ("keras", "3.10.0"), ("keras", "3.16.0"), ("keras", "4.0.0"),
+    ("keras", "3.15.1"), ("keras", "3.16.0"), ("keras", "4.0.0"),
     ("keras-hub", "0.21.1"), ("keras-hub", "0.40.0"),
     ("tensorflow", "2.19.1"), ("tensorflow", "2.20.0"), ("tensorflow", "2.23"),
     ("jax", "0.4.38"), ("jax", "0.11.0"),
