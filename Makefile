@@ -58,7 +58,7 @@ OLDEST := .venv-oldest
 test-oldest:
 	$(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install --quiet --upgrade pip
-	$(OLDEST)/bin/python -m pip install --quiet -e ".[dev]" -c requirements/oldest.txt
+	$(OLDEST)/bin/python -m pip install --quiet -e ".[jax,torch,dev]" -c requirements/oldest.txt
 	$(PYTEST_ENV) KERAS_BACKEND=tensorflow $(OLDEST)/bin/python -m pytest -q \
 		-p no:cacheprovider $(PYTEST_ARGS) -m "not slow"
 

@@ -24,7 +24,6 @@ that second start).
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -74,40 +73,26 @@ class UsageError(Exception):
     """Bad command-line input: reported with the usage, exit status 2."""
 
 
-def _positive_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive whole number, got {value!r}") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive whole number, got {value!r}")
-    return number
+def _argument_type(convert, accept, expected):
+    """An argparse `type`: `convert(text)`, refused unless `accept(value)`."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(
+                f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _seed(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number >= 0, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a whole number >= 0, got {value!r}")
-    return number
-
-
-def _positive_float(value):
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number, got {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"expected a positive number, got {value!r}")
-    return number
+_positive_int = _argument_type(int, lambda n: n > 0, "a positive whole number")
+_seed = _argument_type(int, lambda n: n >= 0, "a whole number >= 0")
+_positive_float = _argument_type(float, lambda x: 0 < x < float("inf"),
+                                 "a positive number")
 
 
 def build_parser():
