@@ -96,7 +96,18 @@ _positive_float = _argument_type(float, lambda x: 0 < x < float("inf"),
 
 
 def build_parser():
-    """The `genzoo` argument parser (`genzoo --help` prints its help)."""
+    """The `genzoo` argument parser (`genzoo --help` prints its help).
+
+    Returns:
+        An `argparse.ArgumentParser` with the `train` and `generate`
+        commands.
+
+    Example:
+        >>> from keras_genzoo.cli import build_parser
+        >>> args = build_parser().parse_args(["train", "vae", "--epochs", "3"])
+        >>> args.command, args.model, args.epochs, args.dataset
+        ('train', 'vae', 3, None)
+    """
     parser = argparse.ArgumentParser(
         prog="genzoo",
         description="Train keras_genzoo models and draw from them, on "
@@ -224,8 +235,23 @@ def _version():
 def main(argv=None):
     """Runs `genzoo` with `argv` (default: the command line).
 
+    Args:
+        argv: the arguments after `genzoo`, e.g.
+            `["train", "vae", "--epochs", "3"]`; default: `sys.argv[1:]`.
+
     Returns:
-        The exit status (0 on success, 2 for bad arguments).
+        The exit status: 0 on success, or the status of the new process
+        that a `--backend` other than the current one runs.
+
+    Raises:
+        SystemExit: with status 2 (after printing the usage and the
+            problem) for bad arguments, before anything is written; with
+            status 0 after `--help`.
+
+    Example:
+        `main(["train", "vae", "--smoke", "--out", "runs/check"])` trains
+        a tiny VAE for the default epochs and writes into `runs/check`, as
+        `genzoo train vae --smoke --out runs/check` does in a shell.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
