@@ -18,6 +18,13 @@ sampling loop, and a second call).
     python benchmarks/minigpt_shakespeare.py --backends jax --iters 500
     python benchmarks/minigpt_shakespeare.py --dtype mixed_bfloat16
     python benchmarks/minigpt_shakespeare.py --nanogpt-dir ../nanoGPT
+    python benchmarks/minigpt_shakespeare.py --recipe gpu --dtype mixed_bfloat16 \
+        --backends jax,torch --nanogpt-dir ../nanoGPT     # on a GPU machine
+
+`--recipe gpu` is nanoGPT's `config/train_shakespeare_char.py` as it is (6
+layers x 6 heads x 384, context 256, batch 64, dropout 0.2, 5000
+iterations); nanoGPT then runs on CUDA with torch.compile and bf16, its
+defaults.
 
 With `--nanogpt-dir` (a checkout of github.com/karpathy/nanoGPT) nanoGPT's
 own `train.py` runs the same recipe first, in the same run, on the same Tiny
@@ -38,8 +45,20 @@ import time
 
 NANOGPT = {"val_loss": 1.8857, "wall_s": 74.0}
 
+# nanoGPT's two shakespeare_char recipes: its CPU "baby GPT" (README) and
+# config/train_shakespeare_char.py as it is, for a GPU (bf16 there:
+# `--dtype mixed_bfloat16`); iterations and batch size may be overridden
+RECIPES = {
+    "cpu": dict(sequence_length=64, num_layers=4, num_heads=4,
+                hidden_dim=128, dropout=0.0, iters=2000, batch_size=12),
+    "gpu": dict(sequence_length=256, num_layers=6, num_heads=6,
+                hidden_dim=384, dropout=0.2, iters=5000, batch_size=64),
+}
+MODEL_KEYS = ("sequence_length", "num_layers", "num_heads", "hidden_dim",
+              "dropout")
 
-def run_one(iters, batch_size, dtype, steps_per_execution):
+
+def run_one(iters, batch_size, dtype, steps_per_execution, recipe="cpu"):
     import keras
 
     from keras_genzoo import MiniGPT, datasets, warmup_cosine_adamw
@@ -47,9 +66,8 @@ def run_one(iters, batch_size, dtype, steps_per_execution):
     keras.utils.set_random_seed(1337)
     start = time.perf_counter()
     text = datasets.load_text("tiny_shakespeare")
-    gpt = MiniGPT.from_text(text, sequence_length=64, num_layers=4,
-                            num_heads=4, hidden_dim=128, dropout=0.0,
-                            dtype=dtype)
+    gpt = MiniGPT.from_text(text, dtype=dtype, **{
+        key: RECIPES[recipe][key] for key in MODEL_KEYS})
     # training windows start at every character (nanoGPT draws random
     # offsets); validation: every non-overlapping window of the last 10 %
     train_ds, _ = gpt.make_datasets(text, batch_size=batch_size, stride=1,
@@ -91,7 +109,7 @@ def run_one(iters, batch_size, dtype, steps_per_execution):
         timings.append(time.perf_counter() - start)
     tokens = iters * batch_size * gpt.sequence_length
     return {
-        "benchmark": "minigpt_tiny_shakespeare_nanogpt_cpu_recipe",
+        "benchmark": f"minigpt_tiny_shakespeare_nanogpt_{recipe}_recipe",
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "dtype": dtype,
@@ -116,9 +134,10 @@ def run_one(iters, batch_size, dtype, steps_per_execution):
     }
 
 
-def run_nanogpt(nanogpt_dir, iters):
-    """nanoGPT's `train.py` on its CPU recipe ("baby GPT" on a MacBook, as
-    its README gives it), in a temporary copy; returns its figures."""
+def run_nanogpt(nanogpt_dir, iters, batch_size, recipe="cpu"):
+    """nanoGPT's `train.py` on the recipe (CPU: the "baby GPT" of its README;
+    GPU: its config as it is, on CUDA with torch.compile and bf16), in a
+    temporary copy; returns its figures."""
     import pickle
     import re
     import shutil
@@ -150,11 +169,13 @@ def run_nanogpt(nanogpt_dir, iters):
                      "itos": dict(enumerate(chars))}, f)
     command = [
         sys.executable, "train.py", "config/train_shakespeare_char.py",
-        "--device=cpu", "--compile=False", "--eval_iters=20",
-        "--log_interval=1", "--block_size=64", "--batch_size=12",
-        "--n_layer=4", "--n_head=4", "--n_embd=128", f"--max_iters={iters}",
-        f"--lr_decay_iters={iters}", "--dropout=0.0",
+        f"--batch_size={batch_size}", f"--max_iters={iters}",
+        f"--lr_decay_iters={iters}", "--log_interval=1",
         "--always_save_checkpoint=False"]
+    if recipe == "cpu":
+        command += ["--device=cpu", "--compile=False", "--eval_iters=20",
+                    "--block_size=64", "--n_layer=4", "--n_head=4",
+                    "--n_embd=128", "--dropout=0.0"]
     start = time.perf_counter()
     out = subprocess.run(command, cwd=work, capture_output=True, text=True,
                          check=True).stdout
@@ -164,7 +185,8 @@ def run_nanogpt(nanogpt_dir, iters):
                                             r"time ([\d.]+)ms", out, re.M)]
     val = re.findall(r"val loss ([\d.]+)", out)
     return {
-        "benchmark": "nanogpt_tiny_shakespeare_cpu_recipe",
+        "benchmark": f"nanogpt_tiny_shakespeare_{recipe}_recipe",
+        "device": "cpu" if recipe == "cpu" else "cuda",
         "torch": torch.__version__,
         "iters": iters,
         "val_loss": float(val[-1]) if val else None,
@@ -177,8 +199,14 @@ def run_nanogpt(nanogpt_dir, iters):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
-    parser.add_argument("--iters", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=12)
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="cpu",
+                        help="nanoGPT's CPU recipe (4x4x128, context 64) or "
+                             "its GPU one (6x6x384, context 256, dropout "
+                             "0.2; add --dtype mixed_bfloat16)")
+    parser.add_argument("--iters", type=int, default=None,
+                        help="default: the recipe's (2000 CPU, 5000 GPU)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: the recipe's (12 CPU, 64 GPU)")
     parser.add_argument("--dtype", default="float32",
                         help="float32, mixed_bfloat16 or mixed_float16")
     parser.add_argument("--steps-per-execution", type=int, default=1)
@@ -187,19 +215,24 @@ def main():
     parser.add_argument("--child", action="store_true",
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.iters = args.iters or RECIPES[args.recipe]["iters"]
+    args.batch_size = args.batch_size or RECIPES[args.recipe]["batch_size"]
     if args.child:
         print(json.dumps(run_one(args.iters, args.batch_size, args.dtype,
-                                 args.steps_per_execution)), flush=True)
+                                 args.steps_per_execution, args.recipe)),
+              flush=True)
         return
     if args.nanogpt_dir:
-        print(json.dumps(run_nanogpt(args.nanogpt_dir, args.iters)),
+        print(json.dumps(run_nanogpt(args.nanogpt_dir, args.iters,
+                                     args.batch_size, args.recipe)),
               flush=True)
     for backend in filter(None, args.backends.split(",")):
         env = dict(os.environ, KERAS_BACKEND=backend)
         subprocess.run(
             [sys.executable, __file__, "--child", "--iters", str(args.iters),
              "--batch-size", str(args.batch_size), "--dtype", args.dtype,
-             "--steps-per-execution", str(args.steps_per_execution)],
+             "--steps-per-execution", str(args.steps_per_execution),
+             "--recipe", args.recipe],
             env=env, check=True, stderr=subprocess.DEVNULL,
         )
 
