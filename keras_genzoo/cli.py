@@ -421,27 +421,21 @@ def _load_data(settings):
 
 
 def _make_model(settings, info, text=None):
-    from keras_genzoo import (GAN, VAE, WGANGP, AutoEncoder, BigramLM,
-                              DiffusionModel, MiniGPT)
+    import keras_genzoo as zoo
 
+    classes = {"ae": zoo.AutoEncoder, "vae": zoo.VAE, "gan": zoo.GAN,
+               "wgan-gp": zoo.WGANGP, "diffusion": zoo.DiffusionModel,
+               "bigram": zoo.BigramLM, "gpt": zoo.MiniGPT}
     model = settings["model"]
     kwargs = dict(SMOKE_MODELS[model]) if settings["smoke"] else {}
     kwargs["seed"] = settings["seed"]
     if model in CONDITIONAL_MODELS:
         kwargs["num_classes"] = info.get("num_classes")
     if model == "ae":
-        return AutoEncoder(noise_stddev=0.3, **kwargs)
-    if model == "vae":
-        return VAE(**kwargs)
-    if model == "gan":
-        return GAN(**kwargs)
-    if model == "wgan-gp":
-        return WGANGP(**kwargs)
-    if model == "diffusion":
-        return DiffusionModel(**kwargs)
-    if model == "bigram":
-        return BigramLM.from_text(text, **kwargs)
-    return MiniGPT.from_text(text, **kwargs)
+        kwargs["noise_stddev"] = 0.3
+    if model in TEXT_MODELS:
+        return classes[model].from_text(text, **kwargs)
+    return classes[model](**kwargs)
 
 
 def _model_file(settings):
