@@ -26,7 +26,7 @@ PYTEST_WORKERS ?= 2
 PYTEST_ENV ?= OMP_NUM_THREADS=1
 PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --durations=10
 
-.PHONY: demo test test-oldest docs chromium clean
+.PHONY: demo test test-oldest docs notebooks chromium clean
 
 $(STAMP): pyproject.toml $(PINS)
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,11 @@ test-oldest:
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+# notebooks/*.ipynb (Colab) from the literate scripts in examples/; run it
+# after editing an example (tests/test_notebooks.py fails on a stale one)
+notebooks: $(STAMP)
+	$(PY) tools/make_notebooks.py
 
 clean:
 	rm -rf $(VENV) $(OLDEST) site demo_output build

@@ -1,33 +1,32 @@
-"""
-# From a bigram model to a GPT, on Tiny Shakespeare, on any Keras backend
+# %% [markdown]
+# # From a bigram model to a GPT, on Tiny Shakespeare, on any Keras backend
+#
+# The stages of "Let's build GPT", each trained with the same recipe
+# (nanoGPT's CPU one: context 64, batch 12, AdamW with warmup and cosine
+# decay, 2000 steps) and compared on the same validation text:
+#
+# 1. **bigram**: each character predicts the next from a table of logits;
+# 2. **one attention head**: token + position embeddings, one causal
+#    self-attention head (the characters of the context exchange
+#    information, weighted by learned affinities), a linear head;
+# 3. **multi-head attention**: four smaller heads side by side;
+# 4. **full blocks**: `MiniGPT`, 4 keras-hub `TransformerDecoder` blocks
+#    (attention + feed-forward, residual connections, pre-LayerNorm).
+#
+# Run it as a script, `python examples/bigram_to_gpt.py` (`--help` lists the
+# options), with your own text (`--text my_book.txt`), or as the notebook
+# `notebooks/bigram_to_gpt.ipynb`, which is made from this file and opens in
+# Colab.
+#
+# It prints a table of validation losses and a sample of each stage, and
+# writes them to `--output-dir`. `--smoke` trains each stage for a few steps
+# on a slice of the text (what the tests run).
 
-The stages of "Let's build GPT", each trained with the same recipe
-(nanoGPT's CPU one: context 64, batch 12, AdamW with warmup and cosine
-decay, 2000 steps) and compared on the same validation text:
-
-1. **bigram**: each character predicts the next from a table of logits;
-2. **one attention head**: token + position embeddings, one causal
-   self-attention head (the characters of the context exchange
-   information, weighted by learned affinities), a linear head;
-3. **multi-head attention**: four smaller heads side by side;
-4. **full blocks**: `MiniGPT`, 4 keras-hub `TransformerDecoder` blocks
-   (attention + feed-forward, residual connections, pre-LayerNorm).
-
-Run it as a script (`python examples/bigram_to_gpt.py`), with your own text
-(`--text my_book.txt`), or on Colab:
-
-    !pip install keras-genzoo          # or: pip install -e . in a clone
-    import os; os.environ["KERAS_BACKEND"] = "tensorflow"  # or jax, torch
-    !python bigram_to_gpt.py
-
-It prints a table of validation losses and a sample of each stage, and
-writes them to `--output-dir`. `--smoke` trains each stage for a few steps
-on a slice of the text (what the tests run).
-"""
-
+# %%
 import argparse
 import json
 import os
+import sys
 import time
 
 import keras
@@ -35,14 +34,47 @@ import keras
 from keras_genzoo import BigramLM, MiniGPT, datasets, warmup_cosine_adamw
 from keras_genzoo.models.language import CharLanguageModel
 
+# %% [markdown]
+# ## Options
+# From a shell they are the command line's; in a notebook, put them in
+# `NOTEBOOK_ARGS`, for example `["--steps", "500", "--text", "my_book.txt"]`.
 
+# %% tags=["parameters"]
+NOTEBOOK_ARGS = []
+
+# %%
+parser = argparse.ArgumentParser(
+    description="From a bigram model to a GPT, on Tiny Shakespeare")
+parser.add_argument("--text", default="tiny_shakespeare",
+                    help="tiny_shakespeare (embedded) or a UTF-8 file")
+parser.add_argument("--steps", type=int, default=2000)
+parser.add_argument("--output-dir", default="outputs/bigram_to_gpt")
+parser.add_argument("--smoke", action="store_true")
+args = parser.parse_args(
+    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
+
+print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
+
+# %% [markdown]
+# ## The text
+
+# %%
+text = datasets.load_text(args.text)
+steps, sample_length = args.steps, 200
+if args.smoke:
+    text, steps, sample_length = text[:20_000], 5, 40
+
+# %% [markdown]
 # ## Stages 2 and 3: attention without the rest of the block
-# The model sees the last `sequence_length` characters. Each position
-# embeds its character and its position, then causal self-attention (the
-# mask stops a position from looking ahead) mixes the positions; a linear
-# layer turns each position's vector into next-character logits. With
-# `num_heads=1` it is one head of size `hidden_dim`; with 4 heads, four
-# heads of size `hidden_dim / 4` whose outputs are concatenated.
+# The model sees the last `sequence_length` characters. Each position embeds
+# its character and its position, then causal self-attention (the mask stops
+# a position from looking ahead) mixes the positions; a linear layer turns
+# each position's vector into next-character logits. With `num_heads=1` it
+# is one head of size `hidden_dim`; with 4 heads, four heads of size
+# `hidden_dim / 4` whose outputs are concatenated.
+
+
+# %%
 class AttentionLM(CharLanguageModel):
     """Embeddings, one causal multi-head self-attention layer, a linear head.
 
@@ -82,76 +114,65 @@ class AttentionLM(CharLanguageModel):
         return self.head(x)
 
 
+# %% [markdown]
+# ## The stages
+# Each is (stage, model, peak learning rate): the shallow models learn best
+# at 1e-2 (at 1e-3 the attention stages end no better than the bigram in
+# 2000 steps); the 4-block GPT at nanoGPT's 1e-3.
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--text", default="tiny_shakespeare",
-                        help="tiny_shakespeare (embedded) or a UTF-8 file")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--output-dir", default="outputs/bigram_to_gpt")
-    parser.add_argument("--smoke", action="store_true")
-    return parser.parse_args(argv)
+# %%
+stages = [
+    ("bigram", lambda: BigramLM.from_text(text), 1e-2),
+    ("one attention head",
+     lambda: AttentionLM.from_text(text, num_heads=1), 1e-2),
+    ("multi-head attention (4 heads)",
+     lambda: AttentionLM.from_text(text, num_heads=4), 1e-2),
+    ("full blocks: MiniGPT 4x4x128", lambda: MiniGPT.from_text(text),
+     1e-3),
+]
 
+# %% [markdown]
+# ## Training each stage
+# The same seed and the same windows for every stage: random offsets for
+# training, every non-overlapping window of the last 10 % for validation.
 
-def main(argv=None):
-    args = parse_args(argv)
-    print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
-    text = datasets.load_text(args.text)
-    steps, sample_length = args.steps, 200
-    if args.smoke:
-        text, steps, sample_length = text[:20_000], 5, 40
+# %%
+results = []
+for name, make, learning_rate in stages:
+    keras.utils.set_random_seed(1337)
+    model = make()
+    train_ds, _ = model.make_datasets(text, batch_size=12, stride=1)
+    _, val_ds = model.make_datasets(text, batch_size=64, shuffle=False)
+    model.compile(optimizer=warmup_cosine_adamw(steps, learning_rate),
+                  jit_compile=model.default_jit_compile())
+    start = time.time()
+    model.fit(train_ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    seconds = time.time() - start
+    val = model.evaluate(val_ds, verbose=0, return_dict=True)
+    sample = model.generate("ROMEO:", max_new_tokens=sample_length,
+                            temperature=0.8, top_k=40, seed=0)
+    results.append({
+        "stage": name, "params": int(model.count_params()),
+        "val_loss": round(float(val["loss"]), 4),
+        "val_bits_per_char": round(float(val["bits_per_char"]), 3),
+        "train_seconds": round(seconds, 1), "sample": sample,
+    })
+    print(f"\n## {name}: {results[-1]['params']:,} parameters, "
+          f"validation loss {val['loss']:.4f} nats/char "
+          f"({seconds:.0f} s)\n{sample}", flush=True)
 
-    # (stage, model, peak learning rate): the shallow models learn best at
-    # 1e-2 (at 1e-3 the attention stages end no better than the bigram in
-    # 2000 steps); the 4-block GPT at nanoGPT's 1e-3
-    stages = [
-        ("bigram", lambda: BigramLM.from_text(text), 1e-2),
-        ("one attention head",
-         lambda: AttentionLM.from_text(text, num_heads=1), 1e-2),
-        ("multi-head attention (4 heads)",
-         lambda: AttentionLM.from_text(text, num_heads=4), 1e-2),
-        ("full blocks: MiniGPT 4x4x128", lambda: MiniGPT.from_text(text),
-         1e-3),
-    ]
-    results = []
-    for name, make, learning_rate in stages:
-        keras.utils.set_random_seed(1337)
-        model = make()
-        # the same windows for every stage: random offsets for training,
-        # every non-overlapping window of the last 10 % for validation
-        train_ds, _ = model.make_datasets(text, batch_size=12, stride=1)
-        _, val_ds = model.make_datasets(text, batch_size=64, shuffle=False)
-        model.compile(optimizer=warmup_cosine_adamw(steps, learning_rate),
-                      jit_compile=model.default_jit_compile())
-        start = time.time()
-        model.fit(train_ds, steps_per_epoch=steps, epochs=1, verbose=0)
-        seconds = time.time() - start
-        val = model.evaluate(val_ds, verbose=0, return_dict=True)
-        sample = model.generate("ROMEO:", max_new_tokens=sample_length,
-                                temperature=0.8, top_k=40, seed=0)
-        results.append({
-            "stage": name, "params": int(model.count_params()),
-            "val_loss": round(float(val["loss"]), 4),
-            "val_bits_per_char": round(float(val["bits_per_char"]), 3),
-            "train_seconds": round(seconds, 1), "sample": sample,
-        })
-        print(f"\n## {name}: {results[-1]['params']:,} parameters, "
-              f"validation loss {val['loss']:.4f} nats/char "
-              f"({seconds:.0f} s)\n{sample}", flush=True)
+# %% [markdown]
+# ## The table
 
-    # ## The table
-    print("\n| stage | parameters | validation loss | bits/char |")
-    print("|---|---|---|---|")
-    for r in results:
-        print(f"| {r['stage']} | {r['params']:,} | {r['val_loss']:.4f} | "
-              f"{r['val_bits_per_char']:.3f} |")
-    os.makedirs(args.output_dir, exist_ok=True)
-    path = os.path.join(args.output_dir, "stages.json")
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({"backend": keras.backend.backend(), "steps": steps,
-                   "results": results}, f, indent=1, ensure_ascii=False)
-    return {"results": results, "paths": [path]}
-
-
-if __name__ == "__main__":
-    main()
+# %%
+print("\n| stage | parameters | validation loss | bits/char |")
+print("|---|---|---|---|")
+for r in results:
+    print(f"| {r['stage']} | {r['params']:,} | {r['val_loss']:.4f} | "
+          f"{r['val_bits_per_char']:.3f} |")
+os.makedirs(args.output_dir, exist_ok=True)
+path = os.path.join(args.output_dir, "stages.json")
+with open(path, "w", encoding="utf-8") as f:
+    json.dump({"backend": keras.backend.backend(), "steps": steps,
+               "results": results}, f, indent=1, ensure_ascii=False)
+result = {"results": results, "paths": [path]}

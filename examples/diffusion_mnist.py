@@ -1,27 +1,26 @@
-"""
-# A diffusion model on MNIST, on any Keras backend
+# %% [markdown]
+# # A diffusion model on MNIST, on any Keras backend
+#
+# Teach a small U-Net to undo noise, watch a grid of samples sharpen epoch by
+# epoch, watch a few digits come out of pure noise step by step, then use the
+# same model to redraw digits (image-to-image) and to fill in their missing
+# halves (inpainting). With `--conditional` the model also learns the digit's
+# label, and classifier-free guidance draws the digit you ask for.
+#
+# The same code runs on TensorFlow, JAX and PyTorch (set `KERAS_BACKEND`
+# before Keras is imported), on the GPU when the backend sees one. `--data`
+# also takes a folder of MNIST idx files or of your own images.
+#
+# Run it as a script, `python examples/diffusion_mnist.py` (`--help` lists
+# the options), or as the notebook `notebooks/diffusion_mnist.ipynb`, which is
+# made from this file and opens in Colab. `--smoke` trains a tiny model on a
+# few hundred images for one epoch and samples with few steps (what the tests
+# run).
 
-Teach a small U-Net to undo noise, watch a grid of samples sharpen epoch by
-epoch, watch a few digits come out of pure noise step by step, then use the
-same model to redraw digits (image-to-image) and to fill in their missing
-halves (inpainting). With `--conditional` the model also learns the digit's
-label, and classifier-free guidance draws the digit you ask for.
-
-Run it as a script (`python examples/diffusion_mnist.py`), or on Colab:
-
-    !pip install keras-genzoo          # or: pip install -e . in a clone
-    import os; os.environ["KERAS_BACKEND"] = "jax"   # or tensorflow, torch
-    !python diffusion_mnist.py --data mnist --download --epochs 30
-
-The same code runs on TensorFlow, JAX and PyTorch (set `KERAS_BACKEND`
-before Keras is imported), on the GPU when the backend sees one. `--data`
-also takes a folder of MNIST idx files or of your own images. `--smoke`
-trains a tiny model on a few hundred images for one epoch and samples with
-few steps (what the tests run).
-"""
-
+# %%
 import argparse
 import os
+import sys
 import time
 
 import keras
@@ -35,48 +34,116 @@ from keras_genzoo.callbacks import (
     save_image_grid,
 )
 
+# %% [markdown]
+# ## Options
+# From a shell they are the command line's; in a notebook, put them in
+# `NOTEBOOK_ARGS`, for example `["--epochs", "5", "--conditional"]`.
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--data", default="embedded_mnist",
-                        help="embedded_mnist (offline, 10k images), mnist, "
-                             "fashion_mnist, cifar10, a folder of MNIST idx "
-                             "files or a folder of images")
-    parser.add_argument("--download", action="store_true",
-                        help="let tfds download the dataset if needed")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--widths", default="32,64",
-                        help="channels of the U-Net's levels, comma-separated")
-    parser.add_argument("--steps", type=int, default=50,
-                        help="DDIM sampling steps (any number, no retraining)")
-    parser.add_argument("--eta", type=float, default=0.0,
-                        help="0: deterministic DDIM, 1: DDPM-like sampling")
-    parser.add_argument("--conditional", action="store_true",
-                        help="condition the model on the digit's label")
-    parser.add_argument("--guidance", type=float, default=2.0,
-                        help="classifier-free guidance scale (--conditional)")
-    parser.add_argument("--output-dir", default="outputs/diffusion_mnist")
-    parser.add_argument("--load", default=None, metavar="MODEL.keras",
-                        help="skip training: draw the figures with a saved "
-                             "DiffusionModel (from this script or "
-                             "benchmarks/diffusion_mnist.py --save-dir)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a few hundred images, one epoch, tiny model, "
-                             "few sampling steps")
-    return parser.parse_args(argv)
+# %% tags=["parameters"]
+NOTEBOOK_ARGS = []
+
+# %%
+parser = argparse.ArgumentParser(
+    description="A diffusion model on MNIST, on any Keras backend")
+parser.add_argument("--data", default="embedded_mnist",
+                    help="embedded_mnist (offline, 10k images), mnist, "
+                         "fashion_mnist, cifar10, a folder of MNIST idx "
+                         "files or a folder of images")
+parser.add_argument("--download", action="store_true",
+                    help="let tfds download the dataset if needed")
+parser.add_argument("--epochs", type=int, default=20)
+parser.add_argument("--batch-size", type=int, default=128)
+parser.add_argument("--widths", default="32,64",
+                    help="channels of the U-Net's levels, comma-separated")
+parser.add_argument("--steps", type=int, default=50,
+                    help="DDIM sampling steps (any number, no retraining)")
+parser.add_argument("--eta", type=float, default=0.0,
+                    help="0: deterministic DDIM, 1: DDPM-like sampling")
+parser.add_argument("--conditional", action="store_true",
+                    help="condition the model on the digit's label")
+parser.add_argument("--guidance", type=float, default=2.0,
+                    help="classifier-free guidance scale (--conditional)")
+parser.add_argument("--output-dir", default="outputs/diffusion_mnist")
+parser.add_argument("--load", default=None, metavar="MODEL.keras",
+                    help="skip training: draw the figures with a saved "
+                         "DiffusionModel (from this script or "
+                         "benchmarks/diffusion_mnist.py --save-dir)")
+parser.add_argument("--smoke", action="store_true",
+                    help="a few hundred images, one epoch, tiny model, "
+                         "few sampling steps")
+args = parser.parse_args(
+    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
+
+keras.utils.set_random_seed(0)
+print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
+
+# %% [markdown]
+# ## The data
+# Batched `(uint8 images, labels)`. The model scales the pixels to [-1, 1]
+# itself; an unconditional model ignores the labels. The validation split
+# gives a `val_loss` and the digits we redraw and inpaint at the end.
+
+# %%
+train_ds, val_ds = datasets.load_images(
+    args.data, batch_size=args.batch_size, validation_split=0.1,
+    limit=256 if args.smoke else None, download=args.download,
+)
+num_fixed = 8
+fixed_images, fixed_labels = (np.asarray(a)[:num_fixed]
+                              for a in next(iter(val_ds)))
+
+# %% [markdown]
+# ## The model
+# A U-Net predicts `v = alpha * noise - sigma * image` from an image noised
+# to a random level t of a cosine schedule; an exponential moving average of
+# its weights (the "EMA network") is what samples. The image shape comes
+# from the first batch; `fit` without `compile` uses Adam(2e-3) with a
+# gradient-norm clip of 1. With `--load`, a saved model (EMA network
+# included) draws the figures instead.
+
+# %%
+if args.load:
+    model = keras.saving.load_model(args.load)
+    args.conditional = bool(model.num_classes)
+else:
+    widths = (8, 16) if args.smoke else tuple(
+        int(w) for w in args.widths.split(","))
+    num_classes = 10 if args.conditional else None
+    model = DiffusionModel(num_classes=num_classes, widths=widths, seed=0)
+
+# %% [markdown]
+# ## Sampling settings
+# The smoke run takes few steps and few images. `guided(n)` gives the
+# sampling calls their extra arguments for `n` images: none for an
+# unconditional model; for a conditional one, one digit per sample, 0..9 in
+# turn, pulled towards its label by classifier-free guidance.
+
+# %%
+steps = 10 if args.smoke else args.steps
+num_samples = 8 if args.smoke else 64
 
 
-def train(model, args, train_ds, val_ds, steps, num_samples, num_fixed,
-          guided):
-    """Fits `model` with the sample-grid and reverse-process callbacks;
-    returns `(history, seconds, paths of the GIFs and last grid)`."""
-    # ## Watching it learn
-    # A grid of samples from the same noise after every epoch (drawn by the
-    # EMA network; the extra arguments go to `generate`), and a GIF of
-    # them. At the end, `ReverseProcessSaver` writes one grid per moment of
-    # the way from pure noise to digits, and a second `ProgressGif`, listed
-    # after it, animates them.
+def guided(n):
+    # conditional: one digit per sample, 0..9 in turn, pulled towards
+    # its label by classifier-free guidance
+    if not args.conditional:
+        return {}
+    return {"labels": np.arange(n) % 10, "guidance": args.guidance}
+
+
+# %% [markdown]
+# ## Watching it learn
+# A grid of samples from the same noise after every epoch (drawn by the EMA
+# network; the extra arguments go to `generate`), and a GIF of them. At the
+# end, `ReverseProcessSaver` writes one grid per moment of the way from pure
+# noise to digits, and a second `ProgressGif`, listed after it, animates
+# them. With `--load` there is no training, and this step does nothing.
+
+# %%
+paths = []
+history = None
+seconds = 0.0
+if not args.load:
     epochs = 1 if args.smoke else args.epochs
     saver = ImageGridSaver(args.output_dir, num_images=num_samples, seed=0,
                            steps=steps, eta=args.eta, **guided(num_samples))
@@ -98,136 +165,111 @@ def train(model, args, train_ds, val_ds, steps, num_samples, num_fixed,
     logs = {k: round(float(v[-1]), 4) for k, v in history.history.items()}
     print(f"Trained {epochs} epoch(s) in {seconds:.1f} s "
           f"(sampling callbacks included): {logs}")
-    return history, seconds, [saver.paths[-1], progress_gif.path,
-                              reverse_gif.path]
+    paths = [saver.paths[-1], progress_gif.path, reverse_gif.path]
 
+# %% active="ipynb"
+# from IPython.display import Image, display
+# if not args.load:
+#     display(Image(saver.paths[-1]), Image(progress_gif.path),
+#             Image(reverse_gif.path))
 
-def main(argv=None):
-    args = parse_args(argv)
-    keras.utils.set_random_seed(0)
-    print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
+# %% [markdown]
+# ## New digits
+# DDIM from pure noise in `steps` steps; the same seed gives the same
+# digits. A conditional model draws one row per digit, guided.
 
-    # ## The data
-    # Batched `(uint8 images, labels)`. The model scales the pixels to
-    # [-1, 1] itself; an unconditional model ignores the labels. The
-    # validation split gives a `val_loss` and the digits we redraw and
-    # inpaint at the end.
-    train_ds, val_ds = datasets.load_images(
-        args.data, batch_size=args.batch_size, validation_split=0.1,
-        limit=256 if args.smoke else None, download=args.download,
-    )
-    num_fixed = 8
-    fixed_images, fixed_labels = (np.asarray(a)[:num_fixed]
-                                  for a in next(iter(val_ds)))
+# %%
+if args.conditional:
+    labels = np.repeat(np.arange(10), 10)
+    samples = model.generate(100, steps=steps, seed=1, eta=args.eta,
+                             labels=labels, guidance=args.guidance)
+    columns = 10
+else:
+    samples = model.generate(num_samples, steps=steps, seed=1,
+                             eta=args.eta)
+    columns = None
+paths.append(save_image_grid(
+    samples, os.path.join(args.output_dir, "diffusion_samples.png"),
+    columns=columns, scale=2))
 
-    # ## The model
-    # A U-Net predicts `v = alpha * noise - sigma * image` from an image
-    # noised to a random level t of a cosine schedule; an exponential
-    # moving average of its weights (the "EMA network") is what samples.
-    # The image shape comes from the first batch; `fit` without `compile`
-    # uses Adam(2e-3) with a gradient-norm clip of 1. With `--load`, a
-    # saved model (EMA network included) draws the figures instead.
-    if args.load:
-        model = keras.saving.load_model(args.load)
-        args.conditional = bool(model.num_classes)
-    else:
-        widths = (8, 16) if args.smoke else tuple(
-            int(w) for w in args.widths.split(","))
-        num_classes = 10 if args.conditional else None
-        model = DiffusionModel(num_classes=num_classes, widths=widths, seed=0)
+# %% active="ipynb"
+# display(Image(paths[-1]))
 
-    # Sampling settings: the smoke run takes few steps and few images.
-    steps = 10 if args.smoke else args.steps
-    num_samples = 8 if args.smoke else 64
+# %% [markdown]
+# ## From noise to digit, in one picture
+# One row per sample, pure noise on the left, the digit on the right.
 
-    def guided(n):
-        # conditional: one digit per sample, 0..9 in turn, pulled towards
-        # its label by classifier-free guidance
-        if not args.conditional:
-            return {}
-        return {"labels": np.arange(n) % 10, "guidance": args.guidance}
+# %%
+frames = model.reverse_process(num_fixed, steps=steps,
+                               frames=min(10, steps + 1), seed=0,
+                               eta=args.eta, **guided(num_fixed))
+paths.append(save_image_grid(
+    frames.reshape((-1,) + frames.shape[2:]),
+    os.path.join(args.output_dir, "diffusion_reverse.png"),
+    columns=frames.shape[1], scale=2))
 
-    paths = []
-    history = None
-    seconds = 0.0
-    if not args.load:
-        history, seconds, paths = train(model, args, train_ds, val_ds, steps,
-                                        num_samples, num_fixed, guided)
+# %% active="ipynb"
+# display(Image(paths[-1]))
 
-    # ## New digits
-    # DDIM from pure noise in `steps` steps; the same seed gives the same
-    # digits. A conditional model draws one row per digit, guided.
-    if args.conditional:
-        labels = np.repeat(np.arange(10), 10)
-        samples = model.generate(100, steps=steps, seed=1, eta=args.eta,
-                                 labels=labels, guidance=args.guidance)
-        columns = 10
-    else:
-        samples = model.generate(num_samples, steps=steps, seed=1,
-                                 eta=args.eta)
-        columns = None
-    paths.append(save_image_grid(
-        samples, os.path.join(args.output_dir, "diffusion_samples.png"),
-        columns=columns, scale=2))
+# %% [markdown]
+# ## Image-to-image
+# Noise real digits to level `strength` and denoise them again: at 0.25 they
+# barely change, at 1.0 they are new samples. Rows: the digits, then
+# strength 0.25, 0.5, 0.75 and 1.0 (same seed for all). `steps * strength`
+# steps are taken each time. A conditional model is told each digit's own
+# label, so it redraws the same digit.
 
-    # ## From noise to digit, in one picture
-    # One row per sample, pure noise on the left, the digit on the right.
-    frames = model.reverse_process(num_fixed, steps=steps,
-                                   frames=min(10, steps + 1), seed=0,
-                                   eta=args.eta, **guided(num_fixed))
-    paths.append(save_image_grid(
-        frames.reshape((-1,) + frames.shape[2:]),
-        os.path.join(args.output_dir, "diffusion_reverse.png"),
-        columns=frames.shape[1], scale=2))
+# %%
+own = ({"labels": fixed_labels, "guidance": args.guidance}
+       if args.conditional else {})
+rows = [fixed_images / 255.0]
+for strength in (0.25, 0.5, 0.75, 1.0):
+    rows.append(model.generate(images=fixed_images, strength=strength,
+                               steps=steps, seed=2, eta=args.eta, **own))
+paths.append(save_image_grid(
+    np.concatenate(rows),
+    os.path.join(args.output_dir, "diffusion_img2img.png"),
+    columns=num_fixed, scale=2))
 
-    # ## Image-to-image
-    # Noise real digits to level `strength` and denoise them again: at 0.25
-    # they barely change, at 1.0 they are new samples. Rows: the digits,
-    # then strength 0.25, 0.5, 0.75 and 1.0 (same seed for all).
-    # `steps * strength` steps are taken each time. A conditional model is
-    # told each digit's own label, so it redraws the same digit.
-    own = ({"labels": fixed_labels, "guidance": args.guidance}
-           if args.conditional else {})
-    rows = [fixed_images / 255.0]
-    for strength in (0.25, 0.5, 0.75, 1.0):
-        rows.append(model.generate(images=fixed_images, strength=strength,
-                                   steps=steps, seed=2, eta=args.eta, **own))
-    paths.append(save_image_grid(
-        np.concatenate(rows),
-        os.path.join(args.output_dir, "diffusion_img2img.png"),
-        columns=num_fixed, scale=2))
+# %% active="ipynb"
+# display(Image(paths[-1]))
 
-    # ## Inpainting
-    # The mask is 1 where pixels are to be generated: the lower half. The
-    # upper half stays as given and the model draws a lower half that fits.
-    # Rows: the digits, what the model is given (masked pixels grey), and
-    # two fillings with different seeds. A conditional model is told to
-    # keep each digit's own label (`own`, as above).
-    height, width = fixed_images.shape[1:3]
-    mask = np.zeros((height, width), "float32")
-    mask[height // 2:] = 1.0
-    given = fixed_images / 255.0 * (1.0 - mask[..., None]) + (
-        0.5 * mask[..., None])
-    rows = [fixed_images / 255.0, given]
-    for seed in (3, 4):
-        rows.append(model.inpaint(fixed_images, mask, steps=steps, seed=seed,
-                                  eta=args.eta, **own))
-    paths.append(save_image_grid(
-        np.concatenate(rows),
-        os.path.join(args.output_dir, "diffusion_inpaint.png"),
-        columns=num_fixed, scale=2))
+# %% [markdown]
+# ## Inpainting
+# The mask is 1 where pixels are to be generated: the lower half. The upper
+# half stays as given and the model draws a lower half that fits. Rows: the
+# digits, what the model is given (masked pixels grey), and two fillings
+# with different seeds. A conditional model is told to keep each digit's own
+# label (`own`, as above).
 
-    # ## Save
-    # The `.keras` file holds the U-Net, its EMA copy, the optimizer state
-    # and the seed generator.
-    model_path = os.path.join(args.output_dir, "diffusion.keras")
-    model.save(model_path)
-    paths.append(model_path)
-    for path in paths:
-        print(f"Wrote {path}")
-    return {"history": history.history if history else None,
-            "seconds": seconds, "paths": paths}
+# %%
+height, width = fixed_images.shape[1:3]
+mask = np.zeros((height, width), "float32")
+mask[height // 2:] = 1.0
+given = fixed_images / 255.0 * (1.0 - mask[..., None]) + (
+    0.5 * mask[..., None])
+rows = [fixed_images / 255.0, given]
+for seed in (3, 4):
+    rows.append(model.inpaint(fixed_images, mask, steps=steps, seed=seed,
+                              eta=args.eta, **own))
+paths.append(save_image_grid(
+    np.concatenate(rows),
+    os.path.join(args.output_dir, "diffusion_inpaint.png"),
+    columns=num_fixed, scale=2))
 
+# %% active="ipynb"
+# display(Image(paths[-1]))
 
-if __name__ == "__main__":
-    main()
+# %% [markdown]
+# ## Save
+# The `.keras` file holds the U-Net, its EMA copy, the optimizer state and
+# the seed generator.
+
+# %%
+model_path = os.path.join(args.output_dir, "diffusion.keras")
+model.save(model_path)
+paths.append(model_path)
+for path in paths:
+    print(f"Wrote {path}")
+result = {"history": history.history if history else None,
+          "seconds": seconds, "paths": paths}

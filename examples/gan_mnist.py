@@ -1,26 +1,25 @@
-"""
-# A DCGAN on MNIST, on any Keras backend (optionally class-conditional)
+# %% [markdown]
+# # A DCGAN on MNIST, on any Keras backend (optionally class-conditional)
+#
+# Train a generator and a LeakyReLU discriminator in alternation, watch a
+# grid of samples from fixed noise sharpen epoch by epoch, and get an animated
+# GIF of the whole run. With `--conditional` both networks see the digit's
+# label, and you choose which digit to draw.
+#
+# The same code runs on TensorFlow, JAX and PyTorch (set `KERAS_BACKEND`
+# before Keras is imported), on the GPU when the backend sees one. `--data`
+# also takes a folder of MNIST idx files (all 60,000 training digits) or of
+# your own images.
+#
+# Run it as a script, `python examples/gan_mnist.py` (`--help` lists the
+# options), or as the notebook `notebooks/gan_mnist.ipynb`, which is made
+# from this file and opens in Colab. `--smoke` trains a tiny model on a few
+# hundred images for one epoch (what the tests run).
 
-Train a generator and a LeakyReLU discriminator in alternation, watch a grid
-of samples from fixed noise sharpen epoch by epoch, and get an animated GIF
-of the whole run. With `--conditional` both networks see the digit's label,
-and you choose which digit to draw.
-
-Run it as a script (`python examples/gan_mnist.py`), or on Colab:
-
-    !pip install keras-genzoo          # or: pip install -e . in a clone
-    import os; os.environ["KERAS_BACKEND"] = "jax"   # or tensorflow, torch
-    !python gan_mnist.py --data mnist --download --epochs 20 --conditional
-
-The same code runs on TensorFlow, JAX and PyTorch (set `KERAS_BACKEND`
-before Keras is imported), on the GPU when the backend sees one. `--data`
-also takes a folder of MNIST idx files (all 60,000 training digits) or of
-your own images. `--smoke` trains a tiny model on a few hundred images for
-one epoch (what the tests run).
-"""
-
+# %%
 import argparse
 import os
+import sys
 import time
 
 import keras
@@ -29,83 +28,115 @@ import numpy as np
 from keras_genzoo import GAN, WGANGP, datasets
 from keras_genzoo.callbacks import ImageGridSaver, ProgressGif, save_image_grid
 
+# %% [markdown]
+# ## Options
+# From a shell they are the command line's; in a notebook, put them in
+# `NOTEBOOK_ARGS`, for example `["--epochs", "5", "--conditional"]`.
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--data", default="embedded_mnist",
-                        help="embedded_mnist (offline, 10k images), mnist, "
-                             "fashion_mnist, cifar10, a folder of MNIST idx "
-                             "files or a folder of images")
-    parser.add_argument("--download", action="store_true",
-                        help="let tfds download the dataset if needed")
-    parser.add_argument("--model", choices=["dcgan", "wgan-gp"],
-                        default="dcgan")
-    parser.add_argument("--conditional", action="store_true",
-                        help="condition both networks on the labels")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--output-dir", default="outputs/gan_mnist")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a few hundred images, one epoch, tiny model")
-    return parser.parse_args(argv)
+# %% tags=["parameters"]
+NOTEBOOK_ARGS = []
 
+# %%
+parser = argparse.ArgumentParser(
+    description="A DCGAN on MNIST, on any Keras backend "
+                "(optionally class-conditional)")
+parser.add_argument("--data", default="embedded_mnist",
+                    help="embedded_mnist (offline, 10k images), mnist, "
+                         "fashion_mnist, cifar10, a folder of MNIST idx "
+                         "files or a folder of images")
+parser.add_argument("--download", action="store_true",
+                    help="let tfds download the dataset if needed")
+parser.add_argument("--model", choices=["dcgan", "wgan-gp"],
+                    default="dcgan")
+parser.add_argument("--conditional", action="store_true",
+                    help="condition both networks on the labels")
+parser.add_argument("--epochs", type=int, default=20)
+parser.add_argument("--batch-size", type=int, default=128)
+parser.add_argument("--output-dir", default="outputs/gan_mnist")
+parser.add_argument("--smoke", action="store_true",
+                    help="a few hundred images, one epoch, tiny model")
+args = parser.parse_args(
+    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
 
-def main(argv=None):
-    args = parse_args(argv)
-    keras.utils.set_random_seed(0)
-    print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
+keras.utils.set_random_seed(0)
+print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
 
-    # ## The data
-    # Batched `(uint8 images, labels)`. An unconditional GAN ignores the
-    # labels; a conditional one learns "which digit" from them. GANs have no
-    # validation loss, so everything trains.
-    train_ds, _ = datasets.load_images(
-        args.data, batch_size=args.batch_size, validation_split=0,
-        limit=256 if args.smoke else None, download=args.download,
-    )
+# %% [markdown]
+# ## The data
+# Batched `(uint8 images, labels)`. An unconditional GAN ignores the labels;
+# a conditional one learns "which digit" from them. GANs have no validation
+# loss, so everything trains.
 
-    # ## The model
-    # DCGAN: Dense -> Conv2DTranspose + BatchNorm generator, strided
-    # Conv2D + LeakyReLU + Dropout discriminator, Adam(2e-4, beta_1=0.5)
-    # for both. WGAN-GP: a critic with a gradient penalty, 5 critic steps
-    # per generator step. The image shape comes from the first batch.
-    small = dict(latent_dim=16, generator_filters=(16, 8),
-                 discriminator_filters=(8, 16)) if args.smoke else {}
-    num_classes = 10 if args.conditional else None
-    if args.model == "dcgan":
-        model = GAN(num_classes=num_classes, seed=0, **small)
-    else:
-        model = WGANGP(num_classes=num_classes, seed=0, **small)
+# %%
+train_ds, _ = datasets.load_images(
+    args.data, batch_size=args.batch_size, validation_split=0,
+    limit=256 if args.smoke else None, download=args.download,
+)
 
-    # ## Watching it learn
-    # The same 64 noise vectors every epoch (with labels 0..9 in turn for a
-    # conditional GAN), and a GIF of all the grids at the end.
-    epochs = 1 if args.smoke else args.epochs
-    saver = ImageGridSaver(args.output_dir, num_images=64, seed=0)
-    gif = ProgressGif(saver)
+# %% [markdown]
+# ## The model
+# DCGAN: Dense -> Conv2DTranspose + BatchNorm generator, strided Conv2D +
+# LeakyReLU + Dropout discriminator, Adam(2e-4, beta_1=0.5) for both.
+# WGAN-GP: a critic with a gradient penalty, 5 critic steps per generator
+# step. The image shape comes from the first batch.
 
-    start = time.time()
-    history = model.fit(train_ds, epochs=epochs, callbacks=[saver, gif],
-                        verbose=2)
-    seconds = time.time() - start
-    logs = {k: round(float(v[-1]), 3) for k, v in history.history.items()}
-    print(f"Trained {epochs} epoch(s) in {seconds:.1f} s: {logs}")
+# %%
+small = dict(latent_dim=16, generator_filters=(16, 8),
+             discriminator_filters=(8, 16)) if args.smoke else {}
+num_classes = 10 if args.conditional else None
+if args.model == "dcgan":
+    model = GAN(num_classes=num_classes, seed=0, **small)
+else:
+    model = WGANGP(num_classes=num_classes, seed=0, **small)
 
-    model_path = os.path.join(args.output_dir, f"{args.model}.keras")
-    model.save(model_path)
-    paths = [saver.paths[-1], gif.path, model_path]
-    if args.conditional:
-        # ## Choosing the digit: one row per class.
-        labels = np.repeat(np.arange(10), 10)
-        paths.append(save_image_grid(
-            model.generate(100, seed=1, labels=labels),
-            os.path.join(args.output_dir, "digits_by_class.png"),
-            columns=10, scale=2,
-        ))
-    for path in paths:
-        print(f"Wrote {path}")
-    return {"history": history.history, "seconds": seconds, "paths": paths}
+# %% [markdown]
+# ## Watching it learn
+# The same 64 noise vectors every epoch (with labels 0..9 in turn for a
+# conditional GAN), and a GIF of all the grids at the end.
 
+# %%
+epochs = 1 if args.smoke else args.epochs
+saver = ImageGridSaver(args.output_dir, num_images=64, seed=0)
+gif = ProgressGif(saver)
 
-if __name__ == "__main__":
-    main()
+start = time.time()
+history = model.fit(train_ds, epochs=epochs, callbacks=[saver, gif],
+                    verbose=2)
+seconds = time.time() - start
+logs = {k: round(float(v[-1]), 3) for k, v in history.history.items()}
+print(f"Trained {epochs} epoch(s) in {seconds:.1f} s: {logs}")
+
+# %% active="ipynb"
+# from IPython.display import Image, display
+# display(Image(saver.paths[-1]), Image(gif.path))
+
+# %% [markdown]
+# ## Saving
+# One `.keras` file holds both networks, both optimizers' state and the
+# noise generator's state; `keras.models.load_model` reads it on any
+# backend.
+
+# %%
+model_path = os.path.join(args.output_dir, f"{args.model}.keras")
+model.save(model_path)
+paths = [saver.paths[-1], gif.path, model_path]
+
+# %% [markdown]
+# ## Choosing the digit
+# Conditional GANs only (`--conditional`): one row per class.
+
+# %%
+if args.conditional:
+    labels = np.repeat(np.arange(10), 10)
+    paths.append(save_image_grid(
+        model.generate(100, seed=1, labels=labels),
+        os.path.join(args.output_dir, "digits_by_class.png"),
+        columns=10, scale=2,
+    ))
+for path in paths:
+    print(f"Wrote {path}")
+result = {"history": history.history, "seconds": seconds, "paths": paths}
+
+# %% active="ipynb"
+# if args.conditional:
+#     display(Image(paths[-1]))

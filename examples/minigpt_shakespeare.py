@@ -1,24 +1,23 @@
-"""
-# A character-level GPT on Tiny Shakespeare (or your text), on any Keras backend
+# %% [markdown]
+# # A character-level GPT on Tiny Shakespeare (or yours), on any Keras backend
+#
+# `MiniGPT` is nanoGPT's "baby GPT" made of keras-hub `TransformerDecoder`
+# blocks: 4 layers, 4 heads, 128 dimensions, a context of 64 characters. In
+# about 1.5 minutes on a laptop CPU (TensorFlow backend) it writes
+# Shakespeare-shaped text; a `TextSampler` prints a sample after every
+# "epoch" of 250 steps so you can watch it learn.
+#
+# Run it as a script, `python examples/minigpt_shakespeare.py` (`--help`
+# lists the options), with your own text (`--text my_book.txt`, any UTF-8),
+# or as the notebook `notebooks/minigpt_shakespeare.ipynb`, which is made
+# from this file and opens in Colab.
+#
+# `--smoke` trains a tiny GPT for a few steps (what the tests run).
 
-`MiniGPT` is nanoGPT's "baby GPT" made of keras-hub `TransformerDecoder`
-blocks: 4 layers, 4 heads, 128 dimensions, a context of 64 characters. In
-about 1.5 minutes on a laptop CPU (TensorFlow backend) it writes
-Shakespeare-shaped text; a `TextSampler` prints a sample after every
-"epoch" of 250 steps so you can watch it learn.
-
-Run it as a script (`python examples/minigpt_shakespeare.py`), with your own
-text (`--text my_book.txt`, any UTF-8), or on Colab:
-
-    !pip install keras-genzoo          # or: pip install -e . in a clone
-    import os; os.environ["KERAS_BACKEND"] = "tensorflow"   # or jax, torch
-    !python minigpt_shakespeare.py
-
-`--smoke` trains a tiny GPT for a few steps (what the tests run).
-"""
-
+# %%
 import argparse
 import os
+import sys
 import time
 
 import keras
@@ -26,77 +25,93 @@ import keras
 from keras_genzoo import MiniGPT, datasets, warmup_cosine_adamw
 from keras_genzoo.callbacks import TextSampler
 
+# %% [markdown]
+# ## Options
+# From a shell they are the command line's; in a notebook, put them in
+# `NOTEBOOK_ARGS`, for example `["--steps", "5000", "--prompt", "JULIET:"]`.
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--text", default="tiny_shakespeare",
-                        help="tiny_shakespeare (embedded) or a UTF-8 file")
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--sample-every", type=int, default=250,
-                        help="steps between text samples")
-    parser.add_argument("--prompt", default="ROMEO:")
-    parser.add_argument("--output-dir", default="outputs/minigpt")
-    parser.add_argument("--smoke", action="store_true")
-    return parser.parse_args(argv)
+# %% tags=["parameters"]
+NOTEBOOK_ARGS = []
 
+# %%
+parser = argparse.ArgumentParser(
+    description="A character-level GPT on Tiny Shakespeare (or your text)")
+parser.add_argument("--text", default="tiny_shakespeare",
+                    help="tiny_shakespeare (embedded) or a UTF-8 file")
+parser.add_argument("--steps", type=int, default=2000)
+parser.add_argument("--sample-every", type=int, default=250,
+                    help="steps between text samples")
+parser.add_argument("--prompt", default="ROMEO:")
+parser.add_argument("--output-dir", default="outputs/minigpt")
+parser.add_argument("--smoke", action="store_true")
+args = parser.parse_args(
+    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
 
-def main(argv=None):
-    args = parse_args(argv)
-    keras.utils.set_random_seed(1337)
-    print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
+keras.utils.set_random_seed(1337)
+print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
 
-    # ## The text and its vocabulary
-    # Every distinct character of the text; saved inside the model file.
-    text = datasets.load_text(args.text)
-    size = {}
-    steps, every = args.steps, args.sample_every
-    if args.smoke:
-        text, steps, every = text[:20_000], 6, 3
-        size = dict(num_layers=1, num_heads=2, hidden_dim=32,
-                    sequence_length=32)
-    gpt = MiniGPT.from_text(text, **size)
-    print(f"{len(text):,} characters, vocabulary of {gpt.vocabulary_size}, "
-          f"{gpt.count_params():,} parameters")
+# %% [markdown]
+# ## The text and its vocabulary
+# Every distinct character of the text; saved inside the model file.
 
-    # ## Data: windows of 64 characters, the next character as target
-    # Training windows start at every character of the first 90 % (shuffled),
-    # validation windows tile the last 10 %.
-    train_ds, _ = gpt.make_datasets(text, batch_size=12, stride=1)
-    _, val_ds = gpt.make_datasets(text, batch_size=64, shuffle=False)
+# %%
+text = datasets.load_text(args.text)
+size = {}
+steps, every = args.steps, args.sample_every
+if args.smoke:
+    text, steps, every = text[:20_000], 6, 3
+    size = dict(num_layers=1, num_heads=2, hidden_dim=32,
+                sequence_length=32)
+gpt = MiniGPT.from_text(text, **size)
+print(f"{len(text):,} characters, vocabulary of {gpt.vocabulary_size}, "
+      f"{gpt.count_params():,} parameters")
 
-    # ## Training: nanoGPT's schedule
-    # AdamW, 100 warmup steps to 1e-3, cosine decay to 1e-4. An "epoch" here
-    # is `sample_every` steps: after each one, a sample from a fixed prompt
-    # and seed is printed and appended to samples.txt.
-    gpt.compile(optimizer=warmup_cosine_adamw(steps),
-                jit_compile=gpt.default_jit_compile())
-    os.makedirs(args.output_dir, exist_ok=True)
-    sample_path = os.path.join(args.output_dir, "samples.txt")
-    if os.path.exists(sample_path):
-        os.remove(sample_path)
-    sampler = TextSampler(args.prompt, max_new_tokens=200, path=sample_path,
-                          temperature=0.8, top_k=40, seed=0)
-    start = time.time()
-    history = gpt.fit(train_ds, validation_data=val_ds,
-                      steps_per_epoch=every, epochs=max(steps // every, 1),
-                      callbacks=[sampler], verbose=2)
-    seconds = time.time() - start
-    print(f"Trained in {seconds:.0f} s: validation loss "
-          f"{history.history['val_loss'][-1]:.4f} nats/char, "
-          f"{history.history['val_bits_per_char'][-1]:.3f} bits/char")
+# %% [markdown]
+# ## Data: windows of 64 characters, the next character as target
+# Training windows start at every character of the first 90 % (shuffled),
+# validation windows tile the last 10 %.
 
-    # ## Generation
-    # A keras-hub sampler in a compiled loop; the same seed gives the same
-    # text. `top_k=1` is greedy decoding.
-    sample = gpt.generate(args.prompt, max_new_tokens=500, temperature=0.8,
-                          top_k=40, seed=0)
-    print(sample)
-    model_path = os.path.join(args.output_dir, "minigpt.keras")
-    gpt.save(model_path)
-    print(f"Saved {model_path} (load it with keras.models.load_model)")
-    return {"history": history.history, "seconds": seconds,
-            "sample": sample, "paths": [sample_path, model_path]}
+# %%
+train_ds, _ = gpt.make_datasets(text, batch_size=12, stride=1)
+_, val_ds = gpt.make_datasets(text, batch_size=64, shuffle=False)
 
+# %% [markdown]
+# ## Training: nanoGPT's schedule
+# AdamW, 100 warmup steps to 1e-3, cosine decay to 1e-4. An "epoch" here is
+# `sample_every` steps: after each one, a sample from a fixed prompt and seed
+# is printed and appended to samples.txt.
 
-if __name__ == "__main__":
-    main()
+# %%
+gpt.compile(optimizer=warmup_cosine_adamw(steps),
+            jit_compile=gpt.default_jit_compile())
+os.makedirs(args.output_dir, exist_ok=True)
+sample_path = os.path.join(args.output_dir, "samples.txt")
+if os.path.exists(sample_path):
+    os.remove(sample_path)
+sampler = TextSampler(args.prompt, max_new_tokens=200, path=sample_path,
+                      temperature=0.8, top_k=40, seed=0)
+start = time.time()
+history = gpt.fit(train_ds, validation_data=val_ds,
+                  steps_per_epoch=every, epochs=max(steps // every, 1),
+                  callbacks=[sampler], verbose=2)
+seconds = time.time() - start
+print(f"Trained in {seconds:.0f} s: validation loss "
+      f"{history.history['val_loss'][-1]:.4f} nats/char, "
+      f"{history.history['val_bits_per_char'][-1]:.3f} bits/char")
+
+# %% [markdown]
+# ## Generation
+# A keras-hub sampler in a compiled loop; the same seed gives the same text.
+# `top_k=1` is greedy decoding.
+
+# %%
+sample = gpt.generate(args.prompt, max_new_tokens=500, temperature=0.8,
+                      top_k=40, seed=0)
+print(sample)
+
+# %%
+model_path = os.path.join(args.output_dir, "minigpt.keras")
+gpt.save(model_path)
+print(f"Saved {model_path} (load it with keras.models.load_model)")
+result = {"history": history.history, "seconds": seconds,
+          "sample": sample, "paths": [sample_path, model_path]}

@@ -1,25 +1,24 @@
-"""
-# A variational auto-encoder on MNIST, on any Keras backend
+# %% [markdown]
+# # A variational auto-encoder on MNIST, on any Keras backend
+#
+# Train a convolutional VAE on handwritten digits, watch sample grids appear
+# while it trains, then draw new digits, reconstruct test digits and walk the
+# latent space between two of them. With `--conditional` the VAE also sees
+# each digit's label (a conditional VAE), and you choose which digit it draws.
+#
+# The same code runs on TensorFlow, JAX and PyTorch; pick one with the
+# `KERAS_BACKEND` environment variable before Keras is imported. It uses the
+# GPU when the backend sees one, the CPU otherwise.
+#
+# Run it as a script, `python examples/vae_mnist.py` (`--help` lists the
+# options), or as the notebook `notebooks/vae_mnist.ipynb`, which is made
+# from this file and opens in Colab. `--smoke` trains a tiny model on a few
+# hundred images for one epoch (what the tests run).
 
-Train a convolutional VAE on handwritten digits, watch sample grids appear
-while it trains, then draw new digits, reconstruct test digits and walk the
-latent space between two of them. With `--conditional` the VAE also sees
-each digit's label (a conditional VAE), and you choose which digit it draws.
-
-Run it as a script (`python examples/vae_mnist.py`), or on Colab:
-
-    !pip install keras-genzoo          # or: pip install -e . in a clone
-    import os; os.environ["KERAS_BACKEND"] = "jax"   # or tensorflow, torch
-    !python vae_mnist.py --data mnist --download --epochs 30
-
-The same code runs on TensorFlow, JAX and PyTorch; pick one with the
-`KERAS_BACKEND` environment variable before Keras is imported. It uses the GPU
-when the backend sees one, the CPU otherwise. `--smoke` trains a tiny model
-on a few hundred images for one epoch (what the tests run).
-"""
-
+# %%
 import argparse
 import os
+import sys
 import time
 
 import keras
@@ -32,117 +31,153 @@ from keras_genzoo.callbacks import (
     save_image_grid,
 )
 
+# %% [markdown]
+# ## Options
+# From a shell they are the command line's; in a notebook, put them in
+# `NOTEBOOK_ARGS`, for example `["--epochs", "5", "--conditional"]`.
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--data", default="embedded_mnist",
-                        help="embedded_mnist (offline, 10k images), mnist, "
-                             "fashion_mnist, cifar10 or a folder of images")
-    parser.add_argument("--download", action="store_true",
-                        help="let tfds download the dataset if needed")
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--latent-dim", type=int, default=16)
-    parser.add_argument("--conditional", action="store_true",
-                        help="a conditional VAE: it learns from the labels "
-                             "and draws the digit you ask for")
-    parser.add_argument("--output-dir", default="outputs/vae_mnist")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a few hundred images, one epoch, tiny model")
-    return parser.parse_args(argv)
+# %% tags=["parameters"]
+NOTEBOOK_ARGS = []
 
+# %%
+parser = argparse.ArgumentParser(
+    description="A variational auto-encoder on MNIST, on any Keras backend")
+parser.add_argument("--data", default="embedded_mnist",
+                    help="embedded_mnist (offline, 10k images), mnist, "
+                         "fashion_mnist, cifar10 or a folder of images")
+parser.add_argument("--download", action="store_true",
+                    help="let tfds download the dataset if needed")
+parser.add_argument("--epochs", type=int, default=25)
+parser.add_argument("--batch-size", type=int, default=128)
+parser.add_argument("--latent-dim", type=int, default=16)
+parser.add_argument("--conditional", action="store_true",
+                    help="a conditional VAE: it learns from the labels "
+                         "and draws the digit you ask for")
+parser.add_argument("--output-dir", default="outputs/vae_mnist")
+parser.add_argument("--smoke", action="store_true",
+                    help="a few hundred images, one epoch, tiny model")
+args = parser.parse_args(
+    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
 
-def main(argv=None):
-    args = parse_args(argv)
-    keras.utils.set_random_seed(0)
-    print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
+keras.utils.set_random_seed(0)
+print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
 
-    # ## The data
-    # `load_images` returns batched train and validation `tf.data.Dataset`s
-    # of `(uint8 images, labels)`; the VAE scales the pixels itself. A plain
-    # VAE ignores the labels; a conditional one feeds them to its encoder
-    # and decoder.
-    train_ds, val_ds = datasets.load_images(
-        args.data,
-        batch_size=args.batch_size,
-        validation_split=0.1,
-        limit=512 if args.smoke else None,
-        download=args.download,
-    )
-    fixed_images, fixed_labels = (np.asarray(t)[:10]
-                                  for t in next(iter(val_ds)))  # uint8, int
-    if not args.conditional:
-        fixed_labels = None
+# %% [markdown]
+# ## The data
+# `load_images` returns batched train and validation `tf.data.Dataset`s of
+# `(uint8 images, labels)`; the VAE scales the pixels itself. A plain VAE
+# ignores the labels; a conditional one feeds them to its encoder and
+# decoder.
 
-    # ## The model
-    # The image shape is taken from the first batch; `fit` without
-    # `compile` uses Adam(1e-3).
-    vae = VAE(
-        latent_dim=2 if args.smoke else args.latent_dim,
-        filters=(8, 16) if args.smoke else (32, 64),
-        num_classes=10 if args.conditional else None,
-        seed=0,
-    )
+# %%
+train_ds, val_ds = datasets.load_images(
+    args.data,
+    batch_size=args.batch_size,
+    validation_split=0.1,
+    limit=512 if args.smoke else None,
+    download=args.download,
+)
+fixed_images, fixed_labels = (np.asarray(t)[:10]
+                              for t in next(iter(val_ds)))  # uint8, int
+if not args.conditional:
+    fixed_labels = None
 
-    # ## Watching it learn
-    # One grid of samples from fixed latent noise, and one of fixed
-    # validation digits over their reconstructions, every few epochs.
-    epochs = 1 if args.smoke else args.epochs
-    every = max(1, epochs // 5)
-    callbacks = [
-        ImageGridSaver(args.output_dir, num_images=64, every_n_epochs=every),
-    ]
-    if not args.conditional:
-        callbacks.append(ReconstructionGridSaver(
-            fixed_images, args.output_dir, every_n_epochs=every))
+# %% [markdown]
+# ## The model
+# The image shape is taken from the first batch; `fit` without `compile`
+# uses Adam(1e-3).
 
-    start = time.time()
-    history = vae.fit(train_ds, validation_data=val_ds, epochs=epochs,
-                      callbacks=callbacks, verbose=2)
-    seconds = time.time() - start
-    logs = {k: round(v[-1], 2) for k, v in history.history.items()}
-    print(f"Trained {epochs} epoch(s) in {seconds:.1f} s: {logs}")
+# %%
+vae = VAE(
+    latent_dim=2 if args.smoke else args.latent_dim,
+    filters=(8, 16) if args.smoke else (32, 64),
+    num_classes=10 if args.conditional else None,
+    seed=0,
+)
 
-    # ## Using the trained model
-    samples_path = save_image_grid(
-        vae.generate(64, seed=0),
-        os.path.join(args.output_dir, "vae_samples.png"), scale=2,
-    )
-    reconstructions = vae.reconstruct(fixed_images, fixed_labels)
-    reconstructions_path = save_image_grid(
-        np.concatenate([fixed_images / 255.0, reconstructions]),
-        os.path.join(args.output_dir, "vae_reconstructions.png"),
-        columns=len(fixed_images), scale=2,
-    )
-    walk_path = save_image_grid(
-        vae.interpolate(fixed_images[0], fixed_images[1], steps=10,
-                        **({} if fixed_labels is None else
-                           {"labels": fixed_labels[0]})),
-        os.path.join(args.output_dir, "vae_interpolation.png"),
+# %% [markdown]
+# ## Watching it learn
+# One grid of samples from fixed latent noise, and one of fixed validation
+# digits over their reconstructions, every few epochs.
+
+# %%
+epochs = 1 if args.smoke else args.epochs
+every = max(1, epochs // 5)
+callbacks = [
+    ImageGridSaver(args.output_dir, num_images=64, every_n_epochs=every),
+]
+if not args.conditional:
+    callbacks.append(ReconstructionGridSaver(
+        fixed_images, args.output_dir, every_n_epochs=every))
+
+start = time.time()
+history = vae.fit(train_ds, validation_data=val_ds, epochs=epochs,
+                  callbacks=callbacks, verbose=2)
+seconds = time.time() - start
+logs = {k: round(v[-1], 2) for k, v in history.history.items()}
+print(f"Trained {epochs} epoch(s) in {seconds:.1f} s: {logs}")
+
+# %% [markdown]
+# ## Using the trained model
+# New digits from random codes, test digits over their reconstructions, and
+# a walk through the latent space from one test digit to another.
+
+# %%
+samples_path = save_image_grid(
+    vae.generate(64, seed=0),
+    os.path.join(args.output_dir, "vae_samples.png"), scale=2,
+)
+reconstructions = vae.reconstruct(fixed_images, fixed_labels)
+reconstructions_path = save_image_grid(
+    np.concatenate([fixed_images / 255.0, reconstructions]),
+    os.path.join(args.output_dir, "vae_reconstructions.png"),
+    columns=len(fixed_images), scale=2,
+)
+walk_path = save_image_grid(
+    vae.interpolate(fixed_images[0], fixed_images[1], steps=10,
+                    **({} if fixed_labels is None else
+                       {"labels": fixed_labels[0]})),
+    os.path.join(args.output_dir, "vae_interpolation.png"),
+    columns=10, scale=2,
+)
+paths = [samples_path, reconstructions_path, walk_path]
+print(f"Samples:         {samples_path}")
+print(f"Reconstructions: {reconstructions_path}")
+print(f"Interpolation:   {walk_path}")
+
+# %% active="ipynb"
+# from IPython.display import Image, display
+# display(Image(samples_path), Image(reconstructions_path), Image(walk_path))
+
+# %% [markdown]
+# ## Choosing the digit
+# Conditional VAEs only (`--conditional`): one row per class, the same codes
+# in every column, so a column keeps its style across the digits.
+
+# %%
+if args.conditional:
+    z = np.tile(np.random.default_rng(1).standard_normal(
+        (10, vae.latent_dim)).astype("float32"), (10, 1))
+    labels = np.repeat(np.arange(10), 10)
+    paths.append(save_image_grid(
+        vae.decode(z, labels),
+        os.path.join(args.output_dir, "vae_digits_by_class.png"),
         columns=10, scale=2,
-    )
-    paths = [samples_path, reconstructions_path, walk_path]
-    if args.conditional:
-        # ## Choosing the digit: one row per class, the same codes in
-        # every column, so a column keeps its style across the digits.
-        z = np.tile(np.random.default_rng(1).standard_normal(
-            (10, vae.latent_dim)).astype("float32"), (10, 1))
-        labels = np.repeat(np.arange(10), 10)
-        paths.append(save_image_grid(
-            vae.decode(z, labels),
-            os.path.join(args.output_dir, "vae_digits_by_class.png"),
-            columns=10, scale=2,
-        ))
-        print(f"Digits by class: {paths[-1]}")
-    model_path = os.path.join(args.output_dir, "vae.keras")
-    vae.save(model_path)
-    print(f"Samples:         {samples_path}")
-    print(f"Reconstructions: {reconstructions_path}")
-    print(f"Interpolation:   {walk_path}")
-    print(f"Model:           {model_path}")
-    return {"history": history.history, "seconds": seconds,
-            "paths": paths + [model_path]}
+    ))
+    print(f"Digits by class: {paths[-1]}")
 
+# %% active="ipynb"
+# if args.conditional:
+#     display(Image(paths[-1]))
 
-if __name__ == "__main__":
-    main()
+# %% [markdown]
+# ## Saving
+# One `.keras` file holds the architecture, the weights and the optimizer
+# state; `keras.models.load_model` reads it on any backend.
+
+# %%
+model_path = os.path.join(args.output_dir, "vae.keras")
+vae.save(model_path)
+print(f"Model:           {model_path}")
+result = {"history": history.history, "seconds": seconds,
+          "paths": paths + [model_path]}

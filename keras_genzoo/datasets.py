@@ -134,8 +134,34 @@ def _check_split(validation_split):
     return float(validation_split)
 
 
-def _batched(ds, batch_size, shuffle, seed, size=None):
+def _tensorflow():
+    """TensorFlow, for tf.data; kept off the GPUs unless it is the backend.
+
+    On JAX and PyTorch, TensorFlow only runs the input pipelines, on the
+    CPU. Left alone it would claim nearly all of every GPU's memory the
+    first time it runs an operation, beside the backend that trains (a
+    Colab GPU shared by JAX and TensorFlow), so its GPUs are hidden from it
+    first. Too late once TensorFlow has run something (it raises
+    `RuntimeError` then, and the user's own setup stands).
+    """
+    import keras
     import tensorflow as tf
+
+    global _tensorflow_placed
+    if not _tensorflow_placed and keras.backend.backend() != "tensorflow":
+        _tensorflow_placed = True
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:
+            pass
+    return tf
+
+
+_tensorflow_placed = False
+
+
+def _batched(ds, batch_size, shuffle, seed, size=None):
+    tf = _tensorflow()
 
     if shuffle:
         ds = ds.shuffle(
@@ -181,7 +207,7 @@ def arrays_to_datasets(
 
 
 def _split_arrays(images, labels, num_val, batch_size, shuffle, seed):
-    import tensorflow as tf
+    tf = _tensorflow()
 
     num_train = len(images) - num_val
     if num_train <= 0:
@@ -299,8 +325,9 @@ def load_images(
 
 def _load_tfds(name, batch_size, validation_split, with_labels, shuffle,
                seed, limit, download, data_dir):
-    import tensorflow as tf
     import tensorflow_datasets as tfds
+
+    tf = _tensorflow()
 
     percent = validation_split * 100
     if abs(percent - round(percent)) > 1e-9:
@@ -365,8 +392,9 @@ def _first_image(folder):
 def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
                  seed, limit, image_size, color_mode):
     import keras
-    import tensorflow as tf
     from PIL import Image
+
+    tf = _tensorflow()
 
     first = _first_image(folder)
     if first is None:
@@ -499,7 +527,7 @@ def text_datasets(
         >>> tuple(x.shape), tuple(y.shape)
         ((4, 8), (4, 8))
     """
-    import tensorflow as tf
+    tf = _tensorflow()
 
     if not isinstance(text, str) or not text:
         raise ValueError("`text` must be a non-empty string.")

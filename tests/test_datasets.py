@@ -182,3 +182,32 @@ def test_text_datasets_run_without_the_autotune_thread():
         assert ds.options().autotune.enabled is False
         x, y = next(iter(ds))
         assert tuple(x.shape) == (4, 8)
+
+
+def test_tensorflow_is_kept_off_the_gpus_unless_it_is_the_backend(
+        monkeypatch):
+    # On JAX and PyTorch, TensorFlow only feeds data: its GPUs are hidden
+    # before its first pipeline, so that it cannot take the GPU memory the
+    # backend trains with (e.g. JAX beside TensorFlow on a Colab GPU).
+    import keras
+    import tensorflow as tf
+
+    calls = []
+    monkeypatch.setattr(tf.config, "set_visible_devices",
+                        lambda devices, kind: calls.append((devices, kind)))
+    monkeypatch.setattr(datasets, "_tensorflow_placed", False)
+    datasets.load_images("embedded_mnist", batch_size=8, limit=16)
+    datasets.text_datasets("abcdefgh" * 10, sequence_length=4, batch_size=2)
+    if keras.backend.backend() == "tensorflow":
+        assert calls == []
+    else:
+        assert calls == [([], "GPU")]  # once, before the first pipeline
+
+    def too_late(devices, kind):
+        raise RuntimeError("Visible devices cannot be modified after being "
+                           "initialized")
+
+    monkeypatch.setattr(tf.config, "set_visible_devices", too_late)
+    monkeypatch.setattr(datasets, "_tensorflow_placed", False)
+    train, _ = datasets.load_images("embedded_mnist", batch_size=8, limit=16)
+    assert tuple(next(iter(train))[0].shape) == (8, 28, 28, 1)

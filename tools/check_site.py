@@ -3,11 +3,12 @@
 Serves a site built by `mkdocs build` over HTTP, then with Debian's
 `chromium` and `chromedriver` (through selenium):
 
-1. the home page: its title, every image loaded (`complete` and a natural
-   width), and a screenshot saved;
+1. the home page: its title, every image of the site loaded (`complete`
+   and a natural width; images from other sites, the Colab badges, are
+   not required), and a screenshot saved;
 2. navigation: the "Models" section's VAE link is clicked, the VAE page
    opens and its images load;
-3. the Gallery and the Command line pages: every image loaded.
+3. the Gallery, Command line and Notebooks pages: every image loaded.
 
 Prints one JSON line and exits non-zero on the first failure. Without
 chromium or chromedriver it exits 0 with `"skipped"` unless
@@ -55,8 +56,11 @@ def _browser(binary, driver):
                             options=options)
 
 
+# The site's own images; not those from elsewhere (the Colab badges), which
+# an offline machine (CI) cannot load
 IMAGES = """
-const images = Array.from(document.images);
+const images = Array.from(document.images).filter(
+    i => new URL(i.src, location.href).origin === location.origin);
 return images.map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]);
 """
 
@@ -120,7 +124,8 @@ def main(argv=None):
         assert "VAE" in heading, heading
         result["vae_page_images"] = _check_images(browser, "models/vae", 2)
 
-        for page, minimum in (("gallery/", 15), ("cli/", 0)):
+        for page, minimum in (("gallery/", 15), ("cli/", 0),
+                              ("notebooks/", 0)):
             browser.get(root + page)
             assert "404" not in browser.title, (page, browser.title)
             result[f"{page.strip('/')}_images"] = _check_images(

@@ -62,6 +62,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
     so its weights load from files written with Keras' layer.
 
     Args:
+        *args: `keras.layers.Conv2DTranspose` arguments (`filters`,
+            `kernel_size`, ...), positional.
         **kwargs: `keras.layers.Conv2DTranspose` arguments (`filters`,
             `kernel_size`, `strides`, `padding`, `use_bias`, ...).
 
@@ -71,6 +73,11 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         >>> tuple(layer(np.ones((1, 3, 3, 2), "float32")).shape)
         (1, 6, 6, 4)
     """
+
+    def __init__(self, *args, **kwargs):
+        # Keras' own arguments, as they are; written out so that the docs
+        # (griffe) see the signature the Args section describes
+        super().__init__(*args, **kwargs)
 
     def _by_phases(self):
         return (zoo_backend.TRANSPOSED_CONV_BY_PHASES

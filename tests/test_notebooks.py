@@ -1,0 +1,237 @@
+"""The Colab notebooks: made from the examples, and they run.
+
+`notebooks/NAME.ipynb` is generated from `examples/NAME.py` by
+`tools/make_notebooks.py`; the first test fails when one has drifted. The
+others execute each notebook in a Jupyter kernel (nbclient), on this test
+run's backend and in `--smoke` mode, the way Colab runs it: the install
+cell, the backend cell, the GPU check, then the example, with its pictures
+shown in the notebook. The options and the backend go in the way papermill
+injects parameters, as a cell after the tagged one.
+"""
+
+import importlib.util
+import json
+import os
+import re
+import sys
+
+import keras
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import make_notebooks  # noqa: E402
+
+NOTEBOOKS = os.path.join(ROOT, "notebooks")
+RESULT = "NOTEBOOK RESULT "
+
+
+def test_notebooks_are_made_from_the_examples(capsys):
+    assert make_notebooks.names() == sorted(
+        f[:-6] for f in os.listdir(NOTEBOOKS) if f.endswith(".ipynb"))
+    assert make_notebooks.main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_a_changed_script_makes_the_check_fail(tmp_path, monkeypatch,
+                                               capsys):
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (tmp_path / "notebooks").mkdir()
+    with open(os.path.join(ROOT, "examples", "bigram_shakespeare.py")) as f:
+        script = f.read()
+    (examples / "bigram_shakespeare.py").write_text(script)
+    monkeypatch.setattr(make_notebooks, "EXAMPLES", str(examples))
+    monkeypatch.setattr(make_notebooks, "NOTEBOOKS",
+                        str(tmp_path / "notebooks"))
+    assert make_notebooks.main(["--check"]) == 1  # missing
+    assert make_notebooks.main([]) == 0
+    assert make_notebooks.main(["--check"]) == 0
+    (examples / "bigram_shakespeare.py").write_text(
+        script.replace("--epochs\", type=int, default=3",
+                       "--epochs\", type=int, default=4"))
+    assert make_notebooks.main(["--check"]) == 1
+    assert "default=4" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", make_notebooks.names())
+def test_notebook_setup_cells(name):
+    notebook = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), 4)
+    sources = [cell.source for cell in notebook.cells]
+    repository = make_notebooks.repository()
+    assert sources[0] == (
+        "[![Open In Colab](https://colab.research.google.com/assets/"
+        f"colab-badge.svg)](https://colab.research.google.com/github/"
+        f"{repository}/blob/main/notebooks/{name}.ipynb)")
+    assert sources[1].startswith("# ")  # the example's title
+    install, = (c.source for c in notebook.cells
+                if "install" in c.metadata.get("tags", []))
+    # Only the package, only when missing, and nothing that would replace
+    # the frameworks Colab has: no upgrade or reinstall flags, no pins.
+    pip = re.findall(r"%pip install (.*)", install)
+    assert pip == ['-q "keras-genzoo @ git+https://github.com/'
+                   f'{repository}@main"'], pip
+    assert 'find_spec("keras_genzoo") is None' in install
+    backend, = (c.source for c in notebook.cells
+                if "backend" in c.metadata.get("tags", []))
+    assert 'os.environ["KERAS_BACKEND"] = "jax"' in backend
+    order = [next(i for i, c in enumerate(notebook.cells)
+                  if tag in c.metadata.get("tags", []))
+             for tag in ("install", "backend", "gpu-check", "parameters")]
+    assert order == sorted(order)
+    first_keras = next(i for i, s in enumerate(sources)
+                       if "import keras" in s)
+    assert first_keras == order[2]  # after the backend is chosen
+    assert notebook.metadata["accelerator"] == "GPU"
+
+
+def test_repository_must_be_a_github_url(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project.urls]\nRepository = "https://example.com/x"\n')
+    monkeypatch.setattr(make_notebooks, "ROOT", str(tmp_path))
+    with pytest.raises(ValueError, match="GitHub URL"):
+        make_notebooks.repository()
+
+
+def _inject(notebook, tag, source):
+    """Adds a code cell after the cell tagged `tag` (papermill's way)."""
+    index = next(i for i, c in enumerate(notebook.cells)
+                 if tag in c.metadata.get("tags", []))
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
+
+
+def run_notebook(name, args, directory, extra=""):
+    """Executes a notebook with `args` on this backend; returns its outputs.
+
+    Returns `(outputs, result)`: every output of every cell, and the JSON
+    of `summary` as computed by `extra` in the kernel after the example.
+    """
+    notebook = nbformat.read(os.path.join(NOTEBOOKS, f"{name}.ipynb"), 4)
+    _inject(notebook, "backend",
+            f"os.environ[\"KERAS_BACKEND\"] = "
+            f"{keras.backend.backend()!r}")
+    _inject(notebook, "parameters", f"NOTEBOOK_ARGS = {args!r}")
+    notebook.cells.append(nbformat.v4.new_code_cell(
+        "import json\n"
+        "summary = {}\n"
+        f"{extra}\n"
+        f"print({RESULT!r} + json.dumps(summary, default=str))"))
+    NotebookClient(notebook, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(directory)}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code"
+               for o in c.outputs]
+    text = "".join(o.get("text", "") for o in outputs
+                   if o.output_type == "stream")
+    result = json.loads(text.split(RESULT)[-1])
+    return outputs, text, result
+
+
+def _images(outputs):
+    return [o for o in outputs if o.output_type == "display_data"
+            and "image/png" in o.get("data", {})]
+
+
+RESULT_PATHS = ("summary['paths'] = result['paths']\n"
+                "summary['history'] = result['history']\n")
+
+
+@pytest.mark.parametrize(
+    "name, flags, num_images",
+    [("vae_mnist", [], 3), ("vae_mnist", ["--conditional"], 4),
+     ("autoencoder_mnist", [], 1), ("gan_mnist", [], 1),
+     ("gan_mnist", ["--model", "wgan-gp", "--conditional"], 1),
+     ("bigram_shakespeare", [], 0), ("minigpt_shakespeare", [], 0)],
+)
+def test_notebook_runs(name, flags, num_images, tmp_path):
+    out = tmp_path / "out"
+    outputs, text, result = run_notebook(
+        name, ["--smoke", "--output-dir", str(out)] + flags, tmp_path,
+        RESULT_PATHS)
+    assert f"on {keras.backend.backend()}; GPUs: " in text  # the GPU check
+    assert f"backend: {keras.backend.backend()}" in text
+    for path in result["paths"]:
+        assert os.path.getsize(path) > 0, path
+        assert os.path.dirname(path) == str(out)
+    assert result["history"] and all(
+        len(v) >= 1 for v in result["history"].values())
+    assert len(_images(outputs)) >= num_images
+    if name.endswith("shakespeare"):
+        assert "ROMEO:" in text  # the generated text is printed
+
+
+def test_diffusion_notebook_trains_then_loads(tmp_path):
+    outputs, _, result = run_notebook(
+        "diffusion_mnist", ["--smoke", "--conditional", "--output-dir",
+                            str(tmp_path / "trained")], tmp_path,
+        RESULT_PATHS)
+    assert result["history"] and len(_images(outputs)) >= 4
+    saved = str(tmp_path / "trained" / "diffusion.keras")
+    assert saved in result["paths"]
+    # --load draws the figures with the saved model, without training
+    outputs, _, again = run_notebook(
+        "diffusion_mnist", ["--smoke", "--load", saved, "--output-dir",
+                            str(tmp_path / "loaded")], tmp_path,
+        RESULT_PATHS)
+    assert again["history"] is None
+    assert sorted(os.path.basename(p) for p in again["paths"]) == [
+        "diffusion.keras", "diffusion_img2img.png", "diffusion_inpaint.png",
+        "diffusion_reverse.png", "diffusion_samples.png"]
+    for path in again["paths"]:
+        assert os.path.getsize(path) > 0, path
+    assert len(_images(outputs)) >= 4
+
+
+def test_bigram_to_gpt_notebook(tmp_path):
+    _, _, result = run_notebook(
+        "bigram_to_gpt", ["--smoke", "--output-dir", str(tmp_path)],
+        tmp_path, "summary.update(result)")
+    assert [r["stage"].split()[0] for r in result["results"]] == [
+        "bigram", "one", "multi-head", "full"]
+    for r in result["results"]:
+        assert 0 < r["val_loss"] < 10 and r["sample"].startswith("ROMEO:")
+    assert os.path.getsize(result["paths"][0]) > 0
+
+
+def test_anomaly_notebook(tmp_path):
+    outputs, _, result = run_notebook(
+        "anomaly_mnist", ["--smoke", "--output-dir", str(tmp_path)],
+        tmp_path,
+        "summary['rows'] = result\n"
+        # the example's AUROC on ties and on both orders
+        "summary['auroc'] = [auroc([1.0, 2.0], [3.0, 4.0]),\n"
+        "                    auroc([3.0, 4.0], [1.0, 2.0]),\n"
+        "                    auroc([1.0, 2.0], [1.0, 2.0])]")
+    assert result["auroc"] == [1.0, 0.0, 0.5]
+    rows = result["rows"]
+    assert [row["model"] for row in rows] == ["ae", "vae"]
+    for row in rows:
+        # even one epoch on 400 digits tells uniform noise from digits
+        assert row["noise"]["auroc"] > 0.95, row
+        assert row["noise"]["flagged"] > 0.9, row
+        assert row["normal_flagged"] < 0.2, row
+        assert 0.0 <= row["unseen class"]["auroc"] <= 1.0
+        assert os.path.getsize(row["extremes"]) > 0
+    assert len(_images(outputs)) >= 2
+
+
+def test_install_cell_is_skipped_where_the_package_is(tmp_path):
+    # The kernel sees the same package as this test (an editable install):
+    # the install cell must not run pip there.
+    assert importlib.util.find_spec("keras_genzoo") is not None
+    notebook = nbformat.v4.new_notebook()
+    install, = (c for c in nbformat.read(
+        os.path.join(NOTEBOOKS, "vae_mnist.ipynb"), 4).cells
+        if "install" in c.metadata.get("tags", []))
+    notebook.cells = [install]
+    NotebookClient(notebook, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert notebook.cells[0].outputs == []
+
+
+def test_docs_page_links_every_notebook():
+    with open(os.path.join(ROOT, "docs", "notebooks.md")) as f:
+        page = f.read()
+    for name in make_notebooks.names():
+        assert make_notebooks.badge(name) in page, name
+    assert make_notebooks.install_requirement() in page
