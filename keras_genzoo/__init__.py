@@ -8,7 +8,7 @@ Example:
 >>> history = vae.fit(train_ds, validation_data=val_ds, epochs=1)  # doctest: +SKIP
 """
 
-from keras_genzoo import callbacks, datasets, metrics, optimizers
+from keras_genzoo import callbacks, datasets, metrics, optimizers, plots
 from keras_genzoo.layers import Sampling, SinusoidalEmbedding
 from keras_genzoo.models import (
     GAN,
@@ -44,6 +44,7 @@ __all__ = [
     "datasets",
     "metrics",
     "optimizers",
+    "plots",
     "warmup_cosine_adamw",
     "__version__",
 ]

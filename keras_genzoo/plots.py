@@ -1,0 +1,594 @@
+"""Figures of training, samples, latent spaces and attention (matplotlib).
+
+Every function returns a `matplotlib.figure.Figure`: a notebook shows it
+inline (as the last expression of a cell, or with `display(fig)`), a
+script saves it with `fig.savefig("name.png")`. The figures are made
+without `matplotlib.pyplot`, so they open no window, need no display and
+are not kept alive by pyplot's figure list. Nothing here depends on the
+backend: the models' numpy methods (`generate`, `encode`, `decode`) and
+`keras.ops` give the numbers.
+
+- `plot_history(history)`: every metric `fit` logged, train and validation
+  together, one panel per kind of quantity (a GAN's `d_loss` and `g_loss`
+  share one).
+- `plot_samples(model_or_images)`: a grid of samples, as the PNG grids.
+- `plot_reverse_process(model)`: a diffusion model's way from noise to
+  images, one row per sample.
+- `plot_latent_space(model, images, labels)`: an auto-encoder's or VAE's
+  codes in 2-D (a PCA projection above 2 dimensions), coloured by label.
+- `plot_latent_manifold(model)`: the images decoded over a plane of the
+  latent space.
+- `plot_attention(gpt, text)`: a MiniGPT's causal self-attention over a
+  text, one panel per head.
+- `plot_progress(directory)`: the grids `ImageGridSaver` saved during a
+  run, first epoch to last.
+"""
+
+import glob
+import os
+import re
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_genzoo import _inputs
+from keras_genzoo.callbacks import image_grid
+
+# Logged quantities drawn in one panel together (a GAN's two players)
+ADVERSARIAL = ("d_loss", "g_loss")
+_GRID_FILE = re.compile(r"_epoch_(\d+)\.png$")
+
+
+def _figure(rows, columns, width=3.6, height=3.0, **kwargs):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(columns * width, rows * height),
+                    layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False, **kwargs)
+    return figure, axes
+
+
+def _hide_unused(axes, used):
+    for ax in axes.flat[used:]:
+        ax.remove()
+
+
+def _show_image(ax, grid):
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0,
+              vmax=255, interpolation="nearest")
+    ax.set_axis_off()
+
+
+def _history_dict(history):
+    logs = getattr(history, "history", history)
+    if not isinstance(logs, dict):
+        raise ValueError(
+            "`history` must be what `fit` returns (a keras.callbacks."
+            f"History) or its `.history` dict; got {type(history).__name__}.")
+    logs = {str(k): np.asarray(v, dtype="float64").reshape(-1)
+            for k, v in logs.items() if len(np.atleast_1d(v))}
+    if not logs:
+        raise ValueError(
+            "`history` has no logged values: train with `fit` first and "
+            "pass what it returns.")
+    return logs
+
+
+def plot_history(history, columns=3):
+    """Every metric of a `fit`, train and validation on shared axes.
+
+    One panel per kind of quantity: `loss` and `val_loss` together,
+    `kl_loss` and `val_kl_loss` together, and so on; a GAN's `d_loss` and
+    `g_loss` (and their validation values) share one "adversarial losses"
+    panel. Training values are solid lines, validation values dashed, in
+    the same colour.
+
+    Args:
+        history: what `fit` returns (a `keras.callbacks.History`), or its
+            `.history` dict of lists (one value per epoch).
+        columns: panels per row.
+
+    Returns:
+        A `matplotlib.figure.Figure`.
+
+    Raises:
+        ValueError: `history` is neither, or holds no values.
+
+    Examples:
+        >>> fig = plot_history({"loss": [3.0, 2.0, 1.5],
+        ...                     "val_loss": [3.1, 2.2, 1.9],
+        ...                     "kl_loss": [1.0, 1.2, 1.3]})
+        >>> [ax.get_title() for ax in fig.axes]
+        ['loss', 'kl_loss']
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    logs = _history_dict(history)
+    panels = {}
+    for key in logs:
+        base = key[4:] if key.startswith("val_") else key
+        kind = "adversarial losses" if base in ADVERSARIAL else base
+        panels.setdefault(kind, {}).setdefault(base, []).append(key)
+    columns = max(1, min(int(columns), len(panels)))
+    rows = -(-len(panels) // columns)
+    figure, axes = _figure(rows, columns)
+    colours = [f"C{i}" for i in range(10)]
+    for ax, (kind, bases) in zip(axes.flat, panels.items()):
+        for colour, (base, keys) in zip(colours, bases.items()):
+            for key in sorted(keys, key=lambda k: k.startswith("val_")):
+                values = logs[key]
+                epochs = np.arange(1, len(values) + 1)
+                validation = key.startswith("val_")
+                ax.plot(epochs, values, color=colour,
+                        linestyle="--" if validation else "-",
+                        marker="o" if len(values) <= 12 else None,
+                        markersize=3,
+                        label=("validation " if validation else "")
+                        + (base if len(bases) > 1 else "train"
+                           if not validation else ""))
+        ax.set_title(kind)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if len(ax.lines) > 1:
+            ax.legend(fontsize="small")
+    _hide_unused(axes, len(panels))
+    return figure
+
+
+def _is_text_model(model):
+    from keras_genzoo.models.language import CharLanguageModel
+
+    return isinstance(model, CharLanguageModel)
+
+
+def _sample_images(model_or_images, num, seed, labels, what):
+    if _is_text_model(model_or_images):
+        raise ValueError(
+            f"{what} draws images; {type(model_or_images).__name__} "
+            "generates text: print `model.generate(prompt)` instead.")
+    if hasattr(model_or_images, "generate"):
+        kwargs = {} if labels is None else {"labels": labels}
+        return model_or_images.generate(num, seed=seed, **kwargs)
+    if labels is not None:
+        raise ValueError(
+            f"{what}: `labels` choose what a conditional model draws; "
+            "they do not apply to images you pass.")
+    message = (f"{what} takes a model with `generate` or an array of "
+               f"images (N, H, W, C) in [0, 1]; got "
+               f"{type(model_or_images).__name__}")
+    try:
+        images = _inputs.to_numpy(model_or_images, "The images")
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{message}.") from error
+    if images.dtype.kind not in "iuf" or images.ndim not in (3, 4):
+        raise ValueError(f"{message} of shape {images.shape}, dtype "
+                         f"{images.dtype}.")
+    if images.dtype == np.uint8:
+        images = images.astype("float32") / 255.0
+    return images
+
+
+def plot_samples(model_or_images, num=64, seed=None, labels=None,
+                 columns=None, title=None):
+    """A grid of samples as a figure (the same layout as the PNG grids).
+
+    Args:
+        model_or_images: an image model with `generate` (a VAE, GAN,
+            diffusion model...), or images `(N, H, W, C)` (floats in [0, 1]
+            or uint8) to show as they are.
+        num: how many samples to draw from a model.
+        seed: optional integer; the same seed draws the same samples.
+        labels: the classes a conditional model draws (one int for all, or
+            one per sample).
+        columns: images per row (default: the smallest square).
+        title: optional title above the grid.
+
+    Returns:
+        A `matplotlib.figure.Figure` with one axes.
+
+    Raises:
+        ValueError: a text model, or something that is neither a model nor
+            images.
+
+    Examples:
+        >>> import numpy as np
+        >>> fig = plot_samples(np.random.default_rng(0).random((6, 8, 8, 1)),
+        ...                    columns=3)
+        >>> len(fig.axes), fig.axes[0].images[0].get_array().shape
+        (1, (22, 32))
+    """
+    images = _sample_images(model_or_images, num, seed, labels,
+                            "plot_samples")
+    grid = image_grid(images, columns=columns)
+    height, width = grid.shape[:2]
+    scale = 6.0 / max(height, width)
+    figure, axes = _figure(1, 1, width=max(width * scale, 2.0),
+                           height=max(height * scale, 2.0))
+    _show_image(axes[0, 0], grid)
+    if title:
+        axes[0, 0].set_title(title)
+    return figure
+
+
+def plot_reverse_process(model, num=8, steps=50, frames=10, seed=None,
+                         labels=None, guidance=None):
+    """A diffusion model's way from noise to images: one row per sample.
+
+    Columns go from pure noise (left) to the final image (right), each
+    titled with its time `t` (1 is noise, 0 the image). It draws with
+    `model.reverse_process` and shows the states as `plot_samples` does.
+
+    Args:
+        model: a `DiffusionModel`.
+        num: how many samples (rows).
+        steps: DDIM sampling steps.
+        frames: states shown per sample, evenly spaced (at least 2).
+        seed: optional integer; the same seed as `generate` gives the same
+            final images.
+        labels: the classes a conditional model draws.
+        guidance: classifier-free guidance scale (see `generate`).
+
+    Returns:
+        A `matplotlib.figure.Figure` with one axes.
+
+    Raises:
+        ValueError: `model` has no `reverse_process`.
+    """
+    if not hasattr(model, "reverse_process"):
+        raise ValueError(
+            "plot_reverse_process needs a DiffusionModel (a model with "
+            f"`reverse_process`); got {type(model).__name__}.")
+    states = model.reverse_process(num, steps=steps, frames=frames,
+                                   seed=seed, labels=labels,
+                                   guidance=guidance)
+    num, frames = states.shape[:2]
+    figure = plot_samples(states.reshape((num * frames,) + states.shape[2:]),
+                          columns=frames)
+    ax = figure.axes[0]
+    grid_width = ax.images[0].get_array().shape[1]
+    cell = grid_width / frames
+    ax.set_axis_on()
+    ax.set_xticks((np.arange(frames) + 0.5) * cell)
+    ax.set_xticklabels([f"{t:.2f}" for t in np.linspace(1, 0, frames)])
+    ax.set_yticks([])
+    ax.set_xlabel("t (1: noise, 0: image)")
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.tick_params(length=0)
+    return figure
+
+
+def _check_latent_model(model, what):
+    if not (hasattr(model, "encode") and hasattr(model, "decode")
+            and hasattr(model, "latent_dim")):
+        raise ValueError(
+            f"{what} needs a model with an encoder and a decoder (an "
+            f"AutoEncoder or a VAE); got {type(model).__name__}, which "
+            "has no `encode`/`decode`.")
+    model.ensure_built(what)
+
+
+def pca_2d(codes):
+    """Projects codes onto their first two principal components (numpy).
+
+    Args:
+        codes: array `(n, d)`, `d >= 2`.
+
+    Returns:
+        `(projected, explained)`: `(n, 2)` float64 coordinates and the
+        share of the variance each of the two components explains.
+
+    Examples:
+        >>> import numpy as np
+        >>> points = np.array([[0., 0., 0.], [2., 0., 0.], [0., 1., 0.]])
+        >>> xy, explained = pca_2d(points)
+        >>> xy.shape, round(float(explained.sum()), 6)
+        ((3, 2), 1.0)
+    """
+    codes = np.asarray(codes, dtype="float64")
+    centred = codes - codes.mean(axis=0)
+    _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    variance = singular ** 2
+    total = variance.sum()
+    explained = variance[:2] / total if total > 0 else np.zeros(2)
+    # A sign convention (the largest loading positive) so that the same
+    # codes always give the same picture
+    signs = np.sign(vt[:2][np.arange(2), np.argmax(np.abs(vt[:2]), axis=1)])
+    signs[signs == 0] = 1.0
+    return centred @ (vt[:2].T * signs), explained
+
+
+def plot_latent_space(model, images, labels=None, batch_size=256):
+    """The codes of images scattered in 2-D, coloured by label.
+
+    A 2-D latent space is drawn as it is; above 2 dimensions, the codes are
+    projected onto their first two principal components (computed with
+    numpy; the axes say how much of the variance each keeps).
+
+    Args:
+        model: a trained `AutoEncoder` or `VAE` (for a VAE, the code is the
+            mean of the latent Gaussian).
+        images: images `(N, H, W, C)`, uint8 or floats in [0, 1], or any
+            data `fit` takes.
+        labels: optional int labels `(N,)` to colour the points (and, for a
+            conditional model, to encode with: then they are required).
+        batch_size: images encoded at once.
+
+    Returns:
+        A `matplotlib.figure.Figure` with the scatter (and a colour bar
+        when labelled).
+
+    Raises:
+        ValueError: a model without an encoder, or labels that do not
+            match the images.
+    """
+    _check_latent_model(model, "plot_latent_space")
+    codes = np.asarray(model.encode_data(images, batch_size=batch_size,
+                                         labels=labels))
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        if len(labels) != len(codes):
+            raise ValueError(
+                f"{len(labels)} labels for {len(codes)} images: pass one "
+                "label per image.")
+    if codes.shape[1] == 1:
+        xy = np.stack([codes[:, 0], np.zeros(len(codes))], axis=1)
+        names = ("z[0]", "")
+    elif codes.shape[1] == 2:
+        xy, names = codes, ("z[0]", "z[1]")
+    else:
+        xy, explained = pca_2d(codes)
+        names = tuple(f"principal component {i + 1} "
+                      f"({100 * e:.0f} % of the variance)"
+                      for i, e in enumerate(explained))
+    figure, axes = _figure(1, 1, width=5.6, height=4.8)
+    ax = axes[0, 0]
+    if labels is None:
+        ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.6)
+    else:
+        classes = np.unique(labels)
+        cmap = "tab10" if len(classes) <= 10 else "viridis"
+        points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap=cmap, s=4,
+                            alpha=0.8, vmin=labels.min() - 0.5,
+                            vmax=labels.max() + 0.5)
+        bar = figure.colorbar(points, ax=ax, label="label")
+        if len(classes) <= 10:
+            bar.set_ticks(classes)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.set_title(f"{type(model).__name__} latent space "
+                 f"({codes.shape[1]}-D, {len(codes):,} images)")
+    return figure
+
+
+def plot_latent_manifold(model, n=15, span=2.0, label=None, dims=(0, 1)):
+    """The images decoded over a plane of the latent space.
+
+    An `n x n` grid of codes from `-span` to `span` along two latent
+    dimensions (the others 0, the prior's mean for a VAE), each decoded
+    into an image, as in keras-io's VAE example. For a VAE, `span=2`
+    covers about 95 % of the prior along each axis.
+
+    Args:
+        model: a trained `AutoEncoder` or `VAE`.
+        n: images per side.
+        span: half the side of the plane, in latent units.
+        label: the class to draw (a conditional model: required).
+        dims: the two latent dimensions that span the plane.
+
+    Returns:
+        A `matplotlib.figure.Figure` with one axes, its ticks in latent
+        units.
+
+    Raises:
+        ValueError: a model without a decoder, or bad `n`, `span` or
+            `dims`.
+    """
+    _check_latent_model(model, "plot_latent_manifold")
+    n = _inputs.check_count(n, "n")
+    if not (np.isfinite(span) and float(span) > 0):
+        raise ValueError(f"`span` must be a positive number; got {span}.")
+    dims = tuple(int(d) for d in dims)
+    if (len(dims) != 2 or dims[0] == dims[1]
+            or not all(0 <= d < model.latent_dim for d in dims)):
+        raise ValueError(
+            f"`dims` must be two different latent dimensions in [0, "
+            f"{model.latent_dim}); got {dims}.")
+    values = np.linspace(-float(span), float(span), n).astype("float32")
+    z = np.zeros((n * n, model.latent_dim), "float32")
+    rows, cols = np.meshgrid(values[::-1], values, indexing="ij")
+    z[:, dims[0]] = cols.reshape(-1)  # x: left to right
+    z[:, dims[1]] = rows.reshape(-1)  # y: bottom to top
+    kwargs = {} if label is None else {"labels": np.full(n * n, label)}
+    images = model.decode(z, **kwargs)
+    grid = image_grid(images, columns=n, padding=0)
+    figure, axes = _figure(1, 1, width=6.0, height=6.0)
+    ax = axes[0, 0]
+    ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0,
+              vmax=255, extent=(-span, span, -span, span),
+              interpolation="nearest")
+    ax.set_xlabel(f"z[{dims[0]}]")
+    ax.set_ylabel(f"z[{dims[1]}]")
+    ax.set_title(f"decoded over z[{dims[0]}], z[{dims[1]}]"
+                 + ("" if model.latent_dim == 2 else " (the others 0)"))
+    return figure
+
+
+def _display_char(char):
+    return {" ": "␣", "\n": "↵", "\t": "→"}.get(char, char)
+
+
+def attention_weights(gpt, text, layer=-1):
+    """The causal self-attention weights of one MiniGPT block over a text.
+
+    Runs the text through the embedding and the blocks before `layer`,
+    then the block's own layer norm and attention layer (keras-hub's
+    `CachedMultiHeadAttention`, asked for its scores with a causal mask):
+    the same weights the block uses, on any backend.
+
+    Args:
+        gpt: a `MiniGPT`.
+        text: a string of the model's characters, at most
+            `gpt.sequence_length` long.
+        layer: which block (negative counts from the last).
+
+    Returns:
+        numpy float32 array `(num_heads, len(text), len(text))`: row `i` is
+        how much character `i` attends to each character (zero after `i`;
+        each row sums to 1).
+
+    Raises:
+        ValueError: not a MiniGPT, a bad layer, an empty or too long text,
+            or characters outside the vocabulary.
+    """
+    if not hasattr(gpt, "blocks") or not hasattr(gpt, "encode_text"):
+        raise ValueError(
+            "plot_attention needs a MiniGPT (a model of attention blocks); "
+            f"got {type(gpt).__name__}.")
+    num_layers = len(gpt.blocks)
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) \
+            or not -num_layers <= int(layer) < num_layers:
+        raise ValueError(
+            f"`layer` must be a block index in [{-num_layers}, {num_layers})"
+            f"; got {layer!r}.")
+    if not isinstance(text, str) or not text:
+        raise ValueError("`text` must be a non-empty string.")
+    if len(text) > gpt.sequence_length:
+        raise ValueError(
+            f"The text has {len(text)} characters; the model reads at most "
+            f"sequence_length={gpt.sequence_length}. Pass a shorter text.")
+    ids = gpt.encode_text(text)[None]
+    x = gpt.embedding(ops.convert_to_tensor(ids))
+    layer = int(layer) % num_layers
+    for block in gpt.blocks[:layer]:
+        x = block(x)
+    block = gpt.blocks[layer]
+    # keras-hub's TransformerDecoder has no option to return its attention
+    # scores: call its layer norm and attention layer as its `call` does
+    # (normalize_first=True), asking the attention for them
+    h = block._self_attention_layer_norm(x)
+    length = len(text)
+    causal = ops.expand_dims(ops.tril(ops.ones((length, length), "int32")),
+                             0)
+    _, scores = block._self_attention_layer(
+        query=h, value=h, attention_mask=ops.cast(causal, "bool"),
+        return_attention_scores=True)
+    return np.asarray(keras.ops.convert_to_numpy(scores),
+                      dtype="float32")[0]
+
+
+def plot_attention(gpt, text, layer=-1, columns=None):
+    """A MiniGPT's causal self-attention over a text, one panel per head.
+
+    Each panel is the lower-triangular matrix of "Let's build GPT": row `i`
+    (a character of the text, read downwards) shows how much it attends to
+    each character up to itself (columns); nothing attends to the future.
+
+    Args:
+        gpt: a `MiniGPT`.
+        text: a string of the model's characters, at most
+            `gpt.sequence_length` long (short texts, 10 to 40 characters,
+            read best).
+        layer: which block (default: the last).
+        columns: panels per row (default: up to 4).
+
+    Returns:
+        A `matplotlib.figure.Figure` with one axes per head (and a colour
+        bar).
+
+    Raises:
+        ValueError: not a MiniGPT, a bad layer, an empty or too long text,
+            or characters outside the vocabulary.
+    """
+    weights = attention_weights(gpt, text, layer)
+    heads = len(weights)
+    columns = int(columns or min(4, heads))
+    rows = -(-heads // columns)
+    size = min(3.2 + 0.06 * len(text), 7.0)
+    figure, axes = _figure(rows, columns, width=size, height=size)
+    chars = [_display_char(c) for c in text]
+    layer = int(layer) % len(gpt.blocks)
+    image = None
+    for head, ax in zip(range(heads), axes.flat):
+        image = ax.imshow(weights[head], cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"block {layer}, head {head}")
+        if len(text) <= 48:
+            ax.set_xticks(range(len(text)), chars, fontsize=7)
+            ax.set_yticks(range(len(text)), chars, fontsize=7)
+            ax.tick_params(length=0)
+        ax.set_xlabel("attends to")
+        ax.set_ylabel("character")
+    _hide_unused(axes, heads)
+    figure.colorbar(image, ax=axes[:, -1].tolist(), shrink=0.8,
+                    label="attention weight")
+    return figure
+
+
+def progress_files(directory, prefix="samples"):
+    """The grids `ImageGridSaver` wrote to `directory`, by epoch.
+
+    Args:
+        directory: the saver's folder.
+        prefix: the saver's `prefix`.
+
+    Returns:
+        list of `(epoch, path)`, in epoch order.
+    """
+    found = []
+    pattern = os.path.join(glob.escape(str(directory)),
+                           f"{glob.escape(prefix)}_epoch_*.png")
+    for path in glob.glob(pattern):
+        match = _GRID_FILE.search(path)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def plot_progress(directory, prefix="samples", max_panels=6):
+    """The grids a run saved, from the first epoch to the last, side by side.
+
+    The "first image vs last image" of a GAN's training: the grids
+    `ImageGridSaver` (or `genzoo train`) wrote as
+    `{directory}/{prefix}_epoch_NNN.png`, the first and the last always
+    shown and the others evenly spaced between them.
+
+    Args:
+        directory: the folder the grids are in.
+        prefix: the saver's file prefix (`"samples"` by default;
+            `"reconstructions"` for `ReconstructionGridSaver`).
+        max_panels: the most grids to show.
+
+    Returns:
+        A `matplotlib.figure.Figure` with one axes per grid shown, titled
+        with its epoch.
+
+    Raises:
+        ValueError: no grids in `directory`, or `max_panels` below 2.
+    """
+    from PIL import Image
+
+    max_panels = _inputs.check_count(max_panels, "max_panels")
+    if max_panels < 2:
+        raise ValueError(
+            f"`max_panels` must be at least 2 (first and last); got "
+            f"{max_panels}.")
+    files = progress_files(directory, prefix)
+    if not files:
+        raise ValueError(
+            f"No grids named {prefix}_epoch_NNN.png in {directory}: train "
+            "with `keras_genzoo.callbacks.ImageGridSaver(directory)` (or "
+            "pass its `prefix`).")
+    if len(files) > max_panels:
+        keep = np.unique(np.round(
+            np.linspace(0, len(files) - 1, max_panels)).astype(int))
+        files = [files[i] for i in keep]
+    figure, axes = _figure(1, len(files), width=3.0, height=3.3)
+    for ax, (epoch, path) in zip(axes.flat, files):
+        with Image.open(path) as image:
+            grid = np.asarray(image.convert("L") if image.mode in ("L", "LA")
+                              else image.convert("RGB"))
+        _show_image(ax, grid)
+        ax.set_title(f"epoch {epoch}")
+    return figure

@@ -1,0 +1,316 @@
+"""keras_genzoo.plots: figures on every backend, with Agg (no display)."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from keras_genzoo import (
+    GAN,
+    VAE,
+    AutoEncoder,
+    BigramLM,
+    DiffusionModel,
+    MiniGPT,
+    plots,
+)
+from keras_genzoo.callbacks import image_grid, save_image_grid
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _saves(figure, tmp_path, name="figure.png"):
+    assert isinstance(figure, Figure)
+    path = tmp_path / name
+    figure.savefig(path)
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG
+    assert os.path.getsize(path) > 1000
+
+
+def _image(ax):
+    return np.asarray(ax.images[0].get_array())
+
+
+# ---------------------------------------------------------------- history
+def test_plot_history_of_fit(tmp_path):
+    rng = np.random.default_rng(0)
+    vae = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1), seed=0)
+    history = vae.fit(rng.random((32, 8, 8, 1), "float32"), epochs=2,
+                      batch_size=16, verbose=0,
+                      validation_data=(rng.random((16, 8, 8, 1),
+                                                  "float32"),))
+    figure = plots.plot_history(history)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert sorted(titles) == ["kl_loss", "loss", "reconstruction_loss"]
+    loss = figure.axes[titles.index("loss")]
+    train, validation = loss.lines
+    assert list(train.get_ydata()) == history.history["loss"]
+    assert list(validation.get_ydata()) == history.history["val_loss"]
+    assert train.get_linestyle() == "-" and validation.get_linestyle() == "--"
+    assert list(train.get_xdata()) == [1, 2]
+    assert plots.plot_history(history.history).axes[0].get_title() == \
+        figure.axes[0].get_title()  # the dict works the same
+    _saves(figure, tmp_path)
+
+
+def test_plot_history_puts_the_adversarial_losses_together():
+    logs = {"d_loss": [0.7, 0.6, 0.5], "g_loss": [0.8, 0.9, 1.0],
+            "d_accuracy": [0.5, 0.6, 0.7], "val_d_loss": [0.7, 0.6, 0.6],
+            "frechet_distance": [90.0, 60.0, 40.0]}
+    figure = plots.plot_history(logs, columns=2)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["adversarial losses", "d_accuracy", "frechet_distance"]
+    adversarial = figure.axes[0]
+    assert len(adversarial.lines) == 3  # d, validation d, g
+    labels = sorted(line.get_label() for line in adversarial.lines)
+    assert labels == ["d_loss", "g_loss", "validation d_loss"]
+    d, val_d = [line for line in adversarial.lines
+                if "d_loss" in line.get_label()]
+    assert d.get_color() == val_d.get_color()
+    assert adversarial.get_legend() is not None
+    # two columns, two rows: the fourth cell of the grid is removed
+    assert len(figure.axes) == 3
+
+
+@pytest.mark.parametrize("bad", [[1.0, 2.0], {}, {"loss": []}, "history"])
+def test_plot_history_bad_input(bad):
+    with pytest.raises(ValueError, match="history"):
+        plots.plot_history(bad)
+
+
+# ---------------------------------------------------------------- samples
+def test_plot_samples_of_a_model_is_its_seeded_grid(tmp_path):
+    vae = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1), seed=0)
+    figure = plots.plot_samples(vae, num=6, seed=3, columns=3, title="VAE")
+    assert len(figure.axes) == 1 and figure.axes[0].get_title() == "VAE"
+    expected = image_grid(vae.generate(6, seed=3), columns=3)
+    np.testing.assert_array_equal(_image(figure.axes[0]), expected)
+    _saves(figure, tmp_path)
+
+
+def test_plot_samples_conditional_labels_and_images():
+    gan = GAN(num_classes=10, latent_dim=4, generator_filters=(8,),
+              discriminator_filters=(8,), image_shape=(8, 8, 1), seed=0)
+    figure = plots.plot_samples(gan, num=4, seed=1, labels=[0, 1, 2, 3])
+    expected = image_grid(gan.generate(4, seed=1, labels=[0, 1, 2, 3]))
+    np.testing.assert_array_equal(_image(figure.axes[0]), expected)
+    images = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 1),
+                                               dtype=np.uint8)
+    shown = _image(plots.plot_samples(images, columns=5).axes[0])
+    np.testing.assert_array_equal(shown, image_grid(images / 255.0,
+                                                    columns=5))
+
+
+def test_plot_samples_bad_input():
+    gpt = MiniGPT(vocabulary=list("abc"), num_layers=1, num_heads=1,
+                  hidden_dim=8, sequence_length=4)
+    with pytest.raises(ValueError, match="generates text"):
+        plots.plot_samples(gpt)
+    with pytest.raises(ValueError, match="generates text"):
+        plots.plot_samples(BigramLM(vocabulary=list("abc")))
+    with pytest.raises(ValueError, match="do not apply"):
+        plots.plot_samples(np.zeros((2, 8, 8, 1)), labels=[0, 1])
+    with pytest.raises(ValueError, match="generate"):
+        plots.plot_samples("samples.png")
+
+
+def test_plot_reverse_process():
+    model = DiffusionModel(widths=(8,), image_shape=(8, 8, 1), seed=0)
+    figure = plots.plot_reverse_process(model, num=2, steps=4, frames=3,
+                                        seed=0)
+    ax = figure.axes[0]
+    states = model.reverse_process(2, steps=4, frames=3, seed=0)
+    np.testing.assert_array_equal(
+        _image(ax), image_grid(states.reshape((6, 8, 8, 1)), columns=3))
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "1.00", "0.50", "0.00"]
+    with pytest.raises(ValueError, match="DiffusionModel"):
+        plots.plot_reverse_process(VAE(latent_dim=2))
+
+
+# ----------------------------------------------------------------- latent
+def _trained_autoencoder(latent_dim, cls=AutoEncoder, **kwargs):
+    rng = np.random.default_rng(0)
+    model = cls(latent_dim=latent_dim, filters=(4,), image_shape=(8, 8, 1),
+                seed=0, **kwargs)
+    images = rng.random((40, 8, 8, 1)).astype("float32")
+    return model, images, rng.integers(0, 3, 40)
+
+
+def test_plot_latent_space_2d_and_pca(tmp_path):
+    model, images, labels = _trained_autoencoder(2)
+    figure = plots.plot_latent_space(model, images, labels)
+    scatter_ax, colour_bar = figure.axes
+    assert scatter_ax.get_xlabel() == "z[0]"
+    offsets = scatter_ax.collections[0].get_offsets()
+    np.testing.assert_allclose(offsets, model.encode(images), rtol=1e-6)
+    np.testing.assert_array_equal(
+        scatter_ax.collections[0].get_array(), labels)
+    assert colour_bar.get_ylabel() == "label"
+    _saves(figure, tmp_path)
+
+    vae, images, _ = _trained_autoencoder(5, cls=VAE)
+    figure = plots.plot_latent_space(vae, images)  # no labels: no bar
+    assert len(figure.axes) == 1
+    assert figure.axes[0].get_xlabel().startswith("principal component 1")
+    projected, _ = plots.pca_2d(vae.encode(images))
+    np.testing.assert_allclose(figure.axes[0].collections[0].get_offsets(),
+                               projected, rtol=1e-6, atol=1e-9)
+
+
+def test_pca_2d_matches_the_principal_axes():
+    rng = np.random.default_rng(0)
+    # most variance along (1, 1, 0) / sqrt(2), then along z
+    points = (rng.normal(size=(500, 1)) * 3.0 * np.array([[1, 1, 0]])
+              / np.sqrt(2) + rng.normal(size=(500, 1)) * np.array([[0, 0, 1]])
+              + rng.normal(size=(500, 3)) * 0.01)
+    projected, explained = plots.pca_2d(points)
+    assert projected.shape == (500, 2)
+    assert explained[0] > 0.85 and explained[1] > 0.08
+    centred = points - points.mean(0)
+    np.testing.assert_allclose(
+        np.abs(projected[:, 0]),
+        np.abs(centred @ np.array([1, 1, 0]) / np.sqrt(2)), atol=0.05)
+    again, _ = plots.pca_2d(points)
+    np.testing.assert_array_equal(projected, again)
+
+
+def test_plot_latent_manifold_tiles_are_the_decoded_codes(tmp_path):
+    model, _, _ = _trained_autoencoder(2)
+    figure = plots.plot_latent_manifold(model, n=3, span=1.5)
+    grid = _image(figure.axes[0])
+    assert grid.shape == (24, 24)
+    # top left is x = -span, y = +span; bottom right x = +span, y = -span
+    top_left = model.decode(np.array([[-1.5, 1.5]], "float32"))[0, ..., 0]
+    bottom_right = model.decode(np.array([[1.5, -1.5]], "float32"))[0, ..., 0]
+    np.testing.assert_allclose(grid[:8, :8] / 255.0, top_left, atol=1 / 255)
+    np.testing.assert_allclose(grid[16:, 16:] / 255.0, bottom_right,
+                               atol=1 / 255)
+    assert figure.axes[0].get_xlabel() == "z[0]"
+    _saves(figure, tmp_path)
+    vae, _, _ = _trained_autoencoder(4, cls=VAE)
+    figure = plots.plot_latent_manifold(vae, n=2, dims=(3, 1))
+    assert figure.axes[0].get_xlabel() == "z[3]"
+    assert "the others 0" in figure.axes[0].get_title()
+
+
+def test_plot_latent_manifold_conditional_needs_a_label():
+    model, _, _ = _trained_autoencoder(2, cls=VAE, num_classes=3)
+    figure = plots.plot_latent_manifold(model, n=2, label=1)
+    assert _image(figure.axes[0]).shape == (16, 16)
+    with pytest.raises(ValueError, match="label"):
+        plots.plot_latent_manifold(model, n=2)
+
+
+def test_latent_plots_bad_input():
+    gan = GAN(latent_dim=4, generator_filters=(8,),
+              discriminator_filters=(8,), image_shape=(8, 8, 1))
+    for plot in (plots.plot_latent_space, plots.plot_latent_manifold):
+        with pytest.raises(ValueError, match="encoder and a decoder"):
+            plot(gan, np.zeros((2, 8, 8, 1))) if plot is \
+                plots.plot_latent_space else plot(gan)
+    model, images, labels = _trained_autoencoder(2)
+    with pytest.raises(ValueError, match="one label per image"):
+        plots.plot_latent_space(model, images, labels[:5])
+    with pytest.raises(ValueError, match="span"):
+        plots.plot_latent_manifold(model, span=0)
+    with pytest.raises(ValueError, match="dims"):
+        plots.plot_latent_manifold(model, dims=(0, 2))
+    with pytest.raises(ValueError, match="dims"):
+        plots.plot_latent_manifold(model, dims=(1, 1))
+    with pytest.raises(ValueError, match="`n`"):
+        plots.plot_latent_manifold(model, n=0)
+
+
+# -------------------------------------------------------------- attention
+def _gpt():
+    return MiniGPT(vocabulary=list("abcdefgh \n"), num_layers=2, num_heads=2,
+                   hidden_dim=8, sequence_length=12, seed=0)
+
+
+def test_attention_weights_are_the_blocks_causal_softmax():
+    gpt = _gpt()
+    text = "bad cafe"
+    weights = plots.attention_weights(gpt, text, layer=1)
+    assert weights.shape == (2, 8, 8)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(np.triu(weights, 1) == 0)
+    # The same numbers from the block's weights, in numpy
+    numpy = keras.ops.convert_to_numpy
+    x = gpt.blocks[0](gpt.embedding(gpt.encode_text(text)[None]))
+    block = gpt.blocks[1]
+    h = numpy(block._self_attention_layer_norm(x))[0]
+    attention = block._self_attention_layer
+    wq, bq = (numpy(v) for v in attention._query_dense.weights)
+    wk, bk = (numpy(v) for v in attention._key_dense.weights)
+    q = np.einsum("tc,chd->htd", h, wq) + bq.transpose(0, 1)[:, None, :]
+    k = np.einsum("tc,chd->htd", h, wk) + bk.transpose(0, 1)[:, None, :]
+    logits = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
+    logits = np.where(np.tril(np.ones((8, 8), bool)), logits, -np.inf)
+    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(weights, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(plots.attention_weights(gpt, text, layer=-1),
+                               weights)
+
+
+def test_plot_attention(tmp_path):
+    gpt = _gpt()
+    figure = plots.plot_attention(gpt, "a bag\nhad", layer=0)
+    heads = [ax for ax in figure.axes if ax.get_title().startswith("block")]
+    assert [ax.get_title() for ax in heads] == ["block 0, head 0",
+                                                "block 0, head 1"]
+    assert len(figure.axes) == 3  # and the colour bar
+    ticks = [t.get_text() for t in heads[0].get_xticklabels()]
+    assert ticks == ["a", "␣", "b", "a", "g", "↵", "h", "a", "d"]
+    _saves(figure, tmp_path)
+
+
+def test_plot_attention_bad_input():
+    gpt = _gpt()
+    with pytest.raises(ValueError, match="vocabulary"):
+        plots.plot_attention(gpt, "xyz")
+    with pytest.raises(ValueError, match="at most"):
+        plots.plot_attention(gpt, "abcdefgh abcd")
+    with pytest.raises(ValueError, match="non-empty"):
+        plots.plot_attention(gpt, "")
+    with pytest.raises(ValueError, match="block index"):
+        plots.plot_attention(gpt, "abc", layer=2)
+    with pytest.raises(ValueError, match="MiniGPT"):
+        plots.plot_attention(BigramLM(vocabulary=list("abc")), "abc")
+
+
+# --------------------------------------------------------------- progress
+def test_plot_progress_first_to_last(tmp_path):
+    for epoch in range(1, 10):
+        save_image_grid(np.full((4, 6, 6, 1), epoch / 10.0),
+                        str(tmp_path / f"samples_epoch_{epoch:03d}.png"))
+    save_image_grid(np.zeros((1, 6, 6, 1)), str(tmp_path / "other.png"))
+    figure = plots.plot_progress(tmp_path, max_panels=4)
+    assert [ax.get_title() for ax in figure.axes] == [
+        "epoch 1", "epoch 4", "epoch 6", "epoch 9"]
+    # the last panel is the last grid, pixel for pixel
+    np.testing.assert_array_equal(
+        _image(figure.axes[-1]), image_grid(np.full((4, 6, 6, 1), 0.9)))
+    assert len(plots.plot_progress(tmp_path).axes) == 6
+    _saves(figure, tmp_path, "progress.png")
+
+
+def test_plot_progress_of_a_fit(tmp_path):
+    from keras_genzoo.callbacks import ImageGridSaver
+
+    vae = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1), seed=0)
+    vae.fit(np.zeros((16, 8, 8, 1), "float32"), epochs=2, batch_size=8,
+            verbose=0, callbacks=[ImageGridSaver(tmp_path, num_images=4)])
+    figure = plots.plot_progress(tmp_path)
+    assert [ax.get_title() for ax in figure.axes] == ["epoch 1", "epoch 2"]
+
+
+def test_plot_progress_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="ImageGridSaver"):
+        plots.plot_progress(tmp_path)
+    with pytest.raises(ValueError, match="at least 2"):
+        plots.plot_progress(tmp_path, max_panels=1)
