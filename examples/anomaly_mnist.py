@@ -67,8 +67,10 @@ parser.add_argument("--percentile", type=float, default=99.0,
 parser.add_argument("--output-dir", default="outputs/anomaly_mnist")
 parser.add_argument("--smoke", action="store_true",
                     help="a few hundred digits, one epoch, tiny models")
-args = parser.parse_args(
-    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
+# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+ipython = sys.modules.get("IPython")
+in_notebook = ipython is not None and ipython.get_ipython() is not None
+args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 args.models = [m for m in args.models.split(",") if m]
 for name in args.models:
     if name not in ("ae", "vae"):

@@ -22,7 +22,7 @@ import time
 import keras
 import numpy as np
 
-from keras_genzoo import AutoEncoder, datasets
+from keras_genzoo import AutoEncoder, datasets, plots
 from keras_genzoo.callbacks import ReconstructionGridSaver, save_image_grid
 
 # %% [markdown]
@@ -48,8 +48,10 @@ parser.add_argument("--noise-stddev", type=float, default=0.3)
 parser.add_argument("--output-dir", default="outputs/autoencoder_mnist")
 parser.add_argument("--smoke", action="store_true",
                     help="a few hundred images, one epoch, tiny model")
-args = parser.parse_args(
-    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
+# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+ipython = sys.modules.get("IPython")
+in_notebook = ipython is not None and ipython.get_ipython() is not None
+args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 keras.utils.set_random_seed(0)
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
@@ -126,6 +128,26 @@ print(f"Denoising grid: {grid_path}")
 # display(Image(grid_path))
 
 # %% [markdown]
+# ## Plots
+# The losses per epoch (training solid, validation dashed) and where the
+# validation digits land in the latent space, coloured by digit (a PCA
+# projection of the codes onto their two main directions).
+
+# %%
+figures = {
+    "autoencoder_history.png": plots.plot_history(history),
+    "autoencoder_latent_space.png": plots.plot_latent_space(model, val_ds),
+}
+plot_paths = []
+for name, figure in figures.items():
+    plot_paths.append(os.path.join(args.output_dir, name))
+    figure.savefig(plot_paths[-1])
+    print(f"Plot:           {plot_paths[-1]}")
+
+# %% active="ipynb"
+# display(*figures.values())
+
+# %% [markdown]
 # ## Saving
 # One `.keras` file holds the architecture, the weights and the optimizer
 # state; `keras.models.load_model` reads it on any backend.
@@ -136,4 +158,4 @@ model.save(model_path)
 print(f"Model:          {model_path}")
 result = {"history": history.history, "seconds": seconds,
           "mse_noisy": error_noisy, "mse_denoised": error_denoised,
-          "paths": [grid_path, model_path]}
+          "paths": [grid_path, model_path] + plot_paths}

@@ -21,7 +21,7 @@ import time
 
 import keras
 
-from keras_genzoo import BigramLM, datasets
+from keras_genzoo import BigramLM, datasets, plots
 
 # %% [markdown]
 # ## Options
@@ -40,8 +40,10 @@ parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--output-dir", default="outputs/bigram")
 parser.add_argument("--smoke", action="store_true")
-args = parser.parse_args(
-    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
+# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+ipython = sys.modules.get("IPython")
+in_notebook = ipython is not None and ipython.get_ipython() is not None
+args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 keras.utils.set_random_seed(0)
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
@@ -72,6 +74,14 @@ seconds = time.time() - start
 print(f"Trained in {seconds:.1f} s: validation loss "
       f"{history.history['val_loss'][-1]:.4f} nats/char, "
       f"{history.history['val_bits_per_char'][-1]:.3f} bits/char")
+os.makedirs(args.output_dir, exist_ok=True)
+history_path = os.path.join(args.output_dir, "bigram_history.png")
+history_figure = plots.plot_history(history)  # keras_genzoo.plots
+history_figure.savefig(history_path)
+
+# %% active="ipynb"
+# from IPython.display import display
+# display(history_figure)
 
 # %% [markdown]
 # ## Sampling
@@ -89,4 +99,5 @@ with open(sample_path, "w", encoding="utf-8") as f:
 model_path = os.path.join(args.output_dir, "bigram.keras")
 model.save(model_path)
 result = {"history": history.history, "seconds": seconds,
-          "sample": sample, "paths": [sample_path, model_path]}
+          "sample": sample,
+          "paths": [sample_path, model_path, history_path]}

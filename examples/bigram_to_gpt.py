@@ -50,8 +50,10 @@ parser.add_argument("--text", default="tiny_shakespeare",
 parser.add_argument("--steps", type=int, default=2000)
 parser.add_argument("--output-dir", default="outputs/bigram_to_gpt")
 parser.add_argument("--smoke", action="store_true")
-args = parser.parse_args(
-    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
+# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+ipython = sys.modules.get("IPython")
+in_notebook = ipython is not None and ipython.get_ipython() is not None
+args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
 

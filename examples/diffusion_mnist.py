@@ -26,7 +26,7 @@ import time
 import keras
 import numpy as np
 
-from keras_genzoo import DiffusionModel, datasets
+from keras_genzoo import DiffusionModel, datasets, plots
 from keras_genzoo.callbacks import (
     ImageGridSaver,
     ProgressGif,
@@ -71,8 +71,10 @@ parser.add_argument("--load", default=None, metavar="MODEL.keras",
 parser.add_argument("--smoke", action="store_true",
                     help="a few hundred images, one epoch, tiny model, "
                          "few sampling steps")
-args = parser.parse_args(
-    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
+# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+ipython = sys.modules.get("IPython")
+in_notebook = ipython is not None and ipython.get_ipython() is not None
+args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 keras.utils.set_random_seed(0)
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
@@ -174,6 +176,20 @@ if not args.load:
 #             Image(reverse_gif.path))
 
 # %% [markdown]
+# The losses per epoch, training solid and validation dashed
+# (`keras_genzoo.plots`; after training only).
+
+# %%
+if history is not None:
+    history_figure = plots.plot_history(history)
+    paths.append(os.path.join(args.output_dir, "diffusion_history.png"))
+    history_figure.savefig(paths[-1])
+
+# %% active="ipynb"
+# if history is not None:
+#     display(history_figure)
+
+# %% [markdown]
 # ## New digits
 # DDIM from pure noise in `steps` steps; the same seed gives the same
 # digits. A conditional model draws one row per digit, guided.
@@ -197,19 +213,18 @@ paths.append(save_image_grid(
 
 # %% [markdown]
 # ## From noise to digit, in one picture
-# One row per sample, pure noise on the left, the digit on the right.
+# One row per sample, pure noise on the left (t = 1), the digit on the
+# right (t = 0): `plots.plot_reverse_process` draws `model.reverse_process`.
 
 # %%
-frames = model.reverse_process(num_fixed, steps=steps,
-                               frames=min(10, steps + 1), seed=0,
-                               eta=args.eta, **guided(num_fixed))
-paths.append(save_image_grid(
-    frames.reshape((-1,) + frames.shape[2:]),
-    os.path.join(args.output_dir, "diffusion_reverse.png"),
-    columns=frames.shape[1], scale=2))
+reverse_figure = plots.plot_reverse_process(
+    model, num_fixed, steps=steps, frames=min(10, steps + 1), seed=0,
+    eta=args.eta, **guided(num_fixed))
+paths.append(os.path.join(args.output_dir, "diffusion_reverse.png"))
+reverse_figure.savefig(paths[-1])
 
 # %% active="ipynb"
-# display(Image(paths[-1]))
+# display(reverse_figure)
 
 # %% [markdown]
 # ## Image-to-image

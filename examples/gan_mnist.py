@@ -25,7 +25,7 @@ import time
 import keras
 import numpy as np
 
-from keras_genzoo import GAN, WGANGP, datasets
+from keras_genzoo import GAN, WGANGP, datasets, plots
 from keras_genzoo.callbacks import ImageGridSaver, ProgressGif, save_image_grid
 
 # %% [markdown]
@@ -55,8 +55,10 @@ parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--output-dir", default="outputs/gan_mnist")
 parser.add_argument("--smoke", action="store_true",
                     help="a few hundred images, one epoch, tiny model")
-args = parser.parse_args(
-    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
+# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+ipython = sys.modules.get("IPython")
+in_notebook = ipython is not None and ipython.get_ipython() is not None
+args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 keras.utils.set_random_seed(0)
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
@@ -111,6 +113,25 @@ print(f"Trained {epochs} epoch(s) in {seconds:.1f} s: {logs}")
 # display(Image(saver.paths[-1]), Image(gif.path))
 
 # %% [markdown]
+# ## Plots
+# The two players' losses per epoch in one panel (the discriminator's
+# accuracy, or the critic's Wasserstein estimate and gradient penalty, in
+# their own), and the saved grids from the first epoch to the last.
+
+# %%
+figures = {
+    f"{args.model}_history.png": plots.plot_history(history),
+    f"{args.model}_progress.png": plots.plot_progress(args.output_dir),
+}
+plot_paths = []
+for name, figure in figures.items():
+    plot_paths.append(os.path.join(args.output_dir, name))
+    figure.savefig(plot_paths[-1])
+
+# %% active="ipynb"
+# display(*figures.values())
+
+# %% [markdown]
 # ## Saving
 # One `.keras` file holds both networks, both optimizers' state and the
 # noise generator's state; `keras.models.load_model` reads it on any
@@ -119,7 +140,7 @@ print(f"Trained {epochs} epoch(s) in {seconds:.1f} s: {logs}")
 # %%
 model_path = os.path.join(args.output_dir, f"{args.model}.keras")
 model.save(model_path)
-paths = [saver.paths[-1], gif.path, model_path]
+paths = [saver.paths[-1], gif.path, model_path] + plot_paths
 
 # %% [markdown]
 # ## Choosing the digit

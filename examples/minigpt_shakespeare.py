@@ -22,7 +22,7 @@ import time
 
 import keras
 
-from keras_genzoo import MiniGPT, datasets, warmup_cosine_adamw
+from keras_genzoo import MiniGPT, datasets, plots, warmup_cosine_adamw
 from keras_genzoo.callbacks import TextSampler
 
 # %% [markdown]
@@ -44,8 +44,10 @@ parser.add_argument("--sample-every", type=int, default=250,
 parser.add_argument("--prompt", default="ROMEO:")
 parser.add_argument("--output-dir", default="outputs/minigpt")
 parser.add_argument("--smoke", action="store_true")
-args = parser.parse_args(
-    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
+# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+ipython = sys.modules.get("IPython")
+in_notebook = ipython is not None and ipython.get_ipython() is not None
+args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 keras.utils.set_random_seed(1337)
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
@@ -109,9 +111,33 @@ sample = gpt.generate(args.prompt, max_new_tokens=500, temperature=0.8,
                       top_k=40, seed=0)
 print(sample)
 
+# %% [markdown]
+# ## Plots
+# The loss per "epoch" of `sample_every` steps (training solid, validation
+# dashed; bits per character in their own panel), and what the last block
+# attends to over the start of the generated text: one panel per head, each
+# character (row) weighing the characters up to itself (columns), the
+# lower-triangular matrix of causal self-attention.
+
+# %%
+figures = {
+    "minigpt_history.png": plots.plot_history(history),
+    "minigpt_attention.png": plots.plot_attention(
+        gpt, sample[:min(32, gpt.sequence_length)]),
+}
+plot_paths = []
+for name, figure in figures.items():
+    plot_paths.append(os.path.join(args.output_dir, name))
+    figure.savefig(plot_paths[-1])
+    print(f"Plot: {plot_paths[-1]}")
+
+# %% active="ipynb"
+# from IPython.display import display
+# display(*figures.values())
+
 # %%
 model_path = os.path.join(args.output_dir, "minigpt.keras")
 gpt.save(model_path)
 print(f"Saved {model_path} (load it with keras.models.load_model)")
 result = {"history": history.history, "seconds": seconds,
-          "sample": sample, "paths": [sample_path, model_path]}
+          "sample": sample, "paths": [sample_path, model_path] + plot_paths}

@@ -24,7 +24,7 @@ import time
 import keras
 import numpy as np
 
-from keras_genzoo import VAE, datasets
+from keras_genzoo import VAE, datasets, plots
 from keras_genzoo.callbacks import (
     ImageGridSaver,
     ReconstructionGridSaver,
@@ -56,8 +56,10 @@ parser.add_argument("--conditional", action="store_true",
 parser.add_argument("--output-dir", default="outputs/vae_mnist")
 parser.add_argument("--smoke", action="store_true",
                     help="a few hundred images, one epoch, tiny model")
-args = parser.parse_args(
-    NOTEBOOK_ARGS if "ipykernel" in sys.modules else None)
+# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+ipython = sys.modules.get("IPython")
+in_notebook = ipython is not None and ipython.get_ipython() is not None
+args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 keras.utils.set_random_seed(0)
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
@@ -169,6 +171,33 @@ if args.conditional:
 # %% active="ipynb"
 # if args.conditional:
 #     display(Image(paths[-1]))
+
+# %% [markdown]
+# ## Plots
+# `keras_genzoo.plots` draws matplotlib figures: the losses per epoch
+# (training solid, validation dashed), where the validation digits land in
+# the latent space (coloured by digit; a PCA projection above two
+# dimensions), and the digits decoded over a plane of the latent space.
+# A notebook shows each figure; the script saves them as PNG files.
+
+# %%
+val_images, val_labels = (np.concatenate(parts) for parts in zip(
+    *[(np.asarray(x), np.asarray(y)) for x, y in val_ds]))
+figures = {
+    "vae_history.png": plots.plot_history(history),
+    "vae_latent_space.png": plots.plot_latent_space(vae, val_images,
+                                                    val_labels),
+    "vae_latent_manifold.png": plots.plot_latent_manifold(
+        vae, n=15 if not args.smoke else 5,
+        label=1 if args.conditional else None),
+}
+for name, figure in figures.items():
+    paths.append(os.path.join(args.output_dir, name))
+    figure.savefig(paths[-1])
+    print(f"Plot:            {paths[-1]}")
+
+# %% active="ipynb"
+# display(*figures.values())
 
 # %% [markdown]
 # ## Saving

@@ -1,10 +1,11 @@
 """Figures of training, samples, latent spaces and attention (matplotlib).
 
 Every function returns a `matplotlib.figure.Figure`: a notebook shows it
-inline (as the last expression of a cell, or with `display(fig)`), a
-script saves it with `fig.savefig("name.png")`. The figures are made
-without `matplotlib.pyplot`, so they open no window, need no display and
-are not kept alive by pyplot's figure list. Nothing here depends on the
+inline (as the last expression of a cell, or with `display(fig)`; it has
+its own `_repr_png_`, so it needs no `%matplotlib inline`), a script saves
+it with `fig.savefig("name.png")`. The figures are made without
+`matplotlib.pyplot`, so they open no window, need no display and are not
+kept alive by pyplot's figure list. Nothing here depends on the
 backend: the models' numpy methods (`generate`, `encode`, `decode`) and
 `keras.ops` give the numbers.
 
@@ -24,7 +25,9 @@ backend: the models' numpy methods (`generate`, `encode`, `decode`) and
   run, first epoch to last.
 """
 
+import functools
 import glob
+import io
 import os
 import re
 
@@ -40,11 +43,29 @@ ADVERSARIAL = ("d_loss", "g_loss")
 _GRID_FILE = re.compile(r"_epoch_(\d+)\.png$")
 
 
-def _figure(rows, columns, width=3.6, height=3.0, **kwargs):
+@functools.cache
+def _figure_class():
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(columns * width, rows * height),
-                    layout="constrained")
+    class GenzooFigure(Figure):
+        """A `matplotlib.figure.Figure` that Jupyter shows as a PNG.
+
+        A figure made without pyplot has no picture for IPython unless
+        pyplot's inline backend was loaded (in a fresh kernel it prints
+        `<Figure size ...>`), so it brings its own.
+        """
+
+        def _repr_png_(self):
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", bbox_inches="tight")
+            return buffer.getvalue()
+
+    return GenzooFigure
+
+
+def _figure(rows, columns, width=3.6, height=3.0, **kwargs):
+    figure = _figure_class()(figsize=(columns * width, rows * height),
+                             layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False, **kwargs)
     return figure, axes
 
@@ -213,7 +234,7 @@ def plot_samples(model_or_images, num=64, seed=None, labels=None,
 
 
 def plot_reverse_process(model, num=8, steps=50, frames=10, seed=None,
-                         labels=None, guidance=None):
+                         eta=0.0, labels=None, guidance=None):
     """A diffusion model's way from noise to images: one row per sample.
 
     Columns go from pure noise (left) to the final image (right), each
@@ -227,6 +248,7 @@ def plot_reverse_process(model, num=8, steps=50, frames=10, seed=None,
         frames: states shown per sample, evenly spaced (at least 2).
         seed: optional integer; the same seed as `generate` gives the same
             final images.
+        eta: DDIM's noise (0: deterministic; see `generate`).
         labels: the classes a conditional model draws.
         guidance: classifier-free guidance scale (see `generate`).
 
@@ -241,7 +263,7 @@ def plot_reverse_process(model, num=8, steps=50, frames=10, seed=None,
             "plot_reverse_process needs a DiffusionModel (a model with "
             f"`reverse_process`); got {type(model).__name__}.")
     states = model.reverse_process(num, steps=steps, frames=frames,
-                                   seed=seed, labels=labels,
+                                   seed=seed, eta=eta, labels=labels,
                                    guidance=guidance)
     num, frames = states.shape[:2]
     figure = plot_samples(states.reshape((num * frames,) + states.shape[2:]),
@@ -314,6 +336,7 @@ def plot_latent_space(model, images, labels=None, batch_size=256):
             data `fit` takes.
         labels: optional int labels `(N,)` to colour the points (and, for a
             conditional model, to encode with: then they are required).
+            A dataset of `(images, labels)` batches brings its own.
         batch_size: images encoded at once.
 
     Returns:
@@ -325,14 +348,30 @@ def plot_latent_space(model, images, labels=None, batch_size=256):
             match the images.
     """
     _check_latent_model(model, "plot_latent_space")
-    codes = np.asarray(model.encode_data(images, batch_size=batch_size,
-                                         labels=labels))
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
-        if len(labels) != len(codes):
+        count = len(_inputs.to_numpy(images)) \
+            if _inputs._is_array_like(images) else None
+        if count is not None and len(labels) != count:
             raise ValueError(
-                f"{len(labels)} labels for {len(codes)} images: pass one "
-                "label per image.")
+                f"{len(labels)} labels for {count} images: pass one label "
+                "per image.")
+    codes, found = [], []
+    # as `encode_data`, keeping the labels a dataset carries to colour with
+    for batch, batch_labels in _inputs.iterate_image_batches(
+            images, batch_size, model.image_shape, "the images", labels,
+            with_labels=True):
+        codes.append(ops.convert_to_numpy(model.encode_batch(
+            batch, model.check_labels(
+                batch_labels if model.num_classes else None, len(batch),
+                "plot_latent_space"))))
+        found.append(None if batch_labels is None
+                     else ops.convert_to_numpy(batch_labels).reshape(-1))
+    if not codes:
+        raise ValueError("plot_latent_space: the data holds no images.")
+    codes = np.concatenate(codes).astype("float32")
+    if labels is None and all(f is not None for f in found):
+        labels = np.concatenate(found)
     if codes.shape[1] == 1:
         xy = np.stack([codes[:, 0], np.zeros(len(codes))], axis=1)
         names = ("z[0]", "")

@@ -23,6 +23,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def _saves(figure, tmp_path, name="figure.png"):
     assert isinstance(figure, Figure)
+    assert figure._repr_png_().startswith(PNG)  # what Jupyter shows
     path = tmp_path / name
     figure.savefig(path)
     with open(path, "rb") as f:
@@ -159,6 +160,24 @@ def test_plot_latent_space_2d_and_pca(tmp_path):
     projected, _ = plots.pca_2d(vae.encode(images))
     np.testing.assert_allclose(figure.axes[0].collections[0].get_offsets(),
                                projected, rtol=1e-6, atol=1e-9)
+
+
+def test_plot_latent_space_of_a_labelled_dataset():
+    from keras_genzoo import datasets
+
+    train, _ = datasets.load_images("embedded_mnist", batch_size=16,
+                                    limit=48, validation_split=0,
+                                    shuffle=False)
+    images = np.concatenate([np.asarray(x) for x, _ in train])
+    labels = np.concatenate([np.asarray(y) for _, y in train])
+    model = AutoEncoder(latent_dim=2, filters=(4,), image_shape=(28, 28, 1),
+                        seed=0)
+    figure = plots.plot_latent_space(model, train)  # labels from the data
+    points = figure.axes[0].collections[0]
+    np.testing.assert_array_equal(points.get_array(), labels)
+    np.testing.assert_allclose(points.get_offsets(), model.encode(images),
+                               rtol=1e-5, atol=1e-6)
+    assert "48 images" in figure.axes[0].get_title()
 
 
 def test_pca_2d_matches_the_principal_axes():
