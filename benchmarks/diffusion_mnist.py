@@ -405,6 +405,7 @@ def save_figures(model, name, args, backend, samples, steps, guidance):
     row per sample, noise to digit), frames and a GIF. Returns the paths."""
     import numpy as np
 
+    from keras_genzoo import plots
     from keras_genzoo.callbacks import save_gif, save_image_grid
 
     prefix = os.path.join(args.grid_dir, f"{name}_{backend}")
@@ -420,9 +421,8 @@ def save_figures(model, name, args, backend, samples, steps, guidance):
     frames = model.reverse_process(8, steps=steps, frames=min(10, steps + 1),
                                    seed=1, **kwargs)
     num, count = frames.shape[:2]
-    paths["reverse_grid"] = save_image_grid(
-        frames.reshape((num * count,) + frames.shape[2:]),
-        prefix + "_reverse.png", columns=count, scale=2)
+    paths["reverse_grid"] = prefix + "_reverse.png"
+    plots.plot_reverse_process(frames).savefig(paths["reverse_grid"])
     pngs = [save_image_grid(frames[:, i], os.path.join(
         prefix + "_reverse_frames", f"frame_{i:03d}.png"), columns=num,
         scale=2) for i in range(count)]

@@ -162,6 +162,10 @@ def budget_callback(budget_s, num_images, batch_size, state):
     return Budget()
 
 
+# what QualityMonitor logs each epoch (into `history.history`)
+QUALITY_LOGS = ("fd", "kid", "classes_covered", "kl_to_uniform", "confidence")
+
+
 def monitor_callback(real_images, num_samples, state):
     """A `QualityMonitor` whose scoring time is not charged to the budget;
     its per-epoch figures become the row's `curve`."""
@@ -221,6 +225,7 @@ def run_model(name, args, data, score):
     import numpy as np
     import keras
 
+    from keras_genzoo import plots
     from keras_genzoo.callbacks import save_image_grid
 
     train_images, train_labels, test_images = data
@@ -241,9 +246,9 @@ def run_model(name, args, data, score):
             # 2,000 test digits; its time is not charged to the budget
             callbacks.append(monitor_callback(
                 test_images[:2000], args.monitor_samples, state))
-        model.fit(train_images, labels, batch_size=batch_size,
-                  epochs=MAX_EPOCHS, shuffle=True, callbacks=callbacks,
-                  verbose=0)
+        history = model.fit(train_images, labels, batch_size=batch_size,
+                            epochs=MAX_EPOCHS, shuffle=True,
+                            callbacks=callbacks, verbose=0)
         train_s = state["train_s"]
         row.update({
             "train_s": round(train_s, 1),
@@ -275,6 +280,13 @@ def run_model(name, args, data, score):
             else:
                 save_image_grid(generated[:64], path)
             row["grid"] = path
+            # the QualityMonitor's numbers per epoch, as they are in the
+            # history, one panel each
+            curves = {k: v for k, v in history.history.items()
+                      if k in QUALITY_LOGS}
+            if curves:
+                row["quality_curve"] = path[:-4] + "_quality.png"
+                plots.plot_history(curves).savefig(row["quality_curve"])
     except Exception as error:  # report it, go on with the next model
         if state.get("images") and "epochs" not in row:
             row["images_trained"] = state["images"]

@@ -233,16 +233,19 @@ def plot_samples(model_or_images, num=64, seed=None, labels=None,
     return figure
 
 
-def plot_reverse_process(model, num=8, steps=50, frames=10, seed=None,
-                         eta=0.0, labels=None, guidance=None):
+def plot_reverse_process(model_or_states, num=8, steps=50, frames=10,
+                         seed=None, eta=0.0, labels=None, guidance=None):
     """A diffusion model's way from noise to images: one row per sample.
 
     Columns go from pure noise (left) to the final image (right), each
     titled with its time `t` (1 is noise, 0 the image). It draws with
-    `model.reverse_process` and shows the states as `plot_samples` does.
+    `model.reverse_process` (or takes what it returned) and shows the
+    states as `plot_samples` does.
 
     Args:
-        model: a `DiffusionModel`.
+        model_or_states: a `DiffusionModel`, or the states its
+            `reverse_process` returned, `(num, frames, H, W, C)` (then the
+            other arguments are not used).
         num: how many samples (rows).
         steps: DDIM sampling steps.
         frames: states shown per sample, evenly spaced (at least 2).
@@ -256,15 +259,24 @@ def plot_reverse_process(model, num=8, steps=50, frames=10, seed=None,
         A `matplotlib.figure.Figure` with one axes.
 
     Raises:
-        ValueError: `model` has no `reverse_process`.
+        ValueError: neither a model with `reverse_process` nor states of
+            shape `(num, frames, H, W, C)`.
     """
-    if not hasattr(model, "reverse_process"):
-        raise ValueError(
-            "plot_reverse_process needs a DiffusionModel (a model with "
-            f"`reverse_process`); got {type(model).__name__}.")
-    states = model.reverse_process(num, steps=steps, frames=frames,
-                                   seed=seed, eta=eta, labels=labels,
-                                   guidance=guidance)
+    if hasattr(model_or_states, "reverse_process"):
+        states = model_or_states.reverse_process(
+            num, steps=steps, frames=frames, seed=seed, eta=eta,
+            labels=labels, guidance=guidance)
+    else:
+        shape = getattr(model_or_states, "shape", None)
+        if shape is None or len(shape) != 5 or shape[1] < 2:
+            raise ValueError(
+                "plot_reverse_process needs a DiffusionModel (a model with "
+                "`reverse_process`) or the states it returned, (num, "
+                "frames, H, W, C) with at least 2 frames; got "
+                f"{type(model_or_states).__name__}"
+                + ("" if shape is None else f" of shape {tuple(shape)}")
+                + ".")
+        states = _inputs.to_numpy(model_or_states, "The states")
     num, frames = states.shape[:2]
     figure = plot_samples(states.reshape((num * frames,) + states.shape[2:]),
                           columns=frames)

@@ -128,8 +128,13 @@ def test_plot_reverse_process():
         _image(ax), image_grid(states.reshape((6, 8, 8, 1)), columns=3))
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "1.00", "0.50", "0.00"]
+    # the states reverse_process returned draw the same figure
+    np.testing.assert_array_equal(
+        _image(plots.plot_reverse_process(states).axes[0]), _image(ax))
     with pytest.raises(ValueError, match="DiffusionModel"):
         plots.plot_reverse_process(VAE(latent_dim=2))
+    with pytest.raises(ValueError, match=r"of shape \(2, 8, 8, 1\)"):
+        plots.plot_reverse_process(np.zeros((2, 8, 8, 1)))
 
 
 # ----------------------------------------------------------------- latent
