@@ -8,7 +8,8 @@ Serves a site built by `mkdocs build` over HTTP, then with Debian's
    not required), and a screenshot saved;
 2. navigation: the "Models" section's VAE link is clicked, the VAE page
    opens and its images load;
-3. the Gallery, Command line and Notebooks pages: every image loaded.
+3. the Gallery, Command line, Notebooks and Plots pages: every image
+   loaded.
 
 Prints one JSON line and exits non-zero on the first failure. Without
 chromium or chromedriver it exits 0 with `"skipped"` unless
@@ -125,7 +126,7 @@ def main(argv=None):
         result["vae_page_images"] = _check_images(browser, "models/vae", 2)
 
         for page, minimum in (("gallery/", 15), ("cli/", 0),
-                              ("notebooks/", 0)):
+                              ("notebooks/", 0), ("plots/", 8)):
             browser.get(root + page)
             assert "404" not in browser.title, (page, browser.title)
             result[f"{page.strip('/')}_images"] = _check_images(
