@@ -141,13 +141,14 @@ def plot_history(history, columns=3):
                 values = logs[key]
                 epochs = np.arange(1, len(values) + 1)
                 validation = key.startswith("val_")
+                if len(bases) > 1:  # e.g. d_loss, validation d_loss
+                    label = f"validation {base}" if validation else base
+                else:
+                    label = "validation" if validation else "train"
                 ax.plot(epochs, values, color=colour,
                         linestyle="--" if validation else "-",
                         marker="o" if len(values) <= 12 else None,
-                        markersize=3,
-                        label=("validation " if validation else "")
-                        + (base if len(bases) > 1 else "train"
-                           if not validation else ""))
+                        markersize=3, label=label)
         ax.set_title(kind)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -51,6 +51,8 @@ def test_plot_history_of_fit(tmp_path):
     assert list(train.get_ydata()) == history.history["loss"]
     assert list(validation.get_ydata()) == history.history["val_loss"]
     assert train.get_linestyle() == "-" and validation.get_linestyle() == "--"
+    assert (train.get_label(), validation.get_label()) == (
+        "train", "validation")
     assert list(train.get_xdata()) == [1, 2]
     assert plots.plot_history(history.history).axes[0].get_title() == \
         figure.axes[0].get_title()  # the dict works the same
