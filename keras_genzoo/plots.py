@@ -187,9 +187,7 @@ def _sample_images(model_or_images, num, seed, labels, what):
     if images.dtype.kind not in "iuf" or images.ndim not in (3, 4):
         raise ValueError(f"{message} of shape {images.shape}, dtype "
                          f"{images.dtype}.")
-    if images.dtype == np.uint8:
-        images = images.astype("float32") / 255.0
-    return images
+    return _inputs.scale_pixels(images)
 
 
 def plot_samples(model_or_images, num=64, seed=None, labels=None,
@@ -369,22 +367,11 @@ def plot_latent_space(model, images, labels=None, batch_size=256):
             raise ValueError(
                 f"{len(labels)} labels for {count} images: pass one label "
                 "per image.")
-    codes, found = [], []
-    # as `encode_data`, keeping the labels a dataset carries to colour with
-    for batch, batch_labels in _inputs.iterate_image_batches(
-            images, batch_size, model.image_shape, "the images", labels,
-            with_labels=True):
-        codes.append(ops.convert_to_numpy(model.encode_batch(
-            batch, model.check_labels(
-                batch_labels if model.num_classes else None, len(batch),
-                "plot_latent_space"))))
-        found.append(None if batch_labels is None
-                     else ops.convert_to_numpy(batch_labels).reshape(-1))
-    if not codes:
-        raise ValueError("plot_latent_space: the data holds no images.")
-    codes = np.concatenate(codes).astype("float32")
-    if labels is None and all(f is not None for f in found):
-        labels = np.concatenate(found)
+    # `encode_data`, keeping the labels a dataset carries to colour with
+    codes, found = model._encode_labelled(images, batch_size, labels,
+                                          "plot_latent_space")
+    if labels is None:
+        labels = found
     if codes.shape[1] == 1:
         xy = np.stack([codes[:, 0], np.zeros(len(codes))], axis=1)
         names = ("z[0]", "")

@@ -880,19 +880,32 @@ class LatentImageModel(ImageModel):
             labels: a conditional model's labels of an array `data`
                 (datasets carry their own).
         """
-        self.ensure_built("encode_data")
-        codes = []
+        return self._encode_labelled(data, batch_size, labels,
+                                     "encode_data")[0]
+
+    def _encode_labelled(self, data, batch_size, labels, method):
+        """`encode_data`, also returning the labels the data carried.
+
+        Returns `(codes, labels)`: the codes as in `encode_data`, and the
+        int labels `(n,)` given or found in every batch, else `None`
+        (`plots.plot_latent_space` colours the codes with them).
+        """
+        self.ensure_built(method)
+        codes, found = [], []
         for images, batch_labels in _inputs.iterate_image_batches(
                 data, batch_size, self.image_shape, "the data", labels,
                 with_labels=True):
+            found.append(batch_labels)
             batch_labels = self.check_labels(
                 batch_labels if self.num_classes else None, len(images),
-                "encode_data")
+                method)
             codes.append(ops.convert_to_numpy(
                 self.encode_batch(images, batch_labels)))
         if not codes:
             raise ValueError("The data holds no images.")
-        return np.concatenate(codes).astype("float32")
+        found = (None if any(f is None for f in found)
+                 else np.concatenate([np.reshape(f, -1) for f in found]))
+        return np.concatenate(codes).astype("float32"), found
 
     def fit_latent_prior(self, data, n_components=10,
                          covariance_type="full", batch_size=256, labels=None,
