@@ -260,6 +260,14 @@ def plot_reverse_process(model_or_states, num=8, steps=50, frames=10,
     Raises:
         ValueError: neither a model with `reverse_process` nor states of
             shape `(num, frames, H, W, C)`.
+
+    Examples:
+        >>> import numpy as np
+        >>> states = np.linspace(1, 0, 3)[None, :, None, None, None] \\
+        ...     * np.ones((2, 3, 8, 8, 1))   # 2 samples, 3 states each
+        >>> fig = plot_reverse_process(states)
+        >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+        ['1.00', '0.50', '0.00']
     """
     if hasattr(model_or_states, "reverse_process"):
         states = model_or_states.reverse_process(
@@ -357,6 +365,16 @@ def plot_latent_space(model, images, labels=None, batch_size=256):
     Raises:
         ValueError: a model without an encoder, or labels that do not
             match the images.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras_genzoo import AutoEncoder
+        >>> ae = AutoEncoder(latent_dim=2, filters=(4,),
+        ...                  image_shape=(8, 8, 1), seed=0)
+        >>> fig = plot_latent_space(ae, np.zeros((5, 8, 8, 1)),
+        ...                         [0, 1, 2, 1, 0])
+        >>> fig.axes[0].get_xlabel(), len(fig.axes)   # and a colour bar
+        ('z[0]', 2)
     """
     _check_latent_model(model, "plot_latent_space")
     if labels is not None:
@@ -424,6 +442,14 @@ def plot_latent_manifold(model, n=15, span=2.0, label=None, dims=(0, 1)):
     Raises:
         ValueError: a model without a decoder, or bad `n`, `span` or
             `dims`.
+
+    Examples:
+        >>> from keras_genzoo import AutoEncoder
+        >>> ae = AutoEncoder(latent_dim=2, filters=(4,),
+        ...                  image_shape=(8, 8, 1), seed=0)
+        >>> fig = plot_latent_manifold(ae, n=3)
+        >>> fig.axes[0].images[0].get_array().shape   # 3 x 3 images of 8 x 8
+        (24, 24)
     """
     _check_latent_model(model, "plot_latent_manifold")
     n = _inputs.check_count(n, "n")
@@ -481,6 +507,13 @@ def attention_weights(gpt, text, layer=-1):
     Raises:
         ValueError: not a MiniGPT, a bad layer, an empty or too long text,
             or characters outside the vocabulary.
+
+    Examples:
+        >>> from keras_genzoo import MiniGPT
+        >>> gpt = MiniGPT(vocabulary=list("ab"), num_layers=1, num_heads=2,
+        ...               hidden_dim=8, sequence_length=8, seed=0)
+        >>> attention_weights(gpt, "abba").shape
+        (2, 4, 4)
     """
     if not hasattr(gpt, "blocks") or not hasattr(gpt, "encode_text"):
         raise ValueError(
@@ -540,6 +573,14 @@ def plot_attention(gpt, text, layer=-1, columns=None):
     Raises:
         ValueError: not a MiniGPT, a bad layer, an empty or too long text,
             or characters outside the vocabulary.
+
+    Examples:
+        >>> from keras_genzoo import MiniGPT
+        >>> gpt = MiniGPT(vocabulary=list("ab "), num_layers=1, num_heads=2,
+        ...               hidden_dim=8, sequence_length=8, seed=0)
+        >>> fig = plot_attention(gpt, "ab ba")
+        >>> [ax.get_title() for ax in fig.axes[:2]]
+        ['block 0, head 0', 'block 0, head 1']
     """
     weights = attention_weights(gpt, text, layer)
     heads = len(weights)
@@ -574,6 +615,17 @@ def progress_files(directory, prefix="samples"):
 
     Returns:
         list of `(epoch, path)`, in epoch order.
+
+    Examples:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from keras_genzoo.callbacks import save_image_grid
+        >>> folder = tempfile.mkdtemp()
+        >>> for epoch in (2, 10):
+        ...     _ = save_image_grid(np.zeros((4, 8, 8, 1)), os.path.join(
+        ...         folder, f"samples_epoch_{epoch:03d}.png"))
+        >>> [epoch for epoch, _ in progress_files(folder)]
+        [2, 10]
     """
     found = []
     pattern = os.path.join(glob.escape(str(directory)),
@@ -605,6 +657,17 @@ def plot_progress(directory, prefix="samples", max_panels=6):
 
     Raises:
         ValueError: no grids in `directory`, or `max_panels` below 2.
+
+    Examples:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from keras_genzoo.callbacks import save_image_grid
+        >>> folder = tempfile.mkdtemp()
+        >>> for epoch in (1, 2, 3):
+        ...     _ = save_image_grid(np.full((4, 8, 8, 1), epoch / 3),
+        ...         os.path.join(folder, f"samples_epoch_{epoch:03d}.png"))
+        >>> [ax.get_title() for ax in plot_progress(folder).axes]
+        ['epoch 1', 'epoch 2', 'epoch 3']
     """
     from PIL import Image
 
