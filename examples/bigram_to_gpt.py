@@ -10,7 +10,7 @@
 #    self-attention head (the characters of the context exchange
 #    information, weighted by learned affinities), a linear head;
 # 3. **multi-head attention**: four smaller heads side by side;
-# 4. **full blocks**: `MiniGPT`, 4 keras-hub `TransformerDecoder` blocks
+# 4. **full blocks**: `MiniGPT`, 4 causal self-attention blocks
 #    (attention + feed-forward, residual connections, pre-LayerNorm).
 #
 # Run it as a script, `python examples/bigram_to_gpt.py` (`--help` lists the

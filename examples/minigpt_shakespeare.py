@@ -1,7 +1,7 @@
 # %% [markdown]
 # # A character-level GPT on Tiny Shakespeare (or yours), on any Keras backend
 #
-# `MiniGPT` is nanoGPT's "baby GPT" made of keras-hub `TransformerDecoder`
+# `MiniGPT` is nanoGPT's "baby GPT" made of pre-norm causal self-attention
 # blocks: 4 layers, 4 heads, 128 dimensions, a context of 64 characters. In
 # about 1.5 minutes on a laptop CPU (TensorFlow backend) it writes
 # Shakespeare-shaped text; a `TextSampler` prints a sample after every

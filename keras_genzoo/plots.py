@@ -489,9 +489,11 @@ def attention_weights(gpt, text, layer=-1):
     """The causal self-attention weights of one MiniGPT block over a text.
 
     Runs the text through the embedding and the blocks before `layer`,
-    then the block's own layer norm and attention layer (keras-hub's
-    `CachedMultiHeadAttention`, asked for its scores with a causal mask):
-    the same weights the block uses, on any backend.
+    then asks the block for its attention probabilities
+    (`CausalSelfAttentionBlock.attention_probabilities`; for keras-hub
+    blocks, the block's own layer norm and `CachedMultiHeadAttention` with
+    a causal mask and `return_attention_scores`): the same weights the
+    block uses, on any backend.
 
     Args:
         gpt: a `MiniGPT`.
@@ -537,16 +539,19 @@ def attention_weights(gpt, text, layer=-1):
     for block in gpt.blocks[:layer]:
         x = block(x)
     block = gpt.blocks[layer]
-    # keras-hub's TransformerDecoder has no option to return its attention
-    # scores: call its layer norm and attention layer as its `call` does
-    # (normalize_first=True), asking the attention for them
-    h = block._self_attention_layer_norm(x)
-    length = len(text)
-    causal = ops.expand_dims(ops.tril(ops.ones((length, length), "int32")),
-                             0)
-    _, scores = block._self_attention_layer(
-        query=h, value=h, attention_mask=ops.cast(causal, "bool"),
-        return_attention_scores=True)
+    if hasattr(block, "attention_probabilities"):  # CausalSelfAttentionBlock
+        scores = block.attention_probabilities(x)
+    else:
+        # keras-hub's TransformerDecoder has no option to return its
+        # attention scores: call its layer norm and attention layer as its
+        # `call` does (normalize_first=True), asking the attention for them
+        h = block._self_attention_layer_norm(x)
+        length = len(text)
+        causal = ops.expand_dims(
+            ops.tril(ops.ones((length, length), "int32")), 0)
+        _, scores = block._self_attention_layer(
+            query=h, value=h, attention_mask=ops.cast(causal, "bool"),
+            return_attention_scores=True)
     return np.asarray(keras.ops.convert_to_numpy(scores),
                       dtype="float32")[0]
 

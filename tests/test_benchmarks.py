@@ -96,3 +96,15 @@ def test_tf_data_teardown_benchmark_trial():
     row = _load("tf_data_teardown").trial(0.2, autotune=False,
                                           source="zoo_text")
     assert row["batches"] >= 1 and row["delete_s"] >= 0
+
+
+def test_gpt_step_speed_benchmark_times_a_step():
+    import keras
+
+    rows = _load("gpt_step_speed").main(
+        ["--in-process", "--rounds", "1", "--block-types", "fused"])
+    (row,) = rows
+    assert row["backend"] == keras.backend.backend()
+    assert set(row["ms_per_step"]) == {"fused"}
+    assert row["ms_per_step"]["fused"] > 0
+    assert row["ms_per_forward"]["fused"] > 0

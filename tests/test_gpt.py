@@ -38,21 +38,53 @@ def test_loss_goes_down_and_bits_per_char_logged(trained):
     assert "val_bits_per_char" in history
 
 
-def test_architecture_is_keras_hub_decoder_blocks():
+def test_architecture_fused_blocks_or_keras_hub_decoder_blocks():
     import keras_hub
+
+    from keras_genzoo.layers import CausalSelfAttentionBlock
 
     gpt = MiniGPT(vocabulary=list("abcdefgh"))
     assert (gpt.num_layers, gpt.num_heads, gpt.hidden_dim,
-            gpt.sequence_length) == (4, 4, 128, 64)
+            gpt.sequence_length, gpt.block_type) == (4, 4, 128, 64, "fused")
     assert len(gpt.blocks) == 4
-    assert all(isinstance(b, keras_hub.layers.TransformerDecoder)
-               and b.normalize_first for b in gpt.blocks)
+    assert all(isinstance(b, CausalSelfAttentionBlock) for b in gpt.blocks)
     assert isinstance(gpt.embedding,
                       keras_hub.layers.TokenAndPositionEmbedding)
     # the output head is tied to the token embedding: one matrix
     assert gpt.embedding.token_embedding.tie_weights
     logits = gpt(np.zeros((2, 64), dtype="int32"))
     assert tuple(logits.shape) == (2, 64, 8)
+    hub = MiniGPT(vocabulary=list("abcdefgh"), block_type="keras_hub")
+    assert all(isinstance(b, keras_hub.layers.TransformerDecoder)
+               and b.normalize_first for b in hub.blocks)
+    # the same parameters, laid out differently (q, k, v fused)
+    # per block 12 d^2 + 13 d; embeddings (8 + 64) d; final norm 2 d
+    d = 128
+    assert hub.count_params() == gpt.count_params() == (
+        4 * (12 * d * d + 13 * d) + (8 + 64) * d + 2 * d)
+    assert tuple(hub(np.zeros((2, 64), dtype="int32")).shape) == (2, 64, 8)
+    with pytest.raises(ValueError, match="block_type"):
+        MiniGPT(vocabulary=list("ab"), block_type="flash")
+
+
+def test_keras_hub_blocks_generate_save_and_old_configs(tmp_path):
+    """`block_type="keras_hub"`: keras-hub's cached attention in generate,
+    saving, and configs written before `block_type` existed."""
+    text = datasets.load_text("tiny_shakespeare")[:3000]
+    gpt = MiniGPT.from_text(text, block_type="keras_hub", **SMALL)
+    gpt.fit(gpt.make_datasets(text, batch_size=16)[0], epochs=1, verbose=0)
+    greedy = _greedy_by_hand(gpt, "First", 20)
+    assert gpt.generate("First", max_new_tokens=20, top_k=1) == greedy
+    path = os.path.join(tmp_path, "hub.keras")
+    gpt.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.block_type == "keras_hub"
+    ids = gpt.encode_text("First")[None]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(ids)),
+                                  keras.ops.convert_to_numpy(gpt(ids)))
+    old = gpt.get_config()
+    del old["block_type"]
+    assert MiniGPT.from_config(old).block_type == "keras_hub"
 
 
 def test_attention_is_causal():

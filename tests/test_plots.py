@@ -252,13 +252,15 @@ def test_latent_plots_bad_input():
 
 
 # -------------------------------------------------------------- attention
-def _gpt():
+def _gpt(block_type="fused"):
     return MiniGPT(vocabulary=list("abcdefgh \n"), num_layers=2, num_heads=2,
-                   hidden_dim=8, sequence_length=12, seed=0)
+                   hidden_dim=8, sequence_length=12, seed=0,
+                   block_type=block_type)
 
 
-def test_attention_weights_are_the_blocks_causal_softmax():
-    gpt = _gpt()
+@pytest.mark.parametrize("block_type", ["fused", "keras_hub"])
+def test_attention_weights_are_the_blocks_causal_softmax(block_type):
+    gpt = _gpt(block_type)
     text = "bad cafe"
     weights = plots.attention_weights(gpt, text, layer=1)
     assert weights.shape == (2, 8, 8)
@@ -268,12 +270,22 @@ def test_attention_weights_are_the_blocks_causal_softmax():
     numpy = keras.ops.convert_to_numpy
     x = gpt.blocks[0](gpt.embedding(gpt.encode_text(text)[None]))
     block = gpt.blocks[1]
-    h = numpy(block._self_attention_layer_norm(x))[0]
-    attention = block._self_attention_layer
-    wq, bq = (numpy(v) for v in attention._query_dense.weights)
-    wk, bk = (numpy(v) for v in attention._key_dense.weights)
-    q = np.einsum("tc,chd->htd", h, wq) + bq.transpose(0, 1)[:, None, :]
-    k = np.einsum("tc,chd->htd", h, wk) + bk.transpose(0, 1)[:, None, :]
+    if block_type == "fused":
+        x = numpy(x)[0]
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        h = ((x - mean) / np.sqrt(var + 1e-5)
+             * numpy(block.attention_norm_gamma)
+             + numpy(block.attention_norm_beta))
+        qkv = h @ numpy(block.qkv_kernel) + numpy(block.qkv_bias)
+        qkv = qkv.reshape(8, 3, 2, 4).transpose(1, 2, 0, 3)  # (3, h, t, d)
+        q, k = qkv[0], qkv[1]
+    else:
+        h = numpy(block._self_attention_layer_norm(x))[0]
+        attention = block._self_attention_layer
+        wq, bq = (numpy(v) for v in attention._query_dense.weights)
+        wk, bk = (numpy(v) for v in attention._key_dense.weights)
+        q = np.einsum("tc,chd->htd", h, wq) + bq[:, None, :]
+        k = np.einsum("tc,chd->htd", h, wk) + bk[:, None, :]
     logits = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
     logits = np.where(np.tril(np.ones((8, 8), bool)), logits, -np.inf)
     expected = np.exp(logits - logits.max(-1, keepdims=True))

@@ -1,15 +1,17 @@
-"""MiniGPT: a character-level GPT made of keras-hub `TransformerDecoder` blocks.
+"""MiniGPT: a character-level GPT of pre-norm causal self-attention blocks.
 
 The last model of "Let's build GPT" (and nanoGPT's `model.py`): token and
-position embeddings, `num_layers` pre-norm causal self-attention blocks, a
-final LayerNorm and an output head that shares the token embedding's
-weights. Training goes through `compute_loss` (inherited from
+position embeddings, `num_layers` pre-norm causal self-attention blocks
+(`keras_genzoo.layers.CausalSelfAttentionBlock`, or keras-hub
+`TransformerDecoder` blocks with `block_type="keras_hub"`), a final
+LayerNorm and an output head that shares the token embedding's weights. Training goes through `compute_loss` (inherited from
 `CharLanguageModel`), so Keras' own `train_step` runs it on every backend.
 
 Generation runs keras-hub's samplers in one compiled loop per call:
 
-1. while the text fits in the context, a key/value cache (keras-hub's
-   `self_attention_cache`) makes each new character cost one position;
+1. while the text fits in the context, a key/value cache (the blocks'
+   `cache`, or keras-hub's `self_attention_cache`) makes each new character
+   cost one position;
 2. past the context, each new character is predicted from exactly the last
    `sequence_length` characters (as nanoGPT crops), one window per step.
 
@@ -23,8 +25,12 @@ import keras
 from keras import ops
 
 from keras_genzoo import backend
+from keras_genzoo.layers.transformer import CausalSelfAttentionBlock
 from keras_genzoo.models.language import CharLanguageModel
 from keras_genzoo.sampling import _keras_hub, make_sampler
+
+
+BLOCK_TYPES = ("fused", "keras_hub")
 
 
 class _CompiledLoops:
@@ -37,13 +43,20 @@ class _CompiledLoops:
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
 class MiniGPT(CharLanguageModel):
-    """A character-level GPT built from keras-hub `TransformerDecoder` blocks.
+    """A character-level GPT: nanoGPT's model in Keras.
 
     Token + position embedding (`keras_hub.layers.TokenAndPositionEmbedding`),
-    `num_layers` `keras_hub.layers.TransformerDecoder` blocks used as causal
-    self-attention with pre-normalisation (`normalize_first=True`, GELU
-    feed-forward of `intermediate_dim`), a final `LayerNormalization` and an
-    output head tied to the token embedding (as in GPT-2 and nanoGPT). The
+    `num_layers` causal self-attention blocks with pre-normalisation and a
+    GELU feed-forward of `intermediate_dim`, a final `LayerNormalization`
+    and an output head tied to the token embedding (as in GPT-2 and
+    nanoGPT). The blocks are `keras_genzoo.layers.CausalSelfAttentionBlock`
+    (`block_type="fused"`, the default): the function of keras-hub's
+    `TransformerDecoder(normalize_first=True)` with the query, key and value
+    projections fused, as one layer, which makes a training step faster on
+    PyTorch and TensorFlow (see docs/performance.md).
+    `block_type="keras_hub"` builds `keras_hub.layers.TransformerDecoder`
+    blocks instead (the same parameters, laid out differently); `.keras`
+    files saved before `block_type` existed load as such. The
     defaults are nanoGPT's CPU configuration: 4 layers, 4 heads, 128
     dimensions, a context of 64 characters (~0.8M parameters with a
     65-character vocabulary).
@@ -68,6 +81,8 @@ class MiniGPT(CharLanguageModel):
         intermediate_dim: width of the feed-forward layers; default
             `4 * hidden_dim`.
         dropout: dropout rate after the embeddings and inside the blocks.
+        block_type: `"fused"` (`CausalSelfAttentionBlock`) or
+            `"keras_hub"` (keras-hub `TransformerDecoder` blocks).
         **kwargs: standard `keras.Model` arguments (`name`, `dtype`, e.g.
             `dtype="mixed_bfloat16"`).
 
@@ -86,7 +101,7 @@ class MiniGPT(CharLanguageModel):
 
     def __init__(self, vocabulary, sequence_length=64, num_layers=4,
                  num_heads=4, hidden_dim=128, intermediate_dim=None,
-                 dropout=0.0, **kwargs):
+                 dropout=0.0, block_type="fused", **kwargs):
         super().__init__(vocabulary, sequence_length, **kwargs)
         for name, value in (("num_layers", num_layers),
                             ("num_heads", num_heads),
@@ -101,6 +116,13 @@ class MiniGPT(CharLanguageModel):
             )
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1); got {dropout}.")
+        if block_type not in BLOCK_TYPES:
+            raise ValueError(
+                f"`block_type` must be one of {BLOCK_TYPES}; got "
+                f"{block_type!r}. \"fused\" (the default) is the faster "
+                "CausalSelfAttentionBlock; \"keras_hub\" builds keras-hub "
+                "TransformerDecoder blocks.")
+        self.block_type = block_type
         self.num_layers = int(num_layers)
         self.num_heads = int(num_heads)
         self.hidden_dim = int(hidden_dim)
@@ -121,26 +143,37 @@ class MiniGPT(CharLanguageModel):
         )
         self.embedding_dropout = keras.layers.Dropout(
             self.dropout, dtype=self.dtype_policy, name="embedding_dropout")
-        self.blocks = [
-            keras_hub.layers.TransformerDecoder(
-                intermediate_dim=self.intermediate_dim,
-                num_heads=self.num_heads,
-                dropout=self.dropout,
-                activation="gelu",
-                layer_norm_epsilon=1e-5,
-                kernel_initializer=init,
-                normalize_first=True,
-                dtype=self.dtype_policy,
-                name=f"block_{i}",
-            )
-            for i in range(self.num_layers)
-        ]
+        self.blocks = [self._make_block(i, init)
+                       for i in range(self.num_layers)]
         self.final_norm = keras.layers.LayerNormalization(
             epsilon=1e-5, dtype=self.dtype_policy, name="final_norm")
         self._loops = _CompiledLoops()
         self.build((None, self.sequence_length))
 
     limited_context = True
+
+    def _make_block(self, i, init):
+        if self.block_type == "fused":
+            return CausalSelfAttentionBlock(
+                num_heads=self.num_heads,
+                intermediate_dim=self.intermediate_dim,
+                dropout=self.dropout,
+                epsilon=1e-5,
+                kernel_initializer=init,
+                dtype=self.dtype_policy,
+                name=f"block_{i}",
+            )
+        return _keras_hub().layers.TransformerDecoder(
+            intermediate_dim=self.intermediate_dim,
+            num_heads=self.num_heads,
+            dropout=self.dropout,
+            activation="gelu",
+            layer_norm_epsilon=1e-5,
+            kernel_initializer=init,
+            normalize_first=True,
+            dtype=self.dtype_policy,
+            name=f"block_{i}",
+        )
 
     def compile(self, *args, **kwargs):
         """`keras.Model.compile`; also drops the compiled sampling loops, so
@@ -209,9 +242,13 @@ class MiniGPT(CharLanguageModel):
         x = self.embedding(ids, start_index=index)
         caches = []
         for i, block in enumerate(self.blocks):
-            x, layer_cache = block(
-                x, self_attention_cache=cache[:, i, ...],
-                self_attention_cache_update_index=index)
+            if self.block_type == "fused":
+                x, layer_cache = block(x, cache=cache[:, i, ...],
+                                       cache_update_index=index)
+            else:
+                x, layer_cache = block(
+                    x, self_attention_cache=cache[:, i, ...],
+                    self_attention_cache_update_index=index)
             caches.append(layer_cache)
         return self._head(x), ops.stack(caches, axis=1)
 
@@ -303,5 +340,13 @@ class MiniGPT(CharLanguageModel):
             "hidden_dim": self.hidden_dim,
             "intermediate_dim": self.intermediate_dim,
             "dropout": self.dropout,
+            "block_type": self.block_type,
         })
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # files saved before `block_type` existed hold keras-hub blocks
+        config = dict(config)
+        config.setdefault("block_type", "keras_hub")
+        return super().from_config(config, custom_objects=custom_objects)

@@ -1,0 +1,200 @@
+"""Benchmark: MiniGPT's training step against nanoGPT's, in one process.
+
+The time of one training step (`train_on_batch` of one fixed batch: forward,
+backward, AdamW with nanoGPT's schedule and gradient clipping) of `MiniGPT`
+with each block type (`"fused"`: `CausalSelfAttentionBlock`, the default;
+`"keras_hub"`: keras-hub `TransformerDecoder` blocks), and, with
+`--nanogpt-dir`, of nanoGPT's own `model.py` GPT trained the way its
+`train.py` does (PyTorch, eager, its AdamW, `clip_grad_norm_`), on the same
+batch shape. The step kinds run in turn, one step each per round, and the
+medians are printed: on a shared or throttling machine the speed drifts by
+tens of percent between runs, but all kinds see the same drift.
+
+nanoGPT's CPU recipe by default: 4 layers x 4 heads x 128, context 64,
+batch 12, 65 characters, dropout 0.
+
+    python benchmarks/gpt_step_speed.py --nanogpt-dir ../nanoGPT
+    python benchmarks/gpt_step_speed.py --backends torch --rounds 100
+    python benchmarks/gpt_step_speed.py --recipe gpu --backends jax,torch \
+        --dtype mixed_bfloat16 --nanogpt-dir ../nanoGPT   # on a GPU
+
+Prints one JSON object per backend: median ms per step (`ms_per_step`) and
+per forward pass in inference (`ms_per_forward`, `predict_on_batch`) of each
+kind, and each MiniGPT kind's ratio to nanoGPT's step. Each backend runs in
+its own subprocess; nanoGPT runs next to each (it needs PyTorch). Figures
+are measurements on the machine at hand, not test thresholds.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+RECIPES = {
+    "cpu": dict(sequence_length=64, num_layers=4, num_heads=4,
+                hidden_dim=128, dropout=0.0, batch_size=12),
+    "gpu": dict(sequence_length=256, num_layers=6, num_heads=6,
+                hidden_dim=384, dropout=0.2, batch_size=64),
+}
+BLOCK_TYPES = ("fused", "keras_hub")
+VOCABULARY_SIZE = 65  # Tiny Shakespeare's characters
+
+
+def _nanogpt_step(nanogpt_dir, recipe, ids, targets, device):
+    """nanoGPT's GPT and one training step as its train.py takes it."""
+    import torch
+
+    sys.path.insert(0, os.path.abspath(nanogpt_dir))
+    from model import GPT, GPTConfig
+
+    torch.manual_seed(1337)
+    config = GPTConfig(block_size=recipe["sequence_length"],
+                       vocab_size=VOCABULARY_SIZE,
+                       n_layer=recipe["num_layers"],
+                       n_head=recipe["num_heads"],
+                       n_embd=recipe["hidden_dim"],
+                       dropout=recipe["dropout"], bias=True)
+    model = GPT(config).to(device)
+    optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99),
+                                           device.split(":")[0])
+    x = torch.from_numpy(ids).long().to(device)
+    y = torch.from_numpy(targets).long().to(device)
+
+    def step():
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def forward():
+        # with targets: logits at every position, as MiniGPT's forward
+        model.eval()
+        with torch.no_grad():
+            model(x, y)
+        model.train()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    return step, forward
+
+
+def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir):
+    import keras
+    import numpy as np
+    from keras import ops
+
+    from keras_genzoo import MiniGPT, warmup_cosine_adamw
+
+    recipe = RECIPES[recipe_name]
+    keras.utils.set_random_seed(1337)
+    rng = np.random.default_rng(0)
+    shape = (recipe["batch_size"], recipe["sequence_length"])
+    ids = rng.integers(0, VOCABULARY_SIZE, shape).astype("int32")
+    targets = rng.integers(0, VOCABULARY_SIZE, shape).astype("int32")
+    x, y = ops.convert_to_tensor(ids), ops.convert_to_tensor(targets)
+    vocabulary = [chr(32 + i) for i in range(VOCABULARY_SIZE)]
+    steps, forwards, compile_s = {}, {}, {}
+    for block_type in block_types:
+        gpt = MiniGPT(vocabulary, block_type=block_type, dtype=dtype,
+                      **{k: recipe[k] for k in (
+                          "sequence_length", "num_layers", "num_heads",
+                          "hidden_dim", "dropout")})
+        gpt.compile(optimizer=warmup_cosine_adamw(2000),
+                    jit_compile=gpt.default_jit_compile())
+        start = time.perf_counter()
+        gpt.train_on_batch(x, y)
+        gpt.predict_on_batch(x)
+        compile_s[block_type] = round(time.perf_counter() - start, 1)
+        steps[block_type] = (lambda g: lambda: g.train_on_batch(x, y))(gpt)
+        forwards[block_type] = (lambda g: lambda: g.predict_on_batch(x))(gpt)
+    device = _device()
+    if nanogpt_dir:
+        torch_device = "cuda:0" if device.startswith("gpu") else "cpu"
+        steps["nanogpt"], forwards["nanogpt"] = _nanogpt_step(
+            nanogpt_dir, recipe, ids, targets, torch_device)
+    times = {kind: [] for kind in steps}
+    forward_times = {kind: [] for kind in steps}
+    warmup = max(3, rounds // 10)
+    for i in range(warmup + rounds):
+        for kind in steps:
+            start = time.perf_counter()
+            steps[kind]()
+            middle = time.perf_counter()
+            forwards[kind]()
+            end = time.perf_counter()
+            if i >= warmup:
+                times[kind].append(middle - start)
+                forward_times[kind].append(end - middle)
+
+    def median_ms(values):
+        return round(1000 * float(np.median(values)), 1)
+
+    row = {
+        "benchmark": f"gpt_step_speed_{recipe_name}_recipe",
+        "backend": keras.backend.backend(),
+        "device": device,
+        "dtype": dtype,
+        "keras": keras.__version__,
+        "batch_size": recipe["batch_size"],
+        "rounds": rounds,
+        "ms_per_step": {k: median_ms(v) for k, v in times.items()},
+        "ms_per_forward": {k: median_ms(v) for k, v in forward_times.items()},
+        "first_step_and_forward_s": compile_s,
+    }
+    if nanogpt_dir:
+        row["nanogpt_dtype"] = "float32"
+        row["ratio_to_nanogpt"] = {
+            k: round(row["ms_per_step"][k] / row["ms_per_step"]["nanogpt"], 2)
+            for k in block_types}
+    return row
+
+
+def _device():
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return "gpu:0" if torch.cuda.is_available() else "cpu:0"
+    return keras.distribution.list_devices()[0].lower()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="cpu")
+    parser.add_argument("--rounds", type=int, default=60,
+                        help="timed steps of each kind (after a warm-up)")
+    parser.add_argument("--dtype", default="float32",
+                        help="MiniGPT's dtype policy, e.g. mixed_bfloat16")
+    parser.add_argument("--block-types", default=",".join(BLOCK_TYPES))
+    parser.add_argument("--nanogpt-dir", default=None,
+                        help="a nanoGPT checkout: time its model.py too")
+    parser.add_argument("--in-process", action="store_true",
+                        help="only the backend of this process")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    block_types = [b for b in args.block_types.split(",") if b]
+    if not set(block_types) <= set(BLOCK_TYPES):
+        parser.error(f"--block-types: choose from {','.join(BLOCK_TYPES)}")
+    if args.in_process:
+        row = run_in_process(args.recipe, args.rounds, args.dtype,
+                             block_types, args.nanogpt_dir)
+        print(json.dumps(row), flush=True)
+        return [row]
+    from _backends import run_per_backend
+
+    return run_per_backend(__file__, argv if argv is not None
+                           else sys.argv[1:], args.backends,
+                           "gpt_step_speed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""layers.CausalSelfAttentionBlock: the same function as keras-hub's
+pre-norm TransformerDecoder, its key/value cache, dropout, dtypes, saving."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_genzoo.layers import CausalSelfAttentionBlock
+
+WIDTH, HEADS, HIDDEN, LENGTH = 16, 4, 32, 7
+
+
+def _n(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def _pair(seed=0):
+    """A keras-hub TransformerDecoder with random weights, and our block
+    holding the same numbers (q, k, v fused into one matrix)."""
+    import keras_hub
+
+    hub = keras_hub.layers.TransformerDecoder(
+        intermediate_dim=HIDDEN, num_heads=HEADS, activation="gelu",
+        layer_norm_epsilon=1e-5, normalize_first=True)
+    hub.build((None, LENGTH, WIDTH))
+    rng = np.random.default_rng(seed)
+    for weight in hub.weights:
+        weight.assign(0.3 * rng.normal(size=weight.shape).astype("float32"))
+    theirs = {w.path.split("/", 1)[1]: _n(w) for w in hub.weights}
+    block = CausalSelfAttentionBlock(HEADS, HIDDEN)
+    block.build((None, LENGTH, WIDTH))
+    attention = "self_attention/{}/{}"
+    block.qkv_kernel.assign(np.concatenate(
+        [theirs[attention.format(n, "kernel")].reshape(WIDTH, WIDTH)
+         for n in ("query", "key", "value")], axis=1))
+    block.qkv_bias.assign(np.concatenate(
+        [theirs[attention.format(n, "bias")].reshape(WIDTH)
+         for n in ("query", "key", "value")]))
+    block.attention_output_kernel.assign(
+        theirs[attention.format("attention_output", "kernel")].reshape(
+            WIDTH, WIDTH))
+    block.attention_output_bias.assign(
+        theirs[attention.format("attention_output", "bias")])
+    for ours, name in (("attention_norm", "self_attention_layer_norm"),
+                       ("mlp_norm", "feedforward_layer_norm")):
+        getattr(block, ours + "_gamma").assign(theirs[name + "/gamma"])
+        getattr(block, ours + "_beta").assign(theirs[name + "/beta"])
+    for ours, name in (("mlp", "feedforward_intermediate_dense"),
+                       ("mlp_output", "feedforward_output_dense")):
+        getattr(block, ours + "_kernel").assign(theirs[name + "/kernel"])
+        getattr(block, ours + "_bias").assign(theirs[name + "/bias"])
+    return hub, block
+
+
+def _inputs(batch=2, length=LENGTH, seed=1):
+    return np.random.default_rng(seed).normal(
+        size=(batch, length, WIDTH)).astype("float32")
+
+
+def test_equals_keras_hub_pre_norm_decoder():
+    hub, block = _pair()
+    x = _inputs()
+    expected = _n(hub(x))
+    assert np.abs(expected).max() > 1.0  # not a degenerate comparison
+    np.testing.assert_allclose(_n(block(x)), expected, rtol=1e-5, atol=1e-5)
+    # and its gradients with respect to the inputs
+    from keras_genzoo import backend as zoo_backend
+
+    def total(layer):
+        return zoo_backend.input_gradients(
+            lambda v: keras.ops.sum(keras.ops.square(layer(v))),
+            keras.ops.convert_to_tensor(x))
+
+    np.testing.assert_allclose(_n(total(block)), _n(total(hub)),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_cache_gives_the_full_call_position_by_position():
+    _, block = _pair()
+    x = _inputs()
+    full = _n(block(x))
+    cache = np.zeros((2, 2, LENGTH, HEADS, WIDTH // HEADS), "float32")
+    out, cache = block(x[:, :3], cache=cache, cache_update_index=0)
+    outs = [_n(out)]
+    for i in range(3, LENGTH):
+        out, cache = block(x[:, i:i + 1], cache=cache, cache_update_index=i)
+        outs.append(_n(out))
+    np.testing.assert_allclose(np.concatenate(outs, axis=1), full,
+                               rtol=1e-5, atol=1e-5)
+    assert _n(cache).shape == (2, 2, LENGTH, HEADS, WIDTH // HEADS)
+    # every position written: no all-zero key row left
+    assert (np.abs(_n(cache)).sum(axis=(0, 3, 4)) > 0).all()
+
+
+def test_is_causal():
+    _, block = _pair()
+    x = _inputs()
+    changed = x.copy()
+    changed[:, 4:] += 1.0
+    a, b = _n(block(x)), _n(block(changed))
+    np.testing.assert_allclose(a[:, :4], b[:, :4], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_attention_probabilities_are_causal_rows():
+    _, block = _pair()
+    probs = _n(block.attention_probabilities(_inputs()))
+    assert probs.shape == (2, HEADS, LENGTH, LENGTH)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(np.triu(probs, 1) == 0)
+
+
+def test_dropout_only_in_training_and_seeded():
+    x = _inputs()
+    block = CausalSelfAttentionBlock(HEADS, HIDDEN, dropout=0.5, seed=3)
+    inference = _n(block(x))
+    np.testing.assert_array_equal(_n(block(x)), inference)
+    trained_a = _n(block(x, training=True))
+    assert not np.allclose(trained_a, inference)
+    again = CausalSelfAttentionBlock(HEADS, HIDDEN, dropout=0.5, seed=3)
+    again.build(x.shape)
+    again.set_weights(block.get_weights())
+    np.testing.assert_allclose(_n(again(x, training=True)), trained_a,
+                               rtol=1e-6, atol=1e-6)
+    # and it is still causal with dropout (the explicit attention path)
+    changed = x.copy()
+    changed[:, 4:] += 1.0
+    c = CausalSelfAttentionBlock(HEADS, HIDDEN, dropout=0.5, seed=3)
+    c.build(x.shape)
+    c.set_weights(block.get_weights())
+    np.testing.assert_allclose(_n(c(changed, training=True))[:, :4],
+                               trained_a[:, :4], rtol=1e-5, atol=1e-5)
+
+
+def test_mixed_precision():
+    block = CausalSelfAttentionBlock(HEADS, HIDDEN, dtype="mixed_bfloat16")
+    out = block(_inputs())
+    assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
+    assert all(w.dtype == "float32" for w in block.weights)
+    cache = np.zeros((2, 2, LENGTH, HEADS, WIDTH // HEADS), "float32")
+    out, cache = block(_inputs()[:, :2], cache=keras.ops.cast(
+        cache, "bfloat16"), cache_update_index=0)
+    assert keras.backend.standardize_dtype(cache.dtype) == "bfloat16"
+
+
+def test_config_and_saving(tmp_path):
+    block = CausalSelfAttentionBlock(HEADS, HIDDEN, dropout=0.1, epsilon=1e-6,
+                                     seed=5, name="blk")
+    config = block.get_config()
+    again = CausalSelfAttentionBlock.from_config(config)
+    assert again.get_config() == config
+    inputs = keras.Input((LENGTH, WIDTH))
+    model = keras.Model(inputs, block(inputs))
+    path = os.path.join(tmp_path, "block.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = _inputs()
+    np.testing.assert_allclose(_n(loaded(x)), _n(model(x)), rtol=1e-6)
+    assert isinstance(loaded.layers[-1], CausalSelfAttentionBlock)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="multiple of `num_heads`"):
+        CausalSelfAttentionBlock(3, HIDDEN)(_inputs())
+    with pytest.raises(ValueError, match="positive"):
+        CausalSelfAttentionBlock(0, HIDDEN)
+    with pytest.raises(ValueError, match="dropout"):
+        CausalSelfAttentionBlock(HEADS, HIDDEN, dropout=1.0)
