@@ -18,6 +18,7 @@ sampling loop, and a second call).
     python benchmarks/minigpt_shakespeare.py --backends jax --iters 500
     python benchmarks/minigpt_shakespeare.py --dtype mixed_bfloat16
     python benchmarks/minigpt_shakespeare.py --nanogpt-dir ../nanoGPT
+    python benchmarks/minigpt_shakespeare.py --block-type keras_hub
     python benchmarks/minigpt_shakespeare.py --recipe gpu --dtype mixed_bfloat16 \
         --backends jax,torch --nanogpt-dir ../nanoGPT     # on a GPU machine
 
@@ -58,7 +59,8 @@ MODEL_KEYS = ("sequence_length", "num_layers", "num_heads", "hidden_dim",
               "dropout")
 
 
-def run_one(iters, batch_size, dtype, steps_per_execution, recipe="cpu"):
+def run_one(iters, batch_size, dtype, steps_per_execution, recipe="cpu",
+            block_type="fused"):
     import keras
 
     from keras_genzoo import MiniGPT, datasets, warmup_cosine_adamw
@@ -66,7 +68,7 @@ def run_one(iters, batch_size, dtype, steps_per_execution, recipe="cpu"):
     keras.utils.set_random_seed(1337)
     start = time.perf_counter()
     text = datasets.load_text("tiny_shakespeare")
-    gpt = MiniGPT.from_text(text, dtype=dtype, **{
+    gpt = MiniGPT.from_text(text, dtype=dtype, block_type=block_type, **{
         key: RECIPES[recipe][key] for key in MODEL_KEYS})
     # training windows start at every character (nanoGPT draws random
     # offsets); validation: every non-overlapping window of the last 10 %
@@ -113,6 +115,7 @@ def run_one(iters, batch_size, dtype, steps_per_execution, recipe="cpu"):
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "dtype": dtype,
+        "block_type": block_type,
         "params": int(gpt.count_params()),
         "iters": iters,
         "batch_size": batch_size,
@@ -210,6 +213,9 @@ def main():
     parser.add_argument("--dtype", default="float32",
                         help="float32, mixed_bfloat16 or mixed_float16")
     parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--block-type", default="fused",
+                        choices=["fused", "keras_hub"],
+                        help="MiniGPT's blocks (see MiniGPT's block_type)")
     parser.add_argument("--nanogpt-dir", default=None,
                         help="a nanoGPT checkout: run it first, same recipe")
     parser.add_argument("--child", action="store_true",
@@ -219,7 +225,8 @@ def main():
     args.batch_size = args.batch_size or RECIPES[args.recipe]["batch_size"]
     if args.child:
         print(json.dumps(run_one(args.iters, args.batch_size, args.dtype,
-                                 args.steps_per_execution, args.recipe)),
+                                 args.steps_per_execution, args.recipe,
+                                 args.block_type)),
               flush=True)
         return
     if args.nanogpt_dir:
@@ -232,7 +239,7 @@ def main():
             [sys.executable, __file__, "--child", "--iters", str(args.iters),
              "--batch-size", str(args.batch_size), "--dtype", args.dtype,
              "--steps-per-execution", str(args.steps_per_execution),
-             "--recipe", args.recipe],
+             "--recipe", args.recipe, "--block-type", args.block_type],
             env=env, check=True, stderr=subprocess.DEVNULL,
         )
 
