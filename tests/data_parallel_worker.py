@@ -227,18 +227,26 @@ def train_tensor_parallel(items):
         layout_map=layout_map, batch_dim_name="batch"))
     try:
         model, logs, state, seconds = train("minigpt")
+        # the map's keras-hub entries: a MiniGPT of TransformerDecoder
+        # blocks, built (not trained) under the same distribution
+        from keras_genzoo import MiniGPT
+
+        hub = MiniGPT(model.vocabulary, sequence_length=model.sequence_length,
+                      num_layers=1, num_heads=model.num_heads,
+                      hidden_dim=model.hidden_dim, block_type="keras_hub")
     finally:
         keras.distribution.set_distribution(None)
-    layouts = {}
-    for v in model.weights:
-        layout = layout_map[v.path]
-        layouts[v.path] = {
-            "shape": list(v.shape),
-            "axes": None if layout is None else list(layout.axes),
-            "shard_shape": list(v.value.sharding.shard_shape(v.shape)),
-            "devices": len(v.value.sharding.device_set),
-        }
-    items["layouts"] = layouts
+    for key, built in (("layouts", model), ("hub_layouts", hub)):
+        layouts = {}
+        for v in built.weights:
+            layout = layout_map[v.path]
+            layouts[v.path] = {
+                "shape": list(v.shape),
+                "axes": None if layout is None else list(layout.axes),
+                "shard_shape": list(v.value.sharding.shard_shape(v.shape)),
+                "devices": len(v.value.sharding.device_set),
+            }
+        items[key] = layouts
     return model, logs, state, seconds
 
 

@@ -132,15 +132,20 @@ def test_the_batch_was_split_over_two_devices(runs, family):
 @pytest.mark.skipif(BACKEND != "jax", reason="ModelParallel runs on JAX")
 def test_docs_layout_map_shards_every_minigpt_kernel(runs):
     outdir, results = runs
-    layouts = results["families"]["minigpt_tp"]["evidence"]["layouts"]
-    assert layouts
-    for path, layout in layouts.items():
-        if len(layout["shape"]) >= 2:  # kernels, embeddings, q/k/v biases
-            assert layout["axes"] is not None, f"no layout for {path}"
-            assert "model" in layout["axes"], path
-            assert layout["devices"] == 2, path
-            assert layout["shard_shape"] != layout["shape"], (
-                f"{path} is not split: {layout}")
+    evidence = results["families"]["minigpt_tp"]["evidence"]
+    # both block types: CausalSelfAttentionBlock (trained) and keras-hub's
+    # TransformerDecoder (built)
+    for key, kernel in (("layouts", "qkv_kernel"),
+                        ("hub_layouts", "self_attention/query/kernel")):
+        layouts = evidence[key]
+        assert any(path.endswith(kernel) for path in layouts), key
+        for path, layout in layouts.items():
+            if len(layout["shape"]) >= 2:  # kernels, embeddings, q/k/v biases
+                assert layout["axes"] is not None, f"no layout for {path}"
+                assert "model" in layout["axes"], path
+                assert layout["devices"] == 2, path
+                assert layout["shard_shape"] != layout["shape"], (
+                    f"{path} is not split: {layout}")
     check_same_training(outdir, results, "minigpt_tp")
 
 

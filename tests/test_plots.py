@@ -276,9 +276,9 @@ def test_attention_weights_are_the_blocks_causal_softmax(block_type):
         h = ((x - mean) / np.sqrt(var + 1e-5)
              * numpy(block.attention_norm_gamma)
              + numpy(block.attention_norm_beta))
-        qkv = h @ numpy(block.qkv_kernel) + numpy(block.qkv_bias)
-        qkv = qkv.reshape(8, 3, 2, 4).transpose(1, 2, 0, 3)  # (3, h, t, d)
-        q, k = qkv[0], qkv[1]
+        qkv = (np.einsum("tc,ckhd->kthd", h, numpy(block.qkv_kernel))
+               + numpy(block.qkv_bias)[:, None])
+        q, k = qkv[0].transpose(1, 0, 2), qkv[1].transpose(1, 0, 2)
     else:
         h = numpy(block._self_attention_layer_norm(x))[0]
         attention = block._self_attention_layer

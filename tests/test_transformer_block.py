@@ -32,15 +32,16 @@ def _pair(seed=0):
     block = CausalSelfAttentionBlock(HEADS, HIDDEN)
     block.build((None, LENGTH, WIDTH))
     attention = "self_attention/{}/{}"
-    block.qkv_kernel.assign(np.concatenate(
-        [theirs[attention.format(n, "kernel")].reshape(WIDTH, WIDTH)
+    # keras-hub: (width, heads, head_dim) each; ours (width, 3, heads,
+    # head_dim) and (3, heads, head_dim)
+    block.qkv_kernel.assign(np.stack(
+        [theirs[attention.format(n, "kernel")]
          for n in ("query", "key", "value")], axis=1))
-    block.qkv_bias.assign(np.concatenate(
-        [theirs[attention.format(n, "bias")].reshape(WIDTH)
+    block.qkv_bias.assign(np.stack(
+        [theirs[attention.format(n, "bias")]
          for n in ("query", "key", "value")]))
     block.attention_output_kernel.assign(
-        theirs[attention.format("attention_output", "kernel")].reshape(
-            WIDTH, WIDTH))
+        theirs[attention.format("attention_output", "kernel")])
     block.attention_output_bias.assign(
         theirs[attention.format("attention_output", "bias")])
     for ours, name in (("attention_norm", "self_attention_layer_norm"),

@@ -80,6 +80,7 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
                 f"The input width ({width}) must be a multiple of "
                 f"`num_heads` ({self.num_heads}).")
         self.width = width
+        heads, head_dim = self.num_heads, width // self.num_heads
 
         def weight(name, shape, initializer, autocast=True):
             return self.add_weight(name=name, shape=shape,
@@ -92,10 +93,13 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
             "attention_norm_gamma", (width,), "ones", autocast=False)
         self.attention_norm_beta = weight(
             "attention_norm_beta", (width,), "zeros", autocast=False)
-        self.qkv_kernel = weight("qkv_kernel", (width, 3 * width), kernel)
-        self.qkv_bias = weight("qkv_bias", (3 * width,), "zeros")
+        # query, key and value in one kernel, by head: tensor parallelism
+        # (a LayoutMap) can split every projection along the heads axis
+        self.qkv_kernel = weight(
+            "qkv_kernel", (width, 3, heads, head_dim), kernel)
+        self.qkv_bias = weight("qkv_bias", (3, heads, head_dim), "zeros")
         self.attention_output_kernel = weight(
-            "attention_output_kernel", (width, width), kernel)
+            "attention_output_kernel", (heads, head_dim, width), kernel)
         self.attention_output_bias = weight(
             "attention_output_bias", (width,), "zeros")
         self.mlp_norm_gamma = weight(
@@ -120,12 +124,9 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
         return x
 
     def _queries_keys_values(self, x):
-        shape = ops.shape(x)
-        head_dim = self.width // self.num_heads
         h = self._norm(x, self.attention_norm_gamma, self.attention_norm_beta)
-        qkv = ops.matmul(h, self.qkv_kernel) + self.qkv_bias
-        qkv = ops.reshape(
-            qkv, (shape[0], shape[1], 3, self.num_heads, head_dim))
+        # (batch, length, 3, heads, head_dim)
+        qkv = ops.einsum("btd,dkhe->btkhe", h, self.qkv_kernel) + self.qkv_bias
         return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
 
     @staticmethod
@@ -164,9 +165,8 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
         else:
             attended = ops.dot_product_attention(
                 q, k, v, mask=mask, is_causal=mask is None)
-        shape = ops.shape(attended)
-        attended = ops.reshape(attended, (shape[0], shape[1], self.width))
-        attended = (ops.matmul(attended, self.attention_output_kernel)
+        attended = (ops.einsum("bthe,hed->btd", attended,
+                               self.attention_output_kernel)
                     + self.attention_output_bias)
         x = x + self._dropout(attended, training)
         h = self._norm(x, self.mlp_norm_gamma, self.mlp_norm_beta)
