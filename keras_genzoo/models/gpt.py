@@ -4,7 +4,8 @@ The last model of "Let's build GPT" (and nanoGPT's `model.py`): token and
 position embeddings, `num_layers` pre-norm causal self-attention blocks
 (`keras_genzoo.layers.CausalSelfAttentionBlock`, or keras-hub
 `TransformerDecoder` blocks with `block_type="keras_hub"`), a final
-LayerNorm and an output head that shares the token embedding's weights. Training goes through `compute_loss` (inherited from
+LayerNorm and an output head that shares the token embedding's weights.
+Training goes through `compute_loss` (inherited from
 `CharLanguageModel`), so Keras' own `train_step` runs it on every backend.
 
 Generation runs keras-hub's samplers in one compiled loop per call:
