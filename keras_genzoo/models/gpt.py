@@ -54,7 +54,7 @@ class MiniGPT(CharLanguageModel):
     (`block_type="fused"`, the default): the function of keras-hub's
     `TransformerDecoder(normalize_first=True)` with the query, key and value
     projections fused, as one layer, which makes a training step faster on
-    PyTorch and TensorFlow (see docs/performance.md).
+    PyTorch (17 % on a CPU; see docs/performance.md).
     `block_type="keras_hub"` builds `keras_hub.layers.TransformerDecoder`
     blocks instead (the same parameters, laid out differently); `.keras`
     files saved before `block_type` existed load as such. The
