@@ -16,12 +16,14 @@ batch 12, 65 characters, dropout 0.
     python benchmarks/gpt_step_speed.py --nanogpt-dir ../nanoGPT
     python benchmarks/gpt_step_speed.py --backends torch --rounds 100
     python benchmarks/gpt_step_speed.py --recipe gpu --backends jax,torch \
-        --dtype mixed_bfloat16 --nanogpt-dir ../nanoGPT   # on a GPU
+        --dtype mixed_bfloat16 --nanogpt-dir ../nanoGPT --nanogpt-compile
 
 Prints one JSON object per backend: median ms per step (`ms_per_step`) and
 per forward pass in inference (`ms_per_forward`, `predict_on_batch`) of each
 kind, and each MiniGPT kind's ratio to nanoGPT's step. Each backend runs in
-its own subprocess; nanoGPT runs next to each (it needs PyTorch). Figures
+its own subprocess; nanoGPT runs next to each (it needs PyTorch), in
+`torch.autocast` when `--dtype` is a mixed policy, through `torch.compile`
+with `--nanogpt-compile`. Figures
 are measurements on the machine at hand, not test thresholds.
 """
 
@@ -43,8 +45,13 @@ BLOCK_TYPES = ("fused", "keras_hub")
 VOCABULARY_SIZE = 65  # Tiny Shakespeare's characters
 
 
-def _nanogpt_step(nanogpt_dir, recipe, ids, targets, device):
-    """nanoGPT's GPT and one training step as its train.py takes it."""
+def _nanogpt_step(nanogpt_dir, recipe, ids, targets, device, dtype,
+                  compile_model):
+    """nanoGPT's GPT and one training step as its train.py takes it: in
+    `torch.autocast` to bfloat16 or float16 when MiniGPT's policy is mixed,
+    optionally through `torch.compile` (its GPU default)."""
+    import contextlib
+
     import torch
 
     sys.path.insert(0, os.path.abspath(nanogpt_dir))
@@ -60,11 +67,18 @@ def _nanogpt_step(nanogpt_dir, recipe, ids, targets, device):
     model = GPT(config).to(device)
     optimizer = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99),
                                            device.split(":")[0])
+    if compile_model:
+        model = torch.compile(model)
     x = torch.from_numpy(ids).long().to(device)
     y = torch.from_numpy(targets).long().to(device)
+    half = {"mixed_bfloat16": torch.bfloat16,
+            "mixed_float16": torch.float16}.get(dtype)
+    autocast = (lambda: torch.autocast(device.split(":")[0], dtype=half)
+                ) if half else contextlib.nullcontext
 
     def step():
-        _, loss = model(x, y)
+        with autocast():
+            _, loss = model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -75,7 +89,7 @@ def _nanogpt_step(nanogpt_dir, recipe, ids, targets, device):
     def forward():
         # with targets: logits at every position, as MiniGPT's forward
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             model(x, y)
         model.train()
         if device.startswith("cuda"):
@@ -84,7 +98,8 @@ def _nanogpt_step(nanogpt_dir, recipe, ids, targets, device):
     return step, forward
 
 
-def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir):
+def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
+                   nanogpt_compile=False):
     import keras
     import numpy as np
     from keras import ops
@@ -116,8 +131,13 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir):
     device = _device()
     if nanogpt_dir:
         torch_device = "cuda:0" if device.startswith("gpu") else "cpu"
+        start = time.perf_counter()
         steps["nanogpt"], forwards["nanogpt"] = _nanogpt_step(
-            nanogpt_dir, recipe, ids, targets, torch_device)
+            nanogpt_dir, recipe, ids, targets, torch_device, dtype,
+            nanogpt_compile)
+        steps["nanogpt"]()
+        forwards["nanogpt"]()
+        compile_s["nanogpt"] = round(time.perf_counter() - start, 1)
     times = {kind: [] for kind in steps}
     forward_times = {kind: [] for kind in steps}
     warmup = max(3, rounds // 10)
@@ -148,7 +168,8 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir):
         "first_step_and_forward_s": compile_s,
     }
     if nanogpt_dir:
-        row["nanogpt_dtype"] = "float32"
+        row["nanogpt_autocast"] = dtype if dtype.startswith("mixed") else None
+        row["nanogpt_compile"] = nanogpt_compile
         row["ratio_to_nanogpt"] = {
             k: round(row["ms_per_step"][k] / row["ms_per_step"]["nanogpt"], 2)
             for k in block_types}
@@ -176,6 +197,8 @@ def main(argv=None):
     parser.add_argument("--block-types", default=",".join(BLOCK_TYPES))
     parser.add_argument("--nanogpt-dir", default=None,
                         help="a nanoGPT checkout: time its model.py too")
+    parser.add_argument("--nanogpt-compile", action="store_true",
+                        help="nanoGPT through torch.compile (its GPU default)")
     parser.add_argument("--in-process", action="store_true",
                         help="only the backend of this process")
     args = parser.parse_args(argv)
@@ -186,7 +209,8 @@ def main(argv=None):
         parser.error(f"--block-types: choose from {','.join(BLOCK_TYPES)}")
     if args.in_process:
         row = run_in_process(args.recipe, args.rounds, args.dtype,
-                             block_types, args.nanogpt_dir)
+                             block_types, args.nanogpt_dir,
+                             args.nanogpt_compile)
         print(json.dumps(row), flush=True)
         return [row]
     from _backends import run_per_backend

@@ -27,6 +27,13 @@ if keras.backend.backend() == "jax" and os.environ.get(
     jax.config.update("jax_compilation_cache_dir", _cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # and the processes the tests start (the resume, cross-backend and
+    # data-parallel workers, CLI commands, notebook kernels) share it
+    # through JAX's own variables: a resumed run, or a kernel that loads
+    # what the one before it trained, compiles nothing the first one did
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 
 def pytest_report_header(config):

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Issue 14's GPU figures in one call of a GPU machine that has PyTorch and
+# JAX with CUDA but no TensorFlow, keras or keras-hub (see docs/performance.md).
+#
+# Prepare here, once, in the repository's root (wheels for the machine's
+# Python 3.12; nanoGPT's model.py for the reference):
+#
+#   echo /.whl/ >> .git/info/exclude; echo /.nanogpt/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: \
+#       --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#       -d .whl keras==3.15.1 keras-hub==0.32.0 namex optree kagglehub
+#   mkdir -p .nanogpt && cp ../nanoGPT/model.py .nanogpt/
+#
+# then run `bash benchmarks/gpu_checks.sh` there, carrying .whl and .nanogpt
+# (about 6 minutes). It writes JSON lines under $OUT (or build/gpu):
+#   gpt_step_speed.jsonl  MiniGPT (fused and keras-hub blocks) against
+#                         nanoGPT (torch.compile, bf16 autocast), nanoGPT's
+#                         GPU recipe, JAX and PyTorch, mixed_bfloat16;
+#   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, then
+#                         PyTorch with jit_compile=True;
+# and each step's stderr beside it. GPU_CHECKS_SMOKE=1 runs every step
+# briefly (a check of the script itself, on any machine).
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build/gpu}
+mkdir -p "$OUT"
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile \
+        --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    export PYTHONPATH=$PWD
+fi
+export PYTHONUNBUFFERED=1
+# JAX takes 75 % of the GPU by default; nanoGPT runs in the same process
+export XLA_PYTHON_CLIENT_MEM_FRACTION=0.5
+PY=${PYTHON:-python3}
+ROUNDS=30 BATCHES=40 LIMIT=240
+if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then ROUNDS=1 BATCHES=2 LIMIT=600; fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv \
+    > "$OUT/gpu.txt" 2>&1
+NANOGPT=()
+if [ -f .nanogpt/model.py ]; then
+    NANOGPT=(--nanogpt-dir .nanogpt --nanogpt-compile)
+fi
+RECIPE=gpu
+if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then RECIPE=cpu; NANOGPT=(); fi
+timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
+    --backends jax,torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
+    "${NANOGPT[@]}" \
+    > "$OUT/gpt_step_speed.jsonl" 2> "$OUT/gpt_step_speed.err"
+echo "gpt_step_speed: exit $?"
+timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \
+    --batches "$BATCHES" > "$OUT/step_speed.jsonl" 2> "$OUT/step_speed.err"
+echo "step_speed: exit $?"
+timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends torch \
+    --jit-compile true --batches "$BATCHES" \
+    >> "$OUT/step_speed.jsonl" 2>> "$OUT/step_speed.err"
+echo "step_speed, torch.compile: exit $?"
+cat "$OUT"/*.jsonl
