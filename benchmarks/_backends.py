@@ -57,3 +57,14 @@ def run_per_backend(script, argv, backends, benchmark, echo=True):
                     print(json.dumps(row), flush=True)
                 rows.append(row)
     return rows
+
+
+def device():
+    """The first device the backend trains on, e.g. "cpu:0" or "gpu:0"."""
+    import keras
+
+    if keras.backend.backend() == "torch":  # no keras.distribution there
+        import torch
+
+        return "cuda:0" if torch.cuda.is_available() else "cpu:0"
+    return keras.distribution.list_devices()[0].lower()

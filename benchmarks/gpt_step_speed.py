@@ -128,9 +128,12 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
         compile_s[block_type] = round(time.perf_counter() - start, 1)
         steps[block_type] = (lambda g: lambda: g.train_on_batch(x, y))(gpt)
         forwards[block_type] = (lambda g: lambda: g.predict_on_batch(x))(gpt)
-    device = _device()
+    from _backends import device as backend_device
+
+    device = backend_device()
     if nanogpt_dir:
-        torch_device = "cuda:0" if device.startswith("gpu") else "cpu"
+        torch_device = ("cuda:0" if device.startswith(("gpu", "cuda"))
+                        else "cpu")
         start = time.perf_counter()
         steps["nanogpt"], forwards["nanogpt"] = _nanogpt_step(
             nanogpt_dir, recipe, ids, targets, torch_device, dtype,
@@ -174,16 +177,6 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
             k: round(row["ms_per_step"][k] / row["ms_per_step"]["nanogpt"], 2)
             for k in block_types}
     return row
-
-
-def _device():
-    import keras
-
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return "gpu:0" if torch.cuda.is_available() else "cpu:0"
-    return keras.distribution.list_devices()[0].lower()
 
 
 def main(argv=None):

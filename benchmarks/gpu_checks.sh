@@ -36,16 +36,16 @@ export PYTHONUNBUFFERED=1
 # JAX takes 75 % of the GPU by default; nanoGPT runs in the same process
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.5
 PY=${PYTHON:-python3}
-ROUNDS=30 BATCHES=40 LIMIT=240
-if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then ROUNDS=1 BATCHES=2 LIMIT=600; fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv \
     > "$OUT/gpu.txt" 2>&1
 NANOGPT=()
 if [ -f .nanogpt/model.py ]; then
     NANOGPT=(--nanogpt-dir .nanogpt --nanogpt-compile)
 fi
-RECIPE=gpu
-if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then RECIPE=cpu; NANOGPT=(); fi
+RECIPE=gpu ROUNDS=30 BATCHES=40 LIMIT=240
+if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then
+    RECIPE=cpu ROUNDS=1 BATCHES=2 LIMIT=600 NANOGPT=()
+fi
 timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
     --backends jax,torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
     "${NANOGPT[@]}" \

@@ -23,16 +23,8 @@ import subprocess
 import sys
 import time
 
-
-def _device():
-    """The first device the backend trains on, e.g. "cpu:0" or "gpu:0"."""
-    import keras
-
-    if keras.backend.backend() == "torch":  # no keras.distribution there
-        import torch
-
-        return "cuda:0" if torch.cuda.is_available() else "cpu:0"
-    return keras.distribution.list_devices()[0].lower()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _backends import device  # noqa: E402  (a sibling module)
 
 
 def run_one(model_name, by_phases, batches, jit_compile):
@@ -59,7 +51,7 @@ def run_one(model_name, by_phases, batches, jit_compile):
     return {
         "benchmark": "step_speed",
         "backend": keras.backend.backend(),
-        "device": _device(),
+        "device": device(),
         "model": model_name,
         "transposed_conv": ("phases" if zoo_backend.TRANSPOSED_CONV_BY_PHASES
                             else "keras"),
