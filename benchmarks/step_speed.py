@@ -1,15 +1,20 @@
 """Benchmark: training throughput of the image models per backend and device.
 
-Trains `GAN` (DCGAN defaults) and `VAE` (defaults) on MNIST-shaped uint8
+Trains `GAN` (DCGAN defaults) and `VAE` (defaults), and with `--models
+gan,vae,diffusion` a `DiffusionModel` (defaults), on MNIST-shaped uint8
 images at batch 128 and prints one JSON object per backend, model and
-transposed-convolution path: the first `fit` (compilation included) and the
-steady images per second of a second one. `--transposed-conv both` runs
-Keras' `Conv2DTranspose` arithmetic and the zoo's phase-by-phase one
+path: the first `fit` (compilation included) and the steady images per
+second of a second one. `--transposed-conv both` runs Keras'
+`Conv2DTranspose` arithmetic and the zoo's phase-by-phase one
 (`keras_genzoo.layers.Conv2DTranspose`) side by side, whichever the backend
-uses by default.
+uses by default; `--group-norm both` runs Keras' `GroupNormalization`
+arithmetic and the backend's one-op group normalisation
+(`keras_genzoo.backend.group_normalization`, PyTorch only) side by side.
 
     python benchmarks/step_speed.py                          # 3 backends
     python benchmarks/step_speed.py --backends jax --transposed-conv both
+    python benchmarks/step_speed.py --backends torch --models diffusion \
+        --group-norm both --batches 4
     python benchmarks/step_speed.py --backends torch --jit-compile true
 
 Each backend runs in its own subprocess. Figures are measurements on the
@@ -27,19 +32,25 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _backends import device  # noqa: E402  (a sibling module)
 
 
-def run_one(model_name, by_phases, batches, jit_compile):
+def run_one(model_name, by_phases, batches, jit_compile, group_norm=None):
     import keras
     import numpy as np
 
-    from keras_genzoo import GAN, VAE
+    from keras_genzoo import GAN, VAE, DiffusionModel
     from keras_genzoo import backend as zoo_backend
 
     if by_phases is not None:
         zoo_backend.TRANSPOSED_CONV_BY_PHASES = by_phases
+    if group_norm == "keras":
+        zoo_backend.group_normalization = None
+    elif group_norm == "fused" and zoo_backend.group_normalization is None:
+        raise SystemExit(f"{keras.backend.backend()} has no one-op group "
+                         "normalisation")
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).integers(
         0, 256, (128 * batches, 28, 28, 1)).astype("uint8")
-    model = {"gan": GAN, "vae": VAE}[model_name](seed=0)
+    model = {"gan": GAN, "vae": VAE, "diffusion": DiffusionModel}[
+        model_name](seed=0)
     if jit_compile is not None:
         model.compile(jit_compile=jit_compile)
     start = time.perf_counter()
@@ -55,6 +66,8 @@ def run_one(model_name, by_phases, batches, jit_compile):
         "model": model_name,
         "transposed_conv": ("phases" if zoo_backend.TRANSPOSED_CONV_BY_PHASES
                             else "keras"),
+        "group_norm": ("fused" if zoo_backend.group_normalization
+                       else "keras"),
         "jit_compile": jit_compile,
         "batch_size": 128,
         "first_fit_2_steps_s": round(first_s, 1),
@@ -71,29 +84,39 @@ def main():
                         help="steps of the timed fit")
     parser.add_argument("--transposed-conv", default="default",
                         choices=["default", "keras", "phases", "both"])
+    parser.add_argument("--group-norm", default="default",
+                        choices=["default", "keras", "fused", "both"])
     parser.add_argument("--jit-compile", default=None,
                         choices=["true", "false", "auto"])
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     jit = {"true": True, "false": False, "auto": "auto", None: None}[
         args.jit_compile]
     if args.child:
-        model_name, path = args.child
+        model_name, path, norm = args.child
         by_phases = {"default": None, "keras": False, "phases": True}[path]
-        print(json.dumps(run_one(model_name, by_phases, args.batches, jit)),
+        print(json.dumps(run_one(model_name, by_phases, args.batches, jit,
+                                 None if norm == "default" else norm)),
               flush=True)
         return
     paths = (["keras", "phases"] if args.transposed_conv == "both"
              else [args.transposed_conv])
+    norms = (["keras", "fused"] if args.group_norm == "both"
+             else [args.group_norm])
     for backend in filter(None, args.backends.split(",")):
         for model_name in args.models.split(","):
             for path in paths:
-                command = [sys.executable, __file__, "--child", model_name,
-                           path, "--batches", str(args.batches)]
-                if args.jit_compile:
-                    command += ["--jit-compile", args.jit_compile]
-                subprocess.run(command, check=True, stderr=subprocess.DEVNULL,
-                               env=dict(os.environ, KERAS_BACKEND=backend))
+                for norm in norms:
+                    if norm == "fused" and backend != "torch":
+                        continue  # no one-op group normalisation there
+                    command = [sys.executable, __file__, "--child",
+                               model_name, path, norm,
+                               "--batches", str(args.batches)]
+                    if args.jit_compile:
+                        command += ["--jit-compile", args.jit_compile]
+                    subprocess.run(
+                        command, check=True, stderr=subprocess.DEVNULL,
+                        env=dict(os.environ, KERAS_BACKEND=backend))
 
 
 if __name__ == "__main__":

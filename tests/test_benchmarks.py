@@ -83,10 +83,21 @@ def test_latent_prior_benchmark_smoke(tmp_path):
 def test_step_speed_benchmark_runs_both_transposed_conv_paths():
     import keras
 
+    from keras_genzoo import backend as zoo_backend
+
     module = _load("step_speed")
-    rows = [module.run_one("vae", by_phases, batches=1, jit_compile=None)
-            for by_phases in (False, True)]
+    fused = zoo_backend.group_normalization
+    by_phases = zoo_backend.TRANSPOSED_CONV_BY_PHASES
+    try:
+        rows = [module.run_one("vae", by_phases, batches=1, jit_compile=None,
+                               group_norm=norm)
+                for by_phases, norm in ((False, None), (True, "keras"))]
+    finally:  # run_one sets both for the rest of the process
+        zoo_backend.group_normalization = fused
+        zoo_backend.TRANSPOSED_CONV_BY_PHASES = by_phases
     assert [r["transposed_conv"] for r in rows] == ["keras", "phases"]
+    assert rows[0]["group_norm"] == ("fused" if fused else "keras")
+    assert rows[1]["group_norm"] == "keras"
     for row in rows:
         assert row["backend"] == keras.backend.backend()
         assert row["images_per_s"] > 0 and row["ms_per_step"] > 0

@@ -150,3 +150,89 @@ def test_conv2d_transpose_by_phases_equals_keras(kernel_size, strides,
         np.testing.assert_allclose(a, b, atol=1e-5)
     config = ours.get_layer("up").get_config()
     assert type(Conv2DTranspose.from_config(config)) is Conv2DTranspose
+
+
+@pytest.mark.parametrize("policy,atol", [("float32", 1e-5),
+                                         ("mixed_bfloat16", 5e-2)])
+@pytest.mark.parametrize("options", [{}, {"center": False, "scale": False},
+                                     {"axis": 1}])
+def test_group_normalization_equals_keras(policy, atol, options):
+    """The zoo's GroupNormalization (one `group_norm` op on PyTorch, Keras'
+    layer elsewhere and on other axes) gives Keras' outputs and, after one
+    SGD step, the same weights (the gradients of gamma, beta and the
+    inputs), on every backend, in float32 and mixed precision."""
+    from keras_genzoo import backend as zoo_backend
+    from keras_genzoo.layers import GroupNormalization
+
+    rng = np.random.default_rng(0)
+    x = (3 * rng.normal(size=(3, 4, 6, 8)) + 1).astype("float32")
+
+    def network(cls):
+        keras.utils.set_random_seed(0)
+        net = keras.Sequential([
+            keras.Input(x.shape[1:]),
+            keras.layers.Conv2D(8, 1, name="before", dtype=policy),
+            cls(groups=2, gamma_initializer="random_normal",
+                beta_initializer="random_normal", name="norm",
+                dtype=policy, **options),
+            keras.layers.Dense(3, name="after", dtype=policy),
+        ])
+        net.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        return net
+
+    ours, theirs = network(GroupNormalization), network(
+        keras.layers.GroupNormalization)
+    fused = zoo_backend.group_normalization is not None and "axis" not in (
+        options)
+    assert ours.get_layer("norm")._fused(x) == fused
+    assert fused == (keras.backend.backend() == "torch" and not options.get(
+        "axis"))
+    out = keras.ops.convert_to_numpy(ours(x))
+    assert str(out.dtype) == ("float32" if policy == "float32"
+                              else "bfloat16")
+    np.testing.assert_allclose(out.astype("float32"),
+                               keras.ops.convert_to_numpy(
+                                   theirs(x)).astype("float32"), atol=atol)
+    target = rng.normal(size=out.shape).astype("float32")
+    ours.train_on_batch(x, target)
+    theirs.train_on_batch(x, target)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, atol=atol)
+    config = ours.get_layer("norm").get_config()
+    assert type(GroupNormalization.from_config(config)) is GroupNormalization
+    assert keras.saving.get_registered_name(GroupNormalization) == (
+        "keras_genzoo>GroupNormalization")
+
+
+def test_unet_loads_weights_saved_with_keras_group_normalization(tmp_path):
+    """The U-Net's GroupNormalization layers keep Keras' class name: weights
+    saved when they were Keras' own layers (every diffusion model file from
+    before) load into them and give the same outputs."""
+    from keras_genzoo.layers import GroupNormalization
+    from keras_genzoo.networks import unet
+
+    ours = unet((8, 8, 1), widths=(8, 16))
+    assert sum(isinstance(layer, GroupNormalization)
+               for layer in ours.layers) == 15
+
+    def as_keras(layer):
+        if type(layer) is GroupNormalization:
+            return keras.layers.GroupNormalization.from_config(
+                layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    old = keras.models.clone_model(ours, clone_function=as_keras)
+    assert not any(type(layer) is GroupNormalization for layer in old.layers)
+    rng = np.random.default_rng(0)
+    old.set_weights([rng.normal(size=w.shape).astype("float32")
+                     for w in old.get_weights()])
+    path = str(tmp_path / "old.weights.h5")
+    old.save_weights(path)
+    ours.load_weights(path)
+    for a, b in zip(ours.get_weights(), old.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    inputs = [rng.normal(size=(2, 8, 8, 1)).astype("float32"),
+              np.array([0.2, 0.7], "float32")]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(inputs)),
+                               keras.ops.convert_to_numpy(old(inputs)),
+                               atol=1e-4)

@@ -50,6 +50,11 @@ Exports:
 - `prepare_variables(model)`: lays out a built model's variables for this
   backend's kernels before any step (on PyTorch, a workaround for a CPU
   convolution bug with one-channel outputs; nothing elsewhere).
+- `group_normalization(x, groups, gamma, beta, epsilon)`: group
+  normalisation over the last axis in one op, where the backend has one
+  (PyTorch's `group_norm`); `None` on TensorFlow and JAX, which have no
+  such op (their `fit` runs Keras' ops as one graph, without Python between
+  them; XLA fuses them). `keras_genzoo.layers.GroupNormalization` uses it.
 - `scale_loss_for_replicas(loss)` and `draw_for_replica(draw, shape)`:
   what data parallelism needs of a model (see docs/scaling.md). Under
   `tf.distribute` each replica runs the step on its share of the batch, so
@@ -134,6 +139,7 @@ scale_loss_for_replicas = _steps.scale_loss_for_replicas
 draw_for_replica = _steps.draw_for_replica
 variable_scope = _steps.variable_scope
 prepare_variables = _steps.prepare_variables
+group_normalization = getattr(_steps, "group_normalization", None)
 
 __all__ = [
     "BACKEND",
@@ -145,6 +151,7 @@ __all__ = [
     "custom_train_step",
     "draw_for_replica",
     "ema_update",
+    "group_normalization",
     "input_gradients",
     "prepare_variables",
     "scale_loss_for_replicas",

@@ -2,7 +2,10 @@
 
 from keras_genzoo.layers.convolution import Conv2DTranspose
 from keras_genzoo.layers.embeddings import SinusoidalEmbedding
-from keras_genzoo.layers.normalization import BatchNormalization
+from keras_genzoo.layers.normalization import (
+    BatchNormalization,
+    GroupNormalization,
+)
 from keras_genzoo.layers.sampling import Sampling
 from keras_genzoo.layers.transformer import CausalSelfAttentionBlock
 
@@ -10,6 +13,7 @@ __all__ = [
     "BatchNormalization",
     "CausalSelfAttentionBlock",
     "Conv2DTranspose",
+    "GroupNormalization",
     "Sampling",
     "SinusoidalEmbedding",
 ]

