@@ -200,6 +200,7 @@ def test_group_normalization_equals_keras(policy, atol, options):
         np.testing.assert_allclose(a, b, atol=atol)
     config = ours.get_layer("norm").get_config()
     assert type(GroupNormalization.from_config(config)) is GroupNormalization
+    assert GroupNormalization(4).groups == 4  # positional, as in Keras
     assert keras.saving.get_registered_name(GroupNormalization) == (
         "keras_genzoo>GroupNormalization")
 

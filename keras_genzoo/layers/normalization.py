@@ -65,17 +65,19 @@ class GroupNormalization(keras.layers.GroupNormalization):
     images), and is Keras' layer otherwise (TensorFlow and JAX, other
     axes). The outputs and gradients are Keras' up to float rounding (a
     test checks both on every backend); mixed precision computes in
-    float32, as Keras' layer does. Measured on a 2-core CPU, PyTorch, one
-    thread: forward and backward of 128 14x14x64 maps 46.8 ms -> 9.9 ms;
-    a `DiffusionModel()` training step at batch 64 (15 such layers in its
-    U-Net) 1,268 ms -> 1,124 ms.
+    float32, as Keras' layer does. Measured on a 2-core CPU, PyTorch:
+    forward and backward of 128 14x14x64 maps 46.8 ms -> 9.9 ms (one
+    thread); a `DiffusionModel()` training step at batch 128 (15 such
+    layers in its U-Net) 2,677 ms -> 2,028 ms (see the Performance page).
 
     It keeps Keras' class name, like `BatchNormalization` here, so weights
     saved from Keras' layer load into it.
 
     Args:
-        **kwargs: `keras.layers.GroupNormalization` arguments (`groups`,
-            `axis`, `epsilon`, `center`, `scale`, ...).
+        groups: number of groups the channels are split into (Keras'
+            default, 32); divides the number of channels.
+        **kwargs: the other `keras.layers.GroupNormalization` arguments
+            (`axis`, `epsilon`, `center`, `scale`, initializers, ...).
 
     Examples:
         >>> import keras
@@ -89,10 +91,10 @@ class GroupNormalization(keras.layers.GroupNormalization):
         [-1.4444, -1.2222, -1.4444, -1.2222]
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, groups=32, **kwargs):
         # Keras' own arguments, as they are (griffe documents this
         # signature)
-        super().__init__(**kwargs)
+        super().__init__(groups=groups, **kwargs)
 
     def _fused(self, inputs):
         return (zoo_backend.group_normalization is not None
