@@ -78,19 +78,10 @@ def test_seed_state_is_one_more_store_entry():
     fresh.load_own_variables({})  # a file written without it
 
 
-def test_generator_loads_weights_saved_with_keras_layers(tmp_path):
-    """The DCGAN generator's data-parallel BatchNormalization and its
-    Conv2DTranspose keep Keras' class names: weights saved when they were
-    Keras' own layers (every GAN file from before) load into them,
-    statistics included."""
-    from keras_genzoo.layers import BatchNormalization, Conv2DTranspose
-
-    ours = dcgan_generator((28, 28, 1), latent_dim=8, filters=(8,))
-    kinds = {BatchNormalization: keras.layers.BatchNormalization,
-             Conv2DTranspose: keras.layers.Conv2DTranspose}
-    for kind in kinds:
-        assert any(isinstance(layer, kind) for layer in ours.layers)
-
+def _loads_weights_of_keras_layers(ours, kinds, tmp_path):
+    """Clones `ours` with Keras' layer classes in place of the zoo's
+    (`kinds`: zoo class -> Keras class), gives the clone random weights,
+    saves them and loads them into `ours`; returns `(clone, rng)`."""
     def as_keras(layer):
         cls = kinds.get(type(layer), type(layer))
         return cls.from_config(layer.get_config())
@@ -105,6 +96,23 @@ def test_generator_loads_weights_saved_with_keras_layers(tmp_path):
     ours.load_weights(path)
     for a, b in zip(ours.get_weights(), old.get_weights()):
         np.testing.assert_array_equal(a, b)
+    return old, rng
+
+
+def test_generator_loads_weights_saved_with_keras_layers(tmp_path):
+    """The DCGAN generator's data-parallel BatchNormalization and its
+    Conv2DTranspose keep Keras' class names: weights saved when they were
+    Keras' own layers (every GAN file from before) load into them,
+    statistics included."""
+    from keras_genzoo.layers import BatchNormalization, Conv2DTranspose
+
+    ours = dcgan_generator((28, 28, 1), latent_dim=8, filters=(8,))
+    kinds = {BatchNormalization: keras.layers.BatchNormalization,
+             Conv2DTranspose: keras.layers.Conv2DTranspose}
+    for kind in kinds:
+        assert any(isinstance(layer, kind) for layer in ours.layers)
+
+    old, rng = _loads_weights_of_keras_layers(ours, kinds, tmp_path)
     noise = rng.normal(size=(3, 8)).astype("float32")
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(ours(noise, training=False)),
@@ -216,22 +224,8 @@ def test_unet_loads_weights_saved_with_keras_group_normalization(tmp_path):
     assert sum(isinstance(layer, GroupNormalization)
                for layer in ours.layers) == 15
 
-    def as_keras(layer):
-        if type(layer) is GroupNormalization:
-            return keras.layers.GroupNormalization.from_config(
-                layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
-
-    old = keras.models.clone_model(ours, clone_function=as_keras)
-    assert not any(type(layer) is GroupNormalization for layer in old.layers)
-    rng = np.random.default_rng(0)
-    old.set_weights([rng.normal(size=w.shape).astype("float32")
-                     for w in old.get_weights()])
-    path = str(tmp_path / "old.weights.h5")
-    old.save_weights(path)
-    ours.load_weights(path)
-    for a, b in zip(ours.get_weights(), old.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    old, rng = _loads_weights_of_keras_layers(
+        ours, {GroupNormalization: keras.layers.GroupNormalization}, tmp_path)
     inputs = [rng.normal(size=(2, 8, 8, 1)).astype("float32"),
               np.array([0.2, 0.7], "float32")]
     np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(inputs)),
