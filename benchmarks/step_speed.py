@@ -31,6 +31,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _backends import device  # noqa: E402  (a sibling module)
 
+# a child's exit status when its backend has no one-op group normalisation:
+# the parent skips that run (the backend module decides, not this script)
+NO_FUSED_GROUP_NORM = 3
+
 
 def run_one(model_name, by_phases, batches, jit_compile, group_norm=None):
     import keras
@@ -44,8 +48,7 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None):
     if group_norm == "keras":
         zoo_backend.group_normalization = None
     elif group_norm == "fused" and zoo_backend.group_normalization is None:
-        raise SystemExit(f"{keras.backend.backend()} has no one-op group "
-                         "normalisation")
+        sys.exit(NO_FUSED_GROUP_NORM)
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).integers(
         0, 256, (128 * batches, 28, 28, 1)).astype("uint8")
@@ -107,16 +110,17 @@ def main():
         for model_name in args.models.split(","):
             for path in paths:
                 for norm in norms:
-                    if norm == "fused" and backend != "torch":
-                        continue  # no one-op group normalisation there
                     command = [sys.executable, __file__, "--child",
                                model_name, path, norm,
                                "--batches", str(args.batches)]
                     if args.jit_compile:
                         command += ["--jit-compile", args.jit_compile]
-                    subprocess.run(
-                        command, check=True, stderr=subprocess.DEVNULL,
+                    done = subprocess.run(
+                        command, stderr=subprocess.DEVNULL,
                         env=dict(os.environ, KERAS_BACKEND=backend))
+                    if done.returncode == NO_FUSED_GROUP_NORM:
+                        continue  # that backend has no one-op group norm
+                    done.check_returncode()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,24 @@ if os.environ.get("GENZOO_TEST_XLA_FAST_COMPILE", "1") != "0":
         os.environ["XLA_FLAGS"] = (
             _flags + " --xla_backend_optimization_level=0").strip()
 
+if os.environ.get("KERAS_BACKEND") == "jax" and os.environ.get(
+        "GENZOO_TEST_XLA_CPU_CONV", "1") != "0":
+    # XLA's CPU backend (jaxlib 0.10) hands convolutions to YNNPACK, whose
+    # kernel for a convolution's weight gradient is slow: 385 ms against
+    # 38 ms with XLA's own (Eigen) kernel for 64 maps of 28x28x32 -> 32
+    # channels, 3x3. YNNPACK keeps the matrix products. The same flag is
+    # what docs/performance.md recommends to users of the JAX backend on a
+    # CPU. Only for JAX runs: an XLA that does not know a flag in XLA_FLAGS
+    # aborts the process (TensorFlow 2.21's knows this one, so the other
+    # backends' processes that a JAX run starts inherit it safely; the
+    # oldest TensorFlow of `make test-oldest` may not).
+    # GENZOO_TEST_XLA_CPU_CONV=0 keeps XLA's default.
+    _flags = os.environ.get("XLA_FLAGS", "")
+    if "--xla_cpu_experimental_ynn_fusion_type" not in _flags:
+        os.environ["XLA_FLAGS"] = (
+            _flags + " --xla_cpu_experimental_ynn_fusion_type=individual_dot"
+        ).strip()
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

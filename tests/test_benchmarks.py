@@ -5,6 +5,8 @@ hand: they train for minutes)."""
 import importlib.util
 import os
 
+import pytest
+
 BENCHMARKS = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks")
 
 
@@ -101,6 +103,11 @@ def test_step_speed_benchmark_runs_both_transposed_conv_paths():
     for row in rows:
         assert row["backend"] == keras.backend.backend()
         assert row["images_per_s"] > 0 and row["ms_per_step"] > 0
+    if fused is None:  # the parent skips a child that exits so
+        with pytest.raises(SystemExit) as exit_info:
+            module.run_one("vae", None, batches=1, jit_compile=None,
+                           group_norm="fused")
+        assert exit_info.value.code == module.NO_FUSED_GROUP_NORM
 
 
 def test_tf_data_teardown_benchmark_trial():
