@@ -3,7 +3,10 @@
 The time of one training step (`train_on_batch` of one fixed batch: forward,
 backward, AdamW with nanoGPT's schedule and gradient clipping) of `MiniGPT`
 with each block type (`"fused"`: `CausalSelfAttentionBlock`, the default;
-`"keras_hub"`: keras-hub `TransformerDecoder` blocks), and, with
+`"keras_hub"`: keras-hub `TransformerDecoder` blocks; `"fused_keras_ops"`:
+the fused blocks with the backend's own block op switched off, on PyTorch,
+to measure what `keras_genzoo.backend.causal_self_attention_block` gives),
+and, with
 `--nanogpt-dir`, of nanoGPT's own `model.py` GPT trained the way its
 `train.py` does (PyTorch, eager, its AdamW, `clip_grad_norm_`), on the same
 batch shape. The step kinds run in turn, one step each per round, and the
@@ -11,10 +14,14 @@ medians are printed: on a shared or throttling machine the speed drifts by
 tens of percent between runs, but all kinds see the same drift.
 
 nanoGPT's CPU recipe by default: 4 layers x 4 heads x 128, context 64,
-batch 12, 65 characters, dropout 0.
+batch 12, 65 characters, dropout 0. `--recipe overhead` keeps its layers
+at width 16, context 4 and batch 1, where the arithmetic is negligible and
+the step time is each framework's Python and dispatch per op.
 
     python benchmarks/gpt_step_speed.py --nanogpt-dir ../nanoGPT
     python benchmarks/gpt_step_speed.py --backends torch --rounds 100
+    python benchmarks/gpt_step_speed.py --backends torch \
+        --block-types fused,fused_keras_ops --nanogpt-dir ../nanoGPT
     python benchmarks/gpt_step_speed.py --recipe gpu --backends jax,torch \
         --dtype mixed_bfloat16 --nanogpt-dir ../nanoGPT --nanogpt-compile
 
@@ -40,8 +47,16 @@ RECIPES = {
                 hidden_dim=128, dropout=0.0, batch_size=12),
     "gpu": dict(sequence_length=256, num_layers=6, num_heads=6,
                 hidden_dim=384, dropout=0.2, batch_size=64),
+    # the CPU recipe's layers at a negligible width, length and batch:
+    # what is left is each framework's time per op and per step (Python,
+    # dispatch), what bounds a GPU at small sizes
+    "overhead": dict(sequence_length=4, num_layers=4, num_heads=4,
+                     hidden_dim=16, dropout=0.0, batch_size=1),
 }
 BLOCK_TYPES = ("fused", "keras_hub")
+# the fused blocks with the backend's own block op switched off (Keras' ops
+# one by one), where the backend has one (PyTorch); not run elsewhere
+KERAS_OPS = "fused_keras_ops"
 VOCABULARY_SIZE = 65  # Tiny Shakespeare's characters
 
 
@@ -114,20 +129,39 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
     targets = rng.integers(0, VOCABULARY_SIZE, shape).astype("int32")
     x, y = ops.convert_to_tensor(ids), ops.convert_to_tensor(targets)
     vocabulary = [chr(32 + i) for i in range(VOCABULARY_SIZE)]
+    from keras_genzoo import backend as zoo_backend
+
+    def keras_ops_only(fn):
+        def run():
+            saved = zoo_backend.causal_self_attention_block
+            zoo_backend.causal_self_attention_block = None
+            try:
+                return fn()
+            finally:
+                zoo_backend.causal_self_attention_block = saved
+        return run
+
+    if zoo_backend.causal_self_attention_block is None:
+        block_types = [b for b in block_types if b != KERAS_OPS]
     steps, forwards, compile_s = {}, {}, {}
     for block_type in block_types:
-        gpt = MiniGPT(vocabulary, block_type=block_type, dtype=dtype,
+        wrap = keras_ops_only if block_type == KERAS_OPS else (lambda f: f)
+        gpt = MiniGPT(vocabulary, dtype=dtype,
+                      block_type=("fused" if block_type == KERAS_OPS
+                                  else block_type),
                       **{k: recipe[k] for k in (
                           "sequence_length", "num_layers", "num_heads",
                           "hidden_dim", "dropout")})
         gpt.compile(optimizer=warmup_cosine_adamw(2000),
                     jit_compile=gpt.default_jit_compile())
+        steps[block_type] = wrap((lambda g: lambda: g.train_on_batch(x, y))(
+            gpt))
+        forwards[block_type] = wrap((lambda g: lambda: g.predict_on_batch(x))(
+            gpt))
         start = time.perf_counter()
-        gpt.train_on_batch(x, y)
-        gpt.predict_on_batch(x)
+        steps[block_type]()
+        forwards[block_type]()
         compile_s[block_type] = round(time.perf_counter() - start, 1)
-        steps[block_type] = (lambda g: lambda: g.train_on_batch(x, y))(gpt)
-        forwards[block_type] = (lambda g: lambda: g.predict_on_batch(x))(gpt)
     from _backends import device as backend_device
 
     device = backend_device()
@@ -198,8 +232,9 @@ def main(argv=None):
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     block_types = [b for b in args.block_types.split(",") if b]
-    if not set(block_types) <= set(BLOCK_TYPES):
-        parser.error(f"--block-types: choose from {','.join(BLOCK_TYPES)}")
+    if not set(block_types) <= set(BLOCK_TYPES + (KERAS_OPS,)):
+        parser.error(f"--block-types: choose from "
+                     f"{','.join(BLOCK_TYPES + (KERAS_OPS,))}")
     if args.in_process:
         row = run_in_process(args.recipe, args.rounds, args.dtype,
                              block_types, args.nanogpt_dir,

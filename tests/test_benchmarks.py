@@ -119,10 +119,18 @@ def test_tf_data_teardown_benchmark_trial():
 def test_gpt_step_speed_benchmark_times_a_step():
     import keras
 
-    rows = _load("gpt_step_speed").main(
-        ["--in-process", "--rounds", "1", "--block-types", "fused"])
+    from keras_genzoo import backend as zoo_backend
+
+    module = _load("gpt_step_speed")
+    rows = module.main(["--in-process", "--rounds", "1", "--recipe",
+                        "overhead", "--block-types", "fused,fused_keras_ops"])
     (row,) = rows
     assert row["backend"] == keras.backend.backend()
-    assert set(row["ms_per_step"]) == {"fused"}
-    assert row["ms_per_step"]["fused"] > 0
-    assert row["ms_per_forward"]["fused"] > 0
+    # the backend's own block op, switched off for its own kind only
+    kinds = {"fused"} | ({"fused_keras_ops"}
+                         if zoo_backend.causal_self_attention_block else set())
+    assert set(row["ms_per_step"]) == kinds
+    assert all(v > 0 for v in row["ms_per_step"].values())
+    assert all(v > 0 for v in row["ms_per_forward"].values())
+    assert zoo_backend.causal_self_attention_block is getattr(
+        zoo_backend._steps, "causal_self_attention_block", None)

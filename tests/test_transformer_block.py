@@ -78,6 +78,51 @@ def test_equals_keras_hub_pre_norm_decoder():
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_backend_block_equals_the_keras_ops(monkeypatch, dtype, dropout):
+    """Where the backend runs the block in its own ops (PyTorch), outputs
+    and gradients (inputs and every weight) equal the layer's Keras ops,
+    dropout masks included."""
+    from keras_genzoo import backend as zoo_backend
+
+    if zoo_backend.causal_self_attention_block is None:
+        pytest.skip(f"{keras.backend.backend()} runs the block's Keras ops")
+    import torch
+
+    _, reference = _pair()
+
+    def run(fused):
+        block = CausalSelfAttentionBlock(HEADS, HIDDEN, dropout=dropout,
+                                         seed=5, dtype=dtype)
+        block.build((None, LENGTH, WIDTH))
+        block.set_weights(reference.get_weights())
+        if not fused:
+            monkeypatch.setattr(zoo_backend, "causal_self_attention_block",
+                                None)
+        x = torch.tensor(_inputs(), requires_grad=True)
+        out = block(x, training=dropout > 0)
+        monkeypatch.undo()
+        weights = [w.value for w in block.trainable_weights]
+        grads = torch.autograd.grad(out.float().square().sum(), [x] + weights)
+        return [_n(out.float())] + [_n(g.float()) for g in grads]
+
+    fused, keras_ops = run(True), run(False)
+    assert len(fused) == 1 + 1 + 12
+    tolerance = 1e-5 if dtype == "float32" else 3e-2
+    for a, b in zip(fused, keras_ops):
+        scale = max(np.abs(b).max(), 1.0)
+        np.testing.assert_allclose(a, b, rtol=tolerance,
+                                   atol=tolerance * scale)
+    if dropout:  # masks drawn, and the same ones: not a dropout-free match
+        no_dropout = CausalSelfAttentionBlock(HEADS, HIDDEN, dtype=dtype)
+        no_dropout.build((None, LENGTH, WIDTH))
+        no_dropout.set_weights(reference.get_weights())
+        assert not np.allclose(_n(keras.ops.cast(no_dropout(_inputs()),
+                                                 "float32")), fused[0],
+                               atol=0.1)
+
+
 def test_cache_gives_the_full_call_position_by_position():
     _, block = _pair()
     x = _inputs()

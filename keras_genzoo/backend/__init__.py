@@ -55,6 +55,12 @@ Exports:
   (PyTorch's `group_norm`); `None` on TensorFlow and JAX, which have no
   such op (their `fit` runs Keras' ops as one graph, without Python between
   them; XLA fuses them). `keras_genzoo.layers.GroupNormalization` uses it.
+- `causal_self_attention_block(x, weights, num_heads, epsilon, dropout)`:
+  a pre-norm GPT block in the backend's own ops, where running Keras' ops
+  one by one costs Python per op at every step (PyTorch: 20 torch ops
+  instead of some 80 Keras ops); `None` on TensorFlow and JAX, whose
+  compiled steps have no Python per op.
+  `keras_genzoo.layers.CausalSelfAttentionBlock` uses it.
 - `scale_loss_for_replicas(loss)` and `draw_for_replica(draw, shape)`:
   what data parallelism needs of a model (see docs/scaling.md). Under
   `tf.distribute` each replica runs the step on its share of the batch, so
@@ -140,11 +146,14 @@ draw_for_replica = _steps.draw_for_replica
 variable_scope = _steps.variable_scope
 prepare_variables = _steps.prepare_variables
 group_normalization = getattr(_steps, "group_normalization", None)
+causal_self_attention_block = getattr(_steps, "causal_self_attention_block",
+                                      None)
 
 __all__ = [
     "BACKEND",
     "adversarial_train_step",
     "StepOps",
+    "causal_self_attention_block",
     "check_distribution",
     "compile_inference",
     "custom_test_step",
