@@ -14,7 +14,8 @@
 #
 # then run `bash benchmarks/gpu_checks.sh` there, carrying .whl and .nanogpt
 # (about 6 minutes). It writes JSON lines under $OUT (or build/gpu):
-#   gpt_step_speed.jsonl  MiniGPT (fused and keras-hub blocks) against
+#   gpt_step_speed.jsonl  MiniGPT (fused blocks, on PyTorch also with the
+#                         backend's block op off, and keras-hub blocks) against
 #                         nanoGPT (torch.compile, bf16 autocast), nanoGPT's
 #                         GPU recipe, JAX and PyTorch, mixed_bfloat16;
 #   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, then
@@ -48,7 +49,7 @@ if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then
 fi
 timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
     --backends jax,torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
-    "${NANOGPT[@]}" \
+    --block-types fused,fused_keras_ops,keras_hub "${NANOGPT[@]}" \
     > "$OUT/gpt_step_speed.jsonl" 2> "$OUT/gpt_step_speed.err"
 echo "gpt_step_speed: exit $?"
 timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \

@@ -123,6 +123,43 @@ def test_backend_block_equals_the_keras_ops(monkeypatch, dtype, dropout):
                                atol=0.1)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_backend_block_cache_equals_the_keras_ops(monkeypatch, dtype):
+    """The backend's own ops (PyTorch) with a key/value cache: the same
+    outputs and the same cache as the layer's Keras ops, filling the
+    context then one position at a time."""
+    from keras_genzoo import backend as zoo_backend
+
+    if zoo_backend.causal_self_attention_block is None:
+        pytest.skip(f"{keras.backend.backend()} runs the block's Keras ops")
+    _, reference = _pair()
+    block = CausalSelfAttentionBlock(HEADS, HIDDEN, dtype=dtype)
+    block.build((None, LENGTH, WIDTH))
+    block.set_weights(reference.get_weights())
+    x = _inputs()
+
+    def decode():
+        cache = keras.ops.zeros((2, 2, LENGTH, HEADS, WIDTH // HEADS),
+                                block.compute_dtype)
+        out, cache = block(x[:, :3], cache=cache, cache_update_index=0)
+        outs = [out]
+        for i in range(3, LENGTH):
+            out, cache = block(x[:, i:i + 1], cache=cache,
+                               cache_update_index=keras.ops.convert_to_tensor(
+                                   i, "int32"))
+            outs.append(out)
+        return [_n(keras.ops.cast(t, "float32"))
+                for t in (keras.ops.concatenate(outs, axis=1), cache)]
+
+    fused = decode()
+    monkeypatch.setattr(zoo_backend, "causal_self_attention_block", None)
+    keras_ops = decode()
+    tolerance = 1e-5 if dtype == "float32" else 3e-2
+    for a, b in zip(fused, keras_ops):
+        np.testing.assert_allclose(a, b, rtol=tolerance,
+                                   atol=tolerance * np.abs(b).max())
+
+
 def test_cache_gives_the_full_call_position_by_position():
     _, block = _pair()
     x = _inputs()

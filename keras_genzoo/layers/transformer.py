@@ -23,8 +23,8 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
     training step on a 2-core CPU took 17 % less time with these blocks
     (72.7 against 87.7 ms; nanoGPT's own 53.2 ms; see docs/performance.md).
     On TensorFlow and JAX, XLA compiles the layer calls away and both
-    blocks take the same time. On PyTorch, a call without `cache` runs the
-    whole block as the backend's own ops
+    blocks take the same time. On PyTorch, a call runs the whole block
+    as the backend's own ops
     (`keras_genzoo.backend.causal_self_attention_block`: one `addmm` per
     projection, as nanoGPT), the same function and gradients with 10 %
     less time per training step again (81.6 against 90.6 ms).
@@ -160,16 +160,19 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
 
     def call(self, inputs, training=False, cache=None,
              cache_update_index=None):
-        if cache is None and zoo_backend.causal_self_attention_block:
+        if zoo_backend.causal_self_attention_block:
             # the backend's own ops for the whole block (PyTorch), where
             # Keras' ops cost Python one by one
             dropout = None
             if training and self.dropout > 0:
                 def dropout(t):
                     return self._dropout(t, training)
+            if cache is not None:
+                cache = ops.convert_to_tensor(cache)
             return zoo_backend.causal_self_attention_block(
                 ops.convert_to_tensor(inputs), self._weights_in_order(),
-                self.num_heads, self.epsilon, dropout)
+                self.num_heads, self.epsilon, dropout, cache,
+                0 if cache_update_index is None else cache_update_index)
         x = inputs
         q, k, v = self._queries_keys_values(x)
         mask = None
