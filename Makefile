@@ -24,7 +24,10 @@ PYTEST_WORKERS ?= 2
 # once took 62 s on torch with the default, 26 s with one thread each; TF and
 # JAX did not change).
 PYTEST_ENV ?= OMP_NUM_THREADS=1
-PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --durations=10
+# Every test phase of 5 s or more is listed with its time (setup included),
+# so that the slow files can be found from one run's log.
+PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --durations=0 \
+	--durations-min=5
 
 .PHONY: demo test test-oldest docs notebooks chromium clean
 

@@ -48,6 +48,8 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None):
     if group_norm == "keras":
         zoo_backend.group_normalization = None
     elif group_norm == "fused" and zoo_backend.group_normalization is None:
+        print(f"{keras.backend.backend()} has no one-op group normalisation:"
+              " skipped", file=sys.stderr)
         sys.exit(NO_FUSED_GROUP_NORM)
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).integers(

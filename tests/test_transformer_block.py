@@ -105,10 +105,15 @@ def test_backend_block_equals_the_keras_ops(monkeypatch, dtype, dropout):
         monkeypatch.undo()
         weights = [w.value for w in block.trainable_weights]
         grads = torch.autograd.grad(out.float().square().sum(), [x] + weights)
-        return [_n(out.float())] + [_n(g.float()) for g in grads]
+        dtypes = [str(t.dtype) for t in [out] + list(grads)]
+        return dtypes, [_n(out.float())] + [_n(g.float()) for g in grads]
 
-    fused, keras_ops = run(True), run(False)
+    (fused_dtypes, fused), (keras_dtypes, keras_ops) = run(True), run(False)
     assert len(fused) == 1 + 1 + 12
+    assert fused_dtypes == keras_dtypes
+    # bfloat16 rounding differs between the two by up to ~1 % of the
+    # largest value: that comparison catches wrong arithmetic, the float32
+    # one any difference in the function
     tolerance = 1e-5 if dtype == "float32" else 3e-2
     for a, b in zip(fused, keras_ops):
         scale = max(np.abs(b).max(), 1.0)

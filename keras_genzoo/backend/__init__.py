@@ -55,8 +55,10 @@ Exports:
   (PyTorch's `group_norm`); `None` on TensorFlow and JAX, which have no
   such op (their `fit` runs Keras' ops as one graph, without Python between
   them; XLA fuses them). `keras_genzoo.layers.GroupNormalization` uses it.
-- `causal_self_attention_block(x, weights, num_heads, epsilon, dropout)`:
-  a pre-norm GPT block in the backend's own ops, where running Keras' ops
+- `causal_self_attention_block(x, weights, num_heads, epsilon, dropout,
+  cache, cache_update_index)`: a pre-norm GPT block (with a key/value
+  cache: its output and the updated cache) in the backend's own ops, where
+  running Keras' ops
   one by one costs Python per op at every step (PyTorch: 20 torch ops
   instead of some 80 Keras ops); `None` on TensorFlow and JAX, whose
   compiled steps have no Python per op.

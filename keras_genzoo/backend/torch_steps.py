@@ -92,8 +92,7 @@ def group_normalization(x, groups, gamma, beta, epsilon):
 def causal_self_attention_block(x, weights, num_heads, epsilon,
                                 dropout=None, cache=None,
                                 cache_update_index=0):
-    """A pre-norm GPT block (`keras_genzoo.layers.CausalSelfAttentionBlock`)
-    in plain PyTorch ops.
+    """A pre-norm GPT block (`layers.CausalSelfAttentionBlock`) in torch ops.
 
     `x + attention(norm(x))`, then `x + mlp(norm(x))`: the computation of
     the layer's Keras ops, as nanoGPT's `Block` writes it in PyTorch (one
@@ -109,12 +108,11 @@ def causal_self_attention_block(x, weights, num_heads, epsilon,
 
     Args:
         x: `(batch, length, width)` in the layer's compute dtype.
-        weights: the layer's twelve weights, read in its compute dtype
-            (normalisation parameters in float32): the attention norm's
-            gamma and beta, the query-key-value kernel
-            `(width, 3, heads, head_dim)` and bias, the output kernel
-            `(heads, head_dim, width)` and bias, the MLP norm's gamma and
-            beta, the MLP's kernels and biases.
+        weights: the layer's twelve weights by their attribute names
+            (`attention_norm_gamma`, `qkv_kernel` `(width, 3, heads,
+            head_dim)`, `attention_output_kernel` `(heads, head_dim,
+            width)`, `mlp_kernel`, ...), read in its compute dtype
+            (normalisation parameters in float32).
         num_heads: attention heads.
         epsilon: the layer normalisations' epsilon.
         dropout: `None`, or a function dropping out a tensor (training with
@@ -132,20 +130,20 @@ def causal_self_attention_block(x, weights, num_heads, epsilon,
         + length - 1`.
     """
     F = torch.nn.functional
-    (norm1_gamma, norm1_beta, qkv_kernel, qkv_bias, out_kernel, out_bias,
-     norm2_gamma, norm2_beta, mlp_kernel, mlp_bias, mlp_out_kernel,
-     mlp_out_bias) = weights
+    w = weights
     batch, length, width = x.shape
     head_dim = width // num_heads
     rows = batch * length
 
-    def norm(t, gamma, beta):  # in float32, as keras.ops.layer_normalization
-        return F.layer_norm(t.float(), (width,), gamma.float(), beta.float(),
-                            epsilon).to(t.dtype)
+    def norm(t, name):
+        # in float32 at least, as keras.ops.layer_normalization
+        dtype = torch.promote_types(t.dtype, torch.float32)
+        return F.layer_norm(t.to(dtype), (width,), w[name + "_gamma"].to(
+            dtype), w[name + "_beta"].to(dtype), epsilon).to(t.dtype)
 
-    qkv = torch.addmm(qkv_bias.reshape(-1),
-                      norm(x, norm1_gamma, norm1_beta).reshape(rows, width),
-                      qkv_kernel.reshape(width, 3 * width))
+    qkv = torch.addmm(w["qkv_bias"].reshape(-1),
+                      norm(x, "attention_norm").reshape(rows, width),
+                      w["qkv_kernel"].reshape(width, 3 * width))
     qkv = qkv.view(batch, length, 3, num_heads, head_dim)
     mask = None  # causal over `length` positions
     if cache is not None:  # keys and values written at their positions
@@ -173,14 +171,16 @@ def causal_self_attention_block(x, weights, num_heads, epsilon,
         probs = torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1)
         attended = torch.matmul(dropout(probs).to(v.dtype), v)
     attended = torch.addmm(
-        out_bias, attended.transpose(1, 2).reshape(rows, width),
-        out_kernel.reshape(width, width)).view(batch, length, width)
+        w["attention_output_bias"],
+        attended.transpose(1, 2).reshape(rows, width),
+        w["attention_output_kernel"].reshape(width, width)).view(
+            batch, length, width)
     if dropout is not None:
         attended = dropout(attended)
     x = x + attended
-    h = torch.addmm(mlp_bias, norm(x, norm2_gamma, norm2_beta).reshape(
-        rows, width), mlp_kernel)
-    h = torch.addmm(mlp_out_bias, F.gelu(h), mlp_out_kernel)
+    h = torch.addmm(w["mlp_bias"], norm(x, "mlp_norm").reshape(rows, width),
+                    w["mlp_kernel"])
+    h = torch.addmm(w["mlp_output_bias"], F.gelu(h), w["mlp_output_kernel"])
     h = h.view(batch, length, width)
     if dropout is not None:
         h = dropout(h)

@@ -30,8 +30,9 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
     less time per training step again (81.6 against 90.6 ms).
 
     Attention runs through `keras.ops.dot_product_attention` (the backend's
-    fused kernel, flash attention where it has one), except in training
-    with `dropout > 0`, where the probabilities are dropped out explicitly
+    fused kernel, flash attention where it has one; on PyTorch the backend
+    op's `scaled_dot_product_attention`), except in training with
+    `dropout > 0`, where the probabilities are dropped out explicitly
     (that function has no dropout).
 
     Args:
@@ -150,19 +151,25 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
         scores = ops.where(mask, scores, -1e9)
         return ops.softmax(scores, axis=-1)
 
-    def _weights_in_order(self):
-        return [ops.convert_to_tensor(w) for w in (
-            self.attention_norm_gamma, self.attention_norm_beta,
-            self.qkv_kernel, self.qkv_bias, self.attention_output_kernel,
-            self.attention_output_bias, self.mlp_norm_gamma,
-            self.mlp_norm_beta, self.mlp_kernel, self.mlp_bias,
-            self.mlp_output_kernel, self.mlp_output_bias)]
+    _WEIGHTS = ("attention_norm_gamma", "attention_norm_beta", "qkv_kernel",
+                "qkv_bias", "attention_output_kernel",
+                "attention_output_bias", "mlp_norm_gamma", "mlp_norm_beta",
+                "mlp_kernel", "mlp_bias", "mlp_output_kernel",
+                "mlp_output_bias")
+
+    def _weights_by_name(self):
+        """The weights as this call reads them (cast to the compute dtype
+        under mixed precision, except the normalisation parameters)."""
+        return {name: ops.convert_to_tensor(getattr(self, name))
+                for name in self._WEIGHTS}
 
     def call(self, inputs, training=False, cache=None,
              cache_update_index=None):
-        if zoo_backend.causal_self_attention_block:
+        if zoo_backend.causal_self_attention_block is not None:
             # the backend's own ops for the whole block (PyTorch), where
-            # Keras' ops cost Python one by one
+            # Keras' ops cost Python one by one; the Keras ops below are
+            # its definition (tests compare the two), so a change here is
+            # a change there
             dropout = None
             if training and self.dropout > 0:
                 def dropout(t):
@@ -170,7 +177,7 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
             if cache is not None:
                 cache = ops.convert_to_tensor(cache)
             return zoo_backend.causal_self_attention_block(
-                ops.convert_to_tensor(inputs), self._weights_in_order(),
+                ops.convert_to_tensor(inputs), self._weights_by_name(),
                 self.num_heads, self.epsilon, dropout, cache,
                 0 if cache_update_index is None else cache_update_index)
         x = inputs
