@@ -55,6 +55,15 @@ def _pair(seed=0):
     return hub, block
 
 
+def _copy(block, **kwargs):
+    """A built `CausalSelfAttentionBlock(HEADS, HIDDEN, **kwargs)` holding
+    `block`'s weights."""
+    copy = CausalSelfAttentionBlock(HEADS, HIDDEN, **kwargs)
+    copy.build((None, LENGTH, WIDTH))
+    copy.set_weights(block.get_weights())
+    return copy
+
+
 def _inputs(batch=2, length=LENGTH, seed=1):
     return np.random.default_rng(seed).normal(
         size=(batch, length, WIDTH)).astype("float32")
@@ -93,10 +102,7 @@ def test_backend_block_equals_the_keras_ops(monkeypatch, dtype, dropout):
     _, reference = _pair()
 
     def run(fused):
-        block = CausalSelfAttentionBlock(HEADS, HIDDEN, dropout=dropout,
-                                         seed=5, dtype=dtype)
-        block.build((None, LENGTH, WIDTH))
-        block.set_weights(reference.get_weights())
+        block = _copy(reference, dropout=dropout, seed=5, dtype=dtype)
         if not fused:
             monkeypatch.setattr(zoo_backend, "causal_self_attention_block",
                                 None)
@@ -120,9 +126,7 @@ def test_backend_block_equals_the_keras_ops(monkeypatch, dtype, dropout):
         np.testing.assert_allclose(a, b, rtol=tolerance,
                                    atol=tolerance * scale)
     if dropout:  # masks drawn, and the same ones: not a dropout-free match
-        no_dropout = CausalSelfAttentionBlock(HEADS, HIDDEN, dtype=dtype)
-        no_dropout.build((None, LENGTH, WIDTH))
-        no_dropout.set_weights(reference.get_weights())
+        no_dropout = _copy(reference, dtype=dtype)
         assert not np.allclose(_n(keras.ops.cast(no_dropout(_inputs()),
                                                  "float32")), fused[0],
                                atol=0.1)
@@ -138,9 +142,7 @@ def test_backend_block_cache_equals_the_keras_ops(monkeypatch, dtype):
     if zoo_backend.causal_self_attention_block is None:
         pytest.skip(f"{keras.backend.backend()} runs the block's Keras ops")
     _, reference = _pair()
-    block = CausalSelfAttentionBlock(HEADS, HIDDEN, dtype=dtype)
-    block.build((None, LENGTH, WIDTH))
-    block.set_weights(reference.get_weights())
+    block = _copy(reference, dtype=dtype)
     x = _inputs()
 
     def decode():
@@ -207,17 +209,13 @@ def test_dropout_only_in_training_and_seeded():
     np.testing.assert_array_equal(_n(block(x)), inference)
     trained_a = _n(block(x, training=True))
     assert not np.allclose(trained_a, inference)
-    again = CausalSelfAttentionBlock(HEADS, HIDDEN, dropout=0.5, seed=3)
-    again.build(x.shape)
-    again.set_weights(block.get_weights())
+    again = _copy(block, dropout=0.5, seed=3)
     np.testing.assert_allclose(_n(again(x, training=True)), trained_a,
                                rtol=1e-6, atol=1e-6)
     # and it is still causal with dropout (the explicit attention path)
     changed = x.copy()
     changed[:, 4:] += 1.0
-    c = CausalSelfAttentionBlock(HEADS, HIDDEN, dropout=0.5, seed=3)
-    c.build(x.shape)
-    c.set_weights(block.get_weights())
+    c = _copy(block, dropout=0.5, seed=3)
     np.testing.assert_allclose(_n(c(changed, training=True))[:, :4],
                                trained_a[:, :4], rtol=1e-5, atol=1e-5)
 

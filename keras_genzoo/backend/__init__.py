@@ -58,10 +58,9 @@ Exports:
 - `causal_self_attention_block(x, weights, num_heads, epsilon, dropout,
   cache, cache_update_index)`: a pre-norm GPT block (with a key/value
   cache: its output and the updated cache) in the backend's own ops, where
-  running Keras' ops
-  one by one costs Python per op at every step (PyTorch: 20 torch ops
-  instead of some 80 Keras ops); `None` on TensorFlow and JAX, whose
-  compiled steps have no Python per op.
+  running Keras' ops one by one costs Python per op at every step
+  (PyTorch: nanoGPT's block in torch ops); `None` on TensorFlow and JAX,
+  whose compiled steps have no Python per op.
   `keras_genzoo.layers.CausalSelfAttentionBlock` uses it.
 - `scale_loss_for_replicas(loss)` and `draw_for_replica(draw, shape)`:
   what data parallelism needs of a model (see docs/scaling.md). Under
