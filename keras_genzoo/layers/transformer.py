@@ -1,5 +1,6 @@
 """A pre-norm causal self-attention block written as one layer."""
 
+import functools
 import math
 
 import keras
@@ -170,10 +171,8 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
             # Keras' ops cost Python one by one; the Keras ops below are
             # its definition (tests compare the two), so a change here is
             # a change there
-            dropout = None
-            if training and self.dropout > 0:
-                def dropout(t):
-                    return self._dropout(t, training)
+            dropout = (functools.partial(self._dropout, training=training)
+                       if training and self.dropout > 0 else None)
             if cache is not None:
                 cache = ops.convert_to_tensor(cache)
             return zoo_backend.causal_self_attention_block(
