@@ -17,7 +17,9 @@ BACKENDS ?= tensorflow jax torch
 DEMO_BACKEND ?= tensorflow
 # Each backend's tests run on two pytest-xdist workers (one per core of the
 # CI machine); a test file stays on one worker, so that its module fixtures
-# (e.g. the checkpoints of test_cross_backend) are made once.
+# (e.g. the checkpoints of test_cross_backend) are made once. The files go
+# out in tests/conftest.py's order (the slowest first), not in xdist's
+# (the most tests first), so that both workers finish together.
 PYTEST_WORKERS ?= 2
 # One OpenMP thread per worker: with torch's default (one per core), two
 # workers' threads fight over the two cores (measured: two test_gpt runs at
@@ -26,8 +28,8 @@ PYTEST_WORKERS ?= 2
 PYTEST_ENV ?= OMP_NUM_THREADS=1
 # Every test phase of 5 s or more is listed with its time (setup included),
 # so that the slow files can be found from one run's log.
-PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --durations=0 \
-	--durations-min=5
+PYTEST_ARGS ?= -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	--durations=0 --durations-min=5
 
 .PHONY: demo test test-oldest docs notebooks chromium clean
 
