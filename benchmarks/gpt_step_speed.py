@@ -4,8 +4,10 @@ The time of one training step (`train_on_batch` of one fixed batch: forward,
 backward, AdamW with nanoGPT's schedule and gradient clipping) of `MiniGPT`
 with each block type (`"fused"`: `CausalSelfAttentionBlock`, the default;
 `"keras_hub"`: keras-hub `TransformerDecoder` blocks; `"fused_keras_ops"`:
-the fused blocks with the backend's own block op switched off, on PyTorch,
-to measure what `keras_genzoo.backend.causal_self_attention_block` gives),
+the fused blocks with the backend's own ops switched off, on PyTorch, to
+measure what `keras_genzoo.backend.causal_self_attention_block`,
+`token_and_position_embedding`, `tied_embedding_logits` and
+`next_token_cross_entropy` give),
 and, with
 `--nanogpt-dir`, of nanoGPT's own `model.py` GPT trained the way its
 `train.py` does (PyTorch, eager, its AdamW, `clip_grad_norm_`), on the same
@@ -54,9 +56,12 @@ RECIPES = {
                      hidden_dim=16, dropout=0.0, batch_size=1),
 }
 BLOCK_TYPES = ("fused", "keras_hub")
-# the fused blocks with the backend's own block op switched off (Keras' ops
-# one by one), where the backend has one (PyTorch); not run elsewhere
+# the fused blocks with the backend's own ops for MiniGPT switched off
+# (Keras' ops one by one), where the backend has them (PyTorch); not run
+# elsewhere
 KERAS_OPS = "fused_keras_ops"
+OWN_OPS = ("causal_self_attention_block", "token_and_position_embedding",
+           "tied_embedding_logits", "next_token_cross_entropy")
 VOCABULARY_SIZE = 65  # Tiny Shakespeare's characters
 
 
@@ -133,12 +138,14 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
 
     def keras_ops_only(fn):
         def run():
-            saved = zoo_backend.causal_self_attention_block
-            zoo_backend.causal_self_attention_block = None
+            saved = {name: getattr(zoo_backend, name) for name in OWN_OPS}
+            for name in OWN_OPS:
+                setattr(zoo_backend, name, None)
             try:
                 return fn()
             finally:
-                zoo_backend.causal_self_attention_block = saved
+                for name, op in saved.items():
+                    setattr(zoo_backend, name, op)
         return run
 
     if zoo_backend.causal_self_attention_block is None:

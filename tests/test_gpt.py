@@ -257,3 +257,103 @@ def test_keras_hub_is_imported_only_for_the_gpt():
     subprocess.run([sys.executable, "-c", code], check=True, env=env,
                    cwd=os.path.join(os.path.dirname(__file__), os.pardir),
                    capture_output=True)
+
+
+OWN_OPS = ("token_and_position_embedding", "tied_embedding_logits",
+           "next_token_cross_entropy")
+
+
+def _own_ops_or_skip():
+    from keras_genzoo import backend as zoo_backend
+
+    if any(getattr(zoo_backend, name) is None for name in OWN_OPS):
+        pytest.skip(f"{keras.backend.backend()} runs MiniGPT's Keras ops")
+    return zoo_backend
+
+
+def _without_own_ops(monkeypatch, zoo_backend):
+    for name in OWN_OPS:
+        monkeypatch.setattr(zoo_backend, name, None)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16",
+                                   "mixed_float16"])
+def test_backend_embedding_head_and_loss_equal_the_keras_ops(monkeypatch,
+                                                             dtype):
+    """Where the backend runs MiniGPT's embedding, head and loss in its own
+    ops (PyTorch), logits, loss and the gradient of every weight equal
+    those of the Keras layers and ops (blocks as they are either way).
+    Under mixed precision the embedding and head stay Keras' layers (they
+    read a float32 table past the autocast) and the loss is the op's."""
+    zoo_backend = _own_ops_or_skip()
+    import torch
+
+    vocabulary = list("abcdefghij")
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 10, (3, 16)).astype("int32")
+    targets = rng.integers(0, 10, (3, 16)).astype("int32")
+    keras.utils.set_random_seed(0)
+    reference = MiniGPT(vocabulary, dtype=dtype, **SMALL)
+    # non-trivial normalisation parameters, so that they are checked too
+    for variable in reference.trainable_variables:
+        if "final_norm" in variable.path:
+            variable.assign(rng.normal(1.0, 0.3, variable.shape))
+
+    def run(own_ops):
+        model = MiniGPT(vocabulary, dtype=dtype, **SMALL)
+        model.set_weights(reference.get_weights())
+        if not own_ops:
+            _without_own_ops(monkeypatch, zoo_backend)
+        logits = model(ids)
+        loss = model.compute_loss(y=targets, y_pred=logits)
+        # an offset position start, as the cached decoding reads it
+        embedded = model._embed(ids[:, :4], start_index=5)
+        monkeypatch.undo()
+        variables = [v.value for v in model.trainable_variables]
+        grads = torch.autograd.grad(loss, variables)
+        tensors = [logits, loss, embedded] + list(grads)
+        return ([str(t.dtype) for t in tensors],
+                [np.asarray(t.detach().float().cpu()) for t in tensors])
+
+    (own_dtypes, own), (keras_dtypes, keras_ops) = run(True), run(False)
+    assert own_dtypes == keras_dtypes
+    assert own_dtypes[2] == {"float32": "torch.float32",
+                             "mixed_bfloat16": "torch.bfloat16",
+                             "mixed_float16": "torch.float16"}[dtype]
+    assert len(own) == 3 + len(reference.trainable_variables)
+    # half-precision rounding differs between the two by up to ~1 % of the
+    # largest value: that comparison catches wrong arithmetic, the float32
+    # one any difference in the function
+    tolerance = 1e-5 if dtype == "float32" else 3e-2
+    for a, b in zip(own, keras_ops):
+        scale = max(np.abs(b).max(), 1.0)
+        np.testing.assert_allclose(a, b, rtol=tolerance,
+                                   atol=tolerance * scale)
+
+
+def test_backend_ops_decode_and_generate_as_the_keras_ops(monkeypatch,
+                                                          trained):
+    """The same with the key/value cache: logits and cache position by
+    position, and the same seeded text (PyTorch)."""
+    zoo_backend = _own_ops_or_skip()
+    gpt, _ = trained
+    ids = np.asarray([gpt.encode_text("ROMEO:\nWhat")], "int32")
+
+    def decode():
+        cache = gpt.empty_cache(1)
+        logits, cache = gpt.call_with_cache(ids[:, :4], cache, 0)
+        outputs = [logits]
+        for i in range(4, ids.shape[1]):
+            logits, cache = gpt.call_with_cache(ids[:, i:i + 1], cache, i)
+            outputs.append(logits)
+        return [keras.ops.convert_to_numpy(t) for t in outputs + [cache]]
+
+    def text():
+        return gpt.generate("ROMEO:", max_new_tokens=40, seed=4)
+
+    own, own_text = decode(), text()
+    _without_own_ops(monkeypatch, zoo_backend)
+    keras_ops, keras_text = decode(), text()
+    for a, b in zip(own, keras_ops):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert own_text == keras_text

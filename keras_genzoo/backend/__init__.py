@@ -62,6 +62,13 @@ Exports:
   (PyTorch: nanoGPT's block in torch ops); `None` on TensorFlow and JAX,
   whose compiled steps have no Python per op.
   `keras_genzoo.layers.CausalSelfAttentionBlock` uses it.
+- `token_and_position_embedding(ids, token_table, position_table,
+  start_index)`, `tied_embedding_logits(x, gamma, beta, epsilon,
+  token_table)` and `next_token_cross_entropy(logits, targets)`: a GPT's
+  input embedding, its head (final layer normalisation and the tied
+  reverse embedding) and its loss in the backend's own ops, for the same
+  reason (PyTorch); `None` on TensorFlow and JAX. `MiniGPT` uses the
+  first two, the language models' `compute_loss` the third.
 - `scale_loss_for_replicas(loss)` and `draw_for_replica(draw, shape)`:
   what data parallelism needs of a model (see docs/scaling.md). Under
   `tf.distribute` each replica runs the step on its share of the batch, so
@@ -149,6 +156,10 @@ prepare_variables = _steps.prepare_variables
 group_normalization = getattr(_steps, "group_normalization", None)
 causal_self_attention_block = getattr(_steps, "causal_self_attention_block",
                                       None)
+token_and_position_embedding = getattr(_steps, "token_and_position_embedding",
+                                       None)
+tied_embedding_logits = getattr(_steps, "tied_embedding_logits", None)
+next_token_cross_entropy = getattr(_steps, "next_token_cross_entropy", None)
 
 __all__ = [
     "BACKEND",
@@ -163,8 +174,11 @@ __all__ = [
     "ema_update",
     "group_normalization",
     "input_gradients",
+    "next_token_cross_entropy",
     "prepare_variables",
     "scale_loss_for_replicas",
+    "tied_embedding_logits",
+    "token_and_position_embedding",
     "variable_scope",
 ]
 

@@ -216,15 +216,50 @@ class MiniGPT(CharLanguageModel):
                 f"{self.sequence_length} characters; got windows of "
                 f"{length}. Cut the text with `model.make_datasets(text)`."
             )
-        x = self.embedding(ids)
+        x = self._embed(ids)
         x = self.embedding_dropout(x, training=training)
         for block in self.blocks:
             x = block(x, training=training)
         return self._head(x)
 
+    # The embedding and the head run as the backend's own ops where it has
+    # them (PyTorch: `keras_genzoo.backend.token_and_position_embedding`
+    # and `tied_embedding_logits`), and as the layers' Keras ops elsewhere.
+    # Those layers are their definition: tests compare the two. Not under
+    # a mixed precision policy: there the layers read their float32 token
+    # table past the model's autocast (Keras' `Embedding` sets
+    # `autocast=False`), which Keras' public API does not let a model do
+    # from outside the layer; nor with a quantized token table.
+    def _own_op(self, name):
+        op = getattr(backend, name)
+        if (op is None or self.compute_dtype != self.variable_dtype
+                or getattr(self.embedding.token_embedding,
+                           "quantization_mode", None) is not None):
+            return None
+        return op
+
+    def _token_table(self):
+        # the `embeddings` property: the variable, or with LoRA enabled
+        # the variable plus its low-rank update
+        return ops.convert_to_tensor(self.embedding.token_embedding.embeddings)
+
+    def _embed(self, ids, start_index=0):
+        op = self._own_op("token_and_position_embedding")
+        if op is None:
+            return self.embedding(ids, start_index=start_index)
+        positions = self.embedding.position_embedding.position_embeddings
+        return op(ops.convert_to_tensor(ids), self._token_table(),
+                  ops.convert_to_tensor(positions), start_index)
+
     def _head(self, x):
-        x = self.final_norm(x)
-        return self.embedding.token_embedding(x, reverse=True)
+        op = self._own_op("tied_embedding_logits")
+        if op is None:
+            x = self.final_norm(x)
+            return self.embedding.token_embedding(x, reverse=True)
+        norm = self.final_norm
+        return op(ops.convert_to_tensor(x), ops.convert_to_tensor(norm.gamma),
+                  ops.convert_to_tensor(norm.beta), norm.epsilon,
+                  self._token_table())
 
     def call_with_cache(self, ids, cache, index):
         """Forward pass of `ids` at position `index`, reading/writing a cache.
@@ -240,7 +275,7 @@ class MiniGPT(CharLanguageModel):
         Returns:
             `(logits, cache)` with the cache updated at those positions.
         """
-        x = self.embedding(ids, start_index=index)
+        x = self._embed(ids, start_index=index)
         caches = []
         for i, block in enumerate(self.blocks):
             if self.block_type == "fused":

@@ -258,10 +258,16 @@ class CharLanguageModel(GenerativeModel):
         # cross-entropy of the next character, in nats: log-softmax picked
         # at the target (TensorFlow's fused op would log "Ignoring Assert"
         # warnings under XLA)
-        logits = ops.cast(y_pred, "float32")
-        log_probs = logits - ops.logsumexp(logits, axis=-1, keepdims=True)
-        targets = ops.expand_dims(ops.cast(y, "int32"), axis=-1)
-        loss = -ops.mean(ops.take_along_axis(log_probs, targets, axis=-1))
+        if zoo_backend.next_token_cross_entropy is None:
+            logits = ops.cast(y_pred, "float32")
+            log_probs = logits - ops.logsumexp(logits, axis=-1,
+                                               keepdims=True)
+            targets = ops.expand_dims(ops.cast(y, "int32"), axis=-1)
+            loss = -ops.mean(ops.take_along_axis(log_probs, targets,
+                                                 axis=-1))
+        else:  # the same in one op of the backend's own (PyTorch)
+            loss = zoo_backend.next_token_cross_entropy(
+                ops.convert_to_tensor(y_pred), ops.convert_to_tensor(y))
         # weighted by batch size, like Keras' own "loss" log
         self.bits_per_char_tracker.update_state(
             loss / math.log(2.0), sample_weight=ops.shape(y)[0])
