@@ -276,7 +276,7 @@ def _without_own_ops(monkeypatch, zoo_backend):
         monkeypatch.setattr(zoo_backend, name, None)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16",
+@pytest.mark.parametrize("dtype", ["float32", "float16", "mixed_bfloat16",
                                    "mixed_float16"])
 def test_backend_embedding_head_and_loss_equal_the_keras_ops(monkeypatch,
                                                              dtype):
@@ -299,11 +299,19 @@ def test_backend_embedding_head_and_loss_equal_the_keras_ops(monkeypatch,
         if "final_norm" in variable.path:
             variable.assign(rng.normal(1.0, 0.3, variable.shape))
 
+    calls = []
+
     def run(own_ops):
         model = MiniGPT(vocabulary, dtype=dtype, **SMALL)
         model.set_weights(reference.get_weights())
         if not own_ops:
             _without_own_ops(monkeypatch, zoo_backend)
+        else:  # counted, so that a path never taken cannot pass
+            for name in OWN_OPS:
+                def spy(*args, _op=getattr(zoo_backend, name), _name=name):
+                    calls.append(_name)
+                    return _op(*args)
+                monkeypatch.setattr(zoo_backend, name, spy)
         logits = model(ids)
         loss = model.compute_loss(y=targets, y_pred=logits)
         # an offset position start, as the cached decoding reads it
@@ -316,10 +324,11 @@ def test_backend_embedding_head_and_loss_equal_the_keras_ops(monkeypatch,
                 [np.asarray(t.detach().float().cpu()) for t in tensors])
 
     (own_dtypes, own), (keras_dtypes, keras_ops) = run(True), run(False)
+    # under a mixed policy the embedding and head stay Keras' layers
+    assert sorted(set(calls)) == (sorted(OWN_OPS) if "mixed" not in dtype
+                                  else ["next_token_cross_entropy"])
     assert own_dtypes == keras_dtypes
-    assert own_dtypes[2] == {"float32": "torch.float32",
-                             "mixed_bfloat16": "torch.bfloat16",
-                             "mixed_float16": "torch.float16"}[dtype]
+    assert own_dtypes[2] == "torch." + dtype.replace("mixed_", "")
     assert len(own) == 3 + len(reference.trainable_variables)
     # half-precision rounding differs between the two by up to ~1 % of the
     # largest value: that comparison catches wrong arithmetic, the float32
@@ -343,8 +352,10 @@ def test_backend_ops_decode_and_generate_as_the_keras_ops(monkeypatch,
         cache = gpt.empty_cache(1)
         logits, cache = gpt.call_with_cache(ids[:, :4], cache, 0)
         outputs = [logits]
-        for i in range(4, ids.shape[1]):
-            logits, cache = gpt.call_with_cache(ids[:, i:i + 1], cache, i)
+        for i in range(4, ids.shape[1]):  # the index as an int, a tensor
+            index = i if i % 2 else keras.ops.convert_to_tensor(i)
+            logits, cache = gpt.call_with_cache(ids[:, i:i + 1], cache,
+                                                index)
             outputs.append(logits)
         return [keras.ops.convert_to_numpy(t) for t in outputs + [cache]]
 
@@ -357,3 +368,23 @@ def test_backend_ops_decode_and_generate_as_the_keras_ops(monkeypatch,
     for a, b in zip(own, keras_ops):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert own_text == keras_text
+
+
+def test_backend_ops_read_a_lora_token_table(monkeypatch):
+    """With LoRA on the token embedding, the backend's ops (PyTorch) read
+    the table with its low-rank update, as the Keras layers do."""
+    zoo_backend = _own_ops_or_skip()
+    keras.utils.set_random_seed(0)
+    gpt = MiniGPT(list("abcdefghij"), **SMALL)
+    ids = np.random.default_rng(2).integers(0, 10, (2, 16)).astype("int32")
+    gpt.embedding.token_embedding.enable_lora(2)
+    before = keras.ops.convert_to_numpy(gpt(ids))  # its B starts at zero
+    for variable in gpt.embedding.token_embedding.trainable_variables:
+        if "lora" in variable.path:
+            variable.assign(np.random.default_rng(1).normal(
+                0, 0.5, variable.shape))
+    own = keras.ops.convert_to_numpy(gpt(ids))
+    assert not np.allclose(own, before, atol=1e-3)  # the update counts
+    _without_own_ops(monkeypatch, zoo_backend)
+    np.testing.assert_allclose(own, keras.ops.convert_to_numpy(gpt(ids)),
+                               rtol=1e-5, atol=1e-5)

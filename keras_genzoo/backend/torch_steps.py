@@ -208,8 +208,9 @@ def token_and_position_embedding(ids, token_table, position_table,
     Returns:
         `(batch, length, width)` in the dtype of `position_table`.
     """
-    length = ids.shape[-1]
-    positions = position_table[start_index:start_index + length]
+    # `narrow`, as Keras' `slice`: a tensor start stays traceable, and a
+    # window past the table is an error, not a shorter slice
+    positions = torch.narrow(position_table, 0, start_index, ids.shape[-1])
     tokens = torch.nn.functional.embedding(ids.long(), token_table)
     return tokens.to(positions.dtype) + positions
 
@@ -237,7 +238,10 @@ def tied_embedding_logits(x, gamma, beta, epsilon, token_table):
         x.to(dtype), (x.shape[-1],), gamma.to(dtype), beta.to(dtype),
         epsilon).to(x.dtype)
     dtype = torch.promote_types(normed.dtype, token_table.dtype)
-    return torch.matmul(normed.to(dtype), token_table.to(dtype).t())
+    # float16 products on a CPU in float32, as Keras' `matmul` computes them
+    wide = (torch.float32 if dtype == torch.float16
+            and x.device.type == "cpu" else dtype)
+    return torch.matmul(normed.to(wide), token_table.to(wide).t()).to(dtype)
 
 
 def next_token_cross_entropy(logits, targets):
@@ -256,8 +260,11 @@ def next_token_cross_entropy(logits, targets):
         A float32 scalar.
     """
     logits = logits.float()
+    # no target is skipped (PyTorch's default skips -100): a negative id is
+    # an error, not a position left out of the mean
     return torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1).long())
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1).long(),
+        ignore_index=-(2 ** 62))
 
 
 class TorchStep(StepOps):
