@@ -26,6 +26,13 @@ the step time is each framework's Python and dispatch per op.
         --block-types fused,fused_keras_ops --nanogpt-dir ../nanoGPT
     python benchmarks/gpt_step_speed.py --recipe gpu --backends jax,torch \
         --dtype mixed_bfloat16 --nanogpt-dir ../nanoGPT --nanogpt-compile
+    python benchmarks/gpt_step_speed.py --backends torch --block-types \
+        fused --jit-compile default,true --nanogpt-dir ../nanoGPT
+
+`--jit-compile default,true` times each block type once with the model's
+default `jit_compile` and once with `jit_compile=True` (a kind of its own,
+`fused_jit_compile_true`); `first_step_and_forward_s` holds each kind's
+first step and forward pass, where the compilation happens.
 
 Prints one JSON object per backend: median ms per step (`ms_per_step`) and
 per forward pass in inference (`ms_per_forward`, `predict_on_batch`) of each
@@ -118,8 +125,19 @@ def _nanogpt_step(nanogpt_dir, recipe, ids, targets, device, dtype,
     return step, forward
 
 
+JIT_COMPILE = {"default": None, "true": True, "false": False}
+
+
+def _kind(block_type, jit_compile):
+    """A step kind's name: the block type, and the `jit_compile` where it
+    is not the model's default (e.g. `fused_jit_compile_true`)."""
+    if jit_compile == "default":
+        return block_type
+    return f"{block_type}_jit_compile_{jit_compile}"
+
+
 def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
-                   nanogpt_compile=False):
+                   nanogpt_compile=False, jit_compiles=("default",)):
     import keras
     import numpy as np
     from keras import ops
@@ -151,24 +169,32 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
     if zoo_backend.causal_self_attention_block is None:
         block_types = [b for b in block_types if b != KERAS_OPS]
     steps, forwards, compile_s = {}, {}, {}
+    kinds = []
     for block_type in block_types:
-        wrap = keras_ops_only if block_type == KERAS_OPS else (lambda f: f)
-        gpt = MiniGPT(vocabulary, dtype=dtype,
-                      block_type=("fused" if block_type == KERAS_OPS
-                                  else block_type),
-                      **{k: recipe[k] for k in (
-                          "sequence_length", "num_layers", "num_heads",
-                          "hidden_dim", "dropout")})
-        gpt.compile(optimizer=warmup_cosine_adamw(2000),
-                    jit_compile=gpt.default_jit_compile())
-        steps[block_type] = wrap((lambda g: lambda: g.train_on_batch(x, y))(
-            gpt))
-        forwards[block_type] = wrap((lambda g: lambda: g.predict_on_batch(x))(
-            gpt))
-        start = time.perf_counter()
-        steps[block_type]()
-        forwards[block_type]()
-        compile_s[block_type] = round(time.perf_counter() - start, 1)
+        for jit_compile in jit_compiles:
+            kind = _kind(block_type, jit_compile)
+            kinds.append(kind)
+            wrap = (keras_ops_only if block_type == KERAS_OPS
+                    else (lambda f: f))
+            gpt = MiniGPT(vocabulary, dtype=dtype,
+                          block_type=("fused" if block_type == KERAS_OPS
+                                      else block_type),
+                          **{k: recipe[k] for k in (
+                              "sequence_length", "num_layers", "num_heads",
+                              "hidden_dim", "dropout")})
+            jit = JIT_COMPILE[jit_compile]
+            gpt.compile(optimizer=warmup_cosine_adamw(2000),
+                        jit_compile=(gpt.default_jit_compile() if jit is None
+                                     else jit))
+            steps[kind] = wrap((lambda g: lambda: g.train_on_batch(x, y))(
+                gpt))
+            forwards[kind] = wrap((lambda g: lambda: g.predict_on_batch(x))(
+                gpt))
+            # the first step and forward pass: where compilation happens
+            start = time.perf_counter()
+            steps[kind]()
+            forwards[kind]()
+            compile_s[kind] = round(time.perf_counter() - start, 1)
     from _backends import device as backend_device
 
     device = backend_device()
@@ -216,7 +242,7 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
         row["nanogpt_compile"] = nanogpt_compile
         row["ratio_to_nanogpt"] = {
             k: round(row["ms_per_step"][k] / row["ms_per_step"]["nanogpt"], 2)
-            for k in block_types}
+            for k in kinds}
     return row
 
 
@@ -233,6 +259,10 @@ def main(argv=None):
                         help="a nanoGPT checkout: time its model.py too")
     parser.add_argument("--nanogpt-compile", action="store_true",
                         help="nanoGPT through torch.compile (its GPU default)")
+    parser.add_argument("--jit-compile", default="default",
+                        help="comma-separated `jit_compile` settings to "
+                        "time, each a kind of its own: default (the "
+                        "model's), true, false")
     parser.add_argument("--in-process", action="store_true",
                         help="only the backend of this process")
     args = parser.parse_args(argv)
@@ -242,10 +272,13 @@ def main(argv=None):
     if not set(block_types) <= set(BLOCK_TYPES + (KERAS_OPS,)):
         parser.error(f"--block-types: choose from "
                      f"{','.join(BLOCK_TYPES + (KERAS_OPS,))}")
+    jit_compiles = [j for j in args.jit_compile.split(",") if j]
+    if not jit_compiles or not set(jit_compiles) <= set(JIT_COMPILE):
+        parser.error(f"--jit-compile: choose from {','.join(JIT_COMPILE)}")
     if args.in_process:
         row = run_in_process(args.recipe, args.rounds, args.dtype,
                              block_types, args.nanogpt_dir,
-                             args.nanogpt_compile)
+                             args.nanogpt_compile, jit_compiles)
         print(json.dumps(row), flush=True)
         return [row]
     from _backends import run_per_backend

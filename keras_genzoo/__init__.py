@@ -22,7 +22,11 @@ from keras_genzoo.models import (
     ImageModel,
     MiniGPT,
 )
-from keras_genzoo.optimizers import OptimizerPair, warmup_cosine_adamw
+from keras_genzoo.optimizers import (
+    OptimizerPair,
+    WarmupCosineDecay,
+    warmup_cosine_adamw,
+)
 
 __version__ = "0.1.0"
 
@@ -40,6 +44,7 @@ __all__ = [
     "SinusoidalEmbedding",
     "VAE",
     "WGANGP",
+    "WarmupCosineDecay",
     "callbacks",
     "datasets",
     "metrics",

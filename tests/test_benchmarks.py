@@ -123,13 +123,17 @@ def test_gpt_step_speed_benchmark_times_a_step():
 
     module = _load("gpt_step_speed")
     rows = module.main(["--in-process", "--rounds", "1", "--recipe",
-                        "overhead", "--block-types", "fused,fused_keras_ops"])
+                        "overhead", "--block-types", "fused,fused_keras_ops",
+                        "--jit-compile", "false"])
     (row,) = rows
     assert row["backend"] == keras.backend.backend()
-    # the backend's own block op, switched off for its own kind only
+    # the backend's own block op, switched off for its own kind only; a
+    # `jit_compile` other than the model's default named in the kind
     kinds = {"fused"} | ({"fused_keras_ops"}
                          if zoo_backend.causal_self_attention_block else set())
+    kinds = {kind + "_jit_compile_false" for kind in kinds}
     assert set(row["ms_per_step"]) == kinds
+    assert set(row["first_step_and_forward_s"]) == kinds
     assert all(v > 0 for v in row["ms_per_step"].values())
     assert all(v > 0 for v in row["ms_per_forward"].values())
     assert zoo_backend.causal_self_attention_block is getattr(

@@ -6,7 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from keras_genzoo import GAN, WGANGP, OptimizerPair, warmup_cosine_adamw
+from keras_genzoo import (
+    GAN,
+    WGANGP,
+    OptimizerPair,
+    WarmupCosineDecay,
+    warmup_cosine_adamw,
+)
 
 
 def _lr(optimizer):
@@ -79,3 +85,44 @@ def test_warmup_cosine_adamw_schedule():
     with pytest.raises(ValueError, match="steps"):
         warmup_cosine_adamw(0)
     assert np.isfinite(rates).all()
+    assert type(schedule) is WarmupCosineDecay
+
+
+def _schedule_kwargs(warmup_steps):
+    return dict(initial_learning_rate=2e-4 if warmup_steps else 1e-3,
+                decay_steps=90, alpha=0.1, warmup_steps=warmup_steps,
+                warmup_target=1e-3 if warmup_steps else None)
+
+
+@pytest.mark.parametrize("warmup_steps", [0, 1, 10])
+def test_warmup_cosine_decay_equals_keras_cosine_decay(warmup_steps):
+    kwargs = _schedule_kwargs(warmup_steps)
+    ours = WarmupCosineDecay(**kwargs)
+    theirs = keras.optimizers.schedules.CosineDecay(**kwargs)
+    for step in (0, 1, 2, 5, 9, 10, 11, 50, 99, 100, 101, 1000):
+        # as the optimizer calls it: with its integer `iterations`
+        step = keras.ops.convert_to_tensor(step, "int64")
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(ours(step)),
+            keras.ops.convert_to_numpy(theirs(step)), rtol=1e-6, atol=1e-12,
+            err_msg=str(step))
+    clone = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(ours))
+    assert type(clone) is WarmupCosineDecay
+    assert clone.get_config() == ours.get_config() == theirs.get_config()
+
+
+def test_warmup_cosine_decay_compiles_without_a_graph_break():
+    """On PyTorch, Keras' `CosineDecay` branches on the step (a Python `if`
+    on a tensor), which splits a `jit_compile=True` training step."""
+    if keras.backend.backend() != "torch":
+        pytest.skip("torch.compile is PyTorch's")
+    import torch
+
+    step = torch.tensor(5)
+    kwargs = _schedule_kwargs(10)
+    theirs = torch._dynamo.explain(
+        keras.optimizers.schedules.CosineDecay(**kwargs))(step)
+    assert theirs.graph_break_count > 0  # what the schedule is for
+    ours = torch._dynamo.explain(WarmupCosineDecay(**kwargs))(step)
+    assert ours.graph_break_count == 0, ours.break_reasons
