@@ -67,8 +67,6 @@ BLOCK_TYPES = ("fused", "keras_hub")
 # (Keras' ops one by one), where the backend has them (PyTorch); not run
 # elsewhere
 KERAS_OPS = "fused_keras_ops"
-OWN_OPS = ("causal_self_attention_block", "token_and_position_embedding",
-           "tied_embedding_logits", "next_token_cross_entropy")
 VOCABULARY_SIZE = 65  # Tiny Shakespeare's characters
 
 
@@ -156,8 +154,9 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
 
     def keras_ops_only(fn):
         def run():
-            saved = {name: getattr(zoo_backend, name) for name in OWN_OPS}
-            for name in OWN_OPS:
+            saved = {name: getattr(zoo_backend, name)
+                     for name in zoo_backend.GPT_OPS}
+            for name in zoo_backend.GPT_OPS:
                 setattr(zoo_backend, name, None)
             try:
                 return fn()

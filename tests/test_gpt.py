@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_genzoo import MiniGPT, datasets
+from keras_genzoo import backend as zoo_backend_module
 from keras_genzoo.callbacks import TextSampler
 
 SMALL = dict(sequence_length=16, num_layers=2, num_heads=2, hidden_dim=32)
@@ -259,8 +260,31 @@ def test_keras_hub_is_imported_only_for_the_gpt():
                    capture_output=True)
 
 
-OWN_OPS = ("token_and_position_embedding", "tied_embedding_logits",
-           "next_token_cross_entropy")
+def test_a_compiled_training_step_breaks_only_at_backward():
+    """`jit_compile=True` on PyTorch: MiniGPT's training step, with dropout
+    and the zoo's AdamW recipe, traces as one graph up to Keras'
+    `backward()` and one after it (no `.item()`, data-dependent branch or
+    other break that would cut torch.compile's graphs into pieces)."""
+    if keras.backend.backend() != "torch":
+        pytest.skip("torch.compile is PyTorch's")
+    import torch
+
+    from keras_genzoo import warmup_cosine_adamw
+
+    gpt = MiniGPT(list("abcdefghij"), dropout=0.1, **SMALL)
+    gpt.compile(optimizer=warmup_cosine_adamw(100))
+    ids = keras.ops.convert_to_tensor(
+        np.random.default_rng(0).integers(0, 10, (2, 16)), "int32")
+    gpt.train_on_batch(ids, ids)  # builds the optimizer's variables
+    explanation = torch._dynamo.explain(gpt.train_step)((ids, ids))
+    reasons = [r.reason.splitlines()[0] for r in explanation.break_reasons]
+    assert explanation.graph_break_count == 1, reasons
+    assert "backward" in reasons[0], reasons
+
+
+# the embedding, head and loss (the blocks' op is tested with the layer)
+OWN_OPS = tuple(name for name in zoo_backend_module.GPT_OPS
+                if name != "causal_self_attention_block")
 
 
 def _own_ops_or_skip():

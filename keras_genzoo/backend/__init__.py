@@ -68,7 +68,9 @@ Exports:
   input embedding, its head (final layer normalisation and the tied
   reverse embedding) and its loss in the backend's own ops, for the same
   reason (PyTorch); `None` on TensorFlow and JAX. `MiniGPT` uses the
-  first two, the language models' `compute_loss` the third.
+  first two, the language models' `compute_loss` the third. `GPT_OPS`
+  names these four functions (e.g. to switch them off by name and measure
+  Keras' ops instead, as `benchmarks/gpt_step_speed.py` does).
 - `scale_loss_for_replicas(loss)` and `draw_for_replica(draw, shape)`:
   what data parallelism needs of a model (see docs/scaling.md). Under
   `tf.distribute` each replica runs the step on its share of the batch, so
@@ -160,9 +162,14 @@ token_and_position_embedding = getattr(_steps, "token_and_position_embedding",
                                        None)
 tied_embedding_logits = getattr(_steps, "tied_embedding_logits", None)
 next_token_cross_entropy = getattr(_steps, "next_token_cross_entropy", None)
+# The names of the four above: what `MiniGPT` runs in the backend's own ops
+# where they are not None (the benchmarks and tests switch them off by name).
+GPT_OPS = ("causal_self_attention_block", "token_and_position_embedding",
+           "tied_embedding_logits", "next_token_cross_entropy")
 
 __all__ = [
     "BACKEND",
+    "GPT_OPS",
     "adversarial_train_step",
     "StepOps",
     "causal_self_attention_block",

@@ -89,6 +89,16 @@ def group_normalization(x, groups, gamma, beta, epsilon):
     return torch.movedim(y, 1, -1)
 
 
+def _layer_norm(x, gamma, beta, epsilon):
+    """Layer normalisation over the last axis in float32 at least (as
+    `keras.ops.layer_normalization` computes it), back in the dtype of
+    `x`."""
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    return torch.nn.functional.layer_norm(
+        x.to(dtype), (x.shape[-1],), gamma.to(dtype), beta.to(dtype),
+        epsilon).to(x.dtype)
+
+
 def causal_self_attention_block(x, weights, num_heads, epsilon,
                                 dropout=None, cache=None,
                                 cache_update_index=0):
@@ -136,10 +146,7 @@ def causal_self_attention_block(x, weights, num_heads, epsilon,
     rows = batch * length
 
     def norm(t, name):
-        # in float32 at least, as keras.ops.layer_normalization
-        dtype = torch.promote_types(t.dtype, torch.float32)
-        return F.layer_norm(t.to(dtype), (width,), w[name + "_gamma"].to(
-            dtype), w[name + "_beta"].to(dtype), epsilon).to(t.dtype)
+        return _layer_norm(t, w[name + "_gamma"], w[name + "_beta"], epsilon)
 
     qkv = torch.addmm(w["qkv_bias"].reshape(-1),
                       norm(x, "attention_norm").reshape(rows, width),
@@ -233,10 +240,7 @@ def tied_embedding_logits(x, gamma, beta, epsilon, token_table):
     Returns:
         Logits `(batch, length, vocabulary_size)`.
     """
-    dtype = torch.promote_types(x.dtype, torch.float32)
-    normed = torch.nn.functional.layer_norm(
-        x.to(dtype), (x.shape[-1],), gamma.to(dtype), beta.to(dtype),
-        epsilon).to(x.dtype)
+    normed = _layer_norm(x, gamma, beta, epsilon)
     dtype = torch.promote_types(normed.dtype, token_table.dtype)
     # float16 products on a CPU in float32, as Keras' `matmul` computes them
     wide = (torch.float32 if dtype == torch.float16
