@@ -112,6 +112,23 @@ def test_warmup_cosine_decay_equals_keras_cosine_decay(warmup_steps):
     assert clone.get_config() == ours.get_config() == theirs.get_config()
 
 
+def test_a_model_on_the_recipe_saves_and_loads(tmp_path):
+    from keras_genzoo import BigramLM
+
+    text = "to be or not to be, that is the question. " * 8
+    model = BigramLM.from_text(text, sequence_length=8, seed=0)
+    model.compile(optimizer=warmup_cosine_adamw(50, warmup_steps=5))
+    train_ds, _ = model.make_datasets(text, batch_size=8)
+    model.fit(train_ds, epochs=1, verbose=0)
+    path = str(tmp_path / "bigram.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)  # safe mode
+    schedule = loaded.optimizer._learning_rate
+    assert type(schedule) is WarmupCosineDecay
+    assert schedule.get_config() == model.optimizer._learning_rate.get_config()
+    assert _lr(loaded.optimizer) == pytest.approx(_lr(model.optimizer))
+
+
 def test_warmup_cosine_decay_compiles_without_a_graph_break():
     """On PyTorch, Keras' `CosineDecay` branches on the step (a Python `if`
     on a tensor), which splits a `jit_compile=True` training step."""
