@@ -271,7 +271,11 @@ def main(argv=None):
     if not set(block_types) <= set(BLOCK_TYPES + (KERAS_OPS,)):
         parser.error(f"--block-types: choose from "
                      f"{','.join(BLOCK_TYPES + (KERAS_OPS,))}")
-    jit_compiles = [j for j in args.jit_compile.split(",") if j]
+    # each setting once (`default` may equal `true` or `false`: XLA for a
+    # GPT on TensorFlow, eager on PyTorch, so such a pair times one thing
+    # twice)
+    jit_compiles = list(dict.fromkeys(j for j in args.jit_compile.split(",")
+                                      if j))
     if not jit_compiles or not set(jit_compiles) <= set(JIT_COMPILE):
         parser.error(f"--jit-compile: choose from {','.join(JIT_COMPILE)}")
     if args.in_process:

@@ -134,6 +134,9 @@ def test_gpt_step_speed_benchmark_times_a_step():
     kinds = {kind + "_jit_compile_false" for kind in kinds}
     assert set(row["ms_per_step"]) == kinds
     assert set(row["first_step_and_forward_s"]) == kinds
+    assert module._kind("fused", "default") == "fused"
+    with pytest.raises(SystemExit):
+        module.main(["--in-process", "--jit-compile", "sometimes"])
     assert all(v > 0 for v in row["ms_per_step"].values())
     assert all(v > 0 for v in row["ms_per_forward"].values())
     assert zoo_backend.causal_self_attention_block is getattr(

@@ -88,20 +88,22 @@ def test_warmup_cosine_adamw_schedule():
     assert type(schedule) is WarmupCosineDecay
 
 
-def _schedule_kwargs(warmup_steps):
-    return dict(initial_learning_rate=2e-4 if warmup_steps else 1e-3,
-                decay_steps=90, alpha=0.1, warmup_steps=warmup_steps,
-                warmup_target=1e-3 if warmup_steps else None)
+def _schedule_kwargs(warmup_steps, warmup_target=1e-3):
+    return dict(initial_learning_rate=2e-4, decay_steps=90, alpha=0.1,
+                warmup_steps=warmup_steps, warmup_target=warmup_target)
 
 
-@pytest.mark.parametrize("warmup_steps", [0, 1, 10])
-def test_warmup_cosine_decay_equals_keras_cosine_decay(warmup_steps):
-    kwargs = _schedule_kwargs(warmup_steps)
+@pytest.mark.parametrize("warmup_steps,warmup_target", [
+    (0, None), (0, 1e-3), (1, 1e-3), (10, 1e-3)])
+def test_warmup_cosine_decay_equals_keras_cosine_decay(warmup_steps,
+                                                       warmup_target):
+    kwargs = _schedule_kwargs(warmup_steps, warmup_target)
     ours = WarmupCosineDecay(**kwargs)
     theirs = keras.optimizers.schedules.CosineDecay(**kwargs)
-    for step in (0, 1, 2, 5, 9, 10, 11, 50, 99, 100, 101, 1000):
-        # as the optimizer calls it: with its integer `iterations`
-        step = keras.ops.convert_to_tensor(step, "int64")
+    for step in (0, 1, 2, 5, 9, 10, 11, 50, 99, 100, 101, 1000, 2.5, 9.5):
+        # as the optimizer calls it (its integer `iterations`), and a float
+        step = keras.ops.convert_to_tensor(
+            step, "int64" if isinstance(step, int) else "float32")
         np.testing.assert_allclose(
             keras.ops.convert_to_numpy(ours(step)),
             keras.ops.convert_to_numpy(theirs(step)), rtol=1e-6, atol=1e-12,

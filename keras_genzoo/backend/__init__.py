@@ -69,8 +69,9 @@ Exports:
   reverse embedding) and its loss in the backend's own ops, for the same
   reason (PyTorch); `None` on TensorFlow and JAX. `MiniGPT` uses the
   first two, the language models' `compute_loss` the third. `GPT_OPS`
-  names these four functions (e.g. to switch them off by name and measure
-  Keras' ops instead, as `benchmarks/gpt_step_speed.py` does).
+  names these three and `causal_self_attention_block` (e.g. to switch
+  them off by name and measure Keras' ops instead, as
+  `benchmarks/gpt_step_speed.py` does).
 - `scale_loss_for_replicas(loss)` and `draw_for_replica(draw, shape)`:
   what data parallelism needs of a model (see docs/scaling.md). Under
   `tf.distribute` each replica runs the step on its share of the batch, so
