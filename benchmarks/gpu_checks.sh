@@ -13,11 +13,12 @@
 #   mkdir -p .nanogpt && cp ../nanoGPT/model.py .nanogpt/
 #
 # then run `bash benchmarks/gpu_checks.sh` there, carrying .whl and .nanogpt
-# (about 6 minutes). It writes JSON lines under $OUT (or build/gpu):
+# (about 8 minutes). It writes JSON lines under $OUT (or build/gpu):
 #   gpt_step_speed.jsonl  MiniGPT (fused blocks, on PyTorch also with the
 #                         backend's block op off, and keras-hub blocks) against
 #                         nanoGPT (torch.compile, bf16 autocast), nanoGPT's
-#                         GPU recipe, JAX and PyTorch, mixed_bfloat16;
+#                         GPU recipe, JAX and PyTorch, mixed_bfloat16,
+#                         then MiniGPT on PyTorch with jit_compile=True;
 #   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, then
 #                         PyTorch with jit_compile=True;
 # and each step's stderr beside it. GPU_CHECKS_SMOKE=1 runs every step
@@ -52,6 +53,14 @@ timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
     --block-types fused,fused_keras_ops,keras_hub "${NANOGPT[@]}" \
     > "$OUT/gpt_step_speed.jsonl" 2> "$OUT/gpt_step_speed.err"
 echo "gpt_step_speed: exit $?"
+# PyTorch with jit_compile=True (torch.compile of Keras' step; one graph
+# before backward() since WarmupCosineDecay): its first step holds the
+# compilation
+timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
+    --backends torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
+    --block-types fused --jit-compile true \
+    >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
+echo "gpt_step_speed, torch.compile: exit $?"
 timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \
     --batches "$BATCHES" > "$OUT/step_speed.jsonl" 2> "$OUT/step_speed.err"
 echo "step_speed: exit $?"
