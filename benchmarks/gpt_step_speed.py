@@ -170,14 +170,12 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
     steps, forwards, compile_s = {}, {}, {}
     kinds = []
     for block_type in block_types:
+        wrap = keras_ops_only if block_type == KERAS_OPS else (lambda f: f)
+        layer_type = "fused" if block_type == KERAS_OPS else block_type
         for jit_compile in jit_compiles:
             kind = _kind(block_type, jit_compile)
             kinds.append(kind)
-            wrap = (keras_ops_only if block_type == KERAS_OPS
-                    else (lambda f: f))
-            gpt = MiniGPT(vocabulary, dtype=dtype,
-                          block_type=("fused" if block_type == KERAS_OPS
-                                      else block_type),
+            gpt = MiniGPT(vocabulary, dtype=dtype, block_type=layer_type,
                           **{k: recipe[k] for k in (
                               "sequence_length", "num_layers", "num_heads",
                               "hidden_dim", "dropout")})

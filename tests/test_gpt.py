@@ -288,11 +288,9 @@ OWN_OPS = tuple(name for name in zoo_backend_module.GPT_OPS
 
 
 def _own_ops_or_skip():
-    from keras_genzoo import backend as zoo_backend
-
-    if any(getattr(zoo_backend, name) is None for name in OWN_OPS):
+    if any(getattr(zoo_backend_module, name) is None for name in OWN_OPS):
         pytest.skip(f"{keras.backend.backend()} runs MiniGPT's Keras ops")
-    return zoo_backend
+    return zoo_backend_module
 
 
 def _without_own_ops(monkeypatch, zoo_backend):
