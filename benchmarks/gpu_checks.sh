@@ -19,8 +19,9 @@
 #                         nanoGPT (torch.compile, bf16 autocast), nanoGPT's
 #                         GPU recipe, JAX and PyTorch, mixed_bfloat16,
 #                         then MiniGPT on PyTorch with jit_compile=True;
-#   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, then
-#                         PyTorch with jit_compile=True;
+#   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, each
+#                         with Keras' batch-end dispatch async and sync,
+#                         then PyTorch with jit_compile=True;
 # and each step's stderr beside it. GPU_CHECKS_SMOKE=1 runs every step
 # briefly (a check of the script itself, on any machine).
 set -u
@@ -61,8 +62,11 @@ timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
     --block-types fused --jit-compile true \
     >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
 echo "gpt_step_speed, torch.compile: exit $?"
+# --batch-end both: fit as it is (StopOnDivergence async_safe since
+# 2026-12-02), and with the batch-end logs read on fit's thread (before)
 timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \
-    --batches "$BATCHES" > "$OUT/step_speed.jsonl" 2> "$OUT/step_speed.err"
+    --batch-end both --batches "$BATCHES" \
+    > "$OUT/step_speed.jsonl" 2> "$OUT/step_speed.err"
 echo "step_speed: exit $?"
 timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends torch \
     --jit-compile true --batches "$BATCHES" \

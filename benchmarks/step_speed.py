@@ -9,19 +9,26 @@ second of a second one. `--transposed-conv both` runs Keras'
 (`keras_genzoo.layers.Conv2DTranspose`) side by side, whichever the backend
 uses by default; `--group-norm both` runs Keras' `GroupNormalization`
 arithmetic and the backend's one-op group normalisation
-(`keras_genzoo.backend.group_normalization`, PyTorch only) side by side.
+(`keras_genzoo.backend.group_normalization`, PyTorch only) side by side;
+`--batch-end both` runs `fit` as it is (`async`: on JAX and PyTorch Keras
+reads each step's logs in a worker thread while the next step runs) and
+with one more callback whose batch-end hook makes Keras read them on
+`fit`'s thread before the next step (`sync`: every zoo `fit` did so before
+2026-12-02, through `StopOnDivergence`).
 
     python benchmarks/step_speed.py                          # 3 backends
     python benchmarks/step_speed.py --backends jax --transposed-conv both
     python benchmarks/step_speed.py --backends torch --models diffusion \
         --group-norm both --batches 4
     python benchmarks/step_speed.py --backends torch --jit-compile true
+    python benchmarks/step_speed.py --backends jax,torch --batch-end both
 
 Each backend runs in its own subprocess. Figures are measurements on the
 machine at hand, not test thresholds.
 """
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -36,7 +43,8 @@ from _backends import device  # noqa: E402  (a sibling module)
 NO_FUSED_GROUP_NORM = 3
 
 
-def run_one(model_name, by_phases, batches, jit_compile, group_norm=None):
+def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
+            batch_end="async"):
     import keras
     import numpy as np
 
@@ -58,11 +66,18 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None):
         model_name](seed=0)
     if jit_compile is not None:
         model.compile(jit_compile=jit_compile)
+    # a batch-end hook that is not `async_safe` turns off Keras' async
+    # dispatch (keras/src/callbacks/callback_list.py); Keras then reads the
+    # logs on fit's thread after every step
+    callbacks = {"async": [], "sync": [keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: None)]}[batch_end]
     start = time.perf_counter()
-    model.fit(images[:256], batch_size=128, epochs=1, verbose=0)
+    model.fit(images[:256], batch_size=128, epochs=1, verbose=0,
+              callbacks=callbacks)
     first_s = time.perf_counter() - start
     start = time.perf_counter()
-    model.fit(images, batch_size=128, epochs=1, verbose=0)
+    model.fit(images, batch_size=128, epochs=1, verbose=0,
+              callbacks=callbacks)
     seconds = time.perf_counter() - start
     return {
         "benchmark": "step_speed",
@@ -74,6 +89,7 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None):
         "group_norm": ("fused" if zoo_backend.group_normalization
                        else "keras"),
         "jit_compile": jit_compile,
+        "batch_end": batch_end,
         "batch_size": 128,
         "first_fit_2_steps_s": round(first_s, 1),
         "ms_per_step": round(1000 * seconds / batches, 1),
@@ -93,36 +109,41 @@ def main():
                         choices=["default", "keras", "fused", "both"])
     parser.add_argument("--jit-compile", default=None,
                         choices=["true", "false", "auto"])
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-end", default="async",
+                        choices=["async", "sync", "both"])
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     jit = {"true": True, "false": False, "auto": "auto", None: None}[
         args.jit_compile]
     if args.child:
-        model_name, path, norm = args.child
+        model_name, path, norm, batch_end = args.child
         by_phases = {"default": None, "keras": False, "phases": True}[path]
         print(json.dumps(run_one(model_name, by_phases, args.batches, jit,
-                                 None if norm == "default" else norm)),
+                                 None if norm == "default" else norm,
+                                 batch_end)),
               flush=True)
         return
     paths = (["keras", "phases"] if args.transposed_conv == "both"
              else [args.transposed_conv])
     norms = (["keras", "fused"] if args.group_norm == "both"
              else [args.group_norm])
+    batch_ends = (["sync", "async"] if args.batch_end == "both"
+                  else [args.batch_end])
     for backend in filter(None, args.backends.split(",")):
         for model_name in args.models.split(","):
-            for path in paths:
-                for norm in norms:
-                    command = [sys.executable, __file__, "--child",
-                               model_name, path, norm,
-                               "--batches", str(args.batches)]
-                    if args.jit_compile:
-                        command += ["--jit-compile", args.jit_compile]
-                    done = subprocess.run(
-                        command, stderr=subprocess.DEVNULL,
-                        env=dict(os.environ, KERAS_BACKEND=backend))
-                    if done.returncode == NO_FUSED_GROUP_NORM:
-                        continue  # that backend has no one-op group norm
-                    done.check_returncode()
+            for path, norm, batch_end in itertools.product(
+                    paths, norms, batch_ends):
+                command = [sys.executable, __file__, "--child",
+                           model_name, path, norm, batch_end,
+                           "--batches", str(args.batches)]
+                if args.jit_compile:
+                    command += ["--jit-compile", args.jit_compile]
+                done = subprocess.run(
+                    command, stderr=subprocess.DEVNULL,
+                    env=dict(os.environ, KERAS_BACKEND=backend))
+                if done.returncode == NO_FUSED_GROUP_NORM:
+                    continue  # that backend has no one-op group norm
+                done.check_returncode()
 
 
 if __name__ == "__main__":

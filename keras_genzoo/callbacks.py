@@ -5,6 +5,7 @@ They work on every backend: all tensors are turned into numpy with
 """
 
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -350,8 +351,8 @@ class ProgressGif(keras.callbacks.Callback):
 
     At the end of training it reads the PNG files of `saver.paths` (an
     `ImageGridSaver`, `ReconstructionGridSaver` or `ReverseProcessSaver`
-    listed *before* it in `callbacks`), first to last, and writes them as frames of a GIF
-    that loops forever. `path` is where it was written.
+    listed *before* it in `callbacks`), first to last, and writes them as
+    frames of a GIF that loops forever. `path` is where it was written.
 
     Args:
         saver: the grid-saving callback whose files become frames.
@@ -678,8 +679,17 @@ class StopOnDivergence(keras.callbacks.Callback):
     `g_loss`...) is not finite, puts back the weights and optimizer state of
     the end of the last epoch whose losses were all finite (or of the start
     of training), and warns once with the likely causes. Every zoo model's
-    `fit` adds one unless `callbacks` already holds a `StopOnDivergence` or
-    a `keras.callbacks.TerminateOnNaN`.
+    `fit` adds one, first in `callbacks`, unless `callbacks` already holds
+    a `StopOnDivergence` or a `keras.callbacks.TerminateOnNaN`.
+
+    It does not make `fit` wait for each step: it is `async_safe`, so on
+    JAX and PyTorch Keras reads each batch's loss in a worker thread while
+    the next step runs, so there training stops a step or two after the
+    bad batch. The weights are put back, and the warning raised, at
+    the end of that epoch (after its validation, which runs on the diverged
+    weights), before the `on_epoch_end` of the callbacks that come after
+    this one: put your own `StopOnDivergence` before any checkpoint
+    callback.
 
     Args:
         restore: put the last good weights and optimizer state back (`True`)
@@ -703,12 +713,30 @@ class StopOnDivergence(keras.callbacks.Callback):
         None
     """
 
+    # Keras runs `on_train_batch_end` in a worker thread when every
+    # callback of `fit` is `async_safe` (JAX and PyTorch), so that the next
+    # step is dispatched before this one's loss is read: otherwise Python
+    # waits for the device at every step. The batch hook below only reads
+    # the logs and sets `stop_training`; the weights are put back and the
+    # warning raised on `fit`'s own thread, at the end of the epoch.
+    async_safe = True
+
     def __init__(self, restore=True):
         super().__init__()
         self.restore = bool(restore)
         self.diverged = None
         self._good = None
         self._good_epoch = 0
+        self._found = None  # (epoch, batch, log, value) of the first NaN
+        self._lock = threading.Lock()
+        self._trainee = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        # the batch hook uses this, not `self.model`: on JAX that property
+        # copies the trainer's state into the model's variables, which from
+        # the worker thread races with the next step (its state is donated)
+        self._trainee = model
 
     def _variables(self):
         variables = list(self.model.variables)
@@ -722,31 +750,54 @@ class StopOnDivergence(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.diverged = None
-        self._epoch = 0
+        self._found = None
+        self._good = None
         self._good_epoch = 0
-        optimizer = getattr(self.model, "optimizer", None)
-        if self.restore and self.model.built and optimizer is not None and (
-                not optimizer.built):
-            # so that the snapshot holds the optimizer's state too (as
-            # `BackupAndRestore` does before it loads a backup)
-            optimizer.build(self.model.trainable_variables)
-        self._good = self._snapshot() if self.restore else None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self.restore and self._good is None:
+            # the start of training: taken here, after every callback's
+            # `on_train_begin` (e.g. `BackupAndRestore` loading a backup)
+            optimizer = getattr(self.model, "optimizer", None)
+            if self.model.built and optimizer is not None and (
+                    not optimizer.built):
+                # so that the snapshot holds the optimizer's state too (as
+                # `BackupAndRestore` does before it loads a backup)
+                optimizer.build(self.model.trainable_variables)
+            self._good = self._snapshot()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # maybe in Keras' worker thread (see `async_safe`): read, flag, stop
+        if self._found is not None and self._found[:2] < (
+                self._epoch, batch):
+            return
+        bad = _bad_loss(logs)
+        if bad is None:
+            return
+        with self._lock:  # Keras' pool may run two batches' hooks at once,
+            # in any order: keep the first batch
+            if self._found is None or (self._epoch, batch) < self._found[:2]:
+                self._found = (self._epoch, batch) + bad
+        self._trainee.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.diverged is None and self.restore and not _bad_loss(logs):
+        # Keras has run every batch hook of the epoch when it calls this
+        if self._found is not None:
+            self._stop()
+        elif self.restore and not _bad_loss(logs):
             self._good = self._snapshot()
             self._good_epoch = epoch + 1
 
-    def on_train_batch_end(self, batch, logs=None):
-        bad = _bad_loss(logs)
-        if bad is None or self.diverged is not None:
+    def on_train_end(self, logs=None):
+        self._stop()
+
+    def _stop(self):
+        if self._found is None or self.diverged is not None:
             return
-        name, value = bad
+        epoch, batch, name, value = self._found
         self.model.stop_training = True
-        self.diverged = {"epoch": self._epoch, "batch": batch, "log": name,
+        self.diverged = {"epoch": epoch, "batch": batch, "log": name,
                          "value": value, "restored_epoch": None}
         if self.restore and self._good is not None:
             for variable, value_ in zip(self._variables(), self._good,
@@ -762,7 +813,7 @@ class StopOnDivergence(keras.callbacks.Callback):
             + " were restored")
         warnings.warn(
             f"Training diverged: `{name}` became {value} at epoch "
-            f"{self._epoch + 1}, batch {batch + 1}; training stopped and "
+            f"{epoch + 1}, batch {batch + 1}; training stopped and "
             f"{restored}. Likely causes: a learning rate too high (compile "
             f"with a lower one), input data outside the expected range "
             f"(images as uint8 0-255 or floats in [0, 1]; no NaN or Inf), "

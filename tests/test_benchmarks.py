@@ -92,12 +92,14 @@ def test_step_speed_benchmark_runs_both_transposed_conv_paths():
     by_phases = zoo_backend.TRANSPOSED_CONV_BY_PHASES
     try:
         rows = [module.run_one("vae", by_phases, batches=1, jit_compile=None,
-                               group_norm=norm)
-                for by_phases, norm in ((False, None), (True, "keras"))]
+                               group_norm=norm, batch_end=batch_end)
+                for by_phases, norm, batch_end in (
+                    (False, None, "async"), (True, "keras", "sync"))]
     finally:  # run_one sets both for the rest of the process
         zoo_backend.group_normalization = fused
         zoo_backend.TRANSPOSED_CONV_BY_PHASES = by_phases
     assert [r["transposed_conv"] for r in rows] == ["keras", "phases"]
+    assert [r["batch_end"] for r in rows] == ["async", "sync"]
     assert rows[0]["group_norm"] == ("fused" if fused else "keras")
     assert rows[1]["group_norm"] == "keras"
     for row in rows:

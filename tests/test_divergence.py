@@ -1,6 +1,7 @@
 """A NaN loss stops `fit` at that batch with one message, and the last good
 epoch's weights and optimizer state come back (every backend)."""
 
+import threading
 import warnings
 
 import keras
@@ -114,3 +115,86 @@ def test_terminate_on_nan_or_restore_false_is_respected(mnist):
     assert stop.diverged["restored_epoch"] is None
     assert not np.isfinite(
         keras.ops.convert_to_numpy(model.trainable_weights[0])).all()
+
+
+class BatchEndThreads(keras.callbacks.Callback):
+    """Records the thread of each `on_train_batch_end` and, at each epoch's
+    end, the first trainable weight (as a checkpoint would save it)."""
+
+    async_safe = True  # so that it leaves Keras' dispatch as it is
+
+    def __init__(self):
+        super().__init__()
+        self.threads = set()
+        self.saved = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.threads.add(threading.get_ident())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.saved.append(np.array(keras.ops.convert_to_numpy(
+            self.model.trainable_weights[0])))
+
+
+def test_the_check_keeps_keras_asynchronous_batch_end_dispatch(mnist):
+    # JAX and PyTorch dispatch the next step before the batch-end hooks
+    # read this one's loss (in a worker thread) unless a callback forbids
+    # it; TensorFlow always runs them in `fit`'s thread
+    model = VAE(latent_dim=4, filters=(8,), seed=0)
+    threads = BatchEndThreads()
+    model.fit(mnist[0][:96], epochs=1, batch_size=32, verbose=0,
+              callbacks=[threads])
+    workers = threads.threads - {threading.get_ident()}
+    assert bool(workers) == (keras.backend.backend() != "tensorflow"), (
+        threads.threads)
+
+
+def test_callbacks_at_the_diverged_epoch_see_the_restored_weights(mnist):
+    # the check comes first in `fit`'s callbacks, so that a checkpoint
+    # saved at the end of the diverged epoch holds the restored weights
+    model = VAE(latent_dim=4, filters=(8,), seed=0)
+    threads = BatchEndThreads()
+    with pytest.warns(RuntimeWarning, match="end of epoch 1 were restored"):
+        model.fit(mnist[0][:96], epochs=3, batch_size=32, verbose=0,
+                  callbacks=[threads, PoisonAt(1, 0)])
+    assert len(threads.saved) == 2
+    np.testing.assert_array_equal(threads.saved[1], threads.saved[0])
+    assert np.isfinite(threads.saved[1]).all()
+
+
+def test_the_first_diverged_batch_is_reported_whatever_the_hook_order():
+    # Keras' worker pool may run two batches' hooks at once, in any order
+    stop = StopOnDivergence(restore=False)
+    stop.set_model(keras.Model())
+    stop.on_train_begin()
+    stop.on_epoch_begin(0)
+    stop.on_train_batch_end(5, {"loss": float("inf")})
+    stop.on_train_batch_end(3, {"loss": float("nan")})
+    stop.on_train_batch_end(2, {"loss": 1.0})
+    stop.on_train_batch_end(4, {"loss": float("nan")})
+    assert stop.diverged is None  # the warning waits for `fit`'s thread
+    with pytest.warns(RuntimeWarning, match="epoch 1, batch 4;"):
+        stop.on_epoch_end(0, {"loss": float("nan")})
+    assert stop.diverged["batch"] == 3 and stop.diverged["log"] == "loss"
+
+
+def test_a_resumed_run_restores_the_backup_it_started_from(
+        mnist, tmp_path):
+    # "the start of training" is taken after `BackupAndRestore` has loaded
+    # its backup, although `fit` puts the check before it
+    backup = str(tmp_path / "backup")
+    model = VAE(latent_dim=4, filters=(8,), seed=0)
+    model.fit(mnist[0][:64], epochs=1, batch_size=32, verbose=0,
+              callbacks=[keras.callbacks.BackupAndRestore(
+                  backup, delete_checkpoint=False)])
+    saved = [np.array(keras.ops.convert_to_numpy(w))
+             for w in model.trainable_weights]
+    resumed = VAE(latent_dim=4, filters=(8,), seed=1)
+    with pytest.warns(RuntimeWarning, match="start of training"):
+        history = resumed.fit(
+            mnist[0][:64], epochs=3, batch_size=32, verbose=0,
+            callbacks=[keras.callbacks.BackupAndRestore(backup),
+                       PoisonAt(1, 1)])
+    assert history.epoch == [1]  # resumed at the second epoch, stopped
+    for now, good in zip(resumed.trainable_weights, saved, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(now), good)

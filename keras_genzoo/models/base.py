@@ -131,7 +131,9 @@ def _with_divergence_check(callbacks):
     if not any(isinstance(c, (StopOnDivergence,
                               keras.callbacks.TerminateOnNaN))
                for c in callbacks):
-        callbacks.append(StopOnDivergence())
+        # first, so that at the end of a diverged epoch the weights are
+        # put back before any other callback (a checkpoint) sees them
+        callbacks.insert(0, StopOnDivergence())
     return callbacks
 
 
