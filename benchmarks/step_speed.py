@@ -2,9 +2,9 @@
 
 Trains `GAN` (DCGAN defaults) and `VAE` (defaults), and with `--models
 gan,vae,diffusion` a `DiffusionModel` (defaults), on MNIST-shaped uint8
-images at batch 128 and prints one JSON object per backend, model and
-path: the first `fit` (compilation included) and the steady images per
-second of a second one. `--transposed-conv both` runs Keras'
+images at batch 128 (`--batch-size`) and prints one JSON object per
+backend, model and path: the first `fit` (compilation included) and the
+steady images per second of a second one. `--transposed-conv both` runs Keras'
 `Conv2DTranspose` arithmetic and the zoo's phase-by-phase one
 (`keras_genzoo.layers.Conv2DTranspose`) side by side, whichever the backend
 uses by default; `--group-norm both` runs Keras' `GroupNormalization`
@@ -22,6 +22,8 @@ with one more callback whose batch-end hook makes Keras read them on
         --group-norm both --batches 4
     python benchmarks/step_speed.py --backends torch --jit-compile true
     python benchmarks/step_speed.py --backends jax,torch --batch-end both
+    python benchmarks/step_speed.py --backends jax,torch --batch-size 2 \
+        --batches 40    # the time per step that is not arithmetic
 
 Each backend runs in its own subprocess. Figures are measurements on the
 machine at hand, not test thresholds.
@@ -44,7 +46,7 @@ NO_FUSED_GROUP_NORM = 3
 
 
 def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
-            batch_end="async"):
+            batch_end="async", batch_size=128):
     import keras
     import numpy as np
 
@@ -61,7 +63,7 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
         sys.exit(NO_FUSED_GROUP_NORM)
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).integers(
-        0, 256, (128 * batches, 28, 28, 1)).astype("uint8")
+        0, 256, (batch_size * batches, 28, 28, 1)).astype("uint8")
     model = {"gan": GAN, "vae": VAE, "diffusion": DiffusionModel}[
         model_name](seed=0)
     if jit_compile is not None:
@@ -72,11 +74,11 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
     callbacks = {"async": [], "sync": [keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda batch, logs: None)]}[batch_end]
     start = time.perf_counter()
-    model.fit(images[:256], batch_size=128, epochs=1, verbose=0,
-              callbacks=callbacks)
+    model.fit(images[:2 * batch_size], batch_size=batch_size, epochs=1,
+              verbose=0, callbacks=callbacks)
     first_s = time.perf_counter() - start
     start = time.perf_counter()
-    model.fit(images, batch_size=128, epochs=1, verbose=0,
+    model.fit(images, batch_size=batch_size, epochs=1, verbose=0,
               callbacks=callbacks)
     seconds = time.perf_counter() - start
     return {
@@ -90,7 +92,7 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
                        else "keras"),
         "jit_compile": jit_compile,
         "batch_end": batch_end,
-        "batch_size": 128,
+        "batch_size": batch_size,
         "first_fit_2_steps_s": round(first_s, 1),
         "ms_per_step": round(1000 * seconds / batches, 1),
         "images_per_s": round(len(images) / seconds, 1),
@@ -109,6 +111,7 @@ def main():
                         choices=["default", "keras", "fused", "both"])
     parser.add_argument("--jit-compile", default=None,
                         choices=["true", "false", "auto"])
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batch-end", default="async",
                         choices=["async", "sync", "both"])
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -120,7 +123,7 @@ def main():
         by_phases = {"default": None, "keras": False, "phases": True}[path]
         print(json.dumps(run_one(model_name, by_phases, args.batches, jit,
                                  None if norm == "default" else norm,
-                                 batch_end)),
+                                 batch_end, args.batch_size)),
               flush=True)
         return
     paths = (["keras", "phases"] if args.transposed_conv == "both"
@@ -135,7 +138,8 @@ def main():
                     paths, norms, batch_ends):
                 command = [sys.executable, __file__, "--child",
                            model_name, path, norm, batch_end,
-                           "--batches", str(args.batches)]
+                           "--batches", str(args.batches),
+                           "--batch-size", str(args.batch_size)]
                 if args.jit_compile:
                     command += ["--jit-compile", args.jit_compile]
                 done = subprocess.run(

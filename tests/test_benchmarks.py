@@ -92,14 +92,16 @@ def test_step_speed_benchmark_runs_both_transposed_conv_paths():
     by_phases = zoo_backend.TRANSPOSED_CONV_BY_PHASES
     try:
         rows = [module.run_one("vae", by_phases, batches=1, jit_compile=None,
-                               group_norm=norm, batch_end=batch_end)
-                for by_phases, norm, batch_end in (
-                    (False, None, "async"), (True, "keras", "sync"))]
+                               group_norm=norm, batch_end=batch_end,
+                               batch_size=batch_size)
+                for by_phases, norm, batch_end, batch_size in (
+                    (False, None, "async", 128), (True, "keras", "sync", 2))]
     finally:  # run_one sets both for the rest of the process
         zoo_backend.group_normalization = fused
         zoo_backend.TRANSPOSED_CONV_BY_PHASES = by_phases
     assert [r["transposed_conv"] for r in rows] == ["keras", "phases"]
     assert [r["batch_end"] for r in rows] == ["async", "sync"]
+    assert [r["batch_size"] for r in rows] == [128, 2]
     assert rows[0]["group_norm"] == ("fused" if fused else "keras")
     assert rows[1]["group_norm"] == "keras"
     for row in rows:
