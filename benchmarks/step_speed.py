@@ -14,7 +14,9 @@ arithmetic and the backend's one-op group normalisation
 reads each step's logs in a worker thread while the next step runs) and
 with one more callback whose batch-end hook makes Keras read them on
 `fit`'s thread before the next step (`sync`: every zoo `fit` did so before
-2026-12-02, through `StopOnDivergence`).
+2026-12-02, through `StopOnDivergence`). TensorFlow's Keras always runs
+them on `fit`'s thread: there `--batch-end both` runs `sync` only, and
+every row says `sync`.
 
     python benchmarks/step_speed.py                          # 3 backends
     python benchmarks/step_speed.py --backends jax --transposed-conv both
@@ -91,7 +93,9 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
         "group_norm": ("fused" if zoo_backend.group_normalization
                        else "keras"),
         "jit_compile": jit_compile,
-        "batch_end": batch_end,
+        # TensorFlow's Keras never dispatches the batch hooks to a thread
+        "batch_end": ("sync" if keras.backend.backend() == "tensorflow"
+                      else batch_end),
         "batch_size": batch_size,
         "first_fit_2_steps_s": round(first_s, 1),
         "ms_per_step": round(1000 * seconds / batches, 1),
@@ -116,6 +120,8 @@ def main():
                         choices=["async", "sync", "both"])
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.batches < 1 or args.batch_size < 1:
+        parser.error("--batches and --batch-size must be at least 1")
     jit = {"true": True, "false": False, "auto": "auto", None: None}[
         args.jit_compile]
     if args.child:
@@ -135,7 +141,8 @@ def main():
     for backend in filter(None, args.backends.split(",")):
         for model_name in args.models.split(","):
             for path, norm, batch_end in itertools.product(
-                    paths, norms, batch_ends):
+                    paths, norms, batch_ends
+                    if backend != "tensorflow" else batch_ends[:1]):
                 command = [sys.executable, __file__, "--child",
                            model_name, path, norm, batch_end,
                            "--batches", str(args.batches),

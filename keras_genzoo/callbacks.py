@@ -684,12 +684,14 @@ class StopOnDivergence(keras.callbacks.Callback):
 
     It does not make `fit` wait for each step: it is `async_safe`, so on
     JAX and PyTorch Keras reads each batch's loss in a worker thread while
-    the next step runs, so there training stops a step or two after the
-    bad batch. The weights are put back, and the warning raised, at
-    the end of that epoch (after its validation, which runs on the diverged
-    weights), before the `on_epoch_end` of the callbacks that come after
-    this one: put your own `StopOnDivergence` before any checkpoint
-    callback.
+    the next steps run, and training stops a few steps after the bad batch
+    (at the latest at the end of its epoch). The weights are put back, and
+    the warning raised, at the end of that epoch (after its validation,
+    which runs on the diverged weights), before the `on_epoch_end` of the
+    callbacks that come after this one: put your own `StopOnDivergence`
+    first in `callbacks`. If `fit` raises after the bad batch (e.g. a
+    `KeyboardInterrupt`), a zoo model's `fit` puts them back before the
+    error goes on.
 
     Args:
         restore: put the last good weights and optimizer state back (`True`)
@@ -720,6 +722,9 @@ class StopOnDivergence(keras.callbacks.Callback):
     # the logs and sets `stop_training`; the weights are put back and the
     # warning raised on `fit`'s own thread, at the end of the epoch.
     async_safe = True
+    # one for every instance (a lock in the instance would make it
+    # impossible to copy or pickle); it guards one comparison
+    _lock = threading.Lock()
 
     def __init__(self, restore=True):
         super().__init__()
@@ -728,15 +733,16 @@ class StopOnDivergence(keras.callbacks.Callback):
         self._good = None
         self._good_epoch = 0
         self._found = None  # (epoch, batch, log, value) of the first NaN
-        self._lock = threading.Lock()
         self._trainee = None
 
     def set_model(self, model):
         super().set_model(model)
         # the batch hook uses this, not `self.model`: on JAX that property
         # copies the trainer's state into the model's variables, which from
-        # the worker thread races with the next step (its state is donated)
-        self._trainee = model
+        # the worker thread races with the next step (its state is donated).
+        # Read here, before training, it is the Keras model (unwrapped from
+        # PyTorch's DistributedDataParallel)
+        self._trainee = self.model
 
     def _variables(self):
         variables = list(self.model.variables)
@@ -791,6 +797,15 @@ class StopOnDivergence(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._stop()
+
+    def after_exception(self):
+        """Puts the last good weights back if the loss diverged before
+        `fit` raised (Keras calls no `on_epoch_end` then); a zoo model's
+        `fit` calls it. Returns whether it did."""
+        if self._found is None or self.diverged is not None:
+            return False
+        self._stop()
+        return True
 
     def _stop(self):
         if self._found is None or self.diverged is not None:

@@ -509,13 +509,21 @@ def _callbacks(model, settings, val_ds, text):
 
     out = settings["out"]
     seed = settings["seed"]
+    backup = keras.callbacks.BackupAndRestore(os.path.join(out, "backup"))
+    checkpoint = keras.callbacks.ModelCheckpoint(_model_file(settings))
+    for callback in (backup, checkpoint):
+        # Both save once an epoch (`save_freq="epoch"`), so their batch
+        # hooks do nothing; marked `async_safe`, they leave Keras free to
+        # run the batch hooks in a worker thread while the next step runs
+        # (JAX, PyTorch) instead of on fit's thread after each step
+        callback.async_safe = True
     found = [
         # BackupAndRestore first: it restores the state before the others
         # start (a resumed run's grids continue at the restored epoch)
-        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
+        backup,
         keras.callbacks.CSVLogger(os.path.join(out, "history.csv"),
                                   append=settings["resumed"]),
-        keras.callbacks.ModelCheckpoint(_model_file(settings)),
+        checkpoint,
     ]
     if text is not None:
         prompt = text[:1]

@@ -127,15 +127,24 @@ def test_resumes_from_the_backup_after_an_interruption(tmp_path, monkeypatch,
                                                        capsys):
     out = tmp_path / "run"
     make_callbacks = cli._callbacks
+    made = []
     monkeypatch.setattr(
         cli, "_callbacks",
-        lambda *a: make_callbacks(*a) + [_Interrupt()])
+        lambda *a: made.extend(make_callbacks(*a)) or made + [_Interrupt()])
     argv = ("train", "vae", "--smoke", "--epochs", 4, "--out", out,
             "--verbose", 0)
     with pytest.raises(_Interrupted):
         run(*argv)
     assert os.listdir(out / "backup")
     assert history_epochs(out) == [0, 1]
+    # none of the command's callbacks makes Keras run the batch hooks on
+    # fit's thread after each step (JAX and PyTorch; Keras' rule)
+    base = keras.callbacks.Callback
+    assert made and all(
+        getattr(c, "async_safe", False)
+        or type(c).on_train_batch_end is base.on_train_batch_end
+        and type(c).on_batch_end is base.on_batch_end for c in made), [
+        type(c).__name__ for c in made]
     assert not json.loads((out / "genzoo.json").read_text())["finished"]
     monkeypatch.setattr(cli, "_callbacks", make_callbacks)
 

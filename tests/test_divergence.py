@@ -198,3 +198,32 @@ def test_a_resumed_run_restores_the_backup_it_started_from(
     assert history.epoch == [1]  # resumed at the second epoch, stopped
     for now, good in zip(resumed.trainable_weights, saved, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(now), good)
+
+
+class InterruptValidation(keras.callbacks.Callback):
+    """Raises `KeyboardInterrupt` when validation starts, as Ctrl-C would.
+    Its batch-end hook (not `async_safe`) makes Keras run the batch hooks
+    on `fit`'s thread, so the NaN is seen before validation starts."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+    def on_test_begin(self, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_an_error_after_the_nan_still_restores(mnist):
+    # Keras calls no `on_epoch_end` when `fit` raises: the zoo's `fit`
+    # puts the weights back before the error goes on
+    model = VAE(latent_dim=4, filters=(8,), seed=0)
+    model.compile()
+    model.build((None, 28, 28, 1))
+    model.optimizer.build(model.trainable_variables)
+    start = _state(model)
+    with pytest.warns(RuntimeWarning, match="start of training"), \
+            pytest.raises(KeyboardInterrupt):
+        model.fit(mnist[0][:64], epochs=2, batch_size=32, verbose=0,
+                  validation_data=mnist[0][64:96],
+                  callbacks=[PoisonAt(0, 1), InterruptValidation()])
+    for now, good in zip(_state(model), start):
+        np.testing.assert_array_equal(now, good)

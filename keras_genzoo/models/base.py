@@ -295,8 +295,9 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         datasets, loaders or generators (`shuffle` is ignored for them):
         shuffle those yourself, as `keras_genzoo.datasets` does.
 
-        A NaN or Inf loss stops training at that batch, restores the last
-        good epoch and warns with the likely causes
+        A NaN or Inf loss stops training (on JAX and PyTorch a few steps
+        later), restores the last good epoch and warns with the likely
+        causes
         (`keras_genzoo.callbacks.StopOnDivergence`, added unless `callbacks`
         holds one or a `keras.callbacks.TerminateOnNaN`).
         """
@@ -309,7 +310,20 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         if len(args) < 4:  # (batch_size, epochs, verbose, callbacks, ...)
             kwargs["callbacks"] = _with_divergence_check(
                 kwargs.get("callbacks"))
-        return super().fit(x, y, *args, **kwargs)
+        try:
+            return super().fit(x, y, *args, **kwargs)
+        except BaseException:
+            # StopOnDivergence puts the weights back at the end of the
+            # epoch, which Keras does not reach when something raises
+            from keras_genzoo.callbacks import StopOnDivergence
+
+            callbacks = kwargs.get("callbacks") or (
+                args[3] if len(args) > 3 else None)
+            if isinstance(callbacks, (list, tuple)):
+                for callback in callbacks:
+                    if isinstance(callback, StopOnDivergence):
+                        callback.after_exception()
+            raise
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Evaluates the model; see `keras.Model.evaluate`.
