@@ -82,12 +82,17 @@ def test_nan_stops_and_restores_the_last_good_epoch(family, mnist):
     assert all(np.isfinite(v[-1]) for v in more.history.values())
 
 
-def test_divergence_in_the_first_epoch_restores_the_start(mnist):
+def _built_vae():
+    """A VAE with its weights and optimizer built, and their state."""
     model = VAE(latent_dim=4, filters=(8,), seed=0)
     model.compile()
     model.build((None, 28, 28, 1))
     model.optimizer.build(model.trainable_variables)
-    start = _state(model)
+    return model, _state(model)
+
+
+def test_divergence_in_the_first_epoch_restores_the_start(mnist):
+    model, start = _built_vae()
     stop = StopOnDivergence()
     with pytest.warns(RuntimeWarning, match="start of training"):
         model.fit(mnist[0][:64], epochs=2, batch_size=32, verbose=0,
@@ -215,11 +220,7 @@ class InterruptValidation(keras.callbacks.Callback):
 def test_an_error_after_the_nan_still_restores(mnist):
     # Keras calls no `on_epoch_end` when `fit` raises: the zoo's `fit`
     # puts the weights back before the error goes on
-    model = VAE(latent_dim=4, filters=(8,), seed=0)
-    model.compile()
-    model.build((None, 28, 28, 1))
-    model.optimizer.build(model.trainable_variables)
-    start = _state(model)
+    model, start = _built_vae()
     with pytest.warns(RuntimeWarning, match="start of training"), \
             pytest.raises(KeyboardInterrupt):
         model.fit(mnist[0][:64], epochs=2, batch_size=32, verbose=0,
