@@ -733,6 +733,7 @@ class StopOnDivergence(keras.callbacks.Callback):
         self._good = None
         self._good_epoch = 0
         self._found = None  # (epoch, batch, log, value) of the first NaN
+        self._epoch = 0
         self._trainee = None
 
     def set_model(self, model):
@@ -759,6 +760,7 @@ class StopOnDivergence(keras.callbacks.Callback):
         self._found = None
         self._good = None
         self._good_epoch = 0
+        self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
