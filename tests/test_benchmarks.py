@@ -100,7 +100,10 @@ def test_step_speed_benchmark_runs_both_transposed_conv_paths():
         zoo_backend.group_normalization = fused
         zoo_backend.TRANSPOSED_CONV_BY_PHASES = by_phases
     assert [r["transposed_conv"] for r in rows] == ["keras", "phases"]
-    assert [r["batch_end"] for r in rows] == ["async", "sync"]
+    # TensorFlow's Keras runs the batch hooks on fit's thread either way
+    assert [r["batch_end"] for r in rows] == [
+        "sync" if keras.backend.backend() == "tensorflow" else "async",
+        "sync"]
     assert [r["batch_size"] for r in rows] == [128, 2]
     assert rows[0]["group_norm"] == ("fused" if fused else "keras")
     assert rows[1]["group_norm"] == "keras"
