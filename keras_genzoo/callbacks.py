@@ -797,17 +797,11 @@ class StopOnDivergence(keras.callbacks.Callback):
             self._good = self._snapshot()
             self._good_epoch = epoch + 1
 
-    def on_train_end(self, logs=None):
-        self._stop()
-
     def after_exception(self):
-        """Puts the last good weights back if the loss diverged before
-        `fit` raised (Keras calls no `on_epoch_end` then); a zoo model's
-        `fit` calls it. Returns whether it did."""
-        if self._found is None or self.diverged is not None:
-            return False
+        """Puts the last good weights back (and warns) if the loss diverged
+        before `fit` raised: Keras calls no `on_epoch_end` then. A zoo
+        model's `fit` calls it."""
         self._stop()
-        return True
 
     def _stop(self):
         if self._found is None or self.diverged is not None:
