@@ -1,19 +1,27 @@
 """A training script that tests/test_resume.py kills and restarts.
 
-    python tests/resume_worker.py FAMILY WORKDIR [--kill-at EPOCH BATCH]
+    python tests/resume_worker.py FAMILIES WORKDIR [--kill-at EPOCH BATCH]
         [--reference]
 
-Trains a tiny seeded model of FAMILY for `EPOCHS` epochs with
-`keras.callbacks.BackupAndRestore(WORKDIR/backup)`, as a user's script
-would. With `--kill-at`, the process sends itself SIGKILL after that batch
-of that epoch (0-based), as a crash or a disconnected Colab session would.
-Run again without it, the same script resumes. Every training start, epoch
-end and training end appends the training state to WORKDIR/records.jsonl:
-each optimizer's step count and a digest of its variables (moments), the
-model's seed-generator states, a digest of the weights and the logs.
-`--reference` also trains an uninterrupted twin in the same process (in
-WORKDIR/reference) and records its final state, so that the test can
-compare the resumed run with it.
+Trains a tiny seeded model of each family of FAMILIES (comma-separated),
+one after the other, for `EPOCHS` epochs with
+`keras.callbacks.BackupAndRestore(WORKDIR/FAMILY/backup)`, as a user's
+script would. With `--kill-at`, training stops after that batch of that
+epoch (0-based), as a crash or a disconnected Colab session would: the
+last family's process sends itself SIGKILL there; every family before it
+raises `Interrupted` there instead, which leaves its folder as the kill
+would (nothing is written after that batch) and lets the process go on to
+the next family (one process for all: starting one costs 4-8 s of
+imports). Run again without it, the same script resumes every family.
+Every training start, epoch end and training end appends the training
+state to WORKDIR/FAMILY/records.jsonl: each optimizer's step count and a
+digest of its variables (moments), the model's seed-generator states, a
+digest of the weights and the logs. `--reference` also trains an
+uninterrupted twin of each family in the same process (in
+WORKDIR/FAMILY/reference) and records its final state, so that the test
+can compare the resumed run with it. A family that fails otherwise writes
+its traceback to WORKDIR/FAMILY/error.txt (the process then exits with
+1), and the others still run.
 """
 
 import argparse
@@ -22,6 +30,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 
 EPOCHS = 3
 
@@ -59,6 +68,10 @@ def training_state(model):
         "seed_states": [a.tolist() for a in values(seeds)],
         "weights": _digest(values(model.weights)),
     }
+
+
+class Interrupted(Exception):
+    """Stops a family's training where the kill would (see the module)."""
 
 
 class Recorder:
@@ -114,7 +127,7 @@ def make_family(family):
     return model, images, y, {"batch_size": 32, "shuffle": False}
 
 
-def train(family, workdir, kill_at=None, recorder=None):
+def train(family, workdir, kill_at=None, recorder=None, kill=True):
     import keras
     import numpy as np
 
@@ -138,7 +151,9 @@ def train(family, workdir, kill_at=None, recorder=None):
         def on_train_batch_end(self, batch, logs=None):
             if kill_at is not None and (self.epoch, batch) == kill_at:
                 recorder.write(event="kill", epoch=self.epoch, batch=batch)
-                os.kill(os.getpid(), signal.SIGKILL)
+                if kill:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                raise Interrupted(f"{family}: stopped as if killed")
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
@@ -156,21 +171,36 @@ def train(family, workdir, kill_at=None, recorder=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("family")
+    parser.add_argument("families", help="comma-separated")
     parser.add_argument("workdir")
     parser.add_argument("--kill-at", nargs=2, type=int, default=None)
     parser.add_argument("--reference", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
-    os.makedirs(args.workdir, exist_ok=True)
-    train(args.family, args.workdir,
-          None if args.kill_at is None else tuple(args.kill_at))
-    if args.reference:
-        reference = os.path.join(args.workdir, "reference")
-        os.makedirs(reference, exist_ok=True)
-        train(args.family, reference)
+    kill_at = None if args.kill_at is None else tuple(args.kill_at)
+    families = args.families.split(",")
+    failed = False
+    for i, family in enumerate(families):
+        workdir = os.path.join(args.workdir, family)
+        os.makedirs(workdir, exist_ok=True)
+        try:
+            try:
+                train(family, workdir, kill_at,
+                      kill=i == len(families) - 1)
+            except Interrupted:
+                continue
+            if args.reference:
+                reference = os.path.join(workdir, "reference")
+                os.makedirs(reference, exist_ok=True)
+                train(family, reference)
+        except Exception:
+            failed = True
+            run = "killed" if kill_at is not None else "resumed"
+            with open(os.path.join(workdir, "error.txt"), "a") as f:
+                f.write(f"in the {run} run:\n{traceback.format_exc()}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
