@@ -29,6 +29,16 @@ the step time is each framework's Python and dispatch per op.
     python benchmarks/gpt_step_speed.py --backends torch --block-types \
         fused --jit-compile default,true --nanogpt-dir ../nanoGPT
 
+`--generate N` also times `generate` of N characters from a 6-character
+prompt for each kind (`first_generate_s`: the first call, where the
+sampling loop compiles; `generate_ms_per_char`: the median of three more),
+and nanoGPT's own `generate` (one forward pass of the last `block_size`
+characters per new character) with `--nanogpt-dir`:
+
+    python benchmarks/gpt_step_speed.py --backends jax,torch \
+        --block-types fused --jit-compile default,true --generate 300 \
+        --nanogpt-dir ../nanoGPT
+
 `--jit-compile default,true` times each block type once with the model's
 default `jit_compile` and once with `jit_compile=True` (a kind of its own,
 `fused_jit_compile_true`); `first_step_and_forward_s` holds each kind's
@@ -120,7 +130,18 @@ def _nanogpt_step(nanogpt_dir, recipe, ids, targets, device, dtype,
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    return step, forward
+    def generate(num_characters):
+        # its own sampling: the last block_size characters, one forward
+        # pass per new character, multinomial sampling
+        model.eval()
+        start = torch.from_numpy(ids[:1, :6]).long().to(device)
+        with torch.no_grad(), autocast():
+            model.generate(start, num_characters)
+        model.train()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    return step, forward, generate
 
 
 JIT_COMPILE = {"default": None, "true": True, "false": False}
@@ -134,8 +155,25 @@ def _kind(block_type, jit_compile):
     return f"{block_type}_jit_compile_{jit_compile}"
 
 
+def _time_generation(generate, num_characters):
+    """`(first call s, median ms per character of three more calls)`."""
+    import numpy as np
+
+    start = time.perf_counter()
+    generate(num_characters)
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        generate(num_characters)
+        times.append(time.perf_counter() - start)
+    return (round(first, 2),
+            round(1000 * float(np.median(times)) / num_characters, 2))
+
+
 def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
-                   nanogpt_compile=False, jit_compiles=("default",)):
+                   nanogpt_compile=False, jit_compiles=("default",),
+                   generate=0):
     import keras
     import numpy as np
     from keras import ops
@@ -167,7 +205,7 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
 
     if zoo_backend.causal_self_attention_block is None:
         block_types = [b for b in block_types if b != KERAS_OPS]
-    steps, forwards, compile_s = {}, {}, {}
+    steps, forwards, compile_s, generators = {}, {}, {}, {}
     kinds = []
     for block_type in block_types:
         wrap = keras_ops_only if block_type == KERAS_OPS else (lambda f: f)
@@ -187,6 +225,9 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
                 gpt))
             forwards[kind] = wrap((lambda g: lambda: g.predict_on_batch(x))(
                 gpt))
+            generators[kind] = (lambda g, w: lambda n: w(
+                lambda: g.generate("ROMEO:", max_new_tokens=n, seed=0))())(
+                    gpt, wrap)
             # the first step and forward pass: where compilation happens
             start = time.perf_counter()
             steps[kind]()
@@ -199,9 +240,9 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
         torch_device = ("cuda:0" if device.startswith(("gpu", "cuda"))
                         else "cpu")
         start = time.perf_counter()
-        steps["nanogpt"], forwards["nanogpt"] = _nanogpt_step(
-            nanogpt_dir, recipe, ids, targets, torch_device, dtype,
-            nanogpt_compile)
+        steps["nanogpt"], forwards["nanogpt"], generators["nanogpt"] = (
+            _nanogpt_step(nanogpt_dir, recipe, ids, targets, torch_device,
+                          dtype, nanogpt_compile))
         steps["nanogpt"]()
         forwards["nanogpt"]()
         compile_s["nanogpt"] = round(time.perf_counter() - start, 1)
@@ -234,6 +275,12 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
         "ms_per_forward": {k: median_ms(v) for k, v in forward_times.items()},
         "first_step_and_forward_s": compile_s,
     }
+    if generate:
+        timed = {kind: _time_generation(fn, generate)
+                 for kind, fn in generators.items()}
+        row["generate_characters"] = generate
+        row["first_generate_s"] = {k: v[0] for k, v in timed.items()}
+        row["generate_ms_per_char"] = {k: v[1] for k, v in timed.items()}
     if nanogpt_dir:
         row["nanogpt_autocast"] = dtype if dtype.startswith("mixed") else None
         row["nanogpt_compile"] = nanogpt_compile
@@ -260,11 +307,16 @@ def main(argv=None):
                         help="comma-separated `jit_compile` settings to "
                         "time, each a kind of its own: default (the "
                         "model's), true, false")
+    parser.add_argument("--generate", type=int, default=0,
+                        help="also time generating this many characters "
+                        "(first call, then ms per character)")
     parser.add_argument("--in-process", action="store_true",
                         help="only the backend of this process")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.generate < 0:
+        parser.error("--generate must be 0 (off) or more")
     block_types = [b for b in args.block_types.split(",") if b]
     if not set(block_types) <= set(BLOCK_TYPES + (KERAS_OPS,)):
         parser.error(f"--block-types: choose from "
@@ -279,7 +331,8 @@ def main(argv=None):
     if args.in_process:
         row = run_in_process(args.recipe, args.rounds, args.dtype,
                              block_types, args.nanogpt_dir,
-                             args.nanogpt_compile, jit_compiles)
+                             args.nanogpt_compile, jit_compiles,
+                             args.generate)
         print(json.dumps(row), flush=True)
         return [row]
     from _backends import run_per_backend

@@ -13,12 +13,14 @@
 #   mkdir -p .nanogpt && cp ../nanoGPT/model.py .nanogpt/
 #
 # then run `bash benchmarks/gpu_checks.sh` there, carrying .whl and .nanogpt
-# (about 8 minutes). It writes JSON lines under $OUT (or build/gpu):
+# (about 10 minutes). It writes JSON lines under $OUT (or build/gpu):
 #   gpt_step_speed.jsonl  MiniGPT (fused blocks, on PyTorch also with the
 #                         backend's block op off, and keras-hub blocks) against
 #                         nanoGPT (torch.compile, bf16 autocast), nanoGPT's
 #                         GPU recipe, JAX and PyTorch, mixed_bfloat16,
-#                         then MiniGPT on PyTorch with jit_compile=True;
+#                         then MiniGPT on PyTorch with jit_compile=True,
+#                         then generating 500 characters (float32) on JAX
+#                         and on PyTorch, eager and with jit_compile=True;
 #   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, each
 #                         with Keras' batch-end dispatch async and sync,
 #                         then PyTorch with jit_compile=True;
@@ -45,9 +47,9 @@ NANOGPT=()
 if [ -f .nanogpt/model.py ]; then
     NANOGPT=(--nanogpt-dir .nanogpt --nanogpt-compile)
 fi
-RECIPE=gpu ROUNDS=30 BATCHES=40 LIMIT=240
+RECIPE=gpu ROUNDS=30 BATCHES=40 LIMIT=240 CHARACTERS=500
 if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then
-    RECIPE=cpu ROUNDS=1 BATCHES=2 LIMIT=600 NANOGPT=()
+    RECIPE=cpu ROUNDS=1 BATCHES=2 LIMIT=600 NANOGPT=() CHARACTERS=3
 fi
 timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
     --backends jax,torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
@@ -56,12 +58,19 @@ timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
 echo "gpt_step_speed: exit $?"
 # PyTorch with jit_compile=True (torch.compile of Keras' step; one graph
 # before backward() since WarmupCosineDecay): its first step holds the
-# compilation
+# compilation. Both with --generate: 500 characters, eager and with the
+# sampling loop's steps compiled (since 2026-12-02), against JAX's
+# compiled loop (float32: the steps compile only without a mixed policy)
 timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
     --backends torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
     --block-types fused --jit-compile true \
     >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
 echo "gpt_step_speed, torch.compile: exit $?"
+timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
+    --backends jax,torch --rounds 1 --block-types fused \
+    --jit-compile default,true --generate "$CHARACTERS" \
+    >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
+echo "gpt_step_speed, generation: exit $?"
 # --batch-end both: fit as it is (StopOnDivergence async_safe since
 # 2026-12-02), and with the batch-end logs read on fit's thread (before)
 timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \

@@ -131,7 +131,7 @@ def test_gpt_step_speed_benchmark_times_a_step():
     module = _load("gpt_step_speed")
     rows = module.main(["--in-process", "--rounds", "1", "--recipe",
                         "overhead", "--block-types", "fused,fused_keras_ops",
-                        "--jit-compile", "false"])
+                        "--jit-compile", "false", "--generate", "3"])
     (row,) = rows
     assert row["backend"] == keras.backend.backend()
     # the backend's own block op, switched off for its own kind only; a
@@ -141,9 +141,15 @@ def test_gpt_step_speed_benchmark_times_a_step():
     kinds = {kind + "_jit_compile_false" for kind in kinds}
     assert set(row["ms_per_step"]) == kinds
     assert set(row["first_step_and_forward_s"]) == kinds
+    assert row["generate_characters"] == 3
+    assert set(row["first_generate_s"]) == kinds
+    assert set(row["generate_ms_per_char"]) == kinds
+    assert all(v > 0 for v in row["generate_ms_per_char"].values())
     assert module._kind("fused", "default") == "fused"
     with pytest.raises(SystemExit):
         module.main(["--in-process", "--jit-compile", "sometimes"])
+    with pytest.raises(SystemExit):
+        module.main(["--in-process", "--generate", "-1"])
     assert all(v > 0 for v in row["ms_per_step"].values())
     assert all(v > 0 for v in row["ms_per_forward"].values())
     assert zoo_backend.causal_self_attention_block is getattr(

@@ -282,6 +282,44 @@ def test_a_compiled_training_step_breaks_only_at_backward():
     assert "backward" in reasons[0], reasons
 
 
+def test_jit_compile_true_generates_the_same_text_with_compiled_steps():
+    """`jit_compile=True`: the same greedy and seeded text, inside and
+    beyond the context, as the default; on PyTorch the two steps of the
+    sampling loop (one token with the cache, one window past the context)
+    are then compiled, each as one graph, once for every sampler setting;
+    by default nothing is compiled there."""
+    text = "to be or not to be, that is the question. " * 4
+    keras.utils.set_random_seed(0)
+    default = MiniGPT.from_text(text, sequence_length=8, num_layers=1,
+                                num_heads=2, hidden_dim=16)
+    compiled = MiniGPT.from_config(default.get_config())
+    compiled.set_weights(default.get_weights())
+    default.compile()
+    compiled.compile(jit_compile=True)
+    torch_counters = None
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch._dynamo.reset()
+        torch_counters = torch._dynamo.utils.counters
+        torch_counters.clear()
+
+    def samples(model):
+        return [model.generate("to be", max_new_tokens=12, top_k=1),
+                model.generate("to be", max_new_tokens=12, seed=3),
+                model.generate("to be", max_new_tokens=12, seed=3,
+                               temperature=0.5, top_k=4)]
+
+    expected = samples(default)
+    if torch_counters is not None:  # eager by default
+        assert not torch_counters["stats"]["unique_graphs"]
+    assert samples(compiled) == expected
+    if torch_counters is not None:
+        assert torch_counters["stats"]["unique_graphs"] == 2
+        assert not torch_counters["graph_break"], dict(
+            torch_counters["graph_break"])
+
+
 # the embedding, head and loss (the blocks' op is tested with the layer)
 OWN_OPS = tuple(name for name in zoo_backend_module.GPT_OPS
                 if name != "causal_self_attention_block")

@@ -40,6 +40,11 @@ Exports:
 - `compile_inference(model, fn, state_variables)`: a compiled inference
   loop (XLA on TensorFlow, `jax.jit` over explicit state on JAX, eager under
   `torch.no_grad()` on PyTorch).
+- `compile_loop_step(model, fn)`: one step of such a loop (a sampling
+  loop's next-token logits) compiled on its own where the backend compiles
+  the steps rather than the loop: `torch.compile` on PyTorch for a model
+  compiled with `jit_compile=True`; `fn` as it is elsewhere (the loop is
+  compiled whole) and on PyTorch by default.
 - `ema_update(step, averages, variables, decay)`: an exponential moving
   average written with `StepOps` alone (in `common`).
 - `check_distribution()`: a `ValueError` where a `keras.distribution` is
@@ -152,6 +157,7 @@ def check_distribution():
 
 input_gradients = _steps.input_gradients
 compile_inference = _steps.compile_inference
+compile_loop_step = _steps.compile_loop_step
 scale_loss_for_replicas = _steps.scale_loss_for_replicas
 draw_for_replica = _steps.draw_for_replica
 variable_scope = _steps.variable_scope
@@ -176,6 +182,7 @@ __all__ = [
     "causal_self_attention_block",
     "check_distribution",
     "compile_inference",
+    "compile_loop_step",
     "custom_test_step",
     "custom_train_step",
     "draw_for_replica",

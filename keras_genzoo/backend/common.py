@@ -84,6 +84,26 @@ def prepare_variables(model):
     del model
 
 
+def compile_loop_step(model, fn):
+    """One step of an inference loop (e.g. a sampling loop's next-token
+    logits), compiled on its own where the backend compiles a loop's steps
+    rather than the loop.
+
+    On TensorFlow and JAX it returns `fn` as it is: `compile_inference`
+    compiles the whole loop, this step with it. PyTorch overrides it.
+
+    Args:
+        model: the model whose variables `fn` reads; its `jit_compile`
+            setting decides on PyTorch.
+        fn: a function of tensors using `keras.ops`, called once per step.
+
+    Returns:
+        A callable with the signature of `fn`.
+    """
+    del model
+    return fn
+
+
 # Data parallelism. JAX's `keras.distribution.DataParallel` compiles one
 # program over the global batch: a loss is the global batch's mean and noise
 # is drawn for the whole batch, as on one device, so these two are the

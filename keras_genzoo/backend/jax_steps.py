@@ -19,6 +19,7 @@ import keras
 
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
+    compile_loop_step,
     draw_for_replica,
     prepare_variables,
     scale_loss_for_replicas,
