@@ -33,7 +33,9 @@ the step time is each framework's Python and dispatch per op.
 prompt for each kind (`first_generate_s`: the first call, where the
 sampling loop compiles; `generate_ms_per_char`: the median of three more),
 and nanoGPT's own `generate` (one forward pass of the last `block_size`
-characters per new character) with `--nanogpt-dir`:
+characters per new character; eager even with `--nanogpt-compile`: its
+`generate` calls the module, not the compiled wrapper) with
+`--nanogpt-dir`:
 
     python benchmarks/gpt_step_speed.py --backends jax,torch \
         --block-types fused --jit-compile default,true --generate 300 \

@@ -314,10 +314,25 @@ def test_jit_compile_true_generates_the_same_text_with_compiled_steps():
     if torch_counters is not None:  # eager by default
         assert not torch_counters["stats"]["unique_graphs"]
     assert samples(compiled) == expected
-    if torch_counters is not None:
-        assert torch_counters["stats"]["unique_graphs"] == 2
-        assert not torch_counters["graph_break"], dict(
-            torch_counters["graph_break"])
+    if torch_counters is None:
+        return
+    assert torch_counters["stats"]["unique_graphs"] == 2
+    assert not torch_counters["graph_break"], dict(
+        torch_counters["graph_break"])
+    # every model compiles its own steps: more models than dynamo keeps
+    # versions of one code object (8; 1 here) are all compiled
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for _ in range(2):
+            another = MiniGPT.from_config(default.get_config())
+            another.set_weights(default.get_weights())
+            another.compile(jit_compile=True)
+            assert another.generate("to be", max_new_tokens=12,
+                                    top_k=1) == expected[0]
+    assert torch_counters["stats"]["unique_graphs"] == 2 + 2 * 2
+    # and compiled again without `jit_compile`, the loop is eager again
+    compiled.compile()
+    assert samples(compiled) == expected
+    assert torch_counters["stats"]["unique_graphs"] == 2 + 2 * 2
 
 
 # the embedding, head and loss (the blocks' op is tested with the layer)

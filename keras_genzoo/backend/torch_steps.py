@@ -1,6 +1,7 @@
 """Custom training steps, input gradients and compiled inference on PyTorch."""
 
 import math
+import types
 
 import torch
 
@@ -161,8 +162,8 @@ def causal_self_attention_block(x, weights, num_heads, epsilon,
             # the host (a wait for the device at each layer and token, and
             # a graph break under torch.compile)
             cache = cache.index_copy(
-                2, index.to(torch.long) + torch.arange(
-                    length, device=x.device), written)
+                2, index.to(device=x.device, dtype=torch.long).reshape(())
+                + torch.arange(length, device=x.device), written)
         else:
             cache = cache.clone()
             cache[:, :, index:index + length] = written
@@ -230,9 +231,10 @@ def token_and_position_embedding(ids, token_table, position_table,
         # reads it on the host (a wait for the device at each token, and a
         # graph break under torch.compile); a position past the table is
         # an error here too
+        device = position_table.device
         positions = position_table.index_select(
-            0, start_index.to(torch.long).reshape(()) + torch.arange(
-                length, device=position_table.device))
+            0, start_index.to(device=device, dtype=torch.long).reshape(())
+            + torch.arange(length, device=device))
     else:
         # `narrow`, as Keras' `slice`: a window past the table is an
         # error, not a shorter slice
@@ -357,11 +359,11 @@ def compile_loop_step(model, fn):
     logits compiled on their own took 1.47 -> 0.49 ms per token with the
     key/value cache and 3.1-3.5 -> 1.3-1.9 ms per window past the context
     (nanoGPT's CPU recipe, batch 1, a 2-core CPU, measured 2026-12-02).
-    Compiling costs 5-13 s per step function there (the first `generate`
-    of a sampler setting), so it pays after a few thousand characters on
-    a CPU, and PyTorch's default (`jit_compile` "auto": eager) keeps it
-    off. The step must be one graph (no tensor read on the host): a graph
-    break would recompile it at every new position.
+    Compiling both took 4.8-9 s there (the model's first `generate`;
+    other sampler settings reuse them), so it pays after a few thousand
+    characters on a CPU, and PyTorch's default (`jit_compile` "auto":
+    eager) keeps it off. The step must be one graph (no tensor read on the
+    host): a graph break would recompile it at every new position.
 
     Args:
         model: the model whose variables `fn` reads.
@@ -372,7 +374,27 @@ def compile_loop_step(model, fn):
     """
     if getattr(model, "jit_compile", False) is not True:
         return fn
-    return torch.compile(fn)
+    return torch.compile(_with_own_code(fn))
+
+
+def _with_own_code(fn):
+    """`fn` (a function or a bound method) with a code object of its own.
+
+    Dynamo keeps its compiled versions per code object, at most
+    `torch._dynamo.config.recompile_limit` (8) of them, and its guards on
+    Keras' layer names (name scopes) fail for every new model: with the
+    code shared by all models, the ninth model of a process would run its
+    steps uncompiled. With a copy per compiled step, each model has its
+    own versions, freed with the model.
+    """
+    method_of = getattr(fn, "__self__", None)
+    function = getattr(fn, "__func__", fn)
+    copy = types.FunctionType(
+        function.__code__.replace(), function.__globals__,
+        function.__name__, function.__defaults__, function.__closure__)
+    copy.__kwdefaults__ = function.__kwdefaults__
+    copy.__qualname__ = function.__qualname__
+    return copy if method_of is None else types.MethodType(copy, method_of)
 
 
 def compile_inference(model, fn, state_variables=()):

@@ -9,7 +9,8 @@ Training goes through `compute_loss` (inherited from
 `CharLanguageModel`), so Keras' own `train_step` runs it on every backend.
 
 Generation runs keras-hub's samplers in one compiled loop per call (on
-PyTorch a Python loop, whose two steps `jit_compile=True` compiles):
+PyTorch a Python loop, whose two steps `jit_compile=True` compiles with
+the fused blocks, outside mixed precision and quantization):
 
 1. while the text fits in the context, a key/value cache (the blocks'
    `cache`, or keras-hub's `self_attention_cache`) makes each new character
@@ -41,6 +42,11 @@ class _CompiledLoops:
 
     def __init__(self):
         self.by_setting = {}
+        self.steps = None  # the loops' steps, shared by every setting
+
+    def clear(self):
+        self.by_setting.clear()
+        self.steps = None
 
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
@@ -73,10 +79,11 @@ class MiniGPT(CharLanguageModel):
     the last `sequence_length` characters per new character beyond it. The
     first call for a setting of (temperature, top_k, top_p) compiles the
     loop; later calls reuse it. On PyTorch the loop runs in Python; a model
-    compiled with `jit_compile=True` compiles its steps (the next token
-    with the cache, and past the context) with `torch.compile` at the first
-    `generate`: 2.93 -> 1.84 ms per character on a 2-core CPU after a 5 s
-    compilation (see the Performance page).
+    compiled with `jit_compile=True` (fused blocks, no mixed precision
+    policy, no quantization) compiles its steps (the next token with the
+    cache, and past the context) with `torch.compile` at its first
+    `generate`: 2.93 -> 1.84 ms per character on a 2-core CPU after 5-9 s
+    of compilation (see the Performance page).
 
     Args:
         vocabulary: the characters the model knows (use `from_text`).
@@ -185,7 +192,13 @@ class MiniGPT(CharLanguageModel):
         """`keras.Model.compile`; also drops the compiled sampling loops, so
         that `generate` compiles them again for the new settings."""
         super().compile(*args, **kwargs)
-        self._loops.by_setting.clear()
+        self._loops.clear()
+
+    def quantize(self, *args, **kwargs):
+        """`keras.Model.quantize`; also drops the compiled sampling loops,
+        which computed with the weights as they were."""
+        super().quantize(*args, **kwargs)
+        self._loops.clear()
 
     def default_jit_compile(self):
         """XLA on TensorFlow (a GPT step there: 40 ms with XLA, 57 ms
@@ -312,19 +325,7 @@ class MiniGPT(CharLanguageModel):
         sampler = make_sampler(temperature, top_k, top_p,
                                vocabulary_size=self.vocabulary_size)
         length = self.sequence_length
-        # one token with the cache, and one window past the context
-        cached_step = self._loop_step(self.call_with_cache)
-
-        def window_logits(window):
-            return self(window)[:, -1, :]
-
-        window_step = self._loop_step(window_logits)
-        if window_step is not window_logits:
-            # Keras sets a layer's `_parent_path` at its first call (here
-            # the embedding dropout's, which the cached step does not
-            # call), and dynamo guards on it: called once before, the
-            # compiled step is compiled once, not twice
-            window_logits(ops.zeros((1, length), "int32"))
+        cached_step, window_step = self._loop_steps()
 
         def fill_context(buffer, start):
             # buffer (batch, sequence_length): the prompt, then zeros;
@@ -361,19 +362,36 @@ class MiniGPT(CharLanguageModel):
         self._loops.by_setting[sampler_key] = compiled
         return compiled
 
-    def _loop_step(self, fn):
-        # A sampling loop's step, compiled on its own where the backend
-        # compiles steps (PyTorch with `jit_compile=True`), if it is one
-        # graph there: the fused blocks with the backend's embedding and
-        # head. Keras' position embedding (keras-hub blocks, a mixed
-        # precision policy) slices at a tensor position, which PyTorch
-        # reads on the host: the compiled step would break there and be
-        # compiled again at every position.
-        if (self.block_type != "fused"
-                or self._own_op("token_and_position_embedding") is None
-                or self._own_op("tied_embedding_logits") is None):
-            return fn
-        return backend.compile_loop_step(self, fn)
+    def _loop_steps(self):
+        """The sampling loops' two steps: the next token with the cache,
+        and the next token from a window past the context. Compiled on
+        their own where the backend compiles steps (PyTorch with
+        `jit_compile=True`), once per model for every sampler setting, if
+        each is one graph there: the fused blocks with the backend's
+        embedding and head. Keras' position embedding (keras-hub blocks, a
+        mixed precision policy, a quantized table) slices at a tensor
+        position, which PyTorch reads on the host: the compiled step would
+        break there and be compiled again at every position."""
+        if self._loops.steps is not None:
+            return self._loops.steps
+
+        def window_logits(window):
+            return self(window)[:, -1, :]
+
+        steps = (self.call_with_cache, window_logits)
+        if (self.block_type == "fused"
+                and self._own_op("token_and_position_embedding") is not None
+                and self._own_op("tied_embedding_logits") is not None):
+            steps = tuple(backend.compile_loop_step(self, step)
+                          for step in steps)
+        if steps[1] is not window_logits:
+            # Keras sets a layer's `_parent_path` at its first call (here
+            # the embedding dropout's, which the cached step does not
+            # call), and dynamo guards on it: called once before, the
+            # compiled step is compiled once, not twice
+            window_logits(ops.zeros((1, self.sequence_length), "int32"))
+        self._loops.steps = steps
+        return steps
 
     def sample_ids(self, ids, max_new_tokens, temperature, top_k, top_p,
                    seed):
