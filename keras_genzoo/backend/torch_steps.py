@@ -90,6 +90,14 @@ def group_normalization(x, groups, gamma, beta, epsilon):
     return torch.movedim(y, 1, -1)
 
 
+def _positions(start, length, device):
+    """`start, start + 1, ..., start + length - 1` from a scalar tensor
+    `start`, as int64 indices on `device`, without reading it on the
+    host."""
+    return (start.to(device=device, dtype=torch.long).reshape(())
+            + torch.arange(length, device=device))
+
+
 def _layer_norm(x, gamma, beta, epsilon):
     """Layer normalisation over the last axis in float32 at least (as
     `keras.ops.layer_normalization` computes it), back in the dtype of
@@ -162,8 +170,7 @@ def causal_self_attention_block(x, weights, num_heads, epsilon,
             # the host (a wait for the device at each layer and token, and
             # a graph break under torch.compile)
             cache = cache.index_copy(
-                2, index.to(device=x.device, dtype=torch.long).reshape(())
-                + torch.arange(length, device=x.device), written)
+                2, _positions(index, length, x.device), written)
         else:
             cache = cache.clone()
             cache[:, :, index:index + length] = written
@@ -231,10 +238,8 @@ def token_and_position_embedding(ids, token_table, position_table,
         # reads it on the host (a wait for the device at each token, and a
         # graph break under torch.compile); a position past the table is
         # an error here too
-        device = position_table.device
         positions = position_table.index_select(
-            0, start_index.to(device=device, dtype=torch.long).reshape(())
-            + torch.arange(length, device=device))
+            0, _positions(start_index, length, position_table.device))
     else:
         # `narrow`, as Keras' `slice`: a window past the table is an
         # error, not a shorter slice
