@@ -115,6 +115,7 @@ SLOW_FILES_FIRST = (
     "tests/test_gpt.py",
     "tests/test_metrics.py",
     "tests/test_gan.py",
+    "tests/test_compiled_steps.py",  # PyTorch only: ~100 s of compiling
     "tests/test_fuzz.py",
     "tests/test_benchmarks.py",
     "keras_genzoo/models/diffusion.py",  # its docstring example, on TF

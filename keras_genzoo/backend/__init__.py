@@ -55,6 +55,12 @@ Exports:
 - `prepare_variables(model)`: lays out a built model's variables for this
   backend's kernels before any step (on PyTorch, a workaround for a CPU
   convolution bug with one-channel outputs; nothing elsewhere).
+- `wrap_step_function(model, fn)`: Keras' train, test or predict function
+  as the zoo's models run it. On PyTorch with `jit_compile=True` the
+  compiled step runs where Keras' seeded draws (as PyTorch custom ops
+  drawing the same numbers), its binary cross-entropy and `backward()` are
+  traceable, so a GAN's whole update is one graph (with `prepare_variables`
+  giving batch normalisation traceable axes); `fn` as it is elsewhere.
 - `group_normalization(x, groups, gamma, beta, epsilon)`: group
   normalisation over the last axis in one op, where the backend has one
   (PyTorch's `group_norm`); `None` on TensorFlow and JAX, which have no
@@ -162,6 +168,7 @@ scale_loss_for_replicas = _steps.scale_loss_for_replicas
 draw_for_replica = _steps.draw_for_replica
 variable_scope = _steps.variable_scope
 prepare_variables = _steps.prepare_variables
+wrap_step_function = _steps.wrap_step_function
 group_normalization = getattr(_steps, "group_normalization", None)
 causal_self_attention_block = getattr(_steps, "causal_self_attention_block",
                                       None)
@@ -195,6 +202,7 @@ __all__ = [
     "tied_embedding_logits",
     "token_and_position_embedding",
     "variable_scope",
+    "wrap_step_function",
 ]
 
 # Whether `keras_genzoo.layers.Conv2DTranspose` computes a strided "same"

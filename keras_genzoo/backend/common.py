@@ -104,6 +104,27 @@ def compile_loop_step(model, fn):
     return fn
 
 
+def wrap_step_function(model, fn):
+    """Keras' train, test or predict function of `model` as the zoo runs
+    it (the zoo's models call this after Keras makes one).
+
+    On PyTorch, a function `torch.compile` compiled (`jit_compile=True`)
+    runs where Keras' seeded draws, binary cross-entropy and `backward()`
+    are traceable, so that a whole step is one graph. On TensorFlow and JAX
+    it returns `fn`: their compiled steps are one graph already.
+
+    Args:
+        model: the model the function belongs to.
+        fn: the function Keras made (`model.train_function`, ...), or
+            `None`.
+
+    Returns:
+        A callable with the signature of `fn`, or `fn`.
+    """
+    del model
+    return fn
+
+
 # Data parallelism. JAX's `keras.distribution.DataParallel` compiles one
 # program over the global batch: a loss is the global batch's mean and noise
 # is drawn for the whole batch, as on one device, so these two are the

@@ -1,8 +1,11 @@
 """Custom training steps, input gradients and compiled inference on PyTorch."""
 
 import math
+import threading
 import types
 
+import keras
+import numpy as np
 import torch
 
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
@@ -46,6 +49,9 @@ def prepare_variables(model):
     its shape and values; only the stride of its size-1 axis changes (to
     the one a freshly made channels-first kernel has), which PyTorch then
     keeps through every update and load (`copy_`).
+
+    It also gives each `keras.layers.BatchNormalization` its reduction axes
+    as a tuple, which `torch.compile` can trace (see below).
     """
     with torch.no_grad():
         for variable in model.trainable_variables:
@@ -60,6 +66,15 @@ def prepare_variables(model):
             fresh.copy_(tensor.permute(last_first))
             tensor.data = fresh.permute(
                 tuple(range(1, tensor.ndim)) + (0,))
+    # Keras' `BatchNormalization` keeps its reduction axes in a list, which
+    # its attribute tracking wraps in a `TrackedList`; dynamo cannot pass
+    # one to `moments` and broke a compiled step at every such layer. The
+    # same axes as a tuple (the layer only reads them).
+    for layer in model._flatten_layers():
+        axes = getattr(layer, "_reduction_axes", None)
+        if (isinstance(layer, keras.layers.BatchNormalization)
+                and axes is not None and not isinstance(axes, tuple)):
+            object.__setattr__(layer, "_reduction_axes", tuple(axes))
 
 
 def group_normalization(x, groups, gamma, beta, epsilon):
@@ -420,4 +435,275 @@ def compile_inference(model, fn, state_variables=()):
         with torch.no_grad():
             return fn(*args)
 
+    return run
+
+
+# -- whole steps through torch.compile -----------------------------------
+#
+# Keras draws seeded random numbers on PyTorch through a `torch.Generator`
+# made in a function that disables dynamo (`torch_seed_generator` in
+# keras/src/backend/torch/random.py; PyTorch cannot trace a generator,
+# pytorch#88576), and its binary cross-entropy asks
+# `torch.backends.mps.is_available()`, which dynamo cannot put in a graph.
+# In a compiled step each was a graph break, and after a break dynamo
+# compiles the rest of the step piece by piece, at each Keras layer call
+# again (they share their code), until its recompile limit: those pieces
+# then run eagerly. A GAN's step (seeded noise, seeded dropout) compiled
+# slower than it ran eagerly. The draws below are PyTorch custom ops (one
+# opaque node in the graph each) that seed the same generator the same way
+# and draw the same numbers; the cross-entropy reads the MPS check once.
+
+
+def _generator(seed):
+    """The `torch.Generator` Keras' `torch_seed_generator` makes of `seed`
+    (a `(2,)` int32 seed tensor)."""
+    generator = torch.Generator(device=seed.device)
+    generator.manual_seed(int(seed[0] + seed[1]) & 0xFFFFFFFF)
+    return generator
+
+
+@torch.library.custom_op("keras_genzoo::seeded_normal", mutates_args=())
+def _seeded_normal(seed: torch.Tensor, shape: list[int], mean: float,
+                   stddev: float, dtype: torch.dtype) -> torch.Tensor:
+    return torch.normal(mean, stddev, size=shape, generator=_generator(seed),
+                        dtype=dtype, device=seed.device)
+
+
+@torch.library.custom_op("keras_genzoo::seeded_rand", mutates_args=())
+def _seeded_rand(seed: torch.Tensor, shape: list[int],
+                 dtype: torch.dtype) -> torch.Tensor:
+    return torch.rand(size=shape, generator=_generator(seed), dtype=dtype,
+                      device=seed.device)
+
+
+@torch.library.custom_op("keras_genzoo::seeded_randint", mutates_args=())
+def _seeded_randint(seed: torch.Tensor, shape: list[int], low: int,
+                    high: int, dtype: torch.dtype) -> torch.Tensor:
+    return torch.randint(low=low, high=high, size=shape,
+                         generator=_generator(seed), dtype=dtype,
+                         device=seed.device)
+
+
+@torch.library.custom_op("keras_genzoo::seeded_bernoulli", mutates_args=())
+def _seeded_bernoulli(seed: torch.Tensor, shape: list[int],
+                      p: float) -> torch.Tensor:
+    return torch.bernoulli(torch.full(shape, p, device=seed.device),
+                           generator=_generator(seed))
+
+
+@_seeded_normal.register_fake
+def _(seed, shape, mean, stddev, dtype):
+    return torch.empty(shape, dtype=dtype, device=seed.device)
+
+
+@_seeded_rand.register_fake
+def _(seed, shape, dtype):
+    return torch.empty(shape, dtype=dtype, device=seed.device)
+
+
+@_seeded_randint.register_fake
+def _(seed, shape, low, high, dtype):
+    return torch.empty(shape, dtype=dtype, device=seed.device)
+
+
+@_seeded_bernoulli.register_fake
+def _(seed, shape, p):
+    return torch.empty(shape, device=seed.device)
+
+
+def _traceable_keras():
+    """What `traceable_steps` puts in place of Keras' PyTorch functions:
+    `[(module, name, replacement)]`. Keras' `normal`, `uniform`, `randint`
+    and `dropout` with seeded draws through the custom ops above (anything
+    else, e.g. a tensor mean, the meta device or an unseeded dropout, goes
+    to Keras' own function), and its `binary_crossentropy` with the MPS
+    check read once."""
+    from keras.src.backend import epsilon
+    from keras.src.backend.config import floatx
+    from keras.src.backend.torch import nn as keras_nn
+    from keras.src.backend.torch import random as keras_random
+    from keras.src.backend.torch.core import (
+        convert_to_tensor,
+        get_device,
+        to_torch_dtype,
+    )
+    from keras.src.random.seed_generator import SeedGenerator, draw_seed
+
+    own = {name: getattr(keras_random, name)
+           for name in ("normal", "uniform", "randint", "dropout")}
+    numbers = (int, float)
+    mps = torch.backends.mps.is_available()
+
+    def seed_tensor(seed):
+        # `draw_seed`, whose `SeedGenerator.next()` adds [0, 1] to the
+        # state as a NumPy array, which dynamo cannot trace either
+        if not isinstance(seed, SeedGenerator):
+            return draw_seed(seed)
+        value = seed.state.value * 1
+        seed.state.assign(value + torch.tensor([0, 1], dtype=value.dtype,
+                                               device=value.device))
+        return value
+
+    def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
+        if (get_device() == "meta" or not isinstance(mean, numbers)
+                or not isinstance(stddev, numbers)):
+            return own["normal"](shape, mean, stddev, dtype, seed)
+        return torch.ops.keras_genzoo.seeded_normal(
+            seed_tensor(seed).to(get_device()), [int(d) for d in shape],
+            float(mean), float(stddev), to_torch_dtype(dtype or floatx()))
+
+    def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+        if get_device() == "meta":
+            return own["uniform"](shape, minval, maxval, dtype, seed)
+        rand = torch.ops.keras_genzoo.seeded_rand(
+            seed_tensor(seed).to(get_device()),
+            [int(d) for d in shape] or [1], to_torch_dtype(dtype or floatx()))
+        output = (maxval - minval) * rand + minval
+        return output if len(shape) else output[0]
+
+    def randint(shape, minval, maxval, dtype="int32", seed=None):
+        if (get_device() == "meta" or not isinstance(minval, int)
+                or not isinstance(maxval, int)):
+            return own["randint"](shape, minval, maxval, dtype, seed)
+        return torch.ops.keras_genzoo.seeded_randint(
+            seed_tensor(seed).to(get_device()), [int(d) for d in shape],
+            minval, maxval, to_torch_dtype(dtype))
+
+    def dropout(inputs, rate, noise_shape=None, seed=None):
+        unseeded = seed is None or (isinstance(seed, SeedGenerator)
+                                    and seed._initial_seed is None)
+        if (not isinstance(rate, numbers) or rate in (0.0, 1.0)
+                or get_device() == "meta" or (unseeded
+                                              and noise_shape is None)):
+            return own["dropout"](inputs, rate, noise_shape, seed)
+        keep = 1.0 - rate
+        shape = keras_random._get_concrete_noise_shape(inputs, noise_shape)
+        mask = torch.ops.keras_genzoo.seeded_bernoulli(
+            seed_tensor(seed).to(get_device()), [int(d) for d in shape],
+            keep).bool()
+        mask = torch.broadcast_to(mask, inputs.shape)
+        return torch.where(mask, inputs / keep,
+                           torch.zeros_like(inputs, dtype=inputs.dtype))
+
+    def binary_crossentropy(target, output, from_logits=False):
+        # Keras 3.15's, but `torch.backends.mps.is_available()` read once
+        target = convert_to_tensor(target)
+        output = convert_to_tensor(output)
+        if (mps and target.ndim > 1 and output.ndim == target.ndim
+                and target.shape[-1] == 1 and output.shape[-1] == 1):
+            target = torch.squeeze(target, -1).contiguous()
+            output = torch.squeeze(output, -1).contiguous()
+        if target.shape != output.shape:
+            raise ValueError(
+                "Arguments `target` and `output` must have the same shape. "
+                f"Received: target.shape={target.shape}, "
+                f"output.shape={output.shape}")
+        if from_logits:
+            return torch.nn.functional.binary_cross_entropy_with_logits(
+                output, target, reduction="none")
+        output = torch.clip(output, epsilon(), 1.0 - epsilon())
+        return torch.nn.functional.binary_cross_entropy(
+            output, target, reduction="none")
+
+    return [(keras_random, "normal", normal),
+            (keras_random, "uniform", uniform),
+            (keras_random, "randint", randint),
+            (keras_random, "dropout", dropout),
+            (keras_nn, "binary_crossentropy", binary_crossentropy)]
+
+
+class _TraceableSteps:
+    """Keras' functions replaced by `_traceable_keras()` while the
+    outermost of these (re-entrant) contexts is active."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._replacements = None
+        self._originals = None
+
+    def __enter__(self):
+        with self._lock:
+            if self._depth == 0:
+                if self._replacements is None:
+                    self._replacements = _traceable_keras()
+                self._originals = [getattr(module, name) for module, name, _
+                                   in self._replacements]
+                for module, name, replacement in self._replacements:
+                    setattr(module, name, replacement)
+            self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                for (module, name, _), original in zip(self._replacements,
+                                                       self._originals):
+                    setattr(module, name, original)
+        return False
+
+
+_TRACEABLE = _TraceableSteps()
+
+
+def traceable_steps():
+    """A context where Keras' seeded draws and binary cross-entropy are
+    traceable by `torch.compile`, with the same numbers as Keras' own.
+
+    What is left of a step's graph breaks is Keras' `backward()` (one per
+    update). Dynamo can trace it too (`torch._dynamo.config.
+    trace_autograd_ops`, PyTorch 2.13): a GAN's update was then one graph
+    (9.1 ms per step against 16.3 ms in pieces, batch 2 on a 2-core CPU).
+    The zoo does not set it: Keras 3.15's own `train_step` fails under it
+    (an `AttributeError` in `Layer.__call__`, for a plain `Sequential`
+    model too), and after one model was compiled with it, a model compiled
+    later in the same process failed at its first graph break
+    (`AssertionError: 'self' not in cell_and_freevars`, even after
+    `torch._dynamo.reset()`).
+
+    Returns:
+        A context manager.
+    """
+    return _TRACEABLE
+
+
+def wrap_step_function(model, fn):
+    """Keras' train, test or predict function of `model`, as the zoo runs
+    it: a function that `torch.compile` compiled (the model was compiled
+    with `jit_compile=True`) runs in `traceable_steps()`, so that its only
+    graph breaks are Keras' `backward()` calls; NumPy arrays given to it
+    (`train_on_batch` passes them as they are) become tensors first, since
+    dynamo breaks the graph at Keras' conversion of one. Any other `fn` as
+    it is.
+
+    Measured (`GAN()` at batch 2 on a 2-core CPU, 2026-12-02, ms per
+    step): 48 eager; 32 compiled with Keras' draws (56 graph breaks, and
+    dynamo's recompile limit hit in Keras' layer calls); 16 compiled here
+    (a break at each of the two `backward()` calls).
+
+    Args:
+        model: the model the function belongs to.
+        fn: the function Keras made (`model.train_function`, ...), or
+            `None`.
+
+    Returns:
+        A callable with the signature of `fn`, or `fn`.
+    """
+    del model
+    if (fn is None or getattr(fn, "_genzoo_traceable", False)
+            or not hasattr(fn, "_torchdynamo_orig_callable")):
+        return fn
+
+    def as_tensors(value):
+        if isinstance(value, np.ndarray):
+            return keras.ops.convert_to_tensor(value)
+        return value
+
+    def run(*args, **kwargs):
+        args, kwargs = keras.tree.map_structure(as_tensors, (args, kwargs))
+        with traceable_steps():
+            return fn(*args, **kwargs)
+
+    run._genzoo_traceable = True
     return run

@@ -237,6 +237,27 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         if not self.compiled:
             self.compile()
 
+    # Keras makes these at the first fit / evaluate / predict (and on
+    # PyTorch compiles them with `jit_compile=True`); the backend module may
+    # wrap them (on PyTorch: so that a compiled step is one graph).
+    def make_train_function(self, force=False):
+        super().make_train_function(force)
+        self.train_function = zoo_backend.wrap_step_function(
+            self, self.train_function)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        super().make_test_function(force)
+        self.test_function = zoo_backend.wrap_step_function(
+            self, self.test_function)
+        return self.test_function
+
+    def make_predict_function(self, force=False):
+        super().make_predict_function(force)
+        self.predict_function = zoo_backend.wrap_step_function(
+            self, self.predict_function)
+        return self.predict_function
+
     # -------------------------------------------------------- entry points
     def check_data(self, x, y=None, what="the training data"):
         """Checks `x` before any step runs; returns `x` ready for Keras.

@@ -1,0 +1,174 @@
+"""Training steps compiled on PyTorch (`jit_compile=True`): Keras' seeded
+draws through the zoo's custom ops, graph breaks only at `backward()`, and
+the same training as eager."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_genzoo import GAN, VAE
+from keras_genzoo import backend
+
+TORCH = keras.backend.backend() == "torch"
+torch_only = pytest.mark.skipif(not TORCH,
+                                reason="torch.compile is PyTorch's")
+
+
+def _n(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def test_step_functions_are_wrapped_only_when_compiled_on_pytorch():
+    gan = GAN(latent_dim=4, generator_filters=(8, 4),
+              discriminator_filters=(4, 8), seed=0)
+    images = np.zeros((4, 28, 28, 1), "uint8")
+    gan.train_on_batch(images)  # eager on every backend by default
+    assert not getattr(gan.train_function, "_genzoo_traceable", False)
+
+    def step(data):
+        return data
+
+    assert backend.wrap_step_function(gan, step) is step
+    assert backend.wrap_step_function(gan, None) is None
+    if TORCH:
+        import torch
+
+        compiled = torch.compile(step)
+        wrapped = backend.wrap_step_function(gan, compiled)
+        assert wrapped is not compiled and wrapped._genzoo_traceable
+        assert backend.wrap_step_function(gan, wrapped) is wrapped
+
+
+def _draws(seed):
+    x = keras.ops.ones((3, 5))
+    return [
+        keras.random.normal((3, 4), mean=0.5, stddev=2.0, seed=seed),
+        keras.random.uniform((6,), -1.0, 2.0, seed=seed),
+        keras.random.uniform((), seed=seed),
+        keras.random.randint((7,), 0, 10, seed=seed),
+        keras.random.truncated_normal((2, 3), seed=seed),
+        keras.random.dropout(x, 0.5, seed=seed),
+        keras.random.dropout(x, 0.5, noise_shape=(3, 1), seed=seed),
+    ]
+
+
+@torch_only
+@pytest.mark.parametrize("seed", ["generator", 7])
+def test_traceable_draws_are_keras_draws(seed):
+    """The same numbers as Keras' own draws, eagerly and compiled as one
+    graph, and the seed generator advances the same way."""
+    import torch
+
+    from keras.src.backend.torch import random as keras_random
+    from keras_genzoo.backend import torch_steps
+
+    def make_seed():
+        return keras.random.SeedGenerator(3) if seed == "generator" else 7
+
+    theirs_seed = make_seed()
+    theirs = [_n(d) for d in _draws(theirs_seed)]
+    own = keras_random.normal
+    ours_seed = make_seed()
+    with torch_steps.traceable_steps():
+        assert keras_random.normal is not own
+        ours = [_n(d) for d in _draws(ours_seed)]
+    assert keras_random.normal is own  # restored
+    compiled_seed = make_seed()
+    with torch_steps.traceable_steps():
+        compiled = torch.compile(_draws, fullgraph=True)(compiled_seed)
+    compiled = [_n(d) for d in compiled]
+    for theirs_one, ours_one, compiled_one in zip(theirs, ours, compiled):
+        np.testing.assert_array_equal(ours_one, theirs_one)
+        np.testing.assert_array_equal(compiled_one, theirs_one)
+    # the draws differ from each other: a seed generator advanced
+    assert not np.array_equal(theirs[1][:1], theirs[2].reshape(1))
+    if seed == "generator":
+        np.testing.assert_array_equal(_n(ours_seed.state),
+                                      _n(theirs_seed.state))
+        np.testing.assert_array_equal(_n(compiled_seed.state),
+                                      _n(theirs_seed.state))
+
+
+@torch_only
+def test_traceable_binary_crossentropy_is_keras_one():
+    import torch
+
+    from keras_genzoo.backend import torch_steps
+
+    def loss(target, logits):
+        return (keras.ops.binary_crossentropy(target, logits,
+                                              from_logits=True),
+                keras.ops.binary_crossentropy(
+                    target, keras.ops.sigmoid(logits)))
+
+    target = keras.ops.convert_to_tensor([[1.0], [0.0], [1.0]])
+    logits = keras.ops.convert_to_tensor([[2.0], [-1.0], [-3.0]])
+    theirs = loss(target, logits)
+    with torch_steps.traceable_steps():
+        compiled = torch.compile(loss, fullgraph=True)(target, logits)
+    for theirs_one, compiled_one in zip(theirs, compiled):
+        np.testing.assert_allclose(_n(compiled_one), _n(theirs_one),
+                                   rtol=1e-6)
+    with pytest.raises(ValueError, match="same shape"):
+        with torch_steps.traceable_steps():
+            keras.ops.binary_crossentropy(target, logits[:, 0])
+
+
+@torch_only
+def test_a_compiled_gan_update_breaks_only_at_backward_and_trains_as_eager(
+        mnist):
+    """`jit_compile=True`: a DCGAN's update (seeded noise, batch
+    normalisation, seeded dropout, two optimizers) breaks dynamo's graph
+    only at its two `backward()` calls, and two updates (from NumPy
+    batches) leave the same weights, seed states and logs as eager ones."""
+    import torch
+
+    def gan():
+        return GAN(latent_dim=4, generator_filters=(8, 4),
+                   discriminator_filters=(4, 8), seed=0)
+
+    eager, compiled = gan(), gan()
+    for model in (eager, compiled):
+        model.build((None, 28, 28, 1))
+    compiled.set_weights(eager.get_weights())
+    eager.compile()
+    compiled.compile(jit_compile=True)
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    images = mnist[0][:8]
+    for batch in (images[:4], images[4:]):
+        eager_logs = eager.train_on_batch(batch, return_dict=True)
+        compiled_logs = compiled.train_on_batch(batch, return_dict=True)
+    reasons = [reason.splitlines()[0] for reason in counters["graph_break"]]
+    assert reasons and all("backward" in r for r in reasons), reasons
+    # three graphs per update, compiled once more at the second (Keras'
+    # first-call flags); with Keras' draws it was dozens, up to dynamo's
+    # recompile limit
+    assert counters["stats"]["unique_graphs"] <= 6
+    for key in eager_logs:
+        np.testing.assert_allclose(compiled_logs[key], eager_logs[key],
+                                   rtol=1e-4, atol=1e-5)
+    for theirs, ours in zip(eager.weights, compiled.weights):
+        np.testing.assert_allclose(_n(ours), _n(theirs), rtol=1e-4,
+                                   atol=1e-5, err_msg=theirs.path)
+
+
+@torch_only
+def test_keras_own_compiled_step_breaks_only_at_backward():
+    """Dynamo's view of Keras' own step (the VAE's: a seeded sample of the
+    latent code, binary cross-entropy) in the context the zoo compiles it
+    in: a break at `backward()` only."""
+    import torch
+
+    from keras_genzoo.backend import torch_steps
+
+    model = VAE(latent_dim=4, filters=(4, 8), image_shape=(8, 8, 1), seed=0)
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1), "uint8")
+    model.train_on_batch(images)  # builds it and its optimizer
+    batch = keras.ops.convert_to_tensor(images.astype("float32") / 255)
+    batch = (batch, batch)
+    with torch_steps.traceable_steps():
+        explanation = torch._dynamo.explain(model.train_step)(batch)
+    reasons = [r.reason.splitlines()[0] for r in explanation.break_reasons]
+    assert reasons and all("backward" in r for r in reasons), reasons
+
