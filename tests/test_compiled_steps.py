@@ -171,4 +171,3 @@ def test_keras_own_compiled_step_breaks_only_at_backward():
         explanation = torch._dynamo.explain(model.train_step)(batch)
     reasons = [r.reason.splitlines()[0] for r in explanation.break_reasons]
     assert reasons and all("backward" in r for r in reasons), reasons
-

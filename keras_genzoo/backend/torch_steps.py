@@ -678,9 +678,10 @@ def wrap_step_function(model, fn):
     it is.
 
     Measured (`GAN()` at batch 2 on a 2-core CPU, 2026-12-02, ms per
-    step): 48 eager; 32 compiled with Keras' draws (56 graph breaks, and
-    dynamo's recompile limit hit in Keras' layer calls); 16 compiled here
-    (a break at each of the two `backward()` calls).
+    step): 24-35 eager; 17-19 compiled here (a break at each of its two
+    `backward()` calls); compiled with Keras' draws it had 25 breaks, hit
+    dynamo's recompile limit in Keras' layer calls and was slower than
+    eager (see docs/performance.md).
 
     Args:
         model: the model the function belongs to.
