@@ -171,3 +171,24 @@ def test_keras_own_compiled_step_breaks_only_at_backward():
         explanation = torch._dynamo.explain(model.train_step)(batch)
     reasons = [r.reason.splitlines()[0] for r in explanation.break_reasons]
     assert reasons and all("backward" in r for r in reasons), reasons
+
+
+@torch_only
+def test_another_keras_keeps_its_own_draws_with_a_warning(monkeypatch):
+    """Where Keras' PyTorch internals are not the ones the replacements were
+    written for, compiled steps keep Keras' draws (and their graph breaks)
+    and say so once."""
+    from keras.src.backend.torch import random as keras_random
+    from keras_genzoo.backend import torch_steps
+
+    def missing():
+        raise AttributeError("no _get_concrete_noise_shape")
+
+    monkeypatch.setattr(torch_steps, "_traceable_keras", missing)
+    context = torch_steps._TraceableSteps()
+    own = keras_random.normal
+    with pytest.warns(UserWarning, match="could not make Keras' seeded"):
+        with context:
+            assert keras_random.normal is own
+    with context:  # no second warning, nothing replaced
+        assert keras_random.normal is own

@@ -3,6 +3,7 @@
 import math
 import threading
 import types
+import warnings
 
 import keras
 import numpy as np
@@ -462,53 +463,51 @@ def _generator(seed):
     return generator
 
 
-@torch.library.custom_op("keras_genzoo::seeded_normal", mutates_args=())
-def _seeded_normal(seed: torch.Tensor, shape: list[int], mean: float,
-                   stddev: float, dtype: torch.dtype) -> torch.Tensor:
-    return torch.normal(mean, stddev, size=shape, generator=_generator(seed),
-                        dtype=dtype, device=seed.device)
+def _define_ops():
+    """Registers the seeded draws as PyTorch custom ops (once, at the first
+    compiled step; `torch.library.custom_op` is PyTorch 2.4's)."""
 
+    @torch.library.custom_op("keras_genzoo::seeded_normal", mutates_args=())
+    def _seeded_normal(seed: torch.Tensor, shape: list[int], mean: float,
+                       stddev: float, dtype: torch.dtype) -> torch.Tensor:
+        return torch.normal(mean, stddev, size=shape,
+                            generator=_generator(seed), dtype=dtype,
+                            device=seed.device)
 
-@torch.library.custom_op("keras_genzoo::seeded_rand", mutates_args=())
-def _seeded_rand(seed: torch.Tensor, shape: list[int],
-                 dtype: torch.dtype) -> torch.Tensor:
-    return torch.rand(size=shape, generator=_generator(seed), dtype=dtype,
-                      device=seed.device)
+    @torch.library.custom_op("keras_genzoo::seeded_rand", mutates_args=())
+    def _seeded_rand(seed: torch.Tensor, shape: list[int],
+                     dtype: torch.dtype) -> torch.Tensor:
+        return torch.rand(size=shape, generator=_generator(seed), dtype=dtype,
+                          device=seed.device)
 
+    @torch.library.custom_op("keras_genzoo::seeded_randint", mutates_args=())
+    def _seeded_randint(seed: torch.Tensor, shape: list[int], low: int,
+                        high: int, dtype: torch.dtype) -> torch.Tensor:
+        return torch.randint(low=low, high=high, size=shape,
+                             generator=_generator(seed), dtype=dtype,
+                             device=seed.device)
 
-@torch.library.custom_op("keras_genzoo::seeded_randint", mutates_args=())
-def _seeded_randint(seed: torch.Tensor, shape: list[int], low: int,
-                    high: int, dtype: torch.dtype) -> torch.Tensor:
-    return torch.randint(low=low, high=high, size=shape,
-                         generator=_generator(seed), dtype=dtype,
-                         device=seed.device)
+    @torch.library.custom_op("keras_genzoo::seeded_bernoulli", mutates_args=())
+    def _seeded_bernoulli(seed: torch.Tensor, shape: list[int],
+                          p: float) -> torch.Tensor:
+        return torch.bernoulli(torch.full(shape, p, device=seed.device),
+                               generator=_generator(seed))
 
+    @_seeded_normal.register_fake
+    def _(seed, shape, mean, stddev, dtype):
+        return torch.empty(shape, dtype=dtype, device=seed.device)
 
-@torch.library.custom_op("keras_genzoo::seeded_bernoulli", mutates_args=())
-def _seeded_bernoulli(seed: torch.Tensor, shape: list[int],
-                      p: float) -> torch.Tensor:
-    return torch.bernoulli(torch.full(shape, p, device=seed.device),
-                           generator=_generator(seed))
+    @_seeded_rand.register_fake
+    def _(seed, shape, dtype):
+        return torch.empty(shape, dtype=dtype, device=seed.device)
 
+    @_seeded_randint.register_fake
+    def _(seed, shape, low, high, dtype):
+        return torch.empty(shape, dtype=dtype, device=seed.device)
 
-@_seeded_normal.register_fake
-def _(seed, shape, mean, stddev, dtype):
-    return torch.empty(shape, dtype=dtype, device=seed.device)
-
-
-@_seeded_rand.register_fake
-def _(seed, shape, dtype):
-    return torch.empty(shape, dtype=dtype, device=seed.device)
-
-
-@_seeded_randint.register_fake
-def _(seed, shape, low, high, dtype):
-    return torch.empty(shape, dtype=dtype, device=seed.device)
-
-
-@_seeded_bernoulli.register_fake
-def _(seed, shape, p):
-    return torch.empty(shape, device=seed.device)
+    @_seeded_bernoulli.register_fake
+    def _(seed, shape, p):
+        return torch.empty(shape, device=seed.device)
 
 
 def _traceable_keras():
@@ -529,6 +528,8 @@ def _traceable_keras():
     )
     from keras.src.random.seed_generator import SeedGenerator, draw_seed
 
+    _define_ops()
+    concrete_noise_shape = keras_random._get_concrete_noise_shape
     own = {name: getattr(keras_random, name)
            for name in ("normal", "uniform", "randint", "dropout")}
     numbers = (int, float)
@@ -577,7 +578,7 @@ def _traceable_keras():
                                               and noise_shape is None)):
             return own["dropout"](inputs, rate, noise_shape, seed)
         keep = 1.0 - rate
-        shape = keras_random._get_concrete_noise_shape(inputs, noise_shape)
+        shape = concrete_noise_shape(inputs, noise_shape)
         mask = torch.ops.keras_genzoo.seeded_bernoulli(
             seed_tensor(seed).to(get_device()), [int(d) for d in shape],
             keep).bool()
@@ -626,7 +627,16 @@ class _TraceableSteps:
         with self._lock:
             if self._depth == 0:
                 if self._replacements is None:
-                    self._replacements = _traceable_keras()
+                    try:
+                        self._replacements = _traceable_keras()
+                    except (AttributeError, ImportError) as error:
+                        # another Keras or PyTorch than these were written
+                        # for (Keras 3.15, PyTorch 2.13): Keras' own draws
+                        self._replacements = []
+                        warnings.warn(
+                            f"keras_genzoo could not make Keras' seeded "
+                            f"draws traceable ({error}): compiled PyTorch "
+                            f"steps break at each of them (slower).")
                 self._originals = [getattr(module, name) for module, name, _
                                    in self._replacements]
                 for module, name, replacement in self._replacements:
@@ -657,10 +667,10 @@ def traceable_steps():
     (9.1 ms per step against 16.3 ms in pieces, batch 2 on a 2-core CPU).
     The zoo does not set it: Keras 3.15's own `train_step` fails under it
     (an `AttributeError` in `Layer.__call__`, for a plain `Sequential`
-    model too), and after one model was compiled with it, a model compiled
-    later in the same process failed at its first graph break
-    (`AssertionError: 'self' not in cell_and_freevars`, even after
-    `torch._dynamo.reset()`).
+    model too), and after one model's step was compiled with it, a model
+    compiled later in the same process failed at its first graph break,
+    even after `torch._dynamo.reset()` (dynamo built a guard on the first
+    model's parameters' `.grad`).
 
     Returns:
         A context manager.
