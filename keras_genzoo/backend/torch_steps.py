@@ -439,7 +439,7 @@ def compile_inference(model, fn, state_variables=()):
     return run
 
 
-# -- whole steps through torch.compile -----------------------------------
+# -- compiled steps without Keras' graph breaks ----------------------------
 #
 # Keras draws seeded random numbers on PyTorch through a `torch.Generator`
 # made in a function that disables dynamo (`torch_seed_generator` in
@@ -664,7 +664,8 @@ def traceable_steps():
     What is left of a step's graph breaks is Keras' `backward()` (one per
     update). Dynamo can trace it too (`torch._dynamo.config.
     trace_autograd_ops`, PyTorch 2.13): a GAN's update was then one graph
-    (9.1 ms per step against 16.3 ms in pieces, batch 2 on a 2-core CPU).
+    (8.1-9.1 ms per step against 17-19 ms in pieces, batch 2 on a 2-core
+    CPU).
     The zoo does not set it: Keras 3.15's own `train_step` fails under it
     (an `AttributeError` in `Layer.__call__`, for a plain `Sequential`
     model too), and after one model's step was compiled with it, a model

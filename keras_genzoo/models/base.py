@@ -239,7 +239,8 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
 
     # Keras makes these at the first fit / evaluate / predict (and on
     # PyTorch compiles them with `jit_compile=True`); the backend module may
-    # wrap them (on PyTorch: so that a compiled step is one graph).
+    # wrap them (on PyTorch: so that a compiled step breaks its graph only
+    # at `backward()`).
     def make_train_function(self, force=False):
         super().make_train_function(force)
         self.train_function = zoo_backend.wrap_step_function(
