@@ -80,13 +80,15 @@ def test_traceable_draws_are_keras_draws(seed):
     for theirs_one, ours_one, compiled_one in zip(theirs, ours, compiled):
         np.testing.assert_array_equal(ours_one, theirs_one)
         np.testing.assert_array_equal(compiled_one, theirs_one)
-    # the draws differ from each other: a seed generator advanced
-    assert not np.array_equal(theirs[1][:1], theirs[2].reshape(1))
     if seed == "generator":
         np.testing.assert_array_equal(_n(ours_seed.state),
                                       _n(theirs_seed.state))
         np.testing.assert_array_equal(_n(compiled_seed.state),
                                       _n(theirs_seed.state))
+        with torch_steps.traceable_steps():  # the next draw is another
+            first = _n(keras.random.normal((4,), seed=ours_seed))
+            second = _n(keras.random.normal((4,), seed=ours_seed))
+        assert not np.array_equal(first, second)
 
 
 @torch_only
@@ -148,9 +150,13 @@ def test_a_compiled_gan_update_breaks_only_at_backward_and_trains_as_eager(
     for key in eager_logs:
         np.testing.assert_allclose(compiled_logs[key], eager_logs[key],
                                    rtol=1e-4, atol=1e-5)
-    for theirs, ours in zip(eager.weights, compiled.weights):
+    # every variable: weights, batch-norm statistics, optimizer moments and
+    # the seed generators' states
+    assert len(compiled.variables) == len(eager.variables)
+    for theirs, ours in zip(eager.variables, compiled.variables):
         np.testing.assert_allclose(_n(ours), _n(theirs), rtol=1e-4,
                                    atol=1e-5, err_msg=theirs.path)
+    assert any("seed" in v.path for v in compiled.variables)
 
 
 @torch_only
@@ -192,3 +198,26 @@ def test_another_keras_keeps_its_own_draws_with_a_warning(monkeypatch):
             assert keras_random.normal is own
     with context:  # no second warning, nothing replaced
         assert keras_random.normal is own
+
+
+@torch_only
+def test_replacements_that_draw_other_numbers_are_not_used(monkeypatch):
+    """The replacements are checked against Keras' own functions before
+    they are used: a Keras that seeds its generator another way keeps its
+    own draws."""
+    from keras.src.backend.torch import random as keras_random
+    from keras_genzoo.backend import torch_steps
+
+    def other_generator(seed):
+        generator = torch_generator(device=seed.device)
+        generator.manual_seed(int(seed[0] + seed[1]) + 1)
+        return generator
+
+    import torch
+
+    torch_generator = torch.Generator
+    monkeypatch.setattr(torch_steps, "_generator", other_generator)
+    own = keras_random.normal
+    with pytest.warns(UserWarning, match="normal differs from Keras' own"):
+        with torch_steps._TraceableSteps():
+            assert keras_random.normal is own

@@ -538,7 +538,9 @@ def _traceable_keras():
     def seed_tensor(seed):
         # `draw_seed`, whose `SeedGenerator.next()` adds [0, 1] to the
         # state as a NumPy array, which dynamo cannot trace either
-        if not isinstance(seed, SeedGenerator):
+        if (not isinstance(seed, SeedGenerator)
+                or type(seed).next is not SeedGenerator.next
+                or not isinstance(seed.state.value, torch.Tensor)):
             return draw_seed(seed)
         value = seed.state.value * 1
         seed.state.assign(value + torch.tensor([0, 1], dtype=value.dtype,
@@ -606,11 +608,35 @@ def _traceable_keras():
         return torch.nn.functional.binary_cross_entropy(
             output, target, reduction="none")
 
-    return [(keras_random, "normal", normal),
-            (keras_random, "uniform", uniform),
-            (keras_random, "randint", randint),
-            (keras_random, "dropout", dropout),
-            (keras_nn, "binary_crossentropy", binary_crossentropy)]
+    replacements = [(keras_random, "normal", normal),
+                    (keras_random, "uniform", uniform),
+                    (keras_random, "randint", randint),
+                    (keras_random, "dropout", dropout),
+                    (keras_nn, "binary_crossentropy", binary_crossentropy)]
+    _check_same_numbers(replacements)
+    return replacements
+
+
+def _check_same_numbers(replacements):
+    """Raises a `RuntimeError` unless each replacement gives the numbers
+    of the Keras function it replaces (for a Keras whose internals changed
+    without a rename)."""
+    ones = torch.ones((3, 4))
+    target = torch.tensor([[1.0], [0.0]])
+    logits = torch.tensor([[0.5], [-2.0]])
+    calls = {
+        "normal": lambda f: f((3, 4), 0.5, 2.0, None, 11),
+        "uniform": lambda f: f((5,), -1.0, 2.0, None, 12),
+        "randint": lambda f: f((6,), 0, 9, "int32", 13),
+        "dropout": lambda f: f(ones, 0.5, None, 14),
+        "binary_crossentropy": lambda f: f(target, logits, True),
+    }
+    for module, name, replacement in replacements:
+        theirs = calls[name](getattr(module, name))
+        ours = calls[name](replacement)
+        if theirs.dtype != ours.dtype or not torch.allclose(
+                theirs.float(), ours.float(), rtol=1e-6, atol=0.0):
+            raise RuntimeError(f"{name} differs from Keras' own")
 
 
 class _TraceableSteps:
@@ -629,7 +655,7 @@ class _TraceableSteps:
                 if self._replacements is None:
                     try:
                         self._replacements = _traceable_keras()
-                    except (AttributeError, ImportError) as error:
+                    except Exception as error:
                         # another Keras or PyTorch than these were written
                         # for (Keras 3.15, PyTorch 2.13): Keras' own draws
                         self._replacements = []
@@ -672,6 +698,10 @@ def traceable_steps():
     compiled later in the same process failed at its first graph break,
     even after `torch._dynamo.reset()` (dynamo built a guard on the first
     model's parameters' `.grad`).
+
+    The replacement is process-wide while any such step runs: other
+    threads' Keras draws get the same numbers, but their own compiled
+    functions may see Keras' functions change and be compiled again.
 
     Returns:
         A context manager.
