@@ -536,30 +536,30 @@ def _traceable_keras():
     mps = torch.backends.mps.is_available()
 
     def seed_tensor(seed):
-        # `draw_seed`, whose `SeedGenerator.next()` adds [0, 1] to the
-        # state as a NumPy array, which dynamo cannot trace either
+        # `draw_seed` on Keras' device, but `SeedGenerator.next()` adds
+        # [0, 1] to the state as a NumPy array, which dynamo cannot trace
         if (not isinstance(seed, SeedGenerator)
                 or type(seed).next is not SeedGenerator.next
                 or not isinstance(seed.state.value, torch.Tensor)):
-            return draw_seed(seed)
+            return draw_seed(seed).to(get_device())
         value = seed.state.value * 1
         seed.state.assign(value + torch.tensor([0, 1], dtype=value.dtype,
                                                device=value.device))
-        return value
+        return value.to(get_device())
 
     def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
         if (get_device() == "meta" or not isinstance(mean, numbers)
                 or not isinstance(stddev, numbers)):
             return own["normal"](shape, mean, stddev, dtype, seed)
         return torch.ops.keras_genzoo.seeded_normal(
-            seed_tensor(seed).to(get_device()), [int(d) for d in shape],
+            seed_tensor(seed), [int(d) for d in shape],
             float(mean), float(stddev), to_torch_dtype(dtype or floatx()))
 
     def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
         if get_device() == "meta":
             return own["uniform"](shape, minval, maxval, dtype, seed)
         rand = torch.ops.keras_genzoo.seeded_rand(
-            seed_tensor(seed).to(get_device()),
+            seed_tensor(seed),
             [int(d) for d in shape] or [1], to_torch_dtype(dtype or floatx()))
         output = (maxval - minval) * rand + minval
         return output if len(shape) else output[0]
@@ -569,7 +569,7 @@ def _traceable_keras():
                 or not isinstance(maxval, int)):
             return own["randint"](shape, minval, maxval, dtype, seed)
         return torch.ops.keras_genzoo.seeded_randint(
-            seed_tensor(seed).to(get_device()), [int(d) for d in shape],
+            seed_tensor(seed), [int(d) for d in shape],
             minval, maxval, to_torch_dtype(dtype))
 
     def dropout(inputs, rate, noise_shape=None, seed=None):
@@ -582,7 +582,7 @@ def _traceable_keras():
         keep = 1.0 - rate
         shape = concrete_noise_shape(inputs, noise_shape)
         mask = torch.ops.keras_genzoo.seeded_bernoulli(
-            seed_tensor(seed).to(get_device()), [int(d) for d in shape],
+            seed_tensor(seed), [int(d) for d in shape],
             keep).bool()
         mask = torch.broadcast_to(mask, inputs.shape)
         return torch.where(mask, inputs / keep,

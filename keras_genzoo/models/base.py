@@ -241,23 +241,23 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
     # PyTorch compiles them with `jit_compile=True`); the backend module may
     # wrap them (on PyTorch: so that a compiled step breaks its graph only
     # at `backward()`).
+    def _wrap_function(self, attribute):
+        function = zoo_backend.wrap_step_function(self,
+                                                  getattr(self, attribute))
+        setattr(self, attribute, function)
+        return function
+
     def make_train_function(self, force=False):
         super().make_train_function(force)
-        self.train_function = zoo_backend.wrap_step_function(
-            self, self.train_function)
-        return self.train_function
+        return self._wrap_function("train_function")
 
     def make_test_function(self, force=False):
         super().make_test_function(force)
-        self.test_function = zoo_backend.wrap_step_function(
-            self, self.test_function)
-        return self.test_function
+        return self._wrap_function("test_function")
 
     def make_predict_function(self, force=False):
         super().make_predict_function(force)
-        self.predict_function = zoo_backend.wrap_step_function(
-            self, self.predict_function)
-        return self.predict_function
+        return self._wrap_function("predict_function")
 
     # -------------------------------------------------------- entry points
     def check_data(self, x, y=None, what="the training data"):
