@@ -1,7 +1,8 @@
 """Benchmark: training throughput of the image models per backend and device.
 
 Trains `GAN` (DCGAN defaults) and `VAE` (defaults), and with `--models
-gan,vae,diffusion` a `DiffusionModel` (defaults), on MNIST-shaped uint8
+gan,vae,diffusion,wgan` a `DiffusionModel` and a `WGANGP` (defaults: its
+gradient penalty is a gradient inside the step), on MNIST-shaped uint8
 images at batch 128 (`--batch-size`) and prints one JSON object per
 backend, model and path: the first `fit` (compilation included) and the
 steady images per second of a second one. `--transposed-conv both` runs Keras'
@@ -52,7 +53,7 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
     import keras
     import numpy as np
 
-    from keras_genzoo import GAN, VAE, DiffusionModel
+    from keras_genzoo import GAN, VAE, WGANGP, DiffusionModel
     from keras_genzoo import backend as zoo_backend
 
     if by_phases is not None:
@@ -66,8 +67,8 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
     keras.utils.set_random_seed(0)
     images = np.random.default_rng(0).integers(
         0, 256, (batch_size * batches, 28, 28, 1)).astype("uint8")
-    model = {"gan": GAN, "vae": VAE, "diffusion": DiffusionModel}[
-        model_name](seed=0)
+    model = {"gan": GAN, "vae": VAE, "diffusion": DiffusionModel,
+             "wgan": WGANGP}[model_name](seed=0)
     if jit_compile is not None:
         model.compile(jit_compile=jit_compile)
     # a batch-end hook that is not `async_safe` turns off Keras' async

@@ -58,9 +58,10 @@ Exports:
 - `wrap_step_function(model, fn)`: Keras' train, test or predict function
   as the zoo's models run it. On PyTorch with `jit_compile=True` the
   compiled step runs where Keras' seeded draws (as PyTorch custom ops
-  drawing the same numbers) and its binary cross-entropy are traceable, so
-  that a step's graph breaks only at `backward()` (with `prepare_variables`
-  giving batch normalisation traceable axes); `fn` as it is elsewhere.
+  drawing the same numbers) and its binary cross-entropy are traceable and
+  dynamo traces `backward()`, so that a step is one graph (with
+  `prepare_variables` giving batch normalisation traceable axes); `fn` as
+  it is elsewhere.
 - `group_normalization(x, groups, gamma, beta, epsilon)`: group
   normalisation over the last axis in one op, where the backend has one
   (PyTorch's `group_norm`); `None` on TensorFlow and JAX, which have no

@@ -109,9 +109,10 @@ def wrap_step_function(model, fn):
     it (the zoo's models call this after Keras makes one).
 
     On PyTorch, a function `torch.compile` compiled (`jit_compile=True`)
-    runs where Keras' seeded draws and binary cross-entropy are traceable,
-    so that the step's graph breaks only at `backward()`. On TensorFlow and
-    JAX it returns `fn`: their compiled steps are one graph already.
+    runs where Keras' seeded draws and binary cross-entropy are traceable
+    and dynamo traces `backward()`, so that the whole step is one graph.
+    On TensorFlow and JAX it returns `fn`: their compiled steps are one
+    graph already.
 
     Args:
         model: the model the function belongs to.

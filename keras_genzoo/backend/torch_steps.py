@@ -639,15 +639,71 @@ def _check_same_numbers(replacements):
             raise RuntimeError(f"{name} differs from Keras' own")
 
 
+def _dynamo_traced_backward():
+    """Settings under which dynamo traces `backward()` into the step's
+    graph, as `(module, name, value)` triples (empty where this PyTorch
+    cannot do it safely).
+
+    `torch._dynamo.config.trace_autograd_ops` (PyTorch 2.13) turns
+    `loss.backward()` into `torch.autograd.grad` and gradient accumulation
+    inside the graph. PyTorch 2.13 has a bug that this always meets: reading
+    a tensor's `.grad` that is `None` (or its `requires_grad`) writes that
+    frame's source onto dynamo's one process-wide `ConstantVariable(None)`
+    (or `True`/`False`), which every later compile in the process is handed
+    for its own `None`s; each such compile then guards on the first
+    model's `.grad` and fails (`KeyError`, or `'self' not in
+    cell_and_freevars`). Here these two attribute reads return a fresh
+    constant instead, as the upstream fix does (pytorch/pytorch#194749).
+    """
+    from torch._dynamo import config
+    if not hasattr(config, "trace_autograd_ops"):
+        return []
+    from torch._dynamo.variables import constant
+    from torch._dynamo.variables import tensor
+    interned = [getattr(constant, name, None) for name in (
+        "CONSTANT_VARIABLE_NONE", "CONSTANT_VARIABLE_TRUE",
+        "CONSTANT_VARIABLE_FALSE")]
+    interned = [variable for variable in interned if variable is not None]
+    settings = [(config, "trace_autograd_ops", True)]
+    if not interned:
+        return settings
+    variable_class = tensor.TensorVariable
+    for name in ("method_attr_grad", "method_attr_requires_grad"):
+        read = getattr(variable_class, name)
+
+        def fresh(self, tx, read=read):
+            result = read(self, tx)
+            if any(result is variable for variable in interned):
+                return constant.ConstantVariable(result.value)
+            return result
+
+        settings.append((variable_class, name, fresh))
+    return settings
+
+
+def _clear_interned_sources():
+    """Removes a source that a compile outside the zoo's steps may have
+    written onto dynamo's interned constants (see
+    `_dynamo_traced_backward`); they never have one of their own."""
+    from torch._dynamo.variables import constant
+    for name in ("CONSTANT_VARIABLE_NONE", "CONSTANT_VARIABLE_TRUE",
+                 "CONSTANT_VARIABLE_FALSE"):
+        variable = getattr(constant, name, None)
+        if variable is not None and variable.source is not None:
+            variable.source = None
+
+
 class _TraceableSteps:
-    """Keras' functions replaced by `_traceable_keras()` while the
-    outermost of these (re-entrant) contexts is active."""
+    """Keras' functions replaced by `_traceable_keras()`, and dynamo set to
+    trace `backward()` (`_dynamo_traced_backward()`), while the outermost
+    of these (re-entrant) contexts is active."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._depth = 0
         self._replacements = None
         self._originals = None
+        self._traces_backward = False
 
     def __enter__(self):
         with self._lock:
@@ -663,10 +719,21 @@ class _TraceableSteps:
                             f"keras_genzoo could not make Keras' seeded "
                             f"draws traceable ({error}): compiled PyTorch "
                             f"steps break at each of them (slower).")
+                    try:
+                        settings = _dynamo_traced_backward()
+                        self._replacements += settings
+                        self._traces_backward = bool(settings)
+                    except Exception as error:
+                        warnings.warn(
+                            f"keras_genzoo could not set dynamo to trace "
+                            f"`backward()` ({error}): compiled PyTorch "
+                            f"steps break at each `backward()` (slower).")
                 self._originals = [getattr(module, name) for module, name, _
                                    in self._replacements]
                 for module, name, replacement in self._replacements:
                     setattr(module, name, replacement)
+                if self._traces_backward:
+                    _clear_interned_sources()
             self._depth += 1
         return self
 
@@ -685,23 +752,18 @@ _TRACEABLE = _TraceableSteps()
 
 def traceable_steps():
     """A context where Keras' seeded draws and binary cross-entropy are
-    traceable by `torch.compile`, with the same numbers as Keras' own.
+    traceable by `torch.compile`, with the same numbers as Keras' own, and
+    where dynamo traces `backward()` into the graph
+    (`torch._dynamo.config.trace_autograd_ops`, PyTorch 2.13; see
+    `_dynamo_traced_backward` for the PyTorch bug worked around with it).
+    A step compiled in it is one graph: a GAN's whole update, both
+    `backward()` calls and optimizers included, and Keras' own
+    `train_step` (the VAE's).
 
-    What is left of a step's graph breaks is Keras' `backward()` (one per
-    update). Dynamo can trace it too (`torch._dynamo.config.
-    trace_autograd_ops`, PyTorch 2.13): a GAN's update was then one graph
-    (8.1-9.1 ms per step against 17-19 ms in pieces, batch 2 on a 2-core
-    CPU).
-    The zoo does not set it: Keras 3.15's own `train_step` fails under it
-    (an `AttributeError` in `Layer.__call__`, for a plain `Sequential`
-    model too), and after one model's step was compiled with it, a model
-    compiled later in the same process failed at its first graph break,
-    even after `torch._dynamo.reset()` (dynamo built a guard on the first
-    model's parameters' `.grad`).
-
-    The replacement is process-wide while any such step runs: other
-    threads' Keras draws get the same numbers, but their own compiled
-    functions may see Keras' functions change and be compiled again.
+    The replacement and dynamo's settings are process-wide while any such
+    step runs: other threads' Keras draws get the same numbers, but their
+    own compiled functions may see Keras' functions change and be compiled
+    again, and trace their `backward()` too.
 
     Returns:
         A context manager.
@@ -712,17 +774,17 @@ def traceable_steps():
 def wrap_step_function(model, fn):
     """Keras' train, test or predict function of `model`, as the zoo runs
     it: a function that `torch.compile` compiled (the model was compiled
-    with `jit_compile=True`) runs in `traceable_steps()`, so that its only
-    graph breaks are Keras' `backward()` calls; NumPy arrays given to it
-    (`train_on_batch` passes them as they are) become tensors first, since
-    dynamo breaks the graph at Keras' conversion of one. Any other `fn` as
-    it is.
+    with `jit_compile=True`) runs in `traceable_steps()`, so that a step is
+    one graph without a break; NumPy arrays given to it (`train_on_batch`
+    passes them as they are) become tensors first, since dynamo breaks the
+    graph at Keras' conversion of one. Any other `fn` as it is.
 
-    Measured (`GAN()` at batch 2 on a 2-core CPU, 2026-12-02, ms per
-    step): 24-35 eager; 17-19 compiled here (a break at each of its two
-    `backward()` calls); compiled with Keras' draws it had 25 breaks, hit
-    dynamo's recompile limit in Keras' layer calls and was slower than
-    eager (see docs/performance.md).
+    Measured (`GAN()` at batch 2 on a 2-core CPU, 2026-12-02/03, ms per
+    step; see docs/performance.md): 24-35 eager; compiled with Keras'
+    draws, 25 breaks, dynamo's recompile limit hit in Keras' layer calls
+    and slower than eager; with the draws traceable, 17-19 (a break at
+    each of its two `backward()` calls); with `backward()` traced too, one
+    graph.
 
     Args:
         model: the model the function belongs to.

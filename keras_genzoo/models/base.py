@@ -239,8 +239,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
 
     # Keras makes these at the first fit / evaluate / predict (and on
     # PyTorch compiles them with `jit_compile=True`); the backend module may
-    # wrap them (on PyTorch: so that a compiled step breaks its graph only
-    # at `backward()`).
+    # wrap them (on PyTorch: so that a compiled step is one graph).
     def _wrap_function(self, attribute):
         function = zoo_backend.wrap_step_function(self,
                                                   getattr(self, attribute))
