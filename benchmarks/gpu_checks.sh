@@ -23,7 +23,8 @@
 #                         and on PyTorch, eager and with jit_compile=True;
 #   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, each
 #                         with Keras' batch-end dispatch async and sync,
-#                         then PyTorch with jit_compile=True;
+#                         then PyTorch with jit_compile=True (each update
+#                         one graph since 2026-12-03);
 # and each step's stderr beside it. GPU_CHECKS_SMOKE=1 runs every step
 # briefly (a check of the script itself, on any machine).
 set -u
@@ -56,8 +57,8 @@ timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
     --block-types fused,fused_keras_ops,keras_hub "${NANOGPT[@]}" \
     > "$OUT/gpt_step_speed.jsonl" 2> "$OUT/gpt_step_speed.err"
 echo "gpt_step_speed: exit $?"
-# PyTorch with jit_compile=True (torch.compile of Keras' step; one graph
-# before backward() since WarmupCosineDecay): its first step holds the
+# PyTorch with jit_compile=True (torch.compile of Keras' step; one graph,
+# backward() included, since 2026-12-03): its first step holds the
 # compilation. Both with --generate: 500 characters, eager and with the
 # sampling loop's steps compiled (since 2026-12-02), against JAX's
 # compiled loop (float32: the steps compile only without a mixed policy)

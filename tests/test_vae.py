@@ -90,6 +90,17 @@ def test_calling_on_images_and_labels_builds_from_the_images(mnist):
     assert tuple(out["z_mean"].shape) == (4, 4)
 
 
+@pytest.mark.parametrize("num_classes", [None, 3])
+def test_build_builds_every_layer_the_step_calls(num_classes):
+    """`build` builds the sampling layer too: a conditional VAE's first
+    call in `fit` is symbolic without it, so on PyTorch it was built inside
+    the compiled step (a graph break at each layer built there)."""
+    model = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1),
+                num_classes=num_classes)
+    model.build()
+    assert model.sampling.built
+
+
 def test_generate_shape_range_and_seed(mnist):
     vae = tiny_vae()
     vae.fit(mnist[0][:128], epochs=1, batch_size=64, verbose=0)

@@ -143,6 +143,12 @@ class VAE(LatentImageModel):
             self.decoder = conv_decoder(image_shape, self.latent_dim,
                                         self.filters,
                                         num_classes=self.num_classes)
+        if not self.sampling.built:
+            # here, not at its first call: a conditional VAE's symbolic
+            # first call (in `fit`) skips it, so on PyTorch that call was in
+            # the compiled step, where building a layer breaks the graph
+            shape = (None, self.latent_dim)
+            self.sampling.build([shape, shape])
 
     def call(self, inputs, training=False):
         """Encodes, samples and decodes a batch.
