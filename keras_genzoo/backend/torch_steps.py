@@ -779,12 +779,13 @@ def wrap_step_function(model, fn):
     passes them as they are) become tensors first, since dynamo breaks the
     graph at Keras' conversion of one. Any other `fn` as it is.
 
-    Measured (`GAN()` at batch 2 on a 2-core CPU, 2026-12-02/03, ms per
-    step; see docs/performance.md): 24-35 eager; compiled with Keras'
-    draws, 25 breaks, dynamo's recompile limit hit in Keras' layer calls
-    and slower than eager; with the draws traceable, 17-19 (a break at
+    Measured (`GAN()` at batch 2 on a 2-core CPU, 2026-12-02, ms per
+    step; see docs/performance.md): compiled with Keras' draws, 25
+    breaks, dynamo's recompile limit hit in Keras' layer calls, slower
+    than eager; with the draws traceable, about eager's speed (a break at
     each of its two `backward()` calls); with `backward()` traced too, one
-    graph.
+    graph: 6.8 against 19.7 eager and 3.4 on JAX (a faster CPU that
+    evening).
 
     Args:
         model: the model the function belongs to.
