@@ -641,23 +641,27 @@ def _check_same_numbers(replacements):
 
 def _dynamo_traced_backward():
     """Settings under which dynamo traces `backward()` into the step's
-    graph, as `(module, name, value)` triples (empty where this PyTorch
-    cannot do it safely).
+    graph, as `(module, name, value)` triples; raises where this PyTorch
+    has no such setting.
 
     `torch._dynamo.config.trace_autograd_ops` (PyTorch 2.13) turns
     `loss.backward()` into `torch.autograd.grad` and gradient accumulation
-    inside the graph. PyTorch 2.13 has a bug that this always meets: reading
-    a tensor's `.grad` that is `None` (or its `requires_grad`) writes that
-    frame's source onto dynamo's one process-wide `ConstantVariable(None)`
-    (or `True`/`False`), which every later compile in the process is handed
-    for its own `None`s; each such compile then guards on the first
-    model's `.grad` and fails (`KeyError`, or `'self' not in
-    cell_and_freevars`). Here these two attribute reads return a fresh
-    constant instead, as the upstream fix does (pytorch/pytorch#194749).
+    inside the graph. PyTorch 2.13 has a bug that Keras' own `train_step`
+    meets: it sets each `.grad` to `None` (`zero_grad()`) before
+    `backward()`, whose traced form then reads each `.grad`, and reading a
+    `.grad` that was set to `None` in the traced frame writes that frame's
+    source onto dynamo's one process-wide `ConstantVariable(None)`. Every
+    later compile in the process is handed it for its own `None`s, guards
+    on the first model's `.grad` and fails (`AttributeError` in Keras'
+    `Layer.__call__`, `KeyError`, or `'self' not in cell_and_freevars`).
+    Here the reads of `.grad` (and of `requires_grad`, which reaches the
+    same assignment) return a fresh constant, as the proposed upstream fix
+    does (pytorch/pytorch#194749).
     """
     from torch._dynamo import config
     if not hasattr(config, "trace_autograd_ops"):
-        return []
+        raise RuntimeError(
+            "this PyTorch has no torch._dynamo.config.trace_autograd_ops")
     from torch._dynamo.variables import constant
     from torch._dynamo.variables import tensor
     interned = [getattr(constant, name, None) for name in (
@@ -730,20 +734,27 @@ class _TraceableSteps:
                             f"steps break at each `backward()` (slower).")
                 self._originals = [getattr(module, name) for module, name, _
                                    in self._replacements]
-                for module, name, replacement in self._replacements:
-                    setattr(module, name, replacement)
-                if self._traces_backward:
-                    _clear_interned_sources()
+                try:
+                    for module, name, replacement in self._replacements:
+                        setattr(module, name, replacement)
+                    if self._traces_backward:
+                        _clear_interned_sources()
+                except BaseException:
+                    self._restore()
+                    raise
             self._depth += 1
         return self
+
+    def _restore(self):
+        for (module, name, _), original in zip(self._replacements,
+                                               self._originals):
+            setattr(module, name, original)
 
     def __exit__(self, *exc):
         with self._lock:
             self._depth -= 1
             if self._depth == 0:
-                for (module, name, _), original in zip(self._replacements,
-                                                       self._originals):
-                    setattr(module, name, original)
+                self._restore()
         return False
 
 
