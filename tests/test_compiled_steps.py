@@ -18,6 +18,27 @@ def _n(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
+def _eager_and_compiled(make, input_shape):
+    """Two models from `make`, with the same weights: one compiled as
+    usual (eager on PyTorch), one with `jit_compile=True`."""
+    eager, compiled = make(), make()
+    for model in (eager, compiled):
+        model.build(input_shape)
+    compiled.set_weights(eager.get_weights())
+    eager.compile()
+    compiled.compile(jit_compile=True)
+    return eager, compiled
+
+
+def _assert_same_variables(eager, compiled):
+    """Every variable: weights, batch-norm statistics, optimizer moments and
+    the seed generators' states."""
+    assert len(compiled.variables) == len(eager.variables)
+    for theirs, ours in zip(eager.variables, compiled.variables):
+        np.testing.assert_allclose(_n(ours), _n(theirs), rtol=1e-4,
+                                   atol=1e-5, err_msg=theirs.path)
+
+
 def test_step_functions_are_wrapped_only_when_compiled_on_pytorch():
     gan = GAN(latent_dim=4, generator_filters=(8, 4),
               discriminator_filters=(4, 8), seed=0)
@@ -128,12 +149,7 @@ def test_a_compiled_gan_update_is_one_graph_and_trains_as_eager(mnist):
         return GAN(latent_dim=4, generator_filters=(8, 4),
                    discriminator_filters=(4, 8), seed=0)
 
-    eager, compiled = gan(), gan()
-    for model in (eager, compiled):
-        model.build((None, 28, 28, 1))
-    compiled.set_weights(eager.get_weights())
-    eager.compile()
-    compiled.compile(jit_compile=True)
+    eager, compiled = _eager_and_compiled(gan, (None, 28, 28, 1))
     counters = torch._dynamo.utils.counters
     counters.clear()
     images = mnist[0][:8]
@@ -148,12 +164,7 @@ def test_a_compiled_gan_update_is_one_graph_and_trains_as_eager(mnist):
     for key in eager_logs:
         np.testing.assert_allclose(compiled_logs[key], eager_logs[key],
                                    rtol=1e-4, atol=1e-5)
-    # every variable: weights, batch-norm statistics, optimizer moments and
-    # the seed generators' states
-    assert len(compiled.variables) == len(eager.variables)
-    for theirs, ours in zip(eager.variables, compiled.variables):
-        np.testing.assert_allclose(_n(ours), _n(theirs), rtol=1e-4,
-                                   atol=1e-5, err_msg=theirs.path)
+    _assert_same_variables(eager, compiled)
     assert any("seed" in v.path for v in compiled.variables)
 
 
@@ -173,12 +184,7 @@ def test_keras_own_compiled_step_is_one_graph_and_trains_as_eager():
         return VAE(latent_dim=4, filters=(4, 8), image_shape=(8, 8, 1),
                    seed=0)
 
-    eager, compiled = vae(), vae()
-    for model in (eager, compiled):
-        model.build((None, 8, 8, 1))
-    compiled.set_weights(eager.get_weights())
-    eager.compile()
-    compiled.compile(jit_compile=True)
+    eager, compiled = _eager_and_compiled(vae, (None, 8, 8, 1))
     images = np.random.default_rng(0).integers(0, 256, (8, 8, 8, 1), "uint8")
     counters = torch._dynamo.utils.counters
     counters.clear()
@@ -187,9 +193,7 @@ def test_keras_own_compiled_step_is_one_graph_and_trains_as_eager():
         compiled.train_on_batch(batch)
     assert not counters["graph_break"], list(counters["graph_break"])
     assert 1 <= counters["stats"]["unique_graphs"] <= 2
-    for theirs, ours in zip(eager.variables, compiled.variables):
-        np.testing.assert_allclose(_n(ours), _n(theirs), rtol=1e-4,
-                                   atol=1e-5, err_msg=theirs.path)
+    _assert_same_variables(eager, compiled)
     assert constant.CONSTANT_VARIABLE_NONE.source is None
     assert not torch._dynamo.config.trace_autograd_ops
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
