@@ -13,7 +13,10 @@
 #   mkdir -p .nanogpt && cp ../nanoGPT/model.py .nanogpt/
 #
 # then run `bash benchmarks/gpu_checks.sh` there, carrying .whl and .nanogpt
-# (about 10 minutes). It writes JSON lines under $OUT (or build/gpu):
+# (about 10 minutes; GPU_CHECKS_PARTS picks parts, in this order:
+# `images`, `gpt`, `generate`, default all three, so that it can be split
+# over calls of at most 600 s, e.g. GPU_CHECKS_PARTS=images first). It
+# writes JSON lines under $OUT (or build/gpu):
 #   gpt_step_speed.jsonl  MiniGPT (fused blocks, on PyTorch also with the
 #                         backend's block op off, and keras-hub blocks) against
 #                         nanoGPT (torch.compile, bf16 autocast), nanoGPT's
@@ -24,7 +27,7 @@
 #   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, each
 #                         with Keras' batch-end dispatch async and sync,
 #                         then PyTorch with jit_compile=True (each update
-#                         one graph since 2026-12-03);
+#                         one graph since 2026-12-02);
 # and each step's stderr beside it. GPU_CHECKS_SMOKE=1 runs every step
 # briefly (a check of the script itself, on any machine).
 set -u
@@ -52,34 +55,42 @@ RECIPE=gpu ROUNDS=30 BATCHES=40 LIMIT=240 CHARACTERS=500
 if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then
     RECIPE=cpu ROUNDS=1 BATCHES=2 LIMIT=600 NANOGPT=() CHARACTERS=3
 fi
-timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
-    --backends jax,torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
-    --block-types fused,fused_keras_ops,keras_hub "${NANOGPT[@]}" \
-    > "$OUT/gpt_step_speed.jsonl" 2> "$OUT/gpt_step_speed.err"
-echo "gpt_step_speed: exit $?"
-# PyTorch with jit_compile=True (torch.compile of Keras' step; one graph,
-# backward() included, since 2026-12-03): its first step holds the
-# compilation. Both with --generate: 500 characters, eager and with the
-# sampling loop's steps compiled (since 2026-12-02), against JAX's
-# compiled loop (float32: the steps compile only without a mixed policy)
-timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
-    --backends torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
-    --block-types fused --jit-compile true \
-    >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
-echo "gpt_step_speed, torch.compile: exit $?"
-timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
-    --backends jax,torch --rounds 1 --block-types fused \
-    --jit-compile default,true --generate "$CHARACTERS" \
-    >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
-echo "gpt_step_speed, generation: exit $?"
-# --batch-end both: fit as it is (StopOnDivergence async_safe since
-# 2026-12-02), and with the batch-end logs read on fit's thread (before)
-timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \
-    --batch-end both --batches "$BATCHES" \
-    > "$OUT/step_speed.jsonl" 2> "$OUT/step_speed.err"
-echo "step_speed: exit $?"
-timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends torch \
-    --jit-compile true --batches "$BATCHES" \
-    >> "$OUT/step_speed.jsonl" 2>> "$OUT/step_speed.err"
-echo "step_speed, torch.compile: exit $?"
+PARTS=",${GPU_CHECKS_PARTS:-images,gpt,generate},"
+if [[ $PARTS == *,images,* ]]; then
+    # --batch-end both: fit as it is (StopOnDivergence async_safe since
+    # 2026-12-02), and with the batch-end logs read on fit's thread (before)
+    timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \
+        --batch-end both --batches "$BATCHES" \
+        > "$OUT/step_speed.jsonl" 2> "$OUT/step_speed.err"
+    echo "step_speed: exit $?"
+    timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends torch \
+        --jit-compile true --batches "$BATCHES" \
+        >> "$OUT/step_speed.jsonl" 2>> "$OUT/step_speed.err"
+    echo "step_speed, torch.compile: exit $?"
+fi
+if [[ $PARTS == *,gpt,* ]]; then
+    timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
+        --backends jax,torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
+        --block-types fused,fused_keras_ops,keras_hub "${NANOGPT[@]}" \
+        > "$OUT/gpt_step_speed.jsonl" 2> "$OUT/gpt_step_speed.err"
+    echo "gpt_step_speed: exit $?"
+    # PyTorch with jit_compile=True (torch.compile of Keras' step; one graph,
+    # backward() included, since 2026-12-02): its first step holds the
+    # compilation
+    timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
+        --backends torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
+        --block-types fused --jit-compile true \
+        >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
+    echo "gpt_step_speed, torch.compile: exit $?"
+fi
+if [[ $PARTS == *,generate,* ]]; then
+    # 500 characters, eager and with the sampling loop's steps compiled
+    # (since 2026-12-02), against JAX's compiled loop (float32: the steps
+    # compile only without a mixed policy)
+    timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
+        --backends jax,torch --rounds 1 --block-types fused \
+        --jit-compile default,true --generate "$CHARACTERS" \
+        >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
+    echo "gpt_step_speed, generation: exit $?"
+fi
 cat "$OUT"/*.jsonl
