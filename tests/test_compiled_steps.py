@@ -137,19 +137,28 @@ def test_traceable_binary_crossentropy_is_keras_one():
             keras.ops.binary_crossentropy(target, logits[:, 0])
 
 
+ADVERSARIAL = {
+    "dcgan": lambda: GAN(latent_dim=4, generator_filters=(8, 4),
+                         discriminator_filters=(4, 8), seed=0),
+    "wgan_gp": lambda: WGANGP(latent_dim=4, generator_filters=(4,),
+                              discriminator_filters=(4,), d_steps=2,
+                              seed=0),
+}
+
+
 @torch_only
-def test_a_compiled_gan_update_is_one_graph_and_trains_as_eager(mnist):
+@pytest.mark.parametrize("family", sorted(ADVERSARIAL))
+def test_a_compiled_adversarial_update_is_one_graph_and_trains_as_eager(
+        mnist, family):
     """`jit_compile=True`: a DCGAN's update (seeded noise, batch
-    normalisation, seeded dropout, two `backward()` calls, two optimizers)
-    is one graph without a break, and two updates (from NumPy batches)
-    leave the same weights, seed states and logs as eager ones."""
+    normalisation, seeded dropout, two `backward()` calls, two optimizers),
+    and a WGAN-GP's (its gradient penalty's gradient of the critic inside
+    the step), is one graph without a break, and two updates (from NumPy
+    batches) leave the same weights, seed states and logs as eager ones."""
     import torch
 
-    def gan():
-        return GAN(latent_dim=4, generator_filters=(8, 4),
-                   discriminator_filters=(4, 8), seed=0)
-
-    eager, compiled = _eager_and_compiled(gan, (None, 28, 28, 1))
+    eager, compiled = _eager_and_compiled(ADVERSARIAL[family],
+                                          (None, 28, 28, 1))
     counters = torch._dynamo.utils.counters
     counters.clear()
     images = mnist[0][:8]
@@ -158,42 +167,17 @@ def test_a_compiled_gan_update_is_one_graph_and_trains_as_eager(mnist):
         compiled_logs = compiled.train_on_batch(batch, return_dict=True)
     assert not counters["graph_break"], list(counters["graph_break"])
     # one graph, compiled once more at the second update (Keras' first-call
-    # flags); with Keras' draws it was dozens, up to dynamo's recompile
-    # limit, and three per update with a break at each `backward()`
+    # flags); with Keras' draws the DCGAN's was dozens, up to dynamo's
+    # recompile limit, and three per update with a break at each
+    # `backward()`
     assert 1 <= counters["stats"]["unique_graphs"] <= 2
     for key in eager_logs:
         np.testing.assert_allclose(compiled_logs[key], eager_logs[key],
                                    rtol=1e-4, atol=1e-5)
+    if family == "wgan_gp":
+        assert compiled_logs["gradient_penalty"] > 0
     _assert_same_variables(eager, compiled)
     assert any("seed" in v.path for v in compiled.variables)
-
-
-@torch_only
-def test_a_compiled_wgan_gp_update_is_one_graph_and_trains_as_eager(mnist):
-    """The WGAN-GP's update, its gradient penalty's gradient of the critic
-    inside the step included, compiled with `jit_compile=True`: one graph
-    and the same variables as eager updates (a break at every
-    `torch.autograd.grad` and `backward()` before dynamo traced them)."""
-    import torch
-
-    def wgan():
-        return WGANGP(latent_dim=4, generator_filters=(4,),
-                      discriminator_filters=(4,), d_steps=2, seed=0)
-
-    eager, compiled = _eager_and_compiled(wgan, (None, 28, 28, 1))
-    counters = torch._dynamo.utils.counters
-    counters.clear()
-    images = mnist[0][:8]
-    for batch in (images[:4], images[4:]):
-        eager_logs = eager.train_on_batch(batch, return_dict=True)
-        compiled_logs = compiled.train_on_batch(batch, return_dict=True)
-    assert not counters["graph_break"], list(counters["graph_break"])
-    assert 1 <= counters["stats"]["unique_graphs"] <= 2
-    assert compiled_logs["gradient_penalty"] > 0
-    for key in eager_logs:
-        np.testing.assert_allclose(compiled_logs[key], eager_logs[key],
-                                   rtol=1e-4, atol=1e-5)
-    _assert_same_variables(eager, compiled)
 
 
 @torch_only
