@@ -664,10 +664,7 @@ def _dynamo_traced_backward():
             "this PyTorch has no torch._dynamo.config.trace_autograd_ops")
     from torch._dynamo.variables import constant
     from torch._dynamo.variables import tensor
-    interned = [getattr(constant, name, None) for name in (
-        "CONSTANT_VARIABLE_NONE", "CONSTANT_VARIABLE_TRUE",
-        "CONSTANT_VARIABLE_FALSE")]
-    interned = [variable for variable in interned if variable is not None]
+    interned = _interned_constants()
     settings = [(config, "trace_autograd_ops", True)]
     if not interned:
         return settings
@@ -685,15 +682,22 @@ def _dynamo_traced_backward():
     return settings
 
 
+def _interned_constants():
+    """Dynamo's process-wide `ConstantVariable`s of `None`, `True` and
+    `False`, those this PyTorch has (see `_dynamo_traced_backward`)."""
+    from torch._dynamo.variables import constant
+    interned = [getattr(constant, name, None) for name in (
+        "CONSTANT_VARIABLE_NONE", "CONSTANT_VARIABLE_TRUE",
+        "CONSTANT_VARIABLE_FALSE")]
+    return [variable for variable in interned if variable is not None]
+
+
 def _clear_interned_sources():
     """Removes a source that a compile outside the zoo's steps may have
     written onto dynamo's interned constants (see
     `_dynamo_traced_backward`); they never have one of their own."""
-    from torch._dynamo.variables import constant
-    for name in ("CONSTANT_VARIABLE_NONE", "CONSTANT_VARIABLE_TRUE",
-                 "CONSTANT_VARIABLE_FALSE"):
-        variable = getattr(constant, name, None)
-        if variable is not None and variable.source is not None:
+    for variable in _interned_constants():
+        if variable.source is not None:
             variable.source = None
 
 
