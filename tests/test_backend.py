@@ -143,3 +143,70 @@ def test_prepare_variables_keeps_values_and_trains_a_batch_of_one():
     loss = network.train_on_batch(x, np.zeros((1, 6, 6, 1), "float32"))
     assert np.isfinite(loss)
     assert not np.array_equal(network.get_weights()[2], before[2])
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+@pytest.mark.parametrize("kind", ["greedy", "top_k", "top_p", "random"])
+def test_run_sampler_writes_keras_hub_samplers_text(kind, jit_compile):
+    """`run_sampler` inside `compile_inference` fills a prompt as keras-hub's
+    own sampler loop does, token for token with the same seeds (twice:
+    the seed moves on as keras-hub's), from a tensor start position, with
+    a cache carried between steps; with `jit_compile=True` on PyTorch the
+    sampler's step is compiled."""
+    keras_hub = pytest.importorskip("keras_hub")
+    from keras_genzoo.sampling import make_sampler
+
+    vocabulary, length = 7, 10
+    settings = {"greedy": dict(top_k=1), "top_k": dict(top_k=3),
+                "top_p": dict(top_p=0.7, temperature=0.8),
+                "random": dict(temperature=1.5)}[kind]
+    table = keras.ops.convert_to_tensor(
+        np.random.default_rng(1).normal(size=(vocabulary, vocabulary)),
+        "float32")
+    model = keras.Sequential([keras.Input((length,)), keras.layers.Dense(1)])
+    model.compile(jit_compile=jit_compile)
+
+    def next_fn(prompt, cache, index):
+        # logits from the previous token (read without a slice at a tensor
+        # position) plus a running count in the cache
+        previous = ops.take(prompt, ops.reshape(index - 1, (1,)), axis=1)
+        logits = ops.take(table, previous[:, 0], axis=0) + cache[:, None]
+        return logits, None, cache + 0.25
+
+    def sampler_for(seed):
+        return make_sampler(seed=seed, vocabulary_size=vocabulary,
+                            **settings)
+
+    prompt = np.zeros((2, length), "int32")
+    prompt[:, :3] = [[1, 2, 3], [4, 5, 6]]
+    cache = ops.zeros((2,))
+    start = ops.convert_to_tensor(3, "int32")
+
+    def compiled(loop):
+        sampler = sampler_for(5)
+        run = backend.compile_inference(
+            model, lambda p, c, i: loop(sampler, p, c, i), sampler.variables)
+        # twice: the sampler's seed moves on between calls
+        return [ops.convert_to_numpy(run(ops.convert_to_tensor(prompt),
+                                         cache, start)) for _ in range(2)]
+
+    # keras-hub's own loop, compiled the same way (TensorFlow's draws
+    # under XLA are not its eager ones): on PyTorch a Python `while`
+    expected = compiled(lambda sampler, p, c, i: sampler(
+        next_fn, p, cache=c, index=i, model=model))
+    counters = None
+    if keras.backend.backend() == "torch":
+        import torch
+
+        counters = torch._dynamo.utils.counters
+        counters.clear()
+    got = compiled(lambda sampler, p, c, i: backend.run_sampler(
+        model, sampler, next_fn, p, cache=c, index=i))
+    for ours, theirs in zip(got, expected):
+        np.testing.assert_array_equal(ours, theirs)
+        assert (ours[:, :3] == prompt[:, :3]).all()
+    if kind != "greedy":
+        assert not (got[0] == got[1]).all()
+    if counters is not None:
+        assert counters["stats"]["unique_graphs"] == int(jit_compile)
+        assert not counters["graph_break"], dict(counters["graph_break"])

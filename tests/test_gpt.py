@@ -284,9 +284,11 @@ def test_a_compiled_training_step_breaks_only_at_backward():
 
 def test_jit_compile_true_generates_the_same_text_with_compiled_steps():
     """`jit_compile=True`: the same greedy and seeded text, inside and
-    beyond the context, as the default; on PyTorch the two steps of the
-    sampling loop (one token with the cache, one window past the context)
-    are then compiled, each as one graph, once for every sampler setting;
+    beyond the context, as the default; on PyTorch the two model steps of
+    the sampling loop (one token with the cache, one window past the
+    context) are then compiled, each as one graph, once for every sampler
+    setting, and the sampler's step (probabilities, the seeded draw, the
+    new token written) as one graph for each setting and prompt length;
     by default nothing is compiled there."""
     text = "to be or not to be, that is the question. " * 4
     keras.utils.set_random_seed(0)
@@ -304,11 +306,13 @@ def test_jit_compile_true_generates_the_same_text_with_compiled_steps():
         torch_counters = torch._dynamo.utils.counters
         torch_counters.clear()
 
+    settings = [dict(top_k=1), dict(seed=3),
+                dict(seed=3, temperature=0.5, top_k=4),
+                dict(seed=3, top_p=0.8)]
+
     def samples(model):
-        return [model.generate("to be", max_new_tokens=12, top_k=1),
-                model.generate("to be", max_new_tokens=12, seed=3),
-                model.generate("to be", max_new_tokens=12, seed=3,
-                               temperature=0.5, top_k=4)]
+        return [model.generate("to be", max_new_tokens=12, **kwargs)
+                for kwargs in settings]
 
     expected = samples(default)
     if torch_counters is not None:  # eager by default
@@ -316,23 +320,27 @@ def test_jit_compile_true_generates_the_same_text_with_compiled_steps():
     assert samples(compiled) == expected
     if torch_counters is None:
         return
-    assert torch_counters["stats"]["unique_graphs"] == 2
+    graphs = 2 + 2 * len(settings)
+    assert torch_counters["stats"]["unique_graphs"] == graphs
     assert not torch_counters["graph_break"], dict(
         torch_counters["graph_break"])
+    # generating again compiles nothing
+    assert samples(compiled) == expected
+    assert torch_counters["stats"]["unique_graphs"] == graphs
     # every model compiles its own steps: more models than dynamo keeps
     # versions of one code object (8; 1 here) are all compiled
-    with torch._dynamo.config.patch(recompile_limit=1):
+    with torch._dynamo.config.patch(recompile_limit=2):
         for _ in range(2):
             another = MiniGPT.from_config(default.get_config())
             another.set_weights(default.get_weights())
             another.compile(jit_compile=True)
             assert another.generate("to be", max_new_tokens=12,
-                                    top_k=1) == expected[0]
-    assert torch_counters["stats"]["unique_graphs"] == 2 + 2 * 2
+                                    **settings[0]) == expected[0]
+    assert torch_counters["stats"]["unique_graphs"] == graphs + 2 * 4
     # and compiled again without `jit_compile`, the loop is eager again
     compiled.compile()
     assert samples(compiled) == expected
-    assert torch_counters["stats"]["unique_graphs"] == 2 + 2 * 2
+    assert torch_counters["stats"]["unique_graphs"] == graphs + 2 * 4
 
 
 # the embedding, head and loss (the blocks' op is tested with the layer)

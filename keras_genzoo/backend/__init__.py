@@ -45,6 +45,12 @@ Exports:
   the steps rather than the loop: `torch.compile` on PyTorch for a model
   compiled with `jit_compile=True`; `fn` as it is elsewhere (the loop is
   compiled whole) and on PyTorch by default.
+- `run_sampler(model, sampler, next_fn, prompt, cache, index)`: keras-hub's
+  `sampler(next_fn, prompt, ...)` inside a compiled inference function:
+  keras-hub's own loop on TensorFlow and JAX (compiled whole); on PyTorch a
+  loop that reads nothing on the host per token, whose sampler part
+  (probabilities, draw, the token written) `torch.compile` compiles for a
+  model compiled with `jit_compile=True`.
 - `ema_update(step, averages, variables, decay)`: an exponential moving
   average written with `StepOps` alone (in `common`).
 - `check_distribution()`: a `ValueError` where a `keras.distribution` is
@@ -165,6 +171,7 @@ def check_distribution():
 input_gradients = _steps.input_gradients
 compile_inference = _steps.compile_inference
 compile_loop_step = _steps.compile_loop_step
+run_sampler = _steps.run_sampler
 scale_loss_for_replicas = _steps.scale_loss_for_replicas
 draw_for_replica = _steps.draw_for_replica
 variable_scope = _steps.variable_scope
@@ -199,6 +206,7 @@ __all__ = [
     "input_gradients",
     "next_token_cross_entropy",
     "prepare_variables",
+    "run_sampler",
     "scale_loss_for_replicas",
     "tied_embedding_logits",
     "token_and_position_embedding",

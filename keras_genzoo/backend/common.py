@@ -104,6 +104,32 @@ def compile_loop_step(model, fn):
     return fn
 
 
+def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
+    """keras-hub's `sampler(next_fn, prompt, cache=cache, index=index,
+    model=model)` (without `mask` and `stop_token_ids`), run the backend's
+    best way inside a function that `compile_inference` compiled: it fills
+    `prompt` from position `index` to its end, one token per step.
+
+    On TensorFlow and JAX it is keras-hub's own loop (`ops.while_loop`),
+    compiled whole with the inference function. PyTorch overrides it.
+
+    Args:
+        model: the model whose variables `next_fn` reads; its
+            `jit_compile` setting decides on PyTorch.
+        sampler: a `keras_hub.samplers.Sampler`.
+        next_fn: `next(prompt, cache, index) -> (logits, hidden_states,
+            cache)`, keras-hub's protocol: the logits of the token at
+            `index`.
+        prompt: int ids `(batch, length)`, filled from `index` on.
+        cache: what `next_fn` carries from step to step (or `None`).
+        index: the first position to fill (an int or an int tensor).
+
+    Returns:
+        The filled `prompt`.
+    """
+    return sampler(next_fn, prompt, cache=cache, index=index, model=model)
+
+
 def wrap_step_function(model, fn):
     """Keras' train, test or predict function of `model` as the zoo runs
     it (the zoo's models call this after Keras makes one).

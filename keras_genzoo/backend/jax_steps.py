@@ -22,6 +22,7 @@ from keras_genzoo.backend.common import (  # noqa: F401 - exported
     compile_loop_step,
     draw_for_replica,
     prepare_variables,
+    run_sampler,
     wrap_step_function,
     scale_loss_for_replicas,
     variable_scope,

@@ -6,6 +6,7 @@ from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
     compile_loop_step,
     prepare_variables,
+    run_sampler,
     wrap_step_function,
 )
 

@@ -1,9 +1,11 @@
 """Custom training steps, input gradients and compiled inference on PyTorch."""
 
+import contextlib
 import math
 import threading
 import types
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -439,6 +441,76 @@ def compile_inference(model, fn, state_variables=()):
     return run
 
 
+def _sampler_step(sampler):
+    """keras-hub's sampling step after the logits (the `body` of
+    `Sampler.__call__` without its mask): the sampler's probabilities and
+    next token, written at `index` as a comparison with the positions
+    rather than a slice at a tensor position."""
+
+    def step(prompt, logits, index):
+        probabilities = sampler.compute_probabilities(logits)
+        token = sampler.get_next_token(probabilities).to(prompt.dtype)
+        positions = torch.arange(prompt.shape[-1], device=prompt.device)
+        prompt = torch.where(positions == index, token[:, None], prompt)
+        return prompt, index + 1
+
+    return step
+
+
+# the compiled sampling steps of each sampler (`run_sampler`)
+_SAMPLER_STEPS = weakref.WeakKeyDictionary()
+
+
+def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
+    """keras-hub's `sampler(next_fn, prompt, cache=cache, index=index,
+    model=model)` (without `mask` and `stop_token_ids`): fills `prompt`
+    from position `index` to its end, one token per step.
+
+    keras-hub's loop is a Python `while` on PyTorch (Keras'
+    `ops.while_loop`) that reads its condition and its iteration count on
+    the host at every token: on a GPU, two waits for the device per token.
+    Here the number of steps is read once, and each step is `next_fn`
+    followed by the sampler's part of keras-hub's step (probabilities,
+    next token, written at `index`), which for a model compiled with
+    `jit_compile=True` is compiled with `torch.compile`, once per sampler,
+    in `traceable_steps()` (where keras-hub's `categorical` draws are a
+    custom op drawing Keras' numbers), and runs eagerly otherwise. The
+    text is keras-hub's, token for token. `next_fn` should read
+    `prompt` and `index` without a slice at a tensor position (e.g.
+    `keras.ops.take`), which PyTorch reads on the host.
+
+    Args:
+        model: the model whose variables `next_fn` reads; its
+            `jit_compile` setting decides.
+        sampler: a `keras_hub.samplers.Sampler`.
+        next_fn: `next(prompt, cache, index) -> (logits, hidden_states,
+            cache)`, keras-hub's protocol.
+        prompt: int ids `(batch, length)`, filled from `index` on.
+        cache: what `next_fn` carries from step to step (or `None`).
+        index: the first position to fill (an int or an int tensor).
+
+    Returns:
+        The filled `prompt`.
+    """
+    prompt = keras.ops.convert_to_tensor(prompt)
+    index = torch.as_tensor(index, dtype=torch.int32).to(prompt.device)
+    compiled = getattr(model, "jit_compile", False) is True
+    step = _SAMPLER_STEPS.get(sampler) if compiled else None
+    if step is None:
+        step = _sampler_step(sampler)
+        if compiled:
+            # static shapes: one graph for each prompt length (two for
+            # MiniGPT), not automatic dynamic ones after the second
+            step = _SAMPLER_STEPS[sampler] = torch.compile(
+                _with_own_code(step), dynamic=False)
+    context = traceable_steps() if compiled else contextlib.nullcontext()
+    with torch.no_grad(), context:
+        for _ in range(prompt.shape[-1] - int(index)):
+            logits, _, cache = next_fn(prompt, cache, index)
+            prompt, index = step(prompt, logits, index)
+    return prompt
+
+
 # -- compiled steps without Keras' graph breaks ----------------------------
 #
 # Keras draws seeded random numbers on PyTorch through a `torch.Generator`
@@ -493,6 +565,13 @@ def _define_ops():
         return torch.bernoulli(torch.full(shape, p, device=seed.device),
                                generator=_generator(seed))
 
+    @torch.library.custom_op("keras_genzoo::seeded_multinomial",
+                             mutates_args=())
+    def _seeded_multinomial(seed: torch.Tensor, probabilities: torch.Tensor,
+                            num_samples: int) -> torch.Tensor:
+        return torch.multinomial(probabilities, num_samples, replacement=True,
+                                 generator=_generator(seed))
+
     @_seeded_normal.register_fake
     def _(seed, shape, mean, stddev, dtype):
         return torch.empty(shape, dtype=dtype, device=seed.device)
@@ -509,13 +588,19 @@ def _define_ops():
     def _(seed, shape, p):
         return torch.empty(shape, device=seed.device)
 
+    @_seeded_multinomial.register_fake
+    def _(seed, probabilities, num_samples):
+        return probabilities.new_empty(
+            (*probabilities.shape[:-1], num_samples), dtype=torch.int64)
+
 
 def _traceable_keras():
     """What `traceable_steps` puts in place of Keras' PyTorch functions:
-    `[(module, name, replacement)]`. Keras' `normal`, `uniform`, `randint`
-    and `dropout` with seeded draws through the custom ops above (anything
-    else, e.g. a tensor mean, the meta device or an unseeded dropout, goes
-    to Keras' own function), and its `binary_crossentropy` with the MPS
+    `[(module, name, replacement)]`. Keras' `normal`, `uniform`, `randint`,
+    `dropout` and `categorical` (keras-hub's samplers) with seeded draws
+    through the custom ops above (anything else, e.g. a tensor mean, the
+    meta device or an unseeded dropout, goes to Keras' own function), and
+    its `binary_crossentropy` with the MPS
     check read once."""
     from keras.src.backend import epsilon
     from keras.src.backend.config import floatx
@@ -531,7 +616,8 @@ def _traceable_keras():
     _define_ops()
     concrete_noise_shape = keras_random._get_concrete_noise_shape
     own = {name: getattr(keras_random, name)
-           for name in ("normal", "uniform", "randint", "dropout")}
+           for name in ("normal", "uniform", "randint", "dropout",
+                        "categorical")}
     numbers = (int, float)
     mps = torch.backends.mps.is_available()
 
@@ -571,6 +657,14 @@ def _traceable_keras():
         return torch.ops.keras_genzoo.seeded_randint(
             seed_tensor(seed), [int(d) for d in shape],
             minval, maxval, to_torch_dtype(dtype))
+
+    def categorical(logits, num_samples, dtype="int32", seed=None):
+        if get_device() == "meta" or not isinstance(num_samples, int):
+            return own["categorical"](logits, num_samples, dtype, seed)
+        probabilities = torch.softmax(convert_to_tensor(logits), dim=-1)
+        return torch.ops.keras_genzoo.seeded_multinomial(
+            seed_tensor(seed), probabilities, num_samples).type(
+                to_torch_dtype(dtype))
 
     def dropout(inputs, rate, noise_shape=None, seed=None):
         unseeded = seed is None or (isinstance(seed, SeedGenerator)
@@ -612,6 +706,7 @@ def _traceable_keras():
                     (keras_random, "uniform", uniform),
                     (keras_random, "randint", randint),
                     (keras_random, "dropout", dropout),
+                    (keras_random, "categorical", categorical),
                     (keras_nn, "binary_crossentropy", binary_crossentropy)]
     _check_same_numbers(replacements)
     return replacements
@@ -629,6 +724,9 @@ def _check_same_numbers(replacements):
         "uniform": lambda f: f((5,), -1.0, 2.0, None, 12),
         "randint": lambda f: f((6,), 0, 9, "int32", 13),
         "dropout": lambda f: f(ones, 0.5, None, 14),
+        "categorical": lambda f: f(
+            torch.tensor([[0.5, -1.0, 2.0], [0.0, 0.1, -3.0]]), 64, "int32",
+            15),
         "binary_crossentropy": lambda f: f(target, logits, True),
     }
     for module, name, replacement in replacements:

@@ -324,34 +324,22 @@ class MiniGPT(CharLanguageModel):
         temperature, top_k, top_p = sampler_key
         sampler = make_sampler(temperature, top_k, top_p,
                                vocabulary_size=self.vocabulary_size)
-        length = self.sequence_length
-        cached_step, window_step = self._loop_steps()
+        cached_next, window_next = self._loop_steps()
 
         def fill_context(buffer, start):
             # buffer (batch, sequence_length): the prompt, then zeros;
             # samples positions start .. sequence_length - 1 with the cache.
-            batch = ops.shape(buffer)[0]
             _, cache = self.call_with_cache(
-                buffer, self.empty_cache(batch), 0)
-
-            def next(prompt, cache, index):
-                token = ops.slice(prompt, [0, index - 1], [batch, 1])
-                logits, cache = cached_step(token, cache, index - 1)
-                return logits[:, 0, :], None, cache
-
-            return sampler(next, buffer, cache=cache, index=start, model=self)
+                buffer, self.empty_cache(ops.shape(buffer)[0]), 0)
+            return backend.run_sampler(self, sampler, cached_next, buffer,
+                                       cache=cache, index=start)
 
         def slide(buffer):
             # buffer (batch, 2 * sequence_length): a full context, then
             # zeros; each new character sees exactly the last
             # sequence_length characters.
-            batch = ops.shape(buffer)[0]
-
-            def next(prompt, cache, index):
-                window = ops.slice(prompt, [0, index - length], [batch, length])
-                return window_step(window), None, cache
-
-            return sampler(next, buffer, index=length, model=self)
+            return backend.run_sampler(self, sampler, window_next, buffer,
+                                       index=self.sequence_length)
 
         state = list(sampler.variables)
         compiled = (
@@ -363,33 +351,45 @@ class MiniGPT(CharLanguageModel):
         return compiled
 
     def _loop_steps(self):
-        """The sampling loops' two steps: the next token with the cache,
-        and the next token from a window past the context. Compiled on
-        their own where the backend compiles steps (PyTorch with
-        `jit_compile=True`), once per model for every sampler setting, if
-        each is one graph there: the fused blocks with the backend's
-        embedding and head. Keras' position embedding (keras-hub blocks, a
-        mixed precision policy, a quantized table) slices at a tensor
-        position, which PyTorch reads on the host: the compiled step would
-        break there and be compiled again at every position."""
+        """The sampling loops' two `next` functions (keras-hub's protocol:
+        `next(prompt, cache, index) -> (logits, hidden_states, cache)`):
+        the next token with the cache, and the next token from the window
+        of the last `sequence_length` ids past the context. Each reads the
+        prompt with `take` at its tensor position (a slice there is read on
+        the host on PyTorch). Compiled on their own where the backend
+        compiles a loop's steps (PyTorch with `jit_compile=True`), once per
+        model for every sampler setting, if each is one graph there: the
+        fused blocks with the backend's embedding and head. Keras' position
+        embedding (keras-hub blocks, a mixed precision policy, a quantized
+        table) slices at a tensor position, which PyTorch reads on the
+        host: the compiled step would break there and be compiled again at
+        every position."""
         if self._loops.steps is not None:
             return self._loops.steps
+        length = self.sequence_length
 
-        def window_logits(window):
-            return self(window)[:, -1, :]
+        def cached_next(prompt, cache, index):
+            token = ops.take(prompt, ops.reshape(index - 1, (1,)), axis=1)
+            logits, cache = self.call_with_cache(token, cache, index - 1)
+            return logits[:, 0, :], None, cache
 
-        steps = (self.call_with_cache, window_logits)
+        def window_next(prompt, cache, index):
+            offsets = ops.arange(length, dtype="int32")
+            window = ops.take(prompt, index - length + offsets, axis=1)
+            return self(window)[:, -1, :], None, cache
+
+        steps = (cached_next, window_next)
         if (self.block_type == "fused"
                 and self._own_op("token_and_position_embedding") is not None
                 and self._own_op("tied_embedding_logits") is not None):
             steps = tuple(backend.compile_loop_step(self, step)
                           for step in steps)
-        if steps[1] is not window_logits:
+        if steps[1] is not window_next:
             # Keras sets a layer's `_parent_path` at its first call (here
             # the embedding dropout's, which the cached step does not
             # call), and dynamo guards on it: called once before, the
             # compiled step is compiled once, not twice
-            window_logits(ops.zeros((1, self.sequence_length), "int32"))
+            self(ops.zeros((1, length), "int32"))
         self._loops.steps = steps
         return steps
 
