@@ -85,8 +85,9 @@ if [[ $PARTS == *,gpt,* ]]; then
 fi
 if [[ $PARTS == *,generate,* ]]; then
     # 500 characters, eager and with the sampling loop's steps compiled
-    # (since 2026-12-02), against JAX's compiled loop (float32: the steps
-    # compile only without a mixed policy)
+    # (since 2026-12-02; the sampler's step too since 2026-12-03), against
+    # JAX's compiled loop (float32: the steps compile only without a mixed
+    # policy)
     timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
         --backends jax,torch --rounds 1 --block-types fused \
         --jit-compile default,true --generate "$CHARACTERS" \
