@@ -146,20 +146,22 @@ def test_prepare_variables_keeps_values_and_trains_a_batch_of_one():
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])
-@pytest.mark.parametrize("kind", ["greedy", "top_k", "top_p", "random"])
+@pytest.mark.parametrize("kind", ["greedy", "top_k", "top_p", "random",
+                                  "beam"])
 def test_run_sampler_writes_keras_hub_samplers_text(kind, jit_compile):
     """`run_sampler` inside `compile_inference` fills a prompt as keras-hub's
     own sampler loop does, token for token with the same seeds (twice:
     the seed moves on as keras-hub's), from a tensor start position, with
     a cache carried between steps; with `jit_compile=True` on PyTorch the
-    sampler's step is compiled."""
+    sampler's step is compiled. A sampler with a loop of its own (beam
+    search) runs as it is."""
     keras_hub = pytest.importorskip("keras_hub")
     from keras_genzoo.sampling import make_sampler
 
     vocabulary, length = 7, 10
     settings = {"greedy": dict(top_k=1), "top_k": dict(top_k=3),
                 "top_p": dict(top_p=0.7, temperature=0.8),
-                "random": dict(temperature=1.5)}[kind]
+                "random": dict(temperature=1.5), "beam": None}[kind]
     table = keras.ops.convert_to_tensor(
         np.random.default_rng(1).normal(size=(vocabulary, vocabulary)),
         "float32")
@@ -174,6 +176,8 @@ def test_run_sampler_writes_keras_hub_samplers_text(kind, jit_compile):
         return logits, None, cache + 0.25
 
     def sampler_for(seed):
+        if settings is None:
+            return keras_hub.samplers.BeamSampler(num_beams=2)
         return make_sampler(seed=seed, vocabulary_size=vocabulary,
                             **settings)
 
@@ -205,10 +209,11 @@ def test_run_sampler_writes_keras_hub_samplers_text(kind, jit_compile):
     for ours, theirs in zip(got, expected):
         np.testing.assert_array_equal(ours, theirs)
         assert (ours[:, :3] == prompt[:, :3]).all()
-    if kind != "greedy":
+    if kind not in ("greedy", "beam"):
         assert not (got[0] == got[1]).all()
     if counters is not None:
-        assert counters["stats"]["unique_graphs"] == int(jit_compile)
+        compiles = jit_compile and kind != "beam"
+        assert counters["stats"]["unique_graphs"] == int(compiles)
         assert not counters["graph_break"], dict(counters["graph_break"])
 
 
@@ -267,3 +272,33 @@ def test_run_sampler_reads_nothing_on_the_host_per_token():
 
         assert count(ours, 23) - count(ours, 13) == 10 * per_token
         assert count(keras_hubs, 23) - count(keras_hubs, 13) >= 20
+
+
+def test_run_sampler_frees_a_sampler_and_its_compiled_step():
+    """PyTorch, `jit_compile=True`: the sampler's compiled step lives as
+    long as the sampler (a model compiled again makes new samplers)."""
+    if keras.backend.backend() != "torch":
+        pytest.skip("only PyTorch compiles a sampler's step on its own")
+    pytest.importorskip("keras_hub")
+    import gc
+    import weakref
+
+    from keras_genzoo.sampling import make_sampler
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(jit_compile=True)
+    table = ops.convert_to_tensor(np.eye(5, dtype="float32"))
+
+    def next_fn(prompt, cache, index):
+        previous = ops.take(prompt, ops.reshape(index - 1, (1,)), axis=1)
+        return ops.take(table, previous[:, 0], axis=0), None, cache
+
+    sampler = make_sampler(top_k=2, seed=0)
+    prompt = ops.ones((1, 6), "int32")
+    out = backend.run_sampler(model, sampler, next_fn, prompt, index=1)
+    assert ops.convert_to_numpy(out).shape == (1, 6)
+    assert sampler._genzoo_compiled_step is not None
+    freed = weakref.ref(sampler)
+    del sampler
+    gc.collect()
+    assert freed() is None

@@ -328,7 +328,8 @@ def test_jit_compile_true_generates_the_same_text_with_compiled_steps():
     assert samples(compiled) == expected
     assert torch_counters["stats"]["unique_graphs"] == graphs
     # every model compiles its own steps: more models than dynamo keeps
-    # versions of one code object (8; 1 here) are all compiled
+    # versions of one code object (8; 2 here, for a sampler step's two
+    # prompt shapes) are all compiled
     with torch._dynamo.config.patch(recompile_limit=2):
         for _ in range(2):
             another = MiniGPT.from_config(default.get_config())

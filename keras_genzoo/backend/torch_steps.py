@@ -5,7 +5,6 @@ import math
 import threading
 import types
 import warnings
-import weakref
 
 import keras
 import numpy as np
@@ -457,8 +456,16 @@ def _sampler_step(sampler):
     return step
 
 
-# the compiled sampling steps of each sampler (`run_sampler`)
-_SAMPLER_STEPS = weakref.WeakKeyDictionary()
+def _runs_keras_hubs_body(sampler):
+    """Whether `sampler` samples with `Sampler.__call__`'s loop and body
+    (greedy, top-k, top-p, random), not a loop of its own (beam,
+    contrastive, speculative sampling)."""
+    from keras_hub.src.samplers.sampler import Sampler
+
+    kind = type(sampler)
+    return (kind.__call__ is Sampler.__call__
+            and kind.run_loop is Sampler.run_loop
+            and kind.get_next_token is not Sampler.get_next_token)
 
 
 def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
@@ -472,12 +479,17 @@ def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
     Here the number of steps is read once, and each step is `next_fn`
     followed by the sampler's part of keras-hub's step (probabilities,
     next token, written at `index`), which for a model compiled with
-    `jit_compile=True` is compiled with `torch.compile`, once per sampler,
-    in `traceable_steps()` (where keras-hub's `categorical` draws are a
-    custom op drawing Keras' numbers), and runs eagerly otherwise. The
-    text is keras-hub's, token for token. `next_fn` should read
-    `prompt` and `index` without a slice at a tensor position (e.g.
-    `keras.ops.take`), which PyTorch reads on the host.
+    `jit_compile=True` is compiled with `torch.compile`, once per sampler
+    and prompt shape, and runs eagerly otherwise. The whole loop then runs
+    in `traceable_steps()`, where keras-hub's `categorical` draw is a
+    custom op drawing Keras' numbers (the context is process-wide while it
+    lasts: see there). Tests check on a CPU that the text is keras-hub's,
+    token for token. A seeded draw still reads its seed on the host (Keras
+    seeds a `torch.Generator` with an int); greedy sampling reads nothing
+    per token. `next_fn` should read `prompt` and `index` without a slice
+    at a tensor position (e.g. `keras.ops.take`), which PyTorch reads on
+    the host. A sampler with a loop of its own (beam, contrastive,
+    speculative) runs as it is.
 
     Args:
         model: the model whose variables `next_fn` reads; its
@@ -486,23 +498,29 @@ def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
         next_fn: `next(prompt, cache, index) -> (logits, hidden_states,
             cache)`, keras-hub's protocol.
         prompt: int ids `(batch, length)`, filled from `index` on.
-        cache: what `next_fn` carries from step to step (or `None`).
+        cache: what `next_fn` carries from step to step (`()` for `None`,
+            as keras-hub passes it).
         index: the first position to fill (an int or an int tensor).
 
     Returns:
         The filled `prompt`.
     """
+    if not _runs_keras_hubs_body(sampler):
+        return sampler(next_fn, prompt, cache=cache, index=index,
+                       model=model)
     prompt = keras.ops.convert_to_tensor(prompt)
     index = torch.as_tensor(index, dtype=torch.int32).to(prompt.device)
+    cache = () if cache is None else cache
     compiled = getattr(model, "jit_compile", False) is True
-    step = _SAMPLER_STEPS.get(sampler) if compiled else None
-    if step is None:
+    # kept on the sampler (it closes over it): freed with it
+    step = getattr(sampler, "_genzoo_compiled_step", None)
+    if not compiled or step is None:
         step = _sampler_step(sampler)
         if compiled:
-            # static shapes: one graph for each prompt length (two for
+            # static shapes: one graph for each prompt shape (two for
             # MiniGPT), not automatic dynamic ones after the second
-            step = _SAMPLER_STEPS[sampler] = torch.compile(
-                _with_own_code(step), dynamic=False)
+            step = torch.compile(_with_own_code(step), dynamic=False)
+            sampler._genzoo_compiled_step = step
     context = traceable_steps() if compiled else contextlib.nullcontext()
     with torch.no_grad(), context:
         for _ in range(prompt.shape[-1] - int(index)):
@@ -565,12 +583,14 @@ def _define_ops():
         return torch.bernoulli(torch.full(shape, p, device=seed.device),
                                generator=_generator(seed))
 
-    @torch.library.custom_op("keras_genzoo::seeded_multinomial",
+    @torch.library.custom_op("keras_genzoo::seeded_categorical",
                              mutates_args=())
-    def _seeded_multinomial(seed: torch.Tensor, probabilities: torch.Tensor,
+    def _seeded_categorical(seed: torch.Tensor, logits: torch.Tensor,
                             num_samples: int) -> torch.Tensor:
-        return torch.multinomial(probabilities, num_samples, replacement=True,
-                                 generator=_generator(seed))
+        # the softmax too, as Keras' eager one (a compiled kernel's could
+        # round differently and move a draw at a probability boundary)
+        return torch.multinomial(torch.softmax(logits, dim=-1), num_samples,
+                                 replacement=True, generator=_generator(seed))
 
     @_seeded_normal.register_fake
     def _(seed, shape, mean, stddev, dtype):
@@ -588,10 +608,10 @@ def _define_ops():
     def _(seed, shape, p):
         return torch.empty(shape, device=seed.device)
 
-    @_seeded_multinomial.register_fake
-    def _(seed, probabilities, num_samples):
-        return probabilities.new_empty(
-            (*probabilities.shape[:-1], num_samples), dtype=torch.int64)
+    @_seeded_categorical.register_fake
+    def _(seed, logits, num_samples):
+        return logits.new_empty((*logits.shape[:-1], num_samples),
+                                dtype=torch.int64)
 
 
 def _traceable_keras():
@@ -600,8 +620,7 @@ def _traceable_keras():
     `dropout` and `categorical` (keras-hub's samplers) with seeded draws
     through the custom ops above (anything else, e.g. a tensor mean, the
     meta device or an unseeded dropout, goes to Keras' own function), and
-    its `binary_crossentropy` with the MPS
-    check read once."""
+    its `binary_crossentropy` with the MPS check read once."""
     from keras.src.backend import epsilon
     from keras.src.backend.config import floatx
     from keras.src.backend.torch import nn as keras_nn
@@ -659,11 +678,11 @@ def _traceable_keras():
             minval, maxval, to_torch_dtype(dtype))
 
     def categorical(logits, num_samples, dtype="int32", seed=None):
-        if get_device() == "meta" or not isinstance(num_samples, int):
+        if (get_device() == "meta" or not isinstance(num_samples, int)
+                or isinstance(num_samples, bool)):
             return own["categorical"](logits, num_samples, dtype, seed)
-        probabilities = torch.softmax(convert_to_tensor(logits), dim=-1)
-        return torch.ops.keras_genzoo.seeded_multinomial(
-            seed_tensor(seed), probabilities, num_samples).type(
+        return torch.ops.keras_genzoo.seeded_categorical(
+            seed_tensor(seed), convert_to_tensor(logits), num_samples).type(
                 to_torch_dtype(dtype))
 
     def dropout(inputs, rate, noise_shape=None, seed=None):
