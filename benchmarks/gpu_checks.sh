@@ -13,9 +13,9 @@
 #   mkdir -p .nanogpt && cp ../nanoGPT/model.py .nanogpt/
 #
 # then run `bash benchmarks/gpu_checks.sh` there, carrying .whl and .nanogpt
-# (about 10 minutes; GPU_CHECKS_PARTS picks parts, in this order:
-# `images`, `gpt`, `generate`, default all three, so that it can be split
-# over calls of at most 600 s, e.g. GPU_CHECKS_PARTS=images first). It
+# (about 12 minutes; GPU_CHECKS_PARTS picks parts, in this order:
+# `images`, `gpt`, `generate`, `syncs`, default all four, so that it can be
+# split over calls of at most 600 s, e.g. GPU_CHECKS_PARTS=images first). It
 # writes JSON lines under $OUT (or build/gpu):
 #   gpt_step_speed.jsonl  MiniGPT (fused blocks, on PyTorch also with the
 #                         backend's block op off, and keras-hub blocks) against
@@ -28,6 +28,9 @@
 #                         with Keras' batch-end dispatch async and sync,
 #                         then PyTorch with jit_compile=True (each update
 #                         one graph since 2026-12-02);
+#   host_syncs.jsonl      PyTorch's waits for the GPU per fit step (DCGAN,
+#                         VAE, WGAN-GP, MiniGPT) and per generated
+#                         character, eager and with jit_compile=True;
 # and each step's stderr beside it. GPU_CHECKS_SMOKE=1 runs every step
 # briefly (a check of the script itself, on any machine).
 set -u
@@ -51,11 +54,12 @@ NANOGPT=()
 if [ -f .nanogpt/model.py ]; then
     NANOGPT=(--nanogpt-dir .nanogpt --nanogpt-compile)
 fi
-RECIPE=gpu ROUNDS=30 BATCHES=40 LIMIT=240 CHARACTERS=500
+RECIPE=gpu ROUNDS=30 BATCHES=40 LIMIT=240 CHARACTERS=500 SYNC_STEPS=6
 if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then
     RECIPE=cpu ROUNDS=1 BATCHES=2 LIMIT=600 NANOGPT=() CHARACTERS=3
+    SYNC_STEPS=1
 fi
-PARTS=",${GPU_CHECKS_PARTS:-images,gpt,generate},"
+PARTS=",${GPU_CHECKS_PARTS:-images,gpt,generate,syncs},"
 if [[ $PARTS == *,images,* ]]; then
     # --batch-end both: fit as it is (StopOnDivergence async_safe since
     # 2026-12-02), and with the batch-end logs read on fit's thread (before)
@@ -93,5 +97,12 @@ if [[ $PARTS == *,generate,* ]]; then
         --jit-compile default,true --generate "$CHARACTERS" \
         >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
     echo "gpt_step_speed, generation: exit $?"
+fi
+if [[ $PARTS == *,syncs,* ]]; then
+    # how often a PyTorch fit step or generated character waits for the
+    # GPU (torch.cuda.set_sync_debug_mode), eager and compiled
+    KERAS_BACKEND=torch timeout "$LIMIT" "$PY" benchmarks/host_syncs.py \
+        --n "$SYNC_STEPS" > "$OUT/host_syncs.jsonl" 2> "$OUT/host_syncs.err"
+    echo "host_syncs: exit $?"
 fi
 cat "$OUT"/*.jsonl

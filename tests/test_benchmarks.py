@@ -154,3 +154,29 @@ def test_gpt_step_speed_benchmark_times_a_step():
     assert all(v > 0 for v in row["ms_per_forward"].values())
     assert zoo_backend.causal_self_attention_block is getattr(
         zoo_backend._steps, "causal_self_attention_block", None)
+
+
+def test_host_syncs_benchmark_counts_reads_per_character():
+    """PyTorch: the count of host reads per generated character is what
+    `run_sampler` promises (none for greedy sampling, the seed's for a
+    seeded draw; CUDA's count only on a GPU)."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        pytest.skip("counts PyTorch's host reads")
+    rows = _load("host_syncs").run(["gpt"], [False], 1)
+    by_what = {(row["what"], row.get("sampling", {}).get("top_k")): row
+               for row in rows}
+    assert set(by_what) == {
+        ("fit step", None),
+        ("generated character in the context", 1),
+        ("generated character past the context", 1),
+        ("generated character in the context", 10),
+        ("generated character past the context", 10)}
+    assert by_what[("generated character in the context", 1)][
+        "python_host_reads"] == 0
+    assert by_what[("generated character in the context", 10)][
+        "python_host_reads"] == 1
+    assert by_what[("fit step", None)]["python_host_reads"] == 0
+    assert all(row["cuda_syncs"] is None for row in rows) == (
+        not __import__("torch").cuda.is_available())
