@@ -41,7 +41,7 @@ from _backends import device  # noqa: E402  (a sibling module)
 TEXT = "to be or not to be, that is the question. " * 40
 
 
-def _counters():
+def counter():
     """`count(fn) -> (cuda_syncs or None, python_host_reads)` of one call."""
     import torch
     from torch.overrides import TorchFunctionMode
@@ -144,7 +144,7 @@ def run(models, jit_compiles, n):
     if keras.backend.backend() != "torch":
         raise SystemExit("host_syncs.py counts PyTorch's host reads: run it "
                          "with KERAS_BACKEND=torch")
-    count = _counters()
+    count = counter()
     rows = []
     for name in models:
         for jit_compile in jit_compiles:
