@@ -8,9 +8,10 @@ LayerNorm and an output head that shares the token embedding's weights.
 Training goes through `compute_loss` (inherited from
 `CharLanguageModel`), so Keras' own `train_step` runs it on every backend.
 
-Generation runs keras-hub's samplers in one compiled loop per call (on
-PyTorch a Python loop, whose two steps `jit_compile=True` compiles with
-the fused blocks, outside mixed precision and quantization):
+Generation runs keras-hub's samplers in one compiled loop per call
+(`keras_genzoo.backend.run_sampler`; on PyTorch a Python loop, whose
+model steps `jit_compile=True` compiles with the fused blocks, outside
+mixed precision and quantization, and whose sampler step it compiles):
 
 1. while the text fits in the context, a key/value cache (the blocks'
    `cache`, or keras-hub's `self_attention_cache`) makes each new character
