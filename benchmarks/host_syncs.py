@@ -81,45 +81,38 @@ def counter():
     return count
 
 
-def _per(count, run, n):
-    """Per-unit counts: `(count(run(2 n)) - count(run(n))) / n`."""
-    run(n)  # compiles, builds, warms up
-    once = count(lambda: run(n))
-    twice = count(lambda: run(2 * n))
+def _per_unit(count, smaller, larger, units):
+    """`(count(larger) - count(smaller)) / units`, each count of one call
+    after a first call of `larger` (which compiles, builds, warms up)."""
+    larger()
+    once, twice = count(smaller), count(larger)
     return {
         "cuda_syncs": (None if once[0] is None
-                       else round((twice[0] - once[0]) / n, 2)),
-        "python_host_reads": round((twice[1] - once[1]) / n, 2),
+                       else round((twice[0] - once[0]) / units, 2)),
+        "python_host_reads": round((twice[1] - once[1]) / units, 2),
     }
 
 
 def _generation_rows(model, sampling, count):
     """Per character in the context (the key/value cache) and past it
     (one window per character). `generate` always samples to the end of
-    its buffer: in the context, from a prompt of 5 or of 5 +
-    `sequence_length // 2` characters; past it, one more buffer of
-    `sequence_length` characters."""
+    its buffer: in the context, from a prompt of 5 + `sequence_length //
+    2` or of 5 characters; past it, one more buffer of `sequence_length`
+    characters."""
     length = model.sequence_length
-    rows = []
-    for where, unit, first, second in (
-            ("in the context", length // 2,
-             ("to be", 1), (TEXT[:5 + length // 2], 1)),
-            ("past the context", length,
-             ("to be", length), ("to be", 2 * length))):
-        def generate(call):
-            model.generate(call[0], max_new_tokens=call[1], **sampling)
 
-        generate(second)  # compiles
-        once = count(lambda: generate(first))
-        twice = count(lambda: generate(second))
-        sign = -1 if where == "in the context" else 1
-        rows.append(dict(
-            what=f"generated character {where}", model="gpt",
-            jit_compile=model.jit_compile is True, sampling=sampling,
-            cuda_syncs=(None if once[0] is None else
-                        round(sign * (twice[0] - once[0]) / unit, 2)),
-            python_host_reads=round(sign * (twice[1] - once[1]) / unit, 2)))
-    return rows
+    def generate(prompt, characters):
+        return lambda: model.generate(prompt, max_new_tokens=characters,
+                                      **sampling)
+
+    return [dict(what=f"generated character {where}", model="gpt",
+                 jit_compile=model.jit_compile is True, sampling=sampling,
+                 **_per_unit(count, smaller, larger, units))
+            for where, units, smaller, larger in (
+                ("in the context", length // 2,
+                 generate(TEXT[:5 + length // 2], 1), generate("to be", 1)),
+                ("past the context", length,
+                 generate("to be", length), generate("to be", 2 * length)))]
 
 
 def _model(name, jit_compile):
@@ -177,7 +170,9 @@ def run(models, jit_compiles, n):
                 model.fit(**sliced, batch_size=batch, epochs=1, verbose=0)
 
             report(dict(what="fit step", model=name,
-                        jit_compile=jit_compile, **_per(count, fit, n)))
+                        jit_compile=jit_compile,
+                        **_per_unit(count, lambda: fit(n),
+                                    lambda: fit(2 * n), n)))
             if name != "gpt":
                 continue
             for sampling in ({"top_k": 1}, {"top_k": 10, "seed": 1}):

@@ -217,55 +217,6 @@ def test_run_sampler_writes_keras_hub_samplers_text(kind, jit_compile):
         assert not counters["graph_break"], dict(counters["graph_break"])
 
 
-def test_run_sampler_reads_nothing_on_the_host_per_token():
-    """PyTorch: `run_sampler`'s loop reads the device on the host once (its
-    number of steps), where keras-hub's Python `while` reads its condition
-    and its iteration count at every token (on a GPU, a wait for the
-    device each); a seeded draw still reads its seed (Keras' own
-    `torch.Generator` needs an int) once per token."""
-    if keras.backend.backend() != "torch":
-        pytest.skip("a host read of a tensor is PyTorch's (elsewhere the "
-                    "loop is compiled whole)")
-    pytest.importorskip("keras_hub")
-    import importlib.util
-    import os
-
-    from keras_genzoo.sampling import make_sampler
-
-    # benchmarks/host_syncs.py's counter of Python's host reads
-    spec = importlib.util.spec_from_file_location("host_syncs", os.path.join(
-        os.path.dirname(__file__), os.pardir, "benchmarks", "host_syncs.py"))
-    host_syncs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(host_syncs)
-    host_reads = host_syncs.counter()
-
-    table = ops.convert_to_tensor(
-        np.random.default_rng(1).normal(size=(7, 7)), "float32")
-
-    def next_fn(prompt, cache, index):
-        previous = ops.take(prompt, ops.reshape(index - 1, (1,)), axis=1)
-        return ops.take(table, previous[:, 0], axis=0), None, cache
-
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-
-    def count(loop, length):
-        prompt = ops.convert_to_tensor(np.ones((2, length), "int32"))
-        return host_reads(lambda: loop(prompt))[1]
-
-    for settings, per_token in ((dict(top_k=1), 0), (dict(top_k=3), 1)):
-        sampler = make_sampler(seed=1, vocabulary_size=7, **settings)
-
-        def ours(prompt):
-            return backend.run_sampler(model, sampler, next_fn, prompt,
-                                       index=3)
-
-        def keras_hubs(prompt):
-            return sampler(next_fn, prompt, index=3, model=model)
-
-        assert count(ours, 23) - count(ours, 13) == 10 * per_token
-        assert count(keras_hubs, 23) - count(keras_hubs, 13) >= 20
-
-
 def test_run_sampler_frees_a_sampler_and_its_compiled_step():
     """PyTorch, `jit_compile=True`: the sampler's compiled step lives as
     long as the sampler (a model compiled again makes new samplers)."""

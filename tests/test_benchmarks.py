@@ -180,3 +180,51 @@ def test_host_syncs_benchmark_counts_reads_per_character():
     assert by_what[("fit step", None)]["python_host_reads"] == 0
     assert all(row["cuda_syncs"] is None for row in rows) == (
         not __import__("torch").cuda.is_available())
+
+
+def test_run_sampler_reads_nothing_on_the_host_per_token():
+    """PyTorch: `run_sampler`'s loop reads the device on the host once (its
+    number of steps), where keras-hub's Python `while` reads its condition
+    and its iteration count at every token (on a GPU, a wait for the
+    device each); a seeded draw still reads its seed (Keras' own
+    `torch.Generator` needs an int) once per token. Counted with the
+    benchmark's counter."""
+    import keras
+    import numpy as np
+    from keras import ops
+
+    if keras.backend.backend() != "torch":
+        pytest.skip("a host read of a tensor is PyTorch's (elsewhere the "
+                    "loop is compiled whole)")
+    pytest.importorskip("keras_hub")
+
+    from keras_genzoo import backend
+    from keras_genzoo.sampling import make_sampler
+
+    host_reads = _load("host_syncs").counter()
+
+    table = ops.convert_to_tensor(
+        np.random.default_rng(1).normal(size=(7, 7)), "float32")
+
+    def next_fn(prompt, cache, index):
+        previous = ops.take(prompt, ops.reshape(index - 1, (1,)), axis=1)
+        return ops.take(table, previous[:, 0], axis=0), None, cache
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+
+    def count(loop, length):
+        prompt = ops.convert_to_tensor(np.ones((2, length), "int32"))
+        return host_reads(lambda: loop(prompt))[1]
+
+    for settings, per_token in ((dict(top_k=1), 0), (dict(top_k=3), 1)):
+        sampler = make_sampler(seed=1, vocabulary_size=7, **settings)
+
+        def ours(prompt):
+            return backend.run_sampler(model, sampler, next_fn, prompt,
+                                       index=3)
+
+        def keras_hubs(prompt):
+            return sampler(next_fn, prompt, index=3, model=model)
+
+        assert count(ours, 23) - count(ours, 13) == 10 * per_token
+        assert count(keras_hubs, 23) - count(keras_hubs, 13) >= 20

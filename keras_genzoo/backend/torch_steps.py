@@ -512,15 +512,16 @@ def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
     index = torch.as_tensor(index, dtype=torch.int32).to(prompt.device)
     cache = () if cache is None else cache
     compiled = getattr(model, "jit_compile", False) is True
-    # kept on the sampler (it closes over it): freed with it
-    step = getattr(sampler, "_genzoo_compiled_step", None)
-    if not compiled or step is None:
+    if not compiled:
         step = _sampler_step(sampler)
-        if compiled:
-            # static shapes: one graph for each prompt shape (two for
-            # MiniGPT), not automatic dynamic ones after the second
-            step = torch.compile(_with_own_code(step), dynamic=False)
-            sampler._genzoo_compiled_step = step
+    elif getattr(sampler, "_genzoo_compiled_step", None) is not None:
+        step = sampler._genzoo_compiled_step
+    else:
+        # kept on the sampler (it closes over it): freed with it. Static
+        # shapes: one graph for each prompt shape (two for MiniGPT), not
+        # automatic dynamic ones after the second
+        step = sampler._genzoo_compiled_step = torch.compile(
+            _with_own_code(_sampler_step(sampler)), dynamic=False)
     context = traceable_steps() if compiled else contextlib.nullcontext()
     with torch.no_grad(), context:
         for _ in range(prompt.shape[-1] - int(index)):
