@@ -27,6 +27,7 @@ import numpy as np
 
 import keras
 from keras import ops
+from keras.src.backend.common.variables import AutocastScope as _AutocastScope
 
 from keras_genzoo import backend
 from keras_genzoo.layers.transformer import CausalSelfAttentionBlock
@@ -48,6 +49,15 @@ class _CompiledLoops:
     def clear(self):
         self.by_setting.clear()
         self.steps = None
+
+
+def _as_stored(read):
+    """`read()` (a layer's variables) as stored, past a mixed precision
+    policy's autocast: what a layer with `autocast=False` reads in its own
+    call. Keras' public API has no such read from outside the layer; this
+    is the `AutocastScope(None)` its `Layer.__call__` enters."""
+    with _AutocastScope(None):
+        return ops.convert_to_tensor(read())
 
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
@@ -246,31 +256,32 @@ class MiniGPT(CharLanguageModel):
     # The embedding and the head run as the backend's own ops where it has
     # them (PyTorch: `keras_genzoo.backend.token_and_position_embedding`
     # and `tied_embedding_logits`), and as the layers' Keras ops elsewhere.
-    # Those layers are their definition: tests compare the two. Not under
-    # a mixed precision policy: there the layers read their float32 token
-    # table past the model's autocast (Keras' `Embedding` sets
-    # `autocast=False`), which Keras' public API does not let a model do
-    # from outside the layer; nor with a quantized token table.
+    # Those layers are their definition: tests compare the two, in float32
+    # and under mixed precision. Not with a quantized token table.
     def _own_op(self, name):
         op = getattr(backend, name)
-        if (op is None or self.compute_dtype != self.variable_dtype
-                or getattr(self.embedding.token_embedding,
-                           "quantization_mode", None) is not None):
+        if (op is None or getattr(self.embedding.token_embedding,
+                                  "quantization_mode", None) is not None):
             return None
         return op
 
     def _token_table(self):
-        # the `embeddings` property: the variable, or with LoRA enabled
-        # the variable plus its low-rank update
-        return ops.convert_to_tensor(self.embedding.token_embedding.embeddings)
+        # the `embeddings` property (the variable, or with LoRA enabled the
+        # variable plus its low-rank update) as Keras' `Embedding` reads it:
+        # as stored (a layer with `autocast=False`, whose variable is not)
+        return _as_stored(lambda: self.embedding.token_embedding.embeddings)
 
     def _embed(self, ids, start_index=0):
         op = self._own_op("token_and_position_embedding")
         if op is None:
             return self.embedding(ids, start_index=start_index)
-        positions = self.embedding.position_embedding.position_embeddings
-        return op(ops.convert_to_tensor(ids), self._token_table(),
-                  ops.convert_to_tensor(positions), start_index)
+        # as keras-hub's `PositionEmbedding` reads its table: autocast to
+        # its compute dtype (the sum's), wherever this is called from
+        layer = self.embedding.position_embedding
+        positions = ops.cast(_as_stored(lambda: layer.position_embeddings),
+                             layer.compute_dtype)
+        return op(ops.convert_to_tensor(ids), self._token_table(), positions,
+                  start_index)
 
     def _head(self, x):
         op = self._own_op("tied_embedding_logits")
@@ -296,6 +307,18 @@ class MiniGPT(CharLanguageModel):
         Returns:
             `(logits, cache)` with the cache updated at those positions.
         """
+        # computed as the model's call computes: under a mixed policy
+        # Keras' `Layer.__call__` enters an autocast scope for the model,
+        # which this method is not a call of. Without it the tied head
+        # (a layer with `autocast=False`, called outside any scope) would
+        # read its table cast to the compute dtype here and as stored in
+        # `__call__` (Keras 3.15)
+        if self.compute_dtype == self.variable_dtype:
+            return self._call_with_cache(ids, cache, index)
+        with _AutocastScope(self.compute_dtype):
+            return self._call_with_cache(ids, cache, index)
+
+    def _call_with_cache(self, ids, cache, index):
         x = self._embed(ids, start_index=index)
         caches = []
         for i, block in enumerate(self.blocks):
