@@ -23,7 +23,8 @@
 #                         GPU recipe, JAX and PyTorch, mixed_bfloat16,
 #                         then MiniGPT on PyTorch with jit_compile=True,
 #                         then generating 500 characters (float32) on JAX
-#                         and on PyTorch, eager and with jit_compile=True;
+#                         and on PyTorch, eager and with jit_compile=True,
+#                         and compiled in mixed_bfloat16;
 #   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, each
 #                         with Keras' batch-end dispatch async and sync,
 #                         then PyTorch with jit_compile=True (each update
@@ -91,13 +92,19 @@ fi
 if [[ $PARTS == *,generate,* ]]; then
     # 500 characters, eager and with the sampling loop's steps compiled
     # (since 2026-12-02; the sampler's step too since 2026-12-03), against
-    # JAX's compiled loop (float32: the steps compile only without a mixed
-    # policy)
+    # JAX's compiled loop, in float32
     timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
         --backends jax,torch --rounds 1 --block-types fused \
         --jit-compile default,true --generate "$CHARACTERS" \
         >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
     echo "gpt_step_speed, generation: exit $?"
+    # and under mixed_bfloat16, as a model trained in it generates (the
+    # PyTorch steps compile there too since 2026-12-03)
+    timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
+        --backends jax,torch --rounds 1 --block-types fused \
+        --dtype mixed_bfloat16 --jit-compile true --generate "$CHARACTERS" \
+        >> "$OUT/gpt_step_speed.jsonl" 2>> "$OUT/gpt_step_speed.err"
+    echo "gpt_step_speed, generation in mixed_bfloat16: exit $?"
 fi
 if [[ $PARTS == *,syncs,* ]]; then
     # how often a PyTorch fit step or generated character waits for the

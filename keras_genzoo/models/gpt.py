@@ -10,8 +10,9 @@ Training goes through `compute_loss` (inherited from
 
 Generation runs keras-hub's samplers in one compiled loop per call
 (`keras_genzoo.backend.run_sampler`; on PyTorch a Python loop, whose
-model steps `jit_compile=True` compiles with the fused blocks, outside
-mixed precision and quantization, and whose sampler step it compiles):
+model steps `jit_compile=True` compiles with the fused blocks, in float32
+and under mixed precision but not quantized, and whose sampler step it
+compiles):
 
 1. while the text fits in the context, a key/value cache (the blocks'
    `cache`, or keras-hub's `self_attention_cache`) makes each new character
@@ -90,8 +91,8 @@ class MiniGPT(CharLanguageModel):
     the last `sequence_length` characters per new character beyond it. The
     first call for a setting of (temperature, top_k, top_p) compiles the
     loop; later calls reuse it. On PyTorch the loop runs in Python; a model
-    compiled with `jit_compile=True` (fused blocks, no mixed precision
-    policy, no quantization) compiles its steps (the next token with the
+    compiled with `jit_compile=True` (fused blocks, any float policy,
+    no quantization) compiles its steps (the next token with the
     cache, and past the context) with `torch.compile` at its first
     `generate`: 2.93 -> 1.84 ms per character on a 2-core CPU after 5-9 s
     of compilation (see the Performance page).
@@ -384,10 +385,9 @@ class MiniGPT(CharLanguageModel):
         compiles a loop's steps (PyTorch with `jit_compile=True`), once per
         model for every sampler setting, if each is one graph there: the
         fused blocks with the backend's embedding and head. Keras' position
-        embedding (keras-hub blocks, a mixed precision policy, a quantized
-        table) slices at a tensor position, which PyTorch reads on the
-        host: the compiled step would break there and be compiled again at
-        every position."""
+        embedding (keras-hub blocks, a quantized table) slices at a tensor
+        position, which PyTorch reads on the host: the compiled step would
+        break there and be compiled again at every position."""
         if self._loops.steps is not None:
             return self._loops.steps
         length = self.sequence_length
