@@ -14,8 +14,10 @@
 #
 # then run `bash benchmarks/gpu_checks.sh` there, carrying .whl and .nanogpt
 # (about 12 minutes; GPU_CHECKS_PARTS picks parts, in this order:
-# `images`, `gpt`, `generate`, `syncs`, default all four, so that it can be
-# split over calls of at most 600 s, e.g. GPU_CHECKS_PARTS=images first). It
+# `target1`, `images`, `gpt`, `generate`, `syncs`, default the last four, so
+# that it can be split over calls of at most 600 s, e.g.
+# GPU_CHECKS_PARTS=images first). With little GPU time, `target1` alone
+# measures issue 14's target 1 in one call (target1_*.jsonl). It
 # writes JSON lines under $OUT (or build/gpu):
 #   gpt_step_speed.jsonl  MiniGPT (fused blocks, on PyTorch also with the
 #                         backend's block op off, and keras-hub blocks) against
@@ -62,6 +64,25 @@ if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then
     SYNC_STEPS=1
 fi
 PARTS=",${GPU_CHECKS_PARTS:-images,gpt,generate,syncs},"
+if [[ $PARTS == *,target1,* ]]; then
+    # issue 14's target 1 alone, for a session with little GPU time: the
+    # DCGAN and the VAE on JAX and on PyTorch (eager, then jit_compile=True),
+    # and MiniGPT's GPU recipe in mixed_bfloat16 on JAX and compiled
+    # PyTorch (training against nanoGPT, then generating 500 characters)
+    timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \
+        --batches "$BATCHES" \
+        > "$OUT/target1_step_speed.jsonl" 2> "$OUT/target1_step_speed.err"
+    echo "target1 step_speed: exit $?"
+    timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends torch \
+        --jit-compile true --batches "$BATCHES" \
+        >> "$OUT/target1_step_speed.jsonl" 2>> "$OUT/target1_step_speed.err"
+    echo "target1 step_speed, torch.compile: exit $?"
+    timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
+        --backends jax,torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
+        --block-types fused --jit-compile true --generate "$CHARACTERS" \
+        "${NANOGPT[@]}" > "$OUT/target1_gpt.jsonl" 2> "$OUT/target1_gpt.err"
+    echo "target1 gpt_step_speed: exit $?"
+fi
 if [[ $PARTS == *,images,* ]]; then
     # --batch-end both: fit as it is (StopOnDivergence async_safe since
     # 2026-12-02), and with the batch-end logs read on fit's thread (before)
