@@ -64,36 +64,36 @@ if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then
     SYNC_STEPS=1
 fi
 PARTS=",${GPU_CHECKS_PARTS:-images,gpt,generate,syncs},"
-if [[ $PARTS == *,target1,* ]]; then
-    # issue 14's target 1 alone, for a session with little GPU time: the
-    # DCGAN and the VAE on JAX and on PyTorch (eager, then jit_compile=True),
-    # and MiniGPT's GPU recipe in mixed_bfloat16 on JAX and compiled
-    # PyTorch (training against nanoGPT, then generating 500 characters)
+# DCGAN and VAE images/s on JAX and PyTorch, then on PyTorch with
+# jit_compile=True (each update one graph since 2026-12-02), into
+# $OUT/$1.jsonl; the other arguments go to the first call
+image_speeds() {
+    local name=$1
+    shift
     timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \
-        --batches "$BATCHES" \
-        > "$OUT/target1_step_speed.jsonl" 2> "$OUT/target1_step_speed.err"
-    echo "target1 step_speed: exit $?"
+        --batches "$BATCHES" "$@" > "$OUT/$name.jsonl" 2> "$OUT/$name.err"
+    echo "$name: exit $?"
     timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends torch \
         --jit-compile true --batches "$BATCHES" \
-        >> "$OUT/target1_step_speed.jsonl" 2>> "$OUT/target1_step_speed.err"
-    echo "target1 step_speed, torch.compile: exit $?"
+        >> "$OUT/$name.jsonl" 2>> "$OUT/$name.err"
+    echo "$name, torch.compile: exit $?"
+}
+if [[ $PARTS == *,target1,* ]]; then
+    # issue 14's target 1 alone, for a session with little GPU time: the
+    # DCGAN and the VAE, and MiniGPT's GPU recipe in mixed_bfloat16 on JAX
+    # and compiled PyTorch (training against nanoGPT, then generating 500
+    # characters)
+    image_speeds target1_step_speed
     timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
         --backends jax,torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
         --block-types fused --jit-compile true --generate "$CHARACTERS" \
         "${NANOGPT[@]}" > "$OUT/target1_gpt.jsonl" 2> "$OUT/target1_gpt.err"
-    echo "target1 gpt_step_speed: exit $?"
+    echo "target1_gpt: exit $?"
 fi
 if [[ $PARTS == *,images,* ]]; then
     # --batch-end both: fit as it is (StopOnDivergence async_safe since
     # 2026-12-02), and with the batch-end logs read on fit's thread (before)
-    timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \
-        --batch-end both --batches "$BATCHES" \
-        > "$OUT/step_speed.jsonl" 2> "$OUT/step_speed.err"
-    echo "step_speed: exit $?"
-    timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends torch \
-        --jit-compile true --batches "$BATCHES" \
-        >> "$OUT/step_speed.jsonl" 2>> "$OUT/step_speed.err"
-    echo "step_speed, torch.compile: exit $?"
+    image_speeds step_speed --batch-end both
 fi
 if [[ $PARTS == *,gpt,* ]]; then
     timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
