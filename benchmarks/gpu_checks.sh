@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 14's GPU figures in one call of a GPU machine that has PyTorch and
+# Issue 14's GPU figures, on a GPU machine that has PyTorch and
 # JAX with CUDA but no TensorFlow, keras or keras-hub (see docs/performance.md).
 #
 # Prepare here, once, in the repository's root (wheels for the machine's
@@ -12,13 +12,14 @@
 #       -d .whl keras==3.15.1 keras-hub==0.32.0 namex optree kagglehub
 #   mkdir -p .nanogpt && cp ../nanoGPT/model.py .nanogpt/
 #
-# then run `bash benchmarks/gpu_checks.sh` there, carrying .whl and .nanogpt
-# (about 12 minutes; GPU_CHECKS_PARTS picks parts, in this order:
-# `target1`, `images`, `gpt`, `generate`, `syncs`, default the last four, so
-# that it can be split over calls of at most 600 s, e.g.
-# GPU_CHECKS_PARTS=images first). With little GPU time, `target1` alone
-# measures issue 14's target 1 in one call (target1_*.jsonl). It
-# writes JSON lines under $OUT (or build/gpu):
+# then run `bash benchmarks/gpu_checks.sh` there, carrying .whl and .nanogpt.
+# GPU_CHECKS_PARTS picks parts, in this order: `target1`, `images`, `gpt`,
+# `generate`, `syncs`, default the last four. Each step is cut at LIMIT
+# (240 s; `syncs` 420 s), so a part takes at most 480 s, `syncs` 420 s:
+# split them over calls of at most 600 s, e.g. GPU_CHECKS_PARTS=images
+# first. With little GPU time, `target1` alone measures issue 14's target
+# 1 in at most 540 s (three steps of T1_LIMIT, 180 s; target1_*.jsonl).
+# It writes JSON lines under $OUT (or build/gpu):
 #   gpt_step_speed.jsonl  MiniGPT (fused blocks, on PyTorch also with the
 #                         backend's block op off, and keras-hub blocks) against
 #                         nanoGPT (torch.compile, bf16 autocast), nanoGPT's
@@ -26,7 +27,8 @@
 #                         then MiniGPT on PyTorch with jit_compile=True,
 #                         then generating 500 characters (float32) on JAX
 #                         and on PyTorch, eager and with jit_compile=True,
-#                         and compiled in mixed_bfloat16;
+#                         and in mixed_bfloat16 on JAX and compiled
+#                         PyTorch;
 #   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, each
 #                         with Keras' batch-end dispatch async and sync,
 #                         then PyTorch with jit_compile=True (each update
@@ -58,42 +60,44 @@ if [ -f .nanogpt/model.py ]; then
     NANOGPT=(--nanogpt-dir .nanogpt --nanogpt-compile)
 fi
 RECIPE=gpu ROUNDS=30 BATCHES=40 LIMIT=240 CHARACTERS=500 SYNC_STEPS=6
-SYNC_LIMIT=420
+SYNC_LIMIT=420 T1_LIMIT=180
 if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then
     RECIPE=cpu ROUNDS=1 BATCHES=2 LIMIT=600 NANOGPT=() CHARACTERS=3
-    SYNC_STEPS=1
+    SYNC_STEPS=1 T1_LIMIT=600
 fi
 PARTS=",${GPU_CHECKS_PARTS:-images,gpt,generate,syncs},"
 # DCGAN and VAE images/s on JAX and PyTorch, then on PyTorch with
 # jit_compile=True (each update one graph since 2026-12-02), into
-# $OUT/$1.jsonl; the other arguments go to the first call
+# $OUT/$2.jsonl, each call limited to $1 s; the other arguments go to the
+# first call
 image_speeds() {
-    local name=$1
-    shift
-    timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends jax,torch \
+    local limit=$1 name=$2
+    shift 2
+    timeout "$limit" "$PY" benchmarks/step_speed.py --backends jax,torch \
         --batches "$BATCHES" "$@" > "$OUT/$name.jsonl" 2> "$OUT/$name.err"
     echo "$name: exit $?"
-    timeout "$LIMIT" "$PY" benchmarks/step_speed.py --backends torch \
+    timeout "$limit" "$PY" benchmarks/step_speed.py --backends torch \
         --jit-compile true --batches "$BATCHES" \
         >> "$OUT/$name.jsonl" 2>> "$OUT/$name.err"
     echo "$name, torch.compile: exit $?"
 }
 if [[ $PARTS == *,target1,* ]]; then
-    # issue 14's target 1 alone, for a session with little GPU time: the
-    # DCGAN and the VAE, and MiniGPT's GPU recipe in mixed_bfloat16 on JAX
+    # issue 14's target 1 alone, for a session with little GPU time, at
+    # most 3 x T1_LIMIT s: MiniGPT's GPU recipe in mixed_bfloat16 on JAX
     # and compiled PyTorch (training against nanoGPT, then generating 500
-    # characters)
-    image_speeds target1_step_speed
-    timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \
-        --backends jax,torch --dtype mixed_bfloat16 --rounds "$ROUNDS" \
-        --block-types fused --jit-compile true --generate "$CHARACTERS" \
-        "${NANOGPT[@]}" > "$OUT/target1_gpt.jsonl" 2> "$OUT/target1_gpt.err"
+    # characters), then the DCGAN and the VAE
+    timeout "$T1_LIMIT" "$PY" benchmarks/gpt_step_speed.py \
+        --recipe "$RECIPE" --backends jax,torch --dtype mixed_bfloat16 \
+        --rounds "$ROUNDS" --block-types fused --jit-compile true \
+        --generate "$CHARACTERS" "${NANOGPT[@]}" \
+        > "$OUT/target1_gpt.jsonl" 2> "$OUT/target1_gpt.err"
     echo "target1_gpt: exit $?"
+    image_speeds "$T1_LIMIT" target1_step_speed
 fi
 if [[ $PARTS == *,images,* ]]; then
     # --batch-end both: fit as it is (StopOnDivergence async_safe since
     # 2026-12-02), and with the batch-end logs read on fit's thread (before)
-    image_speeds step_speed --batch-end both
+    image_speeds "$LIMIT" step_speed --batch-end both
 fi
 if [[ $PARTS == *,gpt,* ]]; then
     timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \

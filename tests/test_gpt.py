@@ -210,6 +210,16 @@ def test_mixed_bfloat16_trains_and_generates():
     assert np.isfinite(history["loss"][0])
     sample = gpt.generate("A", max_new_tokens=20, seed=0)
     assert len(sample) == 21 and set(sample) <= set(gpt.vocabulary)
+    # the cached steps compute as the model's call: logits in the same
+    # dtype (float32, from the float32 tied table), the same values
+    ids = np.asarray([gpt.encode_text(text[:16])], "int32")
+    full = gpt(ids)
+    cached, _ = gpt.call_with_cache(ids, gpt.empty_cache(1), 0)
+    assert (keras.backend.standardize_dtype(cached.dtype)
+            == keras.backend.standardize_dtype(full.dtype) == "float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(cached),
+                               keras.ops.convert_to_numpy(full),
+                               rtol=2e-2, atol=2e-2)
 
 
 def test_bad_input_messages(trained):
@@ -463,12 +473,14 @@ def test_backend_ops_decode_and_generate_as_the_keras_ops(monkeypatch,
     assert own_text == keras_text
 
 
-def test_backend_ops_read_a_lora_token_table(monkeypatch):
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_backend_ops_read_a_lora_token_table(monkeypatch, dtype):
     """With LoRA on the token embedding, the backend's ops (PyTorch) read
-    the table with its low-rank update, as the Keras layers do."""
+    the table with its low-rank update, as the Keras layers do (under a
+    mixed policy: cast to the compute dtype, as `Embedding` reads it)."""
     zoo_backend = _own_ops_or_skip()
     keras.utils.set_random_seed(0)
-    gpt = MiniGPT(list("abcdefghij"), **SMALL)
+    gpt = MiniGPT(list("abcdefghij"), dtype=dtype, **SMALL)
     ids = np.random.default_rng(2).integers(0, 10, (2, 16)).astype("int32")
     gpt.embedding.token_embedding.enable_lora(2)
     before = keras.ops.convert_to_numpy(gpt(ids))  # its B starts at zero

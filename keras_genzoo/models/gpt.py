@@ -28,7 +28,8 @@ import numpy as np
 
 import keras
 from keras import ops
-from keras.src.backend.common.variables import AutocastScope as _AutocastScope
+from keras.src.backend import AutocastScope as _AutocastScope
+from keras.src.backend import get_autocast_scope as _get_autocast_scope
 
 from keras_genzoo import backend
 from keras_genzoo.layers.transformer import CausalSelfAttentionBlock
@@ -53,10 +54,10 @@ class _CompiledLoops:
 
 
 def _as_stored(read):
-    """`read()` (a layer's variables) as stored, past a mixed precision
-    policy's autocast: what a layer with `autocast=False` reads in its own
-    call. Keras' public API has no such read from outside the layer; this
-    is the `AutocastScope(None)` its `Layer.__call__` enters."""
+    """`read()` (a layer's variables) past a mixed precision policy's
+    autocast, as a layer with `autocast=False` reads them in its own call.
+    Keras' public API has no such read from outside the layer; this is the
+    `AutocastScope(None)` its `Layer.__call__` enters (Keras 3.15)."""
     with _AutocastScope(None):
         return ops.convert_to_tensor(read())
 
@@ -94,7 +95,7 @@ class MiniGPT(CharLanguageModel):
     compiled with `jit_compile=True` (fused blocks, any float policy,
     no quantization) compiles its steps (the next token with the
     cache, and past the context) with `torch.compile` at its first
-    `generate`: 2.93 -> 1.84 ms per character on a 2-core CPU after 5-9 s
+    `generate`: 2.93 -> 1.84 ms per character on a 2-core CPU after 5-18 s
     of compilation (see the Performance page).
 
     Args:
@@ -268,8 +269,9 @@ class MiniGPT(CharLanguageModel):
 
     def _token_table(self):
         # the `embeddings` property (the variable, or with LoRA enabled the
-        # variable plus its low-rank update) as Keras' `Embedding` reads it:
-        # as stored (a layer with `autocast=False`, whose variable is not)
+        # variable plus its low-rank update, cast to the compute dtype) as
+        # Keras' `Embedding` reads it in its own call (a layer with
+        # `autocast=False`, whose variable is not)
         return _as_stored(lambda: self.embedding.token_embedding.embeddings)
 
     def _embed(self, ids, start_index=0):
@@ -308,13 +310,14 @@ class MiniGPT(CharLanguageModel):
         Returns:
             `(logits, cache)` with the cache updated at those positions.
         """
-        # computed as the model's call computes: under a mixed policy
-        # Keras' `Layer.__call__` enters an autocast scope for the model,
-        # which this method is not a call of. Without it the tied head
-        # (a layer with `autocast=False`, called outside any scope) would
-        # read its table cast to the compute dtype here and as stored in
-        # `__call__` (Keras 3.15)
-        if self.compute_dtype == self.variable_dtype:
+        # computed as the model's call computes: under a mixed policy (or
+        # inside another autocast scope) Keras' `Layer.__call__` enters an
+        # autocast scope for the model, which this method is not a call
+        # of. Without it the tied head (a layer with `autocast=False`,
+        # called outside any scope) would read its table cast to the
+        # compute dtype here and as stored in `__call__` (Keras 3.15)
+        if (self.compute_dtype == self.variable_dtype
+                and _get_autocast_scope() is None):
             return self._call_with_cache(ids, cache, index)
         with _AutocastScope(self.compute_dtype):
             return self._call_with_cache(ids, cache, index)
