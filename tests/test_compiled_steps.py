@@ -333,32 +333,3 @@ def test_a_traced_backward_leaves_dynamo_interned_constants_alone():
                      constant.CONSTANT_VARIABLE_TRUE,
                      constant.CONSTANT_VARIABLE_FALSE):
         assert interned.source is None, interned.source
-
-
-@torch_only
-def test_a_compiled_step_without_layer_guards_follows_the_variables():
-    """The zoo compiles Keras' step without dynamo's guards on the layers
-    (traced once per model, as `jax.jit` traces it) and checks instead, at
-    each step, which variables the model trains: a layer frozen after a
-    compiled `fit` stays as it is at the next `fit`, as eagerly; and two
-    models of one class but other sizes each run their own graph."""
-    images = np.random.default_rng(1).integers(0, 256, (8, 8, 8, 1), "uint8")
-
-    def vae(latent_dim):
-        return VAE(latent_dim=latent_dim, filters=(4, 8),
-                   image_shape=(8, 8, 1), seed=0)
-
-    eager, compiled = _eager_and_compiled(lambda: vae(2), (None, 8, 8, 1))
-    # another size, compiled and trained in between
-    other = vae(3)
-    other.compile(jit_compile=True)
-    for model in (eager, compiled, other):
-        model.fit(images, epochs=1, batch_size=4, shuffle=False, verbose=0)
-    for model in (eager, compiled):
-        model.encoder.trainable = False
-    frozen = [_n(v) for v in compiled.encoder.weights]
-    for model in (eager, other, compiled):
-        model.fit(images, epochs=1, batch_size=4, shuffle=False, verbose=0)
-    for before, variable in zip(frozen, compiled.encoder.weights):
-        np.testing.assert_array_equal(_n(variable), before)
-    _assert_same_variables(eager, compiled)

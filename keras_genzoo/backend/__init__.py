@@ -66,10 +66,8 @@ Exports:
   compiled step runs where Keras' seeded draws (as PyTorch custom ops
   drawing the same numbers) and its binary cross-entropy are traceable and
   dynamo traces `backward()`, so that a step is one graph (with
-  `prepare_variables` giving batch normalisation traceable axes), compiled
-  once per model without dynamo's guards on the layers (checking them
-  took ~1.4-2.7 ms per GAN step), the model's variables checked at each
-  step instead; `fn` as it is elsewhere.
+  `prepare_variables` giving batch normalisation traceable axes); `fn` as
+  it is elsewhere.
 - `group_normalization(x, groups, gamma, beta, epsilon)`: group
   normalisation over the last axis in one op, where the backend has one
   (PyTorch's `group_norm`); `None` on TensorFlow and JAX, which have no

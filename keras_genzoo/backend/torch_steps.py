@@ -904,14 +904,6 @@ def traceable_steps():
     return _TRACEABLE
 
 
-def _variables_signature(model):
-    """Which variables `model` trains and which it keeps: what a compiled
-    step's graph was traced with (a layer frozen or unfrozen, LoRA enabled,
-    a quantized kernel change it)."""
-    return (tuple(map(id, model.trainable_variables)),
-            tuple(map(id, model.non_trainable_variables)))
-
-
 def wrap_step_function(model, fn):
     """Keras' train, test or predict function of `model`, as the zoo runs
     it: a function that `torch.compile` compiled (the model was compiled
@@ -928,21 +920,6 @@ def wrap_step_function(model, fn):
     graph: 6.8 against 19.7 eager and 3.4 on JAX (a faster CPU that
     evening).
 
-    The step is compiled again here, from a copy of its code of its own,
-    without dynamo's guards on the model's layers
-    (`torch.compiler.skip_guard_on_all_nn_modules_unsafe`): Keras' layer
-    calls read some 23,000 attributes in a GAN's step, and checking them
-    before every step took 1.4-2.7 ms there (dynamo's own figure) of a
-    7-11 ms step at batch 2 (about 25 % of it, measured 2026-12-03). The
-    step is then traced once per model, as `jax.jit` and `tf.function`
-    trace Keras' step (tensors in Python attributes are still read at each
-    step; Python numbers are read at the trace, as there). What guards on
-    the layers would have caught is checked here instead, at each step:
-    which variables the model trains and keeps (a layer frozen, LoRA
-    enabled, a kernel quantized), and a change compiles the step again.
-    The data's shapes and dtypes and the global settings keep their
-    guards.
-
     Args:
         model: the model the function belongs to.
         fn: the function Keras made (`model.train_function`, ...), or
@@ -951,13 +928,10 @@ def wrap_step_function(model, fn):
     Returns:
         A callable with the signature of `fn`, or `fn`.
     """
+    del model
     if (fn is None or getattr(fn, "_genzoo_traceable", False)
             or not hasattr(fn, "_torchdynamo_orig_callable")):
         return fn
-    skip_layer_guards = getattr(torch.compiler,
-                                "skip_guard_on_all_nn_modules_unsafe", None)
-    original = fn._torchdynamo_orig_callable
-    compiled = {"signature": None, "fn": fn}
 
     def as_tensors(value):
         if isinstance(value, np.ndarray):
@@ -966,18 +940,8 @@ def wrap_step_function(model, fn):
 
     def run(*args, **kwargs):
         args, kwargs = keras.tree.map_structure(as_tensors, (args, kwargs))
-        if skip_layer_guards is not None:
-            signature = _variables_signature(model)
-            if signature != compiled["signature"]:
-                # a code object of its own: dynamo keeps its graphs per
-                # code object, and without the guards on `self` another
-                # model's step could run this one's graph
-                compiled["fn"] = torch.compile(
-                    _with_own_code(original),
-                    options={"guard_filter_fn": skip_layer_guards})
-                compiled["signature"] = signature
         with traceable_steps():
-            return compiled["fn"](*args, **kwargs)
+            return fn(*args, **kwargs)
 
     run._genzoo_traceable = True
     return run
