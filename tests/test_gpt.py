@@ -457,17 +457,17 @@ def test_backend_ops_decode_and_generate_as_the_keras_ops(monkeypatch,
             logits, cache = gpt.call_with_cache(ids[:, i:i + 1], cache,
                                                 index)
             outputs.append(logits)
-        return [keras.ops.convert_to_numpy(keras.ops.cast(t, "float32"))
-                for t in outputs + [cache]] + [
-                    [str(t.dtype) for t in outputs + [cache]]]
+        tensors = outputs + [cache]
+        return ([keras.ops.convert_to_numpy(keras.ops.cast(t, "float32"))
+                 for t in tensors], [str(t.dtype) for t in tensors])
 
     def text():
         return gpt.generate("ROMEO:", max_new_tokens=40, seed=4)
 
-    own, own_text = decode(), text()
+    (own, own_dtypes), own_text = decode(), text()
     _without_own_ops(monkeypatch, zoo_backend)
-    keras_ops, keras_text = decode(), text()
-    assert own.pop() == keras_ops.pop()  # dtypes
+    (keras_ops, keras_dtypes), keras_text = decode(), text()
+    assert own_dtypes == keras_dtypes
     for a, b in zip(own, keras_ops):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert own_text == keras_text
