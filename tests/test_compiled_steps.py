@@ -333,3 +333,112 @@ def test_a_traced_backward_leaves_dynamo_interned_constants_alone():
                      constant.CONSTANT_VARIABLE_TRUE,
                      constant.CONSTANT_VARIABLE_FALSE):
         assert interned.source is None, interned.source
+
+
+def _compiled_step(model):
+    """The zoo's compiled PyTorch step behind `model.train_function`."""
+    return model.train_function._genzoo_step
+
+
+def _code_of(step):
+    """The code object `step` compiles (a copy of Keras' own)."""
+    compiled = step._compiled._torchdynamo_orig_callable
+    return getattr(compiled, "__func__", compiled).__code__
+
+
+class _Branchy(keras.layers.Layer):
+    """Its input, after a Python `if` on a tensor: a graph break in any
+    compiled step."""
+
+    def call(self, x):
+        if keras.ops.any(keras.ops.isnan(x)):
+            return keras.ops.zeros_like(x)
+        return x
+
+
+def _gan_with_a_graph_break(label_smoothing):
+    generator = keras.Sequential([
+        keras.Input((4,)), keras.layers.Dense(28 * 28, activation="sigmoid"),
+        keras.layers.Reshape((28, 28, 1))])
+    discriminator = keras.Sequential([
+        keras.Input((28, 28, 1)), keras.layers.Flatten(), _Branchy(),
+        keras.layers.Dense(1)])
+    return GAN(generator=generator, discriminator=discriminator,
+               label_smoothing=label_smoothing, seed=0)
+
+
+def _small_gan(label_smoothing):
+    return GAN(latent_dim=4, generator_filters=(8, 4),
+               discriminator_filters=(4, 8), label_smoothing=label_smoothing,
+               seed=0)
+
+
+@torch_only
+@pytest.mark.parametrize("graph_break", [False, True])
+def test_same_size_models_keep_their_own_compiled_steps(mnist, graph_break):
+    """Two GANs of the same size that differ only in a Python number
+    (`label_smoothing`), compiled in one process: each trains as its eager
+    twin. A step is traced once per model, without dynamo's guards on the
+    layers, from a code copy of its own. A step with a graph break (here a
+    user network's Python `if` on a tensor; also `mixed_float16`'s loss
+    scale `cond`) is compiled again with all of dynamo's guards: with the
+    filter there, dynamo would compile Keras' shared inner functions
+    without guards on the model, and the second GAN could run the first
+    one's graph. Each model's compiled versions are dropped with it."""
+    import gc
+    import weakref
+
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    make = _gan_with_a_graph_break if graph_break else _small_gan
+    pairs = [_eager_and_compiled(lambda smoothing=smoothing: make(smoothing),
+                                 (None, 28, 28, 1))
+             for smoothing in (0.0, 0.3)]
+    images = mnist[0][:8]
+    for batch in (images[:4], images[4:]):
+        for eager, compiled in pairs:
+            eager_logs = eager.train_on_batch(batch, return_dict=True)
+            compiled_logs = compiled.train_on_batch(batch, return_dict=True)
+            for key in eager_logs:
+                np.testing.assert_allclose(compiled_logs[key],
+                                           eager_logs[key], rtol=1e-4,
+                                           atol=1e-5)
+    for eager, compiled in pairs:
+        _assert_same_variables(eager, compiled)
+    steps = [_compiled_step(compiled) for _, compiled in pairs]
+    assert [step._filtered for step in steps] == [not graph_break] * 2
+    codes = [_code_of(step) for step in steps]
+    assert codes[0] is not codes[1]
+    if not graph_break:  # one graph each, in its own code's cache
+        assert [len(_debug_get_cache_entry_list(c)) for c in codes] == [1, 1]
+    alive = weakref.ref(pairs[0][1])
+    del pairs, steps, eager, compiled
+    gc.collect()
+    assert alive() is None
+    assert not _debug_get_cache_entry_list(codes[0])
+
+
+@torch_only
+def test_a_frozen_layer_traces_the_compiled_step_again(mnist):
+    """Dynamo no longer guards the layers' attributes: a layer frozen
+    between two steps (without `compile()`) changes which variables the
+    model trains, and the step is traced again, as eagerly."""
+    import torch
+
+    eager, compiled = _eager_and_compiled(ADVERSARIAL["dcgan"],
+                                          (None, 28, 28, 1))
+    images = mnist[0][:12]
+    eager.train_on_batch(images[:4])
+    compiled.train_on_batch(images[:4])
+    for model in (eager, compiled):
+        model.generator.layers[1].trainable = False
+    frozen = [_n(v) for v in compiled.generator.layers[1].weights]
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    for batch in (images[4:8], images[8:]):
+        eager.train_on_batch(batch)
+        compiled.train_on_batch(batch)
+    assert counters["stats"]["unique_graphs"] == 1
+    for before, variable in zip(frozen, compiled.generator.layers[1].weights):
+        np.testing.assert_array_equal(_n(variable), before)
+    _assert_same_variables(eager, compiled)

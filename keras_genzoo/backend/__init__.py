@@ -66,7 +66,9 @@ Exports:
   compiled step runs where Keras' seeded draws (as PyTorch custom ops
   drawing the same numbers) and its binary cross-entropy are traceable and
   dynamo traces `backward()`, so that a step is one graph (with
-  `prepare_variables` giving batch normalisation traceable axes); `fn` as
+  `prepare_variables` giving batch normalisation traceable axes), traced
+  once per model without dynamo's guards on its layers (the variables it
+  trains, keeps and updates are checked before each step instead); `fn` as
   it is elsewhere.
 - `group_normalization(x, groups, gamma, beta, epsilon)`: group
   normalisation over the last axis in one op, where the backend has one

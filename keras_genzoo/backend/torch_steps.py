@@ -2,9 +2,11 @@
 
 import contextlib
 import math
+import operator
 import threading
 import types
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -904,6 +906,121 @@ def traceable_steps():
     return _TRACEABLE
 
 
+def _layer_guard_filter(entries):
+    """Dynamo's guards on a compiled step, less those on the model's layers
+    (`torch.compiler.skip_guard_on_all_nn_modules_unsafe`), but keeping
+    those on the `.grad` of a variable: Keras' `train_step` calls
+    `zero_grad()`, which reads whether each `.grad` is `None`, and a graph
+    traced where they were must be traced again where they are not."""
+    keep = torch.compiler.skip_guard_on_all_nn_modules_unsafe(entries)
+    return [kept or entry.name.endswith(".grad")
+            for kept, entry in zip(keep, entries)]
+
+
+def _variables_signature(model):
+    """The variables a compiled step's graph was traced with, by group:
+    which the model trains and which it keeps (a layer frozen or unfrozen,
+    LoRA enabled, a kernel quantized change them), its optimizer's and its
+    metrics' (`compile()` again, an optimizer built again)."""
+    optimizer = getattr(model, "optimizer", None)
+    groups = (model.trainable_variables, model.non_trainable_variables,
+              [] if optimizer is None else optimizer.variables,
+              model.metrics_variables)
+    return (tuple(map(len, groups)),
+            tuple(variable for group in groups for variable in group))
+
+
+def _same_signature(ours, theirs):
+    """Whether two `_variables_signature`s hold the same variables (by
+    identity: a variable compares by value in Keras)."""
+    return (theirs is not None and ours[0] == theirs[0]
+            and all(map(operator.is_, ours[1], theirs[1])))
+
+
+class _CompiledStep:
+    """Keras' step function `fn` of `model` (its `one_step_on_data`),
+    compiled by `torch.compile` from a copy of its code of its own, as one
+    graph (`fullgraph=True`) without dynamo's guards on the model's layers
+    (`_layer_guard_filter`).
+
+    Why: Keras' layer calls read some 23,000 Python attributes in a small
+    GAN's step, and dynamo checks a guard on each before every step:
+    1.4-2.7 ms per step by dynamo's own measure (`GAN()`, a 2-core CPU,
+    2026-12-03), where JAX's whole DCGAN step took 2.8 ms on an H100. Here
+    the step's graph is traced once per model and data shape, as `jax.jit`
+    and `tf.function` trace Keras' step: what the layers hold as Python
+    values (a dropout rate, a loss weight) is read at the trace, and
+    tensors (variables, seed states) at every step. What guards on the
+    layers would catch is checked here instead, before each step: which
+    variables the model, its optimizer and its metrics hold, and in which
+    group (`_variables_signature`); on a change the step is traced again.
+    The data's shapes and dtypes, global settings and the `.grad` of each
+    variable keep their guards.
+
+    Safe only because the graph is the whole step: dynamo then compiles
+    no other function (Keras' `train_step`, `Layer.__call__`, shared by
+    every model) under this filter, which would let one model run
+    another's graph. A step dynamo cannot trace as one graph (a graph
+    break: `mixed_float16`'s loss-scale `cond`, a network with a Python
+    `if` on a tensor) raises `Unsupported` at its trace, before anything
+    ran, and is then compiled for good with all of dynamo's guards, as
+    Keras compiles it. The copy's compiled versions are released when it
+    is replaced and when the model is freed.
+    """
+
+    def __init__(self, model, fn):
+        self._model = weakref.ref(model)
+        self._fn = fn
+        self._signature = None
+        self._filtered = hasattr(torch.compiler,
+                                 "skip_guard_on_all_nn_modules_unsafe")
+        self._compiled = None
+        self._finalizer = None
+        if not self._filtered:
+            self._compile(filtered=False)
+
+    def _compile(self, filtered):
+        self._release()
+        copy = _with_own_code(self._fn)
+        if filtered:
+            self._compiled = torch.compile(
+                copy, fullgraph=True,
+                options={"guard_filter_fn": _layer_guard_filter})
+        else:
+            self._compiled = torch.compile(copy)
+        code = getattr(copy, "__func__", copy).__code__
+        self._finalizer = weakref.finalize(self._model(), _reset_code, code)
+        self._finalizer.atexit = False
+
+    def _release(self):
+        if self._finalizer is not None:
+            self._finalizer()
+            self._finalizer = None
+
+    def __call__(self, *args, **kwargs):
+        if self._filtered:
+            signature = _variables_signature(self._model())
+            if not _same_signature(signature, self._signature):
+                self._compile(filtered=True)
+                self._signature = signature
+            try:
+                return self._compiled(*args, **kwargs)
+            except torch._dynamo.exc.Unsupported:
+                # a graph break, found at the trace (nothing ran)
+                self._filtered = False
+                self._signature = None
+                self._compile(filtered=False)
+        return self._compiled(*args, **kwargs)
+
+
+def _reset_code(code):
+    """Drops dynamo's compiled versions of `code` (kept on the code object
+    for as long as it lives, and it may outlive the model)."""
+    reset = getattr(torch._dynamo, "reset_code", None)
+    if reset is not None:
+        reset(code)
+
+
 def wrap_step_function(model, fn):
     """Keras' train, test or predict function of `model`, as the zoo runs
     it: a function that `torch.compile` compiled (the model was compiled
@@ -920,6 +1037,11 @@ def wrap_step_function(model, fn):
     graph: 6.8 against 19.7 eager and 3.4 on JAX (a faster CPU that
     evening).
 
+    The step is compiled once per model, as one graph, without dynamo's
+    guards on the model's layers (`_CompiledStep`: checking them took
+    1.1-1.2 ms of a 10-12 ms `GAN()` step at batch 2 here, 2026-12-03);
+    a step that breaks the graph is compiled as Keras compiles it.
+
     Args:
         model: the model the function belongs to.
         fn: the function Keras made (`model.train_function`, ...), or
@@ -928,10 +1050,10 @@ def wrap_step_function(model, fn):
     Returns:
         A callable with the signature of `fn`, or `fn`.
     """
-    del model
     if (fn is None or getattr(fn, "_genzoo_traceable", False)
             or not hasattr(fn, "_torchdynamo_orig_callable")):
         return fn
+    step = _CompiledStep(model, fn._torchdynamo_orig_callable)
 
     def as_tensors(value):
         if isinstance(value, np.ndarray):
@@ -941,7 +1063,8 @@ def wrap_step_function(model, fn):
     def run(*args, **kwargs):
         args, kwargs = keras.tree.map_structure(as_tensors, (args, kwargs))
         with traceable_steps():
-            return fn(*args, **kwargs)
+            return step(*args, **kwargs)
 
     run._genzoo_traceable = True
+    run._genzoo_step = step
     return run
