@@ -32,7 +32,8 @@
 #   step_speed.jsonl      DCGAN and VAE images/s, JAX and PyTorch, each
 #                         with Keras' batch-end dispatch async and sync,
 #                         then PyTorch with jit_compile=True (each update
-#                         one graph since 2026-12-02);
+#                         one graph since 2026-12-02), without and with
+#                         dynamo's guards on the layers;
 #   host_syncs.jsonl      PyTorch's waits for the GPU per fit step (DCGAN,
 #                         VAE, WGAN-GP, MiniGPT) and per generated
 #                         character, eager and with jit_compile=True;
@@ -67,17 +68,17 @@ if [ "${GPU_CHECKS_SMOKE:-0}" = 1 ]; then
 fi
 PARTS=",${GPU_CHECKS_PARTS:-images,gpt,generate,syncs},"
 # DCGAN and VAE images/s on JAX and PyTorch, then on PyTorch with
-# jit_compile=True (each update one graph since 2026-12-02), into
-# $OUT/$2.jsonl, each call limited to $1 s; the other arguments go to the
-# first call
+# jit_compile=True (each update one graph since 2026-12-02) and
+# --layer-guards $3, into $OUT/$2.jsonl, each call limited to $1 s; the
+# other arguments go to the first call
 image_speeds() {
-    local limit=$1 name=$2
-    shift 2
+    local limit=$1 name=$2 guards=$3
+    shift 3
     timeout "$limit" "$PY" benchmarks/step_speed.py --backends jax,torch \
         --batches "$BATCHES" "$@" > "$OUT/$name.jsonl" 2> "$OUT/$name.err"
     echo "$name: exit $?"
     timeout "$limit" "$PY" benchmarks/step_speed.py --backends torch \
-        --jit-compile true --batches "$BATCHES" \
+        --jit-compile true --layer-guards "$guards" --batches "$BATCHES" \
         >> "$OUT/$name.jsonl" 2>> "$OUT/$name.err"
     echo "$name, torch.compile: exit $?"
 }
@@ -92,12 +93,15 @@ if [[ $PARTS == *,target1,* ]]; then
         --generate "$CHARACTERS" "${NANOGPT[@]}" \
         > "$OUT/target1_gpt.jsonl" 2> "$OUT/target1_gpt.err"
     echo "target1_gpt: exit $?"
-    image_speeds "$T1_LIMIT" target1_step_speed
+    image_speeds "$T1_LIMIT" target1_step_speed default
 fi
 if [[ $PARTS == *,images,* ]]; then
     # --batch-end both: fit as it is (StopOnDivergence async_safe since
     # 2026-12-02), and with the batch-end logs read on fit's thread (before)
-    image_speeds "$LIMIT" step_speed --batch-end both
+    # --layer-guards both: compiled PyTorch steps as the zoo compiles them
+    # (without dynamo's guards on the layers, since 2026-12-03), then as
+    # Keras does
+    image_speeds "$LIMIT" step_speed both --batch-end both
 fi
 if [[ $PARTS == *,gpt,* ]]; then
     timeout "$LIMIT" "$PY" benchmarks/gpt_step_speed.py --recipe "$RECIPE" \

@@ -25,6 +25,8 @@ every row says `sync`.
         --group-norm both --batches 4
     python benchmarks/step_speed.py --backends torch --jit-compile true
     python benchmarks/step_speed.py --backends jax,torch --batch-end both
+    python benchmarks/step_speed.py --backends torch --jit-compile true \
+        --layer-guards both  # with and without dynamo's guards on layers
     python benchmarks/step_speed.py --backends jax,torch --batch-size 2 \
         --batches 40    # the time per step that is not arithmetic
 
@@ -49,12 +51,18 @@ NO_FUSED_GROUP_NORM = 3
 
 
 def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
-            batch_end="async", batch_size=128):
+            batch_end="async", batch_size=128, layer_guards="default"):
     import keras
     import numpy as np
 
     from keras_genzoo import GAN, VAE, WGANGP, DiffusionModel
     from keras_genzoo import backend as zoo_backend
+
+    compiled_torch = (keras.backend.backend() == "torch"
+                      and jit_compile is True)
+    if layer_guards == "keras" and compiled_torch:
+        from keras_genzoo.backend import torch_steps
+        torch_steps.SKIP_LAYER_GUARDS = False
 
     if by_phases is not None:
         zoo_backend.TRANSPOSED_CONV_BY_PHASES = by_phases
@@ -97,6 +105,10 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
         # TensorFlow's Keras never dispatches the batch hooks to a thread
         "batch_end": ("sync" if keras.backend.backend() == "tensorflow"
                       else batch_end),
+        # PyTorch with jit_compile=True: the zoo's compiled step without
+        # dynamo's guards on the layers, or with them (as Keras compiles)
+        "layer_guards": ((layer_guards if layer_guards == "keras"
+                          else "skipped") if compiled_torch else None),
         "batch_size": batch_size,
         "first_fit_2_steps_s": round(first_s, 1),
         "ms_per_step": round(1000 * seconds / batches, 1),
@@ -119,18 +131,23 @@ def main():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batch-end", default="async",
                         choices=["async", "sync", "both"])
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--layer-guards", default="default",
+                        choices=["default", "keras", "both"],
+                        help="PyTorch with --jit-compile true: the zoo's "
+                        "compiled step (default: without dynamo's guards on "
+                        "the layers) or Keras' (keras: with them)")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.batches < 1 or args.batch_size < 1:
         parser.error("--batches and --batch-size must be at least 1")
     jit = {"true": True, "false": False, "auto": "auto", None: None}[
         args.jit_compile]
     if args.child:
-        model_name, path, norm, batch_end = args.child
+        model_name, path, norm, batch_end, guards = args.child
         by_phases = {"default": None, "keras": False, "phases": True}[path]
         print(json.dumps(run_one(model_name, by_phases, args.batches, jit,
                                  None if norm == "default" else norm,
-                                 batch_end, args.batch_size)),
+                                 batch_end, args.batch_size, guards)),
               flush=True)
         return
     paths = (["keras", "phases"] if args.transposed_conv == "both"
@@ -140,12 +157,15 @@ def main():
     batch_ends = (["sync", "async"] if args.batch_end == "both"
                   else [args.batch_end])
     for backend in filter(None, args.backends.split(",")):
+        guards = (["default", "keras"] if args.layer_guards == "both"
+                  and backend == "torch" and jit is True
+                  else [args.layer_guards])
         for model_name in args.models.split(","):
-            for path, norm, batch_end in itertools.product(
+            for path, norm, batch_end, guard in itertools.product(
                     paths, norms, batch_ends
-                    if backend != "tensorflow" else batch_ends[:1]):
+                    if backend != "tensorflow" else batch_ends[:1], guards):
                 command = [sys.executable, __file__, "--child",
-                           model_name, path, norm, batch_end,
+                           model_name, path, norm, batch_end, guard,
                            "--batches", str(args.batches),
                            "--batch-size", str(args.batch_size)]
                 if args.jit_compile:

@@ -110,11 +110,32 @@ def test_step_speed_benchmark_runs_both_transposed_conv_paths():
     for row in rows:
         assert row["backend"] == keras.backend.backend()
         assert row["images_per_s"] > 0 and row["ms_per_step"] > 0
+        assert row["layer_guards"] is None  # not a compiled PyTorch step
     if fused is None:  # the parent skips a child that exits so
         with pytest.raises(SystemExit) as exit_info:
             module.run_one("vae", None, batches=1, jit_compile=None,
                            group_norm="fused")
         assert exit_info.value.code == module.NO_FUSED_GROUP_NORM
+
+
+def test_step_speed_benchmark_compiles_pytorch_steps_as_keras_does():
+    """`--layer-guards keras`: the compiled PyTorch step keeps dynamo's
+    guards on the layers, as Keras' own `jit_compile=True` does."""
+    import keras
+
+    if keras.backend.backend() != "torch":
+        pytest.skip("compiled steps without layer guards are PyTorch's")
+    from keras_genzoo.backend import torch_steps
+
+    module = _load("step_speed")
+    try:
+        row = module.run_one("vae", None, batches=1, jit_compile=True,
+                             batch_size=2, layer_guards="keras")
+        assert not torch_steps.SKIP_LAYER_GUARDS
+    finally:
+        torch_steps.SKIP_LAYER_GUARDS = True
+    assert row["layer_guards"] == "keras" and row["jit_compile"] is True
+    assert row["ms_per_step"] > 0
 
 
 def test_tf_data_teardown_benchmark_trial():

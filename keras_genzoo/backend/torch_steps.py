@@ -906,6 +906,12 @@ def traceable_steps():
     return _TRACEABLE
 
 
+# Whether compiled steps skip dynamo's guards on the layers (`_CompiledStep`);
+# False compiles them as Keras does (benchmarks/step_speed.py's
+# `--layer-guards keras` measures the difference)
+SKIP_LAYER_GUARDS = True
+
+
 def _layer_guard_filter(entries):
     """Dynamo's guards on a compiled step, less those on the model's layers
     (`torch.compiler.skip_guard_on_all_nn_modules_unsafe`), but keeping
@@ -943,12 +949,13 @@ class _CompiledStep:
     graph (`fullgraph=True`) without dynamo's guards on the model's layers
     (`_layer_guard_filter`).
 
-    Why: Keras' layer calls read some 23,000 Python attributes in a small
-    GAN's step, and dynamo checks a guard on each before every step:
-    1.4-2.7 ms per step by dynamo's own measure (`GAN()`, a 2-core CPU,
-    2026-12-03), where JAX's whole DCGAN step took 2.8 ms on an H100. Here
-    the step's graph is traced once per model and data shape, as `jax.jit`
-    and `tf.function` trace Keras' step: what the layers hold as Python
+    Why: Keras' layer calls read many Python attributes, and dynamo checks
+    a guard on each before every step: 22,973 guards in a `GAN()` step,
+    1.5-1.6 ms to check by dynamo's own measure (a 2-core CPU,
+    2026-12-03), 0.45-0.5 ms without those on the layers; JAX's whole
+    DCGAN step took 2.8 ms on an H100. Here the step's graph is traced
+    once per model and data shape, as `jax.jit` and `tf.function` trace
+    Keras' step: what the layers hold as Python
     values (a dropout rate, a loss weight) is read at the trace, and
     tensors (variables, seed states) at every step. What guards on the
     layers would catch is checked here instead, before each step: which
@@ -972,8 +979,8 @@ class _CompiledStep:
         self._model = weakref.ref(model)
         self._fn = fn
         self._signature = None
-        self._filtered = hasattr(torch.compiler,
-                                 "skip_guard_on_all_nn_modules_unsafe")
+        self._filtered = SKIP_LAYER_GUARDS and hasattr(
+            torch.compiler, "skip_guard_on_all_nn_modules_unsafe")
         self._compiled = None
         self._finalizer = None
         if not self._filtered:
@@ -1039,7 +1046,7 @@ def wrap_step_function(model, fn):
 
     The step is compiled once per model, as one graph, without dynamo's
     guards on the model's layers (`_CompiledStep`: checking them took
-    1.1-1.2 ms of a 10-12 ms `GAN()` step at batch 2 here, 2026-12-03);
+    about 1 ms of an 11 ms `GAN()` step at batch 2 here, 2026-12-03);
     a step that breaks the graph is compiled as Keras compiles it.
 
     Args:
