@@ -442,3 +442,55 @@ def test_a_frozen_layer_traces_the_compiled_step_again(mnist):
     for before, variable in zip(frozen, compiled.generator.layers[1].weights):
         np.testing.assert_array_equal(_n(variable), before)
     _assert_same_variables(eager, compiled)
+
+
+@torch_only
+def test_an_error_in_a_step_keeps_it_and_a_hard_limit_falls_back(mnist):
+    """An exception while dynamo traces the step reaches the caller as
+    itself (dynamo reports it as `Unsupported`), and the step stays as the
+    zoo compiles it. Dynamo's recompile limit, a hard error under
+    `fullgraph=True`, compiles the step as Keras does, which trains on."""
+    import torch
+
+    eager, compiled = _eager_and_compiled(ADVERSARIAL["dcgan"],
+                                          (None, 28, 28, 1))
+    for model in (eager, compiled):  # the same draws before the error
+        model.make_train_function()
+        with pytest.raises(ValueError):  # the discriminator's input shape
+            model.train_function(
+                [keras.ops.zeros((4, 14, 14, 1), dtype="uint8")])
+    assert _compiled_step(compiled)._filtered
+    images = mnist[0][:8]
+    # the same images as floats in [0, 1]: a new dtype, a recompile
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for batch in (images[:4], images[4:].astype("float32") / 255.0):
+            eager_logs = eager.train_on_batch(batch, return_dict=True)
+            compiled_logs = compiled.train_on_batch(batch, return_dict=True)
+    assert not _compiled_step(compiled)._filtered
+    for key in eager_logs:
+        np.testing.assert_allclose(compiled_logs[key], eager_logs[key],
+                                   rtol=1e-4, atol=1e-5)
+    _assert_same_variables(eager, compiled)
+
+
+@torch_only
+def test_a_replaced_compiled_step_drops_its_compiled_versions():
+    """`compile()` again makes Keras' step anew: the zoo's compiled
+    version of the one it replaces is dropped then, not with the model."""
+    import torch
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+    def one_step_on_data(data):
+        return model(data[0])
+
+    codes = []
+    for _ in range(2):
+        step = backend.wrap_step_function(model,
+                                          torch.compile(one_step_on_data))
+        np.testing.assert_allclose(
+            _n(step([keras.ops.ones((4, 3))])),
+            _n(model(keras.ops.ones((4, 3)))), rtol=1e-6)
+        codes.append(_code_of(step._genzoo_step))
+    assert [len(_debug_get_cache_entry_list(c)) for c in codes] == [0, 1]

@@ -915,9 +915,10 @@ SKIP_LAYER_GUARDS = True
 def _layer_guard_filter(entries):
     """Dynamo's guards on a compiled step, less those on the model's layers
     (`torch.compiler.skip_guard_on_all_nn_modules_unsafe`), but keeping
-    those on the `.grad` of a variable: Keras' `train_step` calls
-    `zero_grad()`, which reads whether each `.grad` is `None`, and a graph
-    traced where they were must be traced again where they are not."""
+    those on the `.grad` of a variable: a step that adds its gradients to
+    the last step's (no `zero_grad()`) is traced again once they exist.
+    (Keras' `train_step` sets them to `None` first, so it would not need
+    them.)"""
     keep = torch.compiler.skip_guard_on_all_nn_modules_unsafe(entries)
     return [kept or entry.name.endswith(".grad")
             for kept, entry in zip(keep, entries)]
@@ -972,52 +973,89 @@ class _CompiledStep:
     `if` on a tensor) raises `Unsupported` at its trace, before anything
     ran, and is then compiled for good with all of dynamo's guards, as
     Keras compiles it. The copy's compiled versions are released when it
-    is replaced and when the model is freed.
+    is replaced (a retrace, `compile()` again) and when the model is
+    freed.
     """
 
     def __init__(self, model, fn):
         self._model = weakref.ref(model)
         self._fn = fn
+        # what drops the compiled versions of the model's step of this kind
+        # (train, test, predict): those of the step this one replaces
+        # (`compile()` again) go now
+        key = getattr(fn, "__func__", fn).__code__
+        self._finalizers = _FINALIZERS.setdefault(model, {}).setdefault(
+            key, [])
+        self._release()
         self._signature = None
         self._filtered = SKIP_LAYER_GUARDS and hasattr(
             torch.compiler, "skip_guard_on_all_nn_modules_unsafe")
         self._compiled = None
-        self._finalizer = None
-        if not self._filtered:
-            self._compile(filtered=False)
 
     def _compile(self, filtered):
-        self._release()
+        """`(compiled, finalizer)`: a new code copy of the step, compiled,
+        and what drops its compiled versions (at the latest with the
+        model)."""
         copy = _with_own_code(self._fn)
         if filtered:
-            self._compiled = torch.compile(
+            compiled = torch.compile(
                 copy, fullgraph=True,
                 options={"guard_filter_fn": _layer_guard_filter})
         else:
-            self._compiled = torch.compile(copy)
+            compiled = torch.compile(copy)
         code = getattr(copy, "__func__", copy).__code__
-        self._finalizer = weakref.finalize(self._model(), _reset_code, code)
-        self._finalizer.atexit = False
+        finalizer = weakref.finalize(self._model(), _reset_code, code)
+        finalizer.atexit = False
+        return compiled, finalizer
+
+    def _use(self, compiled, finalizer):
+        self._release()
+        self._compiled = compiled
+        self._finalizers.append(finalizer)
 
     def _release(self):
-        if self._finalizer is not None:
-            self._finalizer()
-            self._finalizer = None
+        while self._finalizers:
+            self._finalizers.pop()()
 
     def __call__(self, *args, **kwargs):
-        if self._filtered:
-            signature = _variables_signature(self._model())
-            if not _same_signature(signature, self._signature):
-                self._compile(filtered=True)
-                self._signature = signature
+        if not self._filtered:
+            if self._compiled is None:
+                self._use(*self._compile(filtered=False))
+            return self._compiled(*args, **kwargs)
+        signature = _variables_signature(self._model())
+        if not _same_signature(signature, self._signature):
+            self._use(*self._compile(filtered=True))
+            self._signature = signature
+        try:
+            return self._compiled(*args, **kwargs)
+        except _NOT_ONE_GRAPH:
+            # found at the trace, before anything ran: a graph break, or
+            # dynamo's recompile limit (a hard error under fullgraph=True),
+            # or an error of the step itself (an exception while tracing
+            # comes as `Unsupported` too): the step as Keras compiles it
+            # then raises that error, and the filtered one is tried again
+            compiled, finalizer = self._compile(filtered=False)
             try:
-                return self._compiled(*args, **kwargs)
-            except torch._dynamo.exc.Unsupported:
-                # a graph break, found at the trace (nothing ran)
-                self._filtered = False
-                self._signature = None
-                self._compile(filtered=False)
-        return self._compiled(*args, **kwargs)
+                result = compiled(*args, **kwargs)
+            except BaseException:
+                finalizer()
+                raise
+        self._filtered = False
+        self._signature = None
+        self._use(compiled, finalizer)
+        return result
+
+
+# what dynamo raises, under fullgraph=True, for a step it will not compile
+# as one graph
+_NOT_ONE_GRAPH = tuple(
+    error for error in (getattr(torch._dynamo.exc, name, None) for name in (
+        "Unsupported", "UserError", "FailOnRecompileLimitHit"))
+    if error is not None)
+
+# each model's `weakref.finalize`s of its compiled steps' code copies, by the
+# code of Keras' step they copy (a finalizer holds the model weakly)
+_FINALIZERS = weakref.WeakKeyDictionary()
 
 
 def _reset_code(code):
