@@ -956,9 +956,9 @@ class _CompiledStep:
     2026-12-03), 0.45-0.5 ms without those on the layers; JAX's whole
     DCGAN step took 2.8 ms on an H100. Here the step's graph is traced
     once per model and data shape, as `jax.jit` and `tf.function` trace
-    Keras' step: what the layers hold as Python
-    values (a dropout rate, a loss weight) is read at the trace, and
-    tensors (variables, seed states) at every step. What guards on the
+    Keras' step: what the layers hold as Python values (a dropout rate, a
+    loss weight) is read at the trace, and tensors (variables, seed
+    states) at every step. What guards on the
     layers would catch is checked here instead, before each step: which
     variables the model, its optimizer and its metrics hold, and in which
     group (`_variables_signature`); on a change the step is traced again.
@@ -972,7 +972,9 @@ class _CompiledStep:
     break: `mixed_float16`'s loss-scale `cond`, a network with a Python
     `if` on a tensor) raises `Unsupported` at its trace, before anything
     ran, and is then compiled for good with all of dynamo's guards, as
-    Keras compiles it. The copy's compiled versions are released when it
+    Keras compiles it (so is a step that reaches dynamo's recompile
+    limit; an error of the step itself is raised by that compile, and the
+    filtered step is kept). The copy's compiled versions are released when it
     is replaced (a retrace, `compile()` again) and when the model is
     freed.
     """
