@@ -60,9 +60,9 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
 
     compiled_torch = (keras.backend.backend() == "torch"
                       and jit_compile is True)
-    if layer_guards == "keras" and compiled_torch:
+    if compiled_torch:
         from keras_genzoo.backend import torch_steps
-        torch_steps.SKIP_LAYER_GUARDS = False
+        torch_steps.SKIP_LAYER_GUARDS = layer_guards != "keras"
 
     if by_phases is not None:
         zoo_backend.TRANSPOSED_CONV_BY_PHASES = by_phases
@@ -92,6 +92,9 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
     model.fit(images, batch_size=batch_size, epochs=1, verbose=0,
               callbacks=callbacks)
     seconds = time.perf_counter() - start
+    # what the step ran with: a step that fell back to Keras' compile (a
+    # graph break) keeps every guard
+    step = getattr(model.train_function, "_genzoo_step", None)
     return {
         "benchmark": "step_speed",
         "backend": keras.backend.backend(),
@@ -107,8 +110,8 @@ def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
                       else batch_end),
         # PyTorch with jit_compile=True: the zoo's compiled step without
         # dynamo's guards on the layers, or with them (as Keras compiles)
-        "layer_guards": ((layer_guards if layer_guards == "keras"
-                          else "skipped") if compiled_torch else None),
+        "layer_guards": (("skipped" if getattr(step, "_filtered", False)
+                          else "keras") if compiled_torch else None),
         "batch_size": batch_size,
         "first_fit_2_steps_s": round(first_s, 1),
         "ms_per_step": round(1000 * seconds / batches, 1),

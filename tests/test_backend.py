@@ -190,9 +190,11 @@ def test_run_sampler_writes_keras_hub_samplers_text(kind, jit_compile):
         sampler = sampler_for(5)
         run = backend.compile_inference(
             model, lambda p, c, i: loop(sampler, p, c, i), sampler.variables)
-        # twice: the sampler's seed moves on between calls
+        # twice: the sampler's seed moves on between calls (and its state
+        # after them, as keras-hub's, last)
         return [ops.convert_to_numpy(run(ops.convert_to_tensor(prompt),
-                                         cache, start)) for _ in range(2)]
+                                         cache, start)) for _ in range(2)] + [
+            [ops.convert_to_numpy(v) for v in sampler.variables]]
 
     # keras-hub's own loop, compiled the same way (TensorFlow's draws
     # under XLA are not its eager ones): on PyTorch a Python `while`
@@ -206,6 +208,7 @@ def test_run_sampler_writes_keras_hub_samplers_text(kind, jit_compile):
         counters.clear()
     got = compiled(lambda sampler, p, c, i: backend.run_sampler(
         model, sampler, next_fn, p, cache=c, index=i))
+    np.testing.assert_array_equal(got.pop(), expected.pop())
     for ours, theirs in zip(got, expected):
         np.testing.assert_array_equal(ours, theirs)
         assert (ours[:, :3] == prompt[:, :3]).all()
@@ -215,6 +218,50 @@ def test_run_sampler_writes_keras_hub_samplers_text(kind, jit_compile):
         compiles = jit_compile and kind != "beam"
         assert counters["stats"]["unique_graphs"] == int(compiles)
         assert not counters["graph_break"], dict(counters["graph_break"])
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_run_sampler_stopped_by_an_error_moves_the_seed_as_keras_hub(
+        jit_compile):
+    """A sampling loop stopped by an error in `next_fn` leaves the
+    sampler's seed where keras-hub's loop leaves it (on PyTorch the seed
+    is held on the host during the loop and written back at its end), and
+    the sampler then draws as keras-hub's."""
+    if keras.backend.backend() != "torch":
+        pytest.skip("elsewhere keras-hub's loop is traced once (JAX) or is "
+                    "keras-hub's own: no seed held on the host")
+    pytest.importorskip("keras_hub")
+    from keras_genzoo.sampling import make_sampler
+
+    table = ops.convert_to_tensor(
+        np.random.default_rng(2).normal(size=(5, 5)), "float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(jit_compile=jit_compile)
+
+    def run(loop):
+        sampler = make_sampler(top_k=3, seed=4, vocabulary_size=5)
+        calls = []
+
+        def next_fn(prompt, cache, index):
+            calls.append(1)
+            if len(calls) == 4:  # the fourth step of the first loop
+                raise RuntimeError("stop")
+            previous = ops.take(prompt, ops.reshape(index - 1, (1,)), axis=1)
+            return ops.take(table, previous[:, 0], axis=0), None, cache
+
+        prompt = ops.ones((2, 8), "int32")
+        with pytest.raises(RuntimeError, match="stop"):
+            loop(sampler, next_fn, prompt)
+        after = sampler(next_fn, prompt, index=1, model=model)
+        return ([ops.convert_to_numpy(v) for v in sampler.variables],
+                ops.convert_to_numpy(after))
+
+    ours = run(lambda sampler, next_fn, prompt: backend.run_sampler(
+        model, sampler, next_fn, prompt, index=1))
+    theirs = run(lambda sampler, next_fn, prompt: sampler(
+        next_fn, prompt, index=1, model=model))
+    np.testing.assert_array_equal(ours[0][0], theirs[0][0])
+    np.testing.assert_array_equal(ours[1], theirs[1])
 
 
 def test_run_sampler_frees_a_sampler_and_its_compiled_step():

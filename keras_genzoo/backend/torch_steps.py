@@ -470,6 +470,56 @@ def _runs_keras_hubs_body(sampler):
             and kind.get_next_token is not Sampler.get_next_token)
 
 
+def _keras_hubs_seed(sampler):
+    """The `SeedGenerator` of one of keras-hub's random, top-k and top-p
+    samplers, whose step draws once from it (`keras.random.categorical`),
+    or `None` for any other sampler."""
+    from keras.src.random.seed_generator import SeedGenerator
+    from keras_hub.src.samplers.random_sampler import RandomSampler
+    from keras_hub.src.samplers.sampler import Sampler
+    from keras_hub.src.samplers.top_k_sampler import TopKSampler
+    from keras_hub.src.samplers.top_p_sampler import TopPSampler
+
+    kind = type(sampler)
+    theirs = {RandomSampler.get_next_token, TopKSampler.get_next_token,
+              TopPSampler.get_next_token}
+    if (kind.get_next_token not in theirs
+            or kind.compute_probabilities is not Sampler.compute_probabilities):
+        return None
+    seed = getattr(sampler, "seed_generator", None)
+    if (type(seed) is not SeedGenerator
+            or not isinstance(seed.state.value, torch.Tensor)):
+        return None
+    return seed
+
+
+@contextlib.contextmanager
+def _seeds_on_host(seed):
+    """Holds `seed`'s state (a `SeedGenerator`'s, or `None`) on the host
+    while it lasts, where `traceable_steps()`' `categorical` draws from it
+    and moves it on as Keras does (`keras_genzoo::host_seeded_categorical`):
+    Keras' draws read their seed on the host (it seeds a `torch.Generator`
+    with an int), which on a GPU is a wait for the device at every token.
+    The state is read once here and written back once at the end."""
+    if seed is None or not _TRACEABLE.replaces("categorical"):
+        yield
+        return
+    state = seed.state
+    host = seed.__dict__.get("_genzoo_host_buffer")
+    if host is None or host.dtype != state.value.dtype:
+        # one tensor per seed generator, kept: a compiled step reads it as
+        # an input of its graph
+        host = seed._genzoo_host_buffer = torch.empty(
+            state.value.shape, dtype=state.value.dtype, device="cpu")
+    host.copy_(state.value)
+    seed._genzoo_host_state = host
+    try:
+        yield
+    finally:
+        seed._genzoo_host_state = None
+        state.assign(host.to(state.value.device))
+
+
 def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
     """keras-hub's `sampler(next_fn, prompt, cache=cache, index=index,
     model=model)` (without `mask` and `stop_token_ids`): fills `prompt`
@@ -486,9 +536,12 @@ def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
     in `traceable_steps()`, where keras-hub's `categorical` draw is a
     custom op drawing Keras' numbers (the context is process-wide while it
     lasts: see there). Tests check on a CPU that the text is keras-hub's,
-    token for token. A seeded draw still reads its seed on the host (Keras
-    seeds a `torch.Generator` with an int); greedy sampling reads nothing
-    per token. `next_fn` should read `prompt` and `index` without a slice
+    token for token. keras-hub's random, top-k and top-p samplers draw
+    from their seed's state held on the host for the loop (`_seeds_on_host`:
+    Keras seeds a `torch.Generator` with an int, read on the host at every
+    draw), so that neither they nor greedy sampling read the device per
+    token; the loop then runs in `traceable_steps()` for an eager model
+    too. `next_fn` should read `prompt` and `index` without a slice
     at a tensor position (e.g. `keras.ops.take`), which PyTorch reads on
     the host. A sampler with a loop of its own (beam, contrastive,
     speculative) runs as it is.
@@ -524,8 +577,10 @@ def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
         # automatic dynamic ones after the second
         step = sampler._genzoo_compiled_step = torch.compile(
             _with_own_code(_sampler_step(sampler)), dynamic=False)
-    context = traceable_steps() if compiled else contextlib.nullcontext()
-    with torch.no_grad(), context:
+    seed = _keras_hubs_seed(sampler)
+    context = (traceable_steps() if compiled or seed is not None
+               else contextlib.nullcontext())
+    with torch.no_grad(), context, _seeds_on_host(seed):
         for _ in range(prompt.shape[-1] - int(index)):
             logits, _, cache = next_fn(prompt, cache, index)
             prompt, index = step(prompt, logits, index)
@@ -595,6 +650,21 @@ def _define_ops():
         return torch.multinomial(torch.softmax(logits, dim=-1), num_samples,
                                  replacement=True, generator=_generator(seed))
 
+    @torch.library.custom_op("keras_genzoo::host_seeded_categorical",
+                             mutates_args=("state",))
+    def _host_seeded_categorical(state: torch.Tensor, logits: torch.Tensor,
+                                 num_samples: int) -> torch.Tensor:
+        # `_seeded_categorical` of Keras' `SeedGenerator.next()` on a seed
+        # state held on the host (`_SeedsOnHost`): reading it does not wait
+        # for the device. Keras' int32 sum, its `& 0xFFFFFFFF` and its
+        # generator on the device the draw runs on
+        first, second = state.tolist()
+        state.add_(torch.tensor([0, 1], dtype=state.dtype))
+        generator = torch.Generator(device=logits.device)
+        generator.manual_seed((first + second) & 0xFFFFFFFF)
+        return torch.multinomial(torch.softmax(logits, dim=-1), num_samples,
+                                 replacement=True, generator=generator)
+
     @_seeded_normal.register_fake
     def _(seed, shape, mean, stddev, dtype):
         return torch.empty(shape, dtype=dtype, device=seed.device)
@@ -613,6 +683,11 @@ def _define_ops():
 
     @_seeded_categorical.register_fake
     def _(seed, logits, num_samples):
+        return logits.new_empty((*logits.shape[:-1], num_samples),
+                                dtype=torch.int64)
+
+    @_host_seeded_categorical.register_fake
+    def _(state, logits, num_samples):
         return logits.new_empty((*logits.shape[:-1], num_samples),
                                 dtype=torch.int64)
 
@@ -684,6 +759,13 @@ def _traceable_keras():
         if (get_device() == "meta" or not isinstance(num_samples, int)
                 or isinstance(num_samples, bool)):
             return own["categorical"](logits, num_samples, dtype, seed)
+        host = (getattr(seed, "_genzoo_host_state", None)
+                if isinstance(seed, SeedGenerator) else None)
+        if host is not None:
+            # a sampler's seed inside `run_sampler` (`_SeedsOnHost`)
+            return torch.ops.keras_genzoo.host_seeded_categorical(
+                host, convert_to_tensor(logits), num_samples).type(
+                    to_torch_dtype(dtype))
         return torch.ops.keras_genzoo.seeded_categorical(
             seed_tensor(seed), convert_to_tensor(logits), num_samples).type(
                 to_torch_dtype(dtype))
@@ -868,6 +950,12 @@ class _TraceableSteps:
                     raise
             self._depth += 1
         return self
+
+    def replaces(self, name):
+        """Whether Keras' function `name` (e.g. "categorical") is replaced
+        while this context is active."""
+        return any(replaced == name and callable(replacement)
+                   for _, replaced, replacement in self._replacements or ())
 
     def _restore(self):
         for (module, name, _), original in zip(self._replacements,
