@@ -483,8 +483,9 @@ def _keras_hubs_seed(sampler):
     kind = type(sampler)
     theirs = {RandomSampler.get_next_token, TopKSampler.get_next_token,
               TopPSampler.get_next_token}
-    if (kind.get_next_token not in theirs
-            or kind.compute_probabilities is not Sampler.compute_probabilities):
+    own_probabilities = (kind.compute_probabilities
+                         is Sampler.compute_probabilities)
+    if kind.get_next_token not in theirs or not own_probabilities:
         return None
     seed = getattr(sampler, "seed_generator", None)
     if (type(seed) is not SeedGenerator
