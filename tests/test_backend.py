@@ -264,6 +264,46 @@ def test_run_sampler_stopped_by_an_error_moves_the_seed_as_keras_hub(
     np.testing.assert_array_equal(ours[1], theirs[1])
 
 
+def test_run_sampler_inside_a_step_of_another_draws_as_keras_hub():
+    """PyTorch: a `run_sampler` called inside a step of another one with
+    the same sampler (its seed already held on the host) draws from the
+    same host copy: the texts and the seed afterwards are keras-hub's
+    own loops' nested the same way."""
+    if keras.backend.backend() != "torch":
+        pytest.skip("only PyTorch holds a sampler's seed on the host")
+    pytest.importorskip("keras_hub")
+    from keras_genzoo.sampling import make_sampler
+
+    table = ops.convert_to_tensor(
+        np.random.default_rng(3).normal(size=(5, 5)), "float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+
+    def run(loop):
+        sampler = make_sampler(top_k=3, seed=6, vocabulary_size=5)
+        inner = []
+
+        def next_fn(prompt, cache, index):
+            if len(inner) == 0 and int(index) == 3:
+                inner.append(loop(sampler, plain_next, ops.ones((2, 6),
+                                                                "int32")))
+            return plain_next(prompt, cache, index)
+
+        def plain_next(prompt, cache, index):
+            previous = ops.take(prompt, ops.reshape(index - 1, (1,)), axis=1)
+            return ops.take(table, previous[:, 0], axis=0), None, cache
+
+        outer = loop(sampler, next_fn, ops.ones((2, 8), "int32"))
+        return [ops.convert_to_numpy(x) for x in (outer, inner[0],
+                                                  *sampler.variables)]
+
+    ours = run(lambda sampler, next_fn, prompt: backend.run_sampler(
+        model, sampler, next_fn, prompt, index=1))
+    theirs = run(lambda sampler, next_fn, prompt: sampler(
+        next_fn, prompt, index=1, model=model))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_run_sampler_frees_a_sampler_and_its_compiled_step():
     """PyTorch, `jit_compile=True`: the sampler's compiled step lives as
     long as the sampler (a model compiled again makes new samplers)."""

@@ -269,3 +269,21 @@ def test_run_sampler_reads_nothing_on_the_host_per_token():
             del writes[:]
             count(keras_hubs, 23)
             assert len(writes) == 20
+            # during the loop the state on the device stays, and the
+            # draws move the host's copy on, one per token
+            seen = []
+
+            def watching(prompt, cache, index, sampler=sampler):
+                seed = sampler.seed_generator
+                seen.append((ops.convert_to_numpy(seed.state.value),
+                             seed._genzoo_host_state.numpy().copy(),
+                             seed._genzoo_host_state.device.type))
+                return next_fn(prompt, cache, index)
+
+            backend.run_sampler(model, sampler, watching,
+                                ops.ones((2, 8), "int32"), index=3)
+            devices, hosts, kinds = zip(*seen)
+            assert all((d == devices[0]).all() for d in devices)
+            np.testing.assert_array_equal(
+                [h[1] - hosts[0][1] for h in hosts], range(5))
+            assert set(kinds) == {"cpu"}

@@ -48,10 +48,10 @@ Exports:
 - `run_sampler(model, sampler, next_fn, prompt, cache, index)`: keras-hub's
   `sampler(next_fn, prompt, ...)` inside a compiled inference function:
   keras-hub's own loop on TensorFlow and JAX (compiled whole); on PyTorch a
-  loop that reads nothing of the device per token (keras-hub's samplers
-  draw from their seed's state held on the host), whose sampler part
-  (probabilities, draw, the token written) `torch.compile` compiles for a
-  model compiled with `jit_compile=True`.
+  loop that itself reads nothing of the device per token (keras-hub's
+  samplers draw from their seed's state held on the host), whose sampler
+  part (probabilities, draw, the token written) `torch.compile` compiles
+  for a model compiled with `jit_compile=True`.
 - `ema_update(step, averages, variables, decay)`: an exponential moving
   average written with `StepOps` alone (in `common`).
 - `check_distribution()`: a `ValueError` where a `keras.distribution` is

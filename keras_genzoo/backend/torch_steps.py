@@ -502,7 +502,10 @@ def _seeds_on_host(seed):
     Keras' draws read their seed on the host (it seeds a `torch.Generator`
     with an int), which on a GPU is a wait for the device at every token.
     The state is read once here and written back once at the end."""
-    if seed is None or not _TRACEABLE.replaces("categorical"):
+    if (seed is None or not _TRACEABLE.replaces("categorical")
+            or getattr(seed, "_genzoo_host_state", None) is not None):
+        # (already held: a `run_sampler` inside another's step, or in
+        # another thread, draws from the same host copy)
         yield
         return
     state = seed.state
@@ -540,9 +543,10 @@ def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
     token for token. keras-hub's random, top-k and top-p samplers draw
     from their seed's state held on the host for the loop (`_seeds_on_host`:
     Keras seeds a `torch.Generator` with an int, read on the host at every
-    draw), so that neither they nor greedy sampling read the device per
-    token; the loop then runs in `traceable_steps()` for an eager model
-    too. `next_fn` should read `prompt` and `index` without a slice
+    draw), so that the loop itself reads nothing of the device per token,
+    greedy or seeded (counted on a CPU; on a GPU `benchmarks/host_syncs.py`
+    counts CUDA's waits); the loop then runs in `traceable_steps()` for an
+    eager model too. `next_fn` should read `prompt` and `index` without a slice
     at a tensor position (e.g. `keras.ops.take`), which PyTorch reads on
     the host. A sampler with a loop of its own (beam, contrastive,
     speculative) runs as it is.
@@ -656,7 +660,7 @@ def _define_ops():
     def _host_seeded_categorical(state: torch.Tensor, logits: torch.Tensor,
                                  num_samples: int) -> torch.Tensor:
         # `_seeded_categorical` of Keras' `SeedGenerator.next()` on a seed
-        # state held on the host (`_SeedsOnHost`): reading it does not wait
+        # state held on the host (`_seeds_on_host`): reading it does not wait
         # for the device. Keras' int32 sum, its `& 0xFFFFFFFF` and its
         # generator on the device the draw runs on
         first, second = state.tolist()
@@ -726,6 +730,13 @@ def _traceable_keras():
                 or type(seed).next is not SeedGenerator.next
                 or not isinstance(seed.state.value, torch.Tensor)):
             return draw_seed(seed).to(get_device())
+        host = getattr(seed, "_genzoo_host_state", None)
+        if host is not None:
+            # another draw from a sampler's seed held on the host by
+            # `run_sampler` (`_seeds_on_host`): from the host copy too
+            value = host * 1
+            host.add_(torch.tensor([0, 1], dtype=host.dtype))
+            return value.to(get_device())
         value = seed.state.value * 1
         seed.state.assign(value + torch.tensor([0, 1], dtype=value.dtype,
                                                device=value.device))
@@ -763,7 +774,7 @@ def _traceable_keras():
         host = (getattr(seed, "_genzoo_host_state", None)
                 if isinstance(seed, SeedGenerator) else None)
         if host is not None:
-            # a sampler's seed inside `run_sampler` (`_SeedsOnHost`)
+            # a sampler's seed inside `run_sampler` (`_seeds_on_host`)
             return torch.ops.keras_genzoo.host_seeded_categorical(
                 host, convert_to_tensor(logits), num_samples).type(
                     to_torch_dtype(dtype))
@@ -840,6 +851,34 @@ def _check_same_numbers(replacements):
         if theirs.dtype != ours.dtype or not torch.allclose(
                 theirs.float(), ours.float(), rtol=1e-6, atol=0.0):
             raise RuntimeError(f"{name} differs from Keras' own")
+    from keras.src.random.seed_generator import SeedGenerator
+
+    seeded = {"normal": lambda f, seed: f((3, 4), 0.5, 2.0, None, seed),
+              "categorical": lambda f, seed: f(
+                  torch.tensor([[0.5, -1.0, 2.0]]), 64, "int32", seed)}
+
+    def draws(function, draw, host):
+        # two draws from a `SeedGenerator`, its state on the device or held
+        # on the host (`_seeds_on_host`), and its state after them
+        generator = SeedGenerator(16)
+        if host:
+            generator._genzoo_host_state = generator.state.value.cpu().clone()
+        values = [draw(function, generator) for _ in range(2)]
+        state = (generator._genzoo_host_state if host
+                 else generator.state.value)
+        return [*values, state.cpu()]
+
+    for module, name, replacement in replacements:
+        if name not in seeded:
+            continue
+        theirs = draws(getattr(module, name), seeded[name], host=False)
+        for host in (False, True):
+            ours = draws(replacement, seeded[name], host)
+            if not all(torch.allclose(a.float(), b.float(), rtol=1e-6,
+                                      atol=0.0)
+                       for a, b in zip(theirs, ours)):
+                raise RuntimeError(f"{name} from a seed generator differs "
+                                   f"from Keras' own")
 
 
 def _dynamo_traced_backward():
