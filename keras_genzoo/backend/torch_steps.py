@@ -608,12 +608,22 @@ def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
 # and draw the same numbers; the cross-entropy reads the MPS check once.
 
 
-def _generator(seed):
+def _generator(seed, device=None):
     """The `torch.Generator` Keras' `torch_seed_generator` makes of `seed`
-    (a `(2,)` int32 seed tensor)."""
-    generator = torch.Generator(device=seed.device)
+    (a `(2,)` int32 seed tensor), on `device` (default: the seed's)."""
+    generator = torch.Generator(device=seed.device if device is None
+                                else device)
     generator.manual_seed(int(seed[0] + seed[1]) & 0xFFFFFFFF)
     return generator
+
+
+def _next_host_seed(state):
+    """Keras' `SeedGenerator.next()` on a seed state held on the host
+    (`_seeds_on_host`): the seed to draw with, and the state moved on by
+    `[0, 1]`, without waiting for the device."""
+    value = state * 1
+    state.add_(torch.tensor([0, 1], dtype=state.dtype))
+    return value
 
 
 def _define_ops():
@@ -659,16 +669,13 @@ def _define_ops():
                              mutates_args=("state",))
     def _host_seeded_categorical(state: torch.Tensor, logits: torch.Tensor,
                                  num_samples: int) -> torch.Tensor:
-        # `_seeded_categorical` of Keras' `SeedGenerator.next()` on a seed
-        # state held on the host (`_seeds_on_host`): reading it does not wait
-        # for the device. Keras' int32 sum, its `& 0xFFFFFFFF` and its
-        # generator on the device the draw runs on
-        first, second = state.tolist()
-        state.add_(torch.tensor([0, 1], dtype=state.dtype))
-        generator = torch.Generator(device=logits.device)
-        generator.manual_seed((first + second) & 0xFFFFFFFF)
-        return torch.multinomial(torch.softmax(logits, dim=-1), num_samples,
-                                 replacement=True, generator=generator)
+        # `_seeded_categorical` of a seed state held on the host
+        # (`_seeds_on_host`), moved on here: reading it does not wait for
+        # the device. Keras' generator is on the device the draw runs on
+        seed = _next_host_seed(state)
+        return torch.multinomial(
+            torch.softmax(logits, dim=-1), num_samples, replacement=True,
+            generator=_generator(seed, logits.device))
 
     @_seeded_normal.register_fake
     def _(seed, shape, mean, stddev, dtype):
@@ -734,9 +741,7 @@ def _traceable_keras():
         if host is not None:
             # another draw from a sampler's seed held on the host by
             # `run_sampler` (`_seeds_on_host`): from the host copy too
-            value = host * 1
-            host.add_(torch.tensor([0, 1], dtype=host.dtype))
-            return value.to(get_device())
+            return _next_host_seed(host).to(get_device())
         value = seed.state.value * 1
         seed.state.assign(value + torch.tensor([0, 1], dtype=value.dtype,
                                                device=value.device))
