@@ -720,6 +720,7 @@ def _traceable_keras():
         get_device,
         to_torch_dtype,
     )
+    from keras.src.layers.layer import Layer
     from keras.src.random.seed_generator import SeedGenerator, draw_seed
 
     _define_ops()
@@ -823,12 +824,27 @@ def _traceable_keras():
         return torch.nn.functional.binary_cross_entropy(
             output, target, reduction="none")
 
+    def losses(self):
+        # Keras 3.15's `Layer.losses`, but it tests `_losses_override` (a
+        # Keras `TrackedList`, a `list` subclass) with `len()`: dynamo in
+        # PyTorch 2.11 takes an empty one as true, so a compiled step's
+        # `model.losses` was always `[]`, every regularization and
+        # `add_loss` term lost (and `ops.sum(model.losses)` failed)
+        if len(self._losses_override):
+            return self._losses_override
+        losses = self._get_own_losses()
+        for layer in self._flatten_layers(include_self=False):
+            losses.extend(layer._get_own_losses())
+        losses.extend(self._get_regularization_losses())
+        return losses
+
     replacements = [(keras_random, "normal", normal),
                     (keras_random, "uniform", uniform),
                     (keras_random, "randint", randint),
                     (keras_random, "dropout", dropout),
                     (keras_random, "categorical", categorical),
-                    (keras_nn, "binary_crossentropy", binary_crossentropy)]
+                    (keras_nn, "binary_crossentropy", binary_crossentropy),
+                    (Layer, "losses", property(losses))]
     _check_same_numbers(replacements)
     return replacements
 
@@ -851,6 +867,9 @@ def _check_same_numbers(replacements):
         "binary_crossentropy": lambda f: f(target, logits, True),
     }
     for module, name, replacement in replacements:
+        if name == "losses":
+            _check_same_losses(getattr(module, name), replacement)
+            continue
         theirs = calls[name](getattr(module, name))
         ours = calls[name](replacement)
         if theirs.dtype != ours.dtype or not torch.allclose(
@@ -886,14 +905,38 @@ def _check_same_numbers(replacements):
                                    f"from Keras' own")
 
 
+def _check_same_losses(theirs, ours):
+    """Raises a `RuntimeError` unless the property `ours` lists the losses
+    that Keras' `Layer.losses` (`theirs`) lists, for a model with a
+    regularized layer in a nested layer and an `add_loss` term."""
+    import keras
+
+    class Penalized(keras.layers.Layer):
+        def call(self, x):
+            self.add_loss(keras.ops.sum(x))
+            return x
+
+    inner = keras.Sequential([
+        keras.layers.Dense(2, kernel_regularizer=keras.regularizers.L2(0.5),
+                           kernel_initializer="ones"),
+        Penalized()])
+    model = keras.Sequential([keras.Input((3,)), inner])
+    model(torch.ones((1, 3)))
+    expected = [float(loss.detach()) for loss in theirs.fget(model)]
+    found = [float(loss.detach()) for loss in ours.fget(model)]
+    if len(expected) != 2 or found != expected:
+        raise RuntimeError(f"losses differ from Keras' own: {found} against "
+                           f"{expected}")
+
+
 def _dynamo_traced_backward():
     """Settings under which dynamo traces `backward()` into the step's
     graph, as `(module, name, value)` triples; raises where this PyTorch
     has no such setting.
 
-    `torch._dynamo.config.trace_autograd_ops` (PyTorch 2.13) turns
-    `loss.backward()` into `torch.autograd.grad` and gradient accumulation
-    inside the graph. PyTorch 2.13 has a bug that Keras' own `train_step`
+    `torch._dynamo.config.trace_autograd_ops` (PyTorch 2.11 and 2.13)
+    turns `loss.backward()` into `torch.autograd.grad` and gradient
+    accumulation inside the graph. PyTorch 2.13 has a bug that Keras' own `train_step`
     meets: it sets each `.grad` to `None` (`zero_grad()`) before
     `backward()`, whose traced form then reads each `.grad`, and reading a
     `.grad` that was set to `None` in the traced frame writes that frame's
@@ -917,7 +960,11 @@ def _dynamo_traced_backward():
         return settings
     variable_class = tensor.TensorVariable
     for name in ("method_attr_grad", "method_attr_requires_grad"):
-        read = getattr(variable_class, name)
+        # PyTorch 2.11 has no `method_attr_grad` (its `.grad` reads go
+        # through `dynamic_getattr` and leave the interned `None` alone)
+        read = getattr(variable_class, name, None)
+        if read is None:
+            continue
 
         def fresh(self, tx, read=read):
             result = read(self, tx)
@@ -1045,6 +1092,24 @@ def traceable_steps():
 SKIP_LAYER_GUARDS = True
 
 
+def _guard_filter_frees_models():
+    """Whether this PyTorch lets a model go whose step was compiled with a
+    `guard_filter_fn` (what skips the layers' guards).
+
+    PyTorch 2.11 keeps it for good: the guards it builds to filter hold the
+    model in the cache entry on the step's code object, which the garbage
+    collector cannot see, so every compiled model stayed in memory (a
+    `GAN()` checked 2026-12-03; without the filter it was freed). 2.13
+    frees it. 2.12 was not tried and is treated as 2.11: there the steps
+    are compiled as Keras compiles them.
+    """
+    release = torch.__version__.split("+")[0].split(".")
+    try:
+        return (int(release[0]), int(release[1])) >= (2, 13)
+    except (IndexError, ValueError):
+        return False
+
+
 def _layer_guard_filter(entries):
     """Dynamo's guards on a compiled step, less those on the model's layers
     (`torch.compiler.skip_guard_on_all_nn_modules_unsafe`), but keeping
@@ -1109,7 +1174,8 @@ class _CompiledStep:
     limit; an error of the step itself is raised by that compile, and the
     filtered step is kept). The copy's compiled versions are released when it
     is replaced (a retrace, `compile()` again) and when the model is
-    freed.
+    freed. On a PyTorch older than 2.13 the step is compiled with all of
+    dynamo's guards from the start (`_guard_filter_frees_models`).
     """
 
     def __init__(self, model, fn):
@@ -1123,8 +1189,9 @@ class _CompiledStep:
             key, [])
         self._release()
         self._signature = None
-        self._filtered = SKIP_LAYER_GUARDS and hasattr(
+        self._filtered = (SKIP_LAYER_GUARDS and hasattr(
             torch.compiler, "skip_guard_on_all_nn_modules_unsafe")
+            and _guard_filter_frees_models())
         self._compiled = None
 
     def _compile(self, filtered):
