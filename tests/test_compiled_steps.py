@@ -305,6 +305,39 @@ def test_another_keras_keeps_its_own_draws_with_a_warning(monkeypatch):
 
 
 @torch_only
+def test_the_replacements_check_leaves_the_names_of_your_layers_alone():
+    """The check of the replacements before their first use (it builds a
+    small Keras model) takes none of the automatic layer names: a model
+    made afterwards is named as it would be without it."""
+    from keras_genzoo.backend import torch_steps
+
+    uids = [keras.backend.get_uid(prefix)
+            for prefix in ("dense", "sequential", "input_layer")]
+    with torch_steps._TraceableSteps():  # makes and checks them anew
+        pass
+    assert [keras.backend.get_uid(prefix) for prefix in (
+        "dense", "sequential", "input_layer")] == [uid + 1 for uid in uids]
+
+
+@torch_only
+def test_the_losses_check_tells_a_list_without_the_terms():
+    """`Layer.losses` is replaced only by a property that lists what Keras'
+    lists: one that misses the regularization or the `add_loss` term is
+    refused."""
+    from keras.src.layers.layer import Layer
+
+    from keras_genzoo.backend import torch_steps
+
+    own = Layer.losses
+    torch_steps._check_same_losses(own, own)
+    for wrong in (lambda self: [],
+                  lambda self: self._get_regularization_losses(),
+                  lambda self: own.fget(self)[:1]):
+        with pytest.raises(RuntimeError, match="losses differ"):
+            torch_steps._check_same_losses(own, property(wrong))
+
+
+@torch_only
 def test_replacements_that_draw_other_numbers_are_not_used(monkeypatch):
     """The replacements are checked against Keras' own functions before
     they are used: a Keras that seeds its generator another way keeps its

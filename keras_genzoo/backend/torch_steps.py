@@ -916,11 +916,18 @@ def _check_same_losses(theirs, ours):
             self.add_loss(keras.ops.sum(x))
             return x
 
+    # named, so that the names Keras gives the user's layers stay as they
+    # would be without this check
     inner = keras.Sequential([
+        keras.Input((3,), name="genzoo_check_inner_input"),
         keras.layers.Dense(2, kernel_regularizer=keras.regularizers.L2(0.5),
-                           kernel_initializer="ones"),
-        Penalized()])
-    model = keras.Sequential([keras.Input((3,)), inner])
+                           kernel_initializer="ones",
+                           name="genzoo_check_dense"),
+        Penalized(name="genzoo_check_penalized")],
+        name="genzoo_check_inner")
+    model = keras.Sequential(
+        [keras.Input((3,), name="genzoo_check_input"), inner],
+        name="genzoo_check_outer")
     model(torch.ones((1, 3)))
     expected = [float(loss.detach()) for loss in theirs.fget(model)]
     found = [float(loss.detach()) for loss in ours.fget(model)]
@@ -936,8 +943,8 @@ def _dynamo_traced_backward():
 
     `torch._dynamo.config.trace_autograd_ops` (PyTorch 2.11 and 2.13)
     turns `loss.backward()` into `torch.autograd.grad` and gradient
-    accumulation inside the graph. PyTorch 2.13 has a bug that Keras' own `train_step`
-    meets: it sets each `.grad` to `None` (`zero_grad()`) before
+    accumulation inside the graph. PyTorch 2.13 has a bug that Keras' own
+    `train_step` meets: it sets each `.grad` to `None` (`zero_grad()`) before
     `backward()`, whose traced form then reads each `.grad`, and reading a
     `.grad` that was set to `None` in the traced frame writes that frame's
     source onto dynamo's one process-wide `ConstantVariable(None)`. Every
