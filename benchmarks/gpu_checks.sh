@@ -100,7 +100,8 @@ if [[ $PARTS == *,images,* ]]; then
     # 2026-12-02), and with the batch-end logs read on fit's thread (before)
     # --layer-guards both: compiled PyTorch steps as the zoo compiles them
     # (without dynamo's guards on the layers, since 2026-12-03), then as
-    # Keras does
+    # Keras does; on a PyTorch older than 2.13 (the lent machine had 2.11)
+    # the zoo compiles as Keras does, and step_speed.py runs that once
     image_speeds "$LIMIT" step_speed both --batch-end both
 fi
 if [[ $PARTS == *,gpt,* ]]; then
