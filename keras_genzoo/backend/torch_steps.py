@@ -843,10 +843,11 @@ def _traceable_keras():
                     (keras_random, "randint", randint),
                     (keras_random, "dropout", dropout),
                     (keras_random, "categorical", categorical),
-                    (keras_nn, "binary_crossentropy", binary_crossentropy),
-                    (Layer, "losses", property(losses))]
+                    (keras_nn, "binary_crossentropy", binary_crossentropy)]
     _check_same_numbers(replacements)
-    return replacements
+    losses = property(losses)
+    _check_same_losses(Layer.losses, losses)
+    return replacements + [(Layer, "losses", losses)]
 
 
 def _check_same_numbers(replacements):
@@ -867,9 +868,6 @@ def _check_same_numbers(replacements):
         "binary_crossentropy": lambda f: f(target, logits, True),
     }
     for module, name, replacement in replacements:
-        if name == "losses":
-            _check_same_losses(getattr(module, name), replacement)
-            continue
         theirs = calls[name](getattr(module, name))
         ours = calls[name](replacement)
         if theirs.dtype != ours.dtype or not torch.allclose(
@@ -1110,11 +1108,7 @@ def _guard_filter_frees_models():
     frees it. 2.12 was not tried and is treated as 2.11: there the steps
     are compiled as Keras compiles them.
     """
-    release = torch.__version__.split("+")[0].split(".")
-    try:
-        return (int(release[0]), int(release[1])) >= (2, 13)
-    except (IndexError, ValueError):
-        return False
+    return torch.__version__ >= (2, 13)  # a `TorchVersion`
 
 
 def _layer_guard_filter(entries):
