@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_genzoo import GAN, VAE, WGANGP, AutoEncoder
+from keras_genzoo import GAN, VAE, WGANGP, AutoEncoder, DiffusionModel
 
 
 def _n(x):
@@ -227,3 +227,151 @@ def test_vae_contract_violations_are_named(case, message):
     kwargs = {"image_shape": (8, 8, 1)} if "image_shape" in case else {}
     with pytest.raises(ValueError, match=message):
         VAE(encoder=encoder, decoder=decoder, **kwargs)
+
+
+# ------------------------------------------------ the networks' own losses
+@keras.saving.register_keras_serializable(package="test_own_networks")
+class ConstantLoss(keras.layers.Layer):
+    """Adds `value` to the losses at every call: an `add_loss` term of the
+    inputs alone (no gradient), so its count is exact."""
+
+    def __init__(self, value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.value = float(value)
+
+    def call(self, x):
+        self.add_loss(self.value + 0.0 * keras.ops.mean(
+            keras.ops.cast(x, "float32")))
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "value": self.value}
+
+
+def _l2(weight):
+    return keras.regularizers.L2(weight) if weight else None
+
+
+def _penalised_networks(family, penalties, constant):
+    """Tiny networks of a model family on 4x4x1 images: each calls a
+    `ConstantLoss(constant)` once per call, and a Dense layer has an L2
+    kernel penalty where `penalties` names its network."""
+    def dense(units, network, **kwargs):
+        return keras.layers.Dense(units, kernel_regularizer=_l2(
+            penalties.get(network, 0.0)), name=f"{network}_dense", **kwargs)
+
+    image = (4, 4, 1)
+    if family == "gan":
+        generator = keras.Sequential([
+            keras.Input((3,)), ConstantLoss(constant),
+            dense(16, "generator", activation="tanh"),
+            keras.layers.Reshape(image)])
+        discriminator = keras.Sequential([
+            keras.Input(image), keras.layers.Flatten(),
+            ConstantLoss(constant), dense(1, "discriminator")])
+        return {"generator": generator, "discriminator": discriminator}
+    if family == "diffusion":
+        noisy, t = keras.Input(image), keras.Input(())
+        h = ConstantLoss(constant)(keras.layers.Flatten()(noisy))
+        h = dense(16, "network")(h)
+        return {"network": keras.Model([noisy, t],
+                                       keras.layers.Reshape(image)(h))}
+    inputs = keras.Input(image)
+    h = ConstantLoss(constant)(keras.layers.Flatten()(inputs))
+    codes = [dense(2, "encoder")(h)]
+    if family == "vae":
+        codes.append(keras.layers.Dense(2, name="log_var")(h))
+    decoder = keras.Sequential([
+        keras.Input((2,)), ConstantLoss(constant),
+        dense(16, "decoder", activation="sigmoid"),
+        keras.layers.Reshape(image)])
+    return {"encoder": keras.Model(inputs, codes), "decoder": decoder}
+
+
+def _twins(cls, family, penalties, constant=0.25):
+    """A model of networks with their own losses, and its twin without
+    them: same weights, same seed, SGD(0.1) for every network (a GAN: one
+    discriminator update per step)."""
+    models = []
+    kwargs = {"d_steps": 1} if family == "gan" else {}
+    for penalty, value in ((penalties, constant), ({}, 0.0)):
+        networks = _penalised_networks(family, penalty, value)
+        models.append(cls(seed=3, **networks, **kwargs))
+    for name in models[0].network_arguments:
+        getattr(models[1], name).set_weights(
+            getattr(models[0], name).get_weights())
+    for model in models:
+        if family == "gan":
+            model.compile(d_optimizer=keras.optimizers.SGD(0.1),
+                          g_optimizer=keras.optimizers.SGD(0.1))
+        else:
+            model.compile(optimizer=keras.optimizers.SGD(0.1))
+    return models
+
+
+def _kernel(model, network):
+    return _n(getattr(model, network).get_layer(f"{network}_dense").kernel)
+
+
+def _l2_penalty(model, network, weight):
+    return weight * float(np.sum(np.square(_kernel(model, network))))
+
+
+IMAGES = np.random.RandomState(0).rand(8, 4, 4, 1).astype("float32")
+
+
+@pytest.mark.parametrize("cls", [GAN, WGANGP])
+@pytest.mark.parametrize("penalised", ["discriminator", "generator"])
+def test_each_gan_update_minimizes_its_networks_own_losses(cls, penalised):
+    """`d_loss` and `g_loss` include each network's own `losses` (its
+    weights' regularization penalties once, the `add_loss` terms of each of
+    its calls: the discriminator's on the real and the fake batch), as
+    Keras' `loss` does; and each update follows their gradient."""
+    model, twin = _twins(cls, "gan", {penalised: 0.3})
+    with_terms = model.test_on_batch(IMAGES, return_dict=True)
+    without = twin.test_on_batch(IMAGES, return_dict=True)
+    d_penalty = _l2_penalty(model, "discriminator", 0.3) * (
+        penalised == "discriminator")
+    g_penalty = _l2_penalty(model, "generator", 0.3) * (
+        penalised == "generator")
+    np.testing.assert_allclose(with_terms["d_loss"] - without["d_loss"],
+                               d_penalty + 2 * 0.25, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(with_terms["g_loss"] - without["g_loss"],
+                               g_penalty + 0.25, rtol=1e-4, atol=1e-5)
+
+    # one step of SGD(0.1): the penalised kernel moves by -0.1 * 2 * 0.3 *
+    # its value more than its twin's (the constant terms have no gradient)
+    before = _kernel(model, penalised)
+    model.train_on_batch(IMAGES)
+    twin.train_on_batch(IMAGES)
+    np.testing.assert_allclose(
+        _kernel(model, penalised) - _kernel(twin, penalised),
+        -0.1 * 2 * 0.3 * before, rtol=1e-3, atol=1e-6)
+    if penalised == "generator":  # the discriminator's update is its twin's
+        np.testing.assert_allclose(_kernel(model, "discriminator"),
+                                   _kernel(twin, "discriminator"),
+                                   rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("cls, family", [
+    (VAE, "vae"), (AutoEncoder, "autoencoder"),
+    (DiffusionModel, "diffusion")])
+def test_one_loss_models_minimize_their_networks_own_losses(cls, family):
+    """A VAE's, an auto-encoder's and a diffusion model's loss include
+    their networks' `losses`, and the update follows their gradient (on
+    JAX too, where the diffusion model's own step once dropped `add_loss`
+    terms and `ops.sum` of terms with and without a gradient failed)."""
+    networks = ("network",) if family == "diffusion" else (
+        "encoder", "decoder")
+    model, twin = _twins(cls, family, {name: 0.3 for name in networks})
+    penalty = sum(_l2_penalty(model, name, 0.3) for name in networks)
+    before = {name: _kernel(model, name) for name in networks}
+    with_terms = model.train_on_batch(IMAGES, return_dict=True)
+    without = twin.train_on_batch(IMAGES, return_dict=True)
+    np.testing.assert_allclose(with_terms["loss"] - without["loss"],
+                               penalty + 0.25 * len(networks),
+                               rtol=1e-4, atol=1e-5)
+    for name in networks:
+        np.testing.assert_allclose(
+            _kernel(model, name) - _kernel(twin, name),
+            -0.1 * 2 * 0.3 * before[name], rtol=1e-3, atol=1e-6)

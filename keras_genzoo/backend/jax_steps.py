@@ -9,7 +9,8 @@ travel in `state`:
   `OptimizerPair` whose `variables` are both optimizers' (otherwise the
   second optimizer's state would silently reset every step);
 - seed generators and batch-norm statistics: non-trainable variables, read
-  and written through a `keras.StatelessScope`;
+  and written through a `keras.StatelessScope` (one that collects the
+  `add_loss` terms, which `Layer.losses` reads from it);
 - metrics: updated in a `StatelessScope` too.
 """
 
@@ -84,7 +85,11 @@ class _State:
         for variable in everything:
             key = id(variable)
             mapping.append((variable, overrides.get(key, self.values[key])))
-        with keras.StatelessScope(state_mapping=mapping) as scope:
+        # collect_losses: `add_loss` terms (activity regularizers) are
+        # dropped in a stateless scope without it, as Keras' own JAX step
+        # knows (`Layer.losses` then reads them from the scope)
+        with keras.StatelessScope(state_mapping=mapping,
+                                  collect_losses=True) as scope:
             result = fn()
         updated = {}
         for variable in everything:

@@ -24,6 +24,7 @@ from keras_genzoo.models.base import (
     check_network,
     network_input_shapes,
     portable_config,
+    split_losses,
 )
 from keras_genzoo.networks.conv import check_filters
 from keras_genzoo.networks.dcgan import dcgan_discriminator, dcgan_generator
@@ -292,6 +293,30 @@ class AdversarialModel(ImageModel):
         inputs = [images, labels] if self.num_classes else images
         return self.discriminator(inputs, training=training)
 
+    def score_real_and_fake(self, real, fake, labels=None, training=True):
+        """Scores a batch of real and one of fake images with the
+        discriminator; returns `(real_scores, fake_scores, terms)`.
+
+        `terms` lists what the discriminator's own `losses` add to its
+        update: the `add_loss` terms (activity regularizers and the like)
+        of both calls, and its weights' regularization penalties, once.
+        """
+        real_scores = self.discriminate(real, labels, training=training)
+        # read before the next call, which clears them (as each call does)
+        real_terms, _ = split_losses(self.discriminator)
+        fake_scores = self.discriminate(fake, labels, training=training)
+        fake_terms, penalties = split_losses(self.discriminator)
+        return real_scores, fake_scores, real_terms + fake_terms + penalties
+
+    def generate_for_update(self, batch_size, labels=None, training=True):
+        """Generates `batch_size` images that gradients flow back through
+        (what a generator update trains on); returns `(images, terms)`,
+        `terms` the generator's own `losses` (its call's `add_loss` terms
+        and its weights' regularization penalties)."""
+        fake = self.generate_tensor(self.sample_noise(batch_size), labels,
+                                    training=training)
+        return fake, list(self.generator.losses)
+
     def fake_batch(self, batch_size, labels=None, training=True):
         """Generated images in [-1, 1] that no gradient flows back through
         (what a discriminator update trains on)."""
@@ -300,12 +325,14 @@ class AdversarialModel(ImageModel):
 
     def discriminator_objective(self, real, labels=None, training=True):
         """The discriminator's loss on a batch of real images, and the
-        values to log: `(d_loss, logs)`."""
+        values to log: `(d_loss, logs)`. The loss includes the
+        discriminator's own `losses` (`score_real_and_fake` gives them)."""
         raise NotImplementedError
 
     def generator_objective(self, batch_size, labels=None, training=True):
         """The generator's loss on `batch_size` generated images, and the
-        values to log: `(g_loss, logs)`."""
+        values to log: `(g_loss, logs)`. The loss includes the generator's
+        own `losses` (`generate_for_update` gives them)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------ schedule

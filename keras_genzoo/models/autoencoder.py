@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_genzoo import backend as zoo_backend
-from keras_genzoo.models.base import LatentImageModel
+from keras_genzoo.models.base import LatentImageModel, with_added_losses
 from keras_genzoo.models.vae import reconstruction_bce
 from keras_genzoo.networks.conv import conv_decoder, conv_encoder
 
@@ -130,8 +130,7 @@ class AutoEncoder(LatentImageModel):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         loss = reconstruction_bce(self.images_from_inputs(x), y_pred)
-        if self.losses:
-            loss = loss + ops.cast(ops.sum(self.losses), "float32")
+        loss = with_added_losses(loss, self.losses)
         # a replica's share under tf.distribute (the identity elsewhere)
         return zoo_backend.scale_loss_for_replicas(loss)
 

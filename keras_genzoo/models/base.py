@@ -79,6 +79,36 @@ def network_input_shapes(network):
     return [tuple(t.shape) for t in inputs]
 
 
+def with_added_losses(loss, losses):
+    """`loss` plus the terms in `losses` (a layer's `.losses`: its
+    `add_loss` terms and its weights' regularization penalties), in
+    float32; `loss` itself when there are none.
+
+    The terms are added one by one, not with `ops.sum(losses)`: on JAX that
+    builds one array from the list, which fails (`Cannot determine dtype`)
+    when some terms depend on the variables being differentiated and others
+    do not (an `add_loss` term of the inputs alone).
+    """
+    for term in losses:
+        loss = loss + ops.cast(term, "float32")
+    return loss
+
+
+def split_losses(network):
+    """`network.losses` in two lists: the `add_loss` terms of its latest
+    call (activity regularizers and the like), and its weights'
+    regularization penalties, which do not depend on calls.
+
+    Keras' `Layer.losses` lists the penalties last, one per trainable
+    weight with a regularizer.
+    """
+    losses = list(network.losses)
+    penalties = sum(1 for variable in network.trainable_weights
+                    if getattr(variable, "regularizer", None) is not None)
+    split = len(losses) - penalties
+    return losses[:split], losses[split:]
+
+
 def pixel_bce(images, probabilities):
     """Binary cross-entropy per pixel, `images` in [0, 1] against decoded
     `probabilities`, clipped to [eps, 1 - eps].

@@ -36,7 +36,11 @@ from keras import ops
 
 from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
-from keras_genzoo.models.base import ImageModel, check_network
+from keras_genzoo.models.base import (
+    ImageModel,
+    check_network,
+    with_added_losses,
+)
 from keras_genzoo.networks.conv import check_filters
 from keras_genzoo.networks.unet import unet
 
@@ -353,8 +357,7 @@ class DiffusionModel(ImageModel):
         prediction = self.network(
             self._network_inputs(noisy, t, labels), training=training)
         loss = ops.mean(ops.square(ops.cast(prediction, "float32") - target))
-        if self.losses:
-            loss = loss + ops.cast(ops.sum(self.losses), "float32")
+        loss = with_added_losses(loss, self.losses)
         return loss, {"loss": loss}
 
     def train_schedule(self, data, step):

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_genzoo.models.adversarial import AdversarialModel
+from keras_genzoo.models.base import with_added_losses
 from keras_genzoo.networks.dcgan import dcgan_discriminator
 
 
@@ -40,7 +41,11 @@ class GAN(AdversarialModel):
     logit per image, `(batch, 1)` or `(batch,)`. `latent_dim` and
     `image_shape` are read from the networks (pass them if a network has no
     `keras.Input`); a network that breaks the contract gets a `ValueError`
-    when the GAN is created. They are saved in the `.keras` file.
+    when the GAN is created. They are saved in the `.keras` file. Each
+    network's own `losses` (weight regularizers, `add_loss` terms) are added
+    to its update's loss and log (`d_loss`, `g_loss`), as Keras' `fit` adds
+    them to `loss`: weight penalties once per update, `add_loss` terms once
+    per call (the discriminator's for the real and the fake batch).
 
     Args:
         latent_dim: size of the noise vector (default 64, or read from the
@@ -142,13 +147,14 @@ class GAN(AdversarialModel):
             `(d_loss, logs)`.
         """
         fake = self.fake_batch(ops.shape(real)[0], labels, training)
-        real_logits = self.discriminate(real, labels, training=training)
-        fake_logits = self.discriminate(fake, labels, training=training)
+        real_logits, fake_logits, terms = self.score_real_and_fake(
+            real, fake, labels, training)
         real_target = ops.full_like(real_logits, 1.0 - self.label_smoothing)
         d_loss = ops.mean(ops.binary_crossentropy(
             real_target, real_logits, from_logits=True)) + ops.mean(
             ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits,
                                     from_logits=True))
+        d_loss = with_added_losses(d_loss, terms)
         accuracy = 0.5 * (
             ops.mean(ops.cast(real_logits > 0, "float32"))
             + ops.mean(ops.cast(fake_logits < 0, "float32"))
@@ -167,11 +173,11 @@ class GAN(AdversarialModel):
         Returns:
             `(g_loss, logs)`.
         """
-        fake = self.generate_tensor(self.sample_noise(batch_size), labels,
-                                    training=training)
+        fake, terms = self.generate_for_update(batch_size, labels, training)
         logits = self.discriminate(fake, labels, training=training)
         g_loss = ops.mean(ops.binary_crossentropy(
             ops.ones_like(logits), logits, from_logits=True))
+        g_loss = with_added_losses(g_loss, terms)
         return g_loss, {"g_loss": g_loss}
 
     def get_config(self):

@@ -17,7 +17,7 @@ from keras import ops
 
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo import _inputs, datasets
-from keras_genzoo.models.base import GenerativeModel
+from keras_genzoo.models.base import GenerativeModel, with_added_losses
 from keras_genzoo.optimizers import warmup_cosine_adamw  # its 0.1.0 home
 from keras_genzoo.sampling import sample_from_logits
 
@@ -271,8 +271,7 @@ class CharLanguageModel(GenerativeModel):
         # weighted by batch size, like Keras' own "loss" log
         self.bits_per_char_tracker.update_state(
             loss / math.log(2.0), sample_weight=ops.shape(y)[0])
-        if self.losses:
-            loss = loss + ops.cast(ops.sum(self.losses), "float32")
+        loss = with_added_losses(loss, self.losses)
         # a replica's share under tf.distribute (the identity elsewhere)
         return zoo_backend.scale_loss_for_replicas(loss)
 

@@ -10,7 +10,11 @@ from keras import ops
 from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo.layers.sampling import Sampling
-from keras_genzoo.models.base import LatentImageModel, pixel_bce
+from keras_genzoo.models.base import (
+    LatentImageModel,
+    pixel_bce,
+    with_added_losses,
+)
 from keras_genzoo.networks.conv import conv_decoder, conv_encoder
 
 
@@ -214,8 +218,7 @@ class VAE(LatentImageModel):
             )
         )
         loss = reconstruction_loss + self.beta * kl_loss
-        if self.losses:
-            loss = loss + ops.cast(ops.sum(self.losses), "float32")
+        loss = with_added_losses(loss, self.losses)
         # weighted by batch size, like Keras' own "loss" log
         batch_size = ops.shape(images)[0]
         self.reconstruction_loss_tracker.update_state(

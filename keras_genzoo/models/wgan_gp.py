@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo.models.adversarial import AdversarialModel
+from keras_genzoo.models.base import with_added_losses
 
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
@@ -33,6 +34,8 @@ class WGANGP(AdversarialModel):
     maps images in [-1, 1] (plus labels) to one score per image, `(batch,
     1)` or `(batch,)`, and should have no batch normalisation or dropout
     (the penalty assumes each image's score depends on that image alone).
+    Each network's own `losses` count as in `GAN` (the critic's call inside
+    the penalty adds none).
 
     Args:
         latent_dim: size of the noise vector (default 64, or read from the
@@ -132,18 +135,20 @@ class WGANGP(AdversarialModel):
 
     def discriminator_objective(self, real, labels=None, training=True):
         fake = self.fake_batch(ops.shape(real)[0], labels, training)
-        real_scores = self.discriminate(real, labels, training=training)
-        fake_scores = self.discriminate(fake, labels, training=training)
+        real_scores, fake_scores, terms = self.score_real_and_fake(
+            real, fake, labels, training)
         wasserstein = ops.mean(real_scores) - ops.mean(fake_scores)
+        # the penalty's call of the critic (inside a gradient) adds no terms
         penalty = self.gradient_penalty(real, fake, labels, training)
-        d_loss = -wasserstein + self.gp_weight * penalty
+        d_loss = with_added_losses(-wasserstein + self.gp_weight * penalty,
+                                   terms)
         return d_loss, {"d_loss": d_loss, "gradient_penalty": penalty,
                         "wasserstein": wasserstein}
 
     def generator_objective(self, batch_size, labels=None, training=True):
-        fake = self.generate_tensor(self.sample_noise(batch_size), labels,
-                                    training=training)
+        fake, terms = self.generate_for_update(batch_size, labels, training)
         g_loss = -ops.mean(self.discriminate(fake, labels, training=training))
+        g_loss = with_added_losses(g_loss, terms)
         return g_loss, {"g_loss": g_loss}
 
     def get_config(self):
