@@ -107,6 +107,11 @@ def to_numpy(x):
 # last and one worker idled: PyTorch's tests took 686 s for 1,129 s of
 # tests (measured).
 SLOW_FILES_FIRST = (
+    # PyTorch only (skipped elsewhere): compiling, ~450 worker seconds each
+    # on a fresh machine (no inductor cache; measured 2026-12-03, 865 s as
+    # one file, the longest of any backend's)
+    "tests/test_compiled_steps.py",
+    "tests/test_compiled_step_cache.py",
     "tests/test_notebooks.py",
     "tests/test_resume.py",
     "tests/test_cross_backend.py",
@@ -115,7 +120,6 @@ SLOW_FILES_FIRST = (
     "tests/test_gpt.py",
     "tests/test_metrics.py",
     "tests/test_gan.py",
-    "tests/test_compiled_steps.py",  # PyTorch only: ~100 s of compiling
     "tests/test_fuzz.py",
     "tests/test_benchmarks.py",
     "keras_genzoo/models/diffusion.py",  # its docstring example, on TF
