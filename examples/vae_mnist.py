@@ -107,10 +107,9 @@ epochs = 1 if args.smoke else args.epochs
 every = max(1, epochs // 5)
 callbacks = [
     ImageGridSaver(args.output_dir, num_images=64, every_n_epochs=every),
+    ReconstructionGridSaver(fixed_images, args.output_dir,
+                            every_n_epochs=every, labels=fixed_labels),
 ]
-if not args.conditional:
-    callbacks.append(ReconstructionGridSaver(
-        fixed_images, args.output_dir, every_n_epochs=every))
 
 start = time.time()
 history = vae.fit(train_ds, validation_data=val_ds, epochs=epochs,

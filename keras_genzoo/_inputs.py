@@ -9,6 +9,7 @@ compiled step. Nothing here imports a backend framework at module level.
 import itertools
 import operator
 import os
+import sys
 import types
 import weakref
 
@@ -29,18 +30,32 @@ def to_numpy(value, what="the data"):
             items of mixed kinds).
     """
     if isinstance(value, np.ndarray):
-        return value
+        return _widen(value)
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch
-        return value.detach().cpu().numpy()
-    if hasattr(value, "numpy"):  # tf eager tensors
+        value = value.detach().cpu()
+        if value.is_floating_point() and value.element_size() < 4:
+            value = value.float()  # numpy has no bfloat16: torch refuses
         return value.numpy()
+    if hasattr(value, "numpy"):  # tf eager tensors
+        return _widen(value.numpy())
     try:
-        return np.asarray(value)
+        return _widen(np.asarray(value))
     except (TypeError, ValueError, OverflowError):
         raise ValueError(
             f"{what} is a {type(value).__name__} that does not form one "
             "array (ragged, or items of mixed kinds): pass a numpy array "
             "of one shape and dtype, e.g. `np.stack(items)`.") from None
+
+
+def _widen(array):
+    """`array`, with ml_dtypes' floats (bfloat16, float8: what JAX and
+    TensorFlow tensors of a `mixed_bfloat16` policy convert to) as float32:
+    numpy does not count them as floats (their dtype kind is "V"), so the
+    checks on numbers would refuse them."""
+    if array.dtype.kind == "V" and array.dtype.names is None and (
+            "float" in array.dtype.name):
+        return array.astype("float32")
+    return array
 
 
 def holds_whole_numbers(array):
@@ -446,27 +461,68 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
             raise ValueError(f"{what} is empty: the generator yields nothing.")
         images, labels = split_batch(first)
         images = to_numpy(images, what)
+        _remember_sample_weights(x, first)
         shape = check_image_batch(images, expected_shape, what)
         _check_stream_labels(labels, len(images), num_classes, what)
         _check_stream_dtypes(images, None if labels is None else to_numpy(
             labels, what), what)
 
-        def regenerate(first=first, rest=x):
-            # Keras wants tuples from generators: wrap bare image batches.
-            for batch in itertools.chain([first], rest):
-                if isinstance(batch, (tuple, dict)):
-                    yield batch
-                elif isinstance(batch, list):
-                    yield tuple(batch)
-                else:
-                    yield (batch,)
-
-        return regenerate(), shape
+        # Keras wants tuples from generators: wrap bare image batches (a
+        # generator again: Keras reads no other iterator)
+        return (_as_tuple(batch)
+                for batch in itertools.chain([first], x)), shape
     images, labels = _first_batch(x, what)
     shape = check_image_batch(images, expected_shape, what)
     _check_stream_labels(labels, len(images), num_classes, what)
     _check_stream_dtypes(images, labels, what)
+    if labels is None and _is_torch_dataloader(x):
+        x = _tuple_loader(x)
     return x, shape
+
+
+def _as_tuple(batch):
+    """A batch as Keras' data adapters read it: a bare array of images
+    becomes `(images,)`; tuples and dicts stay as they are."""
+    if isinstance(batch, (tuple, dict)):
+        return batch
+    if isinstance(batch, list):
+        return tuple(batch)
+    return (batch,)
+
+
+def _is_torch_dataloader(x):
+    torch = sys.modules.get("torch")  # a DataLoader means torch is imported
+    return torch is not None and isinstance(x, torch.utils.data.DataLoader)
+
+
+def _keep(batch):
+    return batch
+
+
+def _tuple_loader(loader):
+    """A DataLoader that yields `loader`'s batches as tuples, in the same
+    order (a fresh pass of `loader`, with its own shuffling and workers,
+    each epoch) and with the same length.
+
+    A loader of bare image batches (no labels) trains as it is on PyTorch,
+    but Keras' DataLoader adapter on TensorFlow and JAX calls `tuple()` on
+    every batch (keras 3.15, `TorchDataLoaderAdapter.get_numpy_iterator`),
+    which splits a bare batch into its single images."""
+    import torch
+
+    class Batches(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return map(_as_tuple, loader)
+
+    class SizedBatches(Batches):
+        def __len__(self):
+            return len(loader)
+
+    # Keras reads the number of batches where the dataset has a length
+    sized = hasattr(loader.dataset, "__len__")
+    return torch.utils.data.DataLoader(
+        SizedBatches() if sized else Batches(), batch_size=None,
+        collate_fn=_keep)
 
 
 def _check_stream_dtypes(images, labels, what):
@@ -535,7 +591,36 @@ def _first_batch(x, what):
         _FIRST_BATCHES[x] = result
     except TypeError:  # not weak-referenceable: read again next time
         pass
+    _remember_sample_weights(x, first)
     return result
+
+
+# Whether the first batch of each stream read by `fit`'s data check held
+# sample weights (see `yields_sample_weights`).
+_WEIGHTED = weakref.WeakKeyDictionary()
+
+
+def _remember_sample_weights(x, batch):
+    try:
+        _WEIGHTED[x] = _holds_sample_weights(batch)
+    except TypeError:  # not weak-referenceable
+        pass
+
+
+def _holds_sample_weights(batch):
+    """Whether a batch is Keras' `(x, y, sample_weight)` with weights."""
+    return (isinstance(batch, (tuple, list)) and len(batch) > 2
+            and batch[2] is not None)
+
+
+def yields_sample_weights(x):
+    """Whether the first batch of a dataset, loader, PyDataset or generator
+    that `fit`'s data check read held sample weights (`False` for data it
+    did not read)."""
+    try:
+        return _WEIGHTED[x]
+    except (KeyError, TypeError):
+        return False
 
 
 def _first_tf_batch(dataset, what):

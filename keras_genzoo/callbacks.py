@@ -223,9 +223,9 @@ class ReconstructionGridSaver(_GridCallback):
     """Saves a PNG of fixed images above their reconstructions.
 
     Every `every_n_epochs` epochs, the first row of the grid shows the given
-    images and the second row `model.reconstruct(images)`: for `AutoEncoder`
-    and `VAE`. For a denoising auto-encoder pass noisy images to watch it
-    denoise. `paths` lists the files written.
+    images and the second row `model.reconstruct(images, labels)`: for
+    `AutoEncoder` and `VAE`. For a denoising auto-encoder pass noisy images
+    to watch it denoise. `paths` lists the files written.
 
     Args:
         images: the images to reconstruct, `(num_images, H, W, C)`, uint8 or
@@ -235,6 +235,9 @@ class ReconstructionGridSaver(_GridCallback):
         scale: integer upscaling of the grid (nearest neighbour).
         padding: pixels between images.
         prefix: file name prefix.
+        labels: the images' int labels, for a conditional model
+            (`num_classes=`), which encodes and decodes with them; one int
+            stands for all. Checked against the model when training starts.
 
     Examples:
         >>> import numpy as np, tempfile
@@ -249,7 +252,7 @@ class ReconstructionGridSaver(_GridCallback):
     """
 
     def __init__(self, images, directory, every_n_epochs=1, scale=2,
-                 padding=2, prefix="reconstructions"):
+                 padding=2, prefix="reconstructions", labels=None):
         images = np.asarray(ops.convert_to_numpy(images))
         if images.ndim == 3:
             images = images[..., None]
@@ -261,12 +264,21 @@ class ReconstructionGridSaver(_GridCallback):
         super().__init__(directory, every_n_epochs, prefix, len(images),
                          scale, padding)
         self.images = images
+        self.labels = None if labels is None else np.asarray(
+            ops.convert_to_numpy(labels))
 
     def on_train_begin(self, logs=None):
         self._require("reconstruct")
+        # a conditional model needs the labels, another takes none: say so
+        # now, not after the first epoch
+        check = getattr(self.model, "check_labels", None)
+        if check is not None:
+            check(self.labels, len(self.images), "ReconstructionGridSaver")
 
     def make_images(self):
-        reconstructions = self.model.reconstruct(self.images)
+        reconstructions = (
+            self.model.reconstruct(self.images) if self.labels is None
+            else self.model.reconstruct(self.images, self.labels))
         return np.concatenate(
             [_inputs.scale_pixels(self.images), reconstructions], axis=0
         )
@@ -536,7 +548,8 @@ class QualityMonitor(keras.callbacks.Callback):
     `kl_to_uniform` and `confidence`. The numbers go into the epoch's logs,
     hence into `history.history` (epochs in between get no entry, as with
     Keras' `validation_freq`) and into callbacks after this one
-    (`CSVLogger`, `TensorBoard`, `EarlyStopping(monitor="fd")`), and are
+    (`CSVLogger`, `TensorBoard`, `EarlyStopping(monitor="fd",
+    mode="min")`: Keras cannot tell the direction of `fd` itself), and are
     printed. A GAN that collapses shows it here while it happens:
     `classes_covered` drops and `kl_to_uniform` rises.
 

@@ -176,13 +176,27 @@ def check_batch_methods(contract):
 
 
 def check_bad_inputs(contract):
-    """6. One clear `ValueError` per bad input, before any step."""
+    """6. One clear `ValueError` per bad input (and for sample weights),
+    before any step."""
     import pytest
 
     for x, words in contract.bad_inputs:
         model = contract.make_model()
         with pytest.raises(ValueError, match=words):
             model.fit(x, epochs=1, verbose=0)
+        assert (not model.compiled) or iterations(model) == 0
+    # sample weights, which the losses would ignore, are refused too
+    x, y = contract.batch
+    model = contract.make_model()
+    weights = np.ones(4, "float32")
+    for call in (
+        lambda: model.fit(contract.fit_data, contract.fit_y, epochs=1,
+                          sample_weight=weights, verbose=0),
+        lambda: model.train_on_batch(x, y, sample_weight=weights),
+        lambda: model.evaluate(x, y, sample_weight=weights, verbose=0),
+    ):
+        with pytest.raises(ValueError, match="`sample_weight`"):
+            call()
         assert (not model.compiled) or iterations(model) == 0
 
 

@@ -61,6 +61,33 @@ def test_reconstruction_grid_saver(mnist, tmp_path):
     np.testing.assert_array_equal(grid[2:30, 2:30], images[0, ..., 0])
 
 
+def test_reconstruction_grid_saver_of_a_conditional_model(mnist, tmp_path):
+    images, labels = mnist[0][:4], mnist[1][:4]
+    saver = ReconstructionGridSaver(images, tmp_path, scale=1, padding=0,
+                                    labels=labels)
+    vae = VAE(latent_dim=2, filters=(4,), num_classes=10, seed=0)
+    vae.fit(mnist[0][:64], mnist[1][:64], epochs=1, batch_size=32,
+            callbacks=[saver], verbose=0)
+    with Image.open(saver.paths[0]) as image:
+        grid = np.asarray(image)
+    # second row: the reconstructions with the labels
+    expected = image_grid(vae.reconstruct(images, labels), columns=4,
+                          padding=0)
+    np.testing.assert_array_equal(grid[28:], expected)
+    # without labels, or with labels for a model that takes none: said
+    # when training starts, before any step
+    for model, saver, words in [
+            (VAE(latent_dim=2, filters=(4,), num_classes=10),
+             ReconstructionGridSaver(images, tmp_path), "pass `labels=`"),
+            (AutoEncoder(latent_dim=2, filters=(4,)),
+             ReconstructionGridSaver(images, tmp_path, labels=labels),
+             "not conditional")]:
+        with pytest.raises(ValueError, match=words):
+            model.fit(mnist[0][:64], mnist[1][:64] if model.num_classes
+                      else None, epochs=1, callbacks=[saver], verbose=0)
+        assert int(np.asarray(model.optimizer.iterations)) == 0
+
+
 def test_color_grids(tmp_path):
     images = np.random.rand(32, 12, 12, 3).astype("float32")
     saver = ImageGridSaver(tmp_path, num_images=4, scale=1, padding=0)

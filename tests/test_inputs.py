@@ -104,3 +104,101 @@ def test_generator_input_is_checked_and_still_trains(mnist):
     history = vae.fit(batches(), epochs=1, steps_per_epoch=4, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert int(keras.ops.convert_to_numpy(vae.optimizer.iterations)) == 4
+
+
+class _Weighted(keras.utils.PyDataset):
+    """(images, labels, sample weights) batches, as Keras reads them."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.images = images
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        batch = self.images[i * 16:(i + 1) * 16]
+        return batch, np.zeros(len(batch), "int32"), np.ones(len(batch))
+
+
+def test_sample_weights_are_refused_not_ignored(mnist):
+    """Keras hands sample weights to `compute_loss`, and the zoo's losses
+    weigh every example alike: one `ValueError`, before any step, rather
+    than weights that change nothing (all-zero weights trained as usual)."""
+    images = mnist[0][:32]
+    weights = np.zeros(32, "float32")
+    weighted = tf.data.Dataset.from_tensor_slices(
+        (images, np.zeros(32, "int32"), weights)).batch(16)
+
+    def batches():
+        yield images[:16], None, weights[:16]
+
+    vae = VAE(latent_dim=2, filters=(4,))
+    calls = [
+        (lambda: vae.fit(images, sample_weight=weights, epochs=1,
+                         verbose=0), "VAE.fit got `sample_weight`"),
+        (lambda: vae.fit(images, None, 16, 1, 0, None, 0.0, None, True,
+                         None, weights), "`sample_weight`"),  # positional
+        (lambda: vae.fit(images, class_weight={0: 1.0}, epochs=1,
+                         verbose=0), "`class_weight`"),
+        (lambda: vae.fit(images, validation_data=(images, None, weights),
+                         epochs=1, verbose=0),
+         "sample weights in `validation_data`"),
+        (lambda: vae.evaluate(images, sample_weight=weights, verbose=0),
+         "VAE.evaluate got"),
+        (lambda: vae.train_on_batch(images, None, weights),
+         "VAE.train_on_batch got"),
+        (lambda: vae.test_on_batch(images, sample_weight=weights),
+         "VAE.test_on_batch got"),
+        (lambda: vae.fit(weighted, epochs=1, verbose=0),
+         "training data yields \\(x, y, sample_weight\\)"),
+        (lambda: vae.fit(_Weighted(images), epochs=1, verbose=0),
+         "training data yields \\(x, y, sample_weight\\)"),
+        (lambda: vae.fit(batches(), epochs=1, verbose=0),
+         "training data yields \\(x, y, sample_weight\\)"),
+        (lambda: vae.fit(images, validation_data=weighted, epochs=1,
+                         verbose=0),
+         "validation data yields \\(x, y, sample_weight\\)"),
+    ]
+    for call, words in calls:
+        with pytest.raises(ValueError, match=words):
+            call()
+        assert _untrained(vae)
+    # batches without weights (or with `None` in their place) still train
+    plain = tf.data.Dataset.from_tensor_slices(
+        (images, np.zeros(32, "int32"))).batch(16)
+    history = vae.fit(plain, validation_data=(images, None, None),
+                      epochs=1, verbose=0).history
+    assert np.isfinite(history["val_loss"][0])
+
+
+def test_a_subclass_whose_loss_weighs_examples_takes_weights():
+    from keras import ops
+
+    from keras_genzoo.models import GenerativeModel
+
+    class WeightedMean(GenerativeModel):
+        takes_sample_weights = True
+
+        def build(self, input_shape):
+            self.mean = self.add_weight(shape=input_shape[1:],
+                                        initializer="zeros")
+
+        def call(self, x):
+            return ops.broadcast_to(self.mean, ops.shape(x))
+
+        def compute_loss(self, x=None, y=None, y_pred=None,
+                         sample_weight=None, training=True):
+            errors = ops.mean(ops.square(y_pred - x), axis=-1)
+            return ops.sum(errors * sample_weight) / ops.sum(sample_weight)
+
+    x = np.concatenate([np.zeros((8, 2)), np.ones((8, 2))]).astype("float32")
+    weights = np.array([0.0] * 8 + [1.0] * 8, "float32")
+    model = WeightedMean(seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    # (Keras drops the weights of data without targets: `y` is given)
+    model.fit(x, x, sample_weight=weights, batch_size=16, epochs=40,
+              verbose=0)
+    # only the weighted half counts: the mean goes to 1, not to 0.5
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.mean),
+                               [1.0, 1.0], atol=1e-3)

@@ -311,6 +311,23 @@ def test_quality_monitor_logs_into_history_and_sees_collapse(digits):
     assert history["q_fd"][0] * 5 < monitor.scores[0][1]["fd"]
 
 
+def test_early_stopping_on_the_quality_monitor_as_documented(digits):
+    """docs/callbacks.md: `EarlyStopping(monitor="fd", mode="min")` stops
+    on the monitor's numbers (Keras cannot tell the direction of "fd")."""
+    images, _ = digits
+    model = CannedSamples(images[:100])  # the same samples every epoch
+    model.compile(optimizer="sgd", loss="mse")
+    monitor = QualityMonitor(images[-300:], num_samples=100, verbose=False)
+    stop = keras.callbacks.EarlyStopping(monitor="fd", mode="min",
+                                         patience=0)
+    history = model.fit(images[:32].astype("float32") / 255.0,
+                        np.zeros((32, 1)), epochs=5, verbose=0,
+                        callbacks=[monitor, stop]).history
+    # epoch 2 scores no better than epoch 1: it stops there
+    assert len(history["fd"]) == 2 and history["fd"][0] == history["fd"][1]
+    assert stop.stopped_epoch == 1
+
+
 def test_quality_monitor_on_a_zoo_model_and_bad_use(digits):
     images, _ = digits
     from keras_genzoo import GAN, AutoEncoder

@@ -239,3 +239,69 @@ def test_fit_accepts_a_torch_dataloader(mnist):
     history = vae.fit(loader, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert vae.image_shape == (28, 28, 1)
+
+
+@pytest.mark.parametrize("sized", [True, False])
+def test_fit_accepts_a_torch_dataloader_of_bare_images(mnist, sized):
+    """Batches without labels, for training and validation: on TensorFlow
+    and JAX Keras' own DataLoader adapter would split each batch into its
+    single images."""
+    torch = pytest.importorskip("torch")
+    images = torch.from_numpy(mnist[0][:64])
+
+    class Images(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, i):
+            return images[i]
+
+    class Stream(torch.utils.data.IterableDataset):  # no length
+        def __iter__(self):
+            return iter(images.split(32))
+
+    loader = (torch.utils.data.DataLoader(Images(), batch_size=32) if sized
+              else torch.utils.data.DataLoader(Stream(), batch_size=None))
+    vae = tiny_vae()
+    history = vae.fit(loader, validation_data=loader, epochs=2,
+                      verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    assert np.isfinite(history["val_loss"]).all()
+    steps = int(keras.ops.convert_to_numpy(vae.optimizer.iterations))
+    # (on TensorFlow Keras makes 6 steps of a loader without a length, a
+    # plain keras.Sequential as well)
+    assert steps == 4 if sized else steps >= 4
+    # the same batches as the arrays give (the KL term does not sample)
+    np.testing.assert_allclose(
+        vae.evaluate(loader, verbose=0, return_dict=True)["kl_loss"],
+        vae.evaluate(mnist[0][:64], batch_size=32, verbose=0,
+                     return_dict=True)["kl_loss"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", ["AutoEncoder", "VAE"])
+def test_codes_are_float32_under_mixed_bfloat16(mnist, cls):
+    """`encode` gives float32 codes whatever the policy, and `decode` takes
+    bfloat16 codes (numpy's ml_dtypes, torch tensors) too."""
+    import keras_genzoo
+
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = getattr(keras_genzoo, cls)(latent_dim=2, filters=(4,),
+                                           seed=0)
+        model.build((None, 28, 28, 1))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    images = mnist[0][:4]
+    codes = model.encode(images)
+    assert codes.dtype == np.float32 and codes.shape == (4, 2)
+    reconstructions = model.reconstruct(images)
+    assert reconstructions.dtype == np.float32
+    np.testing.assert_array_equal(model.decode(codes), reconstructions)
+    half = keras.ops.convert_to_numpy(keras.ops.cast(codes, "bfloat16"))
+    assert model.decode(half).dtype == np.float32
+    try:
+        import torch
+    except ImportError:
+        return
+    tensor = torch.from_numpy(codes).to(torch.bfloat16)
+    np.testing.assert_array_equal(model.decode(tensor), model.decode(half))

@@ -16,6 +16,8 @@ image shape, whoever calls it (Keras' own lazy build on `fit`,
 `build_from_config`, or the data check before training).
 """
 
+import inspect
+
 import numpy as np
 
 import keras
@@ -167,6 +169,12 @@ def _with_divergence_check(callbacks):
     return callbacks
 
 
+_WEIGHTS_IGNORED = "weighs every example alike and would ignore"
+_WEIGHTS_FIX = ("To weigh images or classes, repeat or leave out examples "
+                "in the data instead (e.g. with "
+                "`tf.data.Dataset.rejection_resample`).")
+
+
 class GenerativeModel(ModelSeedStateSaving, keras.Model):
     """Base of every model of the zoo, whatever its data.
 
@@ -179,6 +187,11 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
       model, use `default_optimizer()` and `default_jit_compile()`;
     - one data check before any of these four runs a step
       (`check_data(x, y, what)`, a hook for subclasses);
+    - a clear `ValueError` for sample weights (`sample_weight=`,
+      `class_weight=`, or `(x, y, sample_weight)` batches), which Keras
+      would hand to `compute_loss` and the zoo's losses do not use; a
+      subclass whose `compute_loss` weighs its examples sets
+      `takes_sample_weights = True`;
     - `record_step(logs)`, which turns a custom step's logs into the
       results of the model's metrics (see `keras_genzoo.backend`);
     - `generate(num_samples, seed=None)`, to implement.
@@ -302,6 +315,44 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         `check_data`) as Keras gets them; a hook for subclasses."""
         return y
 
+    # Whether `compute_loss` (or a custom step) uses `sample_weight`: the
+    # zoo's losses weigh every image (or character) alike, so they refuse
+    # weights rather than ignore them.
+    takes_sample_weights = False
+
+    def _refuse_sample_weights(self, method, args, kwargs):
+        """One `ValueError` for sample or class weights given to `method`
+        (`fit`, `evaluate`, `train_on_batch`, `test_on_batch`), where
+        Keras would pass them on to a loss that ignores them."""
+        if self.takes_sample_weights:
+            return
+        try:  # the arguments as Keras' own method takes them
+            given = inspect.signature(getattr(keras.Model, method)).bind(
+                self, None, None, *args, **kwargs).arguments
+        except TypeError:
+            return  # Keras' own method says what is wrong
+        names = [f"`{name}`" for name in ("sample_weight", "class_weight")
+                 if given.get(name) is not None]
+        validation = given.get("validation_data")
+        if isinstance(validation, (tuple, list)) and len(validation) > 2 \
+                and validation[2] is not None:
+            names.append("sample weights in `validation_data`")
+        if names:
+            raise ValueError(
+                f"{type(self).__name__}.{method} got {' and '.join(names)}, "
+                f"but its loss {_WEIGHTS_IGNORED} them: drop them. "
+                f"{_WEIGHTS_FIX}")
+
+    def _refuse_weighted_batches(self, data, what):
+        """One `ValueError` for a stream of `(x, y, sample_weight)`
+        batches (checked on the first batch that `check_data` read)."""
+        if not self.takes_sample_weights and (
+                _inputs.yields_sample_weights(data)):
+            raise ValueError(
+                f"{what} yields (x, y, sample_weight) batches, but "
+                f"{type(self).__name__}'s loss {_WEIGHTS_IGNORED} the "
+                f"weights: yield (x, y) or bare x batches. {_WEIGHTS_FIX}")
+
     def _before_steps(self, x, y, what):
         """The data check, then a build from the data's shape if the check
         did not build the model: on TensorFlow, Keras would otherwise build
@@ -313,7 +364,9 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         would create them."""
         zoo_backend.check_distribution()
         with zoo_backend.variable_scope(self):
+            given = x
             x = self.check_data(x, y, what)
+            self._refuse_weighted_batches(given, what)
             y = self.prepare_targets(x, y)
             if not self.built:
                 shape = _data_shape(x)
@@ -335,7 +388,9 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
             if y is not None:
                 rest = (self.prepare_targets(first, y),) + rest[1:]
             return (first,) + rest
-        return self.check_data(validation_data, None, what)
+        checked = self.check_data(validation_data, None, what)
+        self._refuse_weighted_batches(validation_data, what)
+        return checked
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """Trains the model; see `keras.Model.fit` for every argument.
@@ -352,6 +407,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         (`keras_genzoo.callbacks.StopOnDivergence`, added unless `callbacks`
         holds one or a `keras.callbacks.TerminateOnNaN`).
         """
+        self._refuse_sample_weights("fit", args, kwargs)
         x, y = self._before_steps(x, y, "the training data")
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self.check_validation_data(
@@ -382,6 +438,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         The data is checked like in `fit`; an uncompiled model is compiled
         with `default_optimizer()` first.
         """
+        self._refuse_sample_weights("evaluate", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation data")
         return super().evaluate(x, y, *args, **kwargs)
 
@@ -391,12 +448,14 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         The batch is checked like in `fit`; an uncompiled model is compiled
         with `default_optimizer()` first.
         """
+        self._refuse_sample_weights("train_on_batch", args, kwargs)
         x, y = self._before_steps(x, y, "the training batch")
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
         """The loss and metrics on one batch; see
         `keras.Model.test_on_batch`."""
+        self._refuse_sample_weights("test_on_batch", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation batch")
         return super().test_on_batch(x, y, *args, **kwargs)
 
@@ -881,14 +940,14 @@ class LatentImageModel(ImageModel):
             batch_size: how many images to encode at once.
 
         Returns:
-            numpy array `(num_images, latent_dim)` (for a VAE: the means of
-            the latent Gaussians).
+            numpy float32 array `(num_images, latent_dim)` (for a VAE: the
+            means of the latent Gaussians), whatever the dtype policy.
         """
         self.ensure_built("encode")
         array = self._to_array(images)
         labels = self.check_labels(labels, len(array), "encode")
         return self._apply_labelled(self.encode_batch, array, labels,
-                                    batch_size)
+                                    batch_size).astype("float32")
 
     def decode(self, z, labels=None, batch_size=256):
         """Maps latent codes to images.
