@@ -401,16 +401,14 @@ def _load_data(settings):
             limit=limit, download=settings["download"])
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(f"--dataset: {error}") from None
-    if val_ds is None:  # a folder too small to hold out a tenth
-        raise UsageError(f"--dataset {dataset}: too few images to hold out "
-                         "a validation tenth; use at least 10.")
     info = {}
     if settings["conditional"]:
         import numpy as np
 
-        top = -1
-        for _, labels in train_ds:
-            top = max(top, int(np.max(np.asarray(labels))))
+        top = 0  # a folder without class sub-folders has no labels
+        if isinstance(train_ds.element_spec, tuple):
+            for _, labels in train_ds:
+                top = max(top, int(np.max(np.asarray(labels))))
         if top < 1:
             raise UsageError(f"--conditional needs labels of at least two "
                              f"classes; --dataset {dataset} has "

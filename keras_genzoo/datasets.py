@@ -19,6 +19,7 @@ the text; `text_datasets(text, ...)` turns it into batched character windows
 """
 
 import gzip
+import math
 import os
 import struct
 
@@ -202,6 +203,17 @@ def arrays_to_datasets(
         (9, 1)
     """
     validation_split = _check_split(validation_split)
+    batch_size = _inputs.check_count(batch_size, "batch_size")
+    images = _inputs.to_numpy(images, "`images`")
+    if images.ndim == 0:
+        raise ValueError("`images` must be an array of images "
+                         "(num_images, height, width, channels).")
+    if labels is not None:
+        labels = _inputs.to_numpy(labels, "`labels`")
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise ValueError(
+                f"`labels` must hold one label per image: {len(images)} "
+                f"images, labels of shape {labels.shape}.")
     num_val = int(round(len(images) * validation_split))
     return _split_arrays(images, labels, num_val, batch_size, shuffle, seed)
 
@@ -287,9 +299,15 @@ def load_images(
         ((32, 28, 28, 1), 'uint8')
     """
     validation_split = _check_split(validation_split)
+    batch_size = _inputs.check_count(batch_size, "batch_size")
     if limit is not None and int(limit) <= 0:
         raise ValueError(f"`limit` must be positive; got {limit}.")
-    is_folder = isinstance(name, (str, os.PathLike)) and os.path.isdir(name)
+    if not isinstance(name, (str, os.PathLike)):
+        raise ValueError(
+            f"`name` must be a dataset name or the path of a folder; got a "
+            f"{type(name).__name__}. For arrays of images use "
+            "`arrays_to_datasets(images, labels)`.")
+    is_folder = os.path.isdir(name)
     arrays = None
     if name in EMBEDDED_IMAGE_DATASETS:
         arrays = load_embedded_mnist()
@@ -413,6 +431,21 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
     labels = "inferred" if has_subfolders else None
     if with_labels and labels is None:
         with_labels = False  # no sub-folders: nothing to label by
+    if validation_split:
+        # Keras holds out int(split * count) images and would find none
+        # left to train on (its message blames the folder) when that is 0
+        count = sum(
+            f.lower().endswith(IMAGE_EXTENSIONS)
+            for root, _, files in os.walk(folder)
+            if not (has_subfolders and os.path.samefile(root, folder))
+            for f in files)
+        if int(validation_split * count) == 0:
+            raise ValueError(
+                f"{folder} holds {count} image(s): too few to hold out "
+                f"validation_split={validation_split} of them for "
+                f"validation. Add images (at least "
+                f"{math.ceil(1 / validation_split)}), or pass "
+                "`validation_split=0`.")
     kwargs = dict(
         labels=labels,
         color_mode=color_mode,
@@ -537,7 +570,8 @@ def text_datasets(
         stride, "stride")
     batch_size = _inputs.check_count(batch_size, "batch_size")
     seed = _inputs.check_seed(seed)
-    vocabulary = list(vocabulary or char_vocabulary(text))
+    vocabulary = list(char_vocabulary(text) if vocabulary is None
+                      else vocabulary)
     index = {c: i for i, c in enumerate(vocabulary)}
     unknown = sorted(set(text) - set(index))
     if unknown:

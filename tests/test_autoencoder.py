@@ -78,6 +78,8 @@ def test_save_and_load_round_trip(mnist, tmp_path):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="noise_stddev"):
         AutoEncoder(noise_stddev=-0.1)
+    with pytest.raises(ValueError, match="not conditional.*VAE"):
+        AutoEncoder(num_classes=2)  # it would ignore the labels
     with pytest.raises(ValueError, match="latent_dim"):
         AutoEncoder(latent_dim=0)
     with pytest.raises(ValueError, match="call `fit` first"):

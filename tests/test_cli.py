@@ -229,6 +229,30 @@ def test_generate_refuses_what_the_model_cannot_do(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == before
 
 
+def test_image_folders_that_cannot_train_exit_2(tmp_path, capsys):
+    """A folder too small to hold out a validation tenth, and
+    `--conditional` on a folder without class sub-folders (no labels)."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i in range(12):
+        Image.fromarray(np.full((8, 8), i * 20, "uint8")).save(
+            flat / f"{i}.png")
+    small = tmp_path / "small"
+    small.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((8, 8), i, "uint8")).save(small / f"{i}.png")
+    cases = [
+        (["train", "vae", "--dataset", small], "too few to hold out"),
+        (["train", "vae", "--dataset", flat, "--conditional"],
+         "at least two classes"),
+    ]
+    for argv, message in cases:
+        assert run(*argv, "--out", tmp_path / "run") == 2, argv
+        err = capsys.readouterr().err
+        assert "usage: genzoo" in err and message in err, (argv, err)
+        assert not os.path.exists(tmp_path / "run")
+
+
 def test_help_documents_every_command_and_option(capsys):
     assert run("--help") == 0
     top = capsys.readouterr().out

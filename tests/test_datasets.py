@@ -101,6 +101,31 @@ def test_flat_grayscale_folder_resized(tmp_path):
     assert vae.image_shape == (16, 16, 1)
 
 
+def test_bad_arguments_name_the_fix(tmp_path):
+    _write_images(tmp_path, 5, (8, 8), "L")
+    # 10% of 5 images is none: Keras would say the folder has no images
+    with pytest.raises(ValueError,
+                       match="5 image\\(s\\): too few.*at least 10"):
+        datasets.load_images(str(tmp_path))
+    train, val = datasets.load_images(str(tmp_path), validation_split=0.2)
+    assert sum(len(b) for b in train) == 4 and sum(len(b) for b in val) == 1
+    images = np.zeros((10, 8, 8, 1), "uint8")
+    with pytest.raises(ValueError, match="arrays_to_datasets"):
+        datasets.load_images(images)
+    with pytest.raises(ValueError, match="batch_size"):
+        datasets.load_images("embedded_mnist", batch_size=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        datasets.arrays_to_datasets(images, batch_size=0)
+    with pytest.raises(ValueError, match="one label per image"):
+        datasets.arrays_to_datasets(images, np.zeros(9, "int32"))
+    # a numpy vocabulary is a vocabulary
+    train, _ = datasets.text_datasets("abab" * 20, sequence_length=4,
+                                      batch_size=2,
+                                      vocabulary=np.array(["a", "b", "c"]))
+    x, _ = next(iter(train))
+    assert set(np.asarray(x).ravel()) <= {0, 1}
+
+
 def test_unknown_names_and_empty_folders(tmp_path):
     with pytest.raises(ValueError, match="Unknown image dataset"):
         datasets.load_images("imagenet")

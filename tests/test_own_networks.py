@@ -143,6 +143,31 @@ def test_latent_models_take_user_networks(mnist, tmp_path, cls):
     assert loaded.decoder.name == "my_decoder"
 
 
+def test_conditional_vae_takes_user_networks(mnist, tmp_path):
+    """As the VAE docstring says: networks of `[images, labels]` and
+    `[z, labels]`."""
+    images = keras.Input((28, 28, 1))
+    label = keras.Input((), dtype="int32")
+    h = keras.layers.Concatenate()([keras.layers.Flatten()(images),
+                                    keras.layers.Embedding(10, 4)(label)])
+    encoder = keras.Model([images, label], [keras.layers.Dense(3)(h),
+                                            keras.layers.Dense(3)(h)])
+    z = keras.Input((3,))
+    label_z = keras.Input((), dtype="int32")
+    h = keras.layers.Concatenate()([z, keras.layers.Embedding(10, 4)(label_z)])
+    h = keras.layers.Dense(28 * 28, activation="sigmoid")(h)
+    decoder = keras.Model([z, label_z], keras.layers.Reshape((28, 28, 1))(h))
+    vae = VAE(encoder=encoder, decoder=decoder, num_classes=10, seed=0)
+    assert (vae.latent_dim, vae.image_shape) == (3, (28, 28, 1))
+    vae.fit(mnist[0][:64], mnist[1][:64], epochs=1, batch_size=32,
+            verbose=0)
+    sevens = vae.generate(2, seed=0, labels=7)
+    assert not np.allclose(sevens, vae.generate(2, seed=0, labels=3))
+    loaded = _round_trip(vae, tmp_path)
+    np.testing.assert_array_equal(loaded.generate(2, seed=0, labels=7),
+                                  sevens)
+
+
 class SubclassedDecoder(keras.Model):
     """A decoder without a `keras.Input`: the shapes come from the
     arguments."""

@@ -74,6 +74,11 @@ class AutoEncoder(LatentImageModel):
         seed=None,
         **kwargs,
     ):
+        if kwargs.get("num_classes") is not None:
+            raise ValueError(
+                "AutoEncoder is not conditional (its loss and networks take "
+                "no labels): drop `num_classes`, or use "
+                "`VAE(num_classes=...)` for an auto-encoder that does.")
         super().__init__(latent_dim, filters, encoder=encoder,
                          decoder=decoder, image_shape=image_shape,
                          seed=seed, **kwargs)

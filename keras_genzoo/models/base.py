@@ -855,9 +855,11 @@ class LatentImageModel(ImageModel):
         builds the model (there is nothing left to create)."""
         check_network(self.encoder, "encoder")
         check_network(self.decoder, "decoder")
-        self.adopt_image_shape(self.encoder, "encoder", self.encoder_contract)
+        # a conditional model's networks take [images, labels], [z, labels]
+        self.adopt_image_shape(self.encoder, "encoder", self.encoder_contract,
+                               num_inputs=2 if self.num_classes else 1)
         probe = keras.random.uniform((2,) + self.image_shape, seed=0)
-        probe_labels = (np.zeros((2,), "int32") if self.num_classes
+        probe_labels = (ops.zeros((2,), "int32") if self.num_classes
                         else None)
         codes = self.encoder(self.with_labels(probe, probe_labels),
                              training=False)
