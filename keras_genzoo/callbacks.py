@@ -125,10 +125,10 @@ class _GridCallback(keras.callbacks.Callback):
         path = os.path.join(
             self.directory, f"{self.prefix}_epoch_{epoch + 1:03d}.png"
         )
-        self.paths.append(
-            save_image_grid(self.make_images(), path, columns=self.columns,
-                            padding=self.padding, scale=self.scale)
-        )
+        save_image_grid(self.make_images(), path, columns=self.columns,
+                        padding=self.padding, scale=self.scale)
+        if path not in self.paths:  # (an epoch trained again after a crash)
+            self.paths.append(path)
 
     def _require(self, method):
         _require(self, method)

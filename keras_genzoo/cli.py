@@ -24,6 +24,7 @@ that second start).
 """
 
 import argparse
+import glob
 import json
 import os
 import subprocess
@@ -531,13 +532,21 @@ def _callbacks(model, settings, val_ds, text):
     elif settings["model"] == "ae":
         import numpy as np
 
-        images = np.asarray(next(iter(val_ds))[0][:10])
-        found.append(ReconstructionGridSaver(images, out))
+        from keras_genzoo import _inputs
+
+        # (a folder without class sub-folders gives bare image batches)
+        images, _ = _inputs.split_batch(next(iter(val_ds)))
+        found.append(ReconstructionGridSaver(np.asarray(images)[:10], out))
     else:
         sampling = {}
         if settings["model"] == "diffusion":
             sampling["steps"] = 5 if settings["smoke"] else 20
         saver = ImageGridSaver(out, num_images=64, seed=seed, **sampling)
+        if settings["resumed"]:
+            # the grids of the epochs before the crash: frames of the GIF
+            # too (an epoch trained again writes its grid again)
+            saver.paths = sorted(glob.glob(os.path.join(
+                glob.escape(out), f"{saver.prefix}_epoch_*.png")))
         found += [saver, ProgressGif(saver)]
     return found
 

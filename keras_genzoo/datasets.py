@@ -269,8 +269,9 @@ def load_images(
         shuffle: reshuffle the training set every epoch.
         seed: shuffling (and, for folders, splitting) seed.
         limit: use at most this many training images (and at most
-            `limit * validation_split` validation images); handy for quick
-            runs.
+            `limit * validation_split` validation images), the same ones
+            every epoch; handy for quick runs. (For a folder they are read
+            once and kept in memory.)
         download: tfds only. `False` (the default) never touches the network
             and fails at once if the data was not prepared; `True` lets tfds
             download and prepare it.
@@ -386,8 +387,12 @@ def _load_tfds(name, batch_size, validation_split, with_labels, shuffle,
 
 
 def _limit_and_batch(parts, limit, validation_split, batch_size, shuffle,
-                     seed):
-    """Caps `[train, val]` element datasets at `limit` and batches them."""
+                     seed, keep_limited=False):
+    """Caps `[train, val]` element datasets at `limit` and batches them.
+
+    `keep_limited`: the training elements come in a new order every pass
+    (Keras' folder datasets), so that the first `limit` of them would be
+    other images every epoch: they are read once and kept in memory."""
     out = []
     for i, part in enumerate(parts):
         if limit is not None:
@@ -395,6 +400,8 @@ def _limit_and_batch(parts, limit, validation_split, batch_size, shuffle,
                 int(limit) if i == 0
                 else max(1, int(round(int(limit) * validation_split)))
             )
+            if keep_limited and i == 0:
+                part = part.cache()
         out.append(_batched(part, batch_size, shuffle and i == 0, seed))
     return out[0], (out[1] if len(out) > 1 else None)
 
@@ -471,7 +478,8 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
         return image, element[1]
 
     return _limit_and_batch([p.map(to_uint8) for p in parts], limit,
-                            validation_split, batch_size, shuffle, seed)
+                            validation_split, batch_size, shuffle, seed,
+                            keep_limited=True)
 
 
 # ------------------------------------------------------------------- text

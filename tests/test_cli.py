@@ -155,6 +155,9 @@ def test_resumes_from_the_backup_after_an_interruption(tmp_path, monkeypatch,
     assert run(*argv) == 0
     assert "resuming vae" in capsys.readouterr().out
     assert history_epochs(out) == [0, 1, 2, 3]
+    # the animation holds every epoch's grid, those before the crash too
+    with Image.open(out / "progress.gif") as gif:
+        assert gif.n_frames == 4
     assert not os.path.exists(out / "backup")
     assert json.loads((out / "genzoo.json").read_text())["finished"]
     model = keras.saving.load_model(out / "vae.keras")
@@ -251,6 +254,14 @@ def test_image_folders_that_cannot_train_exit_2(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "usage: genzoo" in err and message in err, (argv, err)
         assert not os.path.exists(tmp_path / "run")
+    # the folder without classes trains an auto-encoder, whose grid shows
+    # the validation image (bare batches: no labels) over its
+    # reconstruction: one column of two 8x8 images, padding 2, scale 2
+    out = tmp_path / "ae"
+    assert run("train", "ae", "--dataset", flat, "--epochs", 1, "--out",
+               out, "--verbose", 0) == 0
+    assert grid_size(out / "reconstructions_epoch_001.png") == (
+        2 * (8 + 2 + 2), 2 * (2 * 8 + 3 * 2))
 
 
 def test_help_documents_every_command_and_option(capsys):

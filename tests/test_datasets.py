@@ -101,6 +101,22 @@ def test_flat_grayscale_folder_resized(tmp_path):
     assert vae.image_shape == (16, 16, 1)
 
 
+def test_a_limited_folder_trains_on_the_same_images_every_epoch(tmp_path):
+    for i in range(40):  # image i is all i: its id
+        Image.fromarray(np.full((4, 4), i, "uint8")).save(
+            tmp_path / f"{i}.png")
+    train, val = datasets.load_images(str(tmp_path), batch_size=4, limit=5)
+
+    def ids(ds):
+        return sorted(int(x) for b in ds for x in np.asarray(b)[:, 0, 0, 0])
+
+    first = ids(train)
+    assert len(first) == 5 and len(ids(val)) == 1
+    assert not set(first) & set(ids(val))
+    # Keras reshuffles a folder's files every pass: not the images taken
+    assert ids(train) == first and ids(train) == first
+
+
 def test_bad_arguments_name_the_fix(tmp_path):
     _write_images(tmp_path, 5, (8, 8), "L")
     # 10% of 5 images is none: Keras would say the folder has no images
