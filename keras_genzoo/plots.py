@@ -461,6 +461,14 @@ def plot_latent_manifold(model, n=15, span=2.0, label=None, dims=(0, 1)):
         raise ValueError(
             f"`dims` must be two different latent dimensions in [0, "
             f"{model.latent_dim}); got {dims}.")
+    num_classes = getattr(model, "num_classes", None)
+    if num_classes and label is None:
+        raise ValueError(
+            f"This model is conditional (num_classes={num_classes}): pass "
+            f"`label=` (an int in 0..{num_classes - 1}), the class to draw.")
+    if label is not None and not num_classes:
+        raise ValueError("`label` is for conditional models (created with "
+                         "`num_classes=`); this one is not: drop it.")
     values = np.linspace(-float(span), float(span), n).astype("float32")
     z = np.zeros((n * n, model.latent_dim), "float32")
     rows, cols = np.meshgrid(values[::-1], values, indexing="ij")

@@ -227,8 +227,11 @@ def test_plot_latent_manifold_conditional_needs_a_label():
     model, _, _ = _trained_autoencoder(2, cls=VAE, num_classes=3)
     figure = plots.plot_latent_manifold(model, n=2, label=1)
     assert _image(figure.axes[0]).shape == (16, 16)
-    with pytest.raises(ValueError, match="label"):
+    with pytest.raises(ValueError, match="pass `label=` \\(an int in 0..2"):
         plots.plot_latent_manifold(model, n=2)
+    plain, _, _ = _trained_autoencoder(2)
+    with pytest.raises(ValueError, match="`label` is for conditional"):
+        plots.plot_latent_manifold(plain, n=2, label=1)
 
 
 def test_latent_plots_bad_input():
