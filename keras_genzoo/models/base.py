@@ -16,6 +16,7 @@ image shape, whoever calls it (Keras' own lazy build on `fit`,
 `build_from_config`, or the data check before training).
 """
 
+import functools
 import inspect
 
 import numpy as np
@@ -167,6 +168,13 @@ def _with_divergence_check(callbacks):
         # put back before any other callback (a checkpoint) sees them
         callbacks.insert(0, StopOnDivergence())
     return callbacks
+
+
+@functools.lru_cache(maxsize=None)
+def _keras_signature(method):
+    """The signature of `keras.Model.<method>`, read once (`train_on_batch`
+    runs once a step)."""
+    return inspect.signature(getattr(keras.Model, method))
 
 
 _WEIGHTS_IGNORED = "weighs every example alike and would ignore"
@@ -327,7 +335,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         if self.takes_sample_weights:
             return
         try:  # the arguments as Keras' own method takes them
-            given = inspect.signature(getattr(keras.Model, method)).bind(
+            given = _keras_signature(method).bind(
                 self, None, None, *args, **kwargs).arguments
         except TypeError:
             return  # Keras' own method says what is wrong
