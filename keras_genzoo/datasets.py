@@ -280,7 +280,9 @@ def load_images(
         image_size: folders only: `(height, width)` to resize to; default:
             the size of the first image found.
         color_mode: folders only: `"grayscale"`, `"rgb"` or `"rgba"`;
-            default: that of the first image found.
+            default: what the first image found holds (`"rgba"` when it
+            has transparency, grey-with-alpha included; `"grayscale"` when
+            it is grey, a grey palette included; else `"rgb"`).
 
     Returns:
         `(train_ds, val_ds)`: batched `tf.data.Dataset`s of uint8 images
@@ -406,12 +408,44 @@ def _limit_and_batch(parts, limit, validation_split, batch_size, shuffle,
     return out[0], (out[1] if len(out) > 1 else None)
 
 
-def _first_image(folder):
-    for root, _, files in sorted(os.walk(folder)):
-        for f in sorted(files):
-            if f.lower().endswith(IMAGE_EXTENSIONS):
-                return os.path.join(root, f)
-    return None
+def _class_folders(folder):
+    """The sub-folders Keras' `image_dataset_from_directory` takes as
+    classes (hidden ones are skipped), sorted."""
+    return [d for d in sorted(os.listdir(folder))
+            if os.path.isdir(os.path.join(folder, d))
+            and not d.startswith(".")]
+
+
+def _image_files(folder, class_folders):
+    """The image files `image_dataset_from_directory` reads, in its order:
+    those under each class folder when there are any, else all those
+    under `folder`."""
+    found = []
+    for sub in class_folders or [""]:
+        for root, _, files in sorted(os.walk(os.path.join(folder, sub)),
+                                     key=lambda entry: entry[0]):
+            found.extend(os.path.join(root, f) for f in sorted(files)
+                         if f.lower().endswith(IMAGE_EXTENSIONS))
+    return found
+
+
+def _color_mode(image):
+    """The Keras `color_mode` that keeps what a PIL image holds: `"rgba"`
+    when it has transparency, else `"grayscale"` when it is grey, else
+    `"rgb"`. Keras has no grey-with-alpha mode, so an `LA` image (or a grey
+    palette with transparency) reads as `"rgba"`, which keeps its alpha."""
+    mode = image.mode
+    if mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F"):
+        return "grayscale"
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or (
+            mode == "P" and "transparency" in image.info):
+        return "rgba"
+    if mode == "P":
+        # a palette image is grey when every colour it shows is
+        red, green, blue = (channel.tobytes()
+                            for channel in image.convert("RGB").split())
+        return "grayscale" if red == green == blue else "rgb"
+    return "rgb"
 
 
 def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
@@ -421,31 +455,37 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
 
     tf = _tensorflow()
 
-    first = _first_image(folder)
-    if first is None:
+    class_folders = _class_folders(folder)
+    files = _image_files(folder, class_folders)
+    if not files:
         raise FileNotFoundError(
-            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}."
-        )
-    with Image.open(first) as image:
+            f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}"
+            + (" (with sub-folders, only theirs are read: one class each)."
+               if class_folders else "."))
+    if color_mode not in (None, "grayscale", "rgb", "rgba"):
+        raise ValueError(
+            f"`color_mode` must be \"grayscale\", \"rgb\", \"rgba\" or None "
+            f"(what the first image holds); got {color_mode!r}.")
+    gifs = [f for f in files if f.lower().endswith(".gif")]
+    if gifs and color_mode not in (None, "rgb"):
+        raise ValueError(
+            f"{folder} holds GIF images ({os.path.basename(gifs[0])}, ...), "
+            f"which TensorFlow decodes as RGB only: pass "
+            f"`color_mode=\"rgb\"` (or leave it out), or convert them to "
+            f"PNG to read them as {color_mode!r}.")
+    with Image.open(files[0]) as image:
         if image_size is None:
             image_size = (image.height, image.width)
         if color_mode is None:
-            color_mode = {"L": "grayscale", "1": "grayscale",
-                          "RGBA": "rgba"}.get(image.mode, "rgb")
-    has_subfolders = any(
-        os.path.isdir(os.path.join(folder, d)) for d in os.listdir(folder)
-    )
-    labels = "inferred" if has_subfolders else None
+            # GIFs decode as RGB only, whatever the first image holds
+            color_mode = "rgb" if gifs else _color_mode(image)
+    labels = "inferred" if class_folders else None
     if with_labels and labels is None:
         with_labels = False  # no sub-folders: nothing to label by
     if validation_split:
         # Keras holds out int(split * count) images and would find none
         # left to train on (its message blames the folder) when that is 0
-        count = sum(
-            f.lower().endswith(IMAGE_EXTENSIONS)
-            for root, _, files in os.walk(folder)
-            if not (has_subfolders and os.path.samefile(root, folder))
-            for f in files)
+        count = len(files)
         if int(validation_split * count) == 0:
             raise ValueError(
                 f"{folder} holds {count} image(s): too few to hold out "

@@ -117,6 +117,59 @@ def test_a_limited_folder_trains_on_the_same_images_every_epoch(tmp_path):
     assert ids(train) == first and ids(train) == first
 
 
+def test_a_folder_reads_as_what_its_images_hold(tmp_path):
+    """Grey palettes read as one channel, alpha (grey-with-alpha too) as
+    four, colour palettes as three; a folder with GIFs reads as RGB, the
+    only way TensorFlow decodes them."""
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (4, 6, 6), dtype=np.uint8)
+    colour = rng.integers(0, 256, (4, 6, 6, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (4, 6, 6), dtype=np.uint8)
+    kinds = {
+        "grey_palette": ([Image.fromarray(g).convert("P") for g in grey],
+                         grey[..., None]),
+        "colour_palette": ([Image.fromarray(c).quantize(256) for c in colour],
+                           None),
+        "grey_alpha": ([Image.fromarray(np.stack([g, a], -1), "LA")
+                        for g, a in zip(grey, alpha)],
+                       np.stack([grey, grey, grey, alpha], -1)),
+    }
+    for kind, (images, expected) in kinds.items():
+        folder = tmp_path / kind
+        folder.mkdir()
+        for i, image in enumerate(images):
+            image.save(folder / f"{i}.png")
+        train, _ = datasets.load_images(str(folder), batch_size=4,
+                                        validation_split=0)
+        got = np.asarray(next(iter(train)))
+        channels = {"grey_palette": 1, "colour_palette": 3, "grey_alpha": 4}
+        assert got.shape == (4, 6, 6, channels[kind]), kind
+        if expected is not None:  # in any order: Keras shuffles the files
+            assert (sorted(got.reshape(4, -1).tolist())
+                    == sorted(expected.reshape(4, -1).tolist())), kind
+    transparent = tmp_path / "transparent_palette"
+    transparent.mkdir()
+    for i, c in enumerate(colour):
+        Image.fromarray(c).quantize(256).save(transparent / f"{i}.png",
+                                              transparency=0)
+    train, _ = datasets.load_images(str(transparent), batch_size=4,
+                                    validation_split=0)
+    assert np.asarray(next(iter(train))).shape[-1] == 4
+    # a grey PNG beside GIFs: TensorFlow decodes GIFs as RGB only
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for i, g in enumerate(grey):
+        Image.fromarray(g).save(mixed / f"{i}.png")
+        Image.fromarray(g).convert("P").save(mixed / f"{i}.gif")
+    train, _ = datasets.load_images(str(mixed), batch_size=8,
+                                    validation_split=0)
+    assert np.asarray(next(iter(train))).shape == (8, 6, 6, 3)
+    with pytest.raises(ValueError, match="GIF.*RGB only.*color_mode=.rgb"):
+        datasets.load_images(str(mixed), color_mode="grayscale")
+    with pytest.raises(ValueError, match="`color_mode` must be"):
+        datasets.load_images(str(mixed), color_mode="cmyk")
+
+
 def test_bad_arguments_name_the_fix(tmp_path):
     _write_images(tmp_path, 5, (8, 8), "L")
     # 10% of 5 images is none: Keras would say the folder has no images
