@@ -200,6 +200,14 @@ def test_subclassed_networks_need_and_use_the_shape_arguments():
     ("latent_dim_disagrees", "latent_dim=3` disagrees"),
     ("conditional_discriminator_without_labels",
      "int labels of shape \\(batch,\\) as a second input"),
+    # probabilities where images in [-1, 1] or logits belong; each passes
+    # the probe's range check (so only the final layer can tell)
+    ("generator_sigmoid", "ends in a sigmoid \\(`pixels`\\).*tanh"),
+    ("generator_sigmoid_then_reshape",
+     "ends in a hard_sigmoid \\(`pixels`\\).*tanh"),
+    ("discriminator_sigmoid", "ends in a sigmoid.*drop that activation"),
+    ("discriminator_nested_sigmoid",
+     "ends in a sigmoid \\(`probability`\\).*drop that activation"),
 ])
 def test_gan_contract_violations_are_named(case, message):
     kwargs = {
@@ -219,13 +227,55 @@ def test_gan_contract_violations_are_named(case, message):
                                      latent_dim=3),
         "conditional_discriminator_without_labels": dict(
             num_classes=10, discriminator=tutorial_discriminator()),
+        "generator_sigmoid": dict(generator=keras.Sequential([
+            keras.Input((4,)),
+            keras.layers.Dense(8 * 8, "sigmoid", name="pixels"),
+            keras.layers.Reshape((8, 8, 1))])),
+        "generator_sigmoid_then_reshape": dict(generator=keras.Sequential([
+            keras.Input((4,)),
+            keras.layers.Dense(4 * 4, "hard_sigmoid", name="pixels"),
+            keras.layers.Reshape((4, 4, 1)),
+            keras.layers.UpSampling2D()])),
+        "discriminator_sigmoid": dict(discriminator=keras.Sequential([
+            keras.Input((8, 8, 1)), keras.layers.Flatten(),
+            keras.layers.Dense(1, activation="sigmoid")])),
+        "discriminator_nested_sigmoid": dict(discriminator=keras.Sequential([
+            tutorial_discriminator(),
+            keras.layers.Activation("sigmoid", name="probability")])),
     }[case]
     if case == "generator_not_tanh":
         # a linear output layer whose probe values leave [-1, 1]
         kwargs["generator"].layers[-1].kernel.assign(
             np.full(kwargs["generator"].layers[-1].kernel.shape, 5.0))
-    with pytest.raises(ValueError, match=message):
-        GAN(**kwargs)
+    for cls in (GAN, WGANGP):
+        with pytest.raises(ValueError, match=message):
+            cls(**kwargs)
+
+
+def test_a_wgan_gp_critic_without_batch_norm_or_dropout():
+    """Refused on every backend alike, when the model is made (JAX's input
+    gradient failed inside the first step; TensorFlow and PyTorch trained
+    on a penalty that means something else); a plain GAN takes both."""
+    def critic(*middle):
+        return keras.Sequential([
+            keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3), *middle,
+            keras.layers.Flatten(), keras.layers.Dense(1)])
+
+    for middle, message in (
+            ((keras.layers.BatchNormalization(name="bn"),),
+             "no batch normalisation.*`bn`.*LayerNormalization"),
+            ((keras.layers.SpatialDropout2D(0.2, name="drop"),),
+             "no dropout.*`drop` \\(SpatialDropout2D, rate 0.2\\)"),
+            # inside a nested block too
+            ((keras.Sequential([keras.layers.Dense(
+                4), keras.layers.BatchNormalization(name="inner_bn")]),),
+             "`inner_bn`")):
+        with pytest.raises(ValueError, match=message):
+            WGANGP(discriminator=critic(*middle))
+        GAN(discriminator=critic(*middle))
+    # normalisation of each image alone and a zero rate are fine
+    WGANGP(discriminator=critic(keras.layers.LayerNormalization(),
+                                keras.layers.Dropout(0.0)))
 
 
 @pytest.mark.parametrize("case, message", [

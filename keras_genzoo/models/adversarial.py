@@ -22,6 +22,7 @@ from keras_genzoo.models.base import (
     ImageModel,
     _check_image_shape,
     check_network,
+    final_activation,
     network_input_shapes,
     portable_config,
     split_losses,
@@ -34,6 +35,8 @@ GENERATOR_CONTRACT = (
     "a generator maps noise of shape (batch, latent_dim) (and, for a "
     "conditional GAN, int labels of shape (batch,) as a second input) to "
     "images in [-1, 1] of shape (batch, height, width, channels)")
+# final activations whose outputs lie in [0, 1]
+_UNIT_INTERVAL = ("sigmoid", "hard_sigmoid")
 DISCRIMINATOR_CONTRACT = (
     "a discriminator (for WGAN-GP: the critic) maps images in [-1, 1] of "
     "shape (batch, height, width, channels) (and, for a conditional GAN, "
@@ -139,6 +142,13 @@ class AdversarialModel(ImageModel):
                 raise ValueError(
                     "The generator does not say what noise it takes (it has "
                     "no `keras.Input`): pass `latent_dim=`.")
+            activation, layer = final_activation(self.generator)
+            if activation in _UNIT_INTERVAL:
+                raise ValueError(
+                    f"Contract: {GENERATOR_CONTRACT}; this generator ends in "
+                    f"a {activation} (`{layer.name}`), which gives [0, 1]: "
+                    f"end it with a tanh (the zoo scales real images to "
+                    f"[-1, 1]).")
             noise = keras.random.normal((2, self.latent_dim), seed=0)
             images = self.generate_tensor(noise, self._probe_labels())
             shape = tuple(ops.shape(images))
@@ -160,6 +170,13 @@ class AdversarialModel(ImageModel):
             check_network(self.discriminator, "discriminator")
             self.adopt_image_shape(self.discriminator, "discriminator",
                                    DISCRIMINATOR_CONTRACT, expected)
+            activation, layer = final_activation(self.discriminator)
+            if activation in _UNIT_INTERVAL + ("softmax",):
+                raise ValueError(
+                    f"Contract: {DISCRIMINATOR_CONTRACT}; this one ends in a "
+                    f"{activation} (`{layer.name}`). The loss takes the raw "
+                    f"logit (it applies the sigmoid itself; a WGAN-GP "
+                    f"critic's score is unbounded): drop that activation.")
             probe = keras.random.uniform((2,) + self.image_shape, -1.0, 1.0,
                                          seed=0)
             scores = self.discriminate(probe, self._probe_labels())

@@ -71,6 +71,44 @@ def check_network(network, name):
     return network
 
 
+# layers that move values without changing them
+_SHAPE_ONLY = (keras.layers.Reshape, keras.layers.Flatten,
+               keras.layers.Permute, keras.layers.Identity,
+               keras.layers.Cropping2D, keras.layers.UpSampling2D)
+
+
+def final_activation(network):
+    """`(name, layer)` of the activation a functional or Sequential
+    network applies last (`"sigmoid"` for `Dense(1, "sigmoid")` or a
+    final `Activation("sigmoid")`; nested models and final layers that only
+    move values, such as `Reshape`, are looked through), else
+    `(None, None)`: a subclassed network, or a last layer without an
+    `activation`."""
+    try:
+        outputs = network.outputs
+    except (AttributeError, ValueError):
+        return None, None
+    if not outputs or len(outputs) != 1:
+        return None, None
+    history = getattr(outputs[0], "_keras_history", None)
+    layer = getattr(history, "operation", None)
+    while isinstance(layer, _SHAPE_ONLY):  # look through a final Reshape
+        try:
+            node = layer._inbound_nodes[history.node_index]
+            (tensor,) = node.input_tensors
+        except (AttributeError, IndexError, ValueError):
+            return None, None
+        history = getattr(tensor, "_keras_history", None)
+        layer = getattr(history, "operation", None)
+    if layer is None:
+        return None, None
+    if isinstance(layer, keras.Model):
+        return final_activation(layer)
+    activation = getattr(layer, "activation", None)
+    name = getattr(activation, "__name__", None)
+    return (name, layer) if name else (None, None)
+
+
 def network_input_shapes(network):
     """The input shapes of a functional/Sequential network, else `None`."""
     try:

@@ -8,6 +8,30 @@ from keras_genzoo.models.adversarial import AdversarialModel
 from keras_genzoo.models.base import with_added_losses
 
 
+def check_critic(critic):
+    """Refuses a critic with batch normalisation or dropout, on every
+    backend alike: the gradient penalty needs each image's score to depend
+    on that image alone and on nothing random. (Batch statistics made
+    JAX's input gradient fail inside the traced step while TensorFlow and
+    PyTorch trained on a penalty that does not mean what it should.)"""
+    for layer in critic._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            raise ValueError(
+                f"A WGAN-GP critic takes no batch normalisation (the "
+                f"gradient penalty needs each image's score to depend on "
+                f"that image alone); this one has `{layer.name}` "
+                f"({type(layer).__name__}). Use "
+                f"`keras.layers.LayerNormalization()` there, or no "
+                f"normalisation.")
+        if (isinstance(layer, keras.layers.Dropout)
+                and float(layer.rate) > 0):
+            raise ValueError(
+                f"A WGAN-GP critic takes no dropout (the gradient penalty "
+                f"assumes a deterministic critic); this one has "
+                f"`{layer.name}` ({type(layer).__name__}, rate "
+                f"{layer.rate}). Remove it.")
+
+
 @keras.saving.register_keras_serializable(package="keras_genzoo")
 class WGANGP(AdversarialModel):
     """Wasserstein GAN with gradient penalty (Gulrajani et al., 2017).
@@ -32,8 +56,9 @@ class WGANGP(AdversarialModel):
     Contract: the generator maps noise `(batch, latent_dim)` (plus int
     labels `(batch,)` when conditional) to images in [-1, 1]; the critic
     maps images in [-1, 1] (plus labels) to one score per image, `(batch,
-    1)` or `(batch,)`, and should have no batch normalisation or dropout
-    (the penalty assumes each image's score depends on that image alone).
+    1)` or `(batch,)`, and has no batch normalisation or dropout (the
+    penalty assumes each image's score depends on that image alone; either
+    layer in a critic is a `ValueError`).
     Each network's own `losses` count as in `GAN` (the critic's call inside
     the penalty adds none).
 
@@ -101,6 +126,11 @@ class WGANGP(AdversarialModel):
             generator=generator, discriminator=discriminator,
             image_shape=image_shape, seed=seed, **kwargs)
         self.gp_weight = float(gp_weight)
+
+    def adopt_networks(self):
+        super().adopt_networks()
+        if "discriminator" in self.given_networks():
+            check_critic(self.discriminator)
 
     def default_optimizer(self):
         """Adam(1e-4, beta_1=0, beta_2=0.9): the WGAN-GP paper's setting."""
