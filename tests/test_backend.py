@@ -332,3 +332,80 @@ def test_run_sampler_frees_a_sampler_and_its_compiled_step():
     del sampler
     gc.collect()
     assert freed() is None
+
+
+@keras.saving.register_keras_serializable(package="test_backend")
+class FailsWhenTraining(keras.layers.Layer):
+    """Raises while a training step is traced (or run): a network that
+    passes the zoo's probe, which runs in inference mode, and fails in the
+    first step of `fit`."""
+
+    def call(self, x, training=False):
+        if training:
+            raise RuntimeError("this layer fails in training")
+        return x
+
+
+def _weights(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+def test_a_call_that_raises_leaves_the_model_usable():
+    """On JAX, Keras 3.15 takes the variables' values out of the model for
+    `fit`/`evaluate`/`predict` and put them back only at the end: a bad
+    batch or an interrupt left a model whose every later use failed with
+    "'NoneType' object is not callable". `keep_state_on_error` keeps them,
+    on every backend."""
+    from keras_genzoo import VAE, AutoEncoder
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
+    vae = VAE(latent_dim=2, filters=(4,), seed=0)
+    vae.fit(images, epochs=1, batch_size=8, verbose=0)
+    weights = _weights(vae)
+    codes = np.asarray(vae.encode(images[:4]))
+
+    def same():
+        for before, after in zip(weights, _weights(vae)):
+            np.testing.assert_array_equal(before, after)
+        np.testing.assert_allclose(np.asarray(vae.encode(images[:4])), codes,
+                                   rtol=1e-6)
+        vae.predict(images[:4], verbose=0)
+
+    with pytest.raises(ValueError):  # fails while the first step traces
+        vae.predict(np.zeros((4, 9, 9, 1), "uint8"), verbose=0)
+    same()
+
+    def interrupt(batch, logs):
+        if batch == 1:
+            raise KeyboardInterrupt
+    stop = keras.callbacks.LambdaCallback(on_predict_batch_end=interrupt)
+    with pytest.raises(KeyboardInterrupt):  # after a step ran
+        vae.predict(images, batch_size=4, callbacks=[stop], verbose=0)
+    same()
+
+    class Batches(keras.utils.PyDataset):  # a second batch of other shape
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return images[:4] if i == 0 else np.zeros((4, 9, 9, 1), "uint8")
+    with pytest.raises(Exception):  # TensorFlow: InvalidArgumentError
+        vae.evaluate(Batches(), verbose=0)
+    same()
+    vae.evaluate(images, verbose=0)
+
+    encoder = keras.Sequential([keras.Input((8, 8, 1)),
+                                keras.layers.Flatten(),
+                                keras.layers.Dense(2)])
+    decoder = keras.Sequential([keras.Input((2,)),
+                                keras.layers.Dense(64, "sigmoid"),
+                                FailsWhenTraining(),
+                                keras.layers.Reshape((8, 8, 1))])
+    model = AutoEncoder(encoder=encoder, decoder=decoder, seed=0)
+    weights = _weights(model)
+    with pytest.raises(RuntimeError, match="fails in training"):
+        model.fit(images, epochs=1, batch_size=8, verbose=0)
+    for before, after in zip(weights, _weights(model)):
+        np.testing.assert_array_equal(before, after)
+    assert model.reconstruct(images[:2]).shape == (2, 8, 8, 1)

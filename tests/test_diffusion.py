@@ -560,3 +560,29 @@ def test_bad_training_data(mnist):
     assert not model.compiled or _iterations(model) == 0
     with pytest.raises(ValueError, match="generate` needs a built model"):
         DiffusionModel(widths=(8,)).generate(2)
+
+
+@pytest.mark.parametrize("image_shape", [None, (8, 8, 1)])
+def test_predict_and_call_take_the_networks_inputs(image_shape):
+    """`predict` and `call` run the denoising network: images alone (what
+    the other models' `predict` takes) are one `ValueError` that says what
+    it takes and points to `generate`, not Keras' "expects 2 named
+    inputs"; the network's inputs give its v prediction, from a model not
+    built yet too (TensorFlow failed to build one inside `predict`)."""
+    images = np.zeros((3, 8, 8, 1), "uint8")
+    noisy = np.zeros((3, 8, 8, 1), "float32")
+    t = np.full((3,), 0.5, "float32")
+    labels = np.zeros((3,), "int32")
+    for num_classes, right, wrong in ((None, [noisy, t], [noisy, t, labels]),
+                                      (10, [noisy, t, labels], [noisy, t])):
+        model = DiffusionModel(num_classes=num_classes, widths=(8,),
+                               image_shape=image_shape)
+        for bad in (images, wrong):
+            with pytest.raises(ValueError, match="`generate\\(n\\)`"):
+                model.predict(bad, verbose=0)
+        assert model.predict(right, verbose=0).shape == (3, 8, 8, 1)
+        assert tuple(model(right).shape) == (3, 8, 8, 1)
+        if num_classes:
+            with pytest.raises(ValueError,
+                               match="int labels \\(batch,\\)"):
+                model(images)

@@ -59,6 +59,10 @@ Exports:
 - `variable_scope(model)`: where variables created before `fit` runs
   (lazy builds, optimizer moments) must be created: the model's
   `tf.distribute` strategy scope on TensorFlow.
+- `keep_state_on_error(model)`: a context for a call of Keras' `fit`,
+  `evaluate` or `predict` that leaves the model's variables usable when the
+  call raises (on JAX, Keras takes their values out for the loop and does
+  not always put them back; nothing to do elsewhere).
 - `prepare_variables(model)`: lays out a built model's variables for this
   backend's kernels before any step (on PyTorch, a workaround for a CPU
   convolution bug with one-channel outputs; nothing elsewhere).
@@ -179,6 +183,7 @@ scale_loss_for_replicas = _steps.scale_loss_for_replicas
 draw_for_replica = _steps.draw_for_replica
 variable_scope = _steps.variable_scope
 prepare_variables = _steps.prepare_variables
+keep_state_on_error = _steps.keep_state_on_error
 wrap_step_function = _steps.wrap_step_function
 group_normalization = getattr(_steps, "group_normalization", None)
 causal_self_attention_block = getattr(_steps, "causal_self_attention_block",
@@ -207,6 +212,7 @@ __all__ = [
     "ema_update",
     "group_normalization",
     "input_gradients",
+    "keep_state_on_error",
     "next_token_cross_entropy",
     "prepare_variables",
     "run_sampler",

@@ -169,6 +169,37 @@ def variable_scope(model):
     return contextlib.nullcontext()
 
 
+def keep_state_on_error(model):
+    """A context for a call of Keras' `fit`, `evaluate` or `predict` that
+    leaves `model`'s variables usable when the call raises.
+
+    On JAX, Keras 3.15 takes the variables' values out of the model for
+    these loops and does not put them back when `evaluate`, `predict` or
+    the first step of `fit` raises (a bad batch, a `KeyboardInterrupt`);
+    `keras_genzoo.backend.keep_state_on_error` is then the JAX module's,
+    which puts them back. Elsewhere the variables keep their values
+    throughout, and this one does nothing. The zoo's models use it in
+    `fit`, `evaluate` and `predict`.
+
+    Args:
+        model: the `keras.Model` whose method is called.
+
+    Returns:
+        A context manager.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> from keras_genzoo import backend
+        >>> model = keras.Sequential([keras.Input((2,)),
+        ...                           keras.layers.Dense(1)])
+        >>> with backend.keep_state_on_error(model):
+        ...     model.predict(np.zeros((1, 2)), verbose=0).shape
+        (1, 1)
+    """
+    del model
+    return contextlib.nullcontext()
+
+
 def scale_loss_for_replicas(loss):
     """The loss one replica's gradients are taken of: `loss` divided by
     the number of replicas in sync (TensorFlow's optimizers sum the

@@ -14,6 +14,8 @@ travel in `state`:
 - metrics: updated in a `StatelessScope` too.
 """
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import keras
@@ -28,6 +30,57 @@ from keras_genzoo.backend.common import (  # noqa: F401 - exported
     scale_loss_for_replicas,
     variable_scope,
 )
+
+
+def _state_variables(model):
+    """Every variable Keras' JAX trainer takes out of `model` for a loop:
+    the model's, its optimizer's and its metrics'."""
+    variables = list(model.trainable_variables)
+    variables += model.non_trainable_variables
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        variables += optimizer.variables
+    variables += model.metrics_variables
+    return variables
+
+
+@contextlib.contextmanager
+def keep_state_on_error(model):
+    """Keeps `model`'s variables usable when Keras' `fit`, `evaluate` or
+    `predict` raises inside.
+
+    Keras 3.15's JAX trainer takes every variable's value out of the model
+    for a loop (`_purge_model_variables`, to save memory) and puts the
+    values back only when the loop ends: `predict` and `evaluate` never put
+    them back when a step raises, nor does `fit` when its first step
+    raises. One `predict` on images of the wrong shape, or an interrupt
+    while the first step compiles, then left a trained model whose every
+    later use failed with "'NoneType' object is not callable". (Keras'
+    own fix, keras-team/keras#21019, covers later steps of `fit` only.)
+    Here, when the call raises: the newest state Keras holds goes back
+    first (`jax_state_sync`, from the steps that ran), then each variable
+    still empty gets the value it had before the call (a step that failed
+    while tracing has not consumed it).
+    """
+    if getattr(model, "_jax_state_synced", True):
+        # nothing newer than the variables: not a stale state to restore
+        model._jax_state = None
+    saved = [(variable, variable._value)
+             for variable in _state_variables(model)]
+    try:
+        yield
+    except BaseException:
+        try:
+            model.jax_state_sync()
+        except Exception:  # a state consumed by a step that failed
+            pass
+        for variable, value in saved:
+            if (variable._value is None and value is not None
+                    and not value.is_deleted()):
+                variable._value = value
+        model._jax_state = None
+        model._jax_state_synced = True
+        raise
 
 
 def input_gradients(fn, x):

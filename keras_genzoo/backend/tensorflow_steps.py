@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
+    keep_state_on_error,
     compile_loop_step,
     prepare_variables,
     run_sampler,

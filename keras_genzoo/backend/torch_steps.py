@@ -14,6 +14,7 @@ import torch
 
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
+    keep_state_on_error,
     draw_for_replica,
     scale_loss_for_replicas,
     variable_scope,

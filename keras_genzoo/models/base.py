@@ -464,7 +464,8 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
             kwargs["callbacks"] = _with_divergence_check(
                 kwargs.get("callbacks"))
         try:
-            return super().fit(x, y, *args, **kwargs)
+            with zoo_backend.keep_state_on_error(self):
+                return super().fit(x, y, *args, **kwargs)
         except BaseException:
             # StopOnDivergence puts the weights back at the end of the
             # epoch, which Keras does not reach when something raises
@@ -486,7 +487,18 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         self._refuse_sample_weights("evaluate", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation data")
-        return super().evaluate(x, y, *args, **kwargs)
+        with zoo_backend.keep_state_on_error(self):
+            return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        """Runs `call` on batches of `x`; see `keras.Model.predict`.
+
+        A `predict` that raises (inputs of the wrong shape, an interrupt)
+        leaves the model as it was, on JAX too, where Keras 3.15 lost its
+        weights.
+        """
+        with zoo_backend.keep_state_on_error(self):
+            return super().predict(x, *args, **kwargs)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
         """One training step on one batch; see `keras.Model.train_on_batch`.

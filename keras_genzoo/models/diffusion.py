@@ -325,7 +325,34 @@ class DiffusionModel(ImageModel):
         Returns:
             The network's v prediction, shaped like the images.
         """
+        self._check_network_inputs(inputs)
         return self.network(inputs, training=training)
+
+    def _check_network_inputs(self, inputs):
+        expected = 3 if self.num_classes else 2
+        if isinstance(inputs, dict) or (isinstance(inputs, (list, tuple))
+                                        and len(inputs) == expected):
+            return
+        got = (f"{len(inputs)} inputs" if isinstance(inputs, (list, tuple))
+               else f"one input of shape {tuple(ops.shape(inputs))}")
+        raise ValueError(
+            "A DiffusionModel's call (and `predict`) runs its denoising "
+            "network, which takes `[noisy images in [-1, 1], noise levels t "
+            "in [0, 1] of shape (batch,)"
+            + (", int labels (batch,)" if self.num_classes else "")
+            + f"]`; got {got}. To draw images use `generate(n)`; to fill in "
+            "the masked part of images, `inpaint(images, mask)`.")
+
+    def predict(self, x, *args, **kwargs):
+        """The network's v prediction for batches of `[noisy images, noise
+        levels t]` (plus labels); see `call` and `keras.Model.predict`."""
+        self._check_network_inputs(x)
+        if not self.built and isinstance(x, (list, tuple)):
+            # built here, eagerly: its averaged copy takes the network's
+            # weights with `set_weights`, which TensorFlow cannot run inside
+            # the traced predict step where Keras would build it
+            self.build(tuple(ops.shape(x[0])))
+        return super().predict(x, *args, **kwargs)
 
     def diffusion_loss(self, images, labels=None, training=True):
         """DDPM's loss on a batch: `mean((network(x_t, t) - v) ** 2)`.
