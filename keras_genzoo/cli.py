@@ -10,10 +10,12 @@
 `genzoo train MODEL` writes into `--out DIR`: the `.keras` model (after every
 epoch, so the latest is always there), a sample grid (image models) or a text
 sample (text models) after every epoch, `history.csv` (Keras' `CSVLogger`),
-`genzoo.json` (the run's settings) and, while it runs, a `backup/` of
-`keras.callbacks.BackupAndRestore`. Run the same command again after an
-interruption (Ctrl-C, a lost Colab runtime, `kill -9`) and it resumes from
-the backup, at the epoch it had reached, with the run's saved settings.
+`genzoo.json` (the run's settings) and, until the run is finished, a
+`backup/` of `keras.callbacks.BackupAndRestore`. Run the same command again
+after an interruption (Ctrl-C, a lost Colab runtime, `kill -9`) and it
+resumes from the backup, at the epoch it had reached, with the run's saved
+settings; stopped after its last epoch (an auto-encoder fitting its latent
+prior), it trains no further and does only what was left.
 
 Bad arguments print a usage message and exit with status 2 before anything
 is written. `--backend` picks the Keras backend; as Keras fixes its backend
@@ -27,6 +29,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -489,6 +492,9 @@ def train(args):
     path = _model_file(settings)
     model.save(path)
     _write_settings(settings, finished=True)
+    # kept until now (not deleted when `fit` ends): a run stopped after its
+    # last epoch resumes there, with nothing left to train
+    shutil.rmtree(os.path.join(out, "backup"), ignore_errors=True)
     print(f"genzoo: wrote {path}")
     return 0
 
@@ -508,7 +514,8 @@ def _callbacks(model, settings, val_ds, text):
 
     out = settings["out"]
     seed = settings["seed"]
-    backup = keras.callbacks.BackupAndRestore(os.path.join(out, "backup"))
+    backup = keras.callbacks.BackupAndRestore(os.path.join(out, "backup"),
+                                              delete_checkpoint=False)
     checkpoint = keras.callbacks.ModelCheckpoint(_model_file(settings))
     for callback in (backup, checkpoint):
         # Both save once an epoch (`save_freq="epoch"`), so their batch

@@ -297,3 +297,34 @@ def test_backend_option_runs_the_command_under_that_backend(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"on {other}, writing into" in done.stdout
     assert os.path.isfile(out / "bigram.keras")
+
+
+def test_a_run_stopped_after_its_last_epoch_does_not_train_again(
+        tmp_path, monkeypatch, capsys):
+    """`genzoo train ae` stopped while it fits its latent prior (after the
+    last epoch) resumes there: Keras' backup is kept until the run is
+    finished, so the rerun trains no epoch again."""
+    from keras_genzoo import AutoEncoder
+
+    out = tmp_path / "run"
+    fit_prior = AutoEncoder.fit_latent_prior
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(AutoEncoder, "fit_latent_prior", interrupted)
+    argv = ("train", "ae", "--smoke", "--epochs", 2, "--out", out,
+            "--verbose", 0)
+    with pytest.raises(KeyboardInterrupt):
+        run(*argv)
+    assert os.listdir(out / "backup")
+    assert not json.loads((out / "genzoo.json").read_text())["finished"]
+    monkeypatch.setattr(AutoEncoder, "fit_latent_prior", fit_prior)
+    assert run(*argv) == 0
+    assert "resuming ae" in capsys.readouterr().out
+    assert history_epochs(out) == [0, 1]  # no epoch trained again
+    model = keras.saving.load_model(out / "ae.keras")
+    assert int(model.optimizer.iterations) == 2 * 2
+    assert model.latent_prior is not None
+    assert not os.path.exists(out / "backup")
+    assert json.loads((out / "genzoo.json").read_text())["finished"]
