@@ -202,3 +202,39 @@ def test_a_subclass_whose_loss_weighs_examples_takes_weights():
     # only the weighted half counts: the mean goes to 1, not to 0.5
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model.mean),
                                [1.0, 1.0], atol=1e-3)
+
+
+def test_predict_checks_arrays_as_fit_does():
+    """`predict` on arrays: one `ValueError` naming the fix for floats in
+    0..255 (Keras computed on them as they were), another image shape,
+    missing or bad labels of a conditional model; good arrays, lists of
+    images and datasets predict as before, on an unbuilt GAN too."""
+    from keras_genzoo import GAN
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 8, 8, 1), dtype=np.uint8)
+    labels = np.arange(8) % 3
+    vae = VAE(latent_dim=2, filters=(4,), seed=0)
+    vae.fit(images, epochs=1, verbose=0)
+    conditional = VAE(latent_dim=2, filters=(4,), num_classes=3, seed=0)
+    conditional.fit(images, labels, epochs=1, verbose=0)
+    for model in (vae, GAN(latent_dim=2, generator_filters=(4,),
+                           discriminator_filters=(4,), seed=0)):
+        with pytest.raises(ValueError, match="divide by 255"):
+            model.predict(images.astype("float32"), verbose=0)
+    with pytest.raises(ValueError, match="resize the images to \\(8, 8\\)"):
+        vae.predict(np.zeros((4, 9, 9, 1), "uint8"), verbose=0)
+    with pytest.raises(ValueError, match="pass `\\[images, labels\\]`"):
+        conditional.predict(images, verbose=0)
+    with pytest.raises(ValueError, match="class indices in 0..2"):
+        conditional.predict([images, labels + 5], verbose=0)
+    shape = (8, 8, 8, 1)
+    assert vae.predict(images, verbose=0)["reconstruction"].shape == shape
+    assert vae.predict(images / 255.0, verbose=0)[
+        "reconstruction"].shape == shape
+    assert vae.predict(list(images[:2]), verbose=0)[
+        "reconstruction"].shape == (2, 8, 8, 1)
+    batches = tf.data.Dataset.from_tensor_slices(images).batch(4)
+    assert vae.predict(batches, verbose=0)["reconstruction"].shape == shape
+    assert conditional.predict([images, labels], verbose=0)[
+        "reconstruction"].shape == shape

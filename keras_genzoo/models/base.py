@@ -791,6 +791,34 @@ class ImageModel(GenerativeModel):
             self.build((None,) + shape)
         return x
 
+    def predict(self, x, *args, **kwargs):
+        """`call` on batches of images; see `keras.Model.predict`.
+
+        `x`: images (uint8, or floats in [0, 1]), or `[images, labels]` for
+        a conditional model. Arrays are checked as in `fit` first (one
+        `ValueError` naming the fix: floats in 0..255, another image shape,
+        missing or unwanted labels), where Keras would compute on them as
+        they are or fail deep inside; datasets and generators go to Keras
+        as they come.
+        """
+        what = "the data given to `predict`"
+        images, labels = x, None
+        if self.num_classes and isinstance(x, (list, tuple)) and len(x) == 2:
+            images, labels = x
+        if isinstance(images, (list, tuple)) and not self.num_classes:
+            images = np.asarray(images)  # a list of images
+        if _inputs._is_array_like(images):
+            if self.num_classes and labels is None:
+                raise ValueError(
+                    f"This model is conditional (num_classes="
+                    f"{self.num_classes}): pass `[images, labels]` to "
+                    "`predict`, one int label per image.")
+            images, _ = _inputs.prepare_images_for_fit(
+                images, self.image_shape, what, y=labels,
+                num_classes=self.num_classes)
+            x = images if labels is None else [images, labels]
+        return super().predict(x, *args, **kwargs)
+
     def check_num_samples(self, num_samples):
         """`num_samples` as a positive int, or one clear `ValueError` (also
         when that many images would not fit in memory)."""

@@ -37,6 +37,7 @@ from keras import ops
 from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo.models.base import (
+    GenerativeModel,
     ImageModel,
     check_network,
     with_added_losses,
@@ -352,7 +353,8 @@ class DiffusionModel(ImageModel):
             # weights with `set_weights`, which TensorFlow cannot run inside
             # the traced predict step where Keras would build it
             self.build(tuple(ops.shape(x[0])))
-        return super().predict(x, *args, **kwargs)
+        # not ImageModel's, which takes images
+        return GenerativeModel.predict(self, x, *args, **kwargs)
 
     def diffusion_loss(self, images, labels=None, training=True):
         """DDPM's loss on a batch: `mean((network(x_t, t) - v) ** 2)`.
