@@ -31,6 +31,11 @@ class OptimizerPair(keras.optimizers.Optimizer):
     - `iterations` is the generator optimizer's: one per training step,
       whatever the number of discriminator updates per step (what
       `keras.callbacks.TensorBoard` uses as its step).
+    - An optimizer made with `use_ema=True` keeps a moving average of its
+      network's weights, as in a one-optimizer model: `fit` ends by
+      writing the averages into the weights (`finalize_variable_values`),
+      and `keras.callbacks.SwapEMAWeights` swaps them in for evaluation
+      (`optimizers` lists the two, as Keras' `MultiOptimizer` does).
 
     It applies nothing itself: the model's training step calls the two
     optimizers. `build` builds each optimizer for its own network's
@@ -93,6 +98,25 @@ class OptimizerPair(keras.optimizers.Optimizer):
         g_rate = float(ops.convert_to_numpy(self.g_optimizer.learning_rate))
         self.d_optimizer.learning_rate = value
         self.g_optimizer.learning_rate = g_rate * factor
+
+    @property
+    def optimizers(self):
+        """The discriminator's and the generator's optimizer (inside any
+        loss scaling): where `keras.callbacks.SwapEMAWeights` looks for
+        the averages of an optimizer with `use_ema=True`."""
+        return [getattr(optimizer, "inner_optimizer", optimizer)
+                for optimizer in (self.d_optimizer, self.g_optimizer)]
+
+    def finalize_variable_values(self, var_list):
+        """What Keras' `fit` calls when it ends: each optimizer with
+        `use_ema=True` writes its averages into its own network's weights
+        (the split comes from `variable_groups`, not `var_list`)."""
+        del var_list
+        if self.variable_groups is None:
+            return
+        for optimizer, variables in zip((self.d_optimizer, self.g_optimizer),
+                                        self.variable_groups()):
+            optimizer.finalize_variable_values(variables)
 
     def build(self, var_list=None):
         """Builds each optimizer for its network's variables.

@@ -145,3 +145,46 @@ def test_warmup_cosine_decay_compiles_without_a_graph_break():
     assert theirs.graph_break_count > 0  # what the schedule is for
     ours = torch._dynamo.explain(WarmupCosineDecay(**kwargs))(step)
     assert ours.graph_break_count == 0, ours.break_reasons
+
+
+def _max_gap(optimizer, variables):
+    return max(float(np.abs(keras.ops.convert_to_numpy(average)
+                            - keras.ops.convert_to_numpy(variable)).max())
+               for average, variable in zip(
+                   optimizer._model_variables_moving_average, variables))
+
+
+@pytest.mark.parametrize("cls", [GAN, WGANGP])
+def test_use_ema_optimizers_of_a_gan_work_as_in_keras(mnist, cls):
+    """Each of a GAN's optimizers made with `use_ema=True` ends `fit` by
+    writing its averages into its own network's weights, and
+    `SwapEMAWeights` swaps them in (it refused the pair: "use_ema=False");
+    a second `fit` trains (on JAX, Keras' write left a weight and its
+    average sharing one buffer, which the next step failed to donate)."""
+    gan = tiny_gan(cls, d_steps=1)
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-3, use_ema=True),
+                g_optimizer=keras.optimizers.Adam(2e-3, use_ema=True))
+    images = mnist[0][:64]
+    for callbacks in ([], [keras.callbacks.SwapEMAWeights(
+            swap_on_epoch=True)]):
+        gan.fit(images, epochs=2, batch_size=16, verbose=0,
+                validation_data=images[:16], callbacks=callbacks)
+        assert _max_gap(gan.g_optimizer,
+                        gan.generator.trainable_variables) == 0.0
+        assert _max_gap(gan.d_optimizer,
+                        gan.discriminator.trainable_variables) == 0.0
+    assert int(keras.ops.convert_to_numpy(gan.optimizer.iterations)) == 16
+
+
+def test_a_one_optimizer_model_with_use_ema_fits_twice(mnist):
+    """Keras 3.15.1 on JAX: the second `fit` of a model whose optimizer has
+    `use_ema=True` failed at its first step ("donate the same buffer
+    twice"), a plain `keras.Sequential` too; the zoo's models fit again."""
+    from keras_genzoo import VAE
+
+    vae = VAE(latent_dim=2, filters=(4,), seed=0)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2, use_ema=True))
+    for _ in range(2):
+        vae.fit(mnist[0][:64], epochs=1, batch_size=32, verbose=0)
+    vae.train_on_batch(mnist[0][:32])
+    assert int(keras.ops.convert_to_numpy(vae.optimizer.iterations)) == 5

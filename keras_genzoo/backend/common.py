@@ -75,8 +75,9 @@ def prepare_variables(model):
     On PyTorch it works around a CPU convolution bug (PyTorch 2.13): a conv
     kernel with one output channel (a grayscale image decoder's last layer)
     failed to train on a batch of one image. It changes the memory layout
-    of those kernels only, never a shape or value. On TensorFlow and JAX it
-    does nothing.
+    of those kernels only, never a shape or value. On JAX it gives each
+    variable of the model and its optimizer a buffer of its own (see
+    `jax_steps.prepare_variables`). On TensorFlow it does nothing.
 
     Args:
         model: a built Keras model (or layer).

@@ -24,7 +24,6 @@ from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
     compile_loop_step,
     draw_for_replica,
-    prepare_variables,
     run_sampler,
     wrap_step_function,
     scale_loss_for_replicas,
@@ -42,6 +41,29 @@ def _state_variables(model):
         variables += optimizer.variables
     variables += model.metrics_variables
     return variables
+
+
+def prepare_variables(model):
+    """Gives each variable of `model` and its optimizer a buffer of its own
+    before a step; values are unchanged.
+
+    Keras' trainer donates every variable's buffer to the compiled step,
+    which fails ("Attempt to donate the same buffer twice") when two
+    variables share one. An optimizer with `use_ema=True` makes them share:
+    the `fit` that ends writes the averages into the weights with
+    `assign`, which on JAX keeps the same array, so the next `fit` (or
+    `train_on_batch`) failed at its first step (keras 3.15.1, a plain
+    `keras.Sequential` too).
+    """
+    seen = set()
+    for variable in _state_variables(model):
+        value = variable._value
+        if value is None:
+            continue
+        if id(value) in seen:
+            variable.assign(jnp.copy(value))
+        else:
+            seen.add(id(value))
 
 
 @contextlib.contextmanager
