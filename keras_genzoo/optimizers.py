@@ -35,7 +35,9 @@ class OptimizerPair(keras.optimizers.Optimizer):
       network's weights, as in a one-optimizer model: `fit` ends by
       writing the averages into the weights (`finalize_variable_values`),
       and `keras.callbacks.SwapEMAWeights` swaps them in for evaluation
-      (`optimizers` lists the two, as Keras' `MultiOptimizer` does).
+      (the pair shows it the weights and averages of both, as one
+      optimizer; not an `optimizers` list, which would make the
+      learning-rate callbacks set each rate on its own).
 
     It applies nothing itself: the model's training step calls the two
     optimizers. `build` builds each optimizer for its own network's
@@ -99,14 +101,6 @@ class OptimizerPair(keras.optimizers.Optimizer):
         self.d_optimizer.learning_rate = value
         self.g_optimizer.learning_rate = g_rate * factor
 
-    @property
-    def optimizers(self):
-        """The discriminator's and the generator's optimizer (inside any
-        loss scaling): where `keras.callbacks.SwapEMAWeights` looks for
-        the averages of an optimizer with `use_ema=True`."""
-        return [getattr(optimizer, "inner_optimizer", optimizer)
-                for optimizer in (self.d_optimizer, self.g_optimizer)]
-
     def finalize_variable_values(self, var_list):
         """What Keras' `fit` calls when it ends: each optimizer with
         `use_ema=True` writes its averages into its own network's weights
@@ -134,6 +128,18 @@ class OptimizerPair(keras.optimizers.Optimizer):
             self.d_optimizer.build(d_variables)
         if not self.g_optimizer.built:
             self.g_optimizer.build(g_variables)
+        # What `keras.callbacks.SwapEMAWeights` swaps, read as from one
+        # optimizer with `use_ema=True`: the weights of each optimizer that
+        # averages them, and their averages, in the same order.
+        averaging = [optimizer for optimizer in (
+            getattr(o, "inner_optimizer", o)
+            for o in (self.d_optimizer, self.g_optimizer))
+            if getattr(optimizer, "use_ema", False)]
+        if averaging:
+            self._trainable_variables = [
+                v for o in averaging for v in o._trainable_variables]
+            self._model_variables_moving_average = [
+                v for o in averaging for v in o._model_variables_moving_average]
         self.built = True
 
     def save_own_variables(self, store):
