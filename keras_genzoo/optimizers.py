@@ -139,7 +139,8 @@ class OptimizerPair(keras.optimizers.Optimizer):
             self._trainable_variables = [
                 v for o in averaging for v in o._trainable_variables]
             self._model_variables_moving_average = [
-                v for o in averaging for v in o._model_variables_moving_average]
+                v for o in averaging
+                for v in o._model_variables_moving_average]
         self.built = True
 
     def save_own_variables(self, store):
