@@ -140,3 +140,45 @@ def test_vae_score_is_the_negative_elbo(vae, mnist):
         vae.anomaly_scores(digits, num_samples=4, seed=3),
         -vae.elbo(digits, num_samples=4, seed=3, reduction="none"),
         rtol=1e-5)
+
+
+def test_a_weights_file_restores_the_prior(autoencoder, mnist, tmp_path):
+    """`load_weights` of a `.weights.h5` restores the fitted prior into a
+    new model of the same config (which has none: it failed with
+    "'NoneType' object has no attribute 'variables'") and replaces another
+    one; a file without the prior's settings loads the networks and
+    warns."""
+    import h5py
+
+    images = mnist[0]
+    autoencoder.fit_latent_prior(images, n_components=3,
+                                 covariance_type="diag")
+    samples = autoencoder.generate(4, seed=1)
+    path = str(tmp_path / "ae.weights.h5")
+    autoencoder.save_weights(path)
+
+    def fresh(prior=False):
+        model = AutoEncoder(latent_dim=4, filters=(8,), seed=0)
+        model.build((None, 28, 28, 1))
+        if prior:
+            model.fit_latent_prior(images[:64], n_components=2)
+        return model
+
+    for model in (fresh(), fresh(prior=True)):
+        model.load_weights(path)
+        assert model.latent_prior.covariance_type == "diag"
+        np.testing.assert_allclose(model.latent_prior.means_,
+                                   autoencoder.latent_prior.means_)
+        np.testing.assert_allclose(model.generate(4, seed=1), samples,
+                                   atol=1e-6)
+    with h5py.File(path, "r+") as f:  # as keras_genzoo 0.1.0 wrote it
+        names = []
+        f.visit(names.append)
+        (config,) = [n for n in names if n.endswith("latent_prior_config")]
+        del f[config]
+    model = fresh()
+    with pytest.warns(UserWarning, match="call `fit_latent_prior` again"):
+        model.load_weights(path)
+    assert model.latent_prior is None
+    np.testing.assert_allclose(model.encode(images[:4]),
+                               autoencoder.encode(images[:4]), atol=1e-6)

@@ -18,6 +18,8 @@ image shape, whoever calls it (Keras' own lazy build on `fit`,
 
 import functools
 import inspect
+import json
+import warnings
 
 import numpy as np
 
@@ -856,6 +858,9 @@ class _LatentPrior:
 
 
 LATENT_PRIOR_KEY = "latent_prior_"
+# the prior's config beside its arrays, so that a weights file restores it
+# into a model that has none (JSON bytes as a uint8 array)
+LATENT_PRIOR_CONFIG_KEY = "latent_prior_config"
 
 
 class LatentImageModel(ImageModel):
@@ -1214,11 +1219,18 @@ class LatentImageModel(ImageModel):
     def save_own_variables(self, store):
         super().save_own_variables(store)
         if self.latent_prior is not None:
+            config = json.dumps(
+                keras.saving.serialize_keras_object(self.latent_prior))
+            store[LATENT_PRIOR_CONFIG_KEY] = np.frombuffer(
+                config.encode("utf-8"), "uint8")
             for i, variable in enumerate(self.latent_prior.variables):
                 store[f"{LATENT_PRIOR_KEY}{i}"] = ops.convert_to_numpy(
                     variable)
 
     def load_own_variables(self, store):
+        """Loads the networks' variables and the fitted latent prior (a
+        `.weights.h5` file restores it into a model that has none, or
+        another one: it holds the prior's config too)."""
         keys = list(store.keys())
         prior_keys = [k for k in keys if k.startswith(LATENT_PRIOR_KEY)]
         if not prior_keys:
@@ -1226,6 +1238,18 @@ class LatentImageModel(ImageModel):
             return
         super().load_own_variables(
             {key: store[key] for key in keys if key not in prior_keys})
+        if LATENT_PRIOR_CONFIG_KEY in prior_keys:
+            config = bytes(np.asarray(store[LATENT_PRIOR_CONFIG_KEY]))
+            self._prior.mixture = keras.saving.deserialize_keras_object(
+                json.loads(config.decode("utf-8")))
+        if self.latent_prior is None:
+            # a weights file of keras_genzoo 0.1.0 holds no config
+            warnings.warn(
+                "The weights file holds a fitted latent prior but not its "
+                "settings (written by an older keras_genzoo): it is not "
+                "loaded. Load the model's `.keras` file instead, or call "
+                "`fit_latent_prior` again.", stacklevel=2)
+            return
         for i, variable in enumerate(self.latent_prior.variables):
             variable.assign(np.asarray(store[f"{LATENT_PRIOR_KEY}{i}"]))
 
