@@ -275,3 +275,35 @@ def test_bad_compile_and_fit_arguments(mnist):
         gan.fit(mnist[0][:32].astype("float32"), verbose=0)
     with pytest.raises(ValueError, match="no dropout"):
         WGANGP(dropout=0.3)
+
+
+@pytest.mark.parametrize("cls", [GAN, WGANGP])
+def test_a_gan_file_keeps_keras_compile_arguments(mnist, tmp_path, cls):
+    """A GAN's `.keras` file keeps `jit_compile` and `steps_per_execution`
+    as a one-optimizer model's does (it kept only the optimizers); a file
+    saved with several steps per execution loads on PyTorch, which runs
+    one, with 1 and a warning."""
+    from keras_genzoo import VAE
+
+    torch = keras.backend.backend() == "torch"
+    steps = 1 if torch else 2
+    gan = tiny_gan(cls, d_steps=1)
+    gan.compile(d_optimizer="adam", g_optimizer="adam", jit_compile=False,
+                steps_per_execution=steps)
+    gan.fit(mnist[0][:32], epochs=1, batch_size=16, verbose=0)
+    path = os.path.join(str(tmp_path), "gan.keras")
+    gan.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.jit_compile is False
+    assert loaded.steps_per_execution == steps
+    # as if saved on TensorFlow or JAX
+    for model in (tiny_gan(cls), VAE(latent_dim=2, filters=(4,))):
+        model.compile()
+        config = dict(model.get_compile_config(), steps_per_execution=3)
+        model = type(model).from_config(model.get_config())
+        if torch:
+            with pytest.warns(UserWarning, match="steps_per_execution=3"):
+                model.compile_from_config(config)
+        else:
+            model.compile_from_config(config)
+        assert model.steps_per_execution == (1 if torch else 3)

@@ -23,6 +23,7 @@ from keras_genzoo.models.base import (
     _check_image_shape,
     check_network,
     final_activation,
+    loadable_compile_config,
     network_input_shapes,
     portable_config,
     split_losses,
@@ -35,6 +36,9 @@ GENERATOR_CONTRACT = (
     "a generator maps noise of shape (batch, latent_dim) (and, for a "
     "conditional GAN, int labels of shape (batch,) as a second input) to "
     "images in [-1, 1] of shape (batch, height, width, channels)")
+# what a GAN's `.keras` file keeps of `compile`, besides its two optimizers
+_KERAS_COMPILE_ARGUMENTS = ("steps_per_execution", "jit_compile",
+                            "run_eagerly")
 # final activations whose outputs lie in [0, 1]
 _UNIT_INTERVAL = ("sigmoid", "hard_sigmoid")
 DISCRIMINATOR_CONTRACT = (
@@ -264,16 +268,23 @@ class AdversarialModel(ImageModel):
     def get_compile_config(self):
         if not self.compiled:
             return None
-        return portable_config({
-            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
-            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
-        })
+        # Keras' own compile arguments as the base class keeps them (the
+        # user's `jit_compile`, not a backend's default), both optimizers
+        config = {key: value
+                  for key, value in super().get_compile_config().items()
+                  if key in _KERAS_COMPILE_ARGUMENTS}
+        config.update(
+            d_optimizer=keras.optimizers.serialize(self.d_optimizer),
+            g_optimizer=keras.optimizers.serialize(self.g_optimizer))
+        return portable_config(config)
 
     def compile_from_config(self, config):
-        config = portable_config(config)  # also files saved before it
+        config = loadable_compile_config(portable_config(config))
         self.compile(
             d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
             g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
+            **{key: config[key] for key in _KERAS_COMPILE_ARGUMENTS
+               if key in config},  # files of keras_genzoo 0.1.0 have none
         )
 
     def _ensure_compiled(self):

@@ -193,6 +193,21 @@ def portable_config(config):
     return config
 
 
+def loadable_compile_config(config):
+    """A saved compile config as this backend can compile with it: Keras'
+    PyTorch backend runs one step per execution only (its `fit` raises
+    otherwise), so a file saved with `steps_per_execution=N` elsewhere
+    loads on PyTorch with 1, and a warning."""
+    steps = config.get("steps_per_execution")
+    if keras.backend.backend() == "torch" and steps not in (None, 1):
+        warnings.warn(
+            f"The model was compiled with steps_per_execution={steps}, "
+            "which Keras' PyTorch backend does not run: it is loaded with "
+            "1.", stacklevel=3)
+        config = dict(config, steps_per_execution=1)
+    return config
+
+
 def _with_divergence_check(callbacks):
     """`callbacks` plus a `StopOnDivergence`, unless it holds one (or Keras'
     `TerminateOnNaN`) or is a `CallbackList` the user assembled."""
@@ -319,8 +334,8 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         # What `keras.Model.compile_from_config` does; it skips models that
         # override `compile` (with a warning) instead of calling it. Files
         # saved under PyTorch before `portable_config` existed load too.
-        self.compile(**keras.saving.deserialize_keras_object(
-            portable_config(config)))
+        self.compile(**loadable_compile_config(
+            keras.saving.deserialize_keras_object(portable_config(config))))
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
