@@ -823,7 +823,10 @@ class ImageModel(GenerativeModel):
         if self.num_classes and isinstance(x, (list, tuple)) and len(x) == 2:
             images, labels = x
         if isinstance(images, (list, tuple)) and not self.num_classes:
-            images = np.asarray(images)  # a list of images
+            try:
+                images = np.asarray(images)  # a list of images
+            except ValueError:
+                pass  # not one array: Keras takes it as it is
         if _inputs._is_array_like(images):
             if self.num_classes and labels is None:
                 raise ValueError(
