@@ -43,7 +43,7 @@ class _Branchy(keras.layers.Layer):
 
 def _gan_with_a_graph_break(label_smoothing):
     generator = keras.Sequential([
-        keras.Input((4,)), keras.layers.Dense(28 * 28, activation="sigmoid"),
+        keras.Input((4,)), keras.layers.Dense(28 * 28, activation="tanh"),
         keras.layers.Reshape((28, 28, 1))])
     discriminator = keras.Sequential([
         keras.Input((28, 28, 1)), keras.layers.Flatten(), _Branchy(),
