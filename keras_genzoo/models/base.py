@@ -818,6 +818,11 @@ class ImageModel(GenerativeModel):
         they are or fail deep inside; datasets and generators go to Keras
         as they come.
         """
+        return super().predict(self.check_predict_data(x), *args, **kwargs)
+
+    def check_predict_data(self, x):
+        """Checks what `predict` is given (see `predict`); returns it ready
+        for Keras. A hook for models whose `call` takes other inputs."""
         what = "the data given to `predict`"
         images, labels = x, None
         if self.num_classes and isinstance(x, (list, tuple)) and len(x) == 2:
@@ -837,7 +842,7 @@ class ImageModel(GenerativeModel):
                 images, self.image_shape, what, y=labels,
                 num_classes=self.num_classes)
             x = images if labels is None else [images, labels]
-        return super().predict(x, *args, **kwargs)
+        return x
 
     def check_num_samples(self, num_samples):
         """`num_samples` as a positive int, or one clear `ValueError` (also

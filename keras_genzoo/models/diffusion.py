@@ -37,7 +37,6 @@ from keras import ops
 from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo.models.base import (
-    GenerativeModel,
     ImageModel,
     check_network,
     with_added_losses,
@@ -344,17 +343,16 @@ class DiffusionModel(ImageModel):
             + f"]`; got {got}. To draw images use `generate(n)`; to fill in "
             "the masked part of images, `inpaint(images, mask)`.")
 
-    def predict(self, x, *args, **kwargs):
-        """The network's v prediction for batches of `[noisy images, noise
-        levels t]` (plus labels); see `call` and `keras.Model.predict`."""
+    def check_predict_data(self, x):
+        """`predict` gives the network's v prediction for batches of
+        `[noisy images, noise levels t]` (plus labels), as `call` does."""
         self._check_network_inputs(x)
         if not self.built and isinstance(x, (list, tuple)):
             # built here, eagerly: its averaged copy takes the network's
             # weights with `set_weights`, which TensorFlow cannot run inside
             # the traced predict step where Keras would build it
             self.build(tuple(ops.shape(x[0])))
-        # not ImageModel's, which takes images
-        return GenerativeModel.predict(self, x, *args, **kwargs)
+        return x
 
     def diffusion_loss(self, images, labels=None, training=True):
         """DDPM's loss on a batch: `mean((network(x_t, t) - v) ** 2)`.
