@@ -406,6 +406,14 @@ def test_a_call_that_raises_leaves_the_model_usable():
         model.fit(images, epochs=1, batch_size=8, verbose=0)
     for before, after in zip(weights, _weights(model)):
         np.testing.assert_array_equal(before, after)
+    # with use_ema=True, JAX's `fit` then finalized the emptied variables
+    # in its `finally`, and that TypeError hid the error above
+    model.compile(optimizer=keras.optimizers.Adam(use_ema=True))
+    with pytest.raises(RuntimeError, match="fails in training"):
+        model.fit(images, epochs=1, batch_size=8, verbose=0)
+    for before, after in zip(weights, _weights(model)):
+        np.testing.assert_array_equal(before, after)
+    assert "finalize_variable_values" not in vars(model.optimizer)
     assert model.reconstruct(images[:2]).shape == (2, 8, 8, 1)
     FailsWhenTraining.failing = True
     try:  # fails while the first predict step traces

@@ -83,12 +83,30 @@ def keep_state_on_error(model):
     first (`jax_state_sync`, from the steps that ran), then each variable
     still empty gets the value it had before the call (a step that failed
     while tracing has not consumed it).
+
+    When `fit`'s first step raises, Keras' `finally` also calls the
+    optimizer's `finalize_variable_values` on the emptied variables; with
+    `use_ema=True` that raised a `TypeError` ("'NoneType' object is not
+    callable") which hid the error that stopped `fit`. For the call, the
+    optimizer's `finalize_variable_values` skips variables left empty.
     """
     if getattr(model, "_jax_state_synced", True):
         # nothing newer than the variables: not a stale state to restore
         model._jax_state = None
     saved = [(variable, variable._value)
              for variable in _state_variables(model)]
+    optimizer = getattr(model, "optimizer", None)
+    finalize = None
+    if (optimizer is not None
+            and "finalize_variable_values" not in vars(optimizer)):
+        # (already there: a call inside another, `fit`'s validation)
+        finalize = optimizer.finalize_variable_values
+    if finalize is not None:
+        def finalize_filled(var_list):
+            if any(variable._value is None for variable in var_list):
+                return  # the first step raised: nothing to finalize
+            finalize(var_list)
+        optimizer.finalize_variable_values = finalize_filled
     try:
         yield
     except BaseException:
@@ -103,6 +121,9 @@ def keep_state_on_error(model):
         model._jax_state = None
         model._jax_state_synced = True
         raise
+    finally:
+        if finalize is not None:
+            del optimizer.finalize_variable_values
 
 
 def input_gradients(fn, x):
