@@ -298,6 +298,22 @@ def test_attention_weights_are_the_blocks_causal_softmax(block_type):
                                weights)
 
 
+@pytest.mark.parametrize("block_type", ["fused", "keras_hub"])
+def test_attention_weights_under_mixed_precision(block_type):
+    # attention_weights runs the block outside its `__call__`, where a
+    # mixed-precision block's kernels read as float32 (PyTorch refused to
+    # multiply them by bfloat16 activations)
+    text = "bad cafe"
+    expected = plots.attention_weights(_gpt(block_type), text)
+    gpt = MiniGPT(vocabulary=list("abcdefgh \n"), num_layers=2, num_heads=2,
+                  hidden_dim=8, sequence_length=12, seed=0,
+                  block_type=block_type, dtype="mixed_bfloat16")
+    weights = plots.attention_weights(gpt, text)
+    assert weights.dtype == np.float32 and weights.shape == (2, 8, 8)
+    np.testing.assert_allclose(weights, expected, atol=0.02)
+    plots.plot_attention(gpt, text, layer=0)
+
+
 def test_plot_attention(tmp_path):
     gpt = _gpt()
     figure = plots.plot_attention(gpt, "a bag\nhad", layer=0)

@@ -133,8 +133,14 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
 
     def _queries_keys_values(self, x):
         h = self._norm(x, self.attention_norm_gamma, self.attention_norm_beta)
+        # Inside `__call__` Keras reads the kernel in the compute dtype
+        # (autocast) and these casts do nothing; `attention_probabilities`
+        # runs outside it, where a mixed-precision block's kernel reads as
+        # its float32 variable (PyTorch's einsum refuses float16 by float32)
+        kernel = ops.cast(self.qkv_kernel, h.dtype)
+        bias = ops.cast(self.qkv_bias, h.dtype)
         # (batch, length, 3, heads, head_dim)
-        qkv = ops.einsum("btd,dkhe->btkhe", h, self.qkv_kernel) + self.qkv_bias
+        qkv = ops.einsum("btd,dkhe->btkhe", h, kernel) + bias
         return qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
 
     @staticmethod
@@ -214,7 +220,8 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
         """The attention weights `(batch, num_heads, length, length)` of
         `inputs` (causal, no dropout): row `i` is how much position `i`
         draws from each position up to it."""
-        q, k, _ = self._queries_keys_values(ops.convert_to_tensor(inputs))
+        q, k, _ = self._queries_keys_values(
+            ops.cast(inputs, self.compute_dtype))
         length = ops.shape(q)[1]
         return self._probabilities(q, k, self._causal_mask(length, length, 0))
 
