@@ -38,6 +38,10 @@ parser.add_argument("--text", default="tiny_shakespeare",
                     help="tiny_shakespeare (embedded) or a UTF-8 file")
 parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--batch-size", type=int, default=64)
+parser.add_argument("--prompt", default=None,
+                    help="the text samples start from (default: ROMEO: "
+                         "where the text has its characters, else the "
+                         "text's first character)")
 parser.add_argument("--output-dir", default="outputs/bigram")
 parser.add_argument("--smoke", action="store_true")
 # In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
@@ -57,6 +61,15 @@ print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
 text = datasets.load_text(args.text)
 if args.smoke:
     text = text[:50_000]
+# The prompt of the samples: its characters must be the text's
+prompt = args.prompt
+if prompt is None:
+    prompt = "ROMEO:" if set("ROMEO:") <= set(text) else text[:1]
+unknown = sorted(set(prompt) - set(text))
+if not prompt or unknown:
+    raise ValueError(
+        f"--prompt {prompt!r}: pass a non-empty prompt made of the "
+        f"text's characters (not in the text: {unknown[:20]}).")
 model = BigramLM.from_text(text, sequence_length=64)
 print(f"{len(text):,} characters, vocabulary of {model.vocabulary_size}")
 
@@ -87,7 +100,7 @@ history_figure.savefig(history_path)
 # ## Sampling
 
 # %%
-sample = model.generate("ROMEO:", max_new_tokens=300, temperature=0.8,
+sample = model.generate(prompt, max_new_tokens=300, temperature=0.8,
                         top_k=40, seed=0)
 print(sample)
 os.makedirs(args.output_dir, exist_ok=True)

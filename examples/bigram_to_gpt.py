@@ -48,6 +48,10 @@ parser = argparse.ArgumentParser(
 parser.add_argument("--text", default="tiny_shakespeare",
                     help="tiny_shakespeare (embedded) or a UTF-8 file")
 parser.add_argument("--steps", type=int, default=2000)
+parser.add_argument("--prompt", default=None,
+                    help="the text samples start from (default: ROMEO: "
+                         "where the text has its characters, else the "
+                         "text's first character)")
 parser.add_argument("--output-dir", default="outputs/bigram_to_gpt")
 parser.add_argument("--smoke", action="store_true")
 # In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
@@ -65,6 +69,15 @@ text = datasets.load_text(args.text)
 steps, sample_length = args.steps, 200
 if args.smoke:
     text, steps, sample_length = text[:20_000], 5, 40
+# The prompt of the samples: its characters must be the text's
+prompt = args.prompt
+if prompt is None:
+    prompt = "ROMEO:" if set("ROMEO:") <= set(text) else text[:1]
+unknown = sorted(set(prompt) - set(text))
+if not prompt or unknown:
+    raise ValueError(
+        f"--prompt {prompt!r}: pass a non-empty prompt made of the "
+        f"text's characters (not in the text: {unknown[:20]}).")
 
 # %% [markdown]
 # ## Stages 2 and 3: attention without the rest of the block
@@ -151,7 +164,7 @@ for name, make, learning_rate in stages:
     model.fit(train_ds, steps_per_epoch=steps, epochs=1, verbose=0)
     seconds = time.time() - start
     val = model.evaluate(val_ds, verbose=0, return_dict=True)
-    sample = model.generate("ROMEO:", max_new_tokens=sample_length,
+    sample = model.generate(prompt, max_new_tokens=sample_length,
                             temperature=0.8, top_k=40, seed=0)
     results.append({
         "stage": name, "params": int(model.count_params()),

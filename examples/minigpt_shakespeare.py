@@ -41,7 +41,10 @@ parser.add_argument("--text", default="tiny_shakespeare",
 parser.add_argument("--steps", type=int, default=2000)
 parser.add_argument("--sample-every", type=int, default=250,
                     help="steps between text samples")
-parser.add_argument("--prompt", default="ROMEO:")
+parser.add_argument("--prompt", default=None,
+                    help="the text samples start from (default: ROMEO: "
+                         "where the text has its characters, else the "
+                         "text's first character)")
 parser.add_argument("--output-dir", default="outputs/minigpt")
 parser.add_argument("--smoke", action="store_true")
 # In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
@@ -64,6 +67,15 @@ if args.smoke:
     text, steps, every = text[:20_000], 6, 3
     size = dict(num_layers=1, num_heads=2, hidden_dim=32,
                 sequence_length=32)
+# The prompt of the samples: its characters must be the text's
+prompt = args.prompt
+if prompt is None:
+    prompt = "ROMEO:" if set("ROMEO:") <= set(text) else text[:1]
+unknown = sorted(set(prompt) - set(text))
+if not prompt or unknown:
+    raise ValueError(
+        f"--prompt {prompt!r}: pass a non-empty prompt made of the "
+        f"text's characters (not in the text: {unknown[:20]}).")
 gpt = MiniGPT.from_text(text, **size)
 print(f"{len(text):,} characters, vocabulary of {gpt.vocabulary_size}, "
       f"{gpt.count_params():,} parameters")
@@ -90,7 +102,7 @@ os.makedirs(args.output_dir, exist_ok=True)
 sample_path = os.path.join(args.output_dir, "samples.txt")
 if os.path.exists(sample_path):
     os.remove(sample_path)
-sampler = TextSampler(args.prompt, max_new_tokens=200, path=sample_path,
+sampler = TextSampler(prompt, max_new_tokens=200, path=sample_path,
                       temperature=0.8, top_k=40, seed=0)
 start = time.time()
 history = gpt.fit(train_ds, validation_data=val_ds,
@@ -107,7 +119,7 @@ print(f"Trained in {seconds:.0f} s: validation loss "
 # `top_k=1` is greedy decoding.
 
 # %%
-sample = gpt.generate(args.prompt, max_new_tokens=500, temperature=0.8,
+sample = gpt.generate(prompt, max_new_tokens=500, temperature=0.8,
                       top_k=40, seed=0)
 print(sample)
 

@@ -6,6 +6,7 @@ same files run as `python examples/NAME.py ...` does, through `runpy`.
 """
 
 import os
+import random
 import runpy
 import sys
 
@@ -59,3 +60,36 @@ def test_script_smoke(name, monkeypatch, tmp_path):
         assert os.path.dirname(path) == str(tmp_path)
     assert result["history"]
     assert all(len(v) == 1 for v in result["history"].values())
+
+
+TEXT_EXAMPLES = ["bigram_shakespeare", "bigram_to_gpt", "minigpt_shakespeare"]
+
+
+@pytest.fixture(scope="module")
+def own_text(tmp_path_factory):
+    # lower case only: the examples' Tiny Shakespeare prompt, ROMEO:, is
+    # not in its vocabulary
+    path = tmp_path_factory.mktemp("text") / "book.txt"
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "then", "ran"]
+    rng = random.Random(0)
+    text = " ".join(["the"] + [rng.choice(words) for _ in range(3000)])
+    path.write_text(text + "\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("name", TEXT_EXAMPLES)
+def test_text_script_on_your_own_text(name, own_text, monkeypatch, tmp_path):
+    # the default prompt is one of the text's characters (ROMEO: was not,
+    # and the examples failed after training)
+    result = run_script(name, ["--smoke", "--text", own_text,
+                               "--output-dir", str(tmp_path)],
+                        monkeypatch)
+    assert result["prompt"] == "t"
+    samples = ([r["sample"] for r in result["results"]]
+               if name == "bigram_to_gpt" else [result["sample"]])
+    assert all(s.startswith("t") and len(s) > 1 for s in samples)
+    with pytest.raises(ValueError, match="--prompt 'ROMEO:'.*'E', 'M'"):
+        run_script(name, ["--smoke", "--text", own_text, "--prompt", "ROMEO:",
+                          "--output-dir", str(tmp_path / "bad")],
+                   monkeypatch)
+    assert not os.path.exists(tmp_path / "bad")  # before any training
