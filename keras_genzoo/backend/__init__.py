@@ -54,6 +54,9 @@ Exports:
   for a model compiled with `jit_compile=True`.
 - `ema_update(step, averages, variables, decay)`: an exponential moving
   average written with `StepOps` alone (in `common`).
+- `check_attention_dtype(dtype)`: a `ValueError` where attention in that
+  compute dtype cannot run on this backend and device (float16 on JAX's
+  CPU, which XLA cannot compile); nothing elsewhere. `MiniGPT` calls it.
 - `check_distribution()`: a `ValueError` where a `keras.distribution` is
   set on a backend whose `fit` ignores it (TensorFlow, PyTorch).
 - `variable_scope(model)`: where variables created before `fit` runs
@@ -175,6 +178,12 @@ def check_distribution():
         f"{instead}. See the Scaling page of the docs.")
 
 
+def _any_attention_dtype(dtype):
+    """Attention runs in every compute dtype on this backend."""
+
+
+check_attention_dtype = getattr(_steps, "check_attention_dtype",
+                                _any_attention_dtype)
 input_gradients = _steps.input_gradients
 compile_inference = _steps.compile_inference
 compile_loop_step = _steps.compile_loop_step
@@ -203,6 +212,7 @@ __all__ = [
     "adversarial_train_step",
     "StepOps",
     "causal_self_attention_block",
+    "check_attention_dtype",
     "check_distribution",
     "compile_inference",
     "compile_loop_step",

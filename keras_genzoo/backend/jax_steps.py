@@ -66,6 +66,25 @@ def prepare_variables(model):
             seen.add(id(value))
 
 
+def check_attention_dtype(dtype):
+    """Raises a `ValueError` for float16 attention on JAX's CPU.
+
+    Keras' `ops.dot_product_attention` on JAX (which `MiniGPT`'s blocks
+    and Keras' `MultiHeadAttention` call) asks XLA for float16 products
+    accumulated in float32, which XLA's CPU backend cannot compile ("The
+    precision 'F16_F16_F32' is not supported by dot_general on CPU",
+    Keras 3.15.1, jax 0.10.2); bfloat16 and GPUs have no such limit.
+    """
+    if (keras.backend.standardize_dtype(dtype) == "float16"
+            and jax.default_backend() == "cpu"):
+        raise ValueError(
+            "float16 attention (dtype='mixed_float16' or 'float16') does "
+            "not run on JAX's CPU: XLA's CPU backend cannot compile Keras' "
+            "dot_product_attention in float16. Use dtype='mixed_bfloat16' "
+            "on the CPU (or the float16 policy on a GPU, or another "
+            "backend).")
+
+
 @contextlib.contextmanager
 def keep_state_on_error(model):
     """Keeps `model`'s variables usable when Keras' `fit`, `evaluate` or

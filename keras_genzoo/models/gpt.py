@@ -249,6 +249,7 @@ class MiniGPT(CharLanguageModel):
                 f"{self.sequence_length} characters; got windows of "
                 f"{length}. Cut the text with `model.make_datasets(text)`."
             )
+        backend.check_attention_dtype(self.compute_dtype)
         x = self._embed(ids)
         x = self.embedding_dropout(x, training=training)
         for block in self.blocks:
@@ -323,6 +324,7 @@ class MiniGPT(CharLanguageModel):
             return self._call_with_cache(ids, cache, index)
 
     def _call_with_cache(self, ids, cache, index):
+        backend.check_attention_dtype(self.compute_dtype)
         x = self._embed(ids, start_index=index)
         caches = []
         for i, block in enumerate(self.blocks):
