@@ -28,6 +28,7 @@ backend: the models' numpy methods (`generate`, `encode`, `decode`) and
 import functools
 import glob
 import io
+import math
 import os
 import re
 
@@ -499,9 +500,9 @@ def attention_weights(gpt, text, layer=-1):
     Runs the text through the embedding and the blocks before `layer`,
     then asks the block for its attention probabilities
     (`CausalSelfAttentionBlock.attention_probabilities`; for keras-hub
-    blocks, the block's own layer norm and `CachedMultiHeadAttention` with
-    a causal mask and `return_attention_scores`): the same weights the
-    block uses, on any backend.
+    blocks, the block's own layer norm, then its attention layer's query
+    and key projections and Keras' scaled, causally masked softmax): the
+    same weights the block uses, on any backend.
 
     Args:
         gpt: a `MiniGPT`.
@@ -551,15 +552,19 @@ def attention_weights(gpt, text, layer=-1):
         scores = block.attention_probabilities(x)
     else:
         # keras-hub's TransformerDecoder has no option to return its
-        # attention scores: call its layer norm and attention layer as its
-        # `call` does (normalize_first=True), asking the attention for them
+        # attention scores (and its CachedMultiHeadAttention takes no
+        # `return_attention_scores` before keras-hub 0.22): its layer norm
+        # as its `call` runs it (normalize_first=True), then the attention
+        # layer's query and key projections and Keras' scaled softmax
+        attention = block._self_attention_layer
         h = block._self_attention_layer_norm(x)
+        q = ops.cast(attention._query_dense(h), "float32")
+        k = ops.cast(attention._key_dense(h), "float32")
+        logits = ops.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(
+            attention._key_dim)
         length = len(text)
-        causal = ops.expand_dims(
-            ops.tril(ops.ones((length, length), "int32")), 0)
-        _, scores = block._self_attention_layer(
-            query=h, value=h, attention_mask=ops.cast(causal, "bool"),
-            return_attention_scores=True)
+        causal = ops.tril(ops.ones((length, length), "bool"))
+        scores = ops.softmax(ops.where(causal, logits, -1e9), axis=-1)
     return np.asarray(keras.ops.convert_to_numpy(scores),
                       dtype="float32")[0]
 

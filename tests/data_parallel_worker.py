@@ -250,6 +250,50 @@ def train_tensor_parallel(items):
     return model, logs, state, seconds
 
 
+def uneven_batches():
+    """JAX: what the zoo's `fit`, `evaluate` and `predict` say of arrays
+    whose batches two devices cannot share (before any step: Keras' own
+    step fails inside JAX with an `IndivisibleError`), and that an even
+    split trains. `{call: message or "trained"}`."""
+    import jax
+    import keras
+    import numpy as np
+
+    from keras_genzoo import VAE
+
+    images = np.random.default_rng(0).random((9, 8, 8, 1), "float32")
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(devices=jax.devices()))
+    model = VAE(latent_dim=2, filters=(4,), seed=0)
+    calls = {
+        "fit, last batch of 1": lambda: model.fit(
+            images, batch_size=4, epochs=1, verbose=0),
+        "fit, odd batch size": lambda: model.fit(
+            images[:6], batch_size=3, epochs=1, verbose=0),
+        "fit, validation_split": lambda: model.fit(
+            images[:6], batch_size=2, validation_split=0.5, epochs=1,
+            verbose=0),
+        "fit, validation_data": lambda: model.fit(
+            images[:8], batch_size=4, validation_data=(images[:5],),
+            epochs=1, verbose=0),
+        "evaluate": lambda: model.evaluate(images, batch_size=4, verbose=0),
+        "predict": lambda: model.predict(images, batch_size=4, verbose=0),
+        "fit, even": lambda: model.fit(
+            images[:8], batch_size=4, epochs=1, verbose=0),
+    }
+    said = {}
+    try:
+        for name, call in calls.items():
+            try:
+                call()
+                said[name] = "trained"
+            except ValueError as error:
+                said[name] = str(error)
+    finally:
+        keras.distribution.set_distribution(None)
+    return said
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     outdir = argv.pop(0)
@@ -271,6 +315,8 @@ def main(argv=None):
         # same process reuses the first one's collective keys and fails
         strategy = tf.distribute.MirroredStrategy(
             [f"/cpu:{i}" for i in range(DEVICES)])
+    if BACKEND == "jax":
+        results["uneven"] = uneven_batches()
     references = {}
     for family in families:
         items = {}

@@ -149,6 +149,22 @@ def test_docs_layout_map_shards_every_minigpt_kernel(runs):
     check_same_training(outdir, results, "minigpt_tp")
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution on JAX")
+def test_uneven_batches_of_arrays_are_one_clear_error(runs):
+    # before: JAX's IndivisibleError from inside Keras' first or last step
+    said = runs[1]["uneven"]
+    assert said.pop("fit, even") == "trained"
+    for call, fix in (("fit, last batch of 1", "Drop the last 1 examples"),
+                      ("fit, odd batch size", "multiple of 2"),
+                      ("fit, validation_split", "validation_split"),
+                      ("fit, validation_data", "validation data"),
+                      ("evaluate", "evaluation data"),
+                      ("predict", "data to predict")):
+        assert "2 devices" in said[call] and fix in said[call], said[call]
+        assert "drop_remainder=True" in said[call]
+
+
 def test_keras_distribution_is_refused_where_fit_ignores_it(mnist):
     """On TensorFlow and PyTorch a `keras.distribution` would be ignored:
     a zoo model says so; on JAX it is used."""

@@ -57,6 +57,10 @@ Exports:
 - `check_attention_dtype(dtype)`: a `ValueError` where attention in that
   compute dtype cannot run on this backend and device (float16 on JAX's
   CPU, which XLA cannot compile); nothing elsewhere. `MiniGPT` calls it.
+- `check_batch_split(num_examples, batch_size, what, fix=None)`: a `ValueError`
+  where the `keras.distribution` set would split a batch of arrays
+  unevenly over its devices (JAX; nothing elsewhere). The zoo's `fit`,
+  `evaluate` and `predict` call it for arrays.
 - `check_distribution()`: a `ValueError` where a `keras.distribution` is
   set on a backend whose `fit` ignores it (TensorFlow, PyTorch).
 - `variable_scope(model)`: where variables created before `fit` runs
@@ -182,8 +186,13 @@ def _any_attention_dtype(dtype):
     """Attention runs in every compute dtype on this backend."""
 
 
+def _any_batch_split(num_examples, batch_size, what, fix=None):
+    """This backend's `fit` takes batches of any size."""
+
+
 check_attention_dtype = getattr(_steps, "check_attention_dtype",
                                 _any_attention_dtype)
+check_batch_split = getattr(_steps, "check_batch_split", _any_batch_split)
 input_gradients = _steps.input_gradients
 compile_inference = _steps.compile_inference
 compile_loop_step = _steps.compile_loop_step
@@ -213,6 +222,7 @@ __all__ = [
     "StepOps",
     "causal_self_attention_block",
     "check_attention_dtype",
+    "check_batch_split",
     "check_distribution",
     "compile_inference",
     "compile_loop_step",

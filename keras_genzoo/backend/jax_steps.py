@@ -66,6 +66,41 @@ def prepare_variables(model):
             seen.add(id(value))
 
 
+def check_batch_split(num_examples, batch_size, what, fix=None):
+    """Raises a `ValueError` where the `keras.distribution` would split a
+    batch of arrays unevenly over its devices.
+
+    Keras shards every batch along the distribution's batch axis, and JAX
+    needs each batch to be a multiple of that axis' device count: a last
+    partial batch that is not fails inside Keras' step with JAX's
+    `IndivisibleError` (Keras 3.15.1). The message names `what` and a
+    fix (`fix`, or a batch size or the examples to drop).
+    """
+    distribution = keras.distribution.distribution()
+    name = getattr(distribution, "batch_dim_name", None)
+    if distribution is None or name is None or not num_examples:
+        return
+    mesh = distribution.device_mesh
+    devices = mesh.shape[list(mesh.axis_names).index(name)]
+    batch_size = int(batch_size)
+    sizes = {min(batch_size, num_examples), num_examples % batch_size}
+    bad = sorted(size for size in sizes if size % devices)
+    if not bad:
+        return
+    if fix is not None:
+        pass
+    elif batch_size % devices:
+        fix = f"pass a batch_size that is a multiple of {devices}"
+    else:
+        fix = (f"drop the last {num_examples % batch_size} examples (keep "
+               f"{num_examples - num_examples % batch_size})")
+    raise ValueError(
+        f"{what[0].upper() + what[1:]} has {num_examples} examples in "
+        f"batches of {batch_size}: a batch of {bad[0]} cannot be shared "
+        f"evenly by the distribution's {devices} devices (JAX needs every "
+        f"batch to be a multiple of {devices}). {fix[0].upper() + fix[1:]},"
+        " or feed a tf.data dataset batched with drop_remainder=True.")
+
 def check_attention_dtype(dtype):
     """Raises a `ValueError` for float16 attention on JAX's CPU.
 

@@ -19,6 +19,7 @@ image shape, whoever calls it (Keras' own lazy build on `fit`,
 import functools
 import inspect
 import json
+import math
 import warnings
 
 import numpy as np
@@ -49,6 +50,29 @@ def _is_stream(x):
     return x is not None and not isinstance(
         x, (np.ndarray, list, tuple, dict, keras.utils.PyDataset)) and not (
         hasattr(x, "shape") and hasattr(x, "dtype"))
+
+
+def _check_batch_split(x, batch_size, what, validation_split=0.0):
+    """`backend.check_batch_split` for arrays (`x` as Keras reads it, the
+    `batch_size` given to Keras: 32 if `None`; a `validation_split` holds
+    the last examples out, as Keras does)."""
+    if x is None or _is_stream(x) or isinstance(x, keras.utils.PyDataset):
+        return
+    leaves = keras.tree.flatten(x)
+    if not leaves or getattr(leaves[0], "shape", None) is None \
+            or not len(leaves[0].shape):
+        return
+    count = int(leaves[0].shape[0])
+    batch_size = 32 if batch_size is None else batch_size
+    if validation_split:
+        split_at = int(math.floor(count * (1.0 - validation_split)))
+        zoo_backend.check_batch_split(
+            count - split_at, batch_size,
+            f"the last {validation_split:g} of {what} (validation_split)",
+            fix="pass a validation_split that holds out a multiple of the "
+                "device count, or validation_data")
+        count = split_at
+    zoo_backend.check_batch_split(count, batch_size, what)
 
 
 def _data_shape(x):
@@ -472,9 +496,18 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         self._refuse_sample_weights("fit", args, kwargs)
         x, y = self._before_steps(x, y, "the training data")
+        batch_size = kwargs.get("batch_size", args[0] if args else None)
+        _check_batch_split(x, batch_size, "the training data",
+                           kwargs.get("validation_split") or 0.0)
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self.check_validation_data(
                 kwargs["validation_data"])
+            validation = kwargs["validation_data"]
+            _check_batch_split(
+                validation[0] if isinstance(validation, tuple)
+                else validation,
+                kwargs.get("validation_batch_size") or batch_size,
+                "the validation data")
         if _is_stream(x):
             kwargs.setdefault("shuffle", False)
         if len(args) < 4:  # (batch_size, epochs, verbose, callbacks, ...)
@@ -504,6 +537,9 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         self._refuse_sample_weights("evaluate", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation data")
+        _check_batch_split(
+            x, kwargs.get("batch_size", args[0] if args else None),
+            "the evaluation data")
         with zoo_backend.keep_state_on_error(self):
             return super().evaluate(x, y, *args, **kwargs)
 
@@ -514,6 +550,9 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         leaves the model as it was, on JAX too, where Keras 3.15 lost its
         weights.
         """
+        _check_batch_split(
+            x, kwargs.get("batch_size", args[0] if args else None),
+            "the data to predict")
         with zoo_backend.keep_state_on_error(self):
             return super().predict(x, *args, **kwargs)
 
