@@ -101,6 +101,7 @@ def check_batch_split(num_examples, batch_size, what, fix=None):
         f"batch to be a multiple of {devices}). {fix[0].upper() + fix[1:]},"
         " or feed a tf.data dataset batched with drop_remainder=True.")
 
+
 def check_attention_dtype(dtype):
     """Raises a `ValueError` for float16 attention on JAX's CPU.
 
