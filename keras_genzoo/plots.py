@@ -552,8 +552,8 @@ def attention_weights(gpt, text, layer=-1):
         scores = block.attention_probabilities(x)
     else:
         # keras-hub's TransformerDecoder has no option to return its
-        # attention scores (and its CachedMultiHeadAttention takes no
-        # `return_attention_scores` before keras-hub 0.22): its layer norm
+        # attention scores (and keras-hub 0.21's CachedMultiHeadAttention
+        # takes no `return_attention_scores`): its layer norm
         # as its `call` runs it (normalize_first=True), then the attention
         # layer's query and key projections and Keras' scaled softmax
         attention = block._self_attention_layer

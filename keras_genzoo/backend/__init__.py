@@ -57,9 +57,9 @@ Exports:
 - `check_attention_dtype(dtype)`: a `ValueError` where attention in that
   compute dtype cannot run on this backend and device (float16 on JAX's
   CPU, which XLA cannot compile); nothing elsewhere. `MiniGPT` calls it.
-- `check_batch_split(num_examples, batch_size, what, fix=None)`: a `ValueError`
-  where the `keras.distribution` set would split a batch of arrays
-  unevenly over its devices (JAX; nothing elsewhere). The zoo's `fit`,
+- `check_batch_split(num_examples, batch_size, what, fix=None)`: a
+  `ValueError` where the `keras.distribution` set would split a batch of
+  arrays unevenly over its devices (JAX; nothing elsewhere). The zoo's `fit`,
   `evaluate` and `predict` call it for arrays.
 - `check_distribution()`: a `ValueError` where a `keras.distribution` is
   set on a backend whose `fit` ignores it (TensorFlow, PyTorch).

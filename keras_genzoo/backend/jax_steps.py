@@ -87,11 +87,9 @@ def check_batch_split(num_examples, batch_size, what, fix=None):
     bad = sorted(size for size in sizes if size % devices)
     if not bad:
         return
-    if fix is not None:
-        pass
-    elif batch_size % devices:
+    if fix is None and batch_size % devices:
         fix = f"pass a batch_size that is a multiple of {devices}"
-    else:
+    elif fix is None:
         fix = (f"drop the last {num_examples % batch_size} examples (keep "
                f"{num_examples - num_examples % batch_size})")
     raise ValueError(
