@@ -99,6 +99,16 @@ _positive_float = _argument_type(float, lambda x: 0 < x < float("inf"),
                                  "a positive number")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: ...)" for options with a value by default; not
+    for `None` (the help says what is chosen then) nor a flag's `False`."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
     """The `genzoo` argument parser (`genzoo --help` prints its help).
 
@@ -131,7 +141,7 @@ def build_parser():
                     "and a sample grid (or text sample) after every epoch, "
                     "history.csv and genzoo.json. Run it again on the same "
                     "DIR after an interruption to resume from DIR/backup.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     train.add_argument("model", choices=MODELS, metavar="MODEL",
                        help="one of: " + ", ".join(MODELS) + " (ae: "
@@ -187,7 +197,7 @@ def build_parser():
                     "images written to --out, or (text models) a text that "
                     "continues --prompt, printed and written to --out if "
                     "given.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     generate.add_argument("model_path", metavar="MODEL.keras",
                           help="a model saved by `genzoo train` or "

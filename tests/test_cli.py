@@ -270,6 +270,10 @@ def test_help_documents_every_command_and_option(capsys):
     assert "train" in top and "generate" in top
     assert run("train", "--help") == 0
     text = capsys.readouterr().out
+    # one default per option: the help's own "[default: ...]" where the
+    # option's value is None, argparse's "(default: ...)" otherwise
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "(default: 1)" in text  # --verbose
     for word in cli.MODELS + ("--dataset", "--text", "--epochs",
                               "--batch-size", "--backend", "--out",
                               "--smoke", "--conditional", "--download"):
@@ -279,6 +283,7 @@ def test_help_documents_every_command_and_option(capsys):
     for word in ("--num", "--out", "--prompt", "--seed", "--labels",
                  "--steps", "--temperature", "--top-k"):
         assert word in text, word
+    assert "(default: None)" not in text and "(default: 64)" in text
 
 
 @pytest.mark.slow
