@@ -86,3 +86,30 @@ def test_bad_input_messages():
         model.generate("a", temperature=0)
     with pytest.raises(ValueError, match="top_p"):
         model.generate("a", top_p=1.5)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch",
+                    reason="Keras 3.15's torch export fails for any "
+                           "subclassed model (torch.export dynamic_shapes)")
+@pytest.mark.parametrize("family", ["bigram", "minigpt"])
+def test_export_signs_for_int_ids(family, tmp_path):
+    # Keras signed a subclassed model's export with its compute dtype:
+    # float32, which takes no ids
+    import tensorflow as tf
+
+    from keras_genzoo import MiniGPT
+
+    text = "a small text, for a small model. " * 20
+    if family == "bigram":
+        model = BigramLM.from_text(text, sequence_length=16)
+    else:
+        model = MiniGPT.from_text(text, sequence_length=16, num_layers=1,
+                                  num_heads=2, hidden_dim=8)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    ids = loaded.encode_text(text[:16])[None]
+    expected = keras.ops.convert_to_numpy(loaded(ids))
+    loaded.export(str(tmp_path / "export"), verbose=False)
+    restored = tf.saved_model.load(str(tmp_path / "export"))
+    served = restored.serve(tf.constant(ids, "int32"))
+    np.testing.assert_allclose(served.numpy(), expected, atol=1e-5)

@@ -305,3 +305,23 @@ def test_codes_are_float32_under_mixed_bfloat16(mnist, cls):
         return
     tensor = torch.from_numpy(codes).to(torch.bfloat16)
     np.testing.assert_array_equal(model.decode(tensor), model.decode(half))
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch",
+                    reason="Keras 3.15's torch export fails for any "
+                           "subclassed model (torch.export dynamic_shapes)")
+def test_a_loaded_model_exports(tmp_path):
+    # the loaded model was built without recording its input shape, so
+    # Keras' export said "never called" even after a call
+    images = np.random.default_rng(0).random((16, 8, 8, 1), "float32")
+    vae = VAE(latent_dim=2, filters=(4,), seed=0)
+    vae.fit(images, epochs=1, verbose=0)
+    vae.save(tmp_path / "vae.keras")
+    loaded = keras.models.load_model(tmp_path / "vae.keras")
+    expected = [keras.ops.convert_to_numpy(t)
+                for t in keras.tree.flatten(loaded(images[:2]))]
+    loaded.export(str(tmp_path / "export"), verbose=False)
+    restored = tf.saved_model.load(str(tmp_path / "export"))
+    served = restored.serve(tf.constant(images[:2]))
+    assert [t.shape for t in tf.nest.flatten(served)] == [
+        e.shape for e in expected]

@@ -737,7 +737,9 @@ class ImageModel(GenerativeModel):
         # hold no build config: build here, or Keras would skip their
         # weights.
         if model.image_shape is not None and not model.built:
-            model.build()
+            # with the shape, which Keras records for `export` (a bare
+            # `build()` records none: "The model provided has never called")
+            model.build((None,) + tuple(model.image_shape))
         return model
 
     def agree(self, name, value, source):

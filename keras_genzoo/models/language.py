@@ -453,6 +453,13 @@ class CharLanguageModel(GenerativeModel):
                                           top_p))
         return ids[-max_new_tokens:]
 
+    @property
+    def input_dtype(self):
+        """The ids' dtype: what Keras converts float inputs to, and the
+        dtype of `model.export`'s input signature (Keras' default, the
+        compute dtype, made a float32 signature that takes no ids)."""
+        return "int32"
+
     def get_config(self):
         config = super().get_config()
         config.update({
