@@ -53,6 +53,11 @@ def _keras_hub():
     return keras_hub
 
 
+# Temperatures below this sample greedily: logits 1e-4 apart are then
+# e^100 times apart in probability.
+GREEDY_BELOW = 1e-6
+
+
 def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
                  vocabulary_size=None):
     """The keras-hub sampler for a choice of sampling settings.
@@ -65,7 +70,10 @@ def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
         vocabulary_size: clips `top_k` to the number of tokens.
 
     Returns:
-        A `keras_hub.samplers.Sampler`: `GreedySampler` for `top_k=1`,
+        A `keras_hub.samplers.Sampler`: `GreedySampler` for `top_k=1` or a
+        temperature below `GREEDY_BELOW` (where sampling is greedy, and
+        keras-hub's `softmax(logits / temperature)` overflows in a
+        compiled loop: garbage text on TensorFlow and JAX at 1e-20),
         `TopPSampler`, `TopKSampler` or `RandomSampler` otherwise.
 
     Examples:
@@ -73,11 +81,13 @@ def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
         'GreedySampler'
         >>> type(make_sampler(top_k=40, temperature=0.8)).__name__
         'TopKSampler'
+        >>> type(make_sampler(top_k=40, temperature=1e-30)).__name__
+        'GreedySampler'
     """
     samplers = _keras_hub().samplers
     if top_k is not None and vocabulary_size is not None:
         top_k = min(int(top_k), int(vocabulary_size))
-    if top_k == 1:
+    if top_k == 1 or float(temperature) < GREEDY_BELOW:
         return samplers.GreedySampler()
     if top_p is not None and float(top_p) < 1.0:
         return samplers.TopPSampler(p=float(top_p), k=top_k, seed=seed,

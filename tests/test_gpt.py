@@ -111,6 +111,13 @@ def test_generate_is_seeded_and_stays_in_the_vocabulary(trained):
     assert len(nucleus) == 31 and set(nucleus) <= set(gpt.vocabulary)
     assert nucleus == gpt.generate("A", max_new_tokens=30, top_p=0.9, seed=3)
     assert gpt.generate("A", max_new_tokens=0) == "A"
+    # a vanishing temperature samples greedily (keras-hub's softmax of
+    # logits / 1e-30 overflowed in the compiled loop: other text on
+    # TensorFlow and JAX)
+    greedy = gpt.generate("ROMEO:", max_new_tokens=12, top_k=1)
+    for sampling in (dict(top_k=3), dict(top_p=0.9), {}):
+        assert gpt.generate("ROMEO:", max_new_tokens=12, temperature=1e-30,
+                            seed=0, **sampling) == greedy, sampling
 
 
 def _greedy_by_hand(gpt, prompt, steps):
