@@ -583,6 +583,11 @@ def generate(args):
     if not os.path.isfile(path):
         raise UsageError(f"{path} is not a file; give the .keras file "
                          "`genzoo train` wrote (e.g. runs/vae/vae.keras).")
+    if args.out is not None and os.path.isdir(args.out):
+        raise UsageError(
+            f"--out {args.out} is a folder: give a file in it, e.g. "
+            f"{os.path.join(args.out, 'samples.png')} (or samples.txt for "
+            "a text model).")
     try:
         model = keras.saving.load_model(path)
     except Exception as error:  # not a .keras file, or not ours
@@ -612,6 +617,15 @@ def generate(args):
     if args.prompt is not None:
         raise UsageError(f"{path} is an image model: --prompt is for text "
                          "models.")
+    if args.out is not None:
+        from PIL import Image
+
+        Image.init()
+        extension = os.path.splitext(args.out)[1].lower()
+        if extension not in Image.registered_extensions():
+            raise UsageError(
+                f"--out {args.out}: the grid is an image file; end its name "
+                "in .png (or .jpg, .gif, .webp ...).")
     kwargs = {"seed": args.seed}
     if args.labels is not None:
         if not getattr(model, "num_classes", None):

@@ -221,6 +221,13 @@ def test_generate_refuses_what_the_model_cannot_do(tmp_path, capsys):
         (["train", "bigram", "--text", short, "--out", tmp_path / "new"],
          "fewer than one window"),
         (["generate", out / "history.csv"], "cannot load"),
+        # --out: a folder, or a grid's name without an image extension
+        # (PIL's error after sampling, before)
+        (["generate", out / "gan.keras", "--out", tmp_path], "is a folder"),
+        (["generate", gpt / "bigram.keras", "--prompt", "a", "--out", out],
+         "is a folder"),
+        (["generate", out / "gan.keras", "--out", tmp_path / "grid"],
+         "end its name in .png"),
         # a finished run is not overwritten, another model is refused
         (["train", "gan", "--smoke", "--out", out], "finished gan run"),
     ]
