@@ -549,8 +549,9 @@ def load_text(name, encoding="utf-8"):
             return raw.decode(encoding)
         except UnicodeDecodeError as error:
             raise ValueError(
-                f"{name} is not valid {encoding} text ({error}). Pass the "
-                "file's real encoding, e.g. encoding='latin-1'."
+                f"{name} is not valid {encoding} text ({error}). Save it "
+                "as UTF-8, or pass its real encoding to `load_text`, e.g. "
+                "encoding='latin-1'."
             ) from None
     raise ValueError(
         f"Unknown text {name!r}. Use one of {sorted(EMBEDDED_TEXTS)} or the "

@@ -230,7 +230,7 @@ def test_any_utf8_file(tmp_path):
     assert decoded in text
     assert val is not None
     (tmp_path / "latin.txt").write_bytes("caf\xe9".encode("latin-1"))
-    with pytest.raises(ValueError, match="encoding="):
+    with pytest.raises(ValueError, match="Save it as UTF-8, or pass its real encoding"):
         datasets.load_text(str(tmp_path / "latin.txt"))
 
 
