@@ -200,6 +200,25 @@ def check_bad_inputs(contract):
         assert (not model.compiled) or iterations(model) == 0
 
 
+def check_quantized_saving(contract, model, tmp_path):
+    """7. After `quantize("int8")`, a `.keras` round trip with identical
+    outputs and samples (the file loaded, with fresh float weights where
+    the quantized ones were, before the config recorded them)."""
+    model.quantize("int8")
+    path = os.path.join(tmp_path, "quantized.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(contract.outputs(loaded),
+                                  contract.outputs(model))
+    if contract.generate is not None:
+        a, b = contract.generate(loaded, 3), contract.generate(model, 3)
+        if isinstance(a, str):
+            assert a == b
+        else:
+            np.testing.assert_array_equal(a, b)
+
+
 def run_model_contract(contract, tmp_path):
     """Runs every check of the contract on one model."""
     model = check_fit(contract)
@@ -208,3 +227,4 @@ def run_model_contract(contract, tmp_path):
     check_generate(contract, model)
     check_batch_methods(contract)
     check_bad_inputs(contract)
+    check_quantized_saving(contract, model, tmp_path)

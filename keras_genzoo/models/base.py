@@ -645,16 +645,42 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         for name in self.network_arguments:
             config[name] = (keras.saving.serialize_keras_object(
                 getattr(self, name)) if name in given else None)
+        # After `quantize`: which layers (by their place in the model) hold
+        # quantized weights, so that loading quantizes them again before
+        # Keras reads their variables (the networks are rebuilt from the
+        # constructor's arguments, unquantized; Keras' own subclassed
+        # models cannot load such a file at all)
+        quantized = [[i, layer.quantization_mode] for i, layer in
+                     enumerate(self._flatten_layers(include_self=False))
+                     if getattr(layer, "quantization_mode", None)]
+        if quantized:
+            config["quantized_layers"] = quantized
         return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
+        quantized = config.pop("quantized_layers", None)
         for key in cls.network_arguments:
             if isinstance(config.get(key), dict):
                 config[key] = keras.saving.deserialize_keras_object(
                     config[key], custom_objects=custom_objects)
-        return super().from_config(config, custom_objects=custom_objects)
+        model = super().from_config(config, custom_objects=custom_objects)
+        model._quantize_on_build = quantized
+        if model.built:
+            model.quantize_as_saved()
+        return model
+
+    def quantize_as_saved(self):
+        """Quantizes the layers a loaded file's config names as quantized
+        (once the model is built; `from_config` calls it)."""
+        quantized = getattr(self, "_quantize_on_build", None)
+        if not quantized:
+            return
+        self._quantize_on_build = None
+        layers = list(self._flatten_layers(include_self=False))
+        for index, mode in quantized:
+            layers[index].quantize(mode)
 
 
 class ImageModel(GenerativeModel):
@@ -723,6 +749,7 @@ class ImageModel(GenerativeModel):
         if self.image_shape is None:
             self.image_shape = shape
         self.build_networks(self.image_shape)
+        self.quantize_as_saved()  # a loaded file's quantized layers
         self.built = True
 
     def get_build_config(self):

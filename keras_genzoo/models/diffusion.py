@@ -421,6 +421,13 @@ class DiffusionModel(ImageModel):
     def test_step(self, *args):
         return zoo_backend.custom_test_step(self, self.test_schedule, *args)
 
+    def quantize(self, *args, **kwargs):
+        """`keras.Model.quantize`; also drops the compiled sampling steps,
+        which computed with the weights as they were (a stale step kept
+        sampling with the float weights)."""
+        super().quantize(*args, **kwargs)
+        self._compiled.steps.clear()
+
     # ----------------------------------------------------------- sampling
     def _sampling_step(self, guided):
         """The compiled DDIM step for one setting (guided or not)."""
