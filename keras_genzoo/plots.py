@@ -28,7 +28,6 @@ backend: the models' numpy methods (`generate`, `encode`, `decode`) and
 import functools
 import glob
 import io
-import math
 import os
 import re
 
@@ -38,6 +37,7 @@ from keras import ops
 
 from keras_genzoo import _inputs
 from keras_genzoo.callbacks import image_grid
+from keras_genzoo.layers.transformer import CausalSelfAttentionBlock
 
 # Logged quantities drawn in one panel together (a GAN's two players)
 ADVERSARIAL = ("d_loss", "g_loss")
@@ -555,16 +555,13 @@ def attention_weights(gpt, text, layer=-1):
         # attention scores (and keras-hub 0.21's CachedMultiHeadAttention
         # takes no `return_attention_scores`): its layer norm
         # as its `call` runs it (normalize_first=True), then the attention
-        # layer's query and key projections and Keras' scaled softmax
+        # layer's query and key projections and the scaled causal softmax
+        # of the zoo's own block (Keras' MultiHeadAttention scales by
+        # 1 / sqrt(key_dim), the head size, as it does)
         attention = block._self_attention_layer
         h = block._self_attention_layer_norm(x)
-        q = ops.cast(attention._query_dense(h), "float32")
-        k = ops.cast(attention._key_dense(h), "float32")
-        logits = ops.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(
-            attention._key_dim)
-        length = len(text)
-        causal = ops.tril(ops.ones((length, length), "bool"))
-        scores = ops.softmax(ops.where(causal, logits, -1e9), axis=-1)
+        scores = CausalSelfAttentionBlock.causal_probabilities(
+            attention._query_dense(h), attention._key_dense(h))
     return np.asarray(keras.ops.convert_to_numpy(scores),
                       dtype="float32")[0]
 

@@ -151,12 +151,24 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
         columns = ops.expand_dims(ops.arange(key_length), 0)
         return ops.expand_dims(columns <= rows, (0, 1))
 
-    def _probabilities(self, q, k, mask):
+    @staticmethod
+    def _probabilities(q, k, mask):
+        """Softmax of the scaled scores of queries and keys `(batch,
+        length, heads, head_dim)` where `mask`, in float32: `(batch, heads,
+        queries, keys)`."""
         scores = ops.einsum("bqhd,bkhd->bhqk", q, k)
-        scores = ops.cast(scores, "float32") / math.sqrt(self.width
-                                                         // self.num_heads)
+        scores = ops.cast(scores, "float32") / math.sqrt(q.shape[-1])
         scores = ops.where(mask, scores, -1e9)
         return ops.softmax(scores, axis=-1)
+
+    @classmethod
+    def causal_probabilities(cls, q, k):
+        """The causal attention weights of queries and keys `(batch,
+        length, heads, head_dim)` of one sequence: `(batch, heads, length,
+        length)`, float32, zero above the diagonal (also what
+        `keras_genzoo.plots` computes for keras-hub blocks)."""
+        length = ops.shape(q)[1]
+        return cls._probabilities(q, k, cls._causal_mask(length, length, 0))
 
     _WEIGHTS = ("attention_norm_gamma", "attention_norm_beta", "qkv_kernel",
                 "qkv_bias", "attention_output_kernel",
@@ -222,8 +234,7 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
         draws from each position up to it."""
         q, k, _ = self._queries_keys_values(
             ops.cast(inputs, self.compute_dtype))
-        length = ops.shape(q)[1]
-        return self._probabilities(q, k, self._causal_mask(length, length, 0))
+        return self.causal_probabilities(q, k)
 
     def compute_output_shape(self, input_shape):
         return input_shape
