@@ -52,6 +52,12 @@ def _is_stream(x):
         hasattr(x, "shape") and hasattr(x, "dtype"))
 
 
+def _batch_size(args, kwargs):
+    """The `batch_size` of a `fit`, `evaluate` or `predict` call (the first
+    argument after the data in all three), `None` if not given."""
+    return kwargs.get("batch_size", args[0] if args else None)
+
+
 def _check_batch_split(x, batch_size, what, validation_split=0.0):
     """`backend.check_batch_split` for arrays (`x` as Keras reads it, the
     `batch_size` given to Keras: 32 if `None`; a `validation_split` holds
@@ -496,7 +502,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         self._refuse_sample_weights("fit", args, kwargs)
         x, y = self._before_steps(x, y, "the training data")
-        batch_size = kwargs.get("batch_size", args[0] if args else None)
+        batch_size = _batch_size(args, kwargs)
         _check_batch_split(x, batch_size, "the training data",
                            kwargs.get("validation_split") or 0.0)
         if kwargs.get("validation_data") is not None:
@@ -538,7 +544,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         self._refuse_sample_weights("evaluate", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation data")
         _check_batch_split(
-            x, kwargs.get("batch_size", args[0] if args else None),
+            x, _batch_size(args, kwargs),
             "the evaluation data")
         with zoo_backend.keep_state_on_error(self):
             return super().evaluate(x, y, *args, **kwargs)
@@ -551,7 +557,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         weights.
         """
         _check_batch_split(
-            x, kwargs.get("batch_size", args[0] if args else None),
+            x, _batch_size(args, kwargs),
             "the data to predict")
         with zoo_backend.keep_state_on_error(self):
             return super().predict(x, *args, **kwargs)
