@@ -124,8 +124,8 @@ def machine_facts():
         import jax
 
         version = jax.__version__
-        gpus = [d for d in jax.devices() if d.platform in ("gpu", "cuda",
-                                                            "rocm")]
+        gpus = [d for d in jax.devices()
+                if d.platform in ("gpu", "cuda", "rocm")]
         gpu = gpus[0].device_kind if gpus else None
     elif backend == "torch":
         import torch

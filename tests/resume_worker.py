@@ -89,8 +89,6 @@ class Recorder:
 
 def make_family(family):
     """`(model, x, y, fit_kwargs)`: a tiny seeded model and its data."""
-    import numpy as np
-
     from keras_genzoo import (GAN, VAE, WGANGP, AutoEncoder, BigramLM,
                               DiffusionModel, MiniGPT, datasets)
 

@@ -41,8 +41,8 @@ def test_diffusion_benchmark_smoke(tmp_path):
         assert 1 <= row["classes_covered"] <= 10
         assert isinstance(row["target_met"], bool)
         assert 0 <= row["label_accuracy"] <= 1
-    paths = [r[key] for r in rows for key in ("grid", "reverse_grid",
-                                             "reverse_gif") if key in r]
+    paths = [r[key] for r in rows
+             for key in ("grid", "reverse_grid", "reverse_gif") if key in r]
     assert len(paths) == 3
     for path in paths:
         assert os.path.getsize(path) > 0, path

@@ -2,7 +2,6 @@
 smuggles a lambda into a zoo model is refused with `safe_mode` on."""
 
 import json
-import os
 import zipfile
 
 import keras

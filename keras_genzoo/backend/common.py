@@ -225,4 +225,3 @@ def draw_for_replica(draw, shape):
         device would draw for the same global batch.
     """
     return draw(tuple(shape))
-

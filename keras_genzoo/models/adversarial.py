@@ -167,7 +167,7 @@ class AdversarialModel(ImageModel):
                     f"this one returned values from {values.min():.3g} to "
                     f"{values.max():.3g}.")
             self.agree("image_shape", _check_image_shape(shape[1:]),
-                        "generator's output")
+                       "generator's output")
         if self.latent_dim is None:
             self.latent_dim = self.default_latent_dim
         if "discriminator" in given:

@@ -470,8 +470,8 @@ class DiffusionModel(ImageModel):
         image = ops.clip(alpha * x - sigma * v, -1.0, 1.0)
         predicted_noise = sigma * x + alpha * v
         # DDIM's sigma_t (Song et al., eq. 16); eta = 1 is DDPM's posterior
-        ratio = ops.where(alpha_next > 0, alpha / ops.maximum(alpha_next,
-                                                               1e-12), 0.0)
+        ratio = ops.where(
+            alpha_next > 0, alpha / ops.maximum(alpha_next, 1e-12), 0.0)
         ddim_sigma = eta * (sigma_next / ops.maximum(sigma, 1e-12)) * ops.sqrt(
             ops.maximum(1.0 - ratio ** 2, 0.0))
         direction = ops.sqrt(ops.maximum(sigma_next ** 2 - ddim_sigma ** 2,

@@ -62,7 +62,7 @@ def dcgan_generator(image_shape, latent_dim, filters=(128, 64),
     x = layers.Reshape((base_h, base_w, filters[0] * 2), name="reshape")(x)
     for i, f in enumerate(filters):
         x = Conv2DTranspose(f, kernel_size, strides=2, padding="same",
-                                   use_bias=False, name=f"deconv_{i}")(x)
+                            use_bias=False, name=f"deconv_{i}")(x)
         x = BatchNormalization(name=f"bn_{i}")(x)
         x = layers.ReLU(name=f"relu_{i}")(x)
     x = layers.Conv2D(channels, 3, padding="same", activation="tanh",
