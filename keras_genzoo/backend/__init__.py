@@ -184,10 +184,14 @@ def check_distribution():
 
 def _any_attention_dtype(dtype):
     """Attention runs in every compute dtype on this backend."""
+    # (a body beyond the docstring: TensorFlow's AutoGraph, converting the
+    # calls in a traced step, warned that it could not parse a bare one)
+    return None
 
 
 def _any_batch_split(num_examples, batch_size, what, fix=None):
     """This backend's `fit` takes batches of any size."""
+    return None
 
 
 check_attention_dtype = getattr(_steps, "check_attention_dtype",
