@@ -593,8 +593,12 @@ def text_datasets(
         validation_split: fraction of the text held out (0 for none).
         vocabulary: list of characters; id `i` is `vocabulary[i]`. Default:
             `char_vocabulary(text)`.
-        stride: characters between the starts of two windows; default
-            `sequence_length` (windows do not overlap).
+        stride: characters between the starts of two training windows;
+            default `sequence_length` (windows do not overlap). `stride=1`
+            trains on every window of the text. The validation windows
+            never overlap, whatever the stride: overlapping ones score the
+            same characters again (with `stride=1`, 64 times as many
+            validation steps at `sequence_length=64`).
         shuffle: reshuffle the training windows every epoch.
         seed: shuffling seed.
 
@@ -644,7 +648,8 @@ def text_datasets(
                 f"window of sequence_length + 1 = {sequence_length + 1}. Use "
                 "a longer text or a shorter sequence_length."
             )
-        starts = np.arange(0, len(part) - sequence_length, stride)
+        starts = np.arange(0, len(part) - sequence_length,
+                           stride if i == 0 else sequence_length)
         tokens = tf.constant(part)
 
         def window_batch(batch_starts, tokens=tokens):

@@ -241,6 +241,17 @@ def test_text_datasets_split_and_errors():
     x, y = next(iter(val))
     vocab = datasets.char_vocabulary(text)
     assert "".join(vocab[i] for i in np.asarray(x)[0]) == text[9000:9064]
+    # stride=1 trains on every window; validation windows never overlap
+    # (before, they took the stride too: 64 times the validation steps)
+    train, val = datasets.text_datasets(text, sequence_length=64,
+                                        batch_size=10, stride=1,
+                                        shuffle=False)
+    assert int(train.cardinality()) == -(-(9000 - 64) // 10)
+    assert int(val.cardinality()) == -(-((1000 - 1) // 64) // 10)
+    starts = [np.asarray(x)[:, 0] for x, _ in val]
+    np.testing.assert_array_equal(
+        np.concatenate(starts)[:3],
+        [vocab.index(text[9000 + k]) for k in (0, 64, 128)])
     with pytest.raises(ValueError, match="fewer than one window"):
         datasets.text_datasets("short text", sequence_length=64)
     with pytest.raises(ValueError, match="non-empty string"):

@@ -161,8 +161,8 @@ class CharLanguageModel(GenerativeModel):
             text: the text; every character must be in the vocabulary.
             batch_size: windows per batch.
             validation_split: fraction of the text (its end) held out.
-            stride: characters between window starts; default
-                `sequence_length`.
+            stride: characters between training window starts; default
+                `sequence_length`. Validation windows never overlap.
             shuffle: reshuffle the training windows every epoch.
             seed: shuffling seed.
 
