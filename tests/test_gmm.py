@@ -87,6 +87,32 @@ def test_predict_proba_bic_aic_match_scikit_learn(wine):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("separation, spread", [(3000.0, 1.0), (1.0, 1e-3)])
+def test_well_separated_clusters_match_scikit_learn(kind, separation,
+                                                    spread):
+    # covariances around each component's mean and a regularisation floor
+    # scaled by the component's own variance: before, the floor took the
+    # data's variance (mostly the distance between the clusters) and the
+    # covariances came out 3 to 20 times too large
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-separation, spread, (300, 2)),
+                        rng.normal(separation, spread, (300, 2))])
+    ours = GaussianMixture(2, covariance_type=kind, seed=0).fit(x)
+    reference = SkGaussianMixture(2, covariance_type=kind,
+                                  random_state=0).fit(x)
+    mine, theirs = np.argsort(ours.means_[:, 0]), np.argsort(
+        reference.means_[:, 0])
+    covariances = (ours.covariances_ if kind == "tied"
+                   else ours.covariances_[mine])
+    expected = (reference.covariances_ if kind == "tied"
+                else reference.covariances_[theirs])
+    np.testing.assert_allclose(covariances, expected, rtol=1e-3,
+                               atol=1e-3 * spread ** 2)
+    assert abs(ours.lower_bound_ - reference.lower_bound_) < 1e-3
+    assert abs(ours.score(x) - reference.score(x)) < 1e-3
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_data_far_from_the_origin(kind, iris):
     # float32 EM centres the data and scoring measures from the means'
     # centre: a large offset changes nothing (before, `score` of a diag

@@ -48,17 +48,13 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # sqrt(var_i * var_j), times n_features in the decomposition). scikit-learn's
 # float64 gets there with `reg_covar` alone; in float32, rank-deficient data
 # (an auto-encoder's codes on a subspace, a feature that is a sum of others)
-# need more, so feature j's regularisation is at least this times
-# n_features times its variance (scale-invariant, like the rounding).
+# need more, so each component's regularisation of feature j is at least
+# this times n_features times that component's variance of feature j
+# (scale-invariant, like the rounding). The component's own variance, not
+# the data's: for well-separated clusters the data's variance is mostly the
+# distance between them (clusters 2,000 standard deviations apart got
+# covariances 3.4 times too large).
 _REG_FLOOR = 10 * float(np.finfo(np.float32).eps)
-
-
-def _effective_reg_covar(reg_covar, centered):
-    """Per-feature regularisation: `reg_covar`, raised to the float32
-    floor above for `centered`, float32 `(n_features,)`."""
-    variance = np.mean(np.square(centered, dtype="float64"), axis=0)
-    floor = _REG_FLOOR * centered.shape[1] * variance
-    return np.maximum(reg_covar, floor).astype("float32")
 
 
 def _covariance_shape(covariance_type, n_components, n_features):
@@ -75,26 +71,31 @@ def _estimate_parameters(x, resp, reg_covar, covariance_type):
 
     `weights` are the responsibility sums (not yet divided by the number
     of samples), as in scikit-learn's `_estimate_gaussian_parameters`.
+    Every covariance type is computed around each component's mean, as
+    scikit-learn does: `E[xx'] - mm'` loses it to cancellation in float32
+    for components far from the data's centre.
     """
     nk = ops.sum(resp, axis=0) + _NK_FLOOR
     means = ops.matmul(ops.transpose(resp), x) / nk[:, None]
-    if covariance_type == "full":
-        # around each component's mean, as scikit-learn does: E[xx'] - mm'
-        # loses the covariance to cancellation in float32 for components
-        # far from the data's centre
-        diff = ops.transpose(x[:, None, :] - means[None], (1, 0, 2))
-        weighted = diff * ops.transpose(resp)[:, :, None]
-        covariances = ops.matmul(ops.transpose(weighted, (0, 2, 1)),
-                                 diff) / nk[:, None, None]
-        covariances = covariances + ops.diag(reg_covar)[None]
-    elif covariance_type == "tied":
-        second = ops.matmul(ops.transpose(x), x)
-        weighted = ops.matmul(ops.transpose(nk[:, None] * means), means)
-        covariances = (second - weighted) / ops.sum(nk)
-        covariances = covariances + ops.diag(reg_covar)
+    n_features = ops.shape(x)[1]
+    floor = _REG_FLOOR * ops.cast(n_features, x.dtype)
+    diff = x[None] - means[:, None]                   # (k, n, d)
+    weighted = diff * ops.transpose(resp)[:, :, None]
+    if covariance_type in ("full", "tied"):
+        scatter = ops.matmul(ops.transpose(weighted, (0, 2, 1)), diff)
+        if covariance_type == "full":
+            covariances = scatter / nk[:, None, None]
+            variances = ops.diagonal(covariances, axis1=1, axis2=2)
+            reg = ops.maximum(reg_covar, floor * variances)
+            covariances = covariances + ops.eye(n_features)[None] * reg[
+                :, None, :]
+        else:
+            covariances = ops.sum(scatter, axis=0) / ops.sum(nk)
+            reg = ops.maximum(reg_covar, floor * ops.diagonal(covariances))
+            covariances = covariances + ops.diag(reg)
     else:
-        second = ops.matmul(ops.transpose(resp), x * x) / nk[:, None]
-        covariances = second - means * means + reg_covar
+        variances = ops.sum(weighted * diff, axis=1) / nk[:, None]
+        covariances = variances + ops.maximum(reg_covar, floor * variances)
         if covariance_type == "spherical":
             covariances = ops.mean(covariances, axis=1)
     return nk, means, covariances
@@ -120,10 +121,10 @@ def _log_gaussian(x, means, precisions_cholesky, covariance_type):
     n_components)` (scikit-learn's `_estimate_log_gaussian_prob`)."""
     chol = precisions_cholesky
     n_features = ops.shape(x)[1]
-    # The distances below are expanded (`x.x - 2 x.m + m.m`, as
-    # scikit-learn's); in float32 they cancel catastrophically for data far
-    # from the origin (an offset of 1e4 gave log-likelihoods off by 9 nats).
-    # Distances are shift-invariant: measure them from the means' centre.
+    # In float32, products of data far from the origin cancel
+    # catastrophically (an offset of 1e4 gave log-likelihoods off by 9
+    # nats): distances are shift-invariant, so measure from the means'
+    # centre.
     centre = ops.mean(means, axis=0)
     x = x - centre[None]
     means = means - centre[None]
@@ -138,18 +139,15 @@ def _log_gaussian(x, means, precisions_cholesky, covariance_type):
         y = ops.matmul(x, chol)[:, None, :] - ops.matmul(means, chol)[None]
         distances = ops.sum(y * y, axis=2)
     elif covariance_type == "diag":
+        # differences first (n, k, d), not the expanded x.x - 2 x.m + m.m:
+        # for components far apart that cancelled (a nat off at +-3000)
         log_det = ops.sum(ops.log(chol), axis=1)
-        precisions = chol * chol
-        distances = (ops.sum(means * means * precisions, axis=1)[None]
-                     - 2.0 * ops.matmul(x, ops.transpose(means * precisions))
-                     + ops.matmul(x * x, ops.transpose(precisions)))
+        y = (x[:, None, :] - means[None]) * chol[None]
+        distances = ops.sum(y * y, axis=2)
     else:  # spherical
         log_det = ops.cast(n_features, x.dtype) * ops.log(chol)
-        precisions = chol * chol
-        distances = (ops.sum(means * means, axis=1)[None] * precisions[None]
-                     - 2.0 * ops.matmul(x, ops.transpose(means))
-                     * precisions[None]
-                     + ops.sum(x * x, axis=1)[:, None] * precisions[None])
+        y = x[:, None, :] - means[None]
+        distances = ops.sum(y * y, axis=2) * (chol * chol)[None]
     # rounding can make a tiny squared distance negative
     distances = ops.maximum(distances, 0.0)
     return (-0.5 * (ops.cast(n_features, x.dtype) * _LOG_2PI + distances)
@@ -254,8 +252,8 @@ class GaussianMixture(keras.Model):
             in one iteration.
         reg_covar: added to the covariances' diagonals, keeping them
             positive definite. In float32, at least `10 * eps32 *
-            n_features` times each feature's variance is added to it
-            (1.2e-6 for one feature of unit variance), so that
+            n_features` times the component's variance of each feature is
+            added (1.2e-6 for one feature of unit variance), so that
             rank-deficient data (codes on a subspace) still fit;
             scikit-learn, in float64, adds `reg_covar` alone.
         max_iter: EM iterations per initialisation.
@@ -313,7 +311,6 @@ class GaussianMixture(keras.Model):
         self.seed = None if seed is None else int(seed)
         self._rng = np.random.default_rng(self.seed)
         self._compiled = _Compiled()
-        self._reg_used = np.float32(self.reg_covar)  # per feature after fit
 
     # ------------------------------------------------------------ state
     def build(self, input_shape):
@@ -458,7 +455,7 @@ class GaussianMixture(keras.Model):
         resp = np.zeros((len(x), self.n_components), "float32")
         resp[np.arange(len(x)), labels] = 1.0
         nk, means, covariances = _estimate_parameters(
-            x, ops.convert_to_tensor(resp), self._reg_used,
+            x, ops.convert_to_tensor(resp), self.reg_covar,
             self.covariance_type)
         weights = nk / float(len(x))
         return weights, means, covariances, self._checked_cholesky(
@@ -489,9 +486,7 @@ class GaussianMixture(keras.Model):
             "Fitting the mixture model failed: some components have an "
             "ill-defined (not positive definite) covariance, from "
             "collapsed samples or too many components for the data. Raise "
-            f"`reg_covar` (now {self.reg_covar}; up to "
-            f"{float(np.max(self._reg_used)):.3g} was used, its float32 "
-            f"floor for this data), lower `n_components` "
+            f"`reg_covar` (now {self.reg_covar}), lower `n_components` "
             f"(now {self.n_components}) or standardise the data.")
 
     def fit(self, x, y=None, **kwargs):
@@ -531,8 +526,7 @@ class GaussianMixture(keras.Model):
                 f"float32. Standardise the data first, e.g. "
                 f"(x - x.mean(0)) / x.std(0).")
         x_t = ops.convert_to_tensor(centered)
-        self._reg_used = _effective_reg_covar(self.reg_covar, centered)
-        reg = ops.convert_to_tensor(self._reg_used)
+        reg = ops.convert_to_tensor(self.reg_covar, "float32")
         em = self._em_iteration()
         rng = np.random.default_rng(self.seed)
         best, best_bound = None, -np.inf
