@@ -203,6 +203,13 @@ def check_bad_inputs(contract):
         with pytest.raises(ValueError, match="`sample_weight`"):
             call()
         assert (not model.compiled) or iterations(model) == 0
+    # so are a compiled loss and metrics: the models compute their own
+    # (before, a VAE ignored `loss=` in silence, and `metrics=` failed
+    # inside Keras' step, another message per backend)
+    for key, value in (("loss", "mse"), ("loss_weights", [1.0]),
+                       ("metrics", ["mae"]), ("weighted_metrics", ["mae"])):
+        with pytest.raises(ValueError, match=f"own loss.*drop `{key}=`"):
+            contract.make_model().compile(**{key: value})
 
 
 def check_quantized_saving(contract, model, tmp_path):

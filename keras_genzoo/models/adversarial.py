@@ -240,12 +240,7 @@ class AdversarialModel(ImageModel):
                 "A GAN has two optimizers: pass `d_optimizer=` and "
                 "`g_optimizer=` instead of `optimizer=`."
             )
-        for key in ("loss", "metrics"):
-            if kwargs.get(key):
-                raise ValueError(
-                    f"A GAN defines its own losses and metrics; drop `{key}=`."
-                )
-            kwargs.pop(key, None)
+        self._refuse_compile_loss(kwargs)
         d_optimizer = keras.optimizers.get(
             d_optimizer or self.default_optimizer())
         g_optimizer = keras.optimizers.get(

@@ -285,6 +285,11 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
       would hand to `compute_loss` and the zoo's losses do not use; a
       subclass whose `compute_loss` weighs its examples sets
       `takes_sample_weights = True`;
+    - a clear `ValueError` for `compile(loss=, loss_weights=, metrics=,
+      weighted_metrics=)`, which the zoo's `compute_loss` would ignore
+      (or Keras would fail on, deep inside its step); a subclass whose
+      `compute_loss` calls Keras' compiled loss sets
+      `takes_compile_loss = True`;
     - `record_step(logs)`, which turns a custom step's logs into the
       results of the model's metrics (see `keras_genzoo.backend`);
     - `generate(num_samples, seed=None)`, to implement.
@@ -343,6 +348,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
             **kwargs: the other `keras.Model.compile` arguments; the default
                 `jit_compile` is `default_jit_compile()`.
         """
+        self._refuse_compile_loss(kwargs)
         if optimizer is None:
             optimizer = self.default_optimizer()
         self._jit_compile_given = "jit_compile" in kwargs
@@ -407,6 +413,28 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """`y` (the targets given next to an array `x`, already checked by
         `check_data`) as Keras gets them; a hook for subclasses."""
         return y
+
+    # Whether `compute_loss` uses the losses and metrics of `compile`: the
+    # zoo's models compute and log their own. Given anyway, a loss was
+    # ignored in silence (VAE, AutoEncoder) and metrics failed inside Keras'
+    # step with another message per backend (on JAX and PyTorch a
+    # DiffusionModel's `fit` failed even with a loss).
+    takes_compile_loss = False
+
+    def _refuse_compile_loss(self, kwargs):
+        """One `ValueError` for the `compile` arguments of a loss or
+        metrics, unless `takes_compile_loss`; drops empty ones (what a
+        `.keras` file's compile config holds)."""
+        for key in ("loss", "loss_weights", "metrics", "weighted_metrics"):
+            if self.takes_compile_loss or key not in kwargs:
+                continue
+            if kwargs[key]:
+                raise ValueError(
+                    f"A {type(self).__name__} computes and logs its own "
+                    f"loss and metrics (see `model.metrics_names` after "
+                    f"`fit`); drop `{key}=` from `compile`. For another "
+                    f"loss, subclass it and override `compute_loss`.")
+            kwargs.pop(key)
 
     # Whether `compute_loss` (or a custom step) uses `sample_weight`: the
     # zoo's losses weigh every image (or character) alike, so they refuse
