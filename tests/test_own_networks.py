@@ -282,6 +282,11 @@ def test_a_wgan_gp_critic_without_batch_norm_or_dropout():
     ("one_output", "two tensors \\(z_mean, z_log_var\\)"),
     ("decoder_shape", "to images of the encoder's input shape"),
     ("decoder_range", "images in \\[0, 1\\] \\(end it with a sigmoid\\)"),
+    ("decoder_relu", "in \\[0, 1\\] \\(end it with a sigmoid\\); this "
+                     "decoder ends in a relu"),
+    ("decoder_linear", "this decoder ends in a linear"),
+    ("latent_width", "latent_dim=3, but this decoder takes inputs of "
+                     "shape\\(s\\) \\[\\(None, 2\\)\\]"),
     ("only_one", "Pass both `encoder=` and `decoder=`"),
     ("image_shape_disagrees", "image_shape=\\(8, 8, 1\\)` disagrees"),
 ])
@@ -292,11 +297,24 @@ def test_vae_contract_violations_are_named(case, message):
     elif case == "decoder_shape":
         decoder = keras.Sequential([keras.Input((3,)),
                                     keras.layers.Dense(4, "sigmoid")])
-    elif case == "decoder_range":
+    elif case == "decoder_range":  # no activation to read: the probe
         decoder = keras.Sequential([
-            keras.Input((3,)), keras.layers.Dense(28 * 28, "relu",
-                                                  bias_initializer="ones"),
+            keras.Input((3,)), keras.layers.Dense(28 * 28, "sigmoid"),
+            keras.layers.Rescaling(2.0), keras.layers.Reshape((28, 28, 1))])
+    elif case in ("decoder_relu", "decoder_linear"):
+        # before, only the probe's values were checked: a linear decoder
+        # whose first images lay in [0, 1] passed, and `generate` later
+        # returned values above 1
+        decoder = keras.Sequential([
+            keras.Input((3,)),
+            keras.layers.Dense(28 * 28, case.split("_")[1],
+                               bias_initializer=keras.initializers.Constant(
+                                   0.5), kernel_initializer="zeros"),
             keras.layers.Reshape((28, 28, 1))])
+    elif case == "latent_width":  # before, Keras' input-spec error
+        decoder = keras.Sequential([keras.Input((2,)),
+                                    keras.layers.Dense(28 * 28, "sigmoid"),
+                                    keras.layers.Reshape((28, 28, 1))])
     elif case == "only_one":
         decoder = None
     kwargs = {"image_shape": (8, 8, 1)} if "image_shape" in case else {}

@@ -1087,6 +1087,27 @@ class LatentImageModel(ImageModel):
                 f"Contract: {self.encoder_contract}; this encoder returns "
                 f"shape(s) {code_shapes} for a batch of 2 images.")
         self.agree("latent_dim", int(code_shapes[0][1]), "encoder's codes")
+        decoder_contract = (
+            "a decoder maps codes of shape (batch, latent_dim) to images of "
+            "the encoder's input shape, (batch,) + "
+            f"{self.image_shape}, in [0, 1] (end it with a sigmoid)")
+        shapes = network_input_shapes(self.decoder)
+        if shapes and shapes[0][-1] not in (None, self.latent_dim):
+            # before, Keras' own input-spec error from inside the decoder
+            raise ValueError(
+                f"Contract: {decoder_contract}; the encoder's codes have "
+                f"latent_dim={self.latent_dim}, but this decoder takes "
+                f"inputs of shape(s) {shapes}. Give both the same width.")
+        activation, layer = final_activation(self.decoder)
+        if activation is not None and activation not in (
+                "sigmoid", "hard_sigmoid"):
+            # a probe batch in [0, 1] let a linear decoder through, whose
+            # images later left [0, 1] (and the clipped loss gave those
+            # pixels no gradient)
+            raise ValueError(
+                f"Contract: {decoder_contract}; this decoder ends in a "
+                f"{activation} (`{layer.name}`), whose values can leave "
+                f"[0, 1].")
         decoded = self.decoder(self.with_labels(codes[0], probe_labels),
                                training=False)
         if tuple(ops.shape(decoded)) != (2,) + self.image_shape:
