@@ -265,7 +265,16 @@ def test_a_wgan_gp_critic_without_batch_norm_or_dropout():
             ((keras.layers.BatchNormalization(name="bn"),),
              "no batch normalisation.*`bn`.*LayerNormalization"),
             ((keras.layers.SpatialDropout2D(0.2, name="drop"),),
-             "no dropout.*`drop` \\(SpatialDropout2D, rate 0.2\\)"),
+             "no dropout.*`drop` \\(SpatialDropout2D, 0.2\\)"),
+            # random layers that are not Dropout's subclasses got through
+            ((keras.layers.GaussianNoise(0.3, name="noise"),),
+             "no dropout, noise.*`noise` \\(GaussianNoise, 0.3\\)"),
+            ((keras.layers.GaussianDropout(0.3, name="gdrop"),),
+             "`gdrop` \\(GaussianDropout, 0.3\\)"),
+            ((keras.layers.AlphaDropout(0.3, name="adrop"),),
+             "`adrop` \\(AlphaDropout, 0.3\\)"),
+            ((keras.layers.RandomFlip(name="flip"),),
+             "`flip` \\(RandomFlip\\).*data pipeline"),
             # inside a nested block too
             ((keras.Sequential([keras.layers.Dense(
                 4), keras.layers.BatchNormalization(name="inner_bn")]),),
@@ -275,7 +284,8 @@ def test_a_wgan_gp_critic_without_batch_norm_or_dropout():
         GAN(discriminator=critic(*middle))
     # normalisation of each image alone and a zero rate are fine
     WGANGP(discriminator=critic(keras.layers.LayerNormalization(),
-                                keras.layers.Dropout(0.0)))
+                                keras.layers.Dropout(0.0),
+                                keras.layers.GaussianNoise(0.0)))
 
 
 @pytest.mark.parametrize("case, message", [

@@ -23,13 +23,22 @@ def check_critic(critic):
                 f"({type(layer).__name__}). Use "
                 f"`keras.layers.LayerNormalization()` there, or no "
                 f"normalisation.")
-        if (isinstance(layer, keras.layers.Dropout)
-                and float(layer.rate) > 0):
+        # Every layer that draws random numbers, not only `Dropout`'s
+        # subclasses: AlphaDropout, GaussianDropout and GaussianNoise got
+        # through, and the penalty ran through a random critic (0.8 to 2.6
+        # where it is 0.03 without).
+        seeded = isinstance(layer, keras.layers.Dropout) or any(
+            isinstance(value, keras.random.SeedGenerator)
+            for value in vars(layer).values())
+        amount = getattr(layer, "rate", getattr(layer, "stddev", None))
+        if seeded and (amount is None or float(amount) > 0):
+            said = "" if amount is None else f", {float(amount):g}"
             raise ValueError(
-                f"A WGAN-GP critic takes no dropout (the gradient penalty "
-                f"assumes a deterministic critic); this one has "
-                f"`{layer.name}` ({type(layer).__name__}, rate "
-                f"{layer.rate}). Remove it.")
+                f"A WGAN-GP critic takes no dropout, noise or other "
+                f"randomness (the gradient penalty assumes a deterministic "
+                f"critic); this one has `{layer.name}` "
+                f"({type(layer).__name__}{said}). Remove it (augment the "
+                f"images in the data pipeline instead).")
 
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
