@@ -100,6 +100,17 @@ def test_encode_decode_need_labels(trained, mnist):
     path = model.interpolate(images[0], images[1], steps=5,
                              labels=(labels[0], labels[1]))
     assert path.shape == (5, 28, 28, 1)
+    # one label, as an int or a list of one, stands for both ends; other
+    # labels are refused as everywhere (before, 1.7 ran as 1, and of three
+    # labels the middle one was dropped)
+    np.testing.assert_array_equal(
+        model.interpolate(images[0], images[1], steps=3, labels=[3]),
+        model.interpolate(images[0], images[1], steps=3, labels=3))
+    for bad, words in ((1.7, "2 ints.*or one int"), ([2.9], "or one int"),
+                       ([0, 1, 2], "2 ints.*got 3 labels"),
+                       ((0, 10), "0..9; got values from 0 to 10")):
+        with pytest.raises(ValueError, match=words):
+            model.interpolate(images[0], images[1], steps=3, labels=bad)
 
 
 def test_likelihoods_and_anomaly_scores_with_labels(trained, mnist):

@@ -504,10 +504,15 @@ class VAE(LatentImageModel):
                 raise ValueError(
                     "This VAE is conditional: pass `labels=` (one int, or "
                     "one per end) to `interpolate`.")
-            ends = np.asarray(labels).reshape(-1)
-            label_a, label_b = int(ends[0]), int(ends[-1])
-            label_a = self.check_labels(label_a, 1, "interpolate")
-            label_b = self.check_labels(label_b, 1, "interpolate")
+            # checked as every method's labels: before, 1.7 ran as 1 and
+            # a third label was dropped in silence
+            what = "`labels` of `interpolate` (one for each end)"
+            ends = _inputs.to_numpy(labels, what)
+            if ends.shape == (1,):
+                ends = ends[0]
+            ends = _inputs.check_class_labels(ends, self.num_classes, 2,
+                                              what, one_for_all=True)
+            label_a, label_b = ends[:1], ends[1:]
         elif labels is not None:
             self.check_labels(labels, 1, "interpolate")
         z_a = self.encode(x_a, label_a)
