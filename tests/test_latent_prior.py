@@ -125,6 +125,23 @@ def test_anomaly_scores_flag_noise_among_digits(which, mnist, request):
     assert scores[100:].min() > scores[:100].max()
     np.testing.assert_allclose(model.anomaly_scores(digits), scores[:100],
                                rtol=1e-5)
+    # labels a dataset carries are ignored; `labels=` given to this
+    # unconditional model is refused, as by `encode` (before, it was
+    # ignored in silence, even 99 for a digit)
+    import tensorflow as tf
+
+    labelled = tf.data.Dataset.from_tensor_slices(
+        (digits[:10], mnist[1][:10])).batch(5)
+    np.testing.assert_allclose(model.anomaly_scores(labelled), scores[:10],
+                               rtol=1e-5)
+    bogus = np.full(10, 99)
+    for call in (lambda: model.anomaly_scores(digits[:10], labels=bogus),
+                 lambda: model.encode_data(digits[:10], labels=bogus),
+                 lambda: model.fit_latent_prior(digits[:10], n_components=1,
+                                                labels=bogus)):
+        with pytest.raises(ValueError, match="got labels, but this model "
+                                             "is not conditional"):
+            call()
 
 
 def test_autoencoder_score_is_its_reconstruction_loss(autoencoder, mnist):

@@ -1245,8 +1245,17 @@ class LatentImageModel(ImageModel):
             labels: a conditional model's labels of an array `data`
                 (datasets carry their own).
         """
+        self._check_labels_given(labels, "encode_data")
         return self._encode_labelled(data, batch_size, labels,
                                      "encode_data")[0]
+
+    def _check_labels_given(self, labels, method):
+        """A `ValueError` for `labels=` given to `method` of an
+        unconditional model (labels that datasets carry are ignored).
+        Before, `fit_latent_prior` and `anomaly_scores` took any labels,
+        even invalid ones, and ignored them in silence."""
+        if labels is not None and not self.num_classes:
+            self.check_labels(labels, 0, method)  # its message
 
     def _encode_labelled(self, data, batch_size, labels, method):
         """`encode_data`, also returning the labels the data carried.
@@ -1303,6 +1312,7 @@ class LatentImageModel(ImageModel):
         kwargs.setdefault("seed", self.seed)
         mixture = GaussianMixture(n_components=n_components,
                                   covariance_type=covariance_type, **kwargs)
+        self._check_labels_given(labels, "fit_latent_prior")
         codes = self.encode_data(data, batch_size, labels)
         self._prior.mixture = mixture.fit(codes)
         return mixture
@@ -1346,6 +1356,7 @@ class LatentImageModel(ImageModel):
             numpy float32 `(num_images,)`.
         """
         self.ensure_built("anomaly_scores")
+        self._check_labels_given(labels, "anomaly_scores")
         scores = []
         for batch, batch_labels in _inputs.iterate_image_batches(
                 images, batch_size, self.image_shape, "images", labels,

@@ -302,6 +302,7 @@ class VAE(LatentImageModel):
             numpy float32 `(num_images,)`.
         """
         self.ensure_built("anomaly_scores")
+        self._check_labels_given(labels, "anomaly_scores")
         pairs = list(_inputs.iterate_image_batches(
             images, batch_size, self.image_shape, "images", labels,
             with_labels=True))
