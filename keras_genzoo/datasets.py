@@ -18,6 +18,7 @@ the text; `text_datasets(text, ...)` turns it into batched character windows
 `(inputs, targets)` for next-character prediction.
 """
 
+import codecs
 import gzip
 import math
 import os
@@ -528,7 +529,11 @@ def load_text(name, encoding="utf-8"):
 
     Args:
         name: `"tiny_shakespeare"` or the path of a text file.
-        encoding: the file's encoding.
+        encoding: the file's encoding (a Python codec name). UTF-8, in any
+            spelling (`"utf-8"`, `"UTF8"`, `"utf_8"`...), is read as
+            `"utf-8-sig"`: a leading byte-order mark (which some Windows
+            editors write) is dropped rather than becoming a character of
+            the text and of its vocabulary.
 
     Returns:
         The text, as a `str`.
@@ -543,10 +548,21 @@ def load_text(name, encoding="utf-8"):
         with gzip.open(embedded_path(EMBEDDED_TEXTS[name]), "rb") as f:
             return f.read().decode("utf-8")
     if isinstance(name, (str, os.PathLike)) and os.path.isfile(name):
+        try:
+            codec = codecs.lookup(encoding).name
+        except (LookupError, TypeError):
+            raise ValueError(
+                f"Unknown encoding {encoding!r}: pass a Python codec name, "
+                "e.g. encoding='utf-8' or encoding='latin-1'.") from None
+        # Plain "utf-8" kept a byte-order mark as a '\ufeff' character at
+        # the start of the text: an invisible extra vocabulary entry and
+        # training character. "utf-8-sig" drops it (and reads files without
+        # one unchanged).
+        decoding = "utf-8-sig" if codec == "utf-8" else encoding
         with open(name, "rb") as f:
             raw = f.read()
         try:
-            return raw.decode(encoding)
+            return raw.decode(decoding)
         except UnicodeDecodeError as error:
             raise ValueError(
                 f"{name} is not valid {encoding} text ({error}). Save it "

@@ -234,6 +234,19 @@ def test_any_utf8_file(tmp_path):
         datasets.load_text(str(tmp_path / "latin.txt"))
 
 
+def test_utf8_byte_order_mark_is_dropped(tmp_path):
+    # A BOM used to come back as a leading '\ufeff': an invisible extra
+    # character in the vocabulary and in the training text.
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "Olá\n".encode("utf-8"))
+    for encoding in ("utf-8", "UTF8", "utf_8"):
+        text = datasets.load_text(str(path), encoding=encoding)
+        assert text == "Olá\n"
+        assert "\ufeff" not in datasets.char_vocabulary(text)
+    with pytest.raises(ValueError, match="codec name"):
+        datasets.load_text(str(path), encoding="utf-9")
+
+
 def test_text_datasets_split_and_errors():
     text = datasets.load_text("tiny_shakespeare")[:10_000]
     train, val = datasets.text_datasets(text, sequence_length=64,

@@ -223,6 +223,18 @@ def test_unfitted_and_wrong_width_messages(iris):
         gmm.fit(iris, epochs=3)
 
 
+def test_empty_data_is_refused_by_every_method():
+    # Only fit checked the sample count: score / bic / aic of 0 samples
+    # returned NaN with numpy warnings, predict(_proba) an empty array.
+    gmm = GaussianMixture(1, max_iter=2).fit(
+        np.random.default_rng(0).normal(size=(10, 2)))
+    empty = np.zeros((0, 2))
+    for method in (gmm.score, gmm.score_samples, gmm.bic, gmm.aic,
+                   gmm.predict, gmm.predict_proba, GaussianMixture(1).fit):
+        with pytest.raises(ValueError, match="0 samples"):
+            method(empty)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_rank_deficient_data_fit(kind):
     # codes on a subspace (an auto-encoder's, in the latent prior benchmark

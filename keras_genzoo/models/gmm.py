@@ -403,6 +403,13 @@ class GaussianMixture(keras.Model):
             raise ValueError(
                 f"`{what}` must be 2-D (n_samples, n_features); got shape "
                 f"{array.shape}.{hint}")
+        # Checked for every method, not only when fitting: score, bic and
+        # aic of 0 samples used to return NaN (with numpy RuntimeWarnings),
+        # predict and predict_proba an empty array, silently.
+        if len(array) == 0:
+            raise ValueError(
+                f"`{what}` has 0 samples (shape {array.shape}): pass at "
+                "least 1 sample (row).")
         try:
             with np.errstate(over="ignore"):  # beyond float32: Inf, below
                 array = array.astype("float32")
