@@ -206,12 +206,49 @@ def collect_images(images, what="images", max_images=None, min_images=2):
         array = array[:max_images]
     if array.ndim == 3:  # grayscale without a channel axis
         array = array[..., None]
-    if len(array) < min_images:
-        raise ValueError(
-            f"{what} holds {len(array)} image(s); the statistics need at "
-            f"least {min_images} (a few thousand for stable figures).")
+    _check_enough(len(array), min_images, what, "image(s)")
     _inputs.check_image_batch(array, what=what)
     return _inputs.scale_pixels(array)
+
+
+def _check_enough(count, minimum, what, unit):
+    """One wording for too few images or feature rows."""
+    if count < minimum:
+        raise ValueError(
+            f"{what} holds {count} {unit}; the statistics need at "
+            f"least {minimum} (a few thousand for stable figures).")
+
+
+def _feature_array(features, what, min_rows=2, kind="feature vectors"):
+    """Checks `kind` rows `(N, D)` and returns them as float64 numpy.
+
+    The `*_from_features` functions used to take any array: one row gave
+    numpy's `LinAlgError: Eigenvalues did not converge` (the covariance of
+    one row is NaN) or a NaN KID (a division by `n * (n - 1)`), and other
+    ranks failed deep inside numpy. They now check what `collect_images`
+    checks for images.
+    """
+    if features is None:
+        raise ValueError(f"{what} is None: pass an array (N, D) of {kind}.")
+    array = _inputs.to_numpy(features, what)
+    if array.ndim != 2:
+        raise ValueError(
+            f"{what} has shape {array.shape}; pass a 2-D array (N, D) of "
+            f"{kind}, one row per image (e.g. "
+            "`array.reshape(len(array), -1)`).")
+    _check_enough(len(array), min_rows, what, "row(s)")
+    return array.astype("float64")
+
+
+def _feature_pair(real_features, generated_features):
+    a = _feature_array(real_features, "`real_features`")
+    b = _feature_array(generated_features, "`generated_features`")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"`real_features` has {a.shape[1]} features per row but "
+            f"`generated_features` {b.shape[1]}: compute both with the same "
+            "feature model.")
+    return a, b
 
 
 def _predict(model, images, batch_size):
@@ -296,14 +333,17 @@ def frechet_from_features(real_features, generated_features):
     scipy).
 
     Args:
-        real_features: array `(N, D)`.
-        generated_features: array `(M, D)`.
+        real_features: array `(N, D)`, N >= 2.
+        generated_features: array `(M, D)`, M >= 2.
 
     Returns:
         The distance, a float >= 0.
+
+    Raises:
+        ValueError: an array is not 2-D, has fewer than 2 rows, or the two
+            have different numbers of features.
     """
-    a = np.asarray(real_features, "float64")
-    b = np.asarray(generated_features, "float64")
+    a, b = _feature_pair(real_features, generated_features)
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a = np.atleast_2d(np.cov(a, rowvar=False))
     cov_b = np.atleast_2d(np.cov(b, rowvar=False))
@@ -322,8 +362,8 @@ def kernel_distance_from_features(real_features, generated_features,
     """KID from two feature sets: unbiased MMD^2, cubic polynomial kernel.
 
     Args:
-        real_features: array `(N, D)`.
-        generated_features: array `(M, D)`.
+        real_features: array `(N, D)`, N >= 2.
+        generated_features: array `(M, D)`, M >= 2.
         subsets: how many random subset pairs to average over.
         subset_size: images per subset (at most `min(N, M)`).
         seed: seed of the subset draws.
@@ -331,9 +371,12 @@ def kernel_distance_from_features(real_features, generated_features,
     Returns:
         The mean over subsets, a float (close to 0 for samples of the same
         distribution; it may be slightly negative).
+
+    Raises:
+        ValueError: an array is not 2-D, has fewer than 2 rows, or the two
+            have different numbers of features.
     """
-    a = np.asarray(real_features, "float64")
-    b = np.asarray(generated_features, "float64")
+    a, b = _feature_pair(real_features, generated_features)
     if int(subsets) < 1:
         raise ValueError(f"`subsets` must be at least 1; got {subsets}.")
     if int(subset_size) < 2:
@@ -443,8 +486,14 @@ def kernel_distance(real, generated, feature_model=None, batch_size=500,
 
 # ---------------------------------------------------------- mode coverage
 def coverage_from_probabilities(probabilities, min_share=0.01):
-    """`mode_coverage` from class probabilities `(N, K)` (see there)."""
-    probabilities = np.asarray(probabilities, "float64")
+    """`mode_coverage` from class probabilities `(N, K)` (see there).
+
+    Raises:
+        ValueError: `probabilities` is not 2-D or has no rows (it used to
+            give NaN shares for no rows, an IndexError for 1-D input).
+    """
+    probabilities = _feature_array(probabilities, "`probabilities`",
+                                   min_rows=1, kind="class probabilities")
     classes = probabilities.shape[1]
     counts = np.bincount(probabilities.argmax(1), minlength=classes)
     histogram = counts / counts.sum()

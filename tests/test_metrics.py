@@ -354,3 +354,29 @@ def test_quality_monitor_on_a_zoo_model_and_bad_use(digits):
     with pytest.raises(ValueError, match="evaluate_text"):
         lm.fit(lm.make_datasets(text, batch_size=4)[0], epochs=1, verbose=0,
                callbacks=[QualityMonitor(images[:10], verbose=False)])
+
+
+def test_from_features_functions_check_their_arrays():
+    # One feature row used to give numpy's "LinAlgError: Eigenvalues did
+    # not converge" (Fréchet) or a NaN (KID divided by n * (n - 1)); no
+    # probability rows gave NaN shares.
+    rng = np.random.default_rng(0)
+    one, five = rng.random((1, 3)), rng.random((5, 3))
+    for function in (metrics.frechet_from_features,
+                     metrics.kernel_distance_from_features,
+                     metrics.scores_from_features):
+        with pytest.raises(ValueError, match="holds 1 row.*at least 2"):
+            function(one, five)
+        with pytest.raises(ValueError, match="holds 1 row.*at least 2"):
+            function(five, one)
+        with pytest.raises(ValueError, match="2-D array"):
+            function(five[0], five)
+        with pytest.raises(ValueError, match="same feature model"):
+            function(five, rng.random((5, 4)))
+    with pytest.raises(ValueError, match="holds 0 row.*at least 1"):
+        metrics.coverage_from_probabilities(np.zeros((0, 10)))
+    with pytest.raises(ValueError, match="2-D array"):
+        metrics.coverage_from_probabilities(np.full(10, 0.1))
+    assert metrics.frechet_from_features(five, five) == pytest.approx(0.0)
+    assert metrics.coverage_from_probabilities(
+        np.eye(10)[:1])["classes_covered"] == 1
