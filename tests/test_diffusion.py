@@ -181,6 +181,13 @@ def test_generate_with_eta_one(trained):
         a, model.generate(N, steps=STEPS, seed=2, eta=1.0))
     # fresh noise at every step: not the deterministic DDIM path
     assert not np.allclose(a, model.generate(N, steps=STEPS, seed=1))
+    # each sample's noise depends on the seed alone (before, it was drawn
+    # batch by batch: another batch_size gave other images)
+    np.testing.assert_allclose(
+        a, model.generate(N, steps=STEPS, seed=1, eta=1.0, batch_size=2),
+        atol=1e-5)
+    np.testing.assert_allclose(
+        a[:2], model.generate(2, steps=STEPS, seed=1, eta=1.0), atol=1e-5)
 
 
 @pytest.mark.parametrize("steps", [1, 2, 7])
@@ -333,6 +340,15 @@ def test_inpaint_keeps_the_unmasked_pixels(trained, mnist, kind):
     assert np.abs(filled[~keep] - _as_floats(digits)[~keep]).max() > 0.1
     np.testing.assert_array_equal(
         filled, model.inpaint(digits, mask, steps=STEPS, seed=0))
+    # the noised kept pixels of sample i depend on the seed alone: before,
+    # another batch_size or fewer images changed an eta=0 filling by 0.018
+    np.testing.assert_allclose(
+        filled, model.inpaint(digits, mask, steps=STEPS, seed=0,
+                              batch_size=2), atol=1e-5)
+    if kind == "HW":
+        np.testing.assert_allclose(
+            filled[:2], model.inpaint(digits[:2], mask, steps=STEPS,
+                                      seed=0), atol=1e-5)
 
 
 # ----------------------------------------------------------- inputs
