@@ -4,6 +4,7 @@ They work on every backend: all tensors are turned into numpy with
 `keras.ops.convert_to_numpy` before anything is written.
 """
 
+import inspect
 import os
 import threading
 import warnings
@@ -115,9 +116,16 @@ class _GridCallback(keras.callbacks.Callback):
         self.scale = int(scale)
         self.padding = int(padding)
         self.paths = []
+        self._waiting_gifs = []
 
     def make_images(self):
         raise NotImplementedError
+
+    def _writes_later(self, gif):
+        """Whether this saver still has files to write at the end of this
+        `fit` (its `on_train_end` has not run yet); if so, it has `gif`
+        write its GIF once they are written."""
+        return False
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:
@@ -149,6 +157,80 @@ def _require_samples(callback):
             "callback (it redraws from that prior).")
 
 
+def _check_sampling(callback, method, num_samples, sampling, **fixed):
+    """One `ValueError` for sampling arguments `callback.model.<method>`
+    would refuse, said when training starts.
+
+    The grid savers and `QualityMonitor` call `generate` (or
+    `reverse_process`) only after an epoch (or after all of them): a
+    wrong label, a diffusion model's `steps=0` or an unknown argument
+    used to fail there, after that training was done. This checks what
+    the call will get with the model's own checks, without sampling.
+
+    Args:
+        callback: the callback, whose `model` will sample.
+        method: `"generate"` or `"reverse_process"`.
+        num_samples: the number of samples the callback asks for.
+        sampling: the callback's extra keyword arguments of `method`.
+        **fixed: the keyword arguments the callback itself passes
+            (`seed`, `steps`, `frames`).
+    """
+    from keras_genzoo.models.adversarial import AdversarialModel
+    from keras_genzoo.models.diffusion import DiffusionModel
+    from keras_genzoo.models.vae import VAE
+
+    model = callback.model
+    name = type(callback).__name__
+    function = getattr(model, method)
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # no signature to read: trust it
+        signature = None
+    if signature is not None:
+        try:
+            arguments = signature.bind(num_samples, **fixed, **sampling)
+        except TypeError as error:
+            given = ["num_samples"] + list(fixed) + list(sampling)
+            raise ValueError(
+                f"{name} calls `{type(model).__name__}.{method}` with the "
+                f"arguments {given}, which it does not take ({error}): drop "
+                f"or rename the extra keyword arguments given to {name}; "
+                f"`{method}` takes {list(signature.parameters)}.") from None
+        arguments.apply_defaults()
+        arguments = arguments.arguments
+    else:
+        arguments = dict(sampling, **fixed)
+    check_count = getattr(model, "check_num_samples", None)
+    if check_count is not None:
+        check_count(num_samples)
+    if "batch_size" in sampling:
+        _inputs.check_count(sampling["batch_size"], "batch_size")
+    labels = arguments.get("labels")
+    if isinstance(model, DiffusionModel):
+        model._check_sampling(
+            arguments.get("steps", 50), labels, arguments.get("guidance"),
+            arguments.get("eta", 0.0), num_samples)
+        strength = arguments.get("strength")
+        if arguments.get("images") is not None or strength is not None:
+            raise ValueError(
+                f"{name} draws new samples: image-to-image (`images=`, "
+                "`strength=`) is for `model.generate` itself.")
+    elif isinstance(model, AdversarialModel):
+        model._generation_labels(num_samples, labels)
+    elif isinstance(model, VAE):
+        model.default_labels(num_samples, labels)
+        prior = arguments.get("prior", "normal")
+        if prior not in ("normal", "gmm"):
+            raise ValueError(
+                f"`prior` must be 'normal' (N(0, I)) or 'gmm' (the mixture "
+                f"of `fit_latent_prior`); got {prior!r}.")
+        if prior == "gmm" and model.latent_prior is None:
+            raise ValueError(
+                f"{name} samples with `prior='gmm'`, but no latent prior "
+                "is fitted yet: call `model.fit_latent_prior(images)` "
+                "before training with the callback.")
+
+
 def _require(callback, method):
     """One `ValueError` when `callback.model` lacks `method` (or only
     inherits the base's abstract one)."""
@@ -178,13 +260,15 @@ class ImageGridSaver(_GridCallback):
         directory: folder for the PNG files (created if needed).
         num_images: samples per grid.
         every_n_epochs: save after every n-th epoch.
-        seed: the fixed seed of the samples.
+        seed: the fixed seed of the samples (an int in 0..2**32 - 1);
+            `None` draws new samples for every grid.
         columns: images per row; default: square grid.
         scale: integer upscaling of the grid (nearest neighbour).
         padding: pixels between images.
         prefix: file name prefix.
         **sampling: more `generate` arguments (a diffusion model's `steps`,
-            a conditional model's `labels`).
+            a conditional model's `labels`); checked against the model
+            when training starts, before the first step.
 
     Examples:
         >>> import numpy as np, tempfile
@@ -208,11 +292,18 @@ class ImageGridSaver(_GridCallback):
                 f"`num_images` must be positive; got {num_images}."
             )
         self.num_images = int(num_images)
-        self.seed = int(seed)
+        # `None` (fresh samples each time, as `generate` and
+        # `TextSampler` take it) used to fail with a bare
+        # TypeError from `int(None)`; a bad seed fails here
+        self.seed = _inputs.check_seed(seed)
         self.sampling = sampling
 
     def on_train_begin(self, logs=None):
         _require_samples(self)
+        # checked now: a wrong label or `steps` failed only after the first
+        # epoch had trained, in `generate`
+        _check_sampling(self, "generate", self.num_images, self.sampling,
+                        seed=self.seed)
 
     def make_images(self):
         return self.model.generate(self.num_images, seed=self.seed,
@@ -229,7 +320,8 @@ class ReconstructionGridSaver(_GridCallback):
 
     Args:
         images: the images to reconstruct, `(num_images, H, W, C)`, uint8 or
-            float in [0, 1] (8 to 16 make a readable grid).
+            float in [0, 1] (8 to 16 make a readable grid), of the
+            model's image shape: checked when training starts.
         directory: folder for the PNG files (created if needed).
         every_n_epochs: save after every n-th epoch.
         scale: integer upscaling of the grid (nearest neighbour).
@@ -274,6 +366,13 @@ class ReconstructionGridSaver(_GridCallback):
         check = getattr(self.model, "check_labels", None)
         if check is not None:
             check(self.labels, len(self.images), "ReconstructionGridSaver")
+        # and images the model cannot take (another size or number of
+        # channels, floats in 0..255): they used to fail in `reconstruct`,
+        # after the first epoch had trained
+        image_shape = getattr(self.model, "image_shape", None)
+        if image_shape is not None:
+            _inputs.images_to_array(self.images, image_shape,
+                                    "ReconstructionGridSaver's images")
 
     def make_images(self):
         reconstructions = (
@@ -290,8 +389,8 @@ class ReverseProcessSaver(_GridCallback):
     At the end of training it runs `model.reverse_process(num_images,
     steps, frames, seed=seed)` and writes one grid per frame, pure noise
     first and the final images last, as `{directory}/{prefix}_NNN.png`;
-    `paths` lists them, so a `ProgressGif` listed after it turns them into
-    a noise-to-image animation. Works with any model that has
+    `paths` lists them, so a `ProgressGif` in the same `callbacks` turns
+    them into a noise-to-image animation. Works with any model that has
     `reverse_process` (`DiffusionModel`).
 
     Args:
@@ -299,13 +398,15 @@ class ReverseProcessSaver(_GridCallback):
         num_images: samples per frame.
         steps: sampling steps from noise to image.
         frames: how many frames (states evenly spaced along the way).
-        seed: the fixed seed of the samples.
+        seed: the fixed seed of the samples (an int in 0..2**32 - 1);
+            `None` draws new ones.
         columns: images per row; default: square grid.
         scale: integer upscaling of the grid (nearest neighbour).
         padding: pixels between images.
         prefix: file name prefix.
         **sampling: more `reverse_process` arguments (`labels`,
-            `guidance`, `eta`).
+            `guidance`, `eta`); checked against the model when training
+            starts, not after it.
 
     Examples:
         >>> import numpy as np, tempfile
@@ -336,17 +437,35 @@ class ReverseProcessSaver(_GridCallback):
         self.num_images = int(num_images)
         self.steps = int(steps)
         self.frames = int(frames)
-        self.seed = int(seed)
+        # `None` (fresh samples each time, as `generate` and
+        # `TextSampler` take it) used to fail with a bare
+        # TypeError from `int(None)`; a bad seed fails here
+        self.seed = _inputs.check_seed(seed)
         self.sampling = sampling
 
     def on_train_begin(self, logs=None):
         self._require("reverse_process")
+        # checked now, not in `on_train_end` after every epoch has trained
+        _check_sampling(self, "reverse_process", self.num_images,
+                        self.sampling, steps=self.steps, frames=self.frames,
+                        seed=self.seed)
         self.paths = []
+        self._waiting_gifs = []
+        self._frames_due = True
 
     def on_epoch_end(self, epoch, logs=None):
         pass  # the frames are written once, at the end of training
 
+    def _writes_later(self, gif):
+        if not getattr(self, "_frames_due", False):
+            return False
+        if gif not in self._waiting_gifs:
+            self._waiting_gifs.append(gif)
+        return True
+
     def on_train_end(self, logs=None):
+        self._frames_due = False
+        waiting, self._waiting_gifs = self._waiting_gifs, []
         frames = self.model.reverse_process(
             self.num_images, steps=self.steps, frames=self.frames,
             seed=self.seed, **self.sampling)
@@ -356,6 +475,8 @@ class ReverseProcessSaver(_GridCallback):
             self.paths.append(save_image_grid(
                 frames[:, i], path, columns=self.columns,
                 padding=self.padding, scale=self.scale))
+        for gif in waiting:  # the ProgressGifs listed before this saver
+            gif.write()
 
 
 class ProgressGif(keras.callbacks.Callback):
@@ -363,8 +484,9 @@ class ProgressGif(keras.callbacks.Callback):
 
     At the end of training it reads the PNG files of `saver.paths` (an
     `ImageGridSaver`, `ReconstructionGridSaver` or `ReverseProcessSaver`
-    listed *before* it in `callbacks`), first to last, and writes them as
-    frames of a GIF that loops forever. `path` is where it was written.
+    in the same `callbacks`, before or after it), first to last, and
+    writes them as frames of a GIF that loops forever. `path` is where it
+    was written. If the saver wrote no file, it warns and writes nothing.
 
     Args:
         saver: the grid-saving callback whose files become frames.
@@ -402,11 +524,29 @@ class ProgressGif(keras.callbacks.Callback):
         self.num_frames = 0
 
     def on_train_end(self, logs=None):
-        if self.saver.paths:
-            self.num_frames = save_gif(
-                self.saver.paths, self.path, self.frame_seconds,
-                self.last_frame_seconds,
-            )
+        if self.saver._writes_later(self):
+            # a `ReverseProcessSaver` listed after this callback writes its
+            # frames in its own `on_train_end`, which Keras calls after
+            # this one: it calls `write` then. (This used to write no GIF,
+            # without a word.)
+            return
+        self.write()
+
+    def write(self):
+        """Writes the GIF of the saver's files now (`on_train_end` does it
+        at the end of training); warns instead if there are none."""
+        if not self.saver.paths:
+            warnings.warn(
+                f"ProgressGif wrote no GIF: its {type(self.saver).__name__} "
+                "saved no grid. Put the saver in the same `callbacks` list "
+                "of `fit` (and, for an ImageGridSaver or "
+                "ReconstructionGridSaver, train at least `every_n_epochs` "
+                "epochs).", RuntimeWarning, stacklevel=2)
+            return
+        self.num_frames = save_gif(
+            self.saver.paths, self.path, self.frame_seconds,
+            self.last_frame_seconds,
+        )
 
 
 def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
@@ -539,19 +679,23 @@ class TextSampler(keras.callbacks.Callback):
 class QualityMonitor(keras.callbacks.Callback):
     """Logs sample-quality numbers while a generative model trains.
 
-    Every `every_n_epochs` epochs (and after the last one) it generates the
-    same `num_samples` images (`model.generate(num_samples, seed=seed)`)
-    and scores them against `real_images` with
+    After the first epoch of each `fit`, every `every_n_epochs`-th epoch
+    and the last one, it generates the same `num_samples` images
+    (`model.generate(num_samples, seed=seed)`) and scores them against
+    `real_images` with
     `keras_genzoo.metrics.quality_scores`: the Fréchet distance `fd`, the
     kernel distance `kid` and, with a classifier (the shipped MNIST one for
     28x28x1 images), the mode coverage `classes_covered`,
     `kl_to_uniform` and `confidence`. The numbers go into the epoch's logs,
     hence into `history.history` (epochs in between get no entry, as with
-    Keras' `validation_freq`) and into callbacks after this one
-    (`CSVLogger`, `TensorBoard`, `EarlyStopping(monitor="fd",
+    Keras' `validation_freq`; `scores` pairs each with its epoch) and into
+    callbacks after this one (`CSVLogger`, which writes `NA` for the
+    epochs in between, `TensorBoard`, `EarlyStopping(monitor="fd",
     mode="min")`: Keras cannot tell the direction of `fd` itself), and are
-    printed. A GAN that collapses shows it here while it happens:
-    `classes_covered` drops and `kl_to_uniform` rises.
+    printed. The first epoch is scored because a `CSVLogger` takes its
+    columns from the first epoch's logs. A GAN that collapses shows it
+    here while it happens: `classes_covered` drops and `kl_to_uniform`
+    rises.
 
     The features of the real images are computed once, at the start of
     training. Scoring costs a `generate` and one `predict` over the samples:
@@ -561,9 +705,11 @@ class QualityMonitor(keras.callbacks.Callback):
         real_images: the reference images (an array or dataset, uint8 or
             floats in [0, 1]), e.g. held-out test images; a few thousand
             give stable figures.
-        every_n_epochs: score after every n-th epoch (and the last).
+        every_n_epochs: score after every n-th epoch (and the first and
+            the last of each `fit`).
         num_samples: generated images scored each time.
-        seed: the fixed seed of the samples.
+        seed: the fixed seed of the samples (an int in 0..2**32 - 1);
+            `None` draws new samples each time.
         feature_model: feature model of the distances (see
             `keras_genzoo.metrics.frechet_distance`); required for images
             that are not 28x28x1.
@@ -575,7 +721,8 @@ class QualityMonitor(keras.callbacks.Callback):
         verbose: print the numbers after each scoring.
         every: short alias of `every_n_epochs`.
         **sampling: more `generate` arguments (a diffusion model's `steps`,
-            a conditional model's `labels`).
+            a conditional model's `labels`); checked against the model
+            when training starts.
 
     Examples:
         >>> from keras_genzoo import VAE
@@ -614,7 +761,10 @@ class QualityMonitor(keras.callbacks.Callback):
             real_images, "QualityMonitor's real_images", max_real_images)
         self.every_n_epochs = int(every_n_epochs)
         self.num_samples = int(num_samples)
-        self.seed = int(seed)
+        # `None` (fresh samples each time, as `generate` and
+        # `TextSampler` take it) used to fail with a bare
+        # TypeError from `int(None)`; a bad seed fails here
+        self.seed = _inputs.check_seed(seed)
         self.feature_model = feature_model
         self.classifier = classifier
         self.prefix = str(prefix)
@@ -622,6 +772,7 @@ class QualityMonitor(keras.callbacks.Callback):
         self.sampling = sampling
         self.scores = []  # (epoch, scores dict) pairs
         self._real_features = None
+        self._first_epoch = True  # of the current `fit`
 
     def on_train_begin(self, logs=None):
         from keras_genzoo import metrics
@@ -640,6 +791,10 @@ class QualityMonitor(keras.callbacks.Callback):
                 f"QualityMonitor's real_images have shape {shape}, but the "
                 f"model makes images of shape {tuple(model_shape)}: pass real "
                 "images like the training images.")
+        # before the first epoch trains, not at its end in `generate`
+        _check_sampling(self, "generate", self.num_samples, self.sampling,
+                        seed=self.seed)
+        self._first_epoch = True
         if self._real_features is None:
             model = metrics._feature_model_for(
                 shape, self.feature_model, "QualityMonitor's real_images")
@@ -650,8 +805,14 @@ class QualityMonitor(keras.callbacks.Callback):
                 self.classifier = metrics._shared_classifier().network
 
     def _due(self, epoch):
+        # The first epoch of every `fit` is scored too: Keras' `CSVLogger`
+        # takes its columns from the first epoch's logs, so with
+        # `every_n_epochs > 1` the numbers never reached its file. (Logging
+        # NaN on the other epochs would not do: `EarlyStopping` counts a
+        # NaN as no improvement.)
+        first, self._first_epoch = self._first_epoch, False
         last = self.params and epoch + 1 == self.params.get("epochs")
-        return (epoch + 1) % self.every_n_epochs == 0 or last
+        return first or (epoch + 1) % self.every_n_epochs == 0 or last
 
     def on_epoch_end(self, epoch, logs=None):
         if not self._due(epoch):

@@ -1,5 +1,6 @@
 import os
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -7,7 +8,10 @@ from PIL import Image
 from keras_genzoo import VAE, AutoEncoder
 from keras_genzoo.callbacks import (
     ImageGridSaver,
+    ProgressGif,
+    QualityMonitor,
     ReconstructionGridSaver,
+    ReverseProcessSaver,
     image_grid,
     save_image_grid,
 )
@@ -136,3 +140,140 @@ def test_progress_gif_holds_every_grid_in_order(tmp_path):
             np.testing.assert_allclose(frame, np.asarray(image), atol=2)
     with pytest.raises(ValueError, match="ImageGridSaver"):
         ProgressGif("not a saver")
+
+
+class _StepCounter(keras.callbacks.Callback):
+    """Counts the training steps that ran (none, if a callback refused its
+    arguments when training started)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.steps += 1
+
+
+def test_seed_none_draws_fresh_samples_and_bad_seeds_fail_early(tmp_path):
+    # `seed=None`, which `generate` and TextSampler take, used to fail with
+    # a bare TypeError from `int(None)`
+    real = np.zeros((4, 28, 28, 1), "uint8")
+    for callback in (ImageGridSaver(tmp_path, seed=None),
+                     ReverseProcessSaver(tmp_path, seed=None),
+                     QualityMonitor(real, seed=None)):
+        assert callback.seed is None
+    saver = ImageGridSaver(tmp_path, num_images=4, seed=None, scale=1)
+    VAE(latent_dim=2, filters=(4,), seed=0).fit(
+        np.random.rand(16, 8, 8, 1).astype("float32"), epochs=1,
+        callbacks=[saver], verbose=0)
+    assert len(saver.paths) == 1
+    # and a seed no backend takes is said at construction, not at `generate`
+    for make in (lambda seed: ImageGridSaver(tmp_path, seed=seed),
+                 lambda seed: ReverseProcessSaver(tmp_path, seed=seed),
+                 lambda seed: QualityMonitor(real, seed=seed)):
+        for seed in (-1, 2**40, 1.5):
+            with pytest.raises(ValueError, match="`seed` must be an integer"):
+                make(seed)
+
+
+def test_reconstruction_images_are_checked_before_training(tmp_path):
+    # images the model cannot take failed in `reconstruct`, after a whole
+    # epoch had trained
+    train = np.random.rand(16, 8, 8, 1).astype("float32")
+    model = AutoEncoder(latent_dim=2, filters=(4,), seed=0)
+    for images, words in [
+            (np.zeros((2, 16, 16, 1), "uint8"), "resize the images to"),
+            (np.zeros((2, 8, 8, 3), "float32"), "channel"),
+            (np.full((2, 8, 8, 1), 200.0, "float32"), "divide by 255")]:
+        counter = _StepCounter()
+        saver = ReconstructionGridSaver(images, tmp_path)
+        with pytest.raises(ValueError, match=words):
+            model.fit(train, epochs=1, batch_size=8, verbose=0,
+                      callbacks=[counter, saver])
+        assert counter.steps == 0 and not saver.paths
+
+
+def test_sampling_arguments_are_checked_before_training(tmp_path):
+    # a wrong label, `steps=0`, a bad `eta` or an unknown argument failed
+    # in `generate` after the first epoch (in `reverse_process` after the
+    # last): now when training starts
+    from keras_genzoo import GAN, DiffusionModel
+
+    rng = np.random.default_rng(0)
+    train = rng.random((16, 8, 8, 1), dtype="float32")
+    gan = GAN(latent_dim=4, generator_filters=(8, 4),
+              discriminator_filters=(4, 8), num_classes=3, seed=0)
+    vae = VAE(latent_dim=2, filters=(4,), seed=0)
+    diffusion = DiffusionModel(widths=(8,), seed=0)
+    feature = keras.layers.GlobalAveragePooling2D()
+    cases = [
+        (gan, ImageGridSaver(tmp_path, num_images=3, labels=[0, 1, 7]),
+         "0..2"),
+        (vae, ImageGridSaver(tmp_path, num_images=4, stepz=3),
+         "does not take"),
+        (vae, ImageGridSaver(tmp_path, num_images=4, prior="gmm"),
+         "fit_latent_prior"),
+        (vae, QualityMonitor(train, num_samples=4, verbose=False,
+                             feature_model=feature, labels=1),
+         "not conditional"),
+        (diffusion, ImageGridSaver(tmp_path, num_images=2, steps=0),
+         "`steps` must be at least 1"),
+        (diffusion, ReverseProcessSaver(tmp_path, num_images=2, steps=2,
+                                        frames=2, eta=2.0),
+         "`eta` must be in"),
+    ]
+    for model, callback, words in cases:
+        counter = _StepCounter()
+        labels = rng.integers(0, 3, 16) if model is gan else None
+        with pytest.raises(ValueError, match=words):
+            model.fit(train, labels, epochs=1, batch_size=8, verbose=0,
+                      callbacks=[counter, callback])
+        assert counter.steps == 0, type(callback).__name__
+
+
+def test_quality_monitor_columns_reach_a_csv_logger(tmp_path):
+    # CSVLogger takes its columns from the first epoch's logs: with
+    # every_n_epochs > 1 the monitor logged nothing then, and `fd` never
+    # reached the file (which the docs promise). Now the first epoch of
+    # each fit is scored; the epochs in between get NA, not NaN (a NaN
+    # would count as no improvement for EarlyStopping).
+    import csv
+
+    train = np.random.rand(16, 8, 8, 1).astype("float32")
+    monitor = QualityMonitor(
+        train, every_n_epochs=3, num_samples=4, verbose=False,
+        feature_model=keras.layers.GlobalAveragePooling2D())
+    path = tmp_path / "log.csv"
+    history = VAE(latent_dim=2, filters=(4,), seed=0).fit(
+        train, epochs=4, batch_size=8, verbose=0,
+        callbacks=[monitor, keras.callbacks.CSVLogger(str(path))])
+    assert [epoch for epoch, _ in monitor.scores] == [1, 3, 4]
+    assert len(history.history["fd"]) == 3
+    assert np.isfinite(history.history["fd"]).all()
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["fd"] != "NA" for row in rows] == [True, False, True, True]
+    assert float(rows[0]["fd"]) == pytest.approx(monitor.scores[0][1]["fd"])
+
+
+def test_progress_gif_may_come_before_its_reverse_process_saver(tmp_path):
+    # listed first, its `on_train_end` ran before the saver had written
+    # any frame, and it wrote no GIF without a word
+    from keras_genzoo import DiffusionModel
+
+    saver = ReverseProcessSaver(tmp_path, num_images=2, steps=2, frames=3,
+                                scale=1)
+    gif = ProgressGif(saver, path=tmp_path / "reverse.gif")
+    model = DiffusionModel(widths=(8,), seed=0)
+    model.fit(np.random.rand(8, 8, 8, 1).astype("float32"), epochs=1,
+              verbose=0, callbacks=[gif, saver])
+    assert len(saver.paths) == 3 and gif.num_frames == 3
+    with Image.open(gif.path) as animation:
+        assert animation.n_frames == 3
+    # a GIF with nothing to show says why instead of writing nothing
+    lonely = ProgressGif(ImageGridSaver(tmp_path / "none"))
+    with pytest.warns(RuntimeWarning, match="same `callbacks`"):
+        VAE(latent_dim=2, filters=(4,)).fit(
+            np.random.rand(8, 8, 8, 1).astype("float32"), epochs=1,
+            verbose=0, callbacks=[lonely])
+    assert lonely.num_frames == 0

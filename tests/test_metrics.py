@@ -294,10 +294,10 @@ def test_quality_monitor_logs_into_history_and_sees_collapse(digits):
     history = model.fit(images[:64].astype("float32") / 255.0,
                         np.zeros((64, 1)), epochs=3, verbose=0,
                         callbacks=[monitor]).history
-    # epochs 2 and 3 (the last) are scored
-    assert [epoch for epoch, _ in monitor.scores] == [2, 3]
-    assert len(history["fd"]) == 2 and len(history["loss"]) == 3
-    assert history["classes_covered"] == [1, 1]
+    # epochs 1 (the first, for a CSVLogger's columns), 2 and 3 (the last)
+    assert [epoch for epoch, _ in monitor.scores] == [1, 2, 3]
+    assert len(history["fd"]) == 3 and len(history["loss"]) == 3
+    assert history["classes_covered"] == [1, 1, 1]
     assert history["kl_to_uniform"][0] > 2.0
     # a model that draws real digits of every class scores much better
     real = CannedSamples(images[:1000])
