@@ -269,3 +269,19 @@ def test_failed_cholesky_names_reg_covar(monkeypatch):
     x = np.repeat(np.eye(3), 5, axis=0)
     with pytest.raises(ValueError, match="reg_covar.*n_components"):
         GaussianMixture(3, reg_covar=0.0, seed=0).fit(x)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fits_under_another_default_float_type(kind, iris):
+    # the identity matrices took Keras' floatx: under float64 a full
+    # mixture failed on PyTorch ("expected scalar type Double but found
+    # Float") and full and tied ones on TensorFlow
+    reference = GaussianMixture(2, covariance_type=kind, seed=0).fit(iris)
+    floatx = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    try:
+        gmm = GaussianMixture(2, covariance_type=kind, seed=0).fit(iris)
+        score = gmm.score(iris)
+    finally:
+        keras.config.set_floatx(floatx)
+    assert score == pytest.approx(reference.score(iris), abs=1e-3)

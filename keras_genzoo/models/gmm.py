@@ -77,24 +77,29 @@ def _estimate_parameters(x, resp, reg_covar, covariance_type):
     """
     nk = ops.sum(resp, axis=0) + _NK_FLOOR
     means = ops.matmul(ops.transpose(resp), x) / nk[:, None]
-    n_features = ops.shape(x)[1]
+    n_components, n_features = means.shape[0], ops.shape(x)[1]
     floor = _REG_FLOOR * ops.cast(n_features, x.dtype)
-    diff = x[None] - means[:, None]                   # (k, n, d)
-    weighted = diff * ops.transpose(resp)[:, :, None]
-    if covariance_type in ("full", "tied"):
-        scatter = ops.matmul(ops.transpose(weighted, (0, 2, 1)), diff)
-        if covariance_type == "full":
-            covariances = scatter / nk[:, None, None]
-            variances = ops.diagonal(covariances, axis1=1, axis2=2)
-            reg = ops.maximum(reg_covar, floor * variances)
-            covariances = covariances + ops.eye(n_features)[None] * reg[
-                :, None, :]
+    eye = ops.eye(n_features, dtype=x.dtype)
+    # one component at a time: (n, d) arrays, not (k, n, d) ones
+    scatters, variances = [], []
+    for k in range(n_components):
+        diff = x - means[k][None]
+        weighted = diff * resp[:, k][:, None]
+        if covariance_type in ("full", "tied"):
+            scatters.append(ops.matmul(ops.transpose(weighted), diff))
         else:
-            covariances = ops.sum(scatter, axis=0) / ops.sum(nk)
-            reg = ops.maximum(reg_covar, floor * ops.diagonal(covariances))
-            covariances = covariances + ops.diag(reg)
+            variances.append(ops.sum(weighted * diff, axis=0) / nk[k])
+    if covariance_type == "full":
+        covariances = ops.stack(scatters) / nk[:, None, None]
+        reg = ops.maximum(reg_covar, floor * ops.diagonal(
+            covariances, axis1=1, axis2=2))
+        covariances = covariances + eye[None] * reg[:, None, :]
+    elif covariance_type == "tied":
+        covariances = sum(scatters[1:], scatters[0]) / ops.sum(nk)
+        reg = ops.maximum(reg_covar, floor * ops.diagonal(covariances))
+        covariances = covariances + eye * reg[None, :]
     else:
-        variances = ops.sum(weighted * diff, axis=1) / nk[:, None]
+        variances = ops.stack(variances)
         covariances = variances + ops.maximum(reg_covar, floor * variances)
         if covariance_type == "spherical":
             covariances = ops.mean(covariances, axis=1)
@@ -109,8 +114,9 @@ def _precisions_cholesky(covariances, covariance_type):
     """
     if covariance_type in ("full", "tied"):
         lower = ops.cholesky(covariances)
-        eye = ops.broadcast_to(ops.eye(ops.shape(lower)[-1]),
-                               ops.shape(lower))
+        eye = ops.broadcast_to(
+            ops.eye(ops.shape(lower)[-1], dtype=lower.dtype),
+            ops.shape(lower))
         inverse = ops.solve_triangular(lower, eye, lower=True)
         return ops.swapaxes(inverse, -1, -2)
     return 1.0 / ops.sqrt(covariances)
@@ -139,15 +145,18 @@ def _log_gaussian(x, means, precisions_cholesky, covariance_type):
         y = ops.matmul(x, chol)[:, None, :] - ops.matmul(means, chol)[None]
         distances = ops.sum(y * y, axis=2)
     elif covariance_type == "diag":
-        # differences first (n, k, d), not the expanded x.x - 2 x.m + m.m:
-        # for components far apart that cancelled (a nat off at +-3000)
+        # differences first, not the expanded x.x - 2 x.m + m.m: for
+        # components far apart that cancelled (a nat off at +-3000); one
+        # component at a time, (n, d) arrays
         log_det = ops.sum(ops.log(chol), axis=1)
-        y = (x[:, None, :] - means[None]) * chol[None]
-        distances = ops.sum(y * y, axis=2)
+        distances = ops.stack(
+            [ops.sum(ops.square((x - means[k][None]) * chol[k][None]),
+                     axis=1) for k in range(means.shape[0])], axis=1)
     else:  # spherical
         log_det = ops.cast(n_features, x.dtype) * ops.log(chol)
-        y = x[:, None, :] - means[None]
-        distances = ops.sum(y * y, axis=2) * (chol * chol)[None]
+        distances = ops.stack(
+            [ops.sum(ops.square(x - means[k][None]), axis=1)
+             for k in range(means.shape[0])], axis=1) * (chol * chol)[None]
     # rounding can make a tiny squared distance negative
     distances = ops.maximum(distances, 0.0)
     return (-0.5 * (ops.cast(n_features, x.dtype) * _LOG_2PI + distances)
