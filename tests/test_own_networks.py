@@ -286,6 +286,13 @@ def test_a_wgan_gp_critic_without_batch_norm_or_dropout():
     WGANGP(discriminator=critic(keras.layers.LayerNormalization(),
                                 keras.layers.Dropout(0.0),
                                 keras.layers.GaussianNoise(0.0)))
+    # a recurrent layer holds a seed generator at any dropout: without
+    # dropout it is deterministic and taken
+    recurrent = [keras.layers.Reshape((36, 4)), keras.layers.LSTM(4)]
+    WGANGP(discriminator=critic(*recurrent))
+    with pytest.raises(ValueError, match="no dropout.*0.2"):
+        WGANGP(discriminator=critic(keras.layers.Reshape((36, 4)),
+                                    keras.layers.GRU(4, dropout=0.2)))
 
 
 @pytest.mark.parametrize("case, message", [

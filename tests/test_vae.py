@@ -170,6 +170,25 @@ def test_file_without_build_config_loads_its_weights(tmp_path, monkeypatch):
     np.testing.assert_array_equal(loaded.decode(z), vae.decode(z))
 
 
+def test_file_with_a_compiled_loss_loads_without_it(tmp_path,
+                                                    monkeypatch):
+    # before `compile` refused a loss, a VAE took `loss=` (and ignored
+    # it), so files may hold one: they load, with a warning, the loss
+    # dropped
+    vae = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1), seed=0)
+    with monkeypatch.context() as patch:
+        patch.setattr(VAE, "takes_compile_loss", True)
+        vae.compile(optimizer="adam", loss="mse")
+    vae.fit(np.zeros((4, 8, 8, 1), "float32"), epochs=1, verbose=0)
+    path = os.path.join(tmp_path, "old.keras")
+    vae.save(path)
+    with pytest.warns(UserWarning, match="holds \\['loss'\\].*dropped"):
+        loaded = keras.models.load_model(path, safe_mode=True)
+    z = np.ones((3, 2), "float32")
+    np.testing.assert_array_equal(loaded.decode(z), vae.decode(z))
+    loaded.fit(np.zeros((4, 8, 8, 1), "float32"), epochs=1, verbose=0)
+
+
 def test_config_round_trip_without_training():
     vae = VAE(latent_dim=5, beta=2.0, filters=(4, 8), image_shape=(16, 16, 3))
     clone = VAE.from_config(vae.get_config())

@@ -370,8 +370,22 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         # What `keras.Model.compile_from_config` does; it skips models that
         # override `compile` (with a warning) instead of calling it. Files
         # saved under PyTorch before `portable_config` existed load too.
-        self.compile(**loadable_compile_config(
-            keras.saving.deserialize_keras_object(portable_config(config))))
+        config = loadable_compile_config(
+            keras.saving.deserialize_keras_object(portable_config(config)))
+        if not self.takes_compile_loss:
+            # files saved before `compile` refused them (a VAE took a loss
+            # and ignored it) load, with what they held dropped
+            given = [key for key in ("loss", "loss_weights", "metrics",
+                                     "weighted_metrics") if config.get(key)]
+            if given:
+                warnings.warn(
+                    f"This {type(self).__name__} file's compile config "
+                    f"holds {given}, which the model does not use (it "
+                    f"computes its own loss and metrics): dropped.",
+                    stacklevel=2)
+                for key in given:
+                    config.pop(key)
+        self.compile(**config)
         if self.built:
             self.optimizer.build(self.trainable_variables)
 

@@ -30,9 +30,14 @@ def check_critic(critic):
         seeded = isinstance(layer, keras.layers.Dropout) or any(
             isinstance(value, keras.random.SeedGenerator)
             for value in vars(layer).values())
-        amount = getattr(layer, "rate", getattr(layer, "stddev", None))
-        if seeded and (amount is None or float(amount) > 0):
-            said = "" if amount is None else f", {float(amount):g}"
+        # (recurrent cells hold a seed generator at any dropout: their
+        # rates are `dropout` and `recurrent_dropout`)
+        amounts = [float(getattr(layer, name)) for name in (
+            "rate", "stddev", "dropout", "recurrent_dropout")
+            if isinstance(getattr(layer, name, None), (int, float))]
+        amount = max(amounts) if amounts else None
+        if seeded and (amount is None or amount > 0):
+            said = "" if amount is None else f", {amount:g}"
             raise ValueError(
                 f"A WGAN-GP critic takes no dropout, noise or other "
                 f"randomness (the gradient penalty assumes a deterministic "
