@@ -215,8 +215,15 @@ def check_bad_inputs(contract):
 def check_quantized_saving(contract, model, tmp_path):
     """7. After `quantize("int8")`, a `.keras` round trip with identical
     outputs and samples (the file loaded, with fresh float weights where
-    the quantized ones were, before the config recorded them)."""
-    model.quantize("int8")
+    the quantized ones were, before the config recorded them). With a
+    keras-hub too old for Keras' `quantize` (0.21 under Keras 3.15), one
+    clear `ValueError` instead."""
+    try:
+        model.quantize("int8")
+    except ValueError as error:
+        if "needs a newer keras-hub" in str(error):
+            return
+        raise
     path = os.path.join(tmp_path, "quantized.keras")
     model.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)

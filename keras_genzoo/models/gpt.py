@@ -24,6 +24,8 @@ keras_hub (which loads TensorFlow and tensorflow-text, ~5 s) is imported only
 when a `MiniGPT` is built.
 """
 
+import inspect
+
 import numpy as np
 
 import keras
@@ -210,8 +212,29 @@ class MiniGPT(CharLanguageModel):
     def quantize(self, *args, **kwargs):
         """`keras.Model.quantize`; also drops the compiled sampling loops,
         which computed with the weights as they were."""
+        self._check_layers_quantize()
         super().quantize(*args, **kwargs)
         self._loops.clear()
+
+    def _check_layers_quantize(self):
+        """One `ValueError` where Keras would pass `config=` to a layer's
+        `quantize` that does not take it: keras-hub 0.21's
+        `ReversibleEmbedding` under Keras 3.15 raised a TypeError from
+        inside `Model.quantize`."""
+        def takes_config(function):
+            return "config" in inspect.signature(function).parameters
+
+        if not takes_config(keras.layers.Layer.quantize):
+            return
+        for layer in self._flatten_layers():
+            method = getattr(type(layer), "quantize", None)
+            if method is not None and not takes_config(method):
+                raise ValueError(
+                    f"`quantize` needs a newer keras-hub: the "
+                    f"{type(layer).__name__} layer of keras-hub "
+                    f"{_keras_hub().__version__} does not take the `config` "
+                    f"that Keras {keras.__version__} passes to it. Upgrade "
+                    f"keras-hub (`pip install -U keras-hub`; 0.32 works).")
 
     def default_jit_compile(self):
         """XLA on TensorFlow (a GPT step there: 40 ms with XLA, 57 ms
