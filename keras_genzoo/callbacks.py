@@ -267,8 +267,9 @@ class ImageGridSaver(_GridCallback):
         padding: pixels between images.
         prefix: file name prefix.
         **sampling: more `generate` arguments (a diffusion model's `steps`,
-            a conditional model's `labels`); checked against the model
-            when training starts, before the first step.
+            a conditional model's `labels`; not image-to-image's `images`
+            and `strength`: the grids are new samples); checked against
+            the model when training starts, before the first step.
 
     Examples:
         >>> import numpy as np, tempfile
@@ -721,8 +722,9 @@ class QualityMonitor(keras.callbacks.Callback):
         verbose: print the numbers after each scoring.
         every: short alias of `every_n_epochs`.
         **sampling: more `generate` arguments (a diffusion model's `steps`,
-            a conditional model's `labels`); checked against the model
-            when training starts.
+            a conditional model's `labels`; not image-to-image's `images`
+            and `strength`); checked against the model when training
+            starts.
 
     Examples:
         >>> from keras_genzoo import VAE
