@@ -220,10 +220,7 @@ def _check_sampling(callback, method, num_samples, sampling, **fixed):
     elif isinstance(model, VAE):
         model.default_labels(num_samples, labels)
         prior = arguments.get("prior", "normal")
-        if prior not in ("normal", "gmm"):
-            raise ValueError(
-                f"`prior` must be 'normal' (N(0, I)) or 'gmm' (the mixture "
-                f"of `fit_latent_prior`); got {prior!r}.")
+        model.check_prior(prior)
         if prior == "gmm" and model.latent_prior is None:
             raise ValueError(
                 f"{name} samples with `prior='gmm'`, but no latent prior "

@@ -32,6 +32,12 @@ from keras_genzoo import backend as zoo_backend
 from keras_genzoo.layers.seed_state import ModelSeedStateSaving
 
 
+# the `compile` arguments of a loss and metrics, which the zoo's models
+# compute themselves (see `GenerativeModel.takes_compile_loss`)
+_COMPILE_LOSS_ARGUMENTS = ("loss", "loss_weights", "metrics",
+                           "weighted_metrics")
+
+
 def _check_image_shape(image_shape):
     shape = tuple(image_shape)
     if len(shape) != 3 or any(
@@ -375,8 +381,8 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         if not self.takes_compile_loss:
             # files saved before `compile` refused them (a VAE took a loss
             # and ignored it) load, with what they held dropped
-            given = [key for key in ("loss", "loss_weights", "metrics",
-                                     "weighted_metrics") if config.get(key)]
+            given = [key for key in _COMPILE_LOSS_ARGUMENTS
+                     if config.get(key)]
             if given:
                 warnings.warn(
                     f"This {type(self).__name__} file's compile config "
@@ -439,7 +445,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """One `ValueError` for the `compile` arguments of a loss or
         metrics, unless `takes_compile_loss`; drops empty ones (what a
         `.keras` file's compile config holds)."""
-        for key in ("loss", "loss_weights", "metrics", "weighted_metrics"):
+        for key in _COMPILE_LOSS_ARGUMENTS:
             if self.takes_compile_loss or key not in kwargs:
                 continue
             if kwargs[key]:

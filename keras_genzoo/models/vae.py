@@ -268,15 +268,21 @@ class VAE(LatentImageModel):
         self.ensure_built("generate")
         num_samples = self.check_num_samples(num_samples)
         labels = self.default_labels(num_samples, labels)
+        self.check_prior(prior)
         if prior == "gmm":
             return self.decode(self.sample_latent_prior(num_samples, seed),
                                labels, batch_size=batch_size)
-        if prior != "normal":
+        z = self.generation_noise((num_samples, self.latent_dim), seed)
+        return self.decode(z, labels, batch_size=batch_size)
+
+    @staticmethod
+    def check_prior(prior):
+        """One `ValueError` for a `prior` of `generate` other than
+        "normal" or "gmm"."""
+        if prior not in ("normal", "gmm"):
             raise ValueError(
                 f"`prior` must be 'normal' (N(0, I)) or 'gmm' (the mixture "
                 f"of `fit_latent_prior`); got {prior!r}.")
-        z = self.generation_noise((num_samples, self.latent_dim), seed)
-        return self.decode(z, labels, batch_size=batch_size)
 
     def anomaly_scores(self, images, num_samples=16, seed=0,
                        batch_size=256, labels=None):
