@@ -32,6 +32,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 BACKENDS = ("tensorflow", "jax", "torch")
 IMAGE_MODELS = ("ae", "vae", "gan", "wgan-gp", "diffusion")
@@ -66,6 +67,12 @@ SMOKE_MODELS = {
     "bigram": dict(sequence_length=32),
     "gpt": dict(num_layers=1, num_heads=2, hidden_dim=32, sequence_length=32),
 }
+# `genzoo generate`'s defaults; each option is refused for the models it
+# does not apply to (given, not left at its default)
+GENERATE_DEFAULTS = {"num": 64, "steps": 50, "max_new_tokens": 300,
+                     "temperature": 0.8}
+IMAGE_OPTIONS = ("num", "columns", "labels", "steps")
+TEXT_OPTIONS = ("prompt", "max_new_tokens", "temperature", "top_k")
 SMOKE_IMAGES = 256
 SMOKE_CHARACTERS = 20_000
 SMOKE_STEPS = 3
@@ -202,8 +209,9 @@ def build_parser():
     generate.add_argument("model_path", metavar="MODEL.keras",
                           help="a model saved by `genzoo train` or "
                                "`model.save`")
-    generate.add_argument("--num", type=_positive_int, default=64,
-                          help="image models: images to draw")
+    generate.add_argument("--num", type=_positive_int, default=None,
+                          help="image models: images to draw "
+                               f"[default: {GENERATE_DEFAULTS['num']}]")
     generate.add_argument("--out", default=None,
                           help="image models: the grid's PNG file "
                                "[default: samples.png]; text models: also "
@@ -213,20 +221,25 @@ def build_parser():
                                "[default: a square grid]")
     generate.add_argument("--seed", type=_seed, default=None,
                           help="the same seed draws the same samples "
-                               "[default: a fresh draw]")
+                               "[default: a fresh draw, whose seed is "
+                               "printed]")
     generate.add_argument("--labels", default=None,
                           help="conditional image models: a class, or "
                                "comma-separated classes in turn "
                                "[default: 0, 1, 2, ... in turn]")
-    generate.add_argument("--steps", type=_positive_int, default=50,
-                          help="diffusion models: DDIM sampling steps")
+    generate.add_argument("--steps", type=_positive_int, default=None,
+                          help="diffusion models: DDIM sampling steps "
+                               f"[default: {GENERATE_DEFAULTS['steps']}]")
     generate.add_argument("--prompt", default=None,
                           help="text models: the start of the text (required "
                                "for them)")
-    generate.add_argument("--max-new-tokens", type=_positive_int, default=300,
-                          help="text models: characters to add")
-    generate.add_argument("--temperature", type=_positive_float, default=0.8,
-                          help="text models: sampling temperature")
+    generate.add_argument("--max-new-tokens", type=_positive_int,
+                          default=None,
+                          help="text models: characters to add [default: "
+                               f"{GENERATE_DEFAULTS['max_new_tokens']}]")
+    generate.add_argument("--temperature", type=_positive_float, default=None,
+                          help="text models: sampling temperature [default: "
+                               f"{GENERATE_DEFAULTS['temperature']}]")
     generate.add_argument("--top-k", type=_positive_int, default=None,
                           help="text models: sample among the k likeliest "
                                "characters")
@@ -255,7 +268,8 @@ def main(argv=None):
 
     Returns:
         The exit status: 0 on success, or the status of the new process
-        that a `--backend` other than the current one runs.
+        that a `--backend` other than the current one runs (from the
+        command line, `argv=None`, that process replaces this one).
 
     Raises:
         SystemExit: with status 2 (after printing the usage and the
@@ -267,15 +281,14 @@ def main(argv=None):
         a tiny VAE for the default epochs and writes into `runs/check`, as
         `genzoo train vae --smoke --out runs/check` does in a shell.
     """
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.backend and args.backend != _current_backend():
         # Keras reads KERAS_BACKEND once, at its first import (and this
         # package has imported it already): run again in a new process.
-        env = dict(os.environ, KERAS_BACKEND=args.backend)
-        return subprocess.call(
-            [sys.executable, "-m", "keras_genzoo.cli"] + argv, env=env)
+        return _run_under(args.backend, argv, replace=from_command_line)
     try:
         if args.command == "train":
             return train(args)
@@ -289,6 +302,28 @@ def _current_backend():
     import keras
 
     return keras.backend.backend()
+
+
+def _run_under(backend, argv, replace):
+    """Runs `genzoo argv` again with `KERAS_BACKEND=backend`.
+
+    From the command line (`replace`, on POSIX) the new process replaces
+    this one (`os.execve`): a signal sent to `genzoo` (Ctrl-C, `kill`)
+    reaches the run itself, and its exit status is the shell's. Before, a
+    child process was started: killing `genzoo` left it training (into the
+    same --out as a rerun), and a child killed by a signal gave status 247.
+    Called from Python (`main([...])`, which must not replace a notebook's
+    process), it runs a child and returns its status, `128 + N` for a
+    child ended by signal N (as a shell reports it).
+    """
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    command = [sys.executable, "-m", "keras_genzoo.cli"] + argv
+    if replace and os.name == "posix":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, command, env)
+    status = subprocess.call(command, env=env)
+    return 128 - status if status < 0 else status
 
 
 # ---------------------------------------------------------------- train --
@@ -314,6 +349,9 @@ def _train_settings(args):
                          "image model's epoch is one pass over --dataset.")
     if model in TEXT_MODELS and args.limit is not None:
         raise UsageError("--limit is for the image models.")
+    if model in TEXT_MODELS and args.download:
+        raise UsageError("--download is for the image models' --dataset "
+                         "(TensorFlow Datasets); a text model reads --text.")
     settings = {
         "model": model,
         "dataset": (args.dataset or DEFAULT_DATASET)
@@ -334,6 +372,7 @@ def _train_settings(args):
         settings[key] = _as_path(settings[key])
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out {out} is a file; give a folder.")
+    _check_can_create("--out", out)
     backup = os.path.join(out, "backup")
     has_backup = os.path.isdir(backup) and bool(os.listdir(backup))
     saved_path = os.path.join(out, SETTINGS_FILE)
@@ -358,16 +397,26 @@ def _train_settings(args):
             f"another --out for {model} (or resume that run with `genzoo "
             f"train {saved.get('model')} --out {out}`).")
     elif has_backup:
+        # (a flag can only be given: given where the saved run had not)
         given = {"dataset": _as_path(args.dataset),
                  "text": _as_path(args.text), "batch_size": args.batch_size,
                  "seed": args.seed, "steps_per_epoch": args.steps_per_epoch,
-                 "limit": args.limit}
+                 "limit": args.limit, "conditional": args.conditional or None,
+                 "smoke": args.smoke or None}
         for key, value in given.items():
             if value is not None and value != saved.get(key):
+                option = "--" + key.replace("_", "-")
+                was = (f"without {option}" if value is True
+                       else f"with {option} {saved.get(key)}")
                 raise UsageError(
-                    f"{out} holds the backup of a run with --"
-                    f"{key.replace('_', '-')} {saved.get(key)}; leave the "
+                    f"{out} holds the backup of a run {was}; leave the "
                     "option out to resume it, or choose another --out.")
+        trained = _trained_epochs(backup)
+        if args.epochs and trained and args.epochs < trained:
+            raise UsageError(
+                f"{out} holds the backup of a run that has trained "
+                f"{trained} epochs; --epochs {args.epochs} is fewer: give "
+                f"--epochs {trained} or more (or leave it out) to resume it.")
         epochs = settings["epochs"] if args.epochs else saved["epochs"]
         settings = {key: saved.get(key) for key in RUN_SETTINGS}
         settings["epochs"] = epochs
@@ -375,6 +424,28 @@ def _train_settings(args):
     # else: a run stopped before its first backup starts again
     settings["out"] = out
     return settings
+
+
+def _trained_epochs(backup):
+    """The epochs a Keras `BackupAndRestore` folder says were trained (its
+    `training_metadata.json`), or `None` where it cannot be read."""
+    try:
+        with open(os.path.join(backup, "training_metadata.json")) as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_can_create(option, path):
+    """A `UsageError` unless `path` can be made: its nearest existing
+    ancestor must be a folder (before, a file there failed with a traceback
+    after the data, the model or the sampling)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UsageError(f"{option} {path}: {parent} is a file, not a "
+                         "folder; choose another path.")
 
 
 def _as_path(value):
@@ -415,6 +486,9 @@ def _load_data(settings):
             limit=limit, download=settings["download"])
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(f"--dataset: {error}") from None
+    if val_ds is None:  # a tenth of a --limit of 5 or fewer rounds to 0
+        raise UsageError(f"--limit {limit} holds out no validation image (a "
+                         "tenth of it rounds to 0): give --limit 6 or more.")
     info = {}
     if settings["conditional"]:
         import numpy as np
@@ -477,6 +551,10 @@ def train(args):
                                             shuffle=False)
         except ValueError as error:  # e.g. a text shorter than a window
             raise UsageError(f"--text: {error}") from None
+        # an epoch is --steps-per-epoch steps, however short the text:
+        # one pass over its windows may hold fewer (before, Keras stopped
+        # the run when they ran out, after a fraction of the steps asked)
+        train_ds = train_ds.repeat()
         fit_kwargs["steps_per_epoch"] = settings["steps_per_epoch"]
         if settings["model"] == "gpt":
             from keras_genzoo import warmup_cosine_adamw
@@ -524,8 +602,8 @@ def _callbacks(model, settings, val_ds, text):
 
     out = settings["out"]
     seed = settings["seed"]
-    backup = keras.callbacks.BackupAndRestore(os.path.join(out, "backup"),
-                                              delete_checkpoint=False)
+    history = os.path.join(out, "history.csv")
+    backup = _backup_callback(os.path.join(out, "backup"), history)
     checkpoint = keras.callbacks.ModelCheckpoint(_model_file(settings))
     for callback in (backup, checkpoint):
         # Both save once an epoch (`save_freq="epoch"`), so their batch
@@ -534,11 +612,10 @@ def _callbacks(model, settings, val_ds, text):
         # (JAX, PyTorch) instead of on fit's thread after each step
         callback.async_safe = True
     found = [
-        # BackupAndRestore first: it restores the state before the others
-        # start (a resumed run's grids continue at the restored epoch)
+        # the backup restores first: the state is back before the others
+        # start (and history.csv is cut back to the restored epoch)
         backup,
-        keras.callbacks.CSVLogger(os.path.join(out, "history.csv"),
-                                  append=settings["resumed"]),
+        keras.callbacks.CSVLogger(history, append=settings["resumed"]),
         checkpoint,
     ]
     if text is not None:
@@ -565,7 +642,68 @@ def _callbacks(model, settings, val_ds, text):
             saver.paths = sorted(glob.glob(os.path.join(
                 glob.escape(out), f"{saver.prefix}_epoch_*.png")))
         found += [saver, ProgressGif(saver)]
+    # ... and saves last, once the epoch's grid, text and history row are
+    # written (saved first, a run killed just after it resumed past an
+    # epoch whose grid or history row was never written)
+    found.append(backup.saver)
     return found
+
+
+def _backup_callback(directory, history):
+    """Keras' `BackupAndRestore` for `genzoo train`, which restores at the
+    start of `fit` where it stands in the list of callbacks but saves the
+    epoch's state only in the callback `.saver` (put last in the list).
+
+    It keeps the previous epoch's backup too (`double_checkpoint`): a run
+    killed while it writes the backup resumes from that one (before, every
+    rerun failed on the half-written file). A backup that still cannot be
+    read is a `UsageError` naming the fix. After restoring, `history`
+    (the `CSVLogger` file) is cut back to the restored epoch, so that an
+    epoch trained again is not listed twice.
+    """
+    import keras
+
+    class Backup(keras.callbacks.BackupAndRestore):
+
+        def on_train_begin(self, logs=None):
+            try:
+                super().on_train_begin(logs)
+            except (OSError, ValueError, KeyError) as error:
+                raise UsageError(
+                    f"the backup in {directory} cannot be read ({error}); "
+                    f"delete {directory} to train again from the first "
+                    "epoch, or choose another --out.") from None
+            _cut_history(history, _trained_epochs(directory) or 0)
+
+        def on_epoch_end(self, epoch, logs=None):
+            pass  # in `saver`, after the other callbacks
+
+    class SaveBackup(keras.callbacks.Callback):
+        async_safe = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            keras.callbacks.BackupAndRestore.on_epoch_end(backup, epoch, logs)
+
+    backup = Backup(directory, delete_checkpoint=False,
+                    double_checkpoint=True)
+    backup.saver = SaveBackup()
+    return backup
+
+
+def _cut_history(path, epochs):
+    """Keeps the header and the rows of the first `epochs` epochs of a
+    `CSVLogger` file (where there is one)."""
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="") as f:
+        lines = f.readlines()
+    kept = lines[:1] + [
+        line for line in lines[1:]
+        if line.split(",", 1)[0].strip().isdigit()
+        and int(line.split(",", 1)[0]) < epochs]
+    if kept != lines:
+        with open(path, "w", newline="") as f:
+            f.writelines(kept)
 
 
 # ------------------------------------------------------------- generate --
@@ -583,11 +721,17 @@ def generate(args):
     if not os.path.isfile(path):
         raise UsageError(f"{path} is not a file; give the .keras file "
                          "`genzoo train` wrote (e.g. runs/vae/vae.keras).")
-    if args.out is not None and os.path.isdir(args.out):
-        raise UsageError(
-            f"--out {args.out} is a folder: give a file in it, e.g. "
-            f"{os.path.join(args.out, 'samples.png')} (or samples.txt for "
-            "a text model).")
+    if args.out is not None:
+        if os.path.isdir(args.out):
+            raise UsageError(
+                f"--out {args.out} is a folder: give a file in it, e.g. "
+                f"{os.path.join(args.out, 'samples.png')} (or samples.txt "
+                "for a text model).")
+        _check_can_create("--out", args.out)
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):
+        raise UsageError(f"{path} is not a .keras file (a zip archive that "
+                         "`model.save` writes); give the file `genzoo "
+                         "train` wrote (e.g. runs/vae/vae.keras).")
     try:
         model = keras.saving.load_model(path)
     except Exception as error:  # not a .keras file, or not ours
@@ -595,38 +739,47 @@ def generate(args):
     if not hasattr(model, "generate"):
         raise UsageError(f"{path} holds a {type(model).__name__}, which "
                          "does not generate; give a keras_genzoo model.")
-    if isinstance(model, CharLanguageModel):
+    is_text = isinstance(model, CharLanguageModel)
+    kind = "a text" if is_text else "an image"
+    for option in IMAGE_OPTIONS if is_text else TEXT_OPTIONS:
+        if getattr(args, option) is not None:
+            raise UsageError(
+                f"{path} is {kind} model: --{option.replace('_', '-')} is "
+                f"for {'image' if is_text else 'text'} models.")
+    if args.steps is not None and type(model).__name__ != "DiffusionModel":
+        raise UsageError(f"--steps is for diffusion models; {path} holds a "
+                         f"{type(model).__name__}.")
+    options = {key: default if getattr(args, key) is None
+               else getattr(args, key)
+               for key, default in GENERATE_DEFAULTS.items()}
+    seed = args.seed
+    if seed is None:
+        # a fresh draw: the model's own seed generator would draw the same
+        # samples from every load of the file (its state is saved in it)
+        seed = int.from_bytes(os.urandom(4), "little") >> 1
+    drawn = "" if args.seed is not None else f" (seed {seed})"
+    if is_text:
         if args.prompt is None:
             raise UsageError(f"{path} is a text model: give --prompt TEXT.")
-        for option in ("labels", "columns"):
-            if getattr(args, option) is not None:
-                raise UsageError(f"--{option} is for image models.")
         try:
             sample = model.generate(
-                args.prompt, max_new_tokens=args.max_new_tokens,
-                temperature=args.temperature, top_k=args.top_k,
-                seed=args.seed)
+                args.prompt, max_new_tokens=options["max_new_tokens"],
+                temperature=options["temperature"], top_k=args.top_k,
+                seed=seed)
         except ValueError as error:
             raise UsageError(str(error)) from None
+        if drawn:  # on stderr: stdout is the text alone
+            print(f"genzoo: seed {seed}", file=sys.stderr, flush=True)
         print(sample)
         if args.out:
             _make_parent(args.out)
             with open(args.out, "w", encoding="utf-8") as f:
                 f.write(sample)
         return 0
-    if args.prompt is not None:
-        raise UsageError(f"{path} is an image model: --prompt is for text "
-                         "models.")
-    if args.out is not None:
-        from PIL import Image
-
-        Image.init()
-        extension = os.path.splitext(args.out)[1].lower()
-        if extension not in Image.registered_extensions():
-            raise UsageError(
-                f"--out {args.out}: the grid is an image file; end its name "
-                "in .png (or .jpg, .gif, .webp ...).")
-    kwargs = {"seed": args.seed}
+    out = args.out or "samples.png"
+    _check_image_file(out, model)
+    kwargs = {"seed": seed}
+    num = options["num"]
     if args.labels is not None:
         if not getattr(model, "num_classes", None):
             raise UsageError(f"{path} is not conditional: leave --labels "
@@ -636,18 +789,41 @@ def generate(args):
         except ValueError:
             raise UsageError(f"--labels: expected whole numbers separated by "
                              f"commas, got {args.labels!r}.") from None
-        kwargs["labels"] = np.resize(np.asarray(labels, "int32"), args.num)
+        kwargs["labels"] = np.resize(np.asarray(labels, "int32"), num)
     if type(model).__name__ == "DiffusionModel":
-        kwargs["steps"] = args.steps
+        kwargs["steps"] = options["steps"]
     try:
-        images = model.generate(args.num, **kwargs)
+        images = model.generate(num, **kwargs)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    out = args.out or "samples.png"
     _make_parent(out)
     written = save_image_grid(images, out, columns=args.columns)
-    print(f"genzoo: wrote {written}")
+    print(f"genzoo: wrote {written}{drawn}")
     return 0
+
+
+def _check_image_file(out, model):
+    """A `UsageError` (before any sampling) unless PIL can write the grid
+    of `model`'s images to `out`: its extension must name a format PIL
+    writes in the grid's mode (registered extensions include formats PIL
+    only reads: .psd, .fli, .cur; .xbm and .msp write no grayscale)."""
+    import io
+
+    from PIL import Image
+
+    Image.init()
+    extension = os.path.splitext(out)[1].lower()
+    image_format = Image.registered_extensions().get(extension)
+    channels = (getattr(model, "image_shape", None) or (1,))[-1]
+    mode = "RGB" if channels == 3 else "L"
+    try:
+        if image_format not in Image.SAVE:
+            raise KeyError(extension)
+        Image.new(mode, (1, 1)).save(io.BytesIO(), format=image_format)
+    except (KeyError, OSError, ValueError):
+        raise UsageError(
+            f"--out {out}: the grid is an image file; end its name in .png "
+            "(or .jpg, .gif, .webp ...).") from None
 
 
 def _make_parent(path):

@@ -58,13 +58,14 @@ def test_train_and_generate_images(model, tmp_path, capsys):
     assert loaded.optimizer is not None
 
     grid = tmp_path / "grid.png"
+    steps = ("--steps", 2) if model == "diffusion" else ()
     assert run("generate", out / f"{model}.keras", "--num", 6, "--seed", 3,
-               "--columns", 3, "--out", grid, "--steps", 2) == 0
+               "--columns", 3, "--out", grid, *steps) == 0
     # 3 x 2 images of 28 x 28 with 2 pixels of padding around each
     assert grid_size(grid) == (3 * 28 + 4 * 2, 2 * 28 + 3 * 2)
     again = tmp_path / "again.png"
     assert run("generate", out / f"{model}.keras", "--num", 6, "--seed", 3,
-               "--columns", 3, "--out", again, "--steps", 2) == 0
+               "--columns", 3, "--out", again, *steps) == 0
     assert np.array_equal(np.asarray(Image.open(grid)),
                           np.asarray(Image.open(again)))
     assert f"wrote {grid}" in capsys.readouterr().out
@@ -165,6 +166,98 @@ def test_resumes_from_the_backup_after_an_interruption(tmp_path, monkeypatch,
     assert int(model.optimizer.iterations) == 4 * 2
 
 
+def test_resumes_from_a_backup_half_written_when_killed(tmp_path,
+                                                        monkeypatch, capsys):
+    """A run killed while Keras writes its backup resumes from the epoch
+    before (the previous backup is kept); before, every rerun failed on the
+    half-written file. Options that contradict the saved run, `--epochs`
+    below those trained included, are refused (ignored before)."""
+    out = tmp_path / "run"
+    make_callbacks = cli._callbacks
+    monkeypatch.setattr(cli, "_callbacks",
+                        lambda *a: make_callbacks(*a) + [_Interrupt()])
+    argv = ("train", "vae", "--smoke", "--epochs", 3, "--out", out,
+            "--verbose", 0)
+    with pytest.raises(_Interrupted):
+        run(*argv)
+    monkeypatch.setattr(cli, "_callbacks", make_callbacks)
+    assert history_epochs(out) == [0, 1]
+    for option, message in [
+            (("--conditional",), "a run without --conditional"),
+            (("--epochs", 1), "has trained 2 epochs; --epochs 1 is fewer")]:
+        assert run("train", "vae", "--out", out, *option) == 2
+        assert message in capsys.readouterr().err
+    # the latest backup cut in half, as a kill in the middle of writing it
+    # leaves it
+    weights = out / "backup" / "latest.weights.h5"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:len(data) // 2])
+    assert run(*argv) == 0
+    assert "resuming vae" in capsys.readouterr().out
+    # resumed from the first epoch's backup: the second epoch is trained
+    # again, and history.csv lists it once
+    assert history_epochs(out) == [0, 1, 2]
+    model = keras.saving.load_model(out / "vae.keras")
+    assert int(model.optimizer.iterations) == 3 * 2
+
+
+def test_a_backup_that_cannot_be_read_exits_2(tmp_path, monkeypatch,
+                                              capsys):
+    out = tmp_path / "run"
+    make_callbacks = cli._callbacks
+    monkeypatch.setattr(cli, "_callbacks",
+                        lambda *a: make_callbacks(*a) + [_Interrupt()])
+    argv = ("train", "bigram", "--smoke", "--epochs", 3, "--out", out,
+            "--verbose", 0)
+    with pytest.raises(_Interrupted):
+        run(*argv)
+    monkeypatch.setattr(cli, "_callbacks", make_callbacks)
+    for name in os.listdir(out / "backup"):
+        if name.endswith(".h5") or name.endswith(".bkp"):
+            (out / "backup" / name).write_bytes(b"")
+    assert run(*argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot be read" in err and "delete" in err, err
+
+
+def test_text_epochs_have_the_steps_asked_for(tmp_path):
+    """A text with fewer windows than --steps-per-epoch batches: each epoch
+    still has --steps-per-epoch steps (before, Keras stopped the run when
+    the windows ran out: 75 of 600 steps)."""
+    out = tmp_path / "run"
+    text = tmp_path / "book.txt"
+    text.write_text("to be or not to be, that is the question. " * 20)
+    assert run("train", "bigram", "--smoke", "--text", text,
+               "--steps-per-epoch", 20, "--batch-size", 64, "--epochs", 2,
+               "--out", out, "--verbose", 0) == 0
+    model = keras.saving.load_model(out / "bigram.keras")
+    assert int(model.optimizer.iterations) == 2 * 20
+
+
+def test_another_backend_replaces_the_process(monkeypatch):
+    """From the command line, `--backend` other than the current one
+    replaces the process (before: a child that outlived a killed genzoo);
+    from Python, a child's signal is reported as a shell does."""
+    other = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}[
+        BACKEND]
+    argv = ["generate", "x.keras", "--backend", other]
+    called = []
+
+    def execve(path, args, env):
+        called.append((path, args, env["KERAS_BACKEND"]))
+        raise _Interrupted
+
+    monkeypatch.setattr(os, "execve", execve)
+    monkeypatch.setattr(sys, "argv", ["genzoo"] + argv)
+    with pytest.raises(_Interrupted):
+        cli.main()
+    assert called == [(sys.executable,
+                       [sys.executable, "-m", "keras_genzoo.cli"] + argv,
+                       other)]
+    monkeypatch.setattr(cli.subprocess, "call", lambda *a, **k: -9)
+    assert cli.main(argv) == 128 + 9
+
+
 BAD = [
     ([], "the following arguments are required"),
     (["train"], "the following arguments are required"),
@@ -186,6 +279,10 @@ BAD = [
     (["generate", "missing.keras"], "is not a file"),
     (["generate", "x.keras", "--num", "-2"], "positive whole number"),
     (["generate", "x.keras", "--temperature", "nan"], "positive number"),
+    (["train", "gpt", "--download"], "--download is for the image models"),
+    # a tenth of 5 images rounds to no validation image (before: a
+    # TypeError after genzoo.json was written)
+    (["train", "ae", "--limit", "5"], "give --limit 6 or more"),
 ]
 
 
@@ -206,6 +303,8 @@ def test_generate_refuses_what_the_model_cannot_do(tmp_path, capsys):
                "--verbose", 0) == 0
     text = tmp_path / "t.txt"
     text.write_text("abcabcabc" * 100)
+    fake = tmp_path / "fake.keras"
+    fake.write_text("not a model")
     short = tmp_path / "short.txt"
     short.write_text("abcabcabc" * 3)
     gpt = tmp_path / "gpt"
@@ -221,6 +320,32 @@ def test_generate_refuses_what_the_model_cannot_do(tmp_path, capsys):
         (["train", "bigram", "--text", short, "--out", tmp_path / "new"],
          "fewer than one window"),
         (["generate", out / "history.csv"], "cannot load"),
+        (["generate", fake], "is not a .keras file"),
+        # each kind of model's options are refused for the other kind
+        # (ignored before)
+        (["generate", out / "gan.keras", "--temperature", "0.5"],
+         "--temperature is for text models"),
+        (["generate", out / "gan.keras", "--max-new-tokens", "5"],
+         "--max-new-tokens is for text models"),
+        (["generate", out / "gan.keras", "--steps", "5"],
+         "--steps is for diffusion models"),
+        (["generate", gpt / "bigram.keras", "--prompt", "a", "--num", "3"],
+         "--num is for image models"),
+        (["generate", gpt / "bigram.keras", "--prompt", "a", "--steps", "3"],
+         "--steps is for image models"),
+        # a format PIL only reads, or cannot write in grayscale (a
+        # KeyError / OSError after sampling, before)
+        (["generate", out / "gan.keras", "--out", tmp_path / "grid.psd"],
+         "end its name in .png"),
+        (["generate", out / "gan.keras", "--out", tmp_path / "grid.xbm"],
+         "end its name in .png"),
+        # --out under a file (a traceback after sampling or training)
+        (["generate", out / "gan.keras", "--out", text / "grid.png"],
+         "is a file, not a folder"),
+        (["generate", gpt / "bigram.keras", "--prompt", "a", "--out",
+          text / "deeper" / "s.txt"], "is a file, not a folder"),
+        (["train", "vae", "--smoke", "--out", text / "run"],
+         "is a file, not a folder"),
         # --out: a folder, or a grid's name without an image extension
         # (PIL's error after sampling, before)
         (["generate", out / "gan.keras", "--out", tmp_path], "is a folder"),
@@ -237,6 +362,35 @@ def test_generate_refuses_what_the_model_cannot_do(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "usage: genzoo" in err and message in err, (argv, err)
     assert sorted(os.listdir(tmp_path)) == before
+
+    # without --seed each draw is a fresh one (before: the same grid from
+    # every load of the file: the model's seed generator is saved in it),
+    # and the seed printed draws it again
+    grids = [tmp_path / "a.png", tmp_path / "b.png"]
+    seeds = []
+    for grid in grids:
+        assert run("generate", out / "gan.keras", "--num", 4,
+                   "--out", grid) == 0
+        line = capsys.readouterr().out
+        assert f"wrote {grid} (seed " in line, line
+        seeds.append(int(line.split("(seed ")[1].split(")")[0]))
+    assert seeds[0] != seeds[1]
+    assert not np.array_equal(np.asarray(Image.open(grids[0])),
+                              np.asarray(Image.open(grids[1])))
+    again = tmp_path / "again.png"
+    assert run("generate", out / "gan.keras", "--num", 4, "--seed",
+               seeds[0], "--out", again) == 0
+    assert "(seed" not in capsys.readouterr().out
+    assert np.array_equal(np.asarray(Image.open(grids[0])),
+                          np.asarray(Image.open(again)))
+    texts = []
+    for _ in range(2):
+        assert run("generate", gpt / "bigram.keras", "--prompt", "a",
+                   "--max-new-tokens", 40) == 0
+        printed = capsys.readouterr()
+        assert "genzoo: seed " in printed.err, printed.err
+        texts.append(printed.out)
+    assert texts[0] != texts[1]
 
 
 def test_image_folders_that_cannot_train_exit_2(tmp_path, capsys):
@@ -290,7 +444,7 @@ def test_help_documents_every_command_and_option(capsys):
     for word in ("--num", "--out", "--prompt", "--seed", "--labels",
                  "--steps", "--temperature", "--top-k"):
         assert word in text, word
-    assert "(default: None)" not in text and "(default: 64)" in text
+    assert "(default: None)" not in text and "[default: 64]" in text
 
 
 @pytest.mark.slow
