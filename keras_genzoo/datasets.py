@@ -585,6 +585,19 @@ def char_vocabulary(text):
     return sorted(set(text))
 
 
+def _batch_devices():
+    """The devices that share every batch under a `keras.distribution`
+    (its batch axis; 1 without one)."""
+    import keras
+
+    distribution = keras.distribution.distribution()
+    name = getattr(distribution, "batch_dim_name", None)
+    if name is None:
+        return 1
+    mesh = distribution.device_mesh
+    return int(mesh.shape[list(mesh.axis_names).index(name)])
+
+
 def text_datasets(
     text,
     sequence_length=64,
@@ -618,8 +631,19 @@ def text_datasets(
         shuffle: reshuffle the training windows every epoch.
         seed: shuffling seed.
 
+    Under a `keras.distribution` (JAX), whose devices must share every
+    batch evenly, each dataset leaves out the few windows (fewer than the
+    devices) that would make its last batch uneven: before, that batch
+    failed in the middle of training with JAX's `IndivisibleError`. The
+    shuffled training windows leave out different ones each epoch.
+
     Returns:
         `(train_ds, val_ds)`; `val_ds` is `None` when `validation_split` is 0.
+
+    Raises:
+        ValueError: for a text too short for one window, or, under a
+            `keras.distribution`, a `batch_size` that its devices cannot
+            share evenly.
 
     Examples:
         >>> from keras_genzoo.datasets import text_datasets
@@ -656,6 +680,9 @@ def text_datasets(
     if validation_split:
         pieces.append(("validation", ids[cut:]))
 
+    from keras_genzoo import backend as zoo_backend
+
+    devices = _batch_devices()
     out = []
     for i, (what, part) in enumerate(pieces):
         if len(part) < sequence_length + 1:
@@ -666,6 +693,14 @@ def text_datasets(
             )
         starts = np.arange(0, len(part) - sequence_length,
                            stride if i == 0 else sequence_length)
+        # the windows the devices can share (all of them on one device)
+        count = len(starts) - len(starts) % batch_size % devices
+        if not count:
+            raise ValueError(
+                f"The {what} text has {len(starts)} window(s), fewer than "
+                f"the distribution's {devices} devices. Use a longer text.")
+        zoo_backend.check_batch_split(count, batch_size,
+                                      f"the {what} windows")
         tokens = tf.constant(part)
 
         def window_batch(batch_starts, tokens=tokens):
@@ -686,8 +721,9 @@ def text_datasets(
                     s, seed=tf.stack([r, tf.constant(0, tf.int64)]))))
             ds = ds.unbatch().apply(
                 tf.data.experimental.assert_cardinality(len(starts)))
+            ds = ds.take(count)
         else:
-            ds = tf.data.Dataset.from_tensor_slices(starts)
+            ds = tf.data.Dataset.from_tensor_slices(starts[:count])
         ds = ds.batch(int(batch_size)).map(window_batch).prefetch(2)
         # Without tf.data's autotuning thread: deleting an iterator (at the
         # end of `fit`) waits for that thread's current sleep, which doubles

@@ -259,12 +259,21 @@ def uneven_batches():
     import keras
     import numpy as np
 
-    from keras_genzoo import VAE
+    from keras_genzoo import VAE, MiniGPT
 
     images = np.random.default_rng(0).random((9, 8, 8, 1), "float32")
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=jax.devices()))
     model = VAE(latent_dim=2, filters=(4,), seed=0)
+    text = "abcdefghij" * 30
+    gpt = MiniGPT.from_text(text, num_layers=1, num_heads=2, hidden_dim=8,
+                            sequence_length=4, seed=0)
+
+    def fit_gpt(batch_size):
+        train_ds, val_ds = gpt.make_datasets(text, batch_size=batch_size)
+        assert [len(b[0]) for b in train_ds][-1] == 2  # 67 = 16 x 4 + 3
+        gpt.fit(train_ds, validation_data=val_ds, epochs=1, verbose=0)
+
     calls = {
         "fit, last batch of 1": lambda: model.fit(
             images, batch_size=4, epochs=1, verbose=0),
@@ -280,6 +289,11 @@ def uneven_batches():
         "predict": lambda: model.predict(images, batch_size=4, verbose=0),
         "fit, even": lambda: model.fit(
             images[:8], batch_size=4, epochs=1, verbose=0),
+        # 67 training and 7 validation windows in batches of 4: the last
+        # window of each is left out (before: JAX's IndivisibleError at the
+        # end of the first epoch)
+        "make_datasets": lambda: fit_gpt(4),
+        "make_datasets, odd batch size": lambda: fit_gpt(3),
     }
     said = {}
     try:
