@@ -371,15 +371,29 @@ def _pixel_array(images):
     return images
 
 
-def _check_fit_labels(labels, count, num_classes, what):
+def _check_fit_labels(labels, count, num_classes, what, reconstructs=None):
     """The labels that come with `count` images of `what` (a conditional
-    model's class labels, returned as int32, else only their number)."""
+    model's class labels, returned as int32, else only their number).
+
+    `reconstructs`: the name of a model that learns to reconstruct its
+    input; "labels" that are images (2-D or more per example: targets)
+    are refused for it: before, `AutoEncoder.fit(noisy, clean)` trained to
+    reproduce `noisy` and ignored `clean` in silence. Labels, one-hot ones
+    included, are still taken (and ignored)."""
     if labels is None:
         return None
     if num_classes:
         return check_class_labels(labels, num_classes, count,
                                   f"The labels of {what}")
     array = to_numpy(labels, f"The labels of {what}")
+    if reconstructs and array.ndim >= 3:
+        raise ValueError(
+            f"{what} comes with targets of shape {array.shape}, but "
+            f"{reconstructs} reconstructs its input: it has no targets to "
+            "learn (they would be ignored). Drop `y` (or the second element "
+            "of the batches). For a denoising auto-encoder, pass the clean "
+            "images alone and set `AutoEncoder(noise_stddev=...)`: it adds "
+            "the noise itself during training.")
     if array.ndim == 0 or len(array) != count:
         raise ValueError(
             f"{what} has {count} images but `y` has shape {array.shape}: "
@@ -389,7 +403,7 @@ def _check_fit_labels(labels, count, num_classes, what):
 
 
 def prepare_images_for_fit(x, expected_shape=None, what="the training data",
-                           y=None, num_classes=None):
+                           y=None, num_classes=None, reconstructs=None):
     """Validates `x` and finds the image shape, before training starts.
 
     Args:
@@ -403,6 +417,8 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
             (`y`, a dict's `"label"`, or those of the first batch) must be
             ints in `0..num_classes - 1`, one per image. `None`: labels are
             not looked into (only their number, for `y`).
+        reconstructs: the name of a model that reconstructs its input
+            (an auto-encoder): target images as labels are refused.
 
     Returns:
         `(x, image_shape)`: `x` ready to hand to `keras.Model.fit` (a numpy
@@ -434,7 +450,8 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
         shape = check_image_batch(images, expected_shape, what)
         labels = x.get(LABEL_KEY) if isinstance(x, dict) else None
         checked = _check_fit_labels(y if labels is None else labels,
-                                    len(images), num_classes, what)
+                                    len(images), num_classes, what,
+                                    reconstructs)
         images = _pixel_array(images)
         if isinstance(x, dict):
             x = dict(x, **{IMAGE_KEY: images})
@@ -463,7 +480,8 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
         images = to_numpy(images, what)
         _remember_sample_weights(x, first)
         shape = check_image_batch(images, expected_shape, what)
-        _check_stream_labels(labels, len(images), num_classes, what)
+        _check_stream_labels(labels, len(images), num_classes, what,
+                             reconstructs)
         _check_stream_dtypes(images, None if labels is None else to_numpy(
             labels, what), what)
 
@@ -473,7 +491,8 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
                 for batch in itertools.chain([first], x)), shape
     images, labels = _first_batch(x, what)
     shape = check_image_batch(images, expected_shape, what)
-    _check_stream_labels(labels, len(images), num_classes, what)
+    _check_stream_labels(labels, len(images), num_classes, what,
+                         reconstructs)
     _check_stream_dtypes(images, labels, what)
     if labels is None and _is_torch_dataloader(x):
         x = _tuple_loader(x)
@@ -538,14 +557,15 @@ def _check_stream_dtypes(images, labels, what):
                 f"e.g. `tf.cast(x, tf.{target})` in a tf.data pipeline.")
 
 
-def _check_stream_labels(labels, count, num_classes, what):
+def _check_stream_labels(labels, count, num_classes, what,
+                         reconstructs=None):
     """The labels of a stream's first batch (`None` if it has none)."""
     if num_classes and labels is None:
         raise ValueError(
             f"This model is conditional (num_classes={num_classes}) but "
             f"{what} has no labels in its batches: make it yield (images, "
             "labels) tuples, or dicts with a 'label' key.")
-    _check_fit_labels(labels, count, num_classes, what)
+    _check_fit_labels(labels, count, num_classes, what, reconstructs)
 
 
 # The first batch of each dataset, loader or PyDataset already looked at:
@@ -637,13 +657,45 @@ def _first_tf_batch(dataset, what):
     raise ValueError(f"{what} is empty: the dataset yields no batches.")
 
 
+def _image_list(items, what):
+    """A list of images as one numpy array; an `(images, labels, ...)`
+    batch (images first, then one label per image) as it is.
+
+    Before, every list was taken as such a batch: `encode(list_of_images)`
+    used only the first image, in silence."""
+    if not items:
+        raise ValueError(f"{what} is empty: it holds no images.")
+    if isinstance(items[0], dict):
+        return items
+    arrays = [to_numpy(item, what) for item in items]
+    # (images, labels, ...): a batch first, then one label per image
+    labelled = len(arrays) > 1 and arrays[0].ndim >= 3 and (
+        arrays[1].ndim in (1, 2) and len(arrays[1]) == len(arrays[0]))
+    if arrays[0].ndim >= 4 or labelled:
+        return items
+    return to_numpy(arrays, what)  # ragged: one clear error
+
+
 def images_to_array(images, expected_shape=None, what="images"):
     """Turns images given to `encode`/`reconstruct` into a float32 array.
 
     Accepts one image `(H, W, C)`, a batch `(N, H, W, C)`, grayscale images
-    without a channel axis, uint8 (0..255) or floats in [0, 1].
+    without a channel axis, uint8 (0..255) or floats in [0, 1]; also a
+    list of such images, a dict with an `"image"` key, or an `(images,
+    labels)` tuple (the labels are not used here).
     """
-    array = to_numpy(extract_images(images), what)
+    if isinstance(images, (list, tuple)):
+        images = _image_list(images, what)
+    array = as_image_batch(to_numpy(extract_images(images), what),
+                           expected_shape)
+    check_image_batch(array, expected_shape, what)
+    return scale_pixels(array)
+
+
+def as_image_batch(array, expected_shape=None):
+    """A numpy array of images as a batch `(N, H, W, C)` (unchecked): one
+    image `(H, W, C)` gets a batch axis, grayscale images `(H, W)` or
+    `(N, H, W)` of a model of `expected_shape` a channel axis."""
     if expected_shape is not None:
         expected_shape = tuple(expected_shape)
         if array.shape == expected_shape:  # one image
@@ -651,8 +703,7 @@ def images_to_array(images, expected_shape=None, what="images"):
         elif expected_shape[-1] == 1 and array.shape[-2:] == expected_shape[:2]:
             # grayscale without a channel axis: one (H, W) image or (N, H, W)
             array = array.reshape((-1,) + expected_shape)
-    check_image_batch(array, expected_shape, what)
-    return scale_pixels(array)
+    return array
 
 
 def has_labels(x, y=None):

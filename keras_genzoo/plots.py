@@ -380,7 +380,10 @@ def plot_latent_space(model, images, labels=None, batch_size=256):
     _check_latent_model(model, "plot_latent_space")
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
-        count = len(_inputs.to_numpy(images)) \
+        # counted as `encode` counts them: before, one (H, W, C) image
+        # counted as H images
+        count = len(_inputs.as_image_batch(
+            _inputs.to_numpy(images), model.image_shape)) \
             if _inputs._is_array_like(images) else None
         if count is not None and len(labels) != count:
             raise ValueError(
@@ -454,8 +457,13 @@ def plot_latent_manifold(model, n=15, span=2.0, label=None, dims=(0, 1)):
     """
     _check_latent_model(model, "plot_latent_manifold")
     n = _inputs.check_count(n, "n")
-    if not (np.isfinite(span) and float(span) > 0):
-        raise ValueError(f"`span` must be a positive number; got {span}.")
+    try:
+        number = _inputs.check_number(span, "span")
+    except ValueError:  # before, a string failed inside numpy (TypeError)
+        number = None
+    if number is None or not (np.isfinite(number) and number > 0):
+        raise ValueError(f"`span` must be a positive number; got {span!r}.")
+    span = number
     dims = tuple(int(d) for d in dims)
     if (len(dims) != 2 or dims[0] == dims[1]
             or not all(0 <= d < model.latent_dim for d in dims)):

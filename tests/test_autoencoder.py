@@ -84,3 +84,50 @@ def test_bad_arguments():
         AutoEncoder(latent_dim=0)
     with pytest.raises(ValueError, match="call `fit` first"):
         AutoEncoder().reconstruct(np.zeros((1, 8, 8, 1)))
+
+
+def test_target_images_are_refused_not_ignored():
+    """`fit(noisy, clean)` (Keras' usual denoising auto-encoder) is refused
+    with a pointer to `noise_stddev=`: before, the clean targets were
+    ignored in silence and the model learned to reproduce `noisy`. Labels
+    (one per image) are still accepted, and ignored."""
+    rng = np.random.default_rng(0)
+    clean = rng.random((16, 8, 8, 1)).astype("float32")
+    noisy = np.clip(clean + rng.normal(0, 0.3, clean.shape), 0, 1).astype(
+        "float32")
+    ae = AutoEncoder(latent_dim=4, filters=(4,), image_shape=(8, 8, 1),
+                     seed=0)
+    pairs = tf.data.Dataset.from_tensor_slices((noisy, clean)).batch(8)
+    calls = [
+        lambda: ae.fit(noisy, clean, epochs=1, verbose=0),
+        lambda: ae.fit(pairs, epochs=1, verbose=0),
+        lambda: ae.fit(noisy, epochs=1, verbose=0,
+                       validation_data=(noisy, clean)),
+        lambda: ae.evaluate(noisy, clean, verbose=0),
+        lambda: ae.train_on_batch(noisy, clean),
+        lambda: ae.test_on_batch(noisy, clean),
+        lambda: ae.fit(noisy, clean[..., 0], epochs=1, verbose=0),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="reconstructs its input.*"
+                           "noise_stddev="):
+            call()
+    assert ae.optimizer is None or int(keras.ops.convert_to_numpy(
+        ae.optimizer.iterations)) == 0
+    history = ae.fit(noisy, np.arange(16) % 3, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    ae.fit(noisy, (np.arange(16) % 3)[:, None], epochs=1, verbose=0)
+    # one-hot labels too (a labelled dataset given to an unconditional
+    # model)
+    ae.fit(noisy, np.eye(3)[np.arange(16) % 3], epochs=1, verbose=0)
+
+
+def test_decode_of_no_codes_is_one_clear_error():
+    """Zero codes: one `ValueError` as `encode` gives for zero images;
+    before, numpy's "need at least one array to concatenate"."""
+    ae = AutoEncoder(latent_dim=4, filters=(4,), image_shape=(8, 8, 1),
+                     seed=0)
+    with pytest.raises(ValueError, match="images is empty"):
+        ae.encode(np.zeros((0, 8, 8, 1), "uint8"))
+    with pytest.raises(ValueError, match="`z` is empty: it holds no codes"):
+        ae.decode(np.zeros((0, 4), "float32"))

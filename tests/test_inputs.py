@@ -238,3 +238,67 @@ def test_predict_checks_arrays_as_fit_does():
     assert vae.predict(batches, verbose=0)["reconstruction"].shape == shape
     assert conditional.predict([images, labels], verbose=0)[
         "reconstruction"].shape == shape
+
+
+@pytest.mark.parametrize("cls", [AutoEncoder, VAE])
+def test_encode_and_reconstruct_take_a_list_of_images(cls):
+    """A Python list of images is encoded image by image: before, it was
+    taken as an (images, labels) batch and only its first image was
+    encoded, in silence. (images, labels) tuples still encode the images;
+    a ragged or empty list gets one clear `ValueError`."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 8, 8, 1), dtype=np.uint8)
+    model = cls(latent_dim=4, filters=(4,), image_shape=(8, 8, 1), seed=0)
+    codes = model.encode(images)
+    np.testing.assert_allclose(model.encode(list(images)), codes, atol=1e-5)
+    np.testing.assert_allclose(model.encode(tuple(images)), codes,
+                               atol=1e-5)
+    np.testing.assert_allclose(model.encode([i.tolist() for i in images]),
+                               codes, atol=1e-5)
+    assert model.reconstruct(list(images)).shape == (5, 8, 8, 1)
+    # grayscale images without a channel axis, and a list of one image
+    assert model.encode(list(images[..., 0])).shape == (5, 4)
+    assert model.encode([images[0]]).shape == (1, 4)
+    # (images, labels) batches, and dicts, as before
+    np.testing.assert_allclose(model.encode((images, np.arange(5))), codes,
+                               atol=1e-5)
+    np.testing.assert_allclose(model.encode([{"image": images}]), codes,
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="does not form one array"):
+        model.encode([images[0], np.zeros((9, 9, 1), "uint8")])
+    with pytest.raises(ValueError, match="empty"):
+        model.encode([])
+    # what refused lists before still does
+    with pytest.raises(ValueError, match="pass an array of images"):
+        model.anomaly_scores(list(images))
+    if cls is VAE:
+        with pytest.raises(ValueError, match="one image at each end"):
+            model.interpolate(list(images[:2]), images[2])
+        assert model.interpolate([images[0]], images[1], steps=3).shape == (
+            3, 8, 8, 1)
+
+
+def test_predict_on_batch_checks_as_predict_does():
+    """`predict_on_batch` checks its input as `predict` does: before, it
+    took floats in 0..255 as they were and passed labels out of range to
+    the networks (a graph error on TensorFlow, an IndexError on PyTorch,
+    NaN on JAX)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
+    labels = np.array([0, 1, 2, 0])
+    ae = AutoEncoder(latent_dim=2, filters=(4,), image_shape=(8, 8, 1),
+                     seed=0)
+    conditional = VAE(latent_dim=2, filters=(4,), num_classes=3,
+                      image_shape=(8, 8, 1), seed=0)
+    with pytest.raises(ValueError, match="divide by 255"):
+        ae.predict_on_batch(images.astype("float32"))
+    with pytest.raises(ValueError, match="class indices in 0..2"):
+        conditional.predict_on_batch([images, labels + 7])
+    with pytest.raises(ValueError, match="pass `\\[images, labels\\]`"):
+        conditional.predict_on_batch(images)
+    np.testing.assert_allclose(
+        ae.predict_on_batch(images), ae.predict(images, verbose=0),
+        atol=1e-5)
+    assert ae.predict_on_batch(list(images)).shape == (4, 8, 8, 1)
+    assert conditional.predict_on_batch([images, labels])[
+        "reconstruction"].shape == (4, 8, 8, 1)

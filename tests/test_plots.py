@@ -371,3 +371,21 @@ def test_plot_progress_bad_input(tmp_path):
         plots.plot_progress(tmp_path)
     with pytest.raises(ValueError, match="at least 2"):
         plots.plot_progress(tmp_path, max_panels=1)
+
+
+def test_latent_plots_count_one_image_and_check_span():
+    """One (H, W, C) image with one label is one image, as `encode` counts
+    it (before: "1 labels for 8 images"); a `span` that is no number gets
+    the plot's own message (before: numpy's TypeError)."""
+    model, images, _ = _trained_autoencoder(2)
+    figure = plots.plot_latent_space(model, images[0], [2])
+    offsets = figure.axes[0].collections[0].get_offsets()
+    np.testing.assert_allclose(offsets, model.encode(images[0]), rtol=1e-6)
+    figure = plots.plot_latent_space(model, images[0, ..., 0], [2])
+    assert len(figure.axes[0].collections[0].get_offsets()) == 1
+    with pytest.raises(ValueError, match="2 labels for 1 images"):
+        plots.plot_latent_space(model, images[0], [2, 1])
+    for span in ("2", None, [1.0, 2.0], float("nan"), -1.0):
+        with pytest.raises(ValueError, match="`span` must be a positive"):
+            plots.plot_latent_manifold(model, n=3, span=span)
+    assert plots.plot_latent_manifold(model, n=3, span=np.float32(2))

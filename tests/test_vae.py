@@ -344,3 +344,21 @@ def test_a_loaded_model_exports(tmp_path):
     served = restored.serve(tf.constant(images[:2]))
     assert [t.shape for t in tf.nest.flatten(served)] == [
         e.shape for e in expected]
+
+
+def test_target_images_are_refused_by_an_unconditional_vae():
+    """A VAE reconstructs its input: target images as `y` are refused
+    (before, ignored in silence); labels still pass."""
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 8, 8, 1)).astype("float32")
+    vae = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1), seed=0)
+    with pytest.raises(ValueError, match="VAE reconstructs its input"):
+        vae.fit(images, images, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="VAE reconstructs its input"):
+        vae.test_on_batch(images, images)
+    vae.fit(images, np.arange(16) % 3, epochs=1, verbose=0)
+    conditional = VAE(latent_dim=2, filters=(4,), num_classes=3,
+                      image_shape=(8, 8, 1), seed=0)
+    with pytest.raises(ValueError, match="one per sample"):
+        conditional.fit(images, images, epochs=1, verbose=0)
+    conditional.fit(images, np.arange(16) % 3, epochs=1, verbose=0)

@@ -610,6 +610,21 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         with zoo_backend.keep_state_on_error(self):
             return super().predict(x, *args, **kwargs)
 
+    def check_predict_data(self, x):
+        """Checks what `predict` and `predict_on_batch` are given; returns
+        it ready for Keras. A hook: subclasses check their inputs there."""
+        return x
+
+    def predict_on_batch(self, x):
+        """`call` on one batch; see `keras.Model.predict_on_batch`.
+
+        `x` is checked as `predict` checks it (`check_predict_data`):
+        before, floats in 0..255 and labels out of range went into the
+        networks unchecked (a graph error on TensorFlow, an IndexError on
+        PyTorch, NaN on JAX).
+        """
+        return super().predict_on_batch(self.check_predict_data(x))
+
     def train_on_batch(self, x, y=None, *args, **kwargs):
         """One training step on one batch; see `keras.Model.train_on_batch`.
 
@@ -921,11 +936,17 @@ class ImageModel(GenerativeModel):
             return y
         return _inputs.to_numpy(y).reshape(-1).astype("int32")
 
+    # Whether the model learns to reconstruct its input (an auto-encoder):
+    # `check_data` then refuses target images given as `y`.
+    reconstructs_input = False
+
     def check_data(self, x, y=None, what="the training data"):
         """Checks the images (see `keras_genzoo._inputs`) and builds the
         model for their shape."""
         x, shape = _inputs.prepare_images_for_fit(
-            x, self.image_shape, what, y=y, num_classes=self.num_classes)
+            x, self.image_shape, what, y=y, num_classes=self.num_classes,
+            reconstructs=(type(self).__name__ if self.reconstructs_input
+                          else None))
         if not self.built:
             self.build((None,) + shape)
         return x
@@ -943,8 +964,9 @@ class ImageModel(GenerativeModel):
         return super().predict(self.check_predict_data(x), *args, **kwargs)
 
     def check_predict_data(self, x):
-        """Checks what `predict` is given (see `predict`); returns it ready
-        for Keras. A hook for models whose `call` takes other inputs."""
+        """Checks what `predict` (and `predict_on_batch`) is given (see
+        `predict`); returns it ready for Keras. A hook for models whose
+        `call` takes other inputs."""
         what = "the data given to `predict`"
         images, labels = x, None
         if self.num_classes and isinstance(x, (list, tuple)) and len(x) == 2:
@@ -1045,6 +1067,7 @@ class LatentImageModel(ImageModel):
 
     default_latent_dim = 16
     network_arguments = ("encoder", "decoder")
+    reconstructs_input = True
     # How many outputs the encoder has: 1 (a code) or 2 (a VAE's mean and
     # log-variance), and what its contract says, for error messages.
     encoder_outputs = 1
@@ -1227,6 +1250,8 @@ class LatentImageModel(ImageModel):
                 f"Codes must have shape (num_codes, {self.latent_dim}); got "
                 f"{z.shape}."
             )
+        if len(z) == 0:  # as `encode` says: before, numpy's concatenate failed
+            raise ValueError("`z` is empty: it holds no codes.")
         if z.dtype.kind not in "iuf" or not np.isfinite(z).all():
             raise ValueError(
                 f"Codes must be finite numbers (float32 of shape (num_codes, "
