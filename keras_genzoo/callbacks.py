@@ -629,15 +629,15 @@ class TextSampler(keras.callbacks.Callback):
             raise ValueError(
                 "`prompt` must be a non-empty string, e.g. '\\n' or 'ROMEO:'."
             )
-        for name, value in (("max_new_tokens", max_new_tokens),
-                            ("every_n_epochs", every_n_epochs)):
-            if int(value) <= 0:
-                raise ValueError(f"`{name}` must be positive; got {value}.")
+        # counts and the seed are checked here, not cut by `int` (2.7 ran
+        # as 2) nor found bad only at the end of the first epoch (seed=-5)
         self.prompt = prompt
-        self.max_new_tokens = int(max_new_tokens)
-        self.every_n_epochs = int(every_n_epochs)
+        self.max_new_tokens = _inputs.check_count(max_new_tokens,
+                                                  "max_new_tokens")
+        self.every_n_epochs = _inputs.check_count(every_n_epochs,
+                                                  "every_n_epochs")
         self.path = None if path is None else os.fspath(path)
-        self.seed = seed
+        self.seed = _inputs.check_seed(seed)
         self.sampling = {"temperature": temperature, "top_k": top_k,
                          "top_p": top_p}
         self.verbose = bool(verbose)
@@ -1002,8 +1002,20 @@ class StopOnDivergence(keras.callbacks.Callback):
             f"with a lower one), input data outside the expected range "
             f"(images as uint8 0-255 or floats in [0, 1]; no NaN or Inf), "
             f"or mixed precision without loss scaling (wrap the optimizer "
-            f"in keras.optimizers.LossScaleOptimizer).",
-            RuntimeWarning, stacklevel=2)
+            f"in keras.optimizers.LossScaleOptimizer){_label_cause(self.model)}"
+            f".", RuntimeWarning, stacklevel=2)
+
+
+def _label_cause(model):
+    """For a conditional model: labels out of range in a later batch (only
+    a dataset's first batch is checked), which JAX's embedding lookup
+    turns into NaN without an error."""
+    classes = getattr(model, "num_classes", None)
+    if not classes:
+        return ""
+    return (f", or labels outside 0..{classes - 1} in a batch after the "
+            "first (only a dataset's first batch is checked; on JAX they "
+            "give NaN, not an error)")
 
 
 def _bad_loss(logs):

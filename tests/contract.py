@@ -212,6 +212,21 @@ def check_bad_inputs(contract):
             contract.make_model().compile(**{key: value})
 
 
+def _keras_hub_too_old():
+    """Whether Keras' `Model.quantize` passes `config=` to layers whose
+    `quantize` does not take it: keras-hub's `ReversibleEmbedding` before
+    it took one (0.21), under Keras 3.15."""
+    import inspect
+
+    def takes_config(function):
+        return "config" in inspect.signature(function).parameters
+
+    import keras_hub
+
+    return takes_config(keras.layers.Layer.quantize) and not takes_config(
+        keras_hub.layers.ReversibleEmbedding.quantize)
+
+
 def check_quantized_saving(contract, model, tmp_path):
     """7. After `quantize("int8")`, a `.keras` round trip with identical
     outputs and samples (the file loaded, with fresh float weights where
@@ -221,7 +236,9 @@ def check_quantized_saving(contract, model, tmp_path):
     try:
         model.quantize("int8")
     except ValueError as error:
-        if "needs a newer keras-hub" in str(error):
+        # only where keras-hub really is that old: the check once refused
+        # every keras-hub (0.32 too), and this returned without a test
+        if "needs a newer keras-hub" in str(error) and _keras_hub_too_old():
             return
         raise
     path = os.path.join(tmp_path, "quantized.keras")

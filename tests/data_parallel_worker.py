@@ -292,6 +292,10 @@ def uneven_batches():
         # 67 training and 7 validation windows in batches of 4: the last
         # window of each is left out (before: JAX's IndivisibleError at the
         # end of the first epoch)
+        # one batch of 3 (before: JAX's IndivisibleError from the step)
+        "train_on_batch": lambda: model.train_on_batch(images[:3]),
+        "test_on_batch": lambda: model.test_on_batch(images[:3]),
+        "predict_on_batch": lambda: model.predict_on_batch(images[:3]),
         "make_datasets": lambda: fit_gpt(4),
         "make_datasets, odd batch size": lambda: fit_gpt(3),
     }

@@ -406,6 +406,10 @@ def test_a_call_that_raises_leaves_the_model_usable():
         model.fit(images, epochs=1, batch_size=8, verbose=0)
     for before, after in zip(weights, _weights(model)):
         np.testing.assert_array_equal(before, after)
+    # the first fit of a new model compiled it: its optimizer's variables
+    # are kept too (on JAX they were left empty, and this evaluate failed)
+    assert all(v.value is not None for v in model.optimizer.variables)
+    model.evaluate(images, batch_size=8, verbose=0)
     # with use_ema=True, JAX's `fit` then finalized the emptied variables
     # in its `finally`, and that TypeError hid the error above
     model.compile(optimizer=keras.optimizers.Adam(use_ema=True))

@@ -165,7 +165,10 @@ def test_uneven_batches_of_arrays_are_one_clear_error(runs):
                       ("fit, validation_data", "validation data"),
                       ("evaluate", "evaluation data"),
                       ("predict", "data to predict"),
-                      ("make_datasets, odd batch size", "multiple of 2")):
+                      ("make_datasets, odd batch size", "multiple of 2"),
+                      ("train_on_batch", "training batch"),
+                      ("test_on_batch", "evaluation batch"),
+                      ("predict_on_batch", "batch to predict")):
         assert "2 devices" in said[call] and fix in said[call], said[call]
         assert "drop_remainder=True" in said[call]
 

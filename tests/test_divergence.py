@@ -72,6 +72,7 @@ def test_nan_stops_and_restores_the_last_good_epoch(family, mnist):
     for words in ("epoch 2, batch 2", "end of epoch 1 were restored",
                   "learning rate", "expected range", "LossScaleOptimizer"):
         assert words in messages[0], (words, messages[0])
+    assert "labels" not in messages[0]  # not conditional
     assert len(history.epoch) == 2  # stopped in the second epoch
     restored = _state(model)
     for now, good in zip(restored, poison.ends[0]):
@@ -82,6 +83,20 @@ def test_nan_stops_and_restores_the_last_good_epoch(family, mnist):
         more = model.fit(data, epochs=1, verbose=0,
                          batch_size=None if family == "bigram" else 32)
     assert all(np.isfinite(v[-1]) for v in more.history.values())
+
+
+def test_a_conditional_model_also_names_its_labels(mnist):
+    """Labels out of range after a dataset's first batch (unchecked) give
+    NaN on JAX without an error: for a conditional model the warning
+    names them among the likely causes."""
+    images, labels = mnist[0][:64], mnist[1][:64]
+    model = VAE(latent_dim=4, filters=(8,), num_classes=10, seed=0)
+    with pytest.warns(RuntimeWarning, match="diverged") as caught:
+        model.fit(images, labels, epochs=1, batch_size=32, verbose=0,
+                  callbacks=[PoisonAt(epoch=0, batch=1)])
+    message = [str(w.message) for w in caught
+               if "diverged" in str(w.message)][0]
+    assert "labels outside 0..9 in a batch after the first" in message
 
 
 def _built_vae():

@@ -288,3 +288,41 @@ def test_evaluate_text_takes_anything(bigram, text, stride, batch_size):
                    batch_size=batch_size)
     if not failed(bits):
         assert np.isfinite(bits) and bits >= 0
+
+
+# -------------------------------------------------------------- predict
+@st.composite
+def predict_data(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    dtype = draw(st.sampled_from(["int32", "int64", "uint8", "float32",
+                                  "float64", "bool"]))
+    shape = draw(st.sampled_from([(4, 8), (4, 8), (2, 3), (4, 9), (4,),
+                                  (0, 8)]))
+    low = draw(st.sampled_from([0, 0, -1]))
+    high = draw(st.sampled_from([VOCABULARY_SIZE, VOCABULARY_SIZE, 40]))
+    x = rng.integers(low, high, shape).astype(dtype)
+    if draw(st.booleans()) and x.ndim == 2 and len(x) and (
+            x.dtype.kind in "iu"):
+        # a dataset of inputs, or of (inputs, targets)
+        parts = x if draw(st.booleans()) else (x, x)
+        return tf.data.Dataset.from_tensor_slices(parts).batch(2)
+    return x
+
+
+@given(predict_data(), st.sampled_from(["predict", "predict_on_batch"]))
+@settings(max_examples=30, deadline=None)
+@example(np.full((2, 8), VOCABULARY_SIZE, "int32"), "predict")
+@example(np.full((2, 8), -1, "int32"), "predict_on_batch")
+@example(np.zeros((2, 9), "int32"), "predict")
+def test_predict_takes_only_id_windows(gpt, x, method):
+    # `predict` used to compute on any ids: NaN (JAX) or an IndexError
+    # (PyTorch) for ids past the vocabulary, an XLA error (TensorFlow) for
+    # windows past the context
+    if method == "predict_on_batch" and isinstance(x, tf.data.Dataset):
+        return
+    kwargs = {"verbose": 0} if method == "predict" else {}
+    logits = outcome(getattr(gpt, method), x, **kwargs)
+    if not failed(logits):
+        logits = np.asarray(keras.ops.convert_to_numpy(logits))
+        assert logits.shape[-1] == gpt.vocabulary_size
+        assert np.isfinite(logits).all()

@@ -247,6 +247,38 @@ def test_mixed_precision_step_is_finite(mnist, policy, cls):
     assert gan.generate(2, seed=0).dtype == np.float32
 
 
+def test_networks_follow_the_models_dtype(mnist, tmp_path):
+    """The built-in networks take the model's `dtype` (before: the global
+    policy, so `GAN(dtype="mixed_float16")` trained float32 networks with
+    loss scaling, and a float32 file loaded under a global mixed_float16
+    got float16 networks without it)."""
+    gan = GAN(latent_dim=8, generator_filters=(8,),
+              discriminator_filters=(8,), seed=0, dtype="mixed_float16")
+    gan.fit(mnist[0][:32], epochs=1, batch_size=32, verbose=0)
+    for network in (gan.generator, gan.discriminator):
+        # (the last layers are float32 by design)
+        policies = {layer.dtype_policy.name for layer in network.layers[:-1]
+                    if layer.weights}
+        assert policies == {"mixed_float16"}, policies
+    assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    plain = tiny_gan()
+    plain.fit(mnist[0][:32], epochs=1, batch_size=32, verbose=0)
+    path = str(tmp_path / "gan.keras")
+    plain.save(path)
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        loaded = keras.saving.load_model(path)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    policies = {layer.dtype_policy.name for layer in loaded.generator.layers
+                if layer.weights}
+    assert policies == {"float32"}, policies
+    assert not isinstance(loaded.g_optimizer,
+                          keras.optimizers.LossScaleOptimizer)
+    np.testing.assert_allclose(loaded.generate(2, seed=0),
+                               plain.generate(2, seed=0), atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"latent_dim": 0}, "latent_dim"), ({"d_steps": 0}, "d_steps"),

@@ -527,3 +527,142 @@ def test_backend_ops_read_a_lora_token_table(monkeypatch, dtype):
     _without_own_ops(monkeypatch, zoo_backend)
     np.testing.assert_allclose(own, keras.ops.convert_to_numpy(gpt(ids)),
                                rtol=1e-5, atol=1e-5)
+
+
+QUANTIZE_TEXT = "to be or not to be, that is the question. " * 10
+
+
+def _greedy_by_forward_passes(gpt, prompt, steps):
+    """Greedy continuation from full (non-cached) forward passes over the
+    last `sequence_length` ids."""
+    ids = list(gpt.encode_text(prompt))
+    for _ in range(steps):
+        window = np.array(ids[-gpt.sequence_length:], "int32")[None]
+        logits = keras.ops.convert_to_numpy(gpt(window))[0, -1]
+        ids.append(int(np.argmax(logits)))
+    return gpt.decode_ids(ids)
+
+
+@pytest.mark.parametrize("block_type", ["fused", "keras_hub"])
+def test_quantize_int8_generates_as_a_forward_pass_and_saves(block_type,
+                                                             tmp_path):
+    # `quantize` used to refuse every keras-hub ("needs a newer keras-hub"):
+    # its check of the layers' `quantize(config=...)` also read the model's
+    # own `quantize(*args, **kwargs)`
+    keras.utils.set_random_seed(0)
+    gpt = MiniGPT.from_text(QUANTIZE_TEXT, sequence_length=16, num_layers=1,
+                            num_heads=2, hidden_dim=16, block_type=block_type)
+    gpt.fit(gpt.make_datasets(QUANTIZE_TEXT, batch_size=8)[0], epochs=1,
+            verbose=0)
+    gpt.generate("to be", 5, top_k=1)  # compiled loops, dropped by quantize
+    gpt.quantize("int8")
+    # the token table (and the tied head) is int8; the fused blocks keep
+    # their float kernels, keras-hub's blocks quantize their projections
+    assert gpt.embedding.token_embedding.quantization_mode == "int8"
+    int8 = [v for v in gpt.weights
+            if keras.backend.standardize_dtype(v.dtype) == "int8"]
+    blocks = [v for v in int8 if "block_0" in v.path]
+    assert blocks if block_type == "keras_hub" else not blocks
+    # inside the context (cache) and past it (sliding window)
+    expected = _greedy_by_forward_passes(gpt, "to be", 20)
+    assert gpt.generate("to be", 20, top_k=1) == expected
+    path = str(tmp_path / "quantized.keras")
+    gpt.save(path)
+    loaded = keras.models.load_model(path)
+    window = gpt.encode_text("to be or not to ")[None]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(window)),
+                               keras.ops.convert_to_numpy(gpt(window)),
+                               rtol=1e-5, atol=1e-5)
+    assert loaded.generate("to be", 20, top_k=1) == expected
+
+
+def test_quantize_still_names_an_old_keras_hub_layer(monkeypatch):
+    # keras-hub 0.21's ReversibleEmbedding had `quantize(mode, type_check)`
+    # under Keras 3.15, which passes `config=`: one ValueError, before any
+    # layer is changed
+    import inspect
+
+    if "config" not in inspect.signature(
+            keras.layers.Layer.quantize).parameters:
+        pytest.skip("this Keras passes no `config` to a layer's quantize")
+    gpt = MiniGPT.from_text(QUANTIZE_TEXT, sequence_length=16, num_layers=1,
+                            num_heads=2, hidden_dim=16)
+    table = gpt.embedding.token_embedding
+
+    def old_quantize(self, mode, type_check=True):
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(type(table), "quantize", old_quantize)
+    with pytest.raises(ValueError, match="needs a newer keras-hub"):
+        gpt.quantize("int8")
+    assert table.quantization_mode is None
+
+
+def test_sizes_must_be_whole_numbers():
+    # `int` used to cut them: 1.9 layers ran as 1, 2.5 heads as 2
+    for name, value in (("num_layers", 1.9), ("num_heads", 2.5),
+                        ("hidden_dim", 16.7), ("intermediate_dim", 8.5),
+                        ("num_layers", "2"), ("num_heads", True)):
+        kwargs = dict(sequence_length=16, num_layers=1, num_heads=2,
+                      hidden_dim=16)
+        kwargs[name] = value
+        with pytest.raises(ValueError,
+                           match=f"`{name}` must be positive \\(an integer"):
+            MiniGPT(vocabulary=list("abc"), **kwargs)
+    gpt = MiniGPT(vocabulary=list("abc"), sequence_length=16,
+                  num_layers=np.int64(1), num_heads=2.0, hidden_dim=16)
+    assert (gpt.num_layers, gpt.num_heads, gpt.hidden_dim) == (1, 2, 16)
+
+
+def test_text_sampler_checks_counts_and_seed_at_creation():
+    # `int` cut max_new_tokens=2.7 to 2; a bad seed failed only after the
+    # first epoch of training
+    for kwargs, name in ((dict(max_new_tokens=2.7), "max_new_tokens"),
+                         (dict(every_n_epochs=1.5), "every_n_epochs"),
+                         (dict(max_new_tokens=0), "max_new_tokens"),
+                         (dict(seed=-5), "seed"), (dict(seed=1.5), "seed")):
+        with pytest.raises(ValueError, match=f"`{name}` must be an integer"):
+            TextSampler("to", **kwargs)
+    sampler = TextSampler("to", max_new_tokens=3.0, every_n_epochs=2,
+                          seed=None)
+    assert (sampler.max_new_tokens, sampler.every_n_epochs,
+            sampler.seed) == (3, 2, None)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_on_batch"])
+def test_predict_checks_the_windows_like_evaluate(method):
+    import tensorflow as tf
+
+    gpt = MiniGPT.from_text(QUANTIZE_TEXT, sequence_length=16, num_layers=1,
+                            num_heads=2, hidden_dim=16)
+    run = getattr(gpt, method)
+    size = gpt.vocabulary_size
+    for x, match in ((np.zeros((2, 20), "int32"),
+                      "has windows of 20 ids; the model reads at most "
+                      "sequence_length=16"),
+                     (np.full((2, 16), 999, "int32"),
+                      f"ids from 999 to 999, outside the vocabulary of "
+                      f"{size} characters"),
+                     (np.full((2, 16), -1, "int32"), "ids from -1 to -1"),
+                     (np.zeros(16, "int32"), "of shape \\(batch, length\\)"),
+                     ("to be", "is a string")):
+        with pytest.raises(ValueError, match=match):
+            run(x)
+    ids = gpt.encode_text(QUANTIZE_TEXT[:32]).reshape(2, 16)
+    expected = keras.ops.convert_to_numpy(gpt(ids))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(run(ids)),
+                               expected, rtol=1e-5, atol=1e-5)
+    if method == "predict":
+        inputs = tf.data.Dataset.from_tensor_slices(ids).batch(2)
+        pairs = tf.data.Dataset.from_tensor_slices((ids, ids)).batch(2)
+        for data in (inputs, pairs):
+            np.testing.assert_allclose(gpt.predict(data, verbose=0),
+                                       expected, rtol=1e-5, atol=1e-5)
+        long = tf.data.Dataset.from_tensor_slices(
+            np.zeros((4, 20), "int32")).batch(2)
+        bad = tf.data.Dataset.from_tensor_slices(
+            (np.full((4, 16), size, "int32"),) * 2).batch(2)
+        with pytest.raises(ValueError, match="has windows of 20 ids"):
+            gpt.predict(long, verbose=0)
+        with pytest.raises(ValueError, match="outside the vocabulary"):
+            gpt.predict(bad, verbose=0)

@@ -113,3 +113,76 @@ def test_export_signs_for_int_ids(family, tmp_path):
     restored = tf.saved_model.load(str(tmp_path / "export"))
     served = restored.serve(tf.constant(ids, "int32"))
     np.testing.assert_allclose(served.numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_quantized_bigram_samples_from_its_dequantized_table(mode, tmp_path):
+    # `next_logits` (what `generate` samples from) read the raw int8 table
+    # without its scale: the logits of an other, much sharper model
+    text = "abcabcabd" * 40
+    model = BigramLM.from_text(text, sequence_length=8)
+    model.fit(model.make_datasets(text, batch_size=8)[0], epochs=10,
+              verbose=0)
+    model.quantize(mode)
+    assert model.table.quantization_mode == mode
+    for prompt in ("a", "abc", "d"):
+        ids = model.encode_text(prompt)
+        expected = keras.ops.convert_to_numpy(model(ids[None]))[0, -1]
+        np.testing.assert_allclose(model.next_logits(ids), expected,
+                                   rtol=1e-6, atol=1e-6)
+    # greedy generation follows the quantized model's own argmax
+    ids = [model.vocabulary.index("a")]
+    for _ in range(8):
+        logits = keras.ops.convert_to_numpy(model(np.array([ids], "int32")))
+        ids.append(int(np.argmax(logits[0, -1])))
+    assert model.generate("a", 8, top_k=1) == model.decode_ids(ids)
+    path = os.path.join(tmp_path, "quantized.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    ids = model.encode_text("c")
+    np.testing.assert_allclose(loaded.next_logits(ids),
+                               model.next_logits(ids), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["mixed_bfloat16", "bfloat16"])
+def test_bigram_table_follows_the_dtype_policy(dtype):
+    # the table used to be built with the global policy, whatever the
+    # model's `dtype`
+    model = BigramLM.from_text("abcabc", dtype=dtype)
+    assert model.table.dtype_policy.name == dtype
+    ids = model.encode_text("abc")
+    logits = model(ids[None])
+    assert keras.backend.standardize_dtype(logits.dtype) == "bfloat16"
+    variable_dtype = "float32" if dtype.startswith("mixed") else "bfloat16"
+    assert keras.backend.standardize_dtype(
+        model.table.embeddings.dtype) == variable_dtype
+    np.testing.assert_array_equal(
+        model.next_logits(ids),
+        keras.ops.convert_to_numpy(keras.ops.cast(logits, "float32"))[0, -1])
+    assert len(model.generate("a", 5, seed=0)) == 6
+
+
+def test_bigram_predict_checks_ids_like_evaluate():
+    import tensorflow as tf
+
+    model = BigramLM.from_text("abcabc", sequence_length=4)
+    for method in (model.predict, model.predict_on_batch):
+        for x, match in ((np.full((2, 4), 3, "int32"),
+                          "ids from 3 to 3, outside the vocabulary of 3 "
+                          "characters"),
+                         (np.full((2, 4), -1, "int32"), "ids from -1 to -1"),
+                         (np.zeros((2, 4), "float32") + 0.5,
+                          "of shape \\(batch, length\\)")):
+            with pytest.raises(ValueError, match=match):
+                method(x)
+    bad = tf.data.Dataset.from_tensor_slices(
+        np.full((4, 4), 7, "int32")).batch(2)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model.predict(bad, verbose=0)
+    # a bigram reads one id at a time: longer windows than sequence_length
+    # are fine
+    ids = np.tile(model.encode_text("abc"), 4)[None]
+    expected = keras.ops.convert_to_numpy(model(ids))
+    np.testing.assert_allclose(model.predict(ids, verbose=0), expected)
+    pairs = tf.data.Dataset.from_tensor_slices((ids, ids)).batch(1)
+    np.testing.assert_allclose(model.predict(pairs, verbose=0), expected)

@@ -16,6 +16,7 @@ image shape, whoever calls it (Keras' own lazy build on `fit`,
 `build_from_config`, or the data check before training).
 """
 
+import contextlib
 import functools
 import inspect
 import json
@@ -64,17 +65,54 @@ def _batch_size(args, kwargs):
     return kwargs.get("batch_size", args[0] if args else None)
 
 
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    """Makes `policy` Keras' global dtype policy for the block: the
+    built-in networks, whose layers take the global one, follow the
+    model's `dtype` (before, `VAE(dtype="mixed_bfloat16")` trained float32
+    networks, and a float32 file loaded in a `mixed_float16` process got
+    float16 networks without loss scaling)."""
+    previous = keras.config.dtype_policy()
+    if getattr(policy, "quantization_mode", None):
+        # (a quantized policy, "int8_from_mixed_bfloat16": its source)
+        policy = keras.dtype_policies.DTypePolicy(
+            policy.name.split("_from_", 1)[-1])
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _array_count(x):
+    """The examples in arrays `x` as Keras reads them (`None` for a stream
+    or a `PyDataset`)."""
+    if x is None or _is_stream(x) or isinstance(x, keras.utils.PyDataset):
+        return None
+    leaves = keras.tree.flatten(x)
+    if not leaves or getattr(leaves[0], "shape", None) is None \
+            or not len(leaves[0].shape):
+        return None
+    return int(leaves[0].shape[0])
+
+
+def _check_one_batch(x, what):
+    """`backend.check_batch_split` for the one batch `x` of `*_on_batch`
+    (before, JAX's `IndivisibleError` came from inside Keras' step)."""
+    count = _array_count(x)
+    if count:
+        zoo_backend.check_batch_split(
+            count, count, what,
+            fix="pass a batch whose size is a multiple of the devices")
+
+
 def _check_batch_split(x, batch_size, what, validation_split=0.0):
     """`backend.check_batch_split` for arrays (`x` as Keras reads it, the
     `batch_size` given to Keras: 32 if `None`; a `validation_split` holds
     the last examples out, as Keras does)."""
-    if x is None or _is_stream(x) or isinstance(x, keras.utils.PyDataset):
+    count = _array_count(x)
+    if count is None:
         return
-    leaves = keras.tree.flatten(x)
-    if not leaves or getattr(leaves[0], "shape", None) is None \
-            or not len(leaves[0].shape):
-        return
-    count = int(leaves[0].shape[0])
     batch_size = 32 if batch_size is None else batch_size
     if validation_split:
         split_at = int(math.floor(count * (1.0 - validation_split)))
@@ -398,6 +436,14 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
     def _ensure_compiled(self):
         if not self.compiled:
             self.compile()
+        # The optimizer's variables are made here, before Keras' `fit`:
+        # made inside it, on JAX, after `keep_state_on_error` took the
+        # model's state, a first step that raised left them empty, and
+        # every later `fit` or `evaluate` failed ("'NoneType' object is not
+        # callable"). The GANs build theirs in their own `_ensure_compiled`.
+        if self.built and self.optimizer is not None \
+                and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     # Keras makes these at the first fit / evaluate / predict (and on
     # PyTorch compiles them with `jit_compile=True`); the backend module may
@@ -623,7 +669,9 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         networks unchecked (a graph error on TensorFlow, an IndexError on
         PyTorch, NaN on JAX).
         """
-        return super().predict_on_batch(self.check_predict_data(x))
+        x = self.check_predict_data(x)
+        _check_one_batch(x, "the batch to predict")
+        return super().predict_on_batch(x)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
         """One training step on one batch; see `keras.Model.train_on_batch`.
@@ -633,6 +681,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         self._refuse_sample_weights("train_on_batch", args, kwargs)
         x, y = self._before_steps(x, y, "the training batch")
+        _check_one_batch(x, "the training batch")
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
@@ -640,6 +689,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         `keras.Model.test_on_batch`."""
         self._refuse_sample_weights("test_on_batch", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation batch")
+        _check_one_batch(x, "the evaluation batch")
         return super().test_on_batch(x, y, *args, **kwargs)
 
     # -------------------------------------------------- custom-step metrics
@@ -817,7 +867,8 @@ class ImageModel(GenerativeModel):
             shape = _check_image_shape(_inputs.image_shape_of(input_shape))
         if self.image_shape is None:
             self.image_shape = shape
-        self.build_networks(self.image_shape)
+        with _global_dtype_policy(self.dtype_policy):
+            self.build_networks(self.image_shape)
         self.quantize_as_saved()  # a loaded file's quantized layers
         self.built = True
 

@@ -34,8 +34,11 @@ class BigramLM(CharLanguageModel):
 
     def __init__(self, vocabulary, sequence_length=64, **kwargs):
         super().__init__(vocabulary, sequence_length, **kwargs)
+        # in the model's dtype policy (without it the table took the global
+        # policy: float32 logits from a "mixed_bfloat16" model)
         self.table = keras.layers.Embedding(
-            self.vocabulary_size, self.vocabulary_size, name="logit_table"
+            self.vocabulary_size, self.vocabulary_size,
+            dtype=self.dtype_policy, name="logit_table"
         )
         self.build((None, None))
 
@@ -48,5 +51,9 @@ class BigramLM(CharLanguageModel):
         return self.table(ids)
 
     def next_logits(self, ids):
-        # one row of the table, not the whole table, per generated character
-        return ops.convert_to_numpy(self.table.embeddings[int(ids[-1])])
+        # one row of the table, not the whole table, per generated
+        # character, read by the layer as `call` reads it: reading
+        # `table.embeddings` took a quantized table's int8 values without
+        # their scale (and skipped the compute dtype)
+        row = self.table(ops.convert_to_tensor([[int(ids[-1])]], "int32"))
+        return ops.convert_to_numpy(ops.cast(row, "float32"))[0, 0]

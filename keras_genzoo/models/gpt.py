@@ -33,7 +33,7 @@ from keras import ops
 from keras.src.backend import AutocastScope as _AutocastScope
 from keras.src.backend import get_autocast_scope as _get_autocast_scope
 
-from keras_genzoo import backend
+from keras_genzoo import _inputs, backend
 from keras_genzoo.layers.transformer import CausalSelfAttentionBlock
 from keras_genzoo.models.language import CharLanguageModel
 from keras_genzoo.sampling import _keras_hub, make_sampler
@@ -131,12 +131,22 @@ class MiniGPT(CharLanguageModel):
                  num_heads=4, hidden_dim=128, intermediate_dim=None,
                  dropout=0.0, block_type="fused", **kwargs):
         super().__init__(vocabulary, sequence_length, **kwargs)
-        for name, value in (("num_layers", num_layers),
-                            ("num_heads", num_heads),
-                            ("hidden_dim", hidden_dim)):
-            if int(value) <= 0:
-                raise ValueError(f"`{name}` must be positive; got {value}.")
-        if int(hidden_dim) % int(num_heads):
+        # checked as counts: `int` cut 1.9 layers to 1 without a word
+        sizes = {"num_layers": num_layers, "num_heads": num_heads,
+                 "hidden_dim": hidden_dim}
+        if intermediate_dim is not None:
+            sizes["intermediate_dim"] = intermediate_dim
+        for name, value in sizes.items():
+            try:
+                sizes[name] = _inputs.check_count(value, name)
+            except ValueError:
+                raise ValueError(
+                    f"`{name}` must be positive (an integer); got "
+                    f"{value!r}.") from None
+        num_layers, num_heads, hidden_dim = (
+            sizes["num_layers"], sizes["num_heads"], sizes["hidden_dim"])
+        intermediate_dim = sizes.get("intermediate_dim")
+        if hidden_dim % num_heads:
             raise ValueError(
                 f"`hidden_dim` ({hidden_dim}) must be a multiple of "
                 f"`num_heads` ({num_heads}): each head gets hidden_dim / "
@@ -211,7 +221,13 @@ class MiniGPT(CharLanguageModel):
 
     def quantize(self, *args, **kwargs):
         """`keras.Model.quantize`; also drops the compiled sampling loops,
-        which computed with the weights as they were."""
+        which computed with the weights as they were.
+
+        Keras quantizes the layers that implement `quantize`: the token
+        embedding (and with it the tied head) always, and with
+        `block_type="keras_hub"` the blocks' projections. The fused
+        `CausalSelfAttentionBlock` holds its kernels as plain weights and
+        stays in float (Keras warns that it has no `quantize`)."""
         self._check_layers_quantize()
         super().quantize(*args, **kwargs)
         self._loops.clear()
@@ -226,7 +242,13 @@ class MiniGPT(CharLanguageModel):
 
         if not takes_config(keras.layers.Layer.quantize):
             return
-        for layer in self._flatten_layers():
+        # the layers `Model.quantize` calls `quantize` on: those without
+        # sub-layers. `_flatten_layers()` alone also lists the model itself,
+        # whose `quantize(*args, **kwargs)` takes no `config`, and so this
+        # refused every keras-hub
+        for layer in self._flatten_layers(include_self=False):
+            if len(list(layer._flatten_layers())) != 1:
+                continue
             method = getattr(type(layer), "quantize", None)
             if method is not None and not takes_config(method):
                 raise ValueError(

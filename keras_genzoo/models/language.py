@@ -216,6 +216,48 @@ class CharLanguageModel(GenerativeModel):
                 f"targets)` with int id arrays, or {fix}.")
         return x
 
+    def predict(self, x, *args, **kwargs):
+        """Next-character logits of batches of id windows; see
+        `keras.Model.predict`. The ids are checked first (see
+        `check_predict_data`)."""
+        return super().predict(self.check_predict_data(x), *args, **kwargs)
+
+    def check_predict_data(self, x):
+        """Checks the windows of ids given to `predict` (and
+        `predict_on_batch`): arrays whole, a
+        tf.data dataset (of inputs, or of (inputs, targets)) by its first
+        batch, with the `ValueError`s of `fit` and `evaluate`. Returns `x`.
+
+        Before this check `predict` ran on whatever it was given: windows
+        longer than the context failed deep in XLA on TensorFlow, ids
+        outside the vocabulary gave NaN (JAX), an IndexError (PyTorch) or
+        silently wrong logits (-1)."""
+        what = "the data given to `predict`"
+        fix = ("pass int id windows of shape (batch, length), e.g. "
+               "`model.encode_text(text)[None]`, or the inputs of "
+               "`model.make_datasets(text)`")
+        if x is None or isinstance(x, (str, bytes)):
+            raise ValueError(
+                f"{what} is {'None' if x is None else 'a string'}: {fix}.")
+        if _inputs._is_tf_dataset(x):
+            spec = x.element_spec
+            part = spec[0] if isinstance(spec, tuple) and spec else spec
+            if (getattr(part, "shape", None) is None
+                    or part.shape.rank != 2 or not part.dtype.is_integer):
+                raise ValueError(
+                    f"{what} yields {spec}; the model takes batches of int "
+                    f"ids of shape (batch, length): {fix}.")
+            # the first batch (read once per dataset, see `_inputs`)
+            inputs, _ = _inputs.first_batch(x, what)
+            self._check_ids(inputs, what, fix)
+        elif _inputs._is_array_like(x):
+            ids = _inputs.to_numpy(x, what)
+            if ids.ndim and not len(ids):
+                raise ValueError(
+                    f"{what} is empty: it holds no windows: {fix}.")
+            self._check_ids(ids, what, fix)
+        return x
+
     # Whether the model reads at most `sequence_length` ids at once (a
     # position embedding does; a bigram table does not).
     limited_context = False
