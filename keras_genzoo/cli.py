@@ -550,7 +550,9 @@ def train(args):
             _, val_ds = model.make_datasets(text, batch_size=64,
                                             shuffle=False)
         except ValueError as error:  # e.g. a text shorter than a window
-            raise UsageError(f"--text: {error}") from None
+            # (the command has no option for the model's window length)
+            raise UsageError("--text: " + str(error).replace(
+                " or a shorter sequence_length", "")) from None
         # an epoch is --steps-per-epoch steps, however short the text:
         # one pass over its windows may hold fewer (before, Keras stopped
         # the run when they ran out, after a fraction of the steps asked)

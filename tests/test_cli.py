@@ -362,6 +362,10 @@ def test_generate_refuses_what_the_model_cannot_do(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "usage: genzoo" in err and message in err, (argv, err)
     assert sorted(os.listdir(tmp_path)) == before
+    # the CLI has no option for a model's window length
+    assert run("train", "bigram", "--text", short, "--out",
+               tmp_path / "new") == 2
+    assert "a shorter sequence_length" not in capsys.readouterr().err
 
     # without --seed each draw is a fresh one (before: the same grid from
     # every load of the file: the model's seed generator is saved in it),
