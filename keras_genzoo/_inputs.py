@@ -371,29 +371,41 @@ def _pixel_array(images):
     return images
 
 
-def _check_fit_labels(labels, count, num_classes, what, reconstructs=None):
-    """The labels that come with `count` images of `what` (a conditional
-    model's class labels, returned as int32, else only their number).
+def _check_not_targets(images, labels, reconstructs, what):
+    """For a model that learns to reconstruct its input (`reconstructs`:
+    its name, else `None`): a `ValueError` for "labels" that are target
+    images (each as large as an image, and not the images themselves).
 
-    `reconstructs`: the name of a model that learns to reconstruct its
-    input; "labels" that are images (2-D or more per example: targets)
-    are refused for it: before, `AutoEncoder.fit(noisy, clean)` trained to
-    reproduce `noisy` and ignored `clean` in silence. Labels, one-hot ones
-    included, are still taken (and ignored)."""
+    Before, `AutoEncoder.fit(noisy, clean)` trained to reproduce `noisy`
+    and ignored `clean` in silence. Labels (one-hot ones too) are still
+    taken and ignored, and so are targets that are the inputs
+    (`fit(x, x)`, `validation_data=(x, x)`: the same thing)."""
+    if not reconstructs or labels is None:
+        return
+    array = to_numpy(labels, f"The labels of {what}")
+    if (array.ndim < 2 or len(array) != len(images) or not len(array)
+            or array[0].size != images[0].size):
+        return
+    if np.array_equal(array.reshape(images.shape), images):
+        return
+    raise ValueError(
+        f"{what} comes with targets of shape {array.shape}, but "
+        f"{reconstructs} reconstructs its input: it has no targets to "
+        "learn (they would be ignored). Drop `y` (or the second element "
+        "of the batches). For a denoising auto-encoder, pass the clean "
+        "images alone and set `AutoEncoder(noise_stddev=...)`: it adds "
+        "the noise itself during training.")
+
+
+def _check_fit_labels(labels, count, num_classes, what):
+    """The labels that come with `count` images of `what` (a conditional
+    model's class labels, returned as int32, else only their number)."""
     if labels is None:
         return None
     if num_classes:
         return check_class_labels(labels, num_classes, count,
                                   f"The labels of {what}")
     array = to_numpy(labels, f"The labels of {what}")
-    if reconstructs and array.ndim >= 3:
-        raise ValueError(
-            f"{what} comes with targets of shape {array.shape}, but "
-            f"{reconstructs} reconstructs its input: it has no targets to "
-            "learn (they would be ignored). Drop `y` (or the second element "
-            "of the batches). For a denoising auto-encoder, pass the clean "
-            "images alone and set `AutoEncoder(noise_stddev=...)`: it adds "
-            "the noise itself during training.")
     if array.ndim == 0 or len(array) != count:
         raise ValueError(
             f"{what} has {count} images but `y` has shape {array.shape}: "
@@ -449,9 +461,10 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
             raise ValueError(f"{what} is empty: it holds no images.")
         shape = check_image_batch(images, expected_shape, what)
         labels = x.get(LABEL_KEY) if isinstance(x, dict) else None
+        _check_not_targets(images, y if labels is None else labels,
+                           reconstructs, what)
         checked = _check_fit_labels(y if labels is None else labels,
-                                    len(images), num_classes, what,
-                                    reconstructs)
+                                    len(images), num_classes, what)
         images = _pixel_array(images)
         if isinstance(x, dict):
             x = dict(x, **{IMAGE_KEY: images})
@@ -480,8 +493,8 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
         images = to_numpy(images, what)
         _remember_sample_weights(x, first)
         shape = check_image_batch(images, expected_shape, what)
-        _check_stream_labels(labels, len(images), num_classes, what,
-                             reconstructs)
+        _check_not_targets(images, labels, reconstructs, what)
+        _check_stream_labels(labels, len(images), num_classes, what)
         _check_stream_dtypes(images, None if labels is None else to_numpy(
             labels, what), what)
 
@@ -491,8 +504,8 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
                 for batch in itertools.chain([first], x)), shape
     images, labels = _first_batch(x, what)
     shape = check_image_batch(images, expected_shape, what)
-    _check_stream_labels(labels, len(images), num_classes, what,
-                         reconstructs)
+    _check_not_targets(images, labels, reconstructs, what)
+    _check_stream_labels(labels, len(images), num_classes, what)
     _check_stream_dtypes(images, labels, what)
     if labels is None and _is_torch_dataloader(x):
         x = _tuple_loader(x)
@@ -557,15 +570,14 @@ def _check_stream_dtypes(images, labels, what):
                 f"e.g. `tf.cast(x, tf.{target})` in a tf.data pipeline.")
 
 
-def _check_stream_labels(labels, count, num_classes, what,
-                         reconstructs=None):
+def _check_stream_labels(labels, count, num_classes, what):
     """The labels of a stream's first batch (`None` if it has none)."""
     if num_classes and labels is None:
         raise ValueError(
             f"This model is conditional (num_classes={num_classes}) but "
             f"{what} has no labels in its batches: make it yield (images, "
             "labels) tuples, or dicts with a 'label' key.")
-    _check_fit_labels(labels, count, num_classes, what, reconstructs)
+    _check_fit_labels(labels, count, num_classes, what)
 
 
 # The first batch of each dataset, loader or PyDataset already looked at:
@@ -668,9 +680,11 @@ def _image_list(items, what):
     if isinstance(items[0], dict):
         return items
     arrays = [to_numpy(item, what) for item in items]
-    # (images, labels, ...): a batch first, then one label per image
+    # (images, labels, ...): a batch (or one image) first, then its labels
+    # (one per image, or one label for one image: `(image, 3)`)
     labelled = len(arrays) > 1 and arrays[0].ndim >= 3 and (
-        arrays[1].ndim in (1, 2) and len(arrays[1]) == len(arrays[0]))
+        arrays[1].ndim == 0 or arrays[1].ndim in (1, 2)
+        and len(arrays[1]) in (len(arrays[0]), 1))
     if arrays[0].ndim >= 4 or labelled:
         return items
     return to_numpy(arrays, what)  # ragged: one clear error

@@ -669,7 +669,14 @@ def _backup_callback(directory, history):
 
         def on_train_begin(self, logs=None):
             try:
-                super().on_train_begin(logs)
+                try:
+                    super().on_train_begin(logs)
+                except (ValueError, KeyError):
+                    # a half-written training_metadata.json: Keras falls
+                    # back to the previous backup on an OSError only
+                    if not _restore_previous_backup(directory):
+                        raise
+                    super().on_train_begin(logs)
             except (OSError, ValueError, KeyError) as error:
                 raise UsageError(
                     f"the backup in {directory} cannot be read ({error}); "
@@ -690,6 +697,18 @@ def _backup_callback(directory, history):
                     double_checkpoint=True)
     backup.saver = SaveBackup()
     return backup
+
+
+def _restore_previous_backup(directory):
+    """Puts the previous epoch's backup (`double_checkpoint`'s `.bkp`
+    files) in place of the latest; `False` where there is none."""
+    latest = [os.path.join(directory, name) for name in (
+        "latest.weights.h5", "training_metadata.json")]
+    if not all(os.path.isfile(path + ".bkp") for path in latest):
+        return False
+    for path in latest:
+        shutil.copyfile(path + ".bkp", path)
+    return True
 
 
 def _cut_history(path, epochs):

@@ -120,6 +120,13 @@ def test_target_images_are_refused_not_ignored():
     # one-hot labels too (a labelled dataset given to an unconditional
     # model)
     ae.fit(noisy, np.eye(3)[np.arange(16) % 3], epochs=1, verbose=0)
+    ae.fit(noisy, np.eye(3)[np.arange(16) % 3][:, None], epochs=1,
+           verbose=0)
+    # and the inputs as targets, as a Keras auto-encoder is trained: the
+    # same thing as no targets
+    ae.fit(clean, clean, epochs=1, verbose=0,
+           validation_data=(clean, clean[..., 0]))
+    ae.evaluate(clean, clean, verbose=0)
 
 
 def test_decode_of_no_codes_is_one_clear_error():

@@ -201,6 +201,27 @@ def test_resumes_from_a_backup_half_written_when_killed(tmp_path,
     assert int(model.optimizer.iterations) == 3 * 2
 
 
+def test_resumes_after_a_kill_while_the_backup_epoch_was_written(
+        tmp_path, monkeypatch, capsys):
+    """Keras falls back to the previous backup on an unreadable weights
+    file only: a half-written training_metadata.json failed every rerun
+    too."""
+    out = tmp_path / "run"
+    make_callbacks = cli._callbacks
+    monkeypatch.setattr(cli, "_callbacks",
+                        lambda *a: make_callbacks(*a) + [_Interrupt()])
+    argv = ("train", "bigram", "--smoke", "--epochs", 3, "--out", out,
+            "--verbose", 0)
+    with pytest.raises(_Interrupted):
+        run(*argv)
+    monkeypatch.setattr(cli, "_callbacks", make_callbacks)
+    (out / "backup" / "training_metadata.json").write_text('{"epo')
+    assert run(*argv) == 0
+    assert history_epochs(out) == [0, 1, 2]
+    model = keras.saving.load_model(out / "bigram.keras")
+    assert int(model.optimizer.iterations) == 3 * cli.SMOKE_STEPS
+
+
 def test_a_backup_that_cannot_be_read_exits_2(tmp_path, monkeypatch,
                                               capsys):
     out = tmp_path / "run"

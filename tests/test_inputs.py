@@ -264,6 +264,9 @@ def test_encode_and_reconstruct_take_a_list_of_images(cls):
                                atol=1e-5)
     np.testing.assert_allclose(model.encode([{"image": images}]), codes,
                                atol=1e-5)
+    for label in (3, np.array([3])):  # one image and its label
+        np.testing.assert_allclose(model.encode((images[0], label)),
+                                   codes[:1], atol=1e-5)
     with pytest.raises(ValueError, match="does not form one array"):
         model.encode([images[0], np.zeros((9, 9, 1), "uint8")])
     with pytest.raises(ValueError, match="empty"):
