@@ -486,9 +486,6 @@ def _load_data(settings):
             limit=limit, download=settings["download"])
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(f"--dataset: {error}") from None
-    if val_ds is None:  # a tenth of a --limit of 5 or fewer rounds to 0
-        raise UsageError(f"--limit {limit} holds out no validation image (a "
-                         "tenth of it rounds to 0): give --limit 6 or more.")
     info = {}
     if settings["conditional"]:
         import numpy as np

@@ -321,7 +321,12 @@ def load_images(
         images, labels = arrays
         num_val = int(round(len(images) * validation_split))
         if limit is not None and int(limit) < len(images) - num_val:
+            # at least one validation image for a split > 0 (as the tfds
+            # and folder datasets keep): before, a tenth of a limit of 5
+            # rounded to none, and `genzoo train ae` failed on it
             num_val = int(round(int(limit) * validation_split))
+            if validation_split:
+                num_val = max(num_val, 1)
             keep = int(limit) + num_val
             images, labels = images[:keep], labels[:keep]
         return _split_arrays(

@@ -277,9 +277,25 @@ def warmup_cosine_adamw(steps, learning_rate=1e-3, min_learning_rate=None,
         warmup_target=learning_rate if warmup_steps else None,
         warmup_steps=warmup_steps,
     )
-    optimizer = keras.optimizers.AdamW(
+    return _AdamWExcluding(
         learning_rate=schedule, beta_2=beta_2, weight_decay=weight_decay,
         global_clipnorm=global_clipnorm,
+        excluded_names=["bias", "gamma", "beta"],
     )
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-    return optimizer
+
+
+@keras.saving.register_keras_serializable(package="keras_genzoo")
+class _AdamWExcluding(keras.optimizers.AdamW):
+    """`keras.optimizers.AdamW` whose `exclude_from_weight_decay` names are
+    in its config: Keras' own does not save them, so a loaded
+    `warmup_cosine_adamw` (a `.keras` file, a resumed run) decayed the
+    biases and the layer norms' scales and offsets too."""
+
+    def __init__(self, *args, excluded_names=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.excluded_names = list(excluded_names)
+        if self.excluded_names:
+            self.exclude_from_weight_decay(var_names=self.excluded_names)
+
+    def get_config(self):
+        return dict(super().get_config(), excluded_names=self.excluded_names)

@@ -34,6 +34,11 @@ def test_load_embedded_mnist_split_and_batches():
                                       batch_size=100)
     assert sum(len(b[0]) for b in train) == 500
     assert sum(len(b[0]) for b in val) == 50
+    # a tenth of 5 rounds to 0: one validation image all the same (before,
+    # none, and `genzoo train ae --limit 5` failed on it)
+    train, val = datasets.load_images("embedded_mnist", limit=5)
+    assert sum(len(b[0]) for b in train) == 5
+    assert sum(len(b[0]) for b in val) == 1
 
 
 @pytest.mark.parametrize(

@@ -129,6 +129,15 @@ def test_a_model_on_the_recipe_saves_and_loads(tmp_path):
     assert type(schedule) is WarmupCosineDecay
     assert schedule.get_config() == model.optimizer._learning_rate.get_config()
     assert _lr(loaded.optimizer) == pytest.approx(_lr(model.optimizer))
+    # the weight decay spares biases and norms after loading too (Keras'
+    # AdamW config does not hold its exclusions: all were decayed)
+    variables = {name: keras.Variable(np.ones((2, 2)), name=name)
+                 for name in ("gamma", "beta", "bias", "kernel")}
+    for optimizer in (model.optimizer, loaded.optimizer):
+        assert isinstance(optimizer, keras.optimizers.AdamW)
+        for name, variable in variables.items():
+            assert optimizer._use_weight_decay(variable) == (
+                name == "kernel"), name
 
 
 def test_warmup_cosine_decay_compiles_without_a_graph_break():
