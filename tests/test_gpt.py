@@ -549,6 +549,11 @@ def test_quantize_int8_generates_as_a_forward_pass_and_saves(block_type,
     # `quantize` used to refuse every keras-hub ("needs a newer keras-hub"):
     # its check of the layers' `quantize(config=...)` also read the model's
     # own `quantize(*args, **kwargs)`
+    from contract import _keras_hub_too_old
+
+    if _keras_hub_too_old():  # (make test-oldest: keras-hub 0.21)
+        pytest.skip("this keras-hub's layers take no `config` in quantize: "
+                    "see test_quantize_still_names_an_old_keras_hub_layer")
     keras.utils.set_random_seed(0)
     gpt = MiniGPT.from_text(QUANTIZE_TEXT, sequence_length=16, num_layers=1,
                             num_heads=2, hidden_dim=16, block_type=block_type)
