@@ -873,9 +873,22 @@ class ImageModel(GenerativeModel):
         self.built = True
 
     def get_build_config(self):
+        if not self.built and self.image_shape is not None:
+            # saved before any use (`image_shape=` given): built now, so
+            # that the file holds the weights that loading builds (before,
+            # it could not be loaded: "expected 2 variables, but received 0")
+            self.build((None,) + tuple(self.image_shape))
         if not self.built or self.image_shape is None:
             return None
         return {"input_shape": [None, *self.image_shape]}
+
+    def load_weights(self, filepath, *args, **kwargs):
+        """`keras.Model.load_weights`; a new model created with
+        `image_shape=` is built first (Keras refused it as "not yet
+        built")."""
+        if not self.built and self.image_shape is not None:
+            self.build((None,) + tuple(self.image_shape))
+        return super().load_weights(filepath, *args, **kwargs)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
