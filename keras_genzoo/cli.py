@@ -761,9 +761,11 @@ def generate(args):
     kind = "a text" if is_text else "an image"
     for option in IMAGE_OPTIONS if is_text else TEXT_OPTIONS:
         if getattr(args, option) is not None:
+            models = ("diffusion" if option == "steps" else
+                      "image" if is_text else "text")
             raise UsageError(
                 f"{path} is {kind} model: --{option.replace('_', '-')} is "
-                f"for {'image' if is_text else 'text'} models.")
+                f"for {models} models.")
     if args.steps is not None and type(model).__name__ != "DiffusionModel":
         raise UsageError(f"--steps is for diffusion models; {path} holds a "
                          f"{type(model).__name__}.")

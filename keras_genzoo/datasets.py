@@ -590,19 +590,6 @@ def char_vocabulary(text):
     return sorted(set(text))
 
 
-def _batch_devices():
-    """The devices that share every batch under a `keras.distribution`
-    (its batch axis; 1 without one)."""
-    import keras
-
-    distribution = keras.distribution.distribution()
-    name = getattr(distribution, "batch_dim_name", None)
-    if name is None:
-        return 1
-    mesh = distribution.device_mesh
-    return int(mesh.shape[list(mesh.axis_names).index(name)])
-
-
 def text_datasets(
     text,
     sequence_length=64,
@@ -687,7 +674,7 @@ def text_datasets(
 
     from keras_genzoo import backend as zoo_backend
 
-    devices = _batch_devices()
+    devices = zoo_backend.batch_devices()
     out = []
     for i, (what, part) in enumerate(pieces):
         if len(part) < sequence_length + 1:
@@ -704,8 +691,8 @@ def text_datasets(
             raise ValueError(
                 f"The {what} text has {len(starts)} window(s), fewer than "
                 f"the distribution's {devices} devices. Use a longer text.")
-        zoo_backend.check_batch_split(count, batch_size,
-                                      f"the {what} windows")
+        zoo_backend.check_batch_split(count, batch_size, f"the {what} text",
+                                      datasets=False)
         tokens = tf.constant(part)
 
         def window_batch(batch_starts, tokens=tokens):

@@ -350,7 +350,7 @@ def test_generate_refuses_what_the_model_cannot_do(tmp_path, capsys):
         (["generate", gpt / "bigram.keras", "--prompt", "a", "--num", "3"],
          "--num is for image models"),
         (["generate", gpt / "bigram.keras", "--prompt", "a", "--steps", "3"],
-         "--steps is for image models"),
+         "--steps is for diffusion models"),
         # a format PIL only reads, or cannot write in grayscale (a
         # KeyError / OSError after sampling, before)
         (["generate", out / "gan.keras", "--out", tmp_path / "grid.psd"],

@@ -57,10 +57,14 @@ Exports:
 - `check_attention_dtype(dtype)`: a `ValueError` where attention in that
   compute dtype cannot run on this backend and device (float16 on JAX's
   CPU, which XLA cannot compile); nothing elsewhere. `MiniGPT` calls it.
-- `check_batch_split(num_examples, batch_size, what, fix=None)`: a
-  `ValueError` where the `keras.distribution` set would split a batch of
-  arrays unevenly over its devices (JAX; nothing elsewhere). The zoo's `fit`,
-  `evaluate` and `predict` call it for arrays.
+- `check_batch_split(num_examples, batch_size, what, fix=None,
+  datasets=True)`: a `ValueError` where the `keras.distribution` set would
+  split a batch of arrays unevenly over its devices (JAX; nothing
+  elsewhere). The zoo's `fit`, `evaluate`, `predict`, `*_on_batch` and
+  `make_datasets` call it (`datasets`: whether the message may suggest a
+  tf.data dataset batched with `drop_remainder=True`).
+- `batch_devices()`: the devices that share every batch under the
+  `keras.distribution` set (its batch axis; 1 without one, or elsewhere).
 - `check_distribution()`: a `ValueError` where a `keras.distribution` is
   set on a backend whose `fit` ignores it (TensorFlow, PyTorch).
 - `variable_scope(model)`: where variables created before `fit` runs
@@ -189,14 +193,21 @@ def _any_attention_dtype(dtype):
     return None
 
 
-def _any_batch_split(num_examples, batch_size, what, fix=None):
+def _any_batch_split(num_examples, batch_size, what, fix=None,
+                     datasets=True):
     """This backend's `fit` takes batches of any size."""
     return None
+
+
+def _one_device():
+    """No `keras.distribution` shares batches on this backend."""
+    return 1
 
 
 check_attention_dtype = getattr(_steps, "check_attention_dtype",
                                 _any_attention_dtype)
 check_batch_split = getattr(_steps, "check_batch_split", _any_batch_split)
+batch_devices = getattr(_steps, "batch_devices", _one_device)
 input_gradients = _steps.input_gradients
 compile_inference = _steps.compile_inference
 compile_loop_step = _steps.compile_loop_step
@@ -226,6 +237,7 @@ __all__ = [
     "StepOps",
     "causal_self_attention_block",
     "check_attention_dtype",
+    "batch_devices",
     "check_batch_split",
     "check_distribution",
     "compile_inference",

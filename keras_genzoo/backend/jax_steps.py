@@ -66,7 +66,19 @@ def prepare_variables(model):
             seen.add(id(value))
 
 
-def check_batch_split(num_examples, batch_size, what, fix=None):
+def batch_devices():
+    """The devices that share every batch under the `keras.distribution`
+    set (its batch axis), 1 without one."""
+    distribution = keras.distribution.distribution()
+    name = getattr(distribution, "batch_dim_name", None)
+    if distribution is None or name is None:
+        return 1
+    mesh = distribution.device_mesh
+    return int(mesh.shape[list(mesh.axis_names).index(name)])
+
+
+def check_batch_split(num_examples, batch_size, what, fix=None,
+                      datasets=True):
     """Raises a `ValueError` where the `keras.distribution` would split a
     batch of arrays unevenly over its devices.
 
@@ -76,12 +88,9 @@ def check_batch_split(num_examples, batch_size, what, fix=None):
     `IndivisibleError` (Keras 3.15.1). The message names `what` and a
     fix (`fix`, or a batch size or the examples to drop).
     """
-    distribution = keras.distribution.distribution()
-    name = getattr(distribution, "batch_dim_name", None)
-    if distribution is None or name is None or not num_examples:
+    devices = batch_devices()
+    if devices == 1 or not num_examples:
         return
-    mesh = distribution.device_mesh
-    devices = mesh.shape[list(mesh.axis_names).index(name)]
     batch_size = int(batch_size)
     sizes = {min(batch_size, num_examples), num_examples % batch_size}
     bad = sorted(size for size in sizes if size % devices)
@@ -96,8 +105,9 @@ def check_batch_split(num_examples, batch_size, what, fix=None):
         f"{what[0].upper() + what[1:]} has {num_examples} examples in "
         f"batches of {batch_size}: a batch of {bad[0]} cannot be shared "
         f"evenly by the distribution's {devices} devices (JAX needs every "
-        f"batch to be a multiple of {devices}). {fix[0].upper() + fix[1:]},"
-        " or feed a tf.data dataset batched with drop_remainder=True.")
+        f"batch to be a multiple of {devices}). {fix[0].upper() + fix[1:]}"
+        + (", or feed a tf.data dataset batched with drop_remainder=True."
+           if datasets else "."))
 
 
 def check_attention_dtype(dtype):

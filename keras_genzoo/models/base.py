@@ -102,7 +102,7 @@ def _check_one_batch(x, what):
     count = _array_count(x)
     if count:
         zoo_backend.check_batch_split(
-            count, count, what,
+            count, count, what, datasets=False,
             fix="pass a batch whose size is a multiple of the devices")
 
 
