@@ -671,3 +671,24 @@ def test_predict_checks_the_windows_like_evaluate(method):
             gpt.predict(long, verbose=0)
         with pytest.raises(ValueError, match="outside the vocabulary"):
             gpt.predict(bad, verbose=0)
+
+
+def test_dropout_trains_on_alike_after_a_reload(tmp_path):
+    """Seeded dropout masks: a loaded model's next step equals the
+    original's (on PyTorch, unseeded masks came from torch's global
+    generator, which no file holds: the steps differed)."""
+    text = QUANTIZE_TEXT
+    gpt = MiniGPT.from_text(text, sequence_length=16, num_layers=1,
+                            num_heads=2, hidden_dim=16, dropout=0.3, seed=0)
+    train_ds, _ = gpt.make_datasets(text, batch_size=8, shuffle=False)
+    x, y = next(iter(train_ds))
+    x, y = np.asarray(x), np.asarray(y)
+    gpt.train_on_batch(x, y)
+    path = str(tmp_path / "gpt.keras")
+    gpt.save(path)
+    loaded = keras.saving.load_model(path)
+    losses = [float(m.train_on_batch(x, y, return_dict=True)["loss"])
+              for m in (gpt, loaded)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    for a, b in zip(gpt.get_weights(), loaded.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -179,8 +179,17 @@ class MiniGPT(CharLanguageModel):
             dtype=self.dtype_policy,
             name="embedding",
         )
+        # Seeded dropout masks (from the model's seed, else NumPy's global
+        # generator, which `keras.utils.set_random_seed` fixes): unseeded,
+        # Keras' dropout on PyTorch draws from torch's global generator,
+        # whose state no file or backup holds, so a loaded or resumed model
+        # did not train on as the original would.
+        self._dropout_seed = (
+            int(self.seed) if self.seed is not None
+            else int(np.random.randint(0, 2**30)) if self.dropout else 0)
         self.embedding_dropout = keras.layers.Dropout(
-            self.dropout, dtype=self.dtype_policy, name="embedding_dropout")
+            self.dropout, seed=self._dropout_seed, dtype=self.dtype_policy,
+            name="embedding_dropout")
         self.blocks = [self._make_block(i, init)
                        for i in range(self.num_layers)]
         self.final_norm = keras.layers.LayerNormalization(
@@ -198,9 +207,12 @@ class MiniGPT(CharLanguageModel):
                 dropout=self.dropout,
                 epsilon=1e-5,
                 kernel_initializer=init,
+                seed=self._dropout_seed + 1 + i,
                 dtype=self.dtype_policy,
                 name=f"block_{i}",
             )
+        # (keras-hub's block takes no seed: its dropout on PyTorch draws
+        # from torch's generator, see docs/reliability.md)
         return _keras_hub().layers.TransformerDecoder(
             intermediate_dim=self.intermediate_dim,
             num_heads=self.num_heads,
