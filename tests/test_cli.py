@@ -166,6 +166,20 @@ def test_resumes_from_the_backup_after_an_interruption(tmp_path, monkeypatch,
     assert int(model.optimizer.iterations) == 4 * 2
 
 
+def _interrupted_run(model, out, monkeypatch):
+    """`genzoo train MODEL --smoke --epochs 3` stopped after its second
+    epoch (and backup); returns the command to run it again."""
+    make_callbacks = cli._callbacks
+    monkeypatch.setattr(cli, "_callbacks",
+                        lambda *a: make_callbacks(*a) + [_Interrupt()])
+    argv = ("train", model, "--smoke", "--epochs", 3, "--out", out,
+            "--verbose", 0)
+    with pytest.raises(_Interrupted):
+        run(*argv)
+    monkeypatch.setattr(cli, "_callbacks", make_callbacks)
+    return argv
+
+
 def test_resumes_from_a_backup_half_written_when_killed(tmp_path,
                                                         monkeypatch, capsys):
     """A run killed while Keras writes its backup resumes from the epoch
@@ -173,14 +187,7 @@ def test_resumes_from_a_backup_half_written_when_killed(tmp_path,
     half-written file. Options that contradict the saved run, `--epochs`
     below those trained included, are refused (ignored before)."""
     out = tmp_path / "run"
-    make_callbacks = cli._callbacks
-    monkeypatch.setattr(cli, "_callbacks",
-                        lambda *a: make_callbacks(*a) + [_Interrupt()])
-    argv = ("train", "vae", "--smoke", "--epochs", 3, "--out", out,
-            "--verbose", 0)
-    with pytest.raises(_Interrupted):
-        run(*argv)
-    monkeypatch.setattr(cli, "_callbacks", make_callbacks)
+    argv = _interrupted_run("vae", out, monkeypatch)
     assert history_epochs(out) == [0, 1]
     for option, message in [
             (("--conditional",), "a run without --conditional"),
@@ -207,14 +214,7 @@ def test_resumes_after_a_kill_while_the_backup_epoch_was_written(
     file only: a half-written training_metadata.json failed every rerun
     too."""
     out = tmp_path / "run"
-    make_callbacks = cli._callbacks
-    monkeypatch.setattr(cli, "_callbacks",
-                        lambda *a: make_callbacks(*a) + [_Interrupt()])
-    argv = ("train", "bigram", "--smoke", "--epochs", 3, "--out", out,
-            "--verbose", 0)
-    with pytest.raises(_Interrupted):
-        run(*argv)
-    monkeypatch.setattr(cli, "_callbacks", make_callbacks)
+    argv = _interrupted_run("bigram", out, monkeypatch)
     (out / "backup" / "training_metadata.json").write_text('{"epo')
     assert run(*argv) == 0
     assert history_epochs(out) == [0, 1, 2]
@@ -225,14 +225,7 @@ def test_resumes_after_a_kill_while_the_backup_epoch_was_written(
 def test_a_backup_that_cannot_be_read_exits_2(tmp_path, monkeypatch,
                                               capsys):
     out = tmp_path / "run"
-    make_callbacks = cli._callbacks
-    monkeypatch.setattr(cli, "_callbacks",
-                        lambda *a: make_callbacks(*a) + [_Interrupt()])
-    argv = ("train", "bigram", "--smoke", "--epochs", 3, "--out", out,
-            "--verbose", 0)
-    with pytest.raises(_Interrupted):
-        run(*argv)
-    monkeypatch.setattr(cli, "_callbacks", make_callbacks)
+    argv = _interrupted_run("bigram", out, monkeypatch)
     for name in os.listdir(out / "backup"):
         if name.endswith(".h5") or name.endswith(".bkp"):
             (out / "backup" / name).write_bytes(b"")
