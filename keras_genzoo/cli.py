@@ -397,7 +397,8 @@ def _train_settings(args):
             f"another --out for {model} (or resume that run with `genzoo "
             f"train {saved.get('model')} --out {out}`).")
     elif has_backup:
-        # (a flag can only be given: given where the saved run had not)
+        # (a flag left out cannot be told from one not given: only a flag
+        # given where the saved run had none is refused)
         given = {"dataset": _as_path(args.dataset),
                  "text": _as_path(args.text), "batch_size": args.batch_size,
                  "seed": args.seed, "steps_per_epoch": args.steps_per_epoch,
