@@ -292,6 +292,9 @@ class _AdamWExcluding(keras.optimizers.AdamW):
     biases and the layer norms' scales and offsets too."""
 
     def __init__(self, *args, excluded_names=(), **kwargs):
+        # Keras' name ("adamw"): one made from this class's name starts
+        # with "_", which TensorFlow refuses as a name scope
+        kwargs.setdefault("name", "adamw")
         super().__init__(*args, **kwargs)
         self.excluded_names = list(excluded_names)
         if self.excluded_names:
