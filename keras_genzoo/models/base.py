@@ -646,10 +646,11 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
     def predict(self, x, *args, **kwargs):
         """Runs `call` on batches of `x`; see `keras.Model.predict`.
 
-        A `predict` that raises (inputs of the wrong shape, an interrupt)
-        leaves the model as it was, on JAX too, where Keras 3.15 lost its
-        weights.
+        `x` is checked first (`check_predict_data`). A `predict` that
+        raises (inputs of the wrong shape, an interrupt) leaves the model
+        as it was, on JAX too, where Keras 3.15 lost its weights.
         """
+        x = self.check_predict_data(x)
         _check_batch_split(
             x, _batch_size(args, kwargs),
             "the data to predict")
@@ -1025,7 +1026,7 @@ class ImageModel(GenerativeModel):
         they are or fail deep inside; datasets and generators go to Keras
         as they come.
         """
-        return super().predict(self.check_predict_data(x), *args, **kwargs)
+        return super().predict(x, *args, **kwargs)  # checked there
 
     def check_predict_data(self, x):
         """Checks what `predict` (and `predict_on_batch`) is given (see

@@ -216,12 +216,6 @@ class CharLanguageModel(GenerativeModel):
                 f"targets)` with int id arrays, or {fix}.")
         return x
 
-    def predict(self, x, *args, **kwargs):
-        """Next-character logits of batches of id windows; see
-        `keras.Model.predict`. The ids are checked first (see
-        `check_predict_data`)."""
-        return super().predict(self.check_predict_data(x), *args, **kwargs)
-
     def check_predict_data(self, x):
         """Checks the windows of ids given to `predict` (and
         `predict_on_batch`): arrays whole, a
