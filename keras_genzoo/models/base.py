@@ -873,12 +873,18 @@ class ImageModel(GenerativeModel):
         self.quantize_as_saved()  # a loaded file's quantized layers
         self.built = True
 
-    def get_build_config(self):
+    def _build_if_shape_known(self):
+        """Builds a model not yet built whose `image_shape` is known, with
+        the batch shape (which Keras records for `export`; a bare `build()`
+        records none: "The model provided has never called")."""
         if not self.built and self.image_shape is not None:
-            # saved before any use (`image_shape=` given): built now, so
-            # that the file holds the weights that loading builds (before,
-            # it could not be loaded: "expected 2 variables, but received 0")
             self.build((None,) + tuple(self.image_shape))
+
+    def get_build_config(self):
+        # saved before any use (`image_shape=` given): built now, so that
+        # the file holds the weights that loading builds (before, it could
+        # not be loaded: "expected 2 variables, but received 0")
+        self._build_if_shape_known()
         if not self.built or self.image_shape is None:
             return None
         return {"input_shape": [None, *self.image_shape]}
@@ -887,8 +893,7 @@ class ImageModel(GenerativeModel):
         """`keras.Model.load_weights`; a new model created with
         `image_shape=` is built first (Keras refused it as "not yet
         built")."""
-        if not self.built and self.image_shape is not None:
-            self.build((None,) + tuple(self.image_shape))
+        self._build_if_shape_known()
         return super().load_weights(filepath, *args, **kwargs)
 
     @classmethod
@@ -897,10 +902,7 @@ class ImageModel(GenerativeModel):
         # Files of models created with `image_shape=` by keras_genzoo 0.1.0
         # hold no build config: build here, or Keras would skip their
         # weights.
-        if model.image_shape is not None and not model.built:
-            # with the shape, which Keras records for `export` (a bare
-            # `build()` records none: "The model provided has never called")
-            model.build((None,) + tuple(model.image_shape))
+        model._build_if_shape_known()
         return model
 
     def agree(self, name, value, source):
