@@ -172,6 +172,24 @@ def test_keras_round_trip(kind, iris, tmp_path):
                                                    gmm.converged_)
 
 
+@pytest.mark.parametrize("file_name", ["gmm.weights.h5", "gmm.keras"])
+def test_load_weights_into_a_new_model(file_name, iris, tmp_path):
+    # a new model does not know its number of features before `fit`: it
+    # is read from the file (Keras refused it as "not yet built")
+    gmm = GaussianMixture(2, covariance_type="diag", seed=0).fit(iris)
+    path = os.path.join(str(tmp_path), file_name)
+    if file_name.endswith(".keras"):
+        gmm.save(path)
+    else:
+        gmm.save_weights(path)
+    loaded = GaussianMixture(2, covariance_type="diag")
+    loaded.load_weights(path)
+    assert loaded.n_features_in_ == iris.shape[1]
+    np.testing.assert_allclose(loaded.score_samples(iris),
+                               gmm.score_samples(iris), rtol=1e-6)
+    np.testing.assert_allclose(loaded.means_, gmm.means_)
+
+
 def test_call_gives_log_likelihood_tensors(iris):
     gmm = GaussianMixture(2, seed=0).fit(iris)
     values = keras.ops.convert_to_numpy(gmm(iris[:5].astype("float32")))

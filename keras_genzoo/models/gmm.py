@@ -27,8 +27,10 @@ Differences from scikit-learn, with their reasons:
 """
 
 import contextlib
+import io
 import math
 import warnings
+import zipfile
 
 import numpy as np
 
@@ -233,6 +235,35 @@ def _kmeans_labels(x, n_clusters, rng, max_iter=300, tol=1e-4):
     return labels
 
 
+def _saved_n_features(filepath):
+    """The number of features of the mixture saved in a `.weights.h5` or
+    `.keras` file (the last axis of its means, the second variable `build`
+    makes), or None where the file holds no such array."""
+    import h5py
+
+    def read(h5file):
+        means = h5file.get("vars/1")
+        if means is None or len(means.shape) != 2:
+            return None
+        return int(means.shape[-1])
+
+    filepath = str(filepath)
+    try:
+        if filepath.endswith(".keras") and zipfile.is_zipfile(filepath):
+            with zipfile.ZipFile(filepath) as archive:
+                if "model.weights.h5" not in archive.namelist():
+                    return None
+                with archive.open("model.weights.h5") as member:
+                    with h5py.File(io.BytesIO(member.read()), "r") as h5:
+                        return read(h5)
+        if filepath.endswith(".h5"):
+            with h5py.File(filepath, "r") as h5:
+                return read(h5)
+    except OSError:
+        return None  # Keras' own error names the unreadable file
+    return None
+
+
 class _Compiled:
     """The compiled EM and scoring functions (kept out of Keras' attribute
     tracking: they are not state to save)."""
@@ -350,6 +381,16 @@ class GaussianMixture(keras.Model):
     def build_from_config(self, config):
         if config:
             self.build((None, config["n_features"]))
+
+    def load_weights(self, filepath, *args, **kwargs):
+        """`keras.Model.load_weights`; a new, unfitted model is built first
+        with the number of features read from the file (Keras refused it as
+        "not yet built", and `n_features` is only known from data)."""
+        if not self.built:
+            n_features = _saved_n_features(filepath)
+            if n_features is not None:
+                self.build((None, n_features))
+        return super().load_weights(filepath, *args, **kwargs)
 
     def _fitted_value(self, variable_name):
         if not self.built or not float(
