@@ -836,7 +836,7 @@ def _check_image_file(out, model):
     extension = os.path.splitext(out)[1].lower()
     image_format = Image.registered_extensions().get(extension)
     channels = (getattr(model, "image_shape", None) or (1,))[-1]
-    mode = "RGB" if channels == 3 else "L"
+    mode = "L" if channels == 1 else "RGB"  # grids drop an alpha channel
     try:
         if image_format not in Image.SAVE:
             raise KeyError(extension)

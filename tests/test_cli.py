@@ -509,3 +509,16 @@ def test_a_run_stopped_after_its_last_epoch_does_not_train_again(
     assert model.latent_prior is not None
     assert not os.path.exists(out / "backup")
     assert json.loads((out / "genzoo.json").read_text())["finished"]
+
+
+def test_grid_file_format_is_checked_in_the_grid_mode(tmp_path):
+    # QOI writes RGB but not grayscale: a 4-channel model's grid is RGB
+    # (the alpha channel is dropped), so .qoi is fine for it (refused
+    # before, checked in grayscale), and refused for a 1-channel model
+    import types
+
+    rgba = types.SimpleNamespace(image_shape=(8, 8, 4))
+    gray = types.SimpleNamespace(image_shape=(8, 8, 1))
+    cli._check_image_file(str(tmp_path / "grid.qoi"), rgba)
+    with pytest.raises(cli.UsageError, match="end its name in .png"):
+        cli._check_image_file(str(tmp_path / "grid.qoi"), gray)
