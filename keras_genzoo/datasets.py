@@ -687,6 +687,10 @@ def text_datasets(
                            stride if i == 0 else sequence_length)
         # the windows the devices can share (all of them on one device)
         count = len(starts) - len(starts) % batch_size % devices
+        if batch_size % devices:
+            # the batch size is the fix, however many windows there are
+            zoo_backend.check_batch_split(len(starts), batch_size,
+                                          f"the {what} text", datasets=False)
         if not count:
             raise ValueError(
                 f"The {what} text has {len(starts)} window(s), fewer than "

@@ -289,15 +289,19 @@ def uneven_batches():
         "predict": lambda: model.predict(images, batch_size=4, verbose=0),
         "fit, even": lambda: model.fit(
             images[:8], batch_size=4, epochs=1, verbose=0),
-        # 67 training and 7 validation windows in batches of 4: the last
-        # window of each is left out (before: JAX's IndivisibleError at the
-        # end of the first epoch)
         # one batch of 3 (before: JAX's IndivisibleError from the step)
         "train_on_batch": lambda: model.train_on_batch(images[:3]),
         "test_on_batch": lambda: model.test_on_batch(images[:3]),
         "predict_on_batch": lambda: model.predict_on_batch(images[:3]),
+        # 67 training and 7 validation windows in batches of 4: the last
+        # window of each is left out (before: JAX's IndivisibleError at the
+        # end of the first epoch)
         "make_datasets": lambda: fit_gpt(4),
         "make_datasets, odd batch size": lambda: fit_gpt(3),
+        # one training window: the odd batch size is the fix (before:
+        # "fewer than the distribution's 2 devices. Use a longer text.")
+        "make_datasets, odd batch size, one window": lambda: gpt.make_datasets(
+            text[:12], batch_size=3, validation_split=0.5),
     }
     said = {}
     try:

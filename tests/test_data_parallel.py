@@ -165,6 +165,8 @@ def test_uneven_batches_of_arrays_are_one_clear_error(runs):
                       ("evaluate", "evaluation data"),
                       ("predict", "data to predict"),
                       ("make_datasets, odd batch size", "multiple of 2"),
+                      ("make_datasets, odd batch size, one window",
+                       "multiple of 2"),
                       ("train_on_batch", "training batch"),
                       ("test_on_batch", "evaluation batch"),
                       ("predict_on_batch", "batch to predict")):
