@@ -132,6 +132,12 @@ def check_class_labels(labels, num_classes, count, what="`labels`",
         one_for_all: whether one int stands for all samples.
     """
     array = to_numpy(labels, what)
+    if array.ndim == 0 and array.dtype == bool:
+        # `labels=True` read as class 1 before
+        raise ValueError(
+            f"{what} got {labels!r}: labels are class indices (ints in "
+            f"0..{num_classes - 1}), not a switch. Pass the classes to "
+            "draw, e.g. `labels=3` or `labels=[0, 1, 2]`.")
     if array.ndim == 0 and one_for_all:
         array = np.full((count,), array)
     if array.ndim == 2 and array.shape[1] == num_classes and (

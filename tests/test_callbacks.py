@@ -209,6 +209,9 @@ def test_sampling_arguments_are_checked_before_training(tmp_path):
     cases = [
         (gan, ImageGridSaver(tmp_path, num_images=3, labels=[0, 1, 7]),
          "0..2"),
+        # `labels=True` (read as class 1 before)
+        (gan, ImageGridSaver(tmp_path, num_images=3, labels=True),
+         "not a switch"),
         (vae, ImageGridSaver(tmp_path, num_images=4, stepz=3),
          "does not take"),
         (vae, ImageGridSaver(tmp_path, num_images=4, prior="gmm"),
