@@ -686,6 +686,16 @@ def _image_list(items, what):
     if isinstance(items[0], dict):
         return items
     arrays = [to_numpy(item, what) for item in items]
+    if isinstance(items, list) and len(arrays) > 1 and all(
+            array.ndim >= 4 for array in arrays):
+        # a list of batches: all of them (only the first before); a tuple
+        # stays Keras' `(x, y)`, whose `x` is used
+        if len({array.shape[1:] for array in arrays}) > 1:
+            raise ValueError(
+                f"{what}: a list of batches of different image shapes "
+                f"{[array.shape for array in arrays]}; pass batches of "
+                "one shape.")
+        return np.concatenate(arrays)
     # (images, labels, ...): a batch (or one image) first, then its labels
     # (one per image, or one label for one image: `(image, 3)`)
     labelled = len(arrays) > 1 and arrays[0].ndim >= 3 and (
@@ -701,7 +711,7 @@ def images_to_array(images, expected_shape=None, what="images"):
 
     Accepts one image `(H, W, C)`, a batch `(N, H, W, C)`, grayscale images
     without a channel axis, uint8 (0..255) or floats in [0, 1]; also a
-    list of such images, a dict with an `"image"` key, or an `(images,
+    list of such images or of batches, a dict with an `"image"` key, or an `(images,
     labels)` tuple (the labels are not used here).
     """
     if isinstance(images, (list, tuple)):

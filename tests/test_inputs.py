@@ -256,6 +256,11 @@ def test_encode_and_reconstruct_take_a_list_of_images(cls):
     np.testing.assert_allclose(model.encode([i.tolist() for i in images]),
                                codes, atol=1e-5)
     assert model.reconstruct(list(images)).shape == (5, 8, 8, 1)
+    # a list of batches: all of them (only the first before)
+    np.testing.assert_allclose(model.encode([images[:2], images[2:]]),
+                               codes, atol=1e-5)
+    with pytest.raises(ValueError, match="batches of one shape"):
+        model.encode([images, np.zeros((2, 9, 9, 1), "uint8")])
     # grayscale images without a channel axis, and a list of one image
     assert model.encode(list(images[..., 0])).shape == (5, 4)
     assert model.encode([images[0]]).shape == (1, 4)
