@@ -842,6 +842,25 @@ class QualityMonitor(keras.callbacks.Callback):
             print(f"QualityMonitor, epoch {epoch + 1}: {text}", flush=True)
 
 
+class _LoggedEpochs(keras.callbacks.Callback):
+    """Records the epochs (1-based) at which each key was logged.
+
+    Keras' `History` appends a key's value only at the epochs that log it
+    (`validation_freq`, `QualityMonitor(every_n_epochs=)`), so its lists
+    alone do not say which epochs they belong to; `GenerativeModel.fit`
+    puts this record on the `History` it returns, as `logged_epochs`,
+    which `plots.plot_history` reads. Last in the callbacks, it sees the
+    logs `History` sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in logs or {}:
+            self.epochs.setdefault(key, []).append(epoch + 1)
+
+
 class StopOnDivergence(keras.callbacks.Callback):
     """Stops training at the first NaN or Inf loss and restores the last
     good epoch.

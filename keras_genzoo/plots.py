@@ -30,6 +30,7 @@ import glob
 import io
 import os
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -108,7 +109,11 @@ def plot_history(history, columns=3):
 
     Args:
         history: what `fit` returns (a `keras.callbacks.History`), or its
-            `.history` dict of lists (one value per epoch).
+            `.history` dict of lists (one value per epoch). Values logged
+            only at some epochs (`validation_freq`, `QualityMonitor`) are
+            drawn at their epochs where the `History` of a keras_genzoo
+            model says which (`logged_epochs`); a dict does not say: they
+            are drawn at epochs 1, 2, ... with a warning.
         columns: panels per row.
 
     Returns:
@@ -127,6 +132,24 @@ def plot_history(history, columns=3):
     from matplotlib.ticker import MaxNLocator
 
     logs = _history_dict(history)
+    logged = getattr(history, "logged_epochs", None) or {}
+    longest = max(len(values) for values in logs.values())
+    epochs_of, unknown = {}, []
+    for key, values in logs.items():
+        if len(logged.get(key, ())) == len(values):
+            epochs_of[key] = np.asarray(logged[key])
+        else:
+            epochs_of[key] = np.arange(1, len(values) + 1)
+            if len(values) < longest:
+                unknown.append(f"`{key}` ({len(values)} values)")
+    if unknown:
+        warnings.warn(
+            f"{', '.join(unknown)}: fewer values than the {longest} epochs, "
+            "logged only at some epochs (`validation_freq`, "
+            "`QualityMonitor(every_n_epochs=)`), and which epochs is not "
+            "known: they are drawn at epochs 1, 2, ... Pass the `History` "
+            "a keras_genzoo model's `fit` returns (it records the epochs) "
+            "rather than its `.history` dict.", stacklevel=2)
     panels = {}
     for key in logs:
         base = key[4:] if key.startswith("val_") else key
@@ -140,7 +163,7 @@ def plot_history(history, columns=3):
         for colour, (base, keys) in zip(colours, bases.items()):
             for key in sorted(keys, key=lambda k: k.startswith("val_")):
                 values = logs[key]
-                epochs = np.arange(1, len(values) + 1)
+                epochs = epochs_of[key]
                 validation = key.startswith("val_")
                 if len(bases) > 1:  # e.g. d_loss, validation d_loss
                     label = f"validation {base}" if validation else base

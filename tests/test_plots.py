@@ -59,6 +59,31 @@ def test_plot_history_of_fit(tmp_path):
     _saves(figure, tmp_path)
 
 
+def test_plot_history_draws_values_at_the_epochs_that_logged_them():
+    # validation every 2nd epoch: before, its values were drawn at epochs
+    # 1 and 2 (Keras' lists skip the other epochs; so does
+    # QualityMonitor(every_n_epochs=))
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 8, 8, 1), "float32")
+    vae = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1), seed=0)
+    history = vae.fit(images, epochs=4, batch_size=16, verbose=0,
+                      validation_data=(images,), validation_freq=2)
+    assert history.logged_epochs["val_loss"] == [2, 4]
+    figure = plots.plot_history(history)
+    train, validation = figure.axes[0].lines
+    assert list(train.get_xdata()) == [1, 2, 3, 4]
+    assert list(validation.get_xdata()) == [2, 4]
+    # a dict does not say which epochs: drawn at 1, 2, with a warning
+    with pytest.warns(UserWarning, match="`val_loss` \\(2 values\\)"):
+        figure = plots.plot_history(history.history)
+    assert list(figure.axes[0].lines[1].get_xdata()) == [1, 2]
+    # a fit that goes on from epoch 4 draws epochs 5 and 6
+    history = vae.fit(images, epochs=6, initial_epoch=4, batch_size=16,
+                      verbose=0)
+    line, = plots.plot_history(history).axes[0].lines
+    assert list(line.get_xdata()) == [5, 6]
+
+
 def test_plot_history_puts_the_adversarial_losses_together():
     logs = {"d_loss": [0.7, 0.6, 0.5], "g_loss": [0.8, 0.9, 1.0],
             "d_accuracy": [0.5, 0.6, 0.7], "val_d_loss": [0.7, 0.6, 0.6],

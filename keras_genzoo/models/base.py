@@ -588,6 +588,10 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         datasets, loaders or generators (`shuffle` is ignored for them):
         shuffle those yourself, as `keras_genzoo.datasets` does.
 
+        The `History` returned also has `logged_epochs`: for each logged
+        key, the epochs (from 1) its values belong to (Keras' lists skip
+        the epochs without validation or quality scores).
+
         A NaN or Inf loss stops training (on JAX and PyTorch a few steps
         later), restores the last good epoch and warns with the likely
         causes
@@ -610,12 +614,22 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
                 "the validation data")
         if _is_stream(x):
             kwargs.setdefault("shuffle", False)
+        recorder = None
         if len(args) < 4:  # (batch_size, epochs, verbose, callbacks, ...)
             kwargs["callbacks"] = _with_divergence_check(
                 kwargs.get("callbacks"))
+            if isinstance(kwargs["callbacks"], list):
+                from keras_genzoo.callbacks import _LoggedEpochs
+
+                recorder = _LoggedEpochs()
+                kwargs["callbacks"].append(recorder)
         try:
             with zoo_backend.keep_state_on_error(self):
-                return super().fit(x, y, *args, **kwargs)
+                history = super().fit(x, y, *args, **kwargs)
+            if recorder is not None and history is not None:
+                # the epochs of each key, for `plots.plot_history`
+                history.logged_epochs = recorder.epochs
+            return history
         except BaseException:
             # StopOnDivergence puts the weights back at the end of the
             # epoch, which Keras does not reach when something raises
