@@ -47,6 +47,9 @@ def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
         )
     if images.shape[-1] == 4:
         images = images[..., :3]
+    if not len(images):
+        raise ValueError("`images` is empty: a grid needs at least one "
+                         "image.")
     num, height, width, channels = images.shape
     columns = int(columns or int(np.ceil(np.sqrt(num))))
     rows = int(np.ceil(num / columns))

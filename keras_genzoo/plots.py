@@ -211,6 +211,20 @@ def _sample_images(model_or_images, num, seed, labels, what):
     if images.dtype.kind not in "iuf" or images.ndim not in (3, 4):
         raise ValueError(f"{message} of shape {images.shape}, dtype "
                          f"{images.dtype}.")
+    if images.ndim == 3:
+        from keras_genzoo.metrics import _is_single_image
+
+        # one (H, W, C) image, as the metrics read it (before: H strips of
+        # W x C pixels), else grayscale images without a channel axis
+        images = (images[None] if _is_single_image(images.shape)
+                  else images[..., None])
+    # the metrics' checks: values outside [0, 1] (e.g. a tanh GAN's
+    # [-1, 1]), 0..255 floats and NaN were clipped into a grid in silence,
+    # an empty array was a ZeroDivisionError
+    _inputs.check_image_batch(images, what=f"The images given to {what}")
+    if images.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"{message} of shape {images.shape}: images have "
+                         "1, 3 or 4 channels (channels last).")
     return _inputs.scale_pixels(images)
 
 
@@ -233,8 +247,9 @@ def plot_samples(model_or_images, num=64, seed=None, labels=None,
         A `matplotlib.figure.Figure` with one axes.
 
     Raises:
-        ValueError: a text model, or something that is neither a model nor
-            images.
+        ValueError: a text model, something that is neither a model nor
+            images, or images outside [0, 1] (floats) or 0..255 (ints), with
+            NaN, or none.
 
     Examples:
         >>> import numpy as np

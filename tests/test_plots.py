@@ -143,6 +143,31 @@ def test_plot_samples_bad_input():
         plots.plot_samples(np.zeros((2, 8, 8, 1)), labels=[0, 1])
     with pytest.raises(ValueError, match="generate"):
         plots.plot_samples("samples.png")
+    # values a grid would clip in silence, and no images (before: a
+    # ZeroDivisionError)
+    rng = np.random.default_rng(0)
+    for images, words in [
+            (rng.uniform(-1, 1, (4, 8, 8, 1)), r"\(images \+ 1\) / 2"),
+            (rng.uniform(0, 255, (4, 8, 8, 1)), "divide by 255"),
+            (np.full((4, 8, 8, 1), np.nan), "NaN"),
+            (np.full((4, 8, 8, 1), 300), "0..255"),
+            (np.zeros((0, 8, 8, 1)), "empty")]:
+        with pytest.raises(ValueError, match=words):
+            plots.plot_samples(images)
+    with pytest.raises(ValueError, match="empty"):
+        image_grid(np.zeros((0, 8, 8, 1)))
+
+
+def test_plot_samples_of_one_image_is_one_image():
+    # one (H, W, C) image, as the metrics read it (before: H strips of
+    # W x C pixels); (N, H, W) is still N grayscale images
+    image = np.random.default_rng(0).random((8, 8, 3))
+    shown = _image(plots.plot_samples(image).axes[0])
+    np.testing.assert_array_equal(shown, image_grid(image[None]))
+    assert shown.shape == (12, 12, 3)
+    gray = np.random.default_rng(0).random((3, 8, 8))
+    np.testing.assert_array_equal(_image(plots.plot_samples(gray).axes[0]),
+                                  image_grid(gray[..., None]))
 
 
 def test_plot_reverse_process():
