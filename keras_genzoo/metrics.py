@@ -157,6 +157,9 @@ def collect_images(images, what="images", max_images=None, min_images=2):
     if images is None:
         raise ValueError(f"{what} is None: pass an array or a dataset of "
                          "images.")
+    if max_images is not None:
+        # a negative count sliced from the end in silence before
+        max_images = _inputs.check_count(max_images, "max_images")
     if isinstance(images, dict) or _inputs._is_array_like(images):
         array = _inputs.to_numpy(_inputs.extract_images(images))
         if _is_single_image(array.shape):
@@ -237,7 +240,16 @@ def _feature_array(features, what, min_rows=2, kind="feature vectors"):
             f"{kind}, one row per image (e.g. "
             "`array.reshape(len(array), -1)`).")
     _check_enough(len(array), min_rows, what, "row(s)")
-    return array.astype("float64")
+    array = array.astype("float64")
+    if not np.isfinite(array).all():
+        # a diverged feature model or classifier: numpy's LinAlgError, a
+        # NaN KID, or NaN rows counted as class 0, before
+        rows = int(np.sum(~np.isfinite(array).all(axis=1)))
+        raise ValueError(
+            f"{what} has NaN or Inf values in {rows} of its {len(array)} "
+            f"rows: the model that computed these {kind} gave non-finite "
+            "outputs (check its weights and its input range).")
+    return array
 
 
 def _feature_pair(real_features, generated_features):
@@ -377,11 +389,9 @@ def kernel_distance_from_features(real_features, generated_features,
             have different numbers of features.
     """
     a, b = _feature_pair(real_features, generated_features)
-    if int(subsets) < 1:
-        raise ValueError(f"`subsets` must be at least 1; got {subsets}.")
-    if int(subset_size) < 2:
-        raise ValueError(
-            f"`subset_size` must be at least 2; got {subset_size}.")
+    # fractions were truncated in silence, None a TypeError
+    subsets = _inputs.check_count(subsets, "subsets")
+    subset_size = _inputs.check_count(subset_size, "subset_size", 2)
     dim = a.shape[1]
     size = int(min(subset_size, len(a), len(b)))
     if size == len(a) == len(b):
@@ -502,7 +512,9 @@ def coverage_from_probabilities(probabilities, min_share=0.01):
                       * np.log(histogram[nonzero] * classes)))
     return {
         "histogram": [round(float(h), 6) for h in histogram],
-        "classes_covered": int(np.sum(histogram >= min_share)),
+        # a class with no image is not covered, even at min_share=0
+        "classes_covered": int(np.sum((histogram >= min_share)
+                                      & (counts > 0))),
         "kl_to_uniform": kl,
         "confidence": float(probabilities.max(1).mean()),
     }

@@ -157,6 +157,11 @@ def test_bad_images_give_one_clear_error(digits):
         metrics.frechet_distance(images[:10], images[0])  # one (28, 28, 1)
     with pytest.raises(ValueError, match="subset_size"):
         metrics.kernel_distance(images[:10], images[10:20], subset_size=1)
+    # a negative count sliced images off the end in silence
+    for value in (-1, 0, 2.5):
+        with pytest.raises(ValueError, match="`max_images` must be"):
+            metrics.frechet_distance(images[:10], images[10:20],
+                                     max_images=value)
     with pytest.raises(ValueError, match="subsets"):
         metrics.kernel_distance(images[:10], images[10:20], subsets=0)
     with pytest.raises(ValueError, match=r"\(images \+ 1\) / 2"):
@@ -380,3 +385,23 @@ def test_from_features_functions_check_their_arrays():
     assert metrics.frechet_from_features(five, five) == pytest.approx(0.0)
     assert metrics.coverage_from_probabilities(
         np.eye(10)[:1])["classes_covered"] == 1
+    # NaN or Inf (a diverged feature model): numpy's LinAlgError, a NaN
+    # KID, NaN rows counted as class 0, before
+    bad = five.copy()
+    bad[2, 1] = np.nan
+    for function in (metrics.frechet_from_features,
+                     metrics.kernel_distance_from_features):
+        with pytest.raises(ValueError, match="NaN or Inf values in 1 of"):
+            function(five, bad)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        metrics.coverage_from_probabilities(np.full((3, 10), np.inf))
+    # a class with no image is not covered, even at min_share=0 (all 10
+    # were, before)
+    assert metrics.coverage_from_probabilities(
+        np.eye(10)[[3, 3]], min_share=0)["classes_covered"] == 1
+    # counts: fractions were truncated, None a TypeError
+    for name, value in (("subsets", 2.5), ("subsets", None),
+                        ("subset_size", 1), ("subset_size", None)):
+        with pytest.raises(ValueError, match=f"`{name}` must be an integer"):
+            metrics.kernel_distance_from_features(five, five,
+                                                  **{name: value})
