@@ -370,6 +370,11 @@ def pca_2d(codes):
     codes = np.asarray(codes, dtype="float64")
     centred = codes - codes.mean(axis=0)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+    if len(vt) < 2:
+        # one code: one component (an IndexError before); the second
+        # axis is zero
+        vt = np.concatenate([vt, np.zeros((2 - len(vt), vt.shape[1]))])
+        singular = np.concatenate([singular, np.zeros(2 - len(singular))])
     variance = singular ** 2
     total = variance.sum()
     explained = variance[:2] / total if total > 0 else np.zeros(2)

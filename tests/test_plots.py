@@ -252,6 +252,14 @@ def test_pca_2d_matches_the_principal_axes():
         np.abs(centred @ np.array([1, 1, 0]) / np.sqrt(2)), atol=0.05)
     again, _ = plots.pca_2d(points)
     np.testing.assert_array_equal(projected, again)
+    # one code has one component (an IndexError before)
+    projected, explained = plots.pca_2d(points[:1])
+    np.testing.assert_array_equal(projected, np.zeros((1, 2)))
+    np.testing.assert_array_equal(explained, np.zeros(2))
+    vae = VAE(latent_dim=3, filters=(4,), image_shape=(8, 8, 1), seed=0)
+    image = np.random.default_rng(0).random((8, 8, 1), "float32")
+    figure = plots.plot_latent_space(vae, image)
+    assert len(figure.axes[0].collections[0].get_offsets()) == 1
 
 
 def test_plot_latent_manifold_tiles_are_the_decoded_codes(tmp_path):
