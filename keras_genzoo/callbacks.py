@@ -108,16 +108,14 @@ class _GridCallback(keras.callbacks.Callback):
     def __init__(self, directory, every_n_epochs, prefix, columns, scale,
                  padding):
         super().__init__()
-        if int(every_n_epochs) <= 0:
-            raise ValueError(
-                f"`every_n_epochs` must be positive; got {every_n_epochs}."
-            )
+        # counts are checked, not cut by `int` (1.5 ran as 1)
         self.directory = os.fspath(directory)
-        self.every_n_epochs = int(every_n_epochs)
+        self.every_n_epochs = _inputs.check_count(every_n_epochs,
+                                                  "every_n_epochs")
         self.prefix = prefix
         self.columns = columns
-        self.scale = int(scale)
-        self.padding = int(padding)
+        self.scale = _inputs.check_count(scale, "scale")
+        self.padding = _inputs.check_count(padding, "padding", 0)
         self.paths = []
         self._waiting_gifs = []
 
@@ -146,10 +144,20 @@ class _GridCallback(keras.callbacks.Callback):
 
 
 def _require_samples(callback):
-    """One `ValueError` when `callback.model` cannot generate: it has no
-    `generate`, or draws from a latent prior that is not fitted yet."""
+    """One `ValueError` when `callback.model` cannot generate images: it
+    has no `generate`, makes text, or draws from a latent prior that is
+    not fitted yet."""
+    from keras_genzoo.models.language import CharLanguageModel
+
     _require(callback, "generate")
     model = callback.model
+    if isinstance(model, CharLanguageModel):
+        # (its `generate` took the image count as a prompt, after the
+        # first epoch had trained)
+        raise ValueError(
+            f"{type(callback).__name__} draws images; "
+            f"{type(model).__name__} makes text: use "
+            "`keras_genzoo.callbacks.TextSampler` to watch it learn.")
     if getattr(model, "generates_from_prior", False) and (
             model.latent_prior is None):
         raise ValueError(
@@ -288,11 +296,7 @@ class ImageGridSaver(_GridCallback):
                  **sampling):
         super().__init__(directory, every_n_epochs, prefix, columns, scale,
                          padding)
-        if int(num_images) <= 0:
-            raise ValueError(
-                f"`num_images` must be positive; got {num_images}."
-            )
-        self.num_images = int(num_images)
+        self.num_images = _inputs.check_count(num_images, "num_images")
         # `None` (fresh samples each time, as `generate` and
         # `TextSampler` take it) used to fail with a bare
         # TypeError from `int(None)`; a bad seed fails here
@@ -427,17 +431,15 @@ class ReverseProcessSaver(_GridCallback):
                  columns=None, scale=2, padding=2, prefix="reverse",
                  **sampling):
         super().__init__(directory, 1, prefix, columns, scale, padding)
-        if int(num_images) <= 0:
-            raise ValueError(
-                f"`num_images` must be positive; got {num_images}.")
-        if not 2 <= int(frames) <= int(steps) + 1:
+        # counts are checked, not cut by `int` (steps=2.7 ran as 2)
+        self.num_images = _inputs.check_count(num_images, "num_images")
+        self.steps = _inputs.check_count(steps, "steps")
+        self.frames = _inputs.check_count(frames, "frames", 2)
+        if self.frames > self.steps + 1:
             # checked here, not after training, in `reverse_process`
             raise ValueError(
-                f"`frames` must be from 2 to steps + 1 = {int(steps) + 1} "
+                f"`frames` must be from 2 to steps + 1 = {self.steps + 1} "
                 f"(the states along the way); got {frames}.")
-        self.num_images = int(num_images)
-        self.steps = int(steps)
-        self.frames = int(frames)
         # `None` (fresh samples each time, as `generate` and
         # `TextSampler` take it) used to fail with a bare
         # TypeError from `int(None)`; a bad seed fails here
@@ -560,7 +562,8 @@ def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
         last_frame_seconds: how long the last frame shows.
 
     Returns:
-        The number of frames written.
+        The number of frames in the GIF (identical consecutive PNGs are
+        one frame that shows for their total time).
 
     Examples:
         >>> import numpy as np, tempfile, os
@@ -585,7 +588,10 @@ def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
         int(last_frame_seconds * 1000)]
     frames[0].save(path, save_all=True, append_images=frames[1:],
                    duration=durations, loop=0)
-    return len(frames)
+    # Pillow merges identical consecutive frames (adding up their
+    # durations): the count is the file's (it was `len(frames)`)
+    with Image.open(path) as gif:
+        return int(getattr(gif, "n_frames", 1))
 
 
 class TextSampler(keras.callbacks.Callback):
@@ -751,13 +757,8 @@ class QualityMonitor(keras.callbacks.Callback):
 
         if every is not None:
             every_n_epochs = every
-        for name, value in (("every_n_epochs", every_n_epochs),
-                            ("num_samples", num_samples)):
-            if int(value) <= 0:
-                raise ValueError(f"`{name}` must be positive; got {value}.")
-        if int(num_samples) < 2:
-            raise ValueError(
-                f"`num_samples` must be at least 2; got {num_samples}.")
+        every_n_epochs = _inputs.check_count(every_n_epochs, "every_n_epochs")
+        num_samples = _inputs.check_count(num_samples, "num_samples", 2)
         # read and checked now: bad images fail before training starts
         self.real_images = metrics.collect_images(
             real_images, "QualityMonitor's real_images", max_real_images)

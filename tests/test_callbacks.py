@@ -112,11 +112,49 @@ def test_saver_needs_generate(mnist, tmp_path):
     assert len(saver.paths) == 1
 
 
+def test_saver_refuses_a_language_model_before_training(tmp_path):
+    # before: the first epoch trained, then generate took the image count
+    # as a prompt ("`prompt` must be a string; got int 16")
+    from keras_genzoo import BigramLM
+
+    model = BigramLM(vocabulary=list("ab"))
+    counter = _StepCounter()
+    ids = np.zeros((4, 3), "int32")
+    with pytest.raises(ValueError, match="makes text.*TextSampler"):
+        model.fit(ids, ids, epochs=1, verbose=0,
+                  callbacks=[counter, ImageGridSaver(tmp_path)])
+    assert counter.steps == 0
+
+
 def test_save_image_grid_creates_folders(tmp_path):
     path = save_image_grid(np.zeros((2, 5, 5)), tmp_path / "a" / "b.png")
     assert os.path.exists(path)
     with pytest.raises(ValueError, match="every_n_epochs"):
         ImageGridSaver(tmp_path, every_n_epochs=0)
+    # counts are checked, not cut by int (steps=2.7 ran as 2)
+    for make, name in [
+            (lambda: ImageGridSaver(tmp_path, every_n_epochs=1.5),
+             "every_n_epochs"),
+            (lambda: ImageGridSaver(tmp_path, num_images=3.9), "num_images"),
+            (lambda: ImageGridSaver(tmp_path, scale=0), "scale"),
+            (lambda: ReverseProcessSaver(tmp_path, steps=2.7), "steps"),
+            (lambda: ReverseProcessSaver(tmp_path, frames=1), "frames"),
+            (lambda: QualityMonitor(np.zeros((4, 8, 8, 1)), num_samples=2.5),
+             "num_samples")]:
+        with pytest.raises(ValueError, match=f"`{name}` must be an integer"):
+            make()
+
+
+def test_save_gif_counts_the_frames_it_holds(tmp_path):
+    # Pillow merges identical consecutive frames: 4 PNGs, 2 frames (it
+    # said 4 before)
+    from keras_genzoo.callbacks import save_gif
+
+    pngs = [save_image_grid(np.full((1, 4, 4), value), tmp_path / f"{i}.png")
+            for i, value in enumerate([0.0, 0.0, 0.0, 1.0])]
+    assert save_gif(pngs, tmp_path / "a.gif") == 2
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.n_frames == 2
 
 
 def test_progress_gif_holds_every_grid_in_order(tmp_path):
