@@ -195,6 +195,25 @@ def test_call_gives_log_likelihood_tensors(iris):
     values = keras.ops.convert_to_numpy(gmm(iris[:5].astype("float32")))
     np.testing.assert_allclose(values, gmm.score_samples(iris[:5]),
                                rtol=1e-4, atol=1e-6)
+    # unfitted: -inf before; another width: an error deep inside
+    with pytest.raises(ValueError, match="not fitted yet"):
+        GaussianMixture(2)(iris[:5])
+    with pytest.raises(ValueError, match="fitted on 4"):
+        gmm(np.zeros((3, 5), "float32"))
+
+
+def test_call_under_a_global_mixed_policy(iris):
+    # the mixture stays float32 (a float16-by-float32 error on TensorFlow
+    # and PyTorch before; about 1e-3 off on JAX)
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        gmm = GaussianMixture(2, seed=0).fit(iris)
+        values = keras.ops.convert_to_numpy(gmm(iris[:5].astype("float32")))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert gmm.dtype_policy.name == "float32"
+    np.testing.assert_allclose(values, gmm.score_samples(iris[:5]),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_same_seed_same_fit(wine):
@@ -222,6 +241,8 @@ def test_bad_data_messages(x, message):
     ({"n_init": 1.5}, "n_init"),
     ({"reg_covar": -1.0}, "reg_covar"),
     ({"tol": -0.1}, "tol"),
+    ({"seed": 1.5}, "seed"),  # cut to 1 before
+    ({"seed": -1}, "seed"),
 ])
 def test_bad_argument_messages(kwargs, message):
     with pytest.raises(ValueError, match=message):

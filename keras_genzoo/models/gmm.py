@@ -328,8 +328,10 @@ class GaussianMixture(keras.Model):
     def __init__(self, n_components=1, covariance_type="full", tol=1e-3,
                  reg_covar=1e-6, max_iter=100, n_init=1, seed=None,
                  **kwargs):
-        kwargs.pop("dtype", None)  # always float32
-        super().__init__(**kwargs)
+        kwargs.pop("dtype", None)
+        # always float32: under a global mixed policy, `gmm(x)` failed on
+        # float16 inputs by float32 variables (TensorFlow, PyTorch)
+        super().__init__(dtype="float32", **kwargs)
         if covariance_type not in COVARIANCE_TYPES:
             raise ValueError(
                 f"`covariance_type` must be one of {COVARIANCE_TYPES}; got "
@@ -348,7 +350,7 @@ class GaussianMixture(keras.Model):
         self.reg_covar = float(reg_covar)
         self.max_iter = int(max_iter)
         self.n_init = int(n_init)
-        self.seed = None if seed is None else int(seed)
+        self.seed = _inputs.check_seed(seed)  # 1.5 was cut to 1
         self._rng = np.random.default_rng(self.seed)
         self._compiled = _Compiled()
 
@@ -624,6 +626,25 @@ class GaussianMixture(keras.Model):
         return self
 
     # --------------------------------------------------------- scoring
+    def __call__(self, inputs, *args, **kwargs):
+        # what `call` cannot check on a traced batch: before, an unfitted
+        # mixture returned -inf and another width failed deep inside
+        if not self.built:
+            raise ValueError(
+                "This GaussianMixture is not fitted yet: call `fit(x)` "
+                "first.")
+        shape = getattr(inputs, "shape", None)
+        if shape is not None and len(shape) != 2:
+            raise ValueError(
+                f"`x` must be 2-D (n_samples, n_features); got shape "
+                f"{tuple(shape)}.")
+        if shape is not None and shape[-1] is not None and (
+                int(shape[-1]) != self.n_features_in_):
+            raise ValueError(
+                f"`x` has {shape[-1]} features per sample, but this "
+                f"GaussianMixture was fitted on {self.n_features_in_}.")
+        return super().__call__(inputs, *args, **kwargs)
+
     def call(self, inputs):
         """Per-sample log-likelihood `log p(x)` of a batch, as a tensor."""
         inputs = ops.cast(inputs, "float32")
