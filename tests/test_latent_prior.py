@@ -64,6 +64,14 @@ def test_autoencoder_generates_only_after_a_prior_is_fitted(mnist, tmp_path):
     model.save(path)
     assert keras.saving.load_model(path).latent_prior.covariance_type == (
         "diag")
+    # a model made from the config (clone_model, from_config) has the
+    # prior's settings, not its fitted values: no prior (before: an
+    # unfitted one whose generate said "call `fit(x)`")
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    assert clone.latent_prior is None
+    with pytest.raises(ValueError, match="fit_latent_prior"):
+        clone.generate(2, seed=0)
 
 
 def test_prior_reads_every_kind_of_data(autoencoder, mnist):

@@ -1446,7 +1446,13 @@ class LatentImageModel(ImageModel):
     @property
     def latent_prior(self):
         """The `GaussianMixture` fitted by `fit_latent_prior`, or `None`."""
-        return self._prior.mixture
+        mixture = self._prior.mixture
+        # a model made from a config (`clone_model`, `from_config`) has
+        # the mixture's settings but not its fitted values: no prior (its
+        # `generate` said "call `fit(x)`", which would train the model)
+        if mixture is None or not mixture._is_fitted():
+            return None
+        return mixture
 
     def sample_latent_prior(self, num_samples, seed=None):
         """Codes drawn from the fitted latent prior, numpy `(num_samples,
@@ -1525,7 +1531,7 @@ class LatentImageModel(ImageModel):
             config = bytes(np.asarray(store[LATENT_PRIOR_CONFIG_KEY]))
             self._prior.mixture = keras.saving.deserialize_keras_object(
                 json.loads(config.decode("utf-8")))
-        if self.latent_prior is None:
+        if self._prior.mixture is None:
             # a weights file of keras_genzoo 0.1.0 holds no config
             warnings.warn(
                 "The weights file holds a fitted latent prior but not its "
@@ -1533,7 +1539,7 @@ class LatentImageModel(ImageModel):
                 "loaded. Load the model's `.keras` file instead, or call "
                 "`fit_latent_prior` again.", stacklevel=2)
             return
-        for i, variable in enumerate(self.latent_prior.variables):
+        for i, variable in enumerate(self._prior.mixture.variables):
             variable.assign(np.asarray(store[f"{LATENT_PRIOR_KEY}{i}"]))
 
     def get_config(self):

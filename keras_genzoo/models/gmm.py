@@ -394,9 +394,12 @@ class GaussianMixture(keras.Model):
                 self.build((None, n_features))
         return super().load_weights(filepath, *args, **kwargs)
 
+    def _is_fitted(self):
+        return self.built and float(
+            ops.convert_to_numpy(self._fit_info_var)[1]) > 0
+
     def _fitted_value(self, variable_name):
-        if not self.built or not float(
-                ops.convert_to_numpy(self._fit_info_var)[1]) > 0:
+        if not self._is_fitted():
             raise ValueError(
                 "This GaussianMixture is not fitted yet: call "
                 "`fit(x)` first.")
