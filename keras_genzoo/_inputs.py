@@ -714,6 +714,16 @@ def images_to_array(images, expected_shape=None, what="images"):
     list of such images or of batches, a dict with an `"image"` key, or an `(images,
     labels)` tuple (the labels are not used here).
     """
+    if not isinstance(images, (np.ndarray, list, tuple, dict, str, bytes)) \
+            and not _is_array_like(images) and (
+                hasattr(images, "__iter__") or hasattr(images, "__getitem__")):
+        # a dataset, loader or generator: "images of shape () (rank 0)
+        # ... Reshape your images" before
+        raise ValueError(
+            f"{what} takes images as arrays (one image, a batch or a list), "
+            f"not a {type(images).__name__}: take the images out first, e.g. "
+            "`np.concatenate([np.asarray(x) for x, _ in dataset])` (auto-"
+            "encoders' `encode_data` reads datasets).")
     if isinstance(images, (list, tuple)):
         images = _image_list(images, what)
     array = as_image_batch(to_numpy(extract_images(images), what),

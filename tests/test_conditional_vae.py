@@ -135,6 +135,10 @@ def test_likelihoods_and_anomaly_scores_with_labels(trained, mnist):
 def test_latent_prior_and_round_trip(trained, mnist, tmp_path):
     model, _ = trained
     images, labels = mnist
+    # images without labels: the message names the method called (it
+    # named `encode_data`)
+    with pytest.raises(ValueError, match="to `fit_latent_prior`"):
+        model.fit_latent_prior(images[:10], n_components=1)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(100)
     model.fit_latent_prior(dataset, n_components=3)
     samples = model.generate(6, seed=3, prior="gmm", labels=5)

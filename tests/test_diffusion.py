@@ -555,6 +555,14 @@ _BAD_CALLS = {
         "0 \\(keep the pixel\\) and 1"),
     "frames": (
         lambda m, c: m.reverse_process(2, steps=3, frames=5), "frames"),
+    # checked whatever the strength (strength=0 took any seed before)
+    "seed_at_strength_0": (
+        lambda m, c: m.generate(images=_IMAGES, strength=0.0, seed=-3),
+        "`seed` must be an integer"),
+    # a dataset: "images of shape () (rank 0) ... Reshape" before
+    "images_dataset": (
+        lambda m, c: m.generate(images=iter([_IMAGES])),
+        "not a list_iterator: take the images out first"),
 }
 
 
@@ -599,6 +607,14 @@ def test_predict_and_call_take_the_networks_inputs(image_shape):
         assert model.predict(right, verbose=0).shape == (3, 8, 8, 1)
         assert tuple(model(right).shape) == (3, 8, 8, 1)
         if num_classes:
+            # labels out of range (an output with no error before, or an
+            # error inside the embedding); num_classes is "no label"
+            for label in (-1, 11):
+                with pytest.raises(ValueError, match="in 0\\.\\.10"):
+                    model.predict([noisy, t, np.full((3,), label)],
+                                  verbose=0)
+            assert model.predict([noisy, t, np.full((3,), 10)],
+                                 verbose=0).shape == (3, 8, 8, 1)
             with pytest.raises(ValueError,
                                match="int labels \\(batch,\\)"):
                 model(images)

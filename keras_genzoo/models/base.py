@@ -1439,7 +1439,8 @@ class LatentImageModel(ImageModel):
         mixture = GaussianMixture(n_components=n_components,
                                   covariance_type=covariance_type, **kwargs)
         self._check_labels_given(labels, "fit_latent_prior")
-        codes = self.encode_data(data, batch_size, labels)
+        codes, _ = self._encode_labelled(data, batch_size, labels,
+                                         "fit_latent_prior")
         self._prior.mixture = mixture.fit(codes)
         return mixture
 

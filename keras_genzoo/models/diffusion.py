@@ -364,6 +364,14 @@ class DiffusionModel(ImageModel):
         """`predict` gives the network's v prediction for batches of
         `[noisy images, noise levels t]` (plus labels), as `call` does."""
         self._check_network_inputs(x)
+        if self.num_classes and isinstance(x, (list, tuple)):
+            # out of range: an output with no error (-1 everywhere, any on
+            # JAX) or an error inside the embedding, before
+            labels = _inputs.to_numpy(x[2], "The labels of `predict`")
+            _inputs.check_class_labels(
+                labels, self.num_classes + 1, len(labels),
+                f"The labels of `predict` (with {self.num_classes} meaning "
+                "no label)")
         if not self.built and isinstance(x, (list, tuple)):
             # built here, eagerly: its averaged copy takes the network's
             # weights with `set_weights`, which TensorFlow cannot run inside
@@ -683,6 +691,7 @@ class DiffusionModel(ImageModel):
             start_t = float(strength)
             steps = max(1, int(round(steps * start_t))) if start_t else 0
             if not steps:
+                _inputs.check_seed(seed)  # checked whatever the strength
                 return images.astype("float32")
         times = np.linspace(start_t, 0.0, steps + 1).astype("float32")
         seed = self._sampling_seed(seed)
