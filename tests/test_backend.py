@@ -453,3 +453,53 @@ def test_every_function_autograph_can_convert():
     assert not bare, f"functions with only a docstring: {bare}"
     for check in (backend.check_attention_dtype, backend.check_batch_split):
         tf.autograph.to_graph(check)
+
+
+def test_custom_steps_get_the_batch_fit_gets_from_the_on_batch_calls():
+    # the documented recipe (docs/architecture.md): Keras' `*_on_batch`
+    # pack `(x, None, None)`, which the schedule got instead of `x`
+    from keras_genzoo.models import GenerativeModel
+
+    seen = []
+
+    class Recipe(GenerativeModel):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.network = keras.Sequential([keras.Input((3,)),
+                                             keras.layers.Dense(3)])
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker]
+
+        def call(self, x, training=False):
+            return self.network(x, training=training)
+
+        def objective(self, data):
+            seen.append(type(data).__name__)
+            loss = ops.mean((self.network(data, training=True) - data) ** 2)
+            return loss, {"loss": loss}
+
+        def train_schedule(self, data, step):
+            return step.minimize(self.optimizer, lambda: self.objective(data),
+                                 self.network.trainable_variables)
+
+        def train_step(self, *args):
+            return backend.custom_train_step(self, self.train_schedule,
+                                             *args)
+
+        def test_schedule(self, data, step):
+            return step.run(lambda: self.objective(data)[1])
+
+        def test_step(self, *args):
+            return backend.custom_test_step(self, self.test_schedule, *args)
+
+    x = np.random.RandomState(0).randn(16, 3).astype("float32")
+    model = Recipe(seed=0)
+    model.fit(x, epochs=1, batch_size=16, verbose=0)
+    first = model.train_on_batch(x, return_dict=True)["loss"]
+    second = model.train_on_batch(x, return_dict=True)["loss"]
+    assert second < first
+    assert model.test_on_batch(x, return_dict=True)["loss"] < first
+    assert "tuple" not in seen, seen

@@ -43,6 +43,25 @@ class StepOps:
         raise NotImplementedError
 
 
+def as_fit_batch(data):
+    """`data` as `fit` hands it to a step: Keras' `*_on_batch` pack `(x,
+    y, sample_weight)` with `None`s, which the schedule of the documented
+    custom-step recipe then got instead of `x` (its `fit` got `x`), and
+    on PyTorch as numpy arrays."""
+    import keras
+    import numpy as np
+
+    if isinstance(data, tuple):
+        data = list(data)
+        while data and data[-1] is None:
+            data.pop()
+        data = data[0] if len(data) == 1 else tuple(data)
+    # PyTorch's `*_on_batch` pass numpy arrays on (`fit` gives tensors)
+    return keras.tree.map_structure(
+        lambda value: keras.ops.convert_to_tensor(value)
+        if isinstance(value, np.ndarray) else value, data)
+
+
 def ema_update(step, averages, variables, decay):
     """`averages <- decay * averages + (1 - decay) * variables`.
 

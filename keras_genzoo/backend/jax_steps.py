@@ -22,6 +22,7 @@ import keras
 
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
+    as_fit_batch,
     compile_loop_step,
     draw_for_replica,
     run_sampler,
@@ -324,7 +325,7 @@ def custom_train_step(model, schedule, state, data):
         `(logs, state)` with `state` in the structure it came in.
     """
     view = _State(model, state)
-    logs = schedule(data, JaxStep(view))
+    logs = schedule(as_fit_batch(data), JaxStep(view))
     logs = jax.tree_util.tree_map(jax.lax.stop_gradient, logs)
     results, updated = view.run(lambda: model.record_step(logs))
     view.values.update(updated)

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
+    as_fit_batch,
     keep_state_on_error,
     compile_loop_step,
     prepare_variables,
@@ -112,6 +113,7 @@ def custom_train_step(model, schedule, data):
     Returns:
         The logs: the results of `model.metrics`.
     """
+    data = as_fit_batch(data)
     return model.record_step(schedule(data, TensorFlowStep()))
 
 

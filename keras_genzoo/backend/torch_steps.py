@@ -14,6 +14,7 @@ import torch
 
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
+    as_fit_batch,
     keep_state_on_error,
     draw_for_replica,
     scale_loss_for_replicas,
@@ -361,7 +362,7 @@ def custom_train_step(model, schedule, data):
     Returns:
         The logs: the results of `model.metrics`.
     """
-    logs = schedule(data, TorchStep(model))
+    logs = schedule(as_fit_batch(data), TorchStep(model))
     model.zero_grad()
     with torch.no_grad():
         logs = {k: v.detach() if hasattr(v, "detach") else v
