@@ -8,6 +8,7 @@ import inspect
 import os
 import threading
 import warnings
+import weakref
 
 import numpy as np
 
@@ -118,9 +119,81 @@ class _GridCallback(keras.callbacks.Callback):
         self.padding = _inputs.check_count(padding, "padding", 0)
         self.paths = []
         self._waiting_gifs = []
+        # Across the `fit` calls of one model, the file numbers go on:
+        # `_epochs_done` is the last epoch (counted over those fits)
+        # this saver saw end, `_trained` the model it trained, and
+        # `_fit_ended` whether that `fit` ended (no crash). `_offset` is
+        # added to Keras' epoch in the current `fit`.
+        self._epochs_done = 0
+        self._trained = None
+        self._model_ref = None  # (a weak reference to the current model)
+        self._fit_ended = True
+        self._offset = 0
+        self._fit_started = True  # the current fit's first epoch began
+        self._same_model = False
 
     def make_images(self):
         raise NotImplementedError
+
+    def _path(self, epoch):
+        """The file of the grid after `epoch` (counted from 1)."""
+        return os.path.join(self.directory,
+                            f"{self.prefix}_epoch_{epoch:03d}.png")
+
+    def _begin_fit(self):
+        """Per-`fit` state; the subclasses' `on_train_begin` calls it."""
+        model = self.model
+        trained = self._trained() if self._trained is not None else None
+        self._same_model = trained is not None and trained is model
+        try:
+            self._model_ref = weakref.ref(model)
+        except TypeError:  # (a model without weak references)
+            self._model_ref = lambda: model
+        self._fit_started = False
+        self._offset = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._fit_started:
+            return
+        self._fit_started = True
+        # A second `fit` of the same model that starts again at epoch 1
+        # (no `initial_epoch`) trains on: its grids are numbered on from
+        # the last epoch of the earlier fits (before, its first grid
+        # silently replaced theirs, and the GIF showed only this fit).
+        # Not after a `fit` that crashed: a `fit` run again then (or
+        # resumed by `BackupAndRestore`) trains those epochs again.
+        if epoch == 0 and self._same_model and self._fit_ended:
+            self._offset = self._epochs_done
+        self._fit_ended = False
+        self._take_earlier_grids(epoch + self._offset)
+
+    def _take_earlier_grids(self, start):
+        """Puts the grids of the scheduled epochs up to `start` that are in
+        `directory` first in `paths`, in order: a `fit` that starts past
+        its first epochs (`initial_epoch=`, a `BackupAndRestore` resume
+        with new callbacks) has the whole run in `paths`, hence in the
+        GIF (before, only the grids written after the resume)."""
+        earlier = [
+            path for path in map(self._path, range(
+                self.every_n_epochs, start + 1, self.every_n_epochs))
+            if os.path.isfile(path)]
+        if earlier:
+            self.paths = earlier + [p for p in self.paths
+                                    if p not in earlier]
+
+    def _settle(self):
+        """At the end of a `fit` that trained no epoch (`initial_epoch`
+        or a resume at or past `epochs`): the earlier grids too, so that
+        a `ProgressGif` has them. Called more than once, it does it once."""
+        if self._fit_started:
+            return
+        self._fit_started = True
+        self._take_earlier_grids(int((self.params or {}).get("epochs")
+                                     or 0))
+
+    def on_train_end(self, logs=None):
+        self._settle()
+        self._fit_ended = True
 
     def _writes_later(self, gif):
         """Whether this saver still has files to write at the end of this
@@ -129,11 +202,12 @@ class _GridCallback(keras.callbacks.Callback):
         return False
 
     def on_epoch_end(self, epoch, logs=None):
+        epoch += self._offset
+        self._epochs_done = epoch + 1
+        self._trained = self._model_ref
         if (epoch + 1) % self.every_n_epochs:
             return
-        path = os.path.join(
-            self.directory, f"{self.prefix}_epoch_{epoch + 1:03d}.png"
-        )
+        path = self._path(epoch + 1)
         save_image_grid(self.make_images(), path, columns=self.columns,
                         padding=self.padding, scale=self.scale)
         if path not in self.paths:  # (an epoch trained again after a crash)
@@ -264,6 +338,15 @@ class ImageGridSaver(_GridCallback):
     generative models). The files are `{directory}/{prefix}_epoch_NNN.png`;
     `paths` lists those written.
 
+    The epochs are counted over the `fit` calls of one model: a second
+    `fit` of the same model (without `initial_epoch`) numbers its grids
+    on, as `initial_epoch=` does, instead of replacing the first fit's
+    (not after a `fit` that crashed, whose epochs a new `fit` trains
+    again). A `fit` that starts past its first epochs (`initial_epoch`,
+    a `BackupAndRestore` resume) puts the grids of the earlier scheduled
+    epochs found in `directory` first in `paths`, so that a `ProgressGif`
+    covers the whole run. The same holds for `ReconstructionGridSaver`.
+
     Args:
         directory: folder for the PNG files (created if needed).
         num_images: samples per grid.
@@ -304,6 +387,7 @@ class ImageGridSaver(_GridCallback):
         self.sampling = sampling
 
     def on_train_begin(self, logs=None):
+        self._begin_fit()
         _require_samples(self)
         # checked now: a wrong label or `steps` failed only after the first
         # epoch had trained, in `generate`
@@ -365,6 +449,7 @@ class ReconstructionGridSaver(_GridCallback):
             ops.convert_to_numpy(labels))
 
     def on_train_begin(self, logs=None):
+        self._begin_fit()
         self._require("reconstruct")
         # a conditional model needs the labels, another takes none: say so
         # now, not after the first epoch
@@ -456,8 +541,14 @@ class ReverseProcessSaver(_GridCallback):
         self._waiting_gifs = []
         self._frames_due = True
 
+    def on_epoch_begin(self, epoch, logs=None):
+        pass  # its frames are of this `fit` only: no epoch numbers
+
     def on_epoch_end(self, epoch, logs=None):
         pass  # the frames are written once, at the end of training
+
+    def _settle(self):
+        pass
 
     def _writes_later(self, gif):
         if not getattr(self, "_frames_due", False):
@@ -527,6 +618,8 @@ class ProgressGif(keras.callbacks.Callback):
         self.num_frames = 0
 
     def on_train_end(self, logs=None):
+        # (a `fit` that trained no epoch: the grids of the earlier ones)
+        self.saver._settle()
         if self.saver._writes_later(self):
             # a `ReverseProcessSaver` listed after this callback writes its
             # frames in its own `on_train_end`, which Keras calls after

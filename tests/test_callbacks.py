@@ -318,3 +318,140 @@ def test_progress_gif_may_come_before_its_reverse_process_saver(tmp_path):
             np.random.rand(8, 8, 8, 1).astype("float32"), epochs=1,
             verbose=0, callbacks=[lonely])
     assert lonely.num_frames == 0
+
+
+def _names(saver):
+    return [os.path.basename(path) for path in saver.paths]
+
+
+def _epochs(*epochs, prefix="samples"):
+    return [f"{prefix}_epoch_{epoch:03d}.png" for epoch in epochs]
+
+
+def _frames(paths):
+    """The frames a GIF of `paths` holds (Pillow merges identical
+    consecutive ones)."""
+    grids = []
+    for path in paths:
+        with Image.open(path) as image:
+            grids.append(np.asarray(image))
+    return 1 + sum(not np.array_equal(a, b) for a, b in zip(grids, grids[1:]))
+
+
+class _Crash(keras.callbacks.Callback):
+    """Stops `fit` with an error at the end of epoch `epoch` (from 1)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise RuntimeError("crashed by the test")
+
+
+def test_a_second_fit_numbers_its_grids_on(tmp_path):
+    # a second `fit` of the same model (training on) wrote its epoch 1
+    # over the first fit's `samples_epoch_001.png` without a word, and the
+    # GIF showed the second fit only
+    images = np.random.RandomState(0).rand(16, 8, 8, 1).astype("float32")
+    saver = ImageGridSaver(tmp_path, num_images=4, scale=1)
+    gif = ProgressGif(saver)
+    model = VAE(latent_dim=2, filters=(4,), seed=0)
+    model.fit(images, epochs=2, callbacks=[saver, gif], verbose=0)
+    first = (tmp_path / "samples_epoch_001.png").read_bytes()
+    model.fit(images, epochs=2, callbacks=[saver, gif], verbose=0)
+    assert _names(saver) == _epochs(1, 2, 3, 4)
+    assert sorted(os.listdir(tmp_path)) == ["progress.gif"] + _epochs(
+        1, 2, 3, 4)
+    assert (tmp_path / "samples_epoch_001.png").read_bytes() == first
+    # the last grid is of the model as it is now
+    with Image.open(saver.paths[-1]) as image:
+        np.testing.assert_array_equal(
+            np.asarray(image), image_grid(model.generate(4, seed=0)))
+    assert gif.num_frames == _frames(saver.paths) > 2
+    # `initial_epoch=` (Keras' way to train on) numbers on the same way,
+    # and the schedule counts every epoch since the first fit's first
+    model.fit(images, epochs=5, initial_epoch=4, callbacks=[saver, gif],
+              verbose=0)
+    assert _names(saver) == _epochs(1, 2, 3, 4, 5)
+    every2 = ImageGridSaver(tmp_path / "every2", num_images=4,
+                            every_n_epochs=2)
+    for _ in range(3):
+        model.fit(images, epochs=1, callbacks=[every2], verbose=0)
+    assert _names(every2) == _epochs(2)
+    # another model is another run: its epochs are counted from 1
+    other = VAE(latent_dim=2, filters=(4,), seed=1)
+    for _ in range(2):
+        other.fit(images, epochs=1, callbacks=[every2], verbose=0)
+    assert _names(every2) == _epochs(2)
+    with Image.open(every2.paths[0]) as image:
+        np.testing.assert_array_equal(
+            np.asarray(image),
+            image_grid(other.generate(4, seed=0), padding=2, scale=2))
+
+
+def test_a_fit_run_again_after_a_crash_trains_those_epochs_again(tmp_path):
+    # after a `fit` that crashed, a new `fit` (by hand, or resumed by
+    # BackupAndRestore) trains its epochs again: it rewrites their grids,
+    # and is not numbered on
+    images = np.random.RandomState(0).rand(16, 8, 8, 1).astype("float32")
+    saver = ImageGridSaver(tmp_path, num_images=4)
+    model = VAE(latent_dim=2, filters=(4,), seed=0)
+    with pytest.raises(RuntimeError, match="crashed"):
+        model.fit(images, epochs=3, callbacks=[saver, _Crash(2)], verbose=0)
+    assert _names(saver) == _epochs(1, 2)
+    model.fit(images, epochs=3, callbacks=[saver], verbose=0)
+    assert _names(saver) == _epochs(1, 2, 3)
+    # the same saver and model resumed by BackupAndRestore
+    saver = ImageGridSaver(tmp_path / "backup_run", num_images=4)
+    model = VAE(latent_dim=2, filters=(4,), seed=0)
+    backup = str(tmp_path / "backup")
+
+    def fit(*extra):
+        model.fit(images, epochs=3, verbose=0, callbacks=[
+            keras.callbacks.BackupAndRestore(backup), saver, *extra])
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        fit(_Crash(2))
+    fit()
+    assert _names(saver) == _epochs(1, 2, 3)
+
+
+def test_a_resumed_fit_has_the_earlier_grids_in_its_gif(tmp_path):
+    # after a crash, a run resumed by BackupAndRestore (a new model and
+    # new callbacks) made a GIF of the epochs after the resume only,
+    # although the earlier grids were in the folder
+    images = np.random.RandomState(0).rand(16, 8, 8, 1).astype("float32")
+    backup = str(tmp_path / "backup")
+    grids = tmp_path / "grids"
+
+    def run(*extra, **kwargs):
+        saver = ImageGridSaver(grids, num_images=4, **kwargs)
+        gif = ProgressGif(saver)
+        VAE(latent_dim=2, filters=(4,), seed=0).fit(
+            images, epochs=3, verbose=0, callbacks=[
+                keras.callbacks.BackupAndRestore(backup), gif, saver,
+                *extra])
+        return saver, gif
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        run(_Crash(2))
+    saver, gif = run()
+    assert _names(saver) == _epochs(1, 2, 3)
+    assert gif.num_frames == _frames(saver.paths) > 1
+    with Image.open(gif.path) as animation:
+        assert animation.n_frames == gif.num_frames
+    # `initial_epoch=` with new callbacks: the scheduled earlier grids,
+    # in order (not the epochs off the schedule, nor other prefixes)
+    save_image_grid(np.zeros((1, 8, 8, 1)), grids / "other_epoch_001.png")
+    saver = ImageGridSaver(grids, num_images=4, every_n_epochs=2)
+    VAE(latent_dim=2, filters=(4,), seed=0).fit(
+        images, epochs=4, initial_epoch=3, verbose=0, callbacks=[saver])
+    assert _names(saver) == _epochs(2, 4)
+    # a `fit` with no epoch left to train still has them for its GIF
+    saver = ImageGridSaver(grids, num_images=4)
+    gif = ProgressGif(saver)
+    VAE(latent_dim=2, filters=(4,), seed=0).fit(
+        images, epochs=3, initial_epoch=3, verbose=0, callbacks=[gif, saver])
+    assert _names(saver) == _epochs(1, 2, 3) and gif.num_frames >= 1
