@@ -208,6 +208,11 @@ def test_subclassed_networks_need_and_use_the_shape_arguments():
     ("discriminator_sigmoid", "ends in a sigmoid.*drop that activation"),
     ("discriminator_nested_sigmoid",
      "ends in a sigmoid \\(`probability`\\).*drop that activation"),
+    # a linear generator whose probe stays in [-1, 1] (taken before, and
+    # its images clipped later; refused or not by the probe's draw)
+    ("generator_linear_small", "ends in a linear \\(`pixels`\\).*tanh"),
+    # ints carry no gradient (JAX trained on zero gradients in silence)
+    ("generator_int", "this generator returns int32"),
 ])
 def test_gan_contract_violations_are_named(case, message):
     kwargs = {
@@ -242,6 +247,16 @@ def test_gan_contract_violations_are_named(case, message):
         "discriminator_nested_sigmoid": dict(discriminator=keras.Sequential([
             tutorial_discriminator(),
             keras.layers.Activation("sigmoid", name="probability")])),
+        "generator_linear_small": dict(generator=keras.Sequential([
+            keras.Input((4,)),
+            keras.layers.Dense(8 * 8, name="pixels",
+                               kernel_initializer="zeros"),
+            keras.layers.Reshape((8, 8, 1))])),
+        "generator_int": dict(generator=keras.Sequential([
+            keras.Input((4,)), keras.layers.Dense(8 * 8, "tanh"),
+            keras.layers.Reshape((8, 8, 1)),
+            keras.layers.Lambda(lambda t: keras.ops.cast(
+                keras.ops.round(t), "int32"))])),
     }[case]
     if case == "generator_not_tanh":
         # a linear output layer whose probe values leave [-1, 1]
@@ -306,6 +321,11 @@ def test_a_wgan_gp_critic_without_batch_norm_or_dropout():
                      "shape\\(s\\) \\[\\(None, 2\\)\\]"),
     ("only_one", "Pass both `encoder=` and `decoder=`"),
     ("image_shape_disagrees", "image_shape=\\(8, 8, 1\\)` disagrees"),
+    # ints carry no gradient (JAX trained on zero gradients in silence)
+    ("decoder_int", "this decoder returns int32"),
+    # the message did not say that labels come second
+    ("conditional_images_only", "with `num_classes=2` the encoder takes "
+                                "\\[images, labels\\]"),
 ])
 def test_vae_contract_violations_are_named(case, message):
     encoder, decoder = tutorial_vae_networks()
@@ -334,7 +354,13 @@ def test_vae_contract_violations_are_named(case, message):
                                     keras.layers.Reshape((28, 28, 1))])
     elif case == "only_one":
         decoder = None
+    elif case == "decoder_int":
+        decoder = keras.Sequential([
+            decoder, keras.layers.Lambda(lambda t: keras.ops.cast(
+                keras.ops.round(t), "int32"))])
     kwargs = {"image_shape": (8, 8, 1)} if "image_shape" in case else {}
+    if case == "conditional_images_only":
+        kwargs["num_classes"] = 2
     with pytest.raises(ValueError, match=message):
         VAE(encoder=encoder, decoder=decoder, **kwargs)
 

@@ -21,6 +21,7 @@ from keras_genzoo import backend as zoo_backend
 from keras_genzoo.models.base import (
     ImageModel,
     _check_image_shape,
+    _check_float_output,
     check_network,
     final_activation,
     loadable_compile_config,
@@ -41,6 +42,16 @@ _KERAS_COMPILE_ARGUMENTS = ("steps_per_execution", "jit_compile",
                             "run_eagerly")
 # final activations whose outputs lie in [0, 1]
 _UNIT_INTERVAL = ("sigmoid", "hard_sigmoid")
+# Keras activations whose values stay in [-1, 1]
+_SIGNED_UNIT_INTERVAL = ("tanh", "hard_tanh", "softsign")
+
+
+def _is_keras_activation(name):
+    try:
+        keras.activations.get(name)
+    except (ValueError, TypeError):
+        return False
+    return True
 DISCRIMINATOR_CONTRACT = (
     "a discriminator (for WGAN-GP: the critic) maps images in [-1, 1] of "
     "shape (batch, height, width, channels) (and, for a conditional GAN, "
@@ -153,8 +164,19 @@ class AdversarialModel(ImageModel):
                     f"a {activation} (`{layer.name}`), which gives [0, 1]: "
                     f"end it with a tanh (the zoo scales real images to "
                     f"[-1, 1]).")
+            if (activation is not None
+                    and activation not in _SIGNED_UNIT_INTERVAL
+                    and _is_keras_activation(activation)):
+                # a probe of 2 noise vectors let a linear generator through
+                # (or not, by chance), whose images then left [-1, 1] and
+                # were clipped in silence
+                raise ValueError(
+                    f"Contract: {GENERATOR_CONTRACT}; this generator ends in "
+                    f"a {activation} (`{layer.name}`), whose values can "
+                    f"leave [-1, 1]: end it with a tanh.")
             noise = keras.random.normal((2, self.latent_dim), seed=0)
             images = self.generate_tensor(noise, self._probe_labels())
+            _check_float_output([images], "generator", "images in [-1, 1]")
             shape = tuple(ops.shape(images))
             if len(shape) != 4 or shape[0] != 2:
                 raise ValueError(
@@ -184,6 +206,7 @@ class AdversarialModel(ImageModel):
             probe = keras.random.uniform((2,) + self.image_shape, -1.0, 1.0,
                                          seed=0)
             scores = self.discriminate(probe, self._probe_labels())
+            _check_float_output([scores], "discriminator", "scores")
             shape = tuple(ops.shape(scores))
             if shape not in ((2,), (2, 1)):
                 raise ValueError(

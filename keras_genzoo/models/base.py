@@ -282,6 +282,21 @@ def loadable_compile_config(config):
     return config
 
 
+def _check_float_output(outputs, network, what):
+    """A `ValueError` for a user's network whose outputs (on a probe
+    batch) are not floats: no gradient flows through them (JAX trained
+    with zero gradients in silence; TensorFlow and PyTorch failed with
+    "No gradients provided" / "does not require grad")."""
+    for output in outputs:
+        dtype = keras.backend.standardize_dtype(ops.dtype(output))
+        if not keras.backend.is_float_dtype(dtype):
+            raise ValueError(
+                f"Contract: a {network} returns float {what}; this "
+                f"{network} returns {dtype} (a cast or rounding at its end?"
+                "), through which no gradient flows. Drop the cast and "
+                "return floats.")
+
+
 def _with_divergence_check(callbacks):
     """`callbacks` plus a `StopOnDivergence`, unless it holds one (or Keras'
     `TerminateOnNaN`) or is a `CallbackList` the user assembled."""
@@ -935,6 +950,16 @@ class ImageModel(GenerativeModel):
         the `image_shape=` argument for a network without one."""
         shapes = network_input_shapes(network)
         if shapes is not None:
+            conditional = getattr(self, "num_classes", None)
+            if len(shapes) != num_inputs and conditional:
+                # the contract alone did not say that labels come second
+                raise ValueError(
+                    f"Contract: {contract}; with `num_classes={conditional}`"
+                    f" the {name} takes [images, labels] (two inputs: the "
+                    "labels as `keras.Input((), dtype='int32')`), but this "
+                    f"{name} takes {len(shapes)} input(s) of shape(s) "
+                    f"{shapes}. Add the labels input, or drop "
+                    "`num_classes`.")
             if len(shapes) != num_inputs or len(shapes[0]) != 4:
                 raise ValueError(
                     f"Contract: {contract}; this {name} takes inputs of "
@@ -1210,6 +1235,7 @@ class LatentImageModel(ImageModel):
             raise ValueError(
                 f"Contract: {self.encoder_contract}; this encoder returns "
                 f"shape(s) {code_shapes} for a batch of 2 images.")
+        _check_float_output(codes, "encoder", "codes")
         self.agree("latent_dim", int(code_shapes[0][1]), "encoder's codes")
         decoder_contract = (
             "a decoder maps codes of shape (batch, latent_dim) to images of "
@@ -1240,6 +1266,7 @@ class LatentImageModel(ImageModel):
                 "to images of the encoder's input shape, (batch,) + "
                 f"{self.image_shape}; this decoder returns "
                 f"{tuple(ops.shape(decoded))}.")
+        _check_float_output([decoded], "decoder", "images in [0, 1]")
         values = ops.convert_to_numpy(decoded)
         if values.min() < 0.0 or values.max() > 1.0:
             raise ValueError(
