@@ -48,9 +48,12 @@ parser.add_argument("--noise-stddev", type=float, default=0.3)
 parser.add_argument("--output-dir", default="outputs/autoencoder_mnist")
 parser.add_argument("--smoke", action="store_true",
                     help="a few hundred images, one epoch, tiny model")
-# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+# In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
+# code run as cells, which have no __file__ (`python script.py` and IPython's
+# `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
-in_notebook = ipython is not None and ipython.get_ipython() is not None
+in_notebook = (ipython is not None and ipython.get_ipython() is not None
+               and "__file__" not in globals())
 args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 keras.utils.set_random_seed(0)
@@ -58,9 +61,20 @@ print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
 
 # %% [markdown]
 # ## The data
-# Batched `(uint8 images, labels)`; labels are ignored.
+# Batched `(uint8 images, labels)`; labels are ignored. A folder of images
+# without class sub-folders gives bare image batches, which
+# `images_and_labels` takes too.
+
 
 # %%
+def images_and_labels(batch):
+    """A batch as numpy `(images, labels)`; labels None for bare images."""
+    if isinstance(batch, (tuple, list)):
+        images, labels = batch
+        return np.asarray(images), np.asarray(labels)
+    return np.asarray(batch), None
+
+
 train_ds, val_ds = datasets.load_images(
     args.data,
     batch_size=args.batch_size,
@@ -68,7 +82,8 @@ train_ds, val_ds = datasets.load_images(
     limit=512 if args.smoke else None,
     download=args.download,
 )
-clean = np.asarray(next(iter(val_ds))[0][:10]).astype("float32") / 255.0
+clean = images_and_labels(next(iter(val_ds)))[0][:10].astype(
+    "float32") / 255.0
 
 # %% [markdown]
 # ## The model

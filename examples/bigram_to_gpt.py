@@ -54,9 +54,12 @@ parser.add_argument("--prompt", default=None,
                          "text's first character)")
 parser.add_argument("--output-dir", default="outputs/bigram_to_gpt")
 parser.add_argument("--smoke", action="store_true")
-# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+# In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
+# code run as cells, which have no __file__ (`python script.py` and IPython's
+# `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
-in_notebook = ipython is not None and ipython.get_ipython() is not None
+in_notebook = (ipython is not None and ipython.get_ipython() is not None
+               and "__file__" not in globals())
 args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")

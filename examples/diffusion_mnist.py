@@ -71,9 +71,12 @@ parser.add_argument("--load", default=None, metavar="MODEL.keras",
 parser.add_argument("--smoke", action="store_true",
                     help="a few hundred images, one epoch, tiny model, "
                          "few sampling steps")
-# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+# In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
+# code run as cells, which have no __file__ (`python script.py` and IPython's
+# `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
-in_notebook = ipython is not None and ipython.get_ipython() is not None
+in_notebook = (ipython is not None and ipython.get_ipython() is not None
+               and "__file__" not in globals())
 args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 keras.utils.set_random_seed(0)
@@ -83,16 +86,29 @@ print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
 # ## The data
 # Batched `(uint8 images, labels)`. The model scales the pixels to [-1, 1]
 # itself; an unconditional model ignores the labels. The validation split
-# gives a `val_loss` and the digits we redraw and inpaint at the end.
+# gives a `val_loss` and the digits we redraw and inpaint at the end. A
+# folder of images without class sub-folders has no labels: its batches are
+# bare images, which `images_and_labels` takes too.
+
 
 # %%
+def images_and_labels(batch):
+    """A batch as numpy `(images, labels)`; labels None for bare images."""
+    if isinstance(batch, (tuple, list)):
+        images, labels = batch
+        return np.asarray(images), np.asarray(labels)
+    return np.asarray(batch), None
+
+
 train_ds, val_ds = datasets.load_images(
     args.data, batch_size=args.batch_size, validation_split=0.1,
     limit=256 if args.smoke else None, download=args.download,
 )
 num_fixed = 8
-fixed_images, fixed_labels = (np.asarray(a)[:num_fixed]
-                              for a in next(iter(val_ds)))
+fixed_images, fixed_labels = images_and_labels(next(iter(val_ds)))
+fixed_images = fixed_images[:num_fixed]  # fewer if the batches are smaller
+if fixed_labels is not None:
+    fixed_labels = fixed_labels[:num_fixed]
 
 # %% [markdown]
 # ## The model
@@ -112,6 +128,10 @@ else:
         int(w) for w in args.widths.split(","))
     num_classes = 10 if args.conditional else None
     model = DiffusionModel(num_classes=num_classes, widths=widths, seed=0)
+if args.conditional and fixed_labels is None:
+    raise ValueError(
+        f"A conditional model needs labels, and {args.data} has none: put "
+        "each class's images in a sub-folder of its own")
 
 # %% [markdown]
 # ## Sampling settings
@@ -244,7 +264,7 @@ for strength in (0.25, 0.5, 0.75, 1.0):
 paths.append(save_image_grid(
     np.concatenate(rows),
     os.path.join(args.output_dir, "diffusion_img2img.png"),
-    columns=num_fixed, scale=2))
+    columns=len(fixed_images), scale=2))
 
 # %% active="ipynb"
 # display(Image(paths[-1]))
@@ -270,7 +290,7 @@ for seed in (3, 4):
 paths.append(save_image_grid(
     np.concatenate(rows),
     os.path.join(args.output_dir, "diffusion_inpaint.png"),
-    columns=num_fixed, scale=2))
+    columns=len(fixed_images), scale=2))
 
 # %% active="ipynb"
 # display(Image(paths[-1]))

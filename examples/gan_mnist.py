@@ -19,7 +19,9 @@
 # %%
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 import keras
@@ -55,9 +57,12 @@ parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--output-dir", default="outputs/gan_mnist")
 parser.add_argument("--smoke", action="store_true",
                     help="a few hundred images, one epoch, tiny model")
-# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+# In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
+# code run as cells, which have no __file__ (`python script.py` and IPython's
+# `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
-in_notebook = ipython is not None and ipython.get_ipython() is not None
+in_notebook = (ipython is not None and ipython.get_ipython() is not None
+               and "__file__" not in globals())
 args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 keras.utils.set_random_seed(0)
@@ -116,12 +121,17 @@ print(f"Trained {epochs} epoch(s) in {seconds:.1f} s: {logs}")
 # ## Plots
 # The two players' losses per epoch in one panel (the discriminator's
 # accuracy, or the critic's Wasserstein estimate and gradient penalty, in
-# their own), and the saved grids from the first epoch to the last.
+# their own), and the saved grids from the first epoch to the last: this
+# run's (`saver.paths`), not those an earlier run left in the same folder.
 
 # %%
+with tempfile.TemporaryDirectory() as this_run:
+    for path in saver.paths:
+        shutil.copy(path, this_run)
+    progress_figure = plots.plot_progress(this_run, prefix=saver.prefix)
 figures = {
     f"{args.model}_history.png": plots.plot_history(history),
-    f"{args.model}_progress.png": plots.plot_progress(args.output_dir),
+    f"{args.model}_progress.png": progress_figure,
 }
 plot_paths = []
 for name, figure in figures.items():

@@ -47,10 +47,15 @@ parser.add_argument("--prompt", default=None,
                          "text's first character)")
 parser.add_argument("--output-dir", default="outputs/minigpt")
 parser.add_argument("--smoke", action="store_true")
-# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+# In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
+# code run as cells, which have no __file__ (`python script.py` and IPython's
+# `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
-in_notebook = ipython is not None and ipython.get_ipython() is not None
+in_notebook = (ipython is not None and ipython.get_ipython() is not None
+               and "__file__" not in globals())
 args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+if args.steps < 1 or args.sample_every < 1:
+    parser.error("--steps and --sample-every must be at least 1")
 
 keras.utils.set_random_seed(1337)
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
@@ -88,9 +93,36 @@ _, val_ds = gpt.make_datasets(text, batch_size=64, shuffle=False)
 # ## Training: nanoGPT's schedule
 # AdamW, 100 warmup steps to 1e-3, cosine decay to 1e-4. An "epoch" here is
 # `sample_every` steps: after each one, a sample from a fixed prompt and seed
-# is printed and appended to samples.txt.
+# is printed and appended to samples.txt. Training stops after exactly
+# `steps` steps, the length of the schedule: when `sample_every` does not
+# divide them, the last epoch is shorter. `StepLog` stops it there and
+# prints each epoch's losses with the steps trained so far.
+
 
 # %%
+class StepLog(keras.callbacks.Callback):
+    """Stops `fit` after `steps` steps in all; prints each epoch's logs."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps, self.done, self.first = steps, 0, 0
+        self.start = time.time()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.first = self.done
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done = self.first + batch + 1
+        if self.done >= self.steps:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = " - ".join(f"{k}: {float(v):.4f}"
+                            for k, v in sorted((logs or {}).items()))
+        print(f"step {self.done}/{self.steps} - "
+              f"{time.time() - self.start:.0f}s - {values}")
+
+
 gpt.compile(optimizer=warmup_cosine_adamw(steps),
             jit_compile=gpt.default_jit_compile())
 os.makedirs(args.output_dir, exist_ok=True)
@@ -99,10 +131,14 @@ if os.path.exists(sample_path):
     os.remove(sample_path)
 sampler = TextSampler(prompt, max_new_tokens=200, path=sample_path,
                       temperature=0.8, top_k=40, seed=0)
+every = min(every, steps)
+epochs = -(-steps // every)  # the last one shorter if every does not divide
+print(f"{steps} steps, a sample after every {every}"
+      + (f" and after the last {steps % every}" if steps % every else ""))
 start = time.time()
 history = gpt.fit(train_ds, validation_data=val_ds,
-                  steps_per_epoch=every, epochs=max(steps // every, 1),
-                  callbacks=[sampler], verbose=2)
+                  steps_per_epoch=every, epochs=epochs,
+                  callbacks=[StepLog(steps), sampler], verbose=0)
 seconds = time.time() - start
 print(f"Trained in {seconds:.0f} s: validation loss "
       f"{history.history['val_loss'][-1]:.4f} nats/char, "

@@ -56,9 +56,12 @@ parser.add_argument("--conditional", action="store_true",
 parser.add_argument("--output-dir", default="outputs/vae_mnist")
 parser.add_argument("--smoke", action="store_true",
                     help="a few hundred images, one epoch, tiny model")
-# In a notebook (a running IPython shell) the options are NOTEBOOK_ARGS
+# In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
+# code run as cells, which have no __file__ (`python script.py` and IPython's
+# `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
-in_notebook = ipython is not None and ipython.get_ipython() is not None
+in_notebook = (ipython is not None and ipython.get_ipython() is not None
+               and "__file__" not in globals())
 args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
 
 keras.utils.set_random_seed(0)
@@ -69,9 +72,19 @@ print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
 # `load_images` returns batched train and validation `tf.data.Dataset`s of
 # `(uint8 images, labels)`; the VAE scales the pixels itself. A plain VAE
 # ignores the labels; a conditional one feeds them to its encoder and
-# decoder.
+# decoder. A folder of images without class sub-folders has no labels: its
+# batches are bare images, which `images_and_labels` takes too.
+
 
 # %%
+def images_and_labels(batch):
+    """A batch as numpy `(images, labels)`; labels None for bare images."""
+    if isinstance(batch, (tuple, list)):
+        images, labels = batch
+        return np.asarray(images), np.asarray(labels)
+    return np.asarray(batch), None
+
+
 train_ds, val_ds = datasets.load_images(
     args.data,
     batch_size=args.batch_size,
@@ -79,9 +92,15 @@ train_ds, val_ds = datasets.load_images(
     limit=512 if args.smoke else None,
     download=args.download,
 )
-fixed_images, fixed_labels = (np.asarray(t)[:10]
-                              for t in next(iter(val_ds)))  # uint8, int
-if not args.conditional:
+fixed_images, fixed_labels = images_and_labels(next(iter(val_ds)))
+fixed_images = fixed_images[:10]  # uint8
+if args.conditional and fixed_labels is None:
+    raise ValueError(
+        f"--conditional needs labels, and {args.data} has none: put each "
+        "class's images in a sub-folder of its own")
+if args.conditional:
+    fixed_labels = fixed_labels[:10]  # int
+else:
     fixed_labels = None
 
 # %% [markdown]
@@ -180,8 +199,9 @@ if args.conditional:
 # A notebook shows each figure; the script saves them as PNG files.
 
 # %%
-val_images, val_labels = (np.concatenate(parts) for parts in zip(
-    *[(np.asarray(x), np.asarray(y)) for x, y in val_ds]))
+val_images, val_labels = zip(*[images_and_labels(b) for b in val_ds])
+val_images = np.concatenate(val_images)
+val_labels = None if val_labels[0] is None else np.concatenate(val_labels)
 figures = {
     "vae_history.png": plots.plot_history(history),
     "vae_latent_space.png": plots.plot_latent_space(vae, val_images,

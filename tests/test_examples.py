@@ -94,3 +94,143 @@ def test_text_script_on_your_own_text(name, own_text, monkeypatch, tmp_path):
                           "--output-dir", str(tmp_path / "bad")],
                    monkeypatch)
     assert not os.path.exists(tmp_path / "bad")  # before any training
+
+
+# --- a folder of images without class sub-folders (bare image batches) ---
+
+@pytest.fixture(scope="module")
+def plain_folder(tmp_path_factory):
+    """40 small RGB PNGs, no sub-folders: `load_images` yields bare images."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("plain")
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+                        ).save(folder / f"{i}.png")
+    return str(folder)
+
+
+@pytest.mark.parametrize("name", ["vae_mnist", "autoencoder_mnist"])
+def test_image_script_on_a_folder_without_classes(name, plain_folder,
+                                                  monkeypatch, tmp_path):
+    # the batches are bare images, not (images, labels): the examples failed
+    # to unpack them (or took one image's rows for 10 images)
+    result = run_script(name, ["--smoke", "--data", plain_folder,
+                               "--batch-size", "16",
+                               "--output-dir", str(tmp_path)],
+                        monkeypatch)
+    assert result["result"]["history"]
+    assert result["fixed_images" if name == "vae_mnist"
+                  else "clean"].shape == (4, 16, 16, 3)  # the val split
+    for path in result["result"]["paths"]:
+        assert os.path.getsize(path) > 0, path
+    if name == "vae_mnist":
+        # a conditional model needs labels: a clear error, before training
+        with pytest.raises(ValueError, match="needs labels"):
+            run_script(name, ["--smoke", "--conditional", "--data",
+                              plain_folder, "--output-dir",
+                              str(tmp_path / "conditional")], monkeypatch)
+
+
+def test_diffusion_script_on_a_folder_without_classes_and_small_batches(
+        plain_folder, monkeypatch, tmp_path):
+    # One run (the diffusion smoke run is the slowest) for two bugs: bare
+    # image batches failed to unpack, and with fewer fixed images than 8
+    # (--batch-size 4) the image-to-image and inpainting grids still had 8
+    # columns, their rows running into each other.
+    from PIL import Image
+
+    from keras_genzoo.callbacks import save_image_grid
+
+    result = run_script("diffusion_mnist",
+                        ["--smoke", "--data", plain_folder, "--batch-size",
+                         "4", "--output-dir", str(tmp_path)], monkeypatch)
+    assert result["fixed_images"].shape == (4, 16, 16, 3)
+    assert result["fixed_labels"] is None
+    assert result["result"]["history"]
+    for path in result["result"]["paths"]:
+        assert os.path.getsize(path) > 0, path
+    for name, rows in [("diffusion_img2img.png", 5),
+                       ("diffusion_inpaint.png", 4)]:
+        # one column per fixed image, one row per kind
+        expected = save_image_grid(
+            result["np"].zeros((4 * rows, 16, 16, 3)),
+            str(tmp_path / f"expected_{name}"), columns=4, scale=2)
+        with Image.open(tmp_path / name) as got, \
+                Image.open(expected) as want:
+            assert got.size == want.size, name
+    with pytest.raises(ValueError, match="needs labels"):
+        run_script("diffusion_mnist",
+                   ["--smoke", "--conditional", "--data", plain_folder,
+                    "--output-dir", str(tmp_path / "conditional")],
+                   monkeypatch)
+
+
+def test_gan_progress_plot_shows_this_runs_grids_only(monkeypatch, tmp_path):
+    # grids an earlier, longer run left in the same folder are not this
+    # run's progress
+    import numpy as np
+
+    from keras_genzoo.callbacks import save_image_grid
+
+    for epoch in (2, 3):
+        save_image_grid(np.zeros((4, 28, 28, 1)),
+                        str(tmp_path / f"samples_epoch_{epoch:03d}.png"))
+    result = run_script("gan_mnist", ["--smoke", "--output-dir",
+                                      str(tmp_path)], monkeypatch)
+    figure = result["figures"]["dcgan_progress.png"]
+    assert [ax.get_title() for ax in figure.axes] == ["epoch 1"]
+
+
+class _Parsed(Exception):
+    """What the options cell passed to `parse_args`."""
+
+
+@pytest.mark.parametrize("as_cells", [False, True],
+                         ids=["percent-run", "notebook-cells"])
+@pytest.mark.parametrize("name", NAMES)
+def test_options_under_an_ipython_shell(name, as_cells, monkeypatch):
+    # `%run examples/NAME.py ARGS` (IPython sets __file__ and sys.argv)
+    # reads the command line; the notebook's cells (no __file__) read
+    # NOTEBOOK_ARGS. Before, a running shell always meant NOTEBOOK_ARGS.
+    import argparse
+
+    def parse_args(self, args=None, namespace=None):
+        raise _Parsed(args)
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_args)
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", "--smoke"])
+    path = os.path.join(EXAMPLES, f"{name}.py")
+    with pytest.raises(_Parsed) as parsed:
+        if as_cells:
+            with open(path, encoding="utf-8") as f:
+                code = compile(f.read(), path, "exec")
+            exec(code, {"__name__": "__main__"})  # as cells: no __file__
+        else:
+            runpy.run_path(path, run_name="__main__")  # as %run does
+    assert parsed.value.args[0] == ([] if as_cells else None)
+
+
+@pytest.mark.parametrize("steps, every, epochs", [(5, 2, 3), (1, 3, 1)])
+def test_minigpt_trains_exactly_its_steps(steps, every, epochs, own_text,
+                                          monkeypatch, tmp_path, capsys):
+    # fit(steps_per_epoch=every, epochs=steps // every) trained 4 steps for
+    # --steps 5 --sample-every 2, and 3 for --steps 1 --sample-every 3
+    from keras_genzoo import MiniGPT
+
+    from_text = MiniGPT.from_text
+    tiny = dict(num_layers=1, num_heads=2, hidden_dim=32, sequence_length=32)
+    monkeypatch.setattr(MiniGPT, "from_text", classmethod(
+        lambda cls, text, **kwargs: from_text(text, **{**kwargs, **tiny})))
+    result = run_script("minigpt_shakespeare",
+                        ["--text", own_text, "--steps", str(steps),
+                         "--sample-every", str(every),
+                         "--output-dir", str(tmp_path)], monkeypatch)
+    assert int(result["gpt"].optimizer.iterations) == steps
+    assert len(result["history"].history["loss"]) == epochs
+    assert len(result["sampler"].samples) == epochs
+    out = capsys.readouterr().out
+    assert f"step {steps}/{steps} - " in out

@@ -52,6 +52,8 @@ def _is_keras_activation(name):
     except (ValueError, TypeError):
         return False
     return True
+
+
 DISCRIMINATOR_CONTRACT = (
     "a discriminator (for WGAN-GP: the critic) maps images in [-1, 1] of "
     "shape (batch, height, width, channels) (and, for a conditional GAN, "
