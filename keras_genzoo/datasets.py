@@ -287,8 +287,9 @@ def load_images(
 
     Returns:
         `(train_ds, val_ds)`: batched `tf.data.Dataset`s of uint8 images
-        (with labels unless `with_labels=False`); `val_ds` is `None` when
-        `validation_split` is 0.
+        (with labels unless `with_labels=False`, or for a folder of images
+        without class sub-folders, which has no labels: bare image
+        batches); `val_ds` is `None` when `validation_split` is 0.
 
     Raises:
         ValueError: unknown name, or bad arguments.
