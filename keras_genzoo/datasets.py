@@ -163,13 +163,50 @@ _tensorflow_placed = False
 
 
 def _batched(ds, batch_size, shuffle, seed, size=None):
+    from keras_genzoo import backend as zoo_backend
+
     tf = _tensorflow()
 
+    batch_size = int(batch_size)
+    # Under a `keras.distribution` (JAX) every batch must be a multiple of
+    # the devices: a last batch that is not failed inside Keras' step with
+    # JAX's `IndivisibleError`. As `text_datasets`: the images that make
+    # it uneven (fewer than the devices) are left out.
+    devices = zoo_backend.batch_devices()
+    uneven = False
+    if devices > 1:
+        if batch_size % devices:
+            raise ValueError(
+                f"batch_size={batch_size} cannot be shared evenly by the "
+                f"distribution's {devices} devices (JAX needs every batch "
+                f"to be a multiple of {devices}): pass a batch_size that is "
+                f"a multiple of {devices}.")
+        count = int(ds.cardinality())
+        if count >= 0:  # known: the same images left out every epoch
+            keep = count - count % batch_size % devices
+            if not keep:
+                raise ValueError(
+                    f"{count} image(s), fewer than the distribution's "
+                    f"{devices} devices: use more images.")
+            ds = ds.take(keep)
+            size = keep if size is not None else None
+        else:
+            uneven = True
     if shuffle:
         ds = ds.shuffle(
             size or 10_000, seed=seed, reshuffle_each_iteration=True
         )
-    return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if uneven:  # a size tf.data does not know: trim each batch
+        def even(*element):
+            kept = tf.shape(element[0])[0]
+            kept -= kept % devices
+            element = tuple(part[:kept] for part in element)
+            return element if len(element) > 1 else element[0]
+
+        ds = ds.map(even).filter(
+            lambda *element: tf.shape(element[0])[0] > 0)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def arrays_to_datasets(
@@ -321,14 +358,16 @@ def load_images(
     if arrays is not None:
         images, labels = arrays
         num_val = int(round(len(images) * validation_split))
-        if limit is not None and int(limit) < len(images) - num_val:
+        if limit is not None and int(limit) < len(images):
             # at least one validation image for a split > 0 (as the tfds
             # and folder datasets keep): before, a tenth of a limit of 5
-            # rounded to none, and `genzoo train ae` failed on it
+            # rounded to none, and `genzoo train ae` failed on it. (A
+            # limit from 9,000 to 9,999 of the embedded 10,000 kept all
+            # 1,000 validation images, not a tenth of the limit.)
             num_val = int(round(int(limit) * validation_split))
             if validation_split:
                 num_val = max(num_val, 1)
-            keep = int(limit) + num_val
+            keep = min(int(limit) + num_val, len(images))
             images, labels = images[:keep], labels[:keep]
         return _split_arrays(
             images, labels if with_labels else None, num_val, batch_size,

@@ -258,6 +258,7 @@ def uneven_batches():
     import jax
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from keras_genzoo import VAE, MiniGPT
 
@@ -273,6 +274,21 @@ def uneven_batches():
         train_ds, val_ds = gpt.make_datasets(text, batch_size=batch_size)
         assert [len(b[0]) for b in train_ds][-1] == 2  # 67 = 16 x 4 + 3
         gpt.fit(train_ds, validation_data=val_ds, epochs=1, verbose=0)
+
+    def fit_images(batch_size):
+        from keras_genzoo import datasets
+
+        pixels = (images * 255).astype("uint8")
+        train_ds, _ = datasets.arrays_to_datasets(
+            pixels, batch_size=batch_size, validation_split=0)
+        assert [len(b) for b in train_ds] == [4, 4]
+        # a dataset whose size tf.data does not know: each batch trimmed
+        unknown = datasets._batched(
+            tf.data.Dataset.from_tensor_slices(pixels).filter(
+                lambda x: True), batch_size, False, 0)
+        assert [len(b) for b in unknown] == [4, 4]
+        VAE(latent_dim=2, filters=(4,), seed=0).fit(train_ds, epochs=1,
+                                                   verbose=0)
 
     calls = {
         "fit, last batch of 1": lambda: model.fit(
@@ -302,6 +318,11 @@ def uneven_batches():
         # "fewer than the distribution's 2 devices. Use a longer text.")
         "make_datasets, odd batch size, one window": lambda: gpt.make_datasets(
             text[:12], batch_size=3, validation_split=0.5),
+        # 9 images in batches of 4: the last image is left out (before:
+        # JAX's IndivisibleError at the end of the first epoch), for
+        # every image loader (arrays here; tfds and folders alike)
+        "image datasets": lambda: fit_images(4),
+        "image datasets, odd batch size": lambda: fit_images(3),
     }
     said = {}
     try:

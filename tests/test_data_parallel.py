@@ -157,6 +157,7 @@ def test_uneven_batches_of_arrays_are_one_clear_error(runs):
     assert said.pop("fit, even") == "trained"
     # make_datasets drops the last partial batches under a distribution
     assert said.pop("make_datasets") == "trained"
+    assert said.pop("image datasets") == "trained"
     assert "training text" in said["make_datasets, odd batch size"]
     for call, fix in (("fit, last batch of 1", "Drop the last 1 examples"),
                       ("fit, odd batch size", "multiple of 2"),
@@ -167,13 +168,14 @@ def test_uneven_batches_of_arrays_are_one_clear_error(runs):
                       ("make_datasets, odd batch size", "multiple of 2"),
                       ("make_datasets, odd batch size, one window",
                        "multiple of 2"),
+                      ("image datasets, odd batch size", "multiple of 2"),
                       ("train_on_batch", "training batch"),
                       ("test_on_batch", "evaluation batch"),
                       ("predict_on_batch", "batch to predict")):
         assert "2 devices" in said[call] and fix in said[call], said[call]
         # a tf.data dataset is suggested only where one can be given
         one_batch = call.endswith("_on_batch") or call.startswith(
-            "make_datasets")
+            ("make_datasets", "image datasets"))
         assert ("drop_remainder=True" in said[call]) != one_batch, said[call]
 
 

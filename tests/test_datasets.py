@@ -39,6 +39,12 @@ def test_load_embedded_mnist_split_and_batches():
     train, val = datasets.load_images("embedded_mnist", limit=5)
     assert sum(len(b[0]) for b in train) == 5
     assert sum(len(b[0]) for b in val) == 1
+    # a limit near the 10,000 images: a tenth of it validates (all 1,000
+    # did for limits from 9,000 to 9,999), the rest trains
+    train, val = datasets.load_images("embedded_mnist", limit=9500,
+                                      batch_size=2000, with_labels=False)
+    assert sum(len(b) for b in val) == 950
+    assert sum(len(b) for b in train) == 9050
 
 
 @pytest.mark.parametrize(
