@@ -121,6 +121,17 @@ def test_divergence_in_the_first_epoch_restores_the_start(mnist):
         np.testing.assert_array_equal(now, good)
 
 
+def test_callbacks_given_by_position_get_the_check_too(mnist):
+    # fit(x, y, batch_size, epochs, verbose, callbacks): no check was
+    # added (the NaN weights stayed, in silence)
+    model, start = _built_vae()
+    with pytest.warns(RuntimeWarning, match="start of training"):
+        history = model.fit(mnist[0][:64], None, 32, 2, 0, [PoisonAt(0, 1)])
+    for now, good in zip(_state(model), start):
+        np.testing.assert_array_equal(now, good)
+    assert "loss" in history.logged_epochs
+
+
 def test_terminate_on_nan_or_restore_false_is_respected(mnist):
     model = VAE(latent_dim=4, filters=(8,), seed=0)
     with warnings.catch_warnings(record=True) as caught:

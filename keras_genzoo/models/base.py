@@ -630,14 +630,21 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         if _is_stream(x):
             kwargs.setdefault("shuffle", False)
         recorder = None
-        if len(args) < 4:  # (batch_size, epochs, verbose, callbacks, ...)
-            kwargs["callbacks"] = _with_divergence_check(
-                kwargs.get("callbacks"))
-            if isinstance(kwargs["callbacks"], list):
-                from keras_genzoo.callbacks import _LoggedEpochs
+        # (batch_size, epochs, verbose, callbacks, ...): given by position
+        # too (no check was added then)
+        args = list(args)
+        positional = len(args) > 3
+        callbacks = _with_divergence_check(
+            args[3] if positional else kwargs.get("callbacks"))
+        if isinstance(callbacks, list):
+            from keras_genzoo.callbacks import _LoggedEpochs
 
-                recorder = _LoggedEpochs()
-                kwargs["callbacks"].append(recorder)
+            recorder = _LoggedEpochs()
+            callbacks.append(recorder)
+        if positional:
+            args[3] = callbacks
+        else:
+            kwargs["callbacks"] = callbacks
         try:
             with zoo_backend.keep_state_on_error(self):
                 history = super().fit(x, y, *args, **kwargs)
@@ -650,8 +657,6 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
             # epoch, which Keras does not reach when something raises
             from keras_genzoo.callbacks import StopOnDivergence
 
-            callbacks = kwargs.get("callbacks") or (
-                args[3] if len(args) > 3 else None)
             if isinstance(callbacks, (list, tuple)):
                 for callback in callbacks:
                     if isinstance(callback, StopOnDivergence):
