@@ -337,6 +337,49 @@ def uneven_batches():
     return said
 
 
+def uneven_batches_tf(strategy):
+    """TensorFlow: what the zoo's calls say of arrays whose batches the
+    strategy's 2 replicas cannot run (before: TensorFlow's "AddN ... must
+    have the same size and shape" from Keras' first step, or a shape error
+    from a replica that got no example), and that the splits it can run
+    train. `{call: message or "trained"}`."""
+    import numpy as np
+
+    from keras_genzoo import VAE, MiniGPT
+
+    images = np.random.default_rng(0).random((11, 8, 8, 1), "float32")
+    text = "abcdefghij" * 30
+    with strategy.scope():
+        model = VAE(latent_dim=2, filters=(4,), seed=0)
+        model.compile()
+
+    def make_datasets():
+        with strategy.scope():  # the strategy the datasets are made for
+            gpt = MiniGPT.from_text(text, num_layers=1, num_heads=2,
+                                    hidden_dim=8, sequence_length=4, seed=0)
+            gpt.make_datasets(text, batch_size=3)
+
+    calls = {
+        "fit, odd batch size": lambda: model.fit(
+            images[:6], batch_size=3, epochs=1, verbose=0),
+        "fit, last batch of 1": lambda: model.fit(
+            images[:9], batch_size=4, epochs=1, verbose=0),
+        # a last batch of 3 splits 2 + 1: it runs
+        "fit, last batch of 3": lambda: model.fit(
+            images, batch_size=4, epochs=1, verbose=0),
+        "train_on_batch": lambda: model.train_on_batch(images[:3]),
+        "make_datasets, odd batch size": make_datasets,
+    }
+    said = {}
+    for name, call in calls.items():
+        try:
+            call()
+            said[name] = "trained"
+        except ValueError as error:
+            said[name] = str(error)
+    return said
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     outdir = argv.pop(0)
@@ -360,6 +403,8 @@ def main(argv=None):
             [f"/cpu:{i}" for i in range(DEVICES)])
     if BACKEND == "jax":
         results["uneven"] = uneven_batches()
+    if BACKEND == "tensorflow":
+        results["uneven"] = uneven_batches_tf(strategy)
     references = {}
     for family in families:
         items = {}

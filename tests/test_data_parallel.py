@@ -179,6 +179,24 @@ def test_uneven_batches_of_arrays_are_one_clear_error(runs):
         assert ("drop_remainder=True" in said[call]) != one_batch, said[call]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "tensorflow",
+                    reason="tf.distribute on TensorFlow")
+def test_batches_the_replicas_cannot_run_are_one_clear_error(runs):
+    # before: "Inputs to operation AddN ... must have the same size and
+    # shape" from Keras' first step, or a shape error from a replica that
+    # got no example
+    said = runs[1]["uneven"]
+    assert said.pop("fit, last batch of 3") == "trained", said
+    for call, fix in (("fit, odd batch size", "multiple of 2"),
+                      ("fit, last batch of 1", "Drop the last 1 examples"),
+                      ("train_on_batch", "multiple of the devices"),
+                      ("make_datasets, odd batch size", "multiple of 2")):
+        assert "2 replicas" in said[call] or "2 devices" in said[call], (
+            said[call])
+        assert fix in said[call], said[call]
+
+
 def test_keras_distribution_is_refused_where_fit_ignores_it(mnist):
     """On TensorFlow and PyTorch a `keras.distribution` would be ignored:
     a zoo model says so; on JAX it is used."""

@@ -58,13 +58,17 @@ Exports:
   compute dtype cannot run on this backend and device (float16 on JAX's
   CPU, which XLA cannot compile); nothing elsewhere. `MiniGPT` calls it.
 - `check_batch_split(num_examples, batch_size, what, fix=None,
-  datasets=True)`: a `ValueError` where the `keras.distribution` set would
-  split a batch of arrays unevenly over its devices (JAX; nothing
-  elsewhere). The zoo's `fit`, `evaluate`, `predict`, `*_on_batch` and
-  `make_datasets` call it (`datasets`: whether the message may suggest a
-  tf.data dataset batched with `drop_remainder=True`).
-- `batch_devices()`: the devices that share every batch under the
-  `keras.distribution` set (its batch axis; 1 without one, or elsewhere).
+  datasets=True, devices=None)`: a `ValueError` where the
+  `keras.distribution` set (JAX) or a `tf.distribute` strategy
+  (TensorFlow) would split a batch of arrays in a way its step cannot run
+  (nothing on PyTorch). The zoo's `fit`, `evaluate`, `predict`,
+  `*_on_batch` and `make_datasets` call it (`datasets`: whether the
+  message may suggest a tf.data dataset batched with
+  `drop_remainder=True`; `devices`: `batch_devices(model)`).
+- `batch_devices(model=None)`: the devices that share every batch: under
+  the `keras.distribution` set on JAX (its batch axis), the replicas of
+  `model`'s `tf.distribute` strategy (or of the one in scope) on
+  TensorFlow; 1 without one, or on PyTorch.
 - `check_distribution()`: a `ValueError` where a `keras.distribution` is
   set on a backend whose `fit` ignores it (TensorFlow, PyTorch).
 - `variable_scope(model)`: where variables created before `fit` runs
@@ -194,12 +198,12 @@ def _any_attention_dtype(dtype):
 
 
 def _any_batch_split(num_examples, batch_size, what, fix=None,
-                     datasets=True):
+                     datasets=True, devices=None):
     """This backend's `fit` takes batches of any size."""
     return None
 
 
-def _one_device():
+def _one_device(model=None):
     """No `keras.distribution` shares batches on this backend."""
     return 1
 

@@ -67,9 +67,9 @@ def prepare_variables(model):
             seen.add(id(value))
 
 
-def batch_devices():
+def batch_devices(model=None):
     """The devices that share every batch under the `keras.distribution`
-    set (its batch axis), 1 without one."""
+    set (its batch axis), 1 without one (`model` is not needed here)."""
     distribution = keras.distribution.distribution()
     name = getattr(distribution, "batch_dim_name", None)
     if distribution is None or name is None:
@@ -79,7 +79,7 @@ def batch_devices():
 
 
 def check_batch_split(num_examples, batch_size, what, fix=None,
-                      datasets=True):
+                      datasets=True, devices=None):
     """Raises a `ValueError` where the `keras.distribution` would split a
     batch of arrays unevenly over its devices.
 
@@ -89,7 +89,7 @@ def check_batch_split(num_examples, batch_size, what, fix=None,
     `IndivisibleError` (Keras 3.15.1). The message names `what` and a
     fix (`fix`, or a batch size or the examples to drop).
     """
-    devices = batch_devices()
+    devices = batch_devices() if devices is None else devices
     if devices == 1 or not num_examples:
         return
     batch_size = int(batch_size)

@@ -22,6 +22,52 @@ def _replicas():
     return context, context.num_replicas_in_sync
 
 
+def batch_devices(model=None):
+    """The replicas that share every batch: those of `model`'s
+    `tf.distribute` strategy (the one it was created under), or of the
+    strategy in scope without a model; 1 without one."""
+    strategy = (model.distribute_strategy if model is not None
+                else tf.distribute.get_strategy())
+    return int(strategy.num_replicas_in_sync)
+
+
+def check_batch_split(num_examples, batch_size, what, fix=None,
+                      datasets=True, devices=None):
+    """Raises a `ValueError` where a `tf.distribute` strategy would split a
+    batch of arrays in a way the step cannot run.
+
+    Keras' first step reduces the replicas' shares of the first batch
+    (`_maybe_symbolic_build`), which fails unless they are equal ("Inputs
+    to operation AddN ... must have the same size and shape"), and a
+    replica that gets no example fails in its gradients (a last batch
+    smaller than the replicas) (Keras 3.15.1, TensorFlow 2.21). Other
+    batches may split unevenly. The message names `what` and a fix
+    (`fix`, or a batch size or the examples to drop).
+    """
+    devices = batch_devices() if devices is None else devices
+    if devices == 1 or not num_examples:
+        return
+    batch_size = int(batch_size)
+    first, last = min(batch_size, num_examples), num_examples % batch_size
+    if first % devices:
+        bad = first
+        fix = fix or (f"pass a batch_size that is a multiple of {devices}")
+    elif 0 < last < devices:
+        bad = last
+        fix = fix or (f"drop the last {last} examples (keep "
+                      f"{num_examples - last})")
+    else:
+        return
+    raise ValueError(
+        f"{what[0].upper() + what[1:]} has {num_examples} examples in "
+        f"batches of {batch_size}: a batch of {bad} cannot be shared by "
+        f"the tf.distribute strategy's {devices} replicas (the first "
+        f"batch must be a multiple of {devices}, and every batch needs "
+        f"one example per replica). {fix[0].upper() + fix[1:]}"
+        + (", or feed a tf.data dataset batched with drop_remainder=True."
+           if datasets else "."))
+
+
 def variable_scope(model):
     """The scope where `model`'s variables must be created: the
     `tf.distribute` strategy it was created under (the default one

@@ -96,22 +96,28 @@ def _array_count(x):
     return int(leaves[0].shape[0])
 
 
-def _check_one_batch(x, what):
+def _check_one_batch(model, x, what):
     """`backend.check_batch_split` for the one batch `x` of `*_on_batch`
     (before, JAX's `IndivisibleError` came from inside Keras' step)."""
     count = _array_count(x)
     if count:
         zoo_backend.check_batch_split(
             count, count, what, datasets=False,
-            fix="pass a batch whose size is a multiple of the devices")
+            fix="pass a batch whose size is a multiple of the devices",
+            devices=zoo_backend.batch_devices(model))
 
 
-def _check_batch_split(x, batch_size, what, validation_split=0.0):
+def _check_batch_split(model, x, batch_size, what, validation_split=0.0):
     """`backend.check_batch_split` for arrays (`x` as Keras reads it, the
     `batch_size` given to Keras: 32 if `None`; a `validation_split` holds
-    the last examples out, as Keras does)."""
+    the last examples out, as Keras does), with `model`'s devices (its
+    `tf.distribute` replicas on TensorFlow: TensorFlow's shape errors
+    from inside the step before)."""
     count = _array_count(x)
     if count is None:
+        return
+    devices = zoo_backend.batch_devices(model)
+    if devices == 1:
         return
     batch_size = 32 if batch_size is None else batch_size
     if validation_split:
@@ -120,9 +126,9 @@ def _check_batch_split(x, batch_size, what, validation_split=0.0):
             count - split_at, batch_size,
             f"the last {validation_split:g} of {what} (validation_split)",
             fix="pass a validation_split that holds out a multiple of the "
-                "device count, or validation_data")
+                "device count, or validation_data", devices=devices)
         count = split_at
-    zoo_backend.check_batch_split(count, batch_size, what)
+    zoo_backend.check_batch_split(count, batch_size, what, devices=devices)
 
 
 def _data_shape(x):
@@ -616,14 +622,14 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         self._refuse_sample_weights("fit", args, kwargs)
         x, y = self._before_steps(x, y, "the training data")
         batch_size = _batch_size(args, kwargs)
-        _check_batch_split(x, batch_size, "the training data",
+        _check_batch_split(self, x, batch_size, "the training data",
                            kwargs.get("validation_split") or 0.0)
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self.check_validation_data(
                 kwargs["validation_data"])
             validation = kwargs["validation_data"]
             _check_batch_split(
-                validation[0] if isinstance(validation, tuple)
+                self, validation[0] if isinstance(validation, tuple)
                 else validation,
                 kwargs.get("validation_batch_size") or batch_size,
                 "the validation data")
@@ -671,8 +677,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         self._refuse_sample_weights("evaluate", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation data")
-        _check_batch_split(
-            x, _batch_size(args, kwargs),
+        _check_batch_split(self, x, _batch_size(args, kwargs),
             "the evaluation data")
         with zoo_backend.keep_state_on_error(self):
             return super().evaluate(x, y, *args, **kwargs)
@@ -685,8 +690,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         as it was, on JAX too, where Keras 3.15 lost its weights.
         """
         x = self.check_predict_data(x)
-        _check_batch_split(
-            x, _batch_size(args, kwargs),
+        _check_batch_split(self, x, _batch_size(args, kwargs),
             "the data to predict")
         with zoo_backend.keep_state_on_error(self):
             return super().predict(x, *args, **kwargs)
@@ -705,7 +709,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         PyTorch, NaN on JAX).
         """
         x = self.check_predict_data(x)
-        _check_one_batch(x, "the batch to predict")
+        _check_one_batch(self, x, "the batch to predict")
         return super().predict_on_batch(x)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
@@ -716,7 +720,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         self._refuse_sample_weights("train_on_batch", args, kwargs)
         x, y = self._before_steps(x, y, "the training batch")
-        _check_one_batch(x, "the training batch")
+        _check_one_batch(self, x, "the training batch")
         return super().train_on_batch(x, y, *args, **kwargs)
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
@@ -724,7 +728,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         `keras.Model.test_on_batch`."""
         self._refuse_sample_weights("test_on_batch", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation batch")
-        _check_one_batch(x, "the evaluation batch")
+        _check_one_batch(self, x, "the evaluation batch")
         return super().test_on_batch(x, y, *args, **kwargs)
 
     # -------------------------------------------------- custom-step metrics
@@ -1190,16 +1194,12 @@ class LatentImageModel(ImageModel):
                  decoder=None, image_shape=None, seed=None, num_classes=None,
                  **kwargs):
         super().__init__(image_shape=image_shape, seed=seed, **kwargs)
-        if num_classes is not None and (
-                isinstance(num_classes, bool) or int(num_classes) < 2):
-            raise ValueError(
-                f"`num_classes` must be an integer >= 2 (or None for an "
-                f"unconditional model); got {num_classes!r}.")
-        self.num_classes = None if num_classes is None else int(num_classes)
-        if latent_dim is not None and int(latent_dim) <= 0:
-            raise ValueError(
-                f"`latent_dim` must be a positive integer; got {latent_dim}."
-            )
+        # counts are checked, not cut by `int` (2.5 ran as 2)
+        self.num_classes = (None if num_classes is None else
+                            _inputs.check_count(num_classes, "num_classes",
+                                                2))
+        if latent_dim is not None:
+            latent_dim = _inputs.check_count(latent_dim, "latent_dim")
         from keras_genzoo.networks.conv import check_filters
 
         self.filters = check_filters(filters)
