@@ -90,11 +90,26 @@ class OptimizerPair(keras.optimizers.Optimizer):
     def learning_rate(self, value):
         if not hasattr(self, "d_optimizer"):  # the base class' __init__
             return
+        # checked before anything changes: a schedule's rate cannot be
+        # set, and the generator's raised after the discriminator's had
+        # been changed
+        for name in ("d_optimizer", "g_optimizer"):
+            schedule = getattr(getattr(self, name), "_learning_rate", None)
+            if isinstance(schedule,
+                          keras.optimizers.schedules.LearningRateSchedule):
+                raise TypeError(
+                    f"The pair's `{name}` takes its learning rate from a "
+                    f"schedule ({type(schedule).__name__}), which cannot be "
+                    "set: give both optimizers a schedule, or neither (a "
+                    "learning-rate callback then sets both rates).")
         current = float(ops.convert_to_numpy(self.d_optimizer.learning_rate))
         value = float(ops.convert_to_numpy(value))
+        if value == current:
+            return
         if current == 0.0:
+            # no ratio to keep: the generator's rate stays (it was set to
+            # the discriminator's, 0 under a scheduler that scales it)
             self.d_optimizer.learning_rate = value
-            self.g_optimizer.learning_rate = value
             return
         factor = value / current
         g_rate = float(ops.convert_to_numpy(self.g_optimizer.learning_rate))
@@ -124,10 +139,23 @@ class OptimizerPair(keras.optimizers.Optimizer):
                 "with it (`gan.compile(d_optimizer=..., g_optimizer=...)`)."
             )
         d_variables, g_variables = self.variable_groups()
-        if not self.d_optimizer.built:
-            self.d_optimizer.build(d_variables)
-        if not self.g_optimizer.built:
-            self.g_optimizer.build(g_variables)
+        for name, optimizer, variables in (
+                ("d_optimizer", self.d_optimizer, d_variables),
+                ("g_optimizer", self.g_optimizer, g_variables)):
+            if not optimizer.built:
+                optimizer.build(variables)
+                continue
+            # built for another model's networks: "Unknown variable" on
+            # TensorFlow and PyTorch; on JAX both models trained on one
+            # shared state, in silence
+            known = getattr(optimizer, "_trainable_variables_indices", None)
+            if known is not None and any(
+                    optimizer._var_key(v) not in known for v in variables):
+                raise ValueError(
+                    f"The `{name}` given was already built for another "
+                    "model's network: give each model its own optimizers "
+                    f"(e.g. `keras.optimizers.{type(optimizer).__name__}"
+                    f".from_config({name}.get_config())`).")
         # What `keras.callbacks.SwapEMAWeights` swaps, read as from one
         # optimizer with `use_ema=True`: the weights of each optimizer that
         # averages them, and their averages, in the same order.

@@ -71,6 +71,47 @@ def test_pair_needs_two_optimizers_and_an_owner():
     assert _lr(pair.g_optimizer) == pytest.approx(0.5 * 0.01 / 0.001)
     clone = OptimizerPair.from_config(pair.get_config())
     assert type(clone.g_optimizer).__name__ == "SGD"
+    # a discriminator rate of 0: no ratio to keep, the generator's stays
+    # (a scheduler that halves the rates set it to 0 before)
+    pair = OptimizerPair(keras.optimizers.Adam(0.0),
+                         keras.optimizers.Adam(5e-4))
+    pair.learning_rate = 0.0
+    assert _lr(pair.g_optimizer) == pytest.approx(5e-4)
+    pair.learning_rate = 1e-3
+    assert _lr(pair.d_optimizer) == pytest.approx(1e-3)
+    assert _lr(pair.g_optimizer) == pytest.approx(5e-4)
+    # one optimizer on a schedule: refused before anything changes (the
+    # discriminator's rate had changed when the generator's raised)
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.5)
+    pair = OptimizerPair(keras.optimizers.Adam(1e-3),
+                         keras.optimizers.Adam(schedule))
+    with pytest.raises(TypeError, match="`g_optimizer` takes its learning"):
+        pair.learning_rate = 5e-4
+    assert _lr(pair.d_optimizer) == pytest.approx(1e-3)
+
+
+def test_optimizers_built_for_another_model_are_refused(mnist):
+    # on JAX the two GANs trained on one shared optimizer state, in silence
+    d_optimizer, g_optimizer = keras.optimizers.Adam(), keras.optimizers.Adam()
+    first = tiny_gan()
+    first.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer)
+    first.fit(mnist[0][:32], epochs=1, batch_size=32, verbose=0)
+    second = tiny_gan()
+    second.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer)
+    with pytest.raises(ValueError, match="already built for another model"):
+        second.fit(mnist[0][:32], epochs=1, batch_size=32, verbose=0)
+
+
+@pytest.mark.parametrize("cls, kwargs, name", [
+    (GAN, {"d_steps": 1.5}, "d_steps"),
+    (GAN, {"latent_dim": 2.5}, "latent_dim"),
+    (GAN, {"num_classes": 2.7}, "num_classes"),
+    (WGANGP, {"gp_weight": float("nan")}, "gp_weight"),
+])
+def test_bad_numbers_are_refused(cls, kwargs, name):
+    # cut down by int before (NaN gave NaN losses)
+    with pytest.raises(ValueError, match=f"`{name}` must be"):
+        cls(**kwargs)
 
 
 def test_warmup_cosine_adamw_schedule():

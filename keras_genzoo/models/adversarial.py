@@ -109,20 +109,14 @@ class AdversarialModel(ImageModel):
         **kwargs,
     ):
         super().__init__(image_shape=image_shape, seed=seed, **kwargs)
-        if latent_dim is not None and int(latent_dim) <= 0:
-            raise ValueError(
-                f"`latent_dim` must be a positive integer; got {latent_dim}."
-            )
-        if num_classes is not None and int(num_classes) < 2:
-            raise ValueError(
-                f"`num_classes` must be at least 2 (or None); got "
-                f"{num_classes}."
-            )
-        d_steps = self.default_d_steps if d_steps is None else int(d_steps)
-        if d_steps < 1:
-            raise ValueError(f"`d_steps` must be at least 1; got {d_steps}.")
-        self.latent_dim = None if latent_dim is None else int(latent_dim)
-        self.num_classes = None if num_classes is None else int(num_classes)
+        # counts are checked, not cut by `int` (2.5 ran as 2)
+        self.latent_dim = (None if latent_dim is None else
+                           _inputs.check_count(latent_dim, "latent_dim"))
+        self.num_classes = (None if num_classes is None else
+                            _inputs.check_count(num_classes, "num_classes",
+                                                2))
+        d_steps = (self.default_d_steps if d_steps is None
+                   else _inputs.check_count(d_steps, "d_steps"))
         self.generator_filters = check_filters(generator_filters)
         self.discriminator_filters = check_filters(discriminator_filters)
         self.d_steps = d_steps

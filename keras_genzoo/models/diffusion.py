@@ -200,10 +200,8 @@ class DiffusionModel(ImageModel):
         **kwargs,
     ):
         super().__init__(image_shape=image_shape, seed=seed, **kwargs)
-        if num_classes is not None and int(num_classes) < 2:
-            raise ValueError(
-                f"`num_classes` must be at least 2 (or None); got "
-                f"{num_classes}.")
+        if num_classes is not None:  # 2.7 was cut to 2
+            num_classes = _inputs.check_count(num_classes, "num_classes", 2)
         if not 0.0 <= float(ema_decay) < 1.0:
             raise ValueError(
                 f"`ema_decay` must be in [0, 1); got {ema_decay}.")

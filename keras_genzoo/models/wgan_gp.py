@@ -1,5 +1,7 @@
 """Wasserstein GAN with gradient penalty (Gulrajani et al., 2017)."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -131,8 +133,11 @@ class WGANGP(AdversarialModel):
                 "A WGAN-GP critic has no labels to smooth: drop "
                 "`label_smoothing=`."
             )
-        if float(gp_weight) < 0:
-            raise ValueError(f"`gp_weight` must be >= 0; got {gp_weight}.")
+        if not float(gp_weight) >= 0 or not math.isfinite(float(gp_weight)):
+            # NaN passed (and every loss was NaN)
+            raise ValueError(
+                f"`gp_weight` must be a finite number >= 0; got "
+                f"{gp_weight}.")
         super().__init__(
             latent_dim=latent_dim, num_classes=num_classes,
             generator_filters=generator_filters,
