@@ -23,6 +23,7 @@ import gzip
 import math
 import os
 import struct
+import warnings
 
 import numpy as np
 
@@ -222,10 +223,13 @@ def arrays_to_datasets(
     The last `validation_split` fraction of the arrays is the validation set.
 
     Args:
-        images: array `(num_images, height, width, channels)`.
+        images: array `(num_images, height, width, channels)` (or
+            `(num_images, height, width)` for grayscale), uint8 or floats
+            in [0, 1]; the datasets yield uint8, as the loaders do.
         labels: optional array `(num_images,)`.
         batch_size: images per batch.
-        validation_split: fraction held out for validation (0 for none).
+        validation_split: fraction held out for validation (0 for none;
+            at least one image otherwise).
         shuffle: whether to reshuffle the training set every epoch.
         seed: shuffling seed.
 
@@ -246,6 +250,14 @@ def arrays_to_datasets(
     if images.ndim == 0:
         raise ValueError("`images` must be an array of images "
                          "(num_images, height, width, channels).")
+    if images.ndim == 3:  # grayscale without a channel axis
+        images = images[..., None]
+    # what the loaders yield, uint8 (N, H, W, C): floats in [0, 1] and
+    # 3-D arrays went through as they were
+    _inputs.check_image_batch(images, what="`images`")
+    if images.dtype != np.uint8:
+        images = np.round(_inputs.scale_pixels(images) * 255.0).astype(
+            "uint8")
     if labels is not None:
         labels = _inputs.to_numpy(labels, "`labels`")
         if labels.ndim != 1 or len(labels) != len(images):
@@ -253,6 +265,10 @@ def arrays_to_datasets(
                 f"`labels` must hold one label per image: {len(images)} "
                 f"images, labels of shape {labels.shape}.")
     num_val = int(round(len(images) * validation_split))
+    if validation_split:
+        # at least one, as `load_images` keeps (no validation set, in
+        # silence, when the split rounded to none)
+        num_val = max(num_val, 1)
     return _split_arrays(images, labels, num_val, batch_size, shuffle, seed)
 
 
@@ -481,11 +497,13 @@ def _color_mode(image):
     `"rgb"`. Keras has no grey-with-alpha mode, so an `LA` image (or a grey
     palette with transparency) reads as `"rgba"`, which keeps its alpha."""
     mode = image.mode
+    # transparency as a tRNS chunk (grey or RGB PNGs) too: it was read
+    # as grayscale or rgb, dropping the alpha
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or (
+            "transparency" in image.info):
+        return "rgba"
     if mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F"):
         return "grayscale"
-    if mode in ("LA", "La", "PA", "RGBA", "RGBa") or (
-            mode == "P" and "transparency" in image.info):
-        return "rgba"
     if mode == "P":
         # a palette image is grey when every colour it shows is
         red, green, blue = (channel.tobytes()
@@ -519,12 +537,50 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
             f"which TensorFlow decodes as RGB only: pass "
             f"`color_mode=\"rgb\"` (or leave it out), or convert them to "
             f"PNG to read them as {color_mode!r}.")
+    bmps = [f for f in files if f.lower().endswith(".bmp")]
+    if bmps and color_mode == "grayscale":
+        # (TensorFlow's "`channels` must be 0, 3 or 4 for BMP" at the
+        # first batch before)
+        raise ValueError(
+            f"{folder} holds BMP images ({os.path.basename(bmps[0])}, ...), "
+            "which TensorFlow decodes as RGB or RGBA only: pass "
+            "`color_mode=\"rgb\"` (or leave it out), or convert them to "
+            "PNG to read them as 'grayscale'.")
+    if class_folders and any(
+            f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(folder)
+            if os.path.isfile(os.path.join(folder, f))):
+        # Keras reads only the class sub-folders: the images beside them
+        # were left out in silence
+        warnings.warn(
+            f"{folder} has class sub-folders ({', '.join(class_folders[:3])}"
+            f"{', ...' if len(class_folders) > 3 else ''}) and images beside "
+            "them, which are not read: with sub-folders only their images "
+            "are (one class each). Move the images into a sub-folder.",
+            stacklevel=3)
+    if image_size is not None:
+        if isinstance(image_size, (int, np.integer)) and not isinstance(
+                image_size, bool):
+            image_size = (image_size, image_size)
+        try:
+            height, width = image_size
+            image_size = (_inputs.check_count(height, "image_size"),
+                          _inputs.check_count(width, "image_size"))
+        except (TypeError, ValueError):
+            # an int, (0, 4): a TypeError, or tf.data's error at the first
+            # batch, before
+            raise ValueError(
+                "`image_size` must be (height, width), two positive "
+                f"integers (or one for a square); got {image_size!r}."
+            ) from None
     with Image.open(files[0]) as image:
         if image_size is None:
             image_size = (image.height, image.width)
         if color_mode is None:
-            # GIFs decode as RGB only, whatever the first image holds
+            # GIFs decode as RGB only, whatever the first image holds,
+            # BMPs as RGB or RGBA
             color_mode = "rgb" if gifs else _color_mode(image)
+            if bmps and color_mode == "grayscale":
+                color_mode = "rgb"
     labels = "inferred" if class_folders else None
     if with_labels and labels is None:
         with_labels = False  # no sub-folders: nothing to label by

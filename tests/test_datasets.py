@@ -179,6 +179,26 @@ def test_a_folder_reads_as_what_its_images_hold(tmp_path):
         datasets.load_images(str(mixed), color_mode="grayscale")
     with pytest.raises(ValueError, match="`color_mode` must be"):
         datasets.load_images(str(mixed), color_mode="cmyk")
+    # a tRNS transparent colour in a grey or RGB PNG: rgba (its alpha was
+    # dropped)
+    trns = tmp_path / "trns"
+    trns.mkdir()
+    for i, c in enumerate(colour):
+        Image.fromarray(c).save(trns / f"{i}.png", transparency=(0, 0, 0))
+    train, _ = datasets.load_images(str(trns), batch_size=4,
+                                    validation_split=0)
+    assert np.asarray(next(iter(train))).shape[-1] == 4
+    # grey BMPs: TensorFlow decodes BMPs as RGB or RGBA only (its error at
+    # the first batch, before)
+    bmp = tmp_path / "bmp"
+    bmp.mkdir()
+    for i, g in enumerate(grey):
+        Image.fromarray(g).save(bmp / f"{i}.bmp")
+    train, _ = datasets.load_images(str(bmp), batch_size=4,
+                                    validation_split=0)
+    assert np.asarray(next(iter(train))).shape == (4, 6, 6, 3)
+    with pytest.raises(ValueError, match="BMP.*RGB or RGBA only"):
+        datasets.load_images(str(bmp), color_mode="grayscale")
 
 
 def test_bad_arguments_name_the_fix(tmp_path):
@@ -198,6 +218,28 @@ def test_bad_arguments_name_the_fix(tmp_path):
         datasets.arrays_to_datasets(images, batch_size=0)
     with pytest.raises(ValueError, match="one label per image"):
         datasets.arrays_to_datasets(images, np.zeros(9, "int32"))
+    # image_size: an int is a square; (0, 4) failed at the first batch
+    train, _ = datasets.load_images(str(tmp_path), image_size=4,
+                                    validation_split=0)
+    assert next(iter(train)).shape[1:3] == (4, 4)
+    for size in ((0, 4), (4,), "big"):
+        with pytest.raises(ValueError, match="`image_size` must be"):
+            datasets.load_images(str(tmp_path), image_size=size)
+    # arrays: the loaders' pair, uint8 (N, H, W, C), and a split that
+    # rounds to none keeps one image (floats, 3-D arrays and no
+    # validation set went through before)
+    floats = np.linspace(0, 1, 4 * 8 * 8).reshape(4, 8, 8)
+    train, val = datasets.arrays_to_datasets(floats, batch_size=4)
+    batch = next(iter(train))
+    assert batch.dtype.name == "uint8" and tuple(batch.shape) == (3, 8, 8, 1)
+    assert sum(len(b) for b in val) == 1
+    with pytest.raises(ValueError, match="divide by 255"):
+        datasets.arrays_to_datasets(floats * 255)
+    # images beside class sub-folders are not read: said
+    (tmp_path / "extra").mkdir()
+    _write_images(tmp_path / "extra", 2, (8, 8), "L")
+    with pytest.warns(UserWarning, match="images beside them"):
+        datasets.load_images(str(tmp_path), validation_split=0)
     # a numpy vocabulary is a vocabulary
     train, _ = datasets.text_datasets("abab" * 20, sequence_length=4,
                                       batch_size=2,
