@@ -287,8 +287,8 @@ def uneven_batches():
             tf.data.Dataset.from_tensor_slices(pixels).filter(
                 lambda x: True), batch_size, False, 0)
         assert [len(b) for b in unknown] == [4, 4]
-        VAE(latent_dim=2, filters=(4,), seed=0).fit(train_ds, epochs=1,
-                                                   verbose=0)
+        fresh = VAE(latent_dim=2, filters=(4,), seed=0)
+        fresh.fit(train_ds, epochs=1, verbose=0)
 
     calls = {
         "fit, last batch of 1": lambda: model.fit(

@@ -678,7 +678,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         self._refuse_sample_weights("evaluate", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation data")
         _check_batch_split(self, x, _batch_size(args, kwargs),
-            "the evaluation data")
+                           "the evaluation data")
         with zoo_backend.keep_state_on_error(self):
             return super().evaluate(x, y, *args, **kwargs)
 
@@ -691,7 +691,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         x = self.check_predict_data(x)
         _check_batch_split(self, x, _batch_size(args, kwargs),
-            "the data to predict")
+                           "the data to predict")
         with zoo_backend.keep_state_on_error(self):
             return super().predict(x, *args, **kwargs)
 
