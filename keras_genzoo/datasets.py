@@ -600,17 +600,46 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
         color_mode=color_mode,
         image_size=tuple(image_size),
         batch_size=None,
-        shuffle=True,
+        shuffle=bool(shuffle),
         seed=seed,
     )
-    if validation_split:
+    if shuffle and validation_split:
         train, val = keras.utils.image_dataset_from_directory(
             folder, validation_split=validation_split, subset="both",
             **kwargs,
         )
         parts = [train, val]
-    else:
+    elif shuffle:
         parts = [keras.utils.image_dataset_from_directory(folder, **kwargs)]
+    else:
+        # Keras reshuffles the files of every pass when it shuffles them
+        # for its split (`shuffle=False` was ignored): the files in their
+        # sorted order, split here as Keras splits them (a seeded
+        # permutation of the files, the last `int(split * count)` held
+        # out), so that both settings validate on the same images
+        everything = keras.utils.image_dataset_from_directory(
+            folder, **kwargs)
+        parts = [everything]
+        if validation_split:
+            count = len(files)
+            held_out = int(validation_split * count)
+            order = np.arange(count)
+            np.random.RandomState(
+                np.random.randint(1e6) if seed is None else seed
+            ).shuffle(order)
+            is_val = np.zeros(count, bool)
+            is_val[order[count - held_out:]] = True
+            is_val = tf.constant(is_val)
+
+            def part(validation, size):
+                kept = everything.enumerate().filter(
+                    lambda i, element: tf.equal(tf.gather(is_val, i),
+                                                validation))
+                kept = kept.map(lambda i, element: element)
+                return kept.apply(
+                    tf.data.experimental.assert_cardinality(size))
+
+            parts = [part(False, count - held_out), part(True, held_out)]
 
     def to_uint8(*element):
         image = tf.cast(tf.round(tf.clip_by_value(element[0], 0, 255)),

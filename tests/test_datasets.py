@@ -128,6 +128,27 @@ def test_a_limited_folder_trains_on_the_same_images_every_epoch(tmp_path):
     assert ids(train) == first and ids(train) == first
 
 
+def test_a_folder_without_shuffling_keeps_its_order(tmp_path):
+    # Keras reshuffled every pass (shuffle=False was ignored); the split
+    # is the one shuffle=True makes
+    for i in range(20):
+        Image.fromarray(np.full((4, 4), i * 10, np.uint8), "L").save(
+            tmp_path / f"img{i:02d}.png")
+
+    def ids(ds):
+        return [int(x[0, 0, 0]) // 10 for x in ds.unbatch()]
+
+    train, val = datasets.load_images(str(tmp_path), batch_size=8,
+                                      shuffle=False, validation_split=0.2)
+    first = ids(train)
+    assert first == ids(train) == sorted(first) and len(first) == 16
+    shuffled_train, shuffled_val = datasets.load_images(
+        str(tmp_path), batch_size=8, validation_split=0.2)
+    assert sorted(ids(val)) == sorted(ids(shuffled_val))
+    assert sorted(ids(shuffled_train)) == first
+    assert len(train) == 2  # the size is known
+
+
 def test_a_folder_reads_as_what_its_images_hold(tmp_path):
     """Grey palettes read as one channel, alpha (grey-with-alpha too) as
     four, colour palettes as three; a folder with GIFs reads as RGB, the
