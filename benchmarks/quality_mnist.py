@@ -3,12 +3,14 @@
 Trains each model on the 60,000 MNIST training digits for the same number
 of minutes (`--budget-minutes`; training stops after the batch that uses the
 budget up), then scores `--num-samples` generated images against the 10,000
-test digits with `keras_genzoo.metrics.quality_scores` (Fréchet and kernel
-distances on the shipped MNIST classifier's features, mode coverage) and,
-for the VAEs, the test negative log-likelihood (`VAE.nll`, when the
-package has it). Prints one JSON line per model and backend, plus one
-`real_train_vs_test` row per backend: training digits scored against the
-test digits, the floor of the metrics.
+test digits (`--reference-images`) with the definition of
+`keras_genzoo.metrics.quality_scores` (Fréchet and kernel distances on the
+shipped MNIST classifier's features, KID over `--kid-subsets` subsets of up
+to 1,000 images, mode coverage; the test digits' features are computed once
+per backend and shared by every row) and, for the VAEs, the test negative
+log-likelihood (`VAE.nll`, when the package has it). Prints one JSON line
+per model and backend, plus one `real_train_vs_test` row per backend:
+training digits scored against the test digits, the floor of the metrics.
 
 Models: `vae`, `dcgan`, `wgan_gp`, `cdcgan` (the zoo's defaults; the
 conditional DCGAN on `(images, labels)`), `peer_tf_dcgan` (TensorFlow's DCGAN
@@ -19,7 +21,13 @@ tutorial rebuilt as `GAN(generator=..., discriminator=...)`) and
     python benchmarks/quality_mnist.py                         # 6 models x 3
     python benchmarks/quality_mnist.py --backends jax --models vae,dcgan \\
         --budget-minutes 5 --grid-dir outputs/quality_grids
-    python benchmarks/quality_mnist.py --smoke --backends torch  # seconds
+    python benchmarks/quality_mnist.py --smoke --backends torch  # ~100 s
+
+`--smoke` is a tiny run: a 3 s budget on 2,000 training digits, 500
+samples scored against the first 1,000 test digits with 10 KID subsets
+(its numbers are not comparable with a full run's), 50 NLL images; all six
+models on one backend took 100 s on a 2-core CPU (PyTorch; 165 s
+when every row recomputed the 10,000 test digits' features).
 
 `--mnist-dir` is a folder of MNIST idx files (train-images-idx3-ubyte.gz,
 ...; default `../shared/data/mnist` next to the repository). Each backend
@@ -34,9 +42,13 @@ import argparse
 import gc
 import json
 import os
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _backends import run_per_backend  # noqa: E402  (a sibling module)
+
+BENCHMARK = "quality_mnist"
 
 MODELS = ("vae", "dcgan", "wgan_gp", "cdcgan", "peer_tf_dcgan",
           "peer_kerasio_vae")
@@ -213,7 +225,7 @@ def base_row(name, args):
     import keras
 
     return {
-        "benchmark": "quality_mnist",
+        "benchmark": BENCHMARK,
         "model": name,
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
@@ -296,19 +308,42 @@ def run_model(name, args, data, score):
     return row
 
 
+def make_scorer(real_images, args):
+    """`score(generated)`: `metrics.quality_scores(real_images, generated,
+    subsets=args.kid_subsets, subset_size=min(1000, args.num_samples))`,
+    with the real images' features computed here, once, not per call."""
+    import numpy as np
+
+    from keras_genzoo.metrics import (collect_images, mnist_classifier,
+                                      scores_from_features)
+
+    classifier = mnist_classifier()
+    real_features = classifier.features(
+        collect_images(real_images, "the real images"), 500)
+    subset_size = min(1000, args.num_samples)
+
+    def score(generated):
+        generated = collect_images(generated, "the generated images")
+        probabilities = np.asarray(classifier.network.predict(
+            generated, batch_size=500, verbose=0), "float64")
+        return scores_from_features(
+            real_features, classifier.features(generated, 500),
+            probabilities.reshape(len(probabilities), -1),
+            subsets=args.kid_subsets, subset_size=subset_size)
+
+    return score
+
+
 def run(args):
     import numpy as np
 
     from keras_genzoo.datasets import load_mnist_idx
-    from keras_genzoo.metrics import quality_scores
 
     train_images, train_labels = load_mnist_idx(args.mnist_dir, "train")
     test_images, _ = load_mnist_idx(args.mnist_dir, "t10k")
-    subset_size = min(1000, args.num_samples)
-
-    def score(generated):
-        return quality_scores(test_images, generated,
-                              subset_size=subset_size)
+    test_images = test_images[:args.reference_images]
+    score = make_scorer(test_images, args)
+    rows = []
 
     # The floor: real training digits, as many as the generated samples.
     row = base_row("real_train_vs_test", args)
@@ -321,16 +356,19 @@ def run(args):
     except Exception as error:
         row["error"] = f"{type(error).__name__}: {error}"[:1000]
     print(json.dumps(row), flush=True)
+    rows.append(row)
 
     if args.train_images:
         train_images = train_images[:args.train_images]
         train_labels = train_labels[:args.train_images]
     data = (np.asarray(train_images), np.asarray(train_labels), test_images)
-    for name in args.models.split(","):
-        print(json.dumps(run_model(name, args, data, score)), flush=True)
+    for name in args.models:
+        rows.append(run_model(name, args, data, score))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--models", default=",".join(MODELS))
@@ -348,13 +386,20 @@ def main():
     parser.add_argument("--mnist-dir", default=DEFAULT_MNIST_DIR)
     parser.add_argument("--grid-dir", default=None,
                         help="save a PNG grid of samples per model here")
+    parser.add_argument("--reference-images", type=int, default=None,
+                        help="test digits the samples are scored against "
+                             "(default 10000; --smoke: 1000)")
+    parser.add_argument("--kid-subsets", type=int, default=None,
+                        help="KID subsets (default 100; --smoke: 10)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny run: 3 s budget, 2,000 training images, "
-                             "500 samples, 50 NLL images")
-    parser.add_argument("--child", action="store_true",
+                             "500 samples against 1,000 test digits, 10 "
+                             "KID subsets, 50 NLL images")
+    parser.add_argument("--in-process", "--child", action="store_true",
                         help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    for name in args.models.split(","):
+    args = parser.parse_args(argv)
+    args.models = [m for m in args.models.split(",") if m]
+    for name in args.models:
         if name not in MODELS:
             parser.error(f"unknown model {name!r}; choose from "
                          f"{','.join(MODELS)}")
@@ -364,21 +409,22 @@ def main():
         args.num_samples = 500
         args.nll_images = 50
         args.monitor_samples = min(args.monitor_samples, 200)
-    if args.child:
-        run(args)
-        return
-    for backend in args.backends.split(","):
-        env = dict(os.environ, KERAS_BACKEND=backend)
-        result = subprocess.run(
-            [sys.executable, __file__, "--child"] + sys.argv[1:],
-            env=env, stderr=subprocess.PIPE, text=True,
-        )
-        if result.returncode:
-            lines = result.stderr.strip().splitlines() or ["(no message)"]
-            print(json.dumps({
-                "benchmark": "quality_mnist", "backend": backend,
-                "error": f"exit code {result.returncode}: {lines[-1]}",
-            }), flush=True)
+    if args.reference_images is None:
+        args.reference_images = 1000 if args.smoke else 10_000
+    if args.kid_subsets is None:
+        args.kid_subsets = 10 if args.smoke else 100
+    for option in ("reference_images", "kid_subsets"):
+        if getattr(args, option) < (2 if option == "reference_images" else 1):
+            parser.error(f"--{option.replace('_', '-')} is too small")
+    return args
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.in_process:
+        return run(args)
+    return run_per_backend(__file__, argv, args.backends, BENCHMARK)
 
 
 if __name__ == "__main__":

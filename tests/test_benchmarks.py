@@ -1,6 +1,7 @@
-"""The diffusion benchmark runs end to end in its --smoke mode, in this
-process, on the backend the tests run on (the others are benchmarked by
-hand: they train for minutes)."""
+"""The benchmarks run in small modes (the diffusion one end to end in its
+--smoke mode), in this process, on the backend the tests run on (the others
+are benchmarked by hand: they train for minutes); a failing child backend
+of vae_mnist / dcgan_mnist is run as a subprocess."""
 
 import importlib.util
 import os
@@ -289,3 +290,101 @@ def test_run_sampler_reads_nothing_on_the_host_per_token():
             np.testing.assert_array_equal(
                 [h[1] - hosts[0][1] for h in hosts], range(5))
             assert set(kinds) == {"cpu"}
+
+
+def test_quality_benchmark_scores_the_real_digits_once():
+    """quality_mnist computes the test digits' features once per backend
+    (not once per row), with the definition of `metrics.quality_scores`;
+    `--smoke` scores against 1,000 test digits with 10 KID subsets."""
+    import numpy as np
+
+    from keras_genzoo import metrics
+    from keras_genzoo.datasets import load_embedded_mnist
+
+    module = _load("quality_mnist")
+    smoke = module.parse_args(["--smoke", "--in-process"])
+    assert (smoke.reference_images, smoke.kid_subsets) == (1000, 10)
+    full = module.parse_args(["--in-process", "--models", "vae,dcgan"])
+    assert (full.reference_images, full.kid_subsets) == (10_000, 100)
+    assert full.models == ["vae", "dcgan"]
+    with pytest.raises(SystemExit):
+        module.parse_args(["--models", "vea"])
+
+    images, _ = load_embedded_mnist()
+    real, generated = images[:300], images[300:360]
+    args = module.parse_args(["--in-process", "--num-samples", "60",
+                              "--kid-subsets", "3"])
+    calls = []
+    features = metrics.MnistClassifier.features
+
+    def counted(self, images, batch_size=500):
+        calls.append(len(images))
+        return features(self, images, batch_size)
+
+    metrics.MnistClassifier.features = counted
+    try:
+        score = module.make_scorer(real, args)
+        first = score(generated)
+        second = score(images[400:460])
+    finally:
+        metrics.MnistClassifier.features = features
+    assert calls == [300, 60, 60]  # the real digits' features once
+    expected = metrics.quality_scores(real, generated, subsets=3,
+                                      subset_size=60)
+    for key in ("fd", "kid", "kl_to_uniform", "confidence"):
+        np.testing.assert_allclose(first[key], expected[key], rtol=1e-5,
+                                   atol=1e-6)
+    assert first["classes_covered"] == expected["classes_covered"]
+    assert second["fd"] != first["fd"]
+
+
+def test_vae_benchmark_has_no_steady_figure_from_one_epoch():
+    import keras
+
+    module = _load("vae_mnist")
+    with pytest.raises(SystemExit):
+        module.main(["--in-process", "--models", "vea"])
+    (one,) = module.main(["--in-process", "--models", "autoencoder",
+                          "--epochs", "1", "--train-images", "256"])
+    assert one["backend"] == keras.backend.backend()
+    assert one["train_images"] == 256 and one["epochs"] == 1
+    assert one["first_epoch_s"] > 0  # the compile epoch, and only it
+    assert one["steady_epoch_s"] is None and one["images_per_s"] is None
+    (two,) = module.main(["--in-process", "--models", "autoencoder",
+                          "--epochs", "2", "--train-images", "256"])
+    assert two["steady_epoch_s"] >= 0 and two["images_per_s"] > 0
+
+
+def test_dcgan_benchmark_has_no_steady_figure_from_one_epoch(tmp_path):
+    module = _load("dcgan_mnist")
+    rows = module.main(["--in-process", "--epochs", "1", "--train-images",
+                        "128", "--batch-size", "64", "--latent-dim", "8",
+                        "--generator-filters", "8", "4",
+                        "--discriminator-filters", "4", "8",
+                        "--output-dir", str(tmp_path)])
+    assert [r.get("epoch") for r in rows] == [1, None]
+    summary = rows[-1]
+    assert summary["summary"] == "dcgan_mnist"
+    assert summary["train_images"] == 128 and summary["epochs_run"] == 1
+    assert summary["first_epoch_s"] >= 0
+    assert summary["steady_epoch_s"] is None
+    assert summary["images_per_s"] is None
+
+
+@pytest.mark.parametrize("name", ["vae_mnist", "dcgan_mnist"])
+def test_speed_benchmark_child_failure_is_an_error_row(name):
+    """A backend's failed run is a row with its error message, not a bare
+    CalledProcessError that stops the other backends."""
+    import keras
+
+    backend = keras.backend.backend()
+    # the child fails at once (no batch of 0 images); "nope" is not a
+    # backend: the run goes on to it after the first failure
+    rows = _load(name).main(["--backends", f"{backend},nope",
+                             "--batch-size", "0", "--epochs", "1"])
+    assert [r["backend"] for r in rows] == [backend, "nope"]
+    for row in rows:
+        assert row["benchmark"] == name
+        assert row["error"].startswith("exit code ")
+    # the child's own message, not a bare CalledProcessError
+    assert "ValueError: `batch_size` must be" in rows[0]["error"]
