@@ -706,6 +706,24 @@ def _image_list(items, what):
     return to_numpy(arrays, what)  # ragged: one clear error
 
 
+def _is_stream_of_batches(x):
+    """A tf.data dataset, an iterator or generator, a torch `DataLoader`
+    or a Keras `PyDataset`: what `fit` reads batch by batch (other
+    sequences numpy reads, a `deque` or `memoryview`, are arrays)."""
+    if _is_tf_dataset(x):
+        return True
+    if isinstance(x, (np.ndarray, list, tuple, dict, str, bytes)) or (
+            _is_array_like(x)):
+        return False
+    try:
+        if iter(x) is x:  # generators and other iterators
+            return True
+    except TypeError:
+        pass
+    return type(x).__module__.startswith("torch.utils.data") or any(
+        cls.__name__ == "PyDataset" for cls in type(x).__mro__)
+
+
 def images_to_array(images, expected_shape=None, what="images"):
     """Turns images given to `encode`/`reconstruct` into a float32 array.
 
@@ -714,14 +732,12 @@ def images_to_array(images, expected_shape=None, what="images"):
     list of such images or of batches, a dict with an `"image"` key, or an `(images,
     labels)` tuple (the labels are not used here).
     """
-    if not isinstance(images, (np.ndarray, list, tuple, dict, str, bytes)) \
-            and not _is_array_like(images) and (
-                hasattr(images, "__iter__") or hasattr(images, "__getitem__")):
+    if _is_stream_of_batches(images):
         # a dataset, loader or generator: "images of shape () (rank 0)
         # ... Reshape your images" before
         raise ValueError(
-            f"{what} takes images as arrays (one image, a batch or a list), "
-            f"not a {type(images).__name__}: take the images out first, e.g. "
+            f"{what} takes images as arrays (one image, a batch or a list); "
+            f"got {type(images).__name__!r}: take the images out first, e.g. "
             "`np.concatenate([np.asarray(x) for x, _ in dataset])` (auto-"
             "encoders' `encode_data` reads datasets).")
     if isinstance(images, (list, tuple)):

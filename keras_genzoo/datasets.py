@@ -179,9 +179,9 @@ def _batched(ds, batch_size, shuffle, seed, size=None):
         if batch_size % devices:
             raise ValueError(
                 f"batch_size={batch_size} cannot be shared evenly by the "
-                f"distribution's {devices} devices (JAX needs every batch "
-                f"to be a multiple of {devices}): pass a batch_size that is "
-                f"a multiple of {devices}.")
+                f"{devices} devices of the distribution (or tf.distribute "
+                f"replicas): pass a batch_size that is a multiple of "
+                f"{devices}.")
         count = int(ds.cardinality())
         if count >= 0:  # known: the same images left out every epoch
             keep = count - count % batch_size % devices

@@ -100,21 +100,27 @@ class OptimizerPair(keras.optimizers.Optimizer):
                 raise TypeError(
                     f"The pair's `{name}` takes its learning rate from a "
                     f"schedule ({type(schedule).__name__}), which cannot be "
-                    "set: give both optimizers a schedule, or neither (a "
-                    "learning-rate callback then sets both rates).")
+                    "set: a learning-rate callback needs both optimizers "
+                    "with plain rates (or use schedules and no callback).")
         current = float(ops.convert_to_numpy(self.d_optimizer.learning_rate))
+        g_rate = float(ops.convert_to_numpy(self.g_optimizer.learning_rate))
         value = float(ops.convert_to_numpy(value))
+        if current != 0.0:
+            # the ratio, kept across a rate of 0 (a warmup from 0: the
+            # generator's rate stayed 0 for good)
+            self._g_over_d = g_rate / current
         if value == current:
             return
-        if current == 0.0:
-            # no ratio to keep: the generator's rate stays (it was set to
-            # the discriminator's, 0 under a scheduler that scales it)
-            self.d_optimizer.learning_rate = value
-            return
-        factor = value / current
-        g_rate = float(ops.convert_to_numpy(self.g_optimizer.learning_rate))
+        ratio = getattr(self, "_g_over_d", None)
         self.d_optimizer.learning_rate = value
-        self.g_optimizer.learning_rate = g_rate * factor
+        if ratio is not None:
+            self.g_optimizer.learning_rate = value * ratio
+        elif g_rate == 0.0:
+            # both 0 from the start: no ratio known, the same rate
+            self.g_optimizer.learning_rate = value
+        # else (only the discriminator's 0 from the start): no ratio to
+        # keep, the generator's rate stays (a scheduler that scales the
+        # rates set it to 0 too)
 
     def finalize_variable_values(self, var_list):
         """What Keras' `fit` calls when it ends: each optimizer with

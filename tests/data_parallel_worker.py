@@ -369,6 +369,11 @@ def uneven_batches_tf(strategy):
             images, batch_size=4, epochs=1, verbose=0),
         "train_on_batch": lambda: model.train_on_batch(images[:3]),
         "make_datasets, odd batch size": make_datasets,
+        # predict runs any split (refused by the first version of the
+        # check)
+        "predict": lambda: model.predict(images[:7], batch_size=8,
+                                         verbose=0),
+        "predict_on_batch": lambda: model.predict_on_batch(images[:3]),
     }
     said = {}
     for name, call in calls.items():

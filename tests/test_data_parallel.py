@@ -188,6 +188,7 @@ def test_batches_the_replicas_cannot_run_are_one_clear_error(runs):
     # got no example
     said = runs[1]["uneven"]
     assert said.pop("fit, last batch of 3") == "trained", said
+    assert said.pop("predict") == said.pop("predict_on_batch") == "trained"
     for call, fix in (("fit, odd batch size", "multiple of 2"),
                       ("fit, last batch of 1", "Drop the last 1 examples"),
                       ("train_on_batch", "multiple of the devices"),

@@ -562,7 +562,7 @@ _BAD_CALLS = {
     # a dataset: "images of shape () (rank 0) ... Reshape" before
     "images_dataset": (
         lambda m, c: m.generate(images=iter([_IMAGES])),
-        "not a list_iterator: take the images out first"),
+        "got 'list_iterator': take the images out first"),
 }
 
 

@@ -256,6 +256,13 @@ def test_encode_and_reconstruct_take_a_list_of_images(cls):
     np.testing.assert_allclose(model.encode([i.tolist() for i in images]),
                                codes, atol=1e-5)
     assert model.reconstruct(list(images)).shape == (5, 8, 8, 1)
+    # sequences numpy reads are arrays (a dataset or iterator is not)
+    import collections
+
+    np.testing.assert_allclose(model.encode(collections.deque(images)),
+                               codes, atol=1e-5)
+    with pytest.raises(ValueError, match="got 'iterator'"):
+        model.encode(iter(images))
     # a list of batches: all of them (only the first before)
     np.testing.assert_allclose(model.encode([images[:2], images[2:]]),
                                codes, atol=1e-5)

@@ -80,6 +80,17 @@ def test_pair_needs_two_optimizers_and_an_owner():
     pair.learning_rate = 1e-3
     assert _lr(pair.d_optimizer) == pytest.approx(1e-3)
     assert _lr(pair.g_optimizer) == pytest.approx(5e-4)
+    # a warmup from 0 keeps the ratio (the generator's rate stayed 0)
+    pair = OptimizerPair(keras.optimizers.Adam(2e-4),
+                         keras.optimizers.Adam(1e-4))
+    for rate in (0.0, 1e-4, 4e-4):
+        pair.learning_rate = rate
+        assert _lr(pair.g_optimizer) == pytest.approx(rate / 2)
+    # both 0 from the start: the same rate
+    pair = OptimizerPair(keras.optimizers.Adam(0.0),
+                         keras.optimizers.Adam(0.0))
+    pair.learning_rate = 1e-3
+    assert _lr(pair.g_optimizer) == pytest.approx(1e-3)
     # one optimizer on a schedule: refused before anything changes (the
     # discriminator's rate had changed when the generator's raised)
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.5)

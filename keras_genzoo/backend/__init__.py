@@ -58,13 +58,14 @@ Exports:
   compute dtype cannot run on this backend and device (float16 on JAX's
   CPU, which XLA cannot compile); nothing elsewhere. `MiniGPT` calls it.
 - `check_batch_split(num_examples, batch_size, what, fix=None,
-  datasets=True, devices=None)`: a `ValueError` where the
-  `keras.distribution` set (JAX) or a `tf.distribute` strategy
+  datasets=True, devices=None, predicting=False)`: a `ValueError` where
+  the `keras.distribution` set (JAX) or a `tf.distribute` strategy
   (TensorFlow) would split a batch of arrays in a way its step cannot run
   (nothing on PyTorch). The zoo's `fit`, `evaluate`, `predict`,
   `*_on_batch` and `make_datasets` call it (`datasets`: whether the
   message may suggest a tf.data dataset batched with
-  `drop_remainder=True`; `devices`: `batch_devices(model)`).
+  `drop_remainder=True`; `devices`: `batch_devices(model)`;
+  `predicting`: for `predict`, which TensorFlow runs on any split).
 - `batch_devices(model=None)`: the devices that share every batch: under
   the `keras.distribution` set on JAX (its batch axis), the replicas of
   `model`'s `tf.distribute` strategy (or of the one in scope) on
@@ -198,7 +199,7 @@ def _any_attention_dtype(dtype):
 
 
 def _any_batch_split(num_examples, batch_size, what, fix=None,
-                     datasets=True, devices=None):
+                     datasets=True, devices=None, predicting=False):
     """This backend's `fit` takes batches of any size."""
     return None
 

@@ -79,7 +79,7 @@ def batch_devices(model=None):
 
 
 def check_batch_split(num_examples, batch_size, what, fix=None,
-                      datasets=True, devices=None):
+                      datasets=True, devices=None, predicting=False):
     """Raises a `ValueError` where the `keras.distribution` would split a
     batch of arrays unevenly over its devices.
 

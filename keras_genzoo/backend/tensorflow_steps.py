@@ -32,7 +32,7 @@ def batch_devices(model=None):
 
 
 def check_batch_split(num_examples, batch_size, what, fix=None,
-                      datasets=True, devices=None):
+                      datasets=True, devices=None, predicting=False):
     """Raises a `ValueError` where a `tf.distribute` strategy would split a
     batch of arrays in a way the step cannot run.
 
@@ -41,11 +41,12 @@ def check_batch_split(num_examples, batch_size, what, fix=None,
     to operation AddN ... must have the same size and shape"), and a
     replica that gets no example fails in its gradients (a last batch
     smaller than the replicas) (Keras 3.15.1, TensorFlow 2.21). Other
-    batches may split unevenly. The message names `what` and a fix
-    (`fix`, or a batch size or the examples to drop).
+    batches may split unevenly, and `predict` (`predicting`) takes any.
+    The message names `what` and a fix (`fix`, or a batch size or the
+    examples to drop).
     """
     devices = batch_devices() if devices is None else devices
-    if devices == 1 or not num_examples:
+    if devices == 1 or not num_examples or predicting:
         return
     batch_size = int(batch_size)
     first, last = min(batch_size, num_examples), num_examples % batch_size

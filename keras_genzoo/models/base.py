@@ -96,7 +96,7 @@ def _array_count(x):
     return int(leaves[0].shape[0])
 
 
-def _check_one_batch(model, x, what):
+def _check_one_batch(model, x, what, predicting=False):
     """`backend.check_batch_split` for the one batch `x` of `*_on_batch`
     (before, JAX's `IndivisibleError` came from inside Keras' step)."""
     count = _array_count(x)
@@ -104,10 +104,11 @@ def _check_one_batch(model, x, what):
         zoo_backend.check_batch_split(
             count, count, what, datasets=False,
             fix="pass a batch whose size is a multiple of the devices",
-            devices=zoo_backend.batch_devices(model))
+            devices=zoo_backend.batch_devices(model), predicting=predicting)
 
 
-def _check_batch_split(model, x, batch_size, what, validation_split=0.0):
+def _check_batch_split(model, x, batch_size, what, validation_split=0.0,
+                       predicting=False):
     """`backend.check_batch_split` for arrays (`x` as Keras reads it, the
     `batch_size` given to Keras: 32 if `None`; a `validation_split` holds
     the last examples out, as Keras does), with `model`'s devices (its
@@ -128,7 +129,8 @@ def _check_batch_split(model, x, batch_size, what, validation_split=0.0):
             fix="pass a validation_split that holds out a multiple of the "
                 "device count, or validation_data", devices=devices)
         count = split_at
-    zoo_backend.check_batch_split(count, batch_size, what, devices=devices)
+    zoo_backend.check_batch_split(count, batch_size, what, devices=devices,
+                                  predicting=predicting)
 
 
 def _data_shape(x):
@@ -691,7 +693,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         x = self.check_predict_data(x)
         _check_batch_split(self, x, _batch_size(args, kwargs),
-                           "the data to predict")
+                           "the data to predict", predicting=True)
         with zoo_backend.keep_state_on_error(self):
             return super().predict(x, *args, **kwargs)
 
@@ -709,7 +711,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         PyTorch, NaN on JAX).
         """
         x = self.check_predict_data(x)
-        _check_one_batch(self, x, "the batch to predict")
+        _check_one_batch(self, x, "the batch to predict", predicting=True)
         return super().predict_on_batch(x)
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
@@ -961,11 +963,14 @@ class ImageModel(GenerativeModel):
         if shapes is not None:
             conditional = getattr(self, "num_classes", None)
             if len(shapes) != num_inputs and conditional:
-                # the contract alone did not say that labels come second
+                # the contract alone did not say that labels come last
+                takes = ("[images, labels] (two inputs" if num_inputs == 2
+                         else f"{num_inputs} inputs, the last the labels ("
+                         "see the contract")
                 raise ValueError(
                     f"Contract: {contract}; with `num_classes={conditional}`"
-                    f" the {name} takes [images, labels] (two inputs: the "
-                    "labels as `keras.Input((), dtype='int32')`), but this "
+                    f" the {name} takes {takes}: the labels as "
+                    "`keras.Input((), dtype='int32')`), but this "
                     f"{name} takes {len(shapes)} input(s) of shape(s) "
                     f"{shapes}. Add the labels input, or drop "
                     "`num_classes`.")
