@@ -12,6 +12,17 @@ import sys
 import tempfile
 
 
+def main_per_backend(script, argv, parse_args, run, benchmark):
+    """A benchmark's `main(argv)`: `run(args)` in this process with
+    `--in-process`, else `run_per_backend` over `--backends`; returns the
+    rows."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    if args.in_process:
+        return run(args)
+    return run_per_backend(script, argv, args.backends, benchmark)
+
+
 def run_per_backend(script, argv, backends, benchmark, echo=True):
     """Runs `script --in-process ARGV` under each backend; returns the rows.
 

@@ -40,7 +40,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import run_per_backend  # noqa: E402  (a sibling module)
+from _backends import main_per_backend  # noqa: E402  (a sibling module)
 
 BENCHMARK = "latent_prior_mnist"
 MODELS = ("vae", "ae")
@@ -234,11 +234,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    if args.in_process:
-        return run(args)
-    return run_per_backend(__file__, argv, args.backends, BENCHMARK)
+    return main_per_backend(__file__, argv, parse_args, run, BENCHMARK)
 
 
 if __name__ == "__main__":

@@ -250,6 +250,18 @@ def train_tensor_parallel(items):
     return model, logs, state, seconds
 
 
+def _what_each_says(calls):
+    """`{name: "trained" or the ValueError's message}` of each call."""
+    said = {}
+    for name, call in calls.items():
+        try:
+            call()
+            said[name] = "trained"
+        except ValueError as error:
+            said[name] = str(error)
+    return said
+
+
 def uneven_batches():
     """JAX: what the zoo's `fit`, `evaluate` and `predict` say of arrays
     whose batches two devices cannot share (before any step: Keras' own
@@ -324,14 +336,8 @@ def uneven_batches():
         "image datasets": lambda: fit_images(4),
         "image datasets, odd batch size": lambda: fit_images(3),
     }
-    said = {}
     try:
-        for name, call in calls.items():
-            try:
-                call()
-                said[name] = "trained"
-            except ValueError as error:
-                said[name] = str(error)
+        said = _what_each_says(calls)
     finally:
         keras.distribution.set_distribution(None)
     return said
@@ -375,14 +381,7 @@ def uneven_batches_tf(strategy):
                                          verbose=0),
         "predict_on_batch": lambda: model.predict_on_batch(images[:3]),
     }
-    said = {}
-    for name, call in calls.items():
-        try:
-            call()
-            said[name] = "trained"
-        except ValueError as error:
-            said[name] = str(error)
-    return said
+    return _what_each_says(calls)
 
 
 def main(argv=None):

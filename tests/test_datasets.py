@@ -179,14 +179,19 @@ def test_a_folder_reads_as_what_its_images_hold(tmp_path):
         if expected is not None:  # in any order: Keras shuffles the files
             assert (sorted(got.reshape(4, -1).tolist())
                     == sorted(expected.reshape(4, -1).tolist())), kind
-    transparent = tmp_path / "transparent_palette"
-    transparent.mkdir()
-    for i, c in enumerate(colour):
-        Image.fromarray(c).quantize(256).save(transparent / f"{i}.png",
-                                              transparency=0)
-    train, _ = datasets.load_images(str(transparent), batch_size=4,
-                                    validation_split=0)
-    assert np.asarray(next(iter(train))).shape[-1] == 4
+
+    def first_batch(name, images, suffix=".png", **save_kwargs):
+        folder = tmp_path / name
+        folder.mkdir()
+        for i, image in enumerate(images):
+            image.save(folder / f"{i}{suffix}", **save_kwargs)
+        train, _ = datasets.load_images(str(folder), batch_size=4,
+                                        validation_split=0)
+        return np.asarray(next(iter(train)))
+
+    assert first_batch("transparent_palette",
+                       [Image.fromarray(c).quantize(256) for c in colour],
+                       transparency=0).shape[-1] == 4
     # a grey PNG beside GIFs: TensorFlow decodes GIFs as RGB only
     mixed = tmp_path / "mixed"
     mixed.mkdir()
@@ -200,24 +205,14 @@ def test_a_folder_reads_as_what_its_images_hold(tmp_path):
         datasets.load_images(str(mixed), color_mode="grayscale")
     with pytest.raises(ValueError, match="`color_mode` must be"):
         datasets.load_images(str(mixed), color_mode="cmyk")
-    # a tRNS transparent colour in a grey or RGB PNG: rgba (its alpha was
-    # dropped)
-    trns = tmp_path / "trns"
-    trns.mkdir()
-    for i, c in enumerate(colour):
-        Image.fromarray(c).save(trns / f"{i}.png", transparency=(0, 0, 0))
-    train, _ = datasets.load_images(str(trns), batch_size=4,
-                                    validation_split=0)
-    assert np.asarray(next(iter(train))).shape[-1] == 4
+    # a tRNS transparent colour in an RGB PNG: rgba (its alpha was dropped)
+    assert first_batch("trns", [Image.fromarray(c) for c in colour],
+                       transparency=(0, 0, 0)).shape[-1] == 4
     # grey BMPs: TensorFlow decodes BMPs as RGB or RGBA only (its error at
     # the first batch, before)
+    assert first_batch("bmp", [Image.fromarray(g) for g in grey],
+                       ".bmp").shape == (4, 6, 6, 3)
     bmp = tmp_path / "bmp"
-    bmp.mkdir()
-    for i, g in enumerate(grey):
-        Image.fromarray(g).save(bmp / f"{i}.bmp")
-    train, _ = datasets.load_images(str(bmp), batch_size=4,
-                                    validation_split=0)
-    assert np.asarray(next(iter(train))).shape == (4, 6, 6, 3)
     with pytest.raises(ValueError, match="BMP.*RGB or RGBA only"):
         datasets.load_images(str(bmp), color_mode="grayscale")
 
