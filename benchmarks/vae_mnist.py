@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import run_per_backend  # noqa: E402  (a sibling module)
+from _backends import main_per_backend  # noqa: E402  (a sibling module)
 
 BENCHMARK = "vae_mnist"
 MODELS = ("vae", "autoencoder")
@@ -95,17 +95,18 @@ def parse_args(argv=None):
     return args
 
 
+def run(args):
+    """This backend's rows, one per model (printed as they come)."""
+    rows = []
+    for name in args.models:
+        rows.append(run_one(name, args.epochs, args.batch_size,
+                            args.train_images))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    if args.in_process:
-        rows = []
-        for name in args.models:
-            rows.append(run_one(name, args.epochs, args.batch_size,
-                                args.train_images))
-            print(json.dumps(rows[-1]), flush=True)
-        return rows
-    return run_per_backend(__file__, argv, args.backends, BENCHMARK)
+    return main_per_backend(__file__, argv, parse_args, run, BENCHMARK)
 
 
 if __name__ == "__main__":
