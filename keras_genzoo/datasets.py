@@ -530,22 +530,18 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
         raise ValueError(
             f"`color_mode` must be \"grayscale\", \"rgb\", \"rgba\" or None "
             f"(what the first image holds); got {color_mode!r}.")
+    # TensorFlow decodes GIFs as RGB only and BMPs as RGB or RGBA: a folder
+    # holding them is decoded as RGB, and made grey here where it is to be
+    # read as "grayscale" (TensorFlow's "`channels` must be 0, 3 or 4 for
+    # BMP" or GIFs' 3 channels in a grey folder before)
     gifs = [f for f in files if f.lower().endswith(".gif")]
-    if gifs and color_mode not in (None, "rgb"):
+    bmps = [f for f in files if f.lower().endswith(".bmp")]
+    if gifs and color_mode == "rgba":
         raise ValueError(
             f"{folder} holds GIF images ({os.path.basename(gifs[0])}, ...), "
-            f"which TensorFlow decodes as RGB only: pass "
-            f"`color_mode=\"rgb\"` (or leave it out), or convert them to "
-            f"PNG to read them as {color_mode!r}.")
-    bmps = [f for f in files if f.lower().endswith(".bmp")]
-    if bmps and color_mode == "grayscale":
-        # (TensorFlow's "`channels` must be 0, 3 or 4 for BMP" at the
-        # first batch before)
-        raise ValueError(
-            f"{folder} holds BMP images ({os.path.basename(bmps[0])}, ...), "
-            "which TensorFlow decodes as RGB or RGBA only: pass "
-            "`color_mode=\"rgb\"` (or leave it out), or convert them to "
-            "PNG to read them as 'grayscale'.")
+            f"which TensorFlow decodes without transparency: pass "
+            f"`color_mode=\"rgb\"` or \"grayscale\" (or leave it out), or "
+            f"convert them to PNG to read them as 'rgba'.")
     if class_folders and any(
             f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(folder)
             if os.path.isfile(os.path.join(folder, f))):
@@ -576,11 +572,11 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
         if image_size is None:
             image_size = (image.height, image.width)
         if color_mode is None:
-            # GIFs decode as RGB only, whatever the first image holds,
-            # BMPs as RGB or RGBA
-            color_mode = "rgb" if gifs else _color_mode(image)
-            if bmps and color_mode == "grayscale":
-                color_mode = "rgb"
+            color_mode = _color_mode(image)
+            if gifs and color_mode == "rgba":
+                color_mode = "rgb"  # (GIFs decode without transparency)
+    # decoded as RGB, then made grey by `to_uint8`
+    to_grey = color_mode == "grayscale" and bool(gifs or bmps)
     labels = "inferred" if class_folders else None
     if with_labels and labels is None:
         with_labels = False  # no sub-folders: nothing to label by
@@ -597,7 +593,7 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
                 "`validation_split=0`.")
     kwargs = dict(
         labels=labels,
-        color_mode=color_mode,
+        color_mode="rgb" if to_grey else color_mode,
         image_size=tuple(image_size),
         batch_size=None,
         shuffle=bool(shuffle),
@@ -642,8 +638,11 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
             parts = [part(False, count - held_out), part(True, held_out)]
 
     def to_uint8(*element):
-        image = tf.cast(tf.round(tf.clip_by_value(element[0], 0, 255)),
-                        tf.uint8)
+        image = element[0]
+        if to_grey:
+            # (ITU-R 601 luma, as PIL's "L"; a grey image keeps its values)
+            image = tf.image.rgb_to_grayscale(image)
+        image = tf.cast(tf.round(tf.clip_by_value(image, 0, 255)), tf.uint8)
         if labels is None or not with_labels:
             return image
         return image, element[1]

@@ -151,8 +151,8 @@ def test_a_folder_without_shuffling_keeps_its_order(tmp_path):
 
 def test_a_folder_reads_as_what_its_images_hold(tmp_path):
     """Grey palettes read as one channel, alpha (grey-with-alpha too) as
-    four, colour palettes as three; a folder with GIFs reads as RGB, the
-    only way TensorFlow decodes them."""
+    four, colour palettes as three; GIFs and BMPs too, which TensorFlow
+    decodes as RGB (or RGBA) only."""
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (4, 6, 6), dtype=np.uint8)
     colour = rng.integers(0, 256, (4, 6, 6, 3), dtype=np.uint8)
@@ -192,29 +192,51 @@ def test_a_folder_reads_as_what_its_images_hold(tmp_path):
     assert first_batch("transparent_palette",
                        [Image.fromarray(c).quantize(256) for c in colour],
                        transparency=0).shape[-1] == 4
-    # a grey PNG beside GIFs: TensorFlow decodes GIFs as RGB only
+    # grey GIFs beside grey PNGs: TensorFlow decodes GIFs as RGB only; they
+    # read as one channel, their own values (three channels before)
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     for i, g in enumerate(grey):
         Image.fromarray(g).save(mixed / f"{i}.png")
         Image.fromarray(g).convert("P").save(mixed / f"{i}.gif")
     train, _ = datasets.load_images(str(mixed), batch_size=8,
-                                    validation_split=0)
-    assert np.asarray(next(iter(train))).shape == (8, 6, 6, 3)
-    with pytest.raises(ValueError, match="GIF.*RGB only.*color_mode=.rgb"):
-        datasets.load_images(str(mixed), color_mode="grayscale")
+                                    validation_split=0, shuffle=False)
+    got = np.asarray(next(iter(train)))
+    assert got.shape == (8, 6, 6, 1)
+    np.testing.assert_array_equal(got[::2, ..., 0], grey)  # 0.gif, 0.png...
+    np.testing.assert_array_equal(got[1::2, ..., 0], grey)
+    rgb, _ = datasets.load_images(str(mixed), batch_size=8, color_mode="rgb",
+                                  validation_split=0, shuffle=False)
+    np.testing.assert_array_equal(np.asarray(next(iter(rgb)))[..., 1], got[..., 0])
+    # colour GIFs asked for as grayscale: their luma
+    gif = tmp_path / "colour_gif"
+    gif.mkdir()
+    for i, c in enumerate(colour):
+        Image.fromarray(c).quantize(256).save(gif / f"{i}.gif")
+    train, _ = datasets.load_images(str(gif), batch_size=4,
+                                    validation_split=0, shuffle=False)
+    shown = np.asarray(next(iter(train)))
+    assert shown.shape == (4, 6, 6, 3)
+    grey_gif, _ = datasets.load_images(str(gif), batch_size=4,
+                                       color_mode="grayscale",
+                                       validation_split=0, shuffle=False)
+    expected = np.round(shown.astype("float32")
+                        @ np.float32([0.2989, 0.587, 0.114]))
+    np.testing.assert_allclose(np.asarray(next(iter(grey_gif)))[..., 0],
+                               expected, atol=1)
+    with pytest.raises(ValueError, match="GIF.*without transparency"):
+        datasets.load_images(str(mixed), color_mode="rgba")
     with pytest.raises(ValueError, match="`color_mode` must be"):
         datasets.load_images(str(mixed), color_mode="cmyk")
     # a tRNS transparent colour in an RGB PNG: rgba (its alpha was dropped)
     assert first_batch("trns", [Image.fromarray(c) for c in colour],
                        transparency=(0, 0, 0)).shape[-1] == 4
     # grey BMPs: TensorFlow decodes BMPs as RGB or RGBA only (its error at
-    # the first batch, before)
-    assert first_batch("bmp", [Image.fromarray(g) for g in grey],
-                       ".bmp").shape == (4, 6, 6, 3)
-    bmp = tmp_path / "bmp"
-    with pytest.raises(ValueError, match="BMP.*RGB or RGBA only"):
-        datasets.load_images(str(bmp), color_mode="grayscale")
+    # the first batch, then three channels, before): one channel
+    bmp = first_batch("bmp", [Image.fromarray(g) for g in grey], ".bmp")
+    assert bmp.shape == (4, 6, 6, 1)
+    assert (sorted(bmp.reshape(4, -1).tolist())
+            == sorted(grey.reshape(4, -1).tolist()))
 
 
 def test_bad_arguments_name_the_fix(tmp_path):
