@@ -163,6 +163,13 @@ def _tensorflow():
 _tensorflow_placed = False
 
 
+def _even_count(count, batch_size, devices):
+    """How many of `count` examples batches of `batch_size` can share
+    evenly among `devices`: all, less those that make the last batch
+    uneven."""
+    return count - count % batch_size % devices
+
+
 def _batched(ds, batch_size, shuffle, seed, size=None):
     from keras_genzoo import backend as zoo_backend
 
@@ -184,7 +191,7 @@ def _batched(ds, batch_size, shuffle, seed, size=None):
                 f"{devices}.")
         count = int(ds.cardinality())
         if count >= 0:  # known: the same images left out every epoch
-            keep = count - count % batch_size % devices
+            keep = _even_count(count, batch_size, devices)
             if not keep:
                 raise ValueError(
                     f"{count} image(s), fewer than the distribution's "
@@ -810,7 +817,7 @@ def text_datasets(
         starts = np.arange(0, len(part) - sequence_length,
                            stride if i == 0 else sequence_length)
         # the windows the devices can share (all of them on one device)
-        count = len(starts) - len(starts) % batch_size % devices
+        count = _even_count(len(starts), batch_size, devices)
         if batch_size % devices:
             # the batch size is the fix, however many windows there are
             zoo_backend.check_batch_split(len(starts), batch_size,
