@@ -9,6 +9,7 @@ shown in the notebook. The options and the backend go in the way papermill
 injects parameters, as a cell after the tagged one.
 """
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -68,10 +69,11 @@ def test_notebook_setup_cells(name):
     install, = (c.source for c in notebook.cells
                 if "install" in c.metadata.get("tags", []))
     # Only the package, only when missing, and nothing that would replace
-    # the frameworks Colab has: no upgrade or reinstall flags, no pins.
+    # the frameworks Colab has: no upgrade or reinstall flags; the
+    # frameworks installed, at their versions (`{keep}`)
     pip = re.findall(r"%pip install (.*)", install)
     assert pip == ['-q "keras-genzoo @ git+https://github.com/'
-                   f'{repository}@main"'], pip
+                   f'{repository}@main" {{keep}}'], pip
     assert 'find_spec("keras_genzoo") is None' in install
     backend, = (c.source for c in notebook.cells
                 if "backend" in c.metadata.get("tags", []))
@@ -243,6 +245,29 @@ def test_install_cell_is_skipped_where_the_package_is(tmp_path):
     NotebookClient(notebook, timeout=120, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert notebook.cells[0].outputs == []
+
+
+def test_install_cell_keeps_the_installed_frameworks(tmp_path):
+    # Where the package is missing, pip is given the frameworks installed
+    # at their own versions: without them it took the newest keras-hub,
+    # whose tensorflow-text asked for a newer TensorFlow than Colab's
+    # (TensorFlow 2.19 -> 2.21, measured with pip's --dry-run)
+    notebook = nbformat.v4.new_notebook()
+    install, = (c for c in nbformat.read(
+        os.path.join(NOTEBOOKS, "vae_mnist.ipynb"), 4).cells
+        if "install" in c.metadata.get("tags", []))
+    source = install.source.replace(
+        'importlib.util.find_spec("keras_genzoo") is None', "True")
+    assert source.count("%pip install -q") == 1
+    install.source = source.replace("%pip install -q", "!echo")
+    notebook.cells = [install]
+    NotebookClient(notebook, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = "".join(o.get("text", "") for o in notebook.cells[0].outputs)
+    kept = [f"{name}=={importlib.metadata.version(name)}"
+            for name in make_notebooks.KEPT_FRAMEWORKS]
+    assert printed.split() == (
+        make_notebooks.install_requirement().split() + kept), printed
 
 
 def test_docs_page_links_every_notebook():

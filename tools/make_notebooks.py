@@ -67,6 +67,10 @@ def badge(name):
             f"colab-badge.svg)]({colab_url(name)})")
 
 
+# what the install cell keeps at the versions installed
+KEPT_FRAMEWORKS = ("tensorflow", "jax", "jaxlib", "torch")
+
+
 def install_requirement():
     """What the install cell gives pip: the package from its repository."""
     return f"keras-genzoo @ git+https://github.com/{repository()}@{BRANCH}"
@@ -78,14 +82,32 @@ def setup_cells(name):
     code = nbformat.v4.new_code_cell
     return [
         md("## Setup\n"
-           "Install the package (skipped when it is already there). It "
-           "asks for no particular release of TensorFlow, JAX or PyTorch, "
-           "so Colab's own builds, with their GPU support, are kept; pip "
-           "adds only what is missing or older than the package needs."),
-        code("import importlib.util\n"
+           "Install the package (skipped when it is already there). The "
+           "TensorFlow, JAX and PyTorch this machine has are kept at their "
+           "versions, with their GPU support; pip adds only what is missing "
+           "or older than the package needs (on Colab, usually Keras and "
+           "keras-hub). Where it upgraded a package Colab had already "
+           "imported, Colab asks to restart the session: do, then run on "
+           "from the next cell."),
+        code("import importlib.metadata\n"
+             "import importlib.util\n"
              "\n"
              "if importlib.util.find_spec(\"keras_genzoo\") is None:\n"
-             f"    %pip install -q \"{install_requirement()}\"",
+             "    # the frameworks installed here, at their own versions: "
+             "pip would\n"
+             "    # otherwise take the newest keras-hub, whose "
+             "tensorflow-text can\n"
+             "    # ask for a newer TensorFlow, and replace Colab's\n"
+             "    keep = []\n"
+             "    for name in ("
+             + ", ".join(f'"{name}"' for name in KEPT_FRAMEWORKS) + "):\n"
+             "        try:\n"
+             "            keep.append(f\"{name}=="
+             "{importlib.metadata.version(name)}\")\n"
+             "        except importlib.metadata.PackageNotFoundError:\n"
+             "            pass\n"
+             "    keep = \" \".join(keep)\n"
+             f"    %pip install -q \"{install_requirement()}\" {{keep}}",
              metadata={"tags": ["install"]}),
         md("Choose the backend before Keras is imported: `\"jax\"`, "
            "`\"tensorflow\"` or `\"torch\"`. The code below is the same on "
