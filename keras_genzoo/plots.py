@@ -175,7 +175,9 @@ def plot_history(history, columns=3):
                         markersize=3, label=label)
         ax.set_title(kind)
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # (one tick for a one-epoch history: at least two were 0.945 ...
+        # 1.065, written over one another)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
         if len(ax.lines) > 1:
             ax.legend(fontsize="small")

@@ -103,6 +103,16 @@ def test_plot_history_puts_the_adversarial_losses_together():
     assert len(figure.axes) == 3
 
 
+def test_plot_history_of_one_epoch_has_one_integer_tick():
+    # before: ticks 0.945 ... 1.065, written over one another
+    figure = plots.plot_history({"loss": [0.5]})
+    figure.canvas.draw()
+    ticks = [t for t in figure.axes[0].get_xticks()
+             if figure.axes[0].get_xlim()[0] <= t
+             <= figure.axes[0].get_xlim()[1]]
+    assert ticks == [1.0], ticks
+
+
 @pytest.mark.parametrize("bad", [[1.0, 2.0], {}, {"loss": []}, "history"])
 def test_plot_history_bad_input(bad):
     with pytest.raises(ValueError, match="history"):
