@@ -123,15 +123,19 @@ if fixed_labels is not None:
 if args.load:
     model = keras.saving.load_model(args.load)
     args.conditional = bool(model.num_classes)
-else:
-    widths = (8, 16) if args.smoke else tuple(
-        int(w) for w in args.widths.split(","))
-    num_classes = 10 if args.conditional else None
-    model = DiffusionModel(num_classes=num_classes, widths=widths, seed=0)
 if args.conditional and fixed_labels is None:
     raise ValueError(
         f"A conditional model needs labels, and {args.data} has none: put "
         "each class's images in a sub-folder of its own")
+if args.load:
+    num_classes = model.num_classes
+else:
+    widths = (8, 16) if args.smoke else tuple(
+        int(w) for w in args.widths.split(","))
+    # the classes the data has (its class sub-folders for a folder; 10 for
+    # MNIST): `load_images` names them
+    num_classes = len(train_ds.class_names) if args.conditional else None
+    model = DiffusionModel(num_classes=num_classes, widths=widths, seed=0)
 
 # %% [markdown]
 # ## Sampling settings
@@ -150,7 +154,7 @@ def guided(n):
     # its label by classifier-free guidance
     if not args.conditional:
         return {}
-    return {"labels": np.arange(n) % 10, "guidance": args.guidance}
+    return {"labels": np.arange(n) % num_classes, "guidance": args.guidance}
 
 
 # %% [markdown]
@@ -216,8 +220,8 @@ if history is not None:
 
 # %%
 if args.conditional:
-    labels = np.repeat(np.arange(10), 10)
-    samples = model.generate(100, steps=steps, seed=1, eta=args.eta,
+    labels = np.repeat(np.arange(num_classes), 10)
+    samples = model.generate(len(labels), steps=steps, seed=1, eta=args.eta,
                              labels=labels, guidance=args.guidance)
     columns = 10
 else:

@@ -79,6 +79,13 @@ train_ds, _ = datasets.load_images(
     args.data, batch_size=args.batch_size, validation_split=0,
     limit=256 if args.smoke else None, download=args.download,
 )
+# the classes the data has (its class sub-folders for a folder; 10 for
+# MNIST): `load_images` names them where its batches have labels
+class_names = getattr(train_ds, "class_names", None)
+if args.conditional and class_names is None:
+    raise ValueError(
+        f"--conditional needs labels, and {args.data} has none: put each "
+        "class's images in a sub-folder of its own")
 
 # %% [markdown]
 # ## The model
@@ -90,7 +97,7 @@ train_ds, _ = datasets.load_images(
 # %%
 small = dict(latent_dim=16, generator_filters=(16, 8),
              discriminator_filters=(8, 16)) if args.smoke else {}
-num_classes = 10 if args.conditional else None
+num_classes = len(class_names) if args.conditional else None
 if args.model == "dcgan":
     model = GAN(num_classes=num_classes, seed=0, **small)
 else:
@@ -158,9 +165,9 @@ paths = [saver.paths[-1], gif.path, model_path] + plot_paths
 
 # %%
 if args.conditional:
-    labels = np.repeat(np.arange(10), 10)
+    labels = np.repeat(np.arange(num_classes), 10)
     paths.append(save_image_grid(
-        model.generate(100, seed=1, labels=labels),
+        model.generate(len(labels), seed=1, labels=labels),
         os.path.join(args.output_dir, "digits_by_class.png"),
         columns=10, scale=2,
     ))

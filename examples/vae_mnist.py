@@ -100,8 +100,11 @@ if args.conditional and fixed_labels is None:
         "class's images in a sub-folder of its own")
 if args.conditional:
     fixed_labels = fixed_labels[:10]  # int
+    # the classes the data has (its class sub-folders for a folder; 10 for
+    # MNIST): `load_images` names them
+    num_classes = len(train_ds.class_names)
 else:
-    fixed_labels = None
+    fixed_labels = num_classes = None
 
 # %% [markdown]
 # ## The model
@@ -112,7 +115,7 @@ else:
 vae = VAE(
     latent_dim=2 if args.smoke else args.latent_dim,
     filters=(8, 16) if args.smoke else (32, 64),
-    num_classes=10 if args.conditional else None,
+    num_classes=num_classes,
     seed=0,
 )
 
@@ -177,8 +180,8 @@ print(f"Interpolation:   {walk_path}")
 # %%
 if args.conditional:
     z = np.tile(np.random.default_rng(1).standard_normal(
-        (10, vae.latent_dim)).astype("float32"), (10, 1))
-    labels = np.repeat(np.arange(10), 10)
+        (10, vae.latent_dim)).astype("float32"), (num_classes, 1))
+    labels = np.repeat(np.arange(num_classes), 10)
     paths.append(save_image_grid(
         vae.decode(z, labels),
         os.path.join(args.output_dir, "vae_digits_by_class.png"),

@@ -242,6 +242,8 @@ def arrays_to_datasets(
 
     Returns:
         `(train_ds, val_ds)`; `val_ds` is `None` when `validation_split` is 0.
+        With labels, both have a `class_names` attribute (as `load_images`
+        gives): `"0"` ... up to the largest label.
 
     Examples:
         >>> import numpy as np
@@ -276,7 +278,18 @@ def arrays_to_datasets(
         # at least one, as `load_images` keeps (no validation set, in
         # silence, when the split rounded to none)
         num_val = max(num_val, 1)
-    return _split_arrays(images, labels, num_val, batch_size, shuffle, seed)
+    parts = _split_arrays(images, labels, num_val, batch_size, shuffle, seed)
+    if labels is not None:
+        for part in parts:
+            if part is not None:
+                part.class_names = _label_names(labels)
+    return parts
+
+
+def _label_names(labels):
+    """`"0"` ... the largest of integer labels."""
+    labels = np.asarray(labels)
+    return [str(c) for c in range(int(labels.max()) + 1 if labels.size else 0)]
 
 
 def _split_arrays(images, labels, num_val, batch_size, shuffle, seed):
@@ -349,7 +362,12 @@ def load_images(
         `(train_ds, val_ds)`: batched `tf.data.Dataset`s of uint8 images
         (with labels unless `with_labels=False`, or for a folder of images
         without class sub-folders, which has no labels: bare image
-        batches); `val_ds` is `None` when `validation_split` is 0.
+        batches); `val_ds` is `None` when `validation_split` is 0. With
+        labels, both have a `class_names` attribute, as Keras'
+        `image_dataset_from_directory` gives: the class sub-folders' names
+        (sorted: label `i` is `class_names[i]`), the tfds label names, or
+        `"0"` ... `"9"` for MNIST; its length is a conditional model's
+        `num_classes`.
 
     Raises:
         ValueError: unknown name, or bad arguments.
@@ -362,11 +380,30 @@ def load_images(
         >>> images, labels = next(iter(train_ds))
         >>> tuple(images.shape), images.dtype.name
         ((32, 28, 28, 1), 'uint8')
+        >>> len(train_ds.class_names)
+        10
     """
     validation_split = _check_split(validation_split)
     batch_size = _inputs.check_count(batch_size, "batch_size")
     if limit is not None and int(limit) <= 0:
         raise ValueError(f"`limit` must be positive; got {limit}.")
+    *parts, class_names = _load_images(
+        name, batch_size, validation_split, with_labels, shuffle, seed,
+        limit, download, data_dir, image_size, color_mode)
+    if class_names is not None:
+        # as Keras' `image_dataset_from_directory` names them, for every
+        # source: `len(train_ds.class_names)` is a conditional model's
+        # `num_classes`
+        for part in parts:
+            if part is not None:
+                part.class_names = list(class_names)
+    return tuple(parts)
+
+
+def _load_images(name, batch_size, validation_split, with_labels, shuffle,
+                 seed, limit, download, data_dir, image_size, color_mode):
+    """`load_images`: `(train_ds, val_ds, class_names)`, the names `None`
+    where the batches have no labels."""
     if not isinstance(name, (str, os.PathLike)):
         raise ValueError(
             f"`name` must be a dataset name or the path of a folder; got a "
@@ -392,10 +429,11 @@ def load_images(
                 num_val = max(num_val, 1)
             keep = min(int(limit) + num_val, len(images))
             images, labels = images[:keep], labels[:keep]
+        names = _label_names(labels) if with_labels else None
         return _split_arrays(
             images, labels if with_labels else None, num_val, batch_size,
             shuffle, seed,
-        )
+        ) + (names,)
     if name in TFDS_IMAGE_DATASETS:
         return _load_tfds(
             name, batch_size, validation_split, with_labels, shuffle, seed,
@@ -428,12 +466,13 @@ def _load_tfds(name, batch_size, validation_split, with_labels, shuffle,
     cut = 100 - int(round(percent))
     splits = [f"train[:{cut}%]"] + ([f"train[{cut}%:]"] if cut < 100 else [])
     try:
-        parts = tfds.load(
+        parts, info = tfds.load(
             name,
             split=splits,
             data_dir=data_dir,
             download=bool(download),
             shuffle_files=False,
+            with_info=True,
         )
     except (AssertionError, tfds.core.registered.DatasetNotFoundError,
             FileNotFoundError) as error:
@@ -453,8 +492,9 @@ def _load_tfds(name, batch_size, validation_split, with_labels, shuffle,
 
     parts = [p.map(select, num_parallel_calls=tf.data.AUTOTUNE)
              for p in parts]
+    names = list(info.features["label"].names) if with_labels else None
     return _limit_and_batch(parts, limit, validation_split, batch_size,
-                            shuffle, seed)
+                            shuffle, seed) + (names,)
 
 
 def _limit_and_batch(parts, limit, validation_split, batch_size, shuffle,
@@ -656,7 +696,8 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
 
     return _limit_and_batch([p.map(to_uint8) for p in parts], limit,
                             validation_split, batch_size, shuffle, seed,
-                            keep_limited=True)
+                            keep_limited=True) + (
+        class_folders if with_labels else None,)
 
 
 # ------------------------------------------------------------------- text
@@ -762,6 +803,8 @@ def text_datasets(
 
     Returns:
         `(train_ds, val_ds)`; `val_ds` is `None` when `validation_split` is 0.
+        With labels, both have a `class_names` attribute (as `load_images`
+        gives): `"0"` ... up to the largest label.
 
     Raises:
         ValueError: for a text too short for one window, or, under a

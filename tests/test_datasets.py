@@ -99,6 +99,26 @@ def test_folder_with_class_subfolders(tmp_path):
     assert set(np.asarray(labels)) <= {0, 1}
     assert sum(len(b[0]) for b in train) == 8
     assert sum(len(b[0]) for b in val) == 2
+    # the classes' names, as Keras' own folder datasets have them: a
+    # conditional model's num_classes (the examples took 10 for any folder)
+    assert train.class_names == val.class_names == ["cats", "dogs"]
+    bare, _ = datasets.load_images(str(tmp_path), with_labels=False,
+                                   validation_split=0.2)
+    assert not hasattr(bare, "class_names")
+
+
+def test_every_source_names_its_classes():
+    train, val = datasets.load_images("embedded_mnist", limit=20)
+    assert train.class_names == val.class_names == [str(d) for d in range(10)]
+    with tfds.testing.mock_data(num_examples=20):
+        train, _ = datasets.load_images("mnist", batch_size=8)
+        assert train.class_names == [str(d) for d in range(10)]
+    train, val = datasets.arrays_to_datasets(
+        np.zeros((20, 4, 4, 1), "uint8"), np.arange(20) % 3,
+        validation_split=0.2)
+    assert train.class_names == val.class_names == ["0", "1", "2"]
+    train, _ = datasets.arrays_to_datasets(np.zeros((20, 4, 4, 1), "uint8"))
+    assert not hasattr(train, "class_names")
 
 
 def test_flat_grayscale_folder_resized(tmp_path):

@@ -134,6 +134,45 @@ def test_image_script_on_a_folder_without_classes(name, plain_folder,
                               str(tmp_path / "conditional")], monkeypatch)
 
 
+@pytest.mark.parametrize("name", ["vae_mnist", "gan_mnist"])
+def test_conditional_script_takes_the_classes_of_its_folder(
+        name, monkeypatch, tmp_path):
+    # --conditional made a 10-class model whatever --data held: 12 class
+    # folders failed at `fit`, 3 drew classes 3..9 the data never had
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b", "c"):
+        os.makedirs(tmp_path / "data" / label)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)
+                            ).save(tmp_path / "data" / label / f"{i}.png")
+    result = run_script(name, ["--smoke", "--conditional", "--data",
+                               str(tmp_path / "data"), "--batch-size", "8",
+                               "--output-dir", str(tmp_path / "out")],
+                        monkeypatch)
+    model = result["vae" if name == "vae_mnist" else "model"]
+    assert model.num_classes == 3
+    grid = [p for p in result["result"]["paths"] if "by_class" in p]
+    assert len(grid) == 1
+    with Image.open(grid[0]) as image:  # one row per class, 10 columns
+        width, height = image.size
+    assert round(height / width * 10) == 3
+    if name == "gan_mnist":
+        # no class sub-folders: said before training (the model's message
+        # about (images, labels) tuples from inside `fit`, before)
+        plain = tmp_path / "plain"
+        plain.mkdir()
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)
+                            ).save(plain / f"{i}.png")
+        with pytest.raises(ValueError, match="needs labels.*sub-folder"):
+            run_script(name, ["--smoke", "--conditional", "--data",
+                              str(plain), "--output-dir",
+                              str(tmp_path / "plain_out")], monkeypatch)
+
+
 def test_diffusion_script_on_a_folder_without_classes_and_small_batches(
         plain_folder, monkeypatch, tmp_path):
     # One run (the diffusion smoke run is the slowest) for two bugs: bare
