@@ -18,7 +18,9 @@ def sample_from_logits(logits, rng, temperature=1.0, top_k=None, top_p=None):
         temperature: divides the logits; below 1 sharpens, above flattens.
         top_k: keep only the `top_k` most likely tokens (`1` is greedy).
         top_p: keep the smallest set of most likely tokens whose
-            probabilities add up to at least `top_p` (nucleus sampling).
+            probabilities add up to at least `top_p` (nucleus sampling;
+            with `top_k`, the probabilities among the `top_k`, as
+            Hugging Face's top-k then top-p).
 
     Returns:
         The chosen id (an int).
@@ -29,21 +31,29 @@ def sample_from_logits(logits, rng, temperature=1.0, top_k=None, top_p=None):
         >>> sample_from_logits(np.array([0.0, 3.0, 1.0]), rng, top_k=1)
         1
     """
-    logits = np.asarray(logits, dtype="float64") / float(temperature)
+    logits = np.asarray(logits, dtype="float64")
+    if top_k == 1 or float(temperature) < GREEDY_BELOW:
+        # greedy, as `make_sampler` (a temperature of 1e-310 made the
+        # logits infinite and the probabilities NaN)
+        return int(np.argmax(logits))
+    logits = logits / float(temperature)
     if top_k is not None and top_k < len(logits):
-        cutoff = np.sort(logits)[-int(top_k)]
-        logits = np.where(logits < cutoff, -np.inf, logits)
+        # exactly `top_k`, ties broken by index as `ops.top_k` does (the
+        # logits tied at the cutoff were all kept: 4 of [2, 1, 1, 1] for
+        # top_k=2, and bfloat16 logits tie often)
+        keep = np.argsort(-logits, kind="stable")[:int(top_k)]
+        kept = np.full_like(logits, -np.inf)
+        kept[keep] = logits[keep]
+        logits = kept
     probabilities = np.exp(logits - logits.max())
     probabilities /= probabilities.sum()
     if top_p is not None and top_p < 1.0:
-        order = np.argsort(-probabilities)
+        order = np.argsort(-probabilities, kind="stable")
         cumulative = np.cumsum(probabilities[order])
         keep = order[: int(np.searchsorted(cumulative, top_p)) + 1]
         filtered = np.zeros_like(probabilities)
         filtered[keep] = probabilities[keep]
         probabilities = filtered / filtered.sum()
-    if top_k == 1:
-        return int(np.argmax(probabilities))
     return int(rng.choice(len(probabilities), p=probabilities))
 
 
@@ -56,6 +66,52 @@ def _keras_hub():
 # Temperatures below this sample greedily: logits 1e-4 apart are then
 # e^100 times apart in probability.
 GREEDY_BELOW = 1e-6
+
+
+def _nucleus_sampler():
+    """keras-hub's `TopPSampler` with `sample_from_logits`' rule (the
+    class, made at the first call: keras_hub is imported lazily).
+
+    keras-hub's keeps the tokens whose preceding probabilities add up to
+    at most `p`, from probabilities it does not renormalise over the top
+    `k`: with `k`, p=0.5 of [0.40, 0.35, 0.25] and k=2 kept two tokens where
+    `sample_from_logits` (and BigramLM) kept one, the same arguments
+    drawing from other distributions in the two language models. Here:
+    the smallest set of the likeliest tokens whose probabilities, among
+    the top `k`, reach `p`."""
+    global _NucleusSampler
+    if _NucleusSampler is not None:
+        return _NucleusSampler
+    import keras
+    from keras import ops
+
+    samplers = _keras_hub().samplers
+
+    class NucleusSampler(samplers.TopPSampler):
+        def get_next_token(self, probabilities):
+            cutoff = ops.shape(probabilities)[1]
+            if self.k is not None:
+                cutoff = self.k
+            sorted_preds, sorted_indices = ops.top_k(
+                probabilities, k=cutoff, sorted=True)
+            # among the top k
+            sorted_preds = sorted_preds / ops.sum(
+                sorted_preds, axis=-1, keepdims=True)
+            cumulative = ops.cumsum(sorted_preds, axis=-1)
+            # a token is kept while the ones before it are short of p
+            # (the first always: nothing is before it)
+            keep = cumulative - sorted_preds < self.p
+            kept = ops.where(keep, sorted_preds, ops.zeros_like(sorted_preds))
+            token = keras.random.categorical(
+                ops.log(kept), 1, seed=self.seed_generator, dtype="int32")
+            output = ops.take_along_axis(sorted_indices, token, axis=-1)
+            return ops.squeeze(output, axis=-1)
+
+    _NucleusSampler = NucleusSampler
+    return NucleusSampler
+
+
+_NucleusSampler = None
 
 
 def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
@@ -74,7 +130,9 @@ def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
         temperature below `GREEDY_BELOW` (where sampling is greedy, and
         keras-hub's `softmax(logits / temperature)` overflows in a
         compiled loop: garbage text on TensorFlow and JAX at 1e-20),
-        `TopPSampler`, `TopKSampler` or `RandomSampler` otherwise.
+        a `TopPSampler` (keeping what `sample_from_logits` keeps: the
+        smallest set whose probabilities among the top `k` reach `p`),
+        `TopKSampler` or `RandomSampler` otherwise.
 
     Examples:
         >>> type(make_sampler(top_k=1)).__name__
@@ -90,8 +148,8 @@ def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
     if top_k == 1 or float(temperature) < GREEDY_BELOW:
         return samplers.GreedySampler()
     if top_p is not None and float(top_p) < 1.0:
-        return samplers.TopPSampler(p=float(top_p), k=top_k, seed=seed,
-                                    temperature=temperature)
+        return _nucleus_sampler()(p=float(top_p), k=top_k, seed=seed,
+                                  temperature=temperature)
     if top_k is not None:
         return samplers.TopKSampler(k=int(top_k), seed=seed,
                                     temperature=temperature)

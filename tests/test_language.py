@@ -186,3 +186,49 @@ def test_bigram_predict_checks_ids_like_evaluate():
     np.testing.assert_allclose(model.predict(ids, verbose=0), expected)
     pairs = tf.data.Dataset.from_tensor_slices((ids, ids)).batch(1)
     np.testing.assert_allclose(model.predict(pairs, verbose=0), expected)
+
+
+def _support(draw, times=200):
+    """The ids a sampler drew in `times` draws."""
+    return {int(draw()) for _ in range(times)}
+
+
+@pytest.mark.parametrize("probabilities, top_k, top_p, kept", [
+    ([0.40, 0.35, 0.25], 2, 0.5, {0}),   # top-p among the top 2
+    ([0.40, 0.35, 0.25], 2, 0.9, {0, 1}),
+    ([0.50, 0.30, 0.20], None, 0.5, {0}),  # 0.5 reaches 0.5: one token
+    ([0.50, 0.30, 0.20], None, 0.85, {0, 1, 2}),
+    ([0.50, 0.30, 0.20], None, 0.75, {0, 1}),
+])
+def test_both_samplers_keep_the_same_tokens(probabilities, top_k, top_p,
+                                            kept):
+    # BigramLM's numpy sampler and MiniGPT's keras-hub one: keras-hub's
+    # TopPSampler took the cumulative sums of probabilities it did not
+    # renormalise over the top k, and kept a token whose preceding ones
+    # reached p exactly (two tokens for the first and third rows here)
+    from keras_genzoo.sampling import make_sampler, sample_from_logits
+
+    logits = np.log(np.array([probabilities], "float32"))
+    rng = np.random.default_rng(0)
+    assert _support(lambda: sample_from_logits(
+        logits[0], rng, top_k=top_k, top_p=top_p)) == kept
+    sampler = make_sampler(top_k=top_k, top_p=top_p, seed=0)
+
+    def draw():
+        token = sampler.get_next_token(sampler.compute_probabilities(logits))
+        return keras.ops.convert_to_numpy(token)[0]
+
+    assert _support(draw, 100) == kept
+
+
+def test_numpy_sampler_keeps_exactly_k_and_is_greedy_when_cold():
+    from keras_genzoo.sampling import sample_from_logits
+
+    rng = np.random.default_rng(0)
+    # ties at the cutoff: all four were kept for top_k=2
+    assert _support(lambda: sample_from_logits(
+        np.array([2.0, 1.0, 1.0, 1.0]), rng, top_k=2)) == {0, 1}
+    # a temperature of 1e-310 made the logits infinite, then NaN
+    # ("Probabilities contain NaN"); greedy as MiniGPT's sampler
+    assert sample_from_logits(np.array([0.0, 3.0, 1.0]), rng,
+                              temperature=1e-310) == 1
