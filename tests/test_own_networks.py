@@ -406,22 +406,39 @@ def _penalised_networks(family, penalties, constant):
             keras.Input(image), keras.layers.Flatten(),
             ConstantLoss(constant), dense(1, "discriminator")])
         return {"generator": generator, "discriminator": discriminator}
-    if family == "diffusion":
+    conditional = family.startswith("conditional_")
+
+    def with_label(h, inputs):
+        # a conditional network's second (last) input: int labels
+        if not conditional:
+            return h
+        label = keras.Input((), dtype="int32")
+        inputs.append(label)
+        # (a diffusion network's label 3 is "no label")
+        classes = 4 if family.endswith("diffusion") else 3
+        return keras.layers.Concatenate()(
+            [h, keras.layers.Embedding(classes, 2)(label)])
+
+    if family.endswith("diffusion"):
         noisy, t = keras.Input(image), keras.Input(())
+        inputs = [noisy, t]
         h = ConstantLoss(constant)(keras.layers.Flatten()(noisy))
-        h = dense(16, "network")(h)
-        return {"network": keras.Model([noisy, t],
+        h = dense(16, "network")(with_label(h, inputs))
+        return {"network": keras.Model(inputs,
                                        keras.layers.Reshape(image)(h))}
-    inputs = keras.Input(image)
-    h = ConstantLoss(constant)(keras.layers.Flatten()(inputs))
+    inputs = [keras.Input(image)]
+    h = ConstantLoss(constant)(keras.layers.Flatten()(inputs[0]))
+    h = with_label(h, inputs)
     codes = [dense(2, "encoder")(h)]
-    if family == "vae":
+    if family.endswith("vae"):
         codes.append(keras.layers.Dense(2, name="log_var")(h))
-    decoder = keras.Sequential([
-        keras.Input((2,)), ConstantLoss(constant),
-        dense(16, "decoder", activation="sigmoid"),
-        keras.layers.Reshape(image)])
-    return {"encoder": keras.Model(inputs, codes), "decoder": decoder}
+    z = [keras.Input((2,))]
+    g = with_label(ConstantLoss(constant)(z[0]), z)
+    g = dense(16, "decoder", activation="sigmoid")(g)
+    decoder = keras.Model(z if conditional else z[0],
+                          keras.layers.Reshape(image)(g))
+    encoder = keras.Model(inputs if conditional else inputs[0], codes)
+    return {"encoder": encoder, "decoder": decoder}
 
 
 def _twins(cls, family, penalties, constant=0.25):
@@ -430,6 +447,8 @@ def _twins(cls, family, penalties, constant=0.25):
     discriminator update per step)."""
     models = []
     kwargs = {"d_steps": 1} if family == "gan" else {}
+    if family.startswith("conditional_"):
+        kwargs["num_classes"] = 3
     for penalty, value in ((penalties, constant), ({}, 0.0)):
         networks = _penalised_networks(family, penalty, value)
         models.append(cls(seed=3, **networks, **kwargs))
@@ -491,19 +510,24 @@ def test_each_gan_update_minimizes_its_networks_own_losses(cls, penalised):
 
 @pytest.mark.parametrize("cls, family", [
     (VAE, "vae"), (AutoEncoder, "autoencoder"),
-    (DiffusionModel, "diffusion")])
+    (DiffusionModel, "diffusion"), (VAE, "conditional_vae"),
+    (DiffusionModel, "conditional_diffusion")])
 def test_one_loss_models_minimize_their_networks_own_losses(cls, family):
     """A VAE's, an auto-encoder's and a diffusion model's loss include
     their networks' `losses`, and the update follows their gradient (on
     JAX too, where the diffusion model's own step once dropped `add_loss`
-    terms and `ops.sum` of terms with and without a gradient failed)."""
-    networks = ("network",) if family == "diffusion" else (
+    terms and `ops.sum` of terms with and without a gradient failed, and
+    a conditional VAE, whose networks run in `compute_loss`, dropped
+    them)."""
+    networks = ("network",) if family.endswith("diffusion") else (
         "encoder", "decoder")
     model, twin = _twins(cls, family, {name: 0.3 for name in networks})
     penalty = sum(_l2_penalty(model, name, 0.3) for name in networks)
     before = {name: _kernel(model, name) for name in networks}
-    with_terms = model.train_on_batch(IMAGES, return_dict=True)
-    without = twin.train_on_batch(IMAGES, return_dict=True)
+    labels = ((np.arange(len(IMAGES)) % 3,)
+              if family.startswith("conditional_") else ())
+    with_terms = model.train_on_batch(IMAGES, *labels, return_dict=True)
+    without = twin.train_on_batch(IMAGES, *labels, return_dict=True)
     np.testing.assert_allclose(with_terms["loss"] - without["loss"],
                                penalty + 0.25 * len(networks),
                                rtol=1e-4, atol=1e-5)

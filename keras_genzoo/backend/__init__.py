@@ -79,6 +79,10 @@ Exports:
   `evaluate` or `predict` that leaves the model's variables usable when the
   call raises (on JAX, Keras takes their values out for the loop and does
   not always put them back; nothing to do elsewhere).
+- `collecting_losses(model)`: a context for running networks inside a
+  `compute_loss`: inside it `model.losses` holds their `add_loss` terms
+  (on JAX, Keras' trainer runs `compute_loss` in a scope that drops them
+  and reads those of `call`; nothing to do elsewhere).
 - `prepare_variables(model)`: lays out a built model's variables for this
   backend's kernels before any step (on PyTorch, a workaround for a CPU
   convolution bug with one-channel outputs; nothing elsewhere).
@@ -222,6 +226,7 @@ draw_for_replica = _steps.draw_for_replica
 variable_scope = _steps.variable_scope
 prepare_variables = _steps.prepare_variables
 keep_state_on_error = _steps.keep_state_on_error
+collecting_losses = _steps.collecting_losses
 wrap_step_function = _steps.wrap_step_function
 group_normalization = getattr(_steps, "group_normalization", None)
 causal_self_attention_block = getattr(_steps, "causal_self_attention_block",
@@ -245,6 +250,7 @@ __all__ = [
     "batch_devices",
     "check_batch_split",
     "check_distribution",
+    "collecting_losses",
     "compile_inference",
     "compile_loop_step",
     "custom_test_step",

@@ -189,6 +189,38 @@ def variable_scope(model):
     return contextlib.nullcontext()
 
 
+def collecting_losses(model):
+    """A context for running networks inside a `compute_loss`: inside it,
+    `model.losses` are those of the networks run inside (their `add_loss`
+    terms) and the weights' regularization penalties, as after a `call`.
+
+    On JAX, Keras' trainer runs `compute_loss` in a `keras.StatelessScope`
+    that drops `add_loss` terms, and `model.losses` there are those `call`
+    gave; the JAX module's context collects the terms and reads them. On
+    TensorFlow and PyTorch the layers keep them anyway, and this one does
+    nothing.
+
+    Args:
+        model: the model whose `compute_loss` runs the networks.
+
+    Returns:
+        A context manager.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> from keras_genzoo import backend
+        >>> dense = keras.layers.Dense(
+        ...     1, activity_regularizer=keras.regularizers.L2(1.0))
+        >>> model = keras.Sequential([keras.Input((2,)), dense])
+        >>> with backend.collecting_losses(model):
+        ...     _ = dense(np.ones((1, 2), "float32"))
+        ...     len(model.losses)
+        1
+    """
+    del model
+    return contextlib.nullcontext()
+
+
 def keep_state_on_error(model):
     """A context for a call of Keras' `fit`, `evaluate` or `predict` that
     leaves `model`'s variables usable when the call raises.

@@ -131,6 +131,35 @@ def check_attention_dtype(dtype):
 
 
 @contextlib.contextmanager
+def collecting_losses(model):
+    """Inside, `model.losses` are those of the networks run inside (their
+    `add_loss` terms) and the weights' penalties.
+
+    Keras' JAX trainer runs `compute_loss` in a `keras.StatelessScope` that
+    does not collect `add_loss` terms (`Trainer.stateless_compute_loss`),
+    and `model.losses` there are those `call` gave
+    (`Layer._losses_override`, when it gave any): the networks a
+    conditional VAE runs in `compute_loss` lost their activity
+    regularizers in silence, in the loss and its gradients. Here the scope
+    collects them and `model.losses` reads them from it (Keras 3.15 has no
+    public way to the scope in force)."""
+    from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+    scope = get_stateless_scope()
+    override = model._losses_override
+    collect = scope is not None and not scope.collect_losses
+    if collect:
+        scope.collect_losses = True
+    model._losses_override = []
+    try:
+        yield
+    finally:
+        model._losses_override = override
+        if collect:
+            scope.collect_losses = False
+
+
+@contextlib.contextmanager
 def keep_state_on_error(model):
     """Keeps `model`'s variables usable when Keras' `fit`, `evaluate` or
     `predict` raises inside.

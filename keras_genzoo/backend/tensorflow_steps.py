@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
     as_fit_batch,
+    collecting_losses,
     keep_state_on_error,
     compile_loop_step,
     prepare_variables,

@@ -15,6 +15,7 @@ import torch
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
     as_fit_batch,
+    collecting_losses,
     keep_state_on_error,
     draw_for_replica,
     scale_loss_for_replicas,

@@ -205,7 +205,12 @@ class VAE(LatentImageModel):
         images = self.images_from_inputs(x)
         if "reconstruction" not in y_pred:  # a conditional VAE, see `call`
             labels = y if y is not None else _inputs.split_batch(x)[1]
-            y_pred = self._forward(images, labels, training)
+            # the networks' `add_loss` terms (JAX dropped them here)
+            with zoo_backend.collecting_losses(self):
+                y_pred = self._forward(images, labels, training)
+                added_losses = list(self.losses)
+        else:
+            added_losses = self.losses
         reconstruction_loss = reconstruction_bce(
             images, y_pred["reconstruction"]
         )
@@ -218,7 +223,7 @@ class VAE(LatentImageModel):
             )
         )
         loss = reconstruction_loss + self.beta * kl_loss
-        loss = with_added_losses(loss, self.losses)
+        loss = with_added_losses(loss, added_losses)
         # weighted by batch size, like Keras' own "loss" log
         batch_size = ops.shape(images)[0]
         self.reconstruction_loss_tracker.update_state(
