@@ -456,6 +456,16 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def load_weights(self, filepath, *args, **kwargs):
+        """`keras.Model.load_weights`; a compiled model also takes the
+        file's optimizer state (Keras skipped it, with a warning, for an
+        optimizer not built yet, and training went on from step 0; a
+        GAN's `compile` built its pair already)."""
+        if (self.built and self.compiled and self.optimizer is not None
+                and not self.optimizer.built):
+            self.optimizer.build(self.trainable_variables)
+        return super().load_weights(filepath, *args, **kwargs)
+
     def _ensure_compiled(self):
         if not self.compiled:
             self.compile()
