@@ -13,6 +13,7 @@ rate act on both optimizers, and its `iterations` count training steps.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -71,6 +72,37 @@ class OptimizerPair(keras.optimizers.Optimizer):
         # A function returning (discriminator variables, generator
         # variables); the model that owns the pair sets it.
         self.variable_groups = None
+        # the generator's rate over the discriminator's, kept by the
+        # `learning_rate` setter across a rate of 0
+        self._g_over_d = None
+        self._note_ratio()
+
+    def _schedules(self):
+        """`(name, schedule)` of each optimizer whose rate comes from a
+        schedule (inside a `LossScaleOptimizer` too, as `mixed_float16`
+        wraps them)."""
+        found = []
+        for name in ("d_optimizer", "g_optimizer"):
+            optimizer = getattr(self, name)
+            optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+            schedule = getattr(optimizer, "_learning_rate", None)
+            if isinstance(schedule,
+                          keras.optimizers.schedules.LearningRateSchedule):
+                found.append((name, schedule))
+        return found
+
+    def _rates(self):
+        return tuple(float(ops.convert_to_numpy(o.learning_rate))
+                     for o in (self.d_optimizer, self.g_optimizer))
+
+    def _note_ratio(self):
+        """Remembers the generator-to-discriminator rate ratio where the
+        discriminator's rate is not 0 (plain rates only)."""
+        if self._schedules():
+            return
+        d_rate, g_rate = self._rates()
+        if d_rate != 0.0:
+            self._g_over_d = g_rate / d_rate
 
     @property
     def variables(self):
@@ -92,26 +124,22 @@ class OptimizerPair(keras.optimizers.Optimizer):
             return
         # checked before anything changes: a schedule's rate cannot be
         # set, and the generator's raised after the discriminator's had
-        # been changed
-        for name in ("d_optimizer", "g_optimizer"):
-            schedule = getattr(getattr(self, name), "_learning_rate", None)
-            if isinstance(schedule,
-                          keras.optimizers.schedules.LearningRateSchedule):
-                raise TypeError(
-                    f"The pair's `{name}` takes its learning rate from a "
-                    f"schedule ({type(schedule).__name__}), which cannot be "
-                    "set: a learning-rate callback needs both optimizers "
-                    "with plain rates (or use schedules and no callback).")
-        current = float(ops.convert_to_numpy(self.d_optimizer.learning_rate))
-        g_rate = float(ops.convert_to_numpy(self.g_optimizer.learning_rate))
+        # been changed (under mixed_float16 too, where each optimizer is
+        # inside a LossScaleOptimizer)
+        for name, schedule in self._schedules():
+            raise TypeError(
+                f"The pair's `{name}` takes its learning rate from a "
+                f"schedule ({type(schedule).__name__}), which cannot be "
+                "set: a learning-rate callback needs both optimizers "
+                "with plain rates (or use schedules and no callback).")
+        current, g_rate = self._rates()
         value = float(ops.convert_to_numpy(value))
-        if current != 0.0:
-            # the ratio, kept across a rate of 0 (a warmup from 0: the
-            # generator's rate stayed 0 for good)
-            self._g_over_d = g_rate / current
+        # the ratio, kept across a rate of 0 (a warmup from 0: the
+        # generator's rate stayed 0 for good)
+        self._note_ratio()
         if value == current:
             return
-        ratio = getattr(self, "_g_over_d", None)
+        ratio = self._g_over_d
         self.d_optimizer.learning_rate = value
         if ratio is not None:
             self.g_optimizer.learning_rate = value * ratio
@@ -178,10 +206,17 @@ class OptimizerPair(keras.optimizers.Optimizer):
         self.built = True
 
     def save_own_variables(self, store):
-        pass  # each optimizer saves its own state
+        # each optimizer saves its own state; the pair, the rate ratio that
+        # a rate of 0 hides (a run saved while a warmup held both rates at
+        # 0 resumed with the discriminator's rate for the generator)
+        self._note_ratio()
+        if self._g_over_d is not None:
+            store["g_over_d"] = np.array(self._g_over_d, "float64")
 
     def load_own_variables(self, store):
-        pass
+        self._note_ratio()  # the compiled rates, before the file's
+        if "g_over_d" in store.keys():
+            self._g_over_d = float(np.asarray(store["g_over_d"]))
 
     def get_config(self):
         return {

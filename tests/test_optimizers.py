@@ -101,6 +101,48 @@ def test_pair_needs_two_optimizers_and_an_owner():
     assert _lr(pair.d_optimizer) == pytest.approx(1e-3)
 
 
+def test_the_rate_ratio_survives_saving_while_both_rates_are_0(
+        mnist, tmp_path):
+    # a warmup holding both rates at 0 when the file was written: the
+    # resumed or loaded pair gave the generator the discriminator's rate
+    # (2e-4 for 1e-4), no ratio being known from rates of 0
+    gan = tiny_gan()
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-4),
+                g_optimizer=keras.optimizers.Adam(1e-4))
+    warmup = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.0)
+    gan.fit(mnist[0][:32], epochs=1, batch_size=32, verbose=0,
+            callbacks=[warmup])
+    assert _lr(gan.g_optimizer) == 0.0
+    gan.save(tmp_path / "gan.keras")
+    gan.save_weights(tmp_path / "gan.weights.h5")
+    loaded = keras.saving.load_model(tmp_path / "gan.keras")
+    # a new run, as BackupAndRestore resumes one: compiled with other
+    # rates, then the file's (0 and 0, and the ratio)
+    resumed = tiny_gan()
+    resumed.compile(d_optimizer=keras.optimizers.Adam(1e-3),
+                    g_optimizer=keras.optimizers.Adam(1e-3))
+    resumed.build((None, 28, 28, 1))
+    resumed.load_weights(tmp_path / "gan.weights.h5")
+    for model in (loaded, resumed):
+        assert _lr(model.g_optimizer) == 0.0
+        model.optimizer.learning_rate = 2e-4
+        assert _lr(model.g_optimizer) == pytest.approx(1e-4)
+
+
+def test_a_schedule_is_refused_under_mixed_float16():
+    # inside the LossScaleOptimizers that mixed_float16 wraps them in, the
+    # schedule was not seen: the discriminator's rate changed, then
+    # Keras' own TypeError
+    schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 10, 0.5)
+    gan = tiny_gan(dtype="mixed_float16")
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3),
+                g_optimizer=keras.optimizers.Adam(schedule))
+    assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    with pytest.raises(TypeError, match="`g_optimizer` takes its learning"):
+        gan.optimizer.learning_rate = 5e-4
+    assert _lr(gan.d_optimizer) == pytest.approx(1e-3)
+
+
 def test_optimizers_built_for_another_model_are_refused(mnist):
     # on JAX the two GANs trained on one shared optimizer state, in silence
     d_optimizer, g_optimizer = keras.optimizers.Adam(), keras.optimizers.Adam()
