@@ -724,6 +724,63 @@ def _is_stream_of_batches(x):
         cls.__name__ == "PyDataset" for cls in type(x).__mro__)
 
 
+def pairs_as_inputs(stream, what):
+    """A stream of `(images, labels)` batches as one of `((images,
+    labels),)`: the whole pair is `x` to Keras, which takes a pair as
+    `(x, y)` and drops `y` in `predict` (a conditional model then saw its
+    images without their labels). A tf.data dataset is mapped (bare images
+    are one `ValueError` naming the fix), a `PyDataset` wrapped, and other
+    iterables are read through a generator; dicts and longer tuples go as
+    they come."""
+    def as_inputs(batch):
+        if isinstance(batch, (tuple, list)) and len(batch) == 2:
+            return (tuple(batch),)
+        return batch
+
+    if _is_tf_dataset(stream):
+        spec = stream.element_spec
+        if isinstance(spec, tuple) and len(spec) == 2:
+            return stream.map(lambda images, labels: ((images, labels),))
+        if not isinstance(spec, (tuple, dict)):
+            raise ValueError(
+                f"{what} is a dataset of bare images, and the model is "
+                "conditional: make it yield (images, labels) pairs.")
+        return stream
+    import keras
+
+    if isinstance(stream, keras.utils.PyDataset):
+        return _pairs_dataset_class()(stream, as_inputs)
+    return (as_inputs(batch) for batch in stream)
+
+
+def _pairs_dataset_class():
+    import keras
+
+    class PairsAsInputs(keras.utils.PyDataset):
+        """A `PyDataset` whose batches go through `convert`."""
+
+        def __init__(self, dataset, convert):
+            super().__init__(workers=dataset.workers,
+                             use_multiprocessing=dataset.use_multiprocessing,
+                             max_queue_size=dataset.max_queue_size)
+            self.dataset, self.convert = dataset, convert
+
+        def __len__(self):
+            return len(self.dataset)
+
+        def __getitem__(self, index):
+            return self.convert(self.dataset[index])
+
+        @property
+        def num_batches(self):
+            return self.dataset.num_batches
+
+        def on_epoch_end(self):
+            self.dataset.on_epoch_end()
+
+    return PairsAsInputs
+
+
 def images_to_array(images, expected_shape=None, what="images"):
     """Turns images given to `encode`/`reconstruct` into a float32 array.
 

@@ -150,3 +150,35 @@ def test_latent_prior_and_round_trip(trained, mnist, tmp_path):
                                                labels=5), samples, atol=1e-6)
     np.testing.assert_allclose(loaded.generate(4, seed=1),
                                model.generate(4, seed=1), atol=1e-6)
+
+
+def test_predict_on_batches_of_images_and_labels(trained, mnist):
+    # a dataset, PyDataset or generator of (images, labels), as load_images
+    # gives: Keras took the labels for targets and dropped them, and the
+    # VAE returned its input images as {"images": ...}
+    model, _ = trained
+    images, labels = mnist[0][:16], mnist[1][:16]
+    expected = model.predict([images, labels], batch_size=8, verbose=0)
+    assert sorted(expected) == ["reconstruction", "z_log_var", "z_mean"]
+
+    class Pairs(keras.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return images[8 * i:8 * i + 8], labels[8 * i:8 * i + 8]
+
+    streams = {
+        "tf.data": tf.data.Dataset.from_tensor_slices(
+            (images, labels)).batch(8),
+        "PyDataset": Pairs(),
+        "generator": ((images[i:i + 8], labels[i:i + 8])
+                      for i in (0, 8)),
+    }
+    for name, stream in streams.items():
+        got = model.predict(stream, verbose=0)
+        assert sorted(got) == sorted(expected), name
+        np.testing.assert_allclose(got["z_mean"], expected["z_mean"],
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+    with pytest.raises(ValueError, match="bare images.*\\(images, labels\\)"):
+        model.predict(tf.data.Dataset.from_tensor_slices(images).batch(8))

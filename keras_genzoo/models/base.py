@@ -1116,6 +1116,11 @@ class ImageModel(GenerativeModel):
                 images, self.image_shape, what, y=labels,
                 num_classes=self.num_classes)
             x = images if labels is None else [images, labels]
+        elif self.num_classes and _inputs._is_stream_of_batches(x):
+            # `(images, labels)` batches, as `load_images` gives: Keras
+            # took the labels for targets and dropped them (a conditional
+            # VAE returned its input images as `{"images": ...}`)
+            x = _inputs.pairs_as_inputs(x, "The data given to `predict`")
         return x
 
     def check_num_samples(self, num_samples):
