@@ -37,6 +37,16 @@ def test_noise_only_in_training(mnist):
         ae.add_noise(keras.ops.convert_to_tensor(images / 255.0, "float32")))
     assert noised.min() >= 0.0 and noised.max() <= 1.0
     assert 0.1 < np.abs(noised - images / 255.0).mean() < 0.5
+    # uint8 images are scaled first (the noise went on the 0..255 scale,
+    # then clipped: nearly every pixel 1.0), numpy images work on every
+    # backend (PyTorch refused them), one image too; numpy comes back
+    for given in (images, images / 255.0, images[0]):
+        noised = ae.add_noise(given)
+        assert isinstance(noised, np.ndarray) and noised.dtype == "float32"
+        clean = np.asarray(given, "float32").reshape(noised.shape)
+        clean = clean / 255.0 if np.asarray(given).dtype == "uint8" else clean
+        assert noised.min() >= 0.0 and noised.max() <= 1.0
+        assert 0.1 < np.abs(noised - clean).mean() < 0.5
 
 
 def test_plain_autoencoder_adds_no_noise(mnist):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo.models.base import LatentImageModel, with_added_losses
 from keras_genzoo.models.vae import reconstruction_bce
@@ -96,15 +97,25 @@ class AutoEncoder(LatentImageModel):
                                         self.filters)
 
     def add_noise(self, images):
-        """Adds the training noise to images in [0, 1] and clips the result.
+        """Adds the training noise to images and clips the result to
+        [0, 1]: the corruption a denoising auto-encoder learns to undo.
 
         Args:
-            images: float tensor of images in [0, 1].
+            images: one image `(H, W, C)` or a batch, uint8 or float in
+                [0, 1] (numpy or tensors), as `reconstruct` takes them.
 
         Returns:
-            The noisy images, still in [0, 1] (the input itself when
-            `noise_stddev` is 0).
+            numpy float32 array of the noisy images in [0, 1] (the images
+            themselves when `noise_stddev` is 0).
         """
+        # (uint8 images got the noise on the 0..255 scale, clipped to
+        # [0, 1]: 99 % of the pixels 1.0; numpy images failed on PyTorch)
+        array = self._to_array(images, "the images given to `add_noise`")
+        return _inputs.to_numpy(self._noisy(ops.convert_to_tensor(array)))
+
+    def _noisy(self, images):
+        """`add_noise` of float images in [0, 1], as tensors (the training
+        step's)."""
         if self.noise_stddev == 0.0:
             return images
         noise = zoo_backend.draw_for_replica(
@@ -127,7 +138,7 @@ class AutoEncoder(LatentImageModel):
         """
         images = self.images_from_inputs(inputs)
         if training:
-            images = self.add_noise(images)
+            images = self._noisy(images)
         code = self.encoder(images, training=training)
         return self.decoder(code, training=training)
 
