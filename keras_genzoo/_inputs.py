@@ -460,6 +460,16 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
     if isinstance(x, dict) or _is_array_like(x):
         images = to_numpy(extract_images(x), what)
         original = images
+        if (images.ndim == 3 and expected_shape is not None
+                and tuple(images.shape) == tuple(expected_shape)
+                and images.shape[1:] != (1, 1)):
+            # one image of the model's shape, which was read as H grey
+            # images of W x C pixels: the message then blamed their size
+            # ("resize to ...") or their channels (`rgb_to_grayscale`)
+            raise ValueError(
+                f"{what} is one image {tuple(images.shape)}, and batches "
+                "of images (N, H, W, C) are expected: pass `images[None]` "
+                "(a batch of one).")
         if images.ndim == 3 and images.shape[0] > 0:
             # (N, H, W), as `keras.datasets.mnist.load_data()` returns.
             images = images[..., None]

@@ -238,6 +238,18 @@ def test_predict_checks_arrays_as_fit_does():
     assert vae.predict(batches, verbose=0)["reconstruction"].shape == shape
     assert conditional.predict([images, labels], verbose=0)[
         "reconstruction"].shape == shape
+    # one image of the model's shape: read as 8 grey images of 8x1
+    # pixels, it was told to resize them (or, in colour, to make them grey)
+    for model, image in ((vae, images[0]),
+                         (AutoEncoder(latent_dim=2, filters=(4,),
+                                      image_shape=(8, 8, 3)),
+                          np.zeros((8, 8, 3), "uint8"))):
+        for run in (lambda: model.predict(image, verbose=0),
+                    lambda: model.predict_on_batch(image),
+                    lambda: model.fit(image, epochs=1, verbose=0)):
+            with pytest.raises(ValueError,
+                               match=r"is one image.*`images\[None\]`"):
+                run()
 
 
 @pytest.mark.parametrize("cls", [AutoEncoder, VAE])
