@@ -378,8 +378,18 @@ def _train_settings(args):
     saved_path = os.path.join(out, SETTINGS_FILE)
     saved = None
     if os.path.isfile(saved_path):
-        with open(saved_path) as f:
-            saved = json.load(f)
+        try:
+            with open(saved_path) as f:
+                saved = json.load(f)
+        except (OSError, ValueError):
+            saved = None
+        if not isinstance(saved, dict):
+            # (a traceback before; an empty file is what a run killed
+            # while writing it left, before the writes were atomic)
+            raise UsageError(
+                f"{saved_path} cannot be read as the settings of a "
+                "`genzoo train` run (it is empty or damaged): choose "
+                "another --out, or delete the folder to start again.")
     elif has_backup:
         raise UsageError(f"{out} holds a backup but no {SETTINGS_FILE}; it "
                          "was not written by `genzoo train`: choose another "
@@ -588,10 +598,14 @@ def train(args):
 
 
 def _write_settings(settings, finished=False):
-    with open(os.path.join(settings["out"], SETTINGS_FILE), "w") as f:
+    # written whole or not at all: a run killed while writing it (which
+    # resuming is for) left it empty, and the run could not resume
+    path = os.path.join(settings["out"], SETTINGS_FILE)
+    with open(path + ".tmp", "w") as f:
         json.dump(dict({k: v for k, v in settings.items()
                         if k not in ("out", "resumed")}, finished=finished),
                   f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 def _callbacks(model, settings, val_ds, text):

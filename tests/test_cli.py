@@ -234,6 +234,37 @@ def test_a_backup_that_cannot_be_read_exits_2(tmp_path, monkeypatch,
     assert "cannot be read" in err and "delete" in err, err
 
 
+@pytest.mark.parametrize("content", ["", "[1]", "{\"model\": "])
+def test_settings_that_cannot_be_read_exit_2(tmp_path, capsys, content):
+    # an empty genzoo.json (a run killed while writing it) or one that is
+    # not an object: a traceback before
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "genzoo.json").write_text(content)
+    assert run("train", "vae", "--smoke", "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "genzoo.json cannot be read" in err and "--out" in err, err
+
+
+def test_settings_are_written_whole(tmp_path, monkeypatch):
+    # written to a temporary file, then moved into place: a kill while
+    # writing leaves the old file
+    out = tmp_path / "run"
+    out.mkdir()
+    settings = {"out": str(out), "model": "vae", "resumed": False}
+    cli._write_settings(settings)
+    before = (out / "genzoo.json").read_text()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(json, "dump", killed)
+    with pytest.raises(KeyboardInterrupt):
+        cli._write_settings(settings, finished=True)
+    assert (out / "genzoo.json").read_text() == before
+    assert json.loads(before) == {"model": "vae", "finished": False}
+
+
 def test_text_epochs_have_the_steps_asked_for(tmp_path):
     """A text with fewer windows than --steps-per-epoch batches: each epoch
     still has --steps-per-epoch steps (before, Keras stopped the run when
