@@ -259,6 +259,24 @@ def test_a_folder_reads_as_what_its_images_hold(tmp_path):
             == sorted(grey.reshape(4, -1).tolist()))
 
 
+def test_a_file_that_cannot_be_decoded_is_named(tmp_path):
+    # TensorFlow failed inside `fit` ("Unknown image file format"), at the
+    # batch that held the file, without naming it
+    _write_images(tmp_path, 12, (8, 8), "L")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="broken.png cannot be read"):
+        datasets.load_images(str(tmp_path))
+    os.remove(tmp_path / "broken.png")
+    # a WebP under a .png name: PIL reads it, TensorFlow does not
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(
+        tmp_path / "webp.png", format="WEBP")
+    with pytest.raises(ValueError, match="webp.png holds a WEBP image"):
+        datasets.load_images(str(tmp_path))
+    os.remove(tmp_path / "webp.png")
+    train, _ = datasets.load_images(str(tmp_path), validation_split=0)
+    assert sum(len(b) for b in train) == 12
+
+
 def test_bad_arguments_name_the_fix(tmp_path):
     _write_images(tmp_path, 5, (8, 8), "L")
     # 10% of 5 images is none: Keras would say the folder has no images
