@@ -478,7 +478,14 @@ def _load_data(settings):
         try:
             text = datasets.load_text(settings["text"])
         except ValueError as error:
-            raise UsageError(f"--text: {error}") from None
+            message = str(error)
+            if "is not valid" in message:
+                # the command has no encoding option (the library's message
+                # named `load_text`'s `encoding=`)
+                message = message.split(" Save it as UTF-8")[0] + (
+                    " Save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 "
+                    "in.txt > out.txt`) and give that file.")
+            raise UsageError(f"--text: {message}") from None
         if settings["smoke"]:
             text = text[:SMOKE_CHARACTERS]
         if len(text) < 2:
@@ -771,7 +778,9 @@ def generate(args):
         raise UsageError(f"cannot load {path}: {error}") from None
     if not hasattr(model, "generate"):
         raise UsageError(f"{path} holds a {type(model).__name__}, which "
-                         "does not generate; give a keras_genzoo model.")
+                         "does not generate; give a generative model of "
+                         "keras_genzoo (a VAE, GAN, diffusion model, "
+                         "language model ...).")
     is_text = isinstance(model, CharLanguageModel)
     kind = "a text" if is_text else "an image"
     for option in IMAGE_OPTIONS if is_text else TEXT_OPTIONS:

@@ -439,6 +439,19 @@ def test_generate_refuses_what_the_model_cannot_do(tmp_path, capsys):
     assert texts[0] != texts[1]
 
 
+def test_a_text_that_is_not_utf8_names_the_fix_the_command_has(
+        tmp_path, capsys):
+    # the library's message named `load_text(encoding=)`, which the
+    # command has no option for
+    text = tmp_path / "latin1.txt"
+    text.write_bytes("caf\u00e9 ".encode("latin-1") * 200)
+    assert run("train", "bigram", "--text", text, "--smoke", "--out",
+               tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert "not valid utf-8" in err and "iconv" in err, err
+    assert "load_text" not in err and not (tmp_path / "run").exists()
+
+
 def test_image_folders_that_cannot_train_exit_2(tmp_path, capsys):
     """A folder too small to hold out a validation tenth, and
     `--conditional` on a folder without class sub-folders (no labels)."""
