@@ -996,6 +996,37 @@ class ImageModel(GenerativeModel):
                 "`keras.Input`): pass `image_shape=(height, width, "
                 "channels)`.")
 
+    def export_signature(self):
+        """The `input_signature` `export` serves by default: what `call`
+        takes, float images of the model's shape (with int32 labels for a
+        conditional model)."""
+        images = keras.InputSpec(shape=(None,) + tuple(self.image_shape),
+                                 dtype="float32")
+        if getattr(self, "num_classes", None):
+            return [[images, keras.InputSpec(shape=(None,), dtype="int32")]]
+        return [images]
+
+    def export(self, filepath, format="tf_saved_model", verbose=None,
+               input_signature=None, **kwargs):
+        """`keras.Model.export`; the signature defaults to
+        `export_signature()`. Keras inferred it from a first call, which a
+        model trained on JAX, or a GAN, never had ("The model provided has
+        never called"), and served a conditional model its images
+        alone."""
+        self.ensure_built("export")
+        if input_signature is None:
+            input_signature = self.export_signature()
+        return super().export(filepath, format=format, verbose=verbose,
+                              input_signature=input_signature, **kwargs)
+
+    def _default_save_signature(self):
+        # What TensorFlow's SavedModel writing asks a Keras layer for (the
+        # TensorFlow backend's `Layer._default_save_signature`): a
+        # signature traced from the build shape, images alone, on which a
+        # conditional GAN or a diffusion model failed inside `export`.
+        # None: `export` serves `export_signature()`.
+        return None
+
     def ensure_built(self, method):
         """Builds the model from `image_shape` if it is not built yet."""
         if self.built:

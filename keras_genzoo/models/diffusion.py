@@ -343,6 +343,17 @@ class DiffusionModel(ImageModel):
         self._check_network_inputs(inputs)
         return self.network(inputs, training=training)
 
+    def export_signature(self):
+        """What `export` serves by default: `call`'s inputs, noisy float
+        images, noise levels `(batch,)` and, for a conditional model, int32
+        labels."""
+        inputs = [keras.InputSpec(shape=(None,) + tuple(self.image_shape),
+                                  dtype="float32"),
+                  keras.InputSpec(shape=(None,), dtype="float32")]
+        if self.num_classes:
+            inputs.append(keras.InputSpec(shape=(None,), dtype="int32"))
+        return [inputs]
+
     def _check_network_inputs(self, inputs):
         expected = 3 if self.num_classes else 2
         if isinstance(inputs, dict) or (isinstance(inputs, (list, tuple))
