@@ -310,10 +310,16 @@ def plot_reverse_process(model_or_states, num=8, steps=50, frames=10,
         >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
         ['1.00', '0.50', '0.00']
     """
+    times = None
     if hasattr(model_or_states, "reverse_process"):
+        from keras_genzoo.models.diffusion import reverse_process_times
+
         states = model_or_states.reverse_process(
             num, steps=steps, frames=frames, seed=seed, eta=eta,
             labels=labels, guidance=guidance)
+        # the states' own times: whole steps (with 3 frames of 3 steps,
+        # the middle one is at 0.33, which was labelled 0.50)
+        times = reverse_process_times(steps, frames)
     else:
         shape = getattr(model_or_states, "shape", None)
         if shape is None or len(shape) != 5 or shape[1] < 2:
@@ -326,6 +332,8 @@ def plot_reverse_process(model_or_states, num=8, steps=50, frames=10,
                 + ".")
         states = _inputs.to_numpy(model_or_states, "The states")
     num, frames = states.shape[:2]
+    if times is None:  # states given: evenly spaced, as far as known
+        times = np.linspace(1, 0, frames)
     figure = plot_samples(states.reshape((num * frames,) + states.shape[2:]),
                           columns=frames)
     ax = figure.axes[0]
@@ -333,7 +341,7 @@ def plot_reverse_process(model_or_states, num=8, steps=50, frames=10,
     cell = grid_width / frames
     ax.set_axis_on()
     ax.set_xticks((np.arange(frames) + 0.5) * cell)
-    ax.set_xticklabels([f"{t:.2f}" for t in np.linspace(1, 0, frames)])
+    ax.set_xticklabels([f"{t:.2f}" for t in times])
     ax.set_yticks([])
     ax.set_xlabel("t (1: noise, 0: image)")
     for spine in ax.spines.values():

@@ -193,6 +193,12 @@ def test_plot_reverse_process():
     # the states reverse_process returned draw the same figure
     np.testing.assert_array_equal(
         _image(plots.plot_reverse_process(states).axes[0]), _image(ax))
+    # the states' own times: 3 frames of 3 steps keep steps 0, 2 and 3
+    # (the middle one at t = 0.33, labelled 0.50 before)
+    ax = plots.plot_reverse_process(model, num=1, steps=3, frames=3,
+                                    seed=0).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "1.00", "0.33", "0.00"]
     with pytest.raises(ValueError, match="DiffusionModel"):
         plots.plot_reverse_process(VAE(latent_dim=2))
     with pytest.raises(ValueError, match=r"of shape \(2, 8, 8, 1\)"):

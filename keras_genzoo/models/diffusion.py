@@ -105,6 +105,25 @@ class _Compiled:
         self.steps = {}
 
 
+def _kept_steps(steps, frames):
+    """The sampling steps whose states `reverse_process` keeps: `frames`
+    of the `steps + 1`, evenly spaced, rounded to whole steps."""
+    return np.unique(np.round(np.linspace(0, steps, frames)).astype(int))
+
+
+def reverse_process_times(steps, frames):
+    """The noise levels `t` (1: noise, 0: image) of the states
+    `DiffusionModel.reverse_process(steps=steps, frames=frames)` keeps:
+    whole steps, so not always evenly spaced (0.33 in the middle of 3
+    frames of 3 steps).
+
+    Examples:
+        >>> [round(float(t), 2) for t in reverse_process_times(3, 3)]
+        [1.0, 0.33, 0.0]
+    """
+    return 1.0 - _kept_steps(int(steps), int(frames)) / float(steps)
+
+
 @keras.saving.register_keras_serializable(package="keras_genzoo")
 class DiffusionModel(ImageModel):
     """A denoising diffusion model: DDPM training, DDIM sampling, EMA.
@@ -824,8 +843,7 @@ class DiffusionModel(ImageModel):
                               self._step_noise(seed, 0, num_samples), None,
                               frames=states)
         states[-1] = image
-        keep = np.unique(np.round(
-            np.linspace(0, steps, int(frames))).astype(int))
+        keep = _kept_steps(steps, int(frames))
         kept = np.stack([states[i] for i in keep], axis=1)
         return _inputs.unsigned_pixels(kept)
 
