@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_genzoo import DiffusionModel
+from keras_genzoo import DiffusionModel, SinusoidalEmbedding
 from keras_genzoo.callbacks import (
     ProgressGif,
     ReverseProcessSaver,
@@ -488,6 +488,36 @@ def test_user_network_trains_saves_and_reloads(mnist, tmp_path):
         np.testing.assert_array_equal(_n(a), _n(b))
     np.testing.assert_array_equal(loaded.generate(N, steps=STEPS, seed=0),
                                   samples)
+
+
+@keras.saving.register_keras_serializable(package="test_diffusion")
+class LayerDenoiser(keras.layers.Layer):
+    """A denoiser written as a layer without `build`: its sublayers get
+    their weights at its first call."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.embedding = SinusoidalEmbedding(8)
+        self.dense = keras.layers.Dense(1)
+        self.conv = keras.layers.Conv2D(1, 3, padding="same")
+
+    def call(self, inputs):
+        noisy, t = inputs[0], inputs[1]
+        shift = keras.ops.reshape(self.dense(self.embedding(t)),
+                                  (-1, 1, 1, 1))
+        return self.conv(noisy) + shift
+
+
+def test_a_layer_without_build_is_a_network(mnist):
+    # its averaged copy, rebuilt from its config, counted as built with no
+    # weights: `set_weights` failed when the model was made
+    network = LayerDenoiser()
+    network([np.zeros((2, 28, 28, 1), "float32"), np.ones((2,), "float32")])
+    model = DiffusionModel(network=network, image_shape=(28, 28, 1), seed=0)
+    for a, b in zip(model.network.weights, model.ema_network.weights):
+        np.testing.assert_array_equal(_n(a), _n(b))
+    model.fit(mnist[0][:32], epochs=1, batch_size=16, verbose=0)
+    assert model.generate(2, steps=2, seed=0).shape == (2, 28, 28, 1)
 
 
 def test_user_network_breaking_the_contract():

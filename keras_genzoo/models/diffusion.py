@@ -292,7 +292,10 @@ class DiffusionModel(ImageModel):
                 "its config, which failed: register a subclassed network "
                 "with `@keras.saving.register_keras_serializable()` and give "
                 f"it a `get_config` ({error}).") from None
-        if not copy.built:
+        if not copy.built or len(copy.weights) != len(network.weights):
+            # (a subclassed layer without `build`, rebuilt from its config,
+            # counts as built before its sublayers have weights: the copy
+            # held none, and `set_weights` failed)
             copy(self._probe_inputs(), training=False)
         copy.set_weights(network.get_weights())
         copy.trainable = False
