@@ -457,7 +457,14 @@ class DiffusionModel(ImageModel):
         logs = step.minimize(
             self.optimizer, lambda: self.diffusion_loss(images, labels),
             self.network.trainable_variables)
-        n = ops.cast(step.read([self.optimizer.iterations])[0], "float32")
+        # the optimizer's steps: with `gradient_accumulation_steps`, Keras'
+        # `iterations` is computed from its `_iterations` variable (not a
+        # variable to read: every backend failed at the first step)
+        optimizer = getattr(self.optimizer, "inner_optimizer",
+                            self.optimizer)
+        every = getattr(optimizer, "gradient_accumulation_steps", None) or 1
+        n = step.read([optimizer._iterations])[0] // every
+        n = ops.cast(n, "float32")
         decay = ops.minimum(self.ema_decay, (1.0 + n) / (10.0 + n))
         averages, weights = zip(*self._ema_pairs())
         zoo_backend.ema_update(step, averages, weights, decay)
