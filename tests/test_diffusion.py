@@ -520,6 +520,23 @@ def test_a_layer_without_build_is_a_network(mnist):
     assert model.generate(2, steps=2, seed=0).shape == (2, 28, 28, 1)
 
 
+def test_inpaint_takes_one_mask_with_a_channel_axis():
+    # (H, W, 1) for colour images was refused, its message quoting the
+    # shape made of it, (8, 8, 1, 1)
+    model = DiffusionModel(widths=(8,), image_shape=(8, 8, 3), seed=0)
+    images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3),
+                                               dtype=np.uint8)
+    mask = np.zeros((8, 8), "float32")
+    mask[:, 4:] = 1
+    expected = model.inpaint(images, mask, steps=2, seed=0)
+    for given in (mask[..., None], np.repeat(mask[..., None], 3, -1),
+                  np.stack([mask, mask])):
+        np.testing.assert_array_equal(
+            model.inpaint(images, given, steps=2, seed=0), expected)
+    with pytest.raises(ValueError, match=r"`mask` of shape \(8, 5\)"):
+        model.inpaint(images, np.zeros((8, 5)), steps=2)
+
+
 def test_gradient_accumulation_trains():
     # Keras' `iterations` is computed with `gradient_accumulation_steps`:
     # reading it in the step failed on every backend

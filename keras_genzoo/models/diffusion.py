@@ -781,16 +781,23 @@ class DiffusionModel(ImageModel):
         images = self._to_array(images, "`images`")
         num_samples = len(images)
         mask = np.asarray(ops.convert_to_numpy(mask)).astype("float32")
+        given = mask.shape
         try:
-            if mask.ndim == images.ndim - 1 and mask.shape[-1] != (
-                    self.image_shape[-1]) or mask.ndim == 2:
+            # rank 3: one mask (H, W, C or 1), else one per image (N, H, W)
+            one_mask = mask.ndim == 3 and mask.shape[:2] == (
+                self.image_shape[:2]) and mask.shape[-1] in (
+                1, self.image_shape[-1])
+            if (mask.ndim == 3 and not one_mask) or mask.ndim == 2:
                 mask = mask[..., None]
             mask = np.broadcast_to(mask, images.shape).astype("float32")
         except ValueError:
+            # (the shape given: the one made of it was quoted, and an
+            # (H, W, 1) mask for colour images was refused)
             raise ValueError(
-                f"`mask` of shape {mask.shape} does not fit images of shape "
-                f"{images.shape}: pass one mask (H, W) or one per image "
-                "(N, H, W) or (N, H, W, C).") from None
+                f"`mask` of shape {given} does not fit images of shape "
+                f"{images.shape}: pass one mask (H, W), (H, W, 1) or "
+                "(H, W, C), or one per image (N, H, W) or (N, H, W, C)."
+            ) from None
         if not ((mask == 0) | (mask == 1)).all():
             raise ValueError(
                 "`mask` must hold 0 (keep the pixel) and 1 (generate it) "
