@@ -417,6 +417,8 @@ def _load_images(name, batch_size, validation_split, with_labels, shuffle,
         arrays = load_mnist_idx(name, "train")
     if arrays is not None:
         images, labels = arrays
+        # the classes of all the labels (a limit of 3 named 8 of MNIST's)
+        names = _label_names(labels) if with_labels else None
         num_val = int(round(len(images) * validation_split))
         if limit is not None and int(limit) < len(images):
             # at least one validation image for a split > 0 (as the tfds
@@ -429,7 +431,6 @@ def _load_images(name, batch_size, validation_split, with_labels, shuffle,
                 num_val = max(num_val, 1)
             keep = min(int(limit) + num_val, len(images))
             images, labels = images[:keep], labels[:keep]
-        names = _label_names(labels) if with_labels else None
         return _split_arrays(
             images, labels if with_labels else None, num_val, batch_size,
             shuffle, seed,
@@ -559,17 +560,22 @@ def _color_mode(image):
     return "rgb"
 
 
-# What TensorFlow's `decode_image` reads (by the content, not the name)
-_DECODABLE = ("PNG", "JPEG", "BMP", "GIF")
+# What TensorFlow's `decode_image` reads (by the content, not the name),
+# as PIL names the formats: MPO is the JPEG of many cameras and phones
+_DECODABLE = ("PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP")
+# those it decodes in colour only (RGB, or RGBA)
+_COLOUR_ONLY = ("BMP", "GIF", "WEBP")
 
 
 def _check_decodable(files):
     """One `ValueError` naming the first file TensorFlow could not decode:
     it failed inside `fit`, at the batch that held it, with "Unknown image
     file format" and no file name. Only each file's header is read (PIL
-    opens images lazily: ~0.1 s per 1,000 files)."""
+    opens images lazily: ~0.1 s per 1,000 files). Returns the formats
+    found."""
     from PIL import Image
 
+    formats = set()
     for path in files:
         try:
             with Image.open(path) as image:
@@ -583,6 +589,8 @@ def _check_decodable(files):
                 f"{path} holds a {found} image, which TensorFlow does not "
                 f"decode (it reads {', '.join(_DECODABLE)}, whatever the "
                 "file's name): convert it to PNG or remove it.")
+        formats.add(found)
+    return formats
 
 
 def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
@@ -599,17 +607,16 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
             f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder}"
             + (" (with sub-folders, only theirs are read: one class each)."
                if class_folders else "."))
-    _check_decodable(files)
+    formats = _check_decodable(files)
     if color_mode not in (None, "grayscale", "rgb", "rgba"):
         raise ValueError(
             f"`color_mode` must be \"grayscale\", \"rgb\", \"rgba\" or None "
             f"(what the first image holds); got {color_mode!r}.")
-    # TensorFlow decodes GIFs as RGB only and BMPs as RGB or RGBA: a folder
-    # holding them is decoded as RGB, and made grey here where it is to be
-    # read as "grayscale" (TensorFlow's "`channels` must be 0, 3 or 4 for
-    # BMP" or GIFs' 3 channels in a grey folder before)
+    # TensorFlow decodes GIFs as RGB only and BMPs and WebPs as RGB or
+    # RGBA: a folder holding them is decoded as RGB, and made grey below
+    # where it is to be read as "grayscale" (TensorFlow's "`channels` must
+    # be 0, 3 or 4 for BMP" or GIFs' 3 channels in a grey folder before)
     gifs = [f for f in files if f.lower().endswith(".gif")]
-    bmps = [f for f in files if f.lower().endswith(".bmp")]
     if gifs and color_mode == "rgba":
         raise ValueError(
             f"{folder} holds GIF images ({os.path.basename(gifs[0])}, ...), "
@@ -649,8 +656,9 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
             color_mode = _color_mode(image)
             if gifs and color_mode == "rgba":
                 color_mode = "rgb"  # (GIFs decode without transparency)
-    # decoded as RGB, then made grey by `to_uint8`
-    to_grey = color_mode == "grayscale" and bool(gifs or bmps)
+    # decoded as RGB, then made grey by `to_uint8` (GIFs, BMPs and WebPs,
+    # by their content, whatever their names)
+    to_grey = color_mode == "grayscale" and bool(formats & set(_COLOUR_ONLY))
     labels = "inferred" if class_folders else None
     if with_labels and labels is None:
         with_labels = False  # no sub-folders: nothing to label by

@@ -108,8 +108,11 @@ def test_folder_with_class_subfolders(tmp_path):
 
 
 def test_every_source_names_its_classes():
-    train, val = datasets.load_images("embedded_mnist", limit=20)
-    assert train.class_names == val.class_names == [str(d) for d in range(10)]
+    # (a limit of 3 named the classes of the 3 labels kept, "0".."7")
+    for limit in (3, 20):
+        train, val = datasets.load_images("embedded_mnist", limit=limit)
+        assert train.class_names == val.class_names == [
+            str(d) for d in range(10)]
     with tfds.testing.mock_data(num_examples=20):
         train, _ = datasets.load_images("mnist", batch_size=8)
         assert train.class_names == [str(d) for d in range(10)]
@@ -267,14 +270,34 @@ def test_a_file_that_cannot_be_decoded_is_named(tmp_path):
     with pytest.raises(ValueError, match="broken.png cannot be read"):
         datasets.load_images(str(tmp_path))
     os.remove(tmp_path / "broken.png")
-    # a WebP under a .png name: PIL reads it, TensorFlow does not
+    # a TIFF under a .png name: PIL reads it, TensorFlow does not
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(
-        tmp_path / "webp.png", format="WEBP")
-    with pytest.raises(ValueError, match="webp.png holds a WEBP image"):
+        tmp_path / "tiff.png", format="TIFF")
+    with pytest.raises(ValueError, match="tiff.png holds a TIFF image"):
         datasets.load_images(str(tmp_path))
-    os.remove(tmp_path / "webp.png")
-    train, _ = datasets.load_images(str(tmp_path), validation_split=0)
-    assert sum(len(b) for b in train) == 12
+    os.remove(tmp_path / "tiff.png")
+    # what TensorFlow decodes, whatever the name: a grey WebP (colour only
+    # to TensorFlow: made grey), a camera's JPEG (MPO to PIL)
+    Image.fromarray(np.full((8, 8), 7, np.uint8)).save(
+        tmp_path / "webp.png", format="WEBP", lossless=True)
+    train, _ = datasets.load_images(str(tmp_path), validation_split=0,
+                                    batch_size=13, shuffle=False)
+    batch = np.asarray(next(iter(train)))
+    assert batch.shape == (13, 8, 8, 1) and (batch[-1] == 7).all()
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    pixels[..., 0] = 200
+    Image.fromarray(pixels).save(colour / "a.png")
+    Image.fromarray(pixels).save(colour / "b.jpg", format="MPO",
+                                 save_all=True,
+                                 append_images=[Image.fromarray(pixels)])
+    Image.fromarray(pixels).save(colour / "c.png", format="WEBP",
+                                 lossless=True)
+    with Image.open(colour / "b.jpg") as image:
+        assert image.format == "MPO"
+    train, _ = datasets.load_images(str(colour), validation_split=0)
+    assert np.asarray(next(iter(train))).shape == (3, 8, 8, 3)
 
 
 def test_bad_arguments_name_the_fix(tmp_path):
