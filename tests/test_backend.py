@@ -503,3 +503,19 @@ def test_custom_steps_get_the_batch_fit_gets_from_the_on_batch_calls():
     assert second < first
     assert model.test_on_batch(x, return_dict=True)["loss"] < first
     assert "tuple" not in seen, seen
+
+
+def test_every_sampling_setting_keeps_the_seed_on_the_host():
+    # keras-hub's random, top-k and top-p samplers draw once a step from
+    # their seed generator, which PyTorch's loop holds on the host (no
+    # device wait per token); the zoo's top-p sampler was not recognised
+    if keras.backend.backend() != "torch":
+        pytest.skip("only PyTorch's sampling loop holds the seed on the host")
+    pytest.importorskip("keras_hub")
+    from keras_genzoo.backend.torch_steps import _keras_hubs_seed
+    from keras_genzoo.sampling import make_sampler
+
+    for settings in (dict(top_k=3), dict(top_p=0.7), dict(top_p=0.7, top_k=3),
+                     dict(temperature=1.5)):
+        sampler = make_sampler(seed=1, vocabulary_size=7, **settings)
+        assert _keras_hubs_seed(sampler) is sampler.seed_generator, settings

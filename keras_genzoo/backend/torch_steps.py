@@ -483,9 +483,14 @@ def _keras_hubs_seed(sampler):
     from keras_hub.src.samplers.top_k_sampler import TopKSampler
     from keras_hub.src.samplers.top_p_sampler import TopPSampler
 
+    from keras_genzoo.sampling import _nucleus_sampler
+
     kind = type(sampler)
+    # (the zoo's top-p sampler too: keras-hub's with another rule, one
+    # draw as theirs)
     theirs = {RandomSampler.get_next_token, TopKSampler.get_next_token,
-              TopPSampler.get_next_token}
+              TopPSampler.get_next_token,
+              _nucleus_sampler().get_next_token}
     own_probabilities = (kind.compute_probabilities
                          is Sampler.compute_probabilities)
     if kind.get_next_token not in theirs or not own_probabilities:
