@@ -734,61 +734,34 @@ def _is_stream_of_batches(x):
         cls.__name__ == "PyDataset" for cls in type(x).__mro__)
 
 
-def pairs_as_inputs(stream, what):
-    """A stream of `(images, labels)` batches as one of `((images,
-    labels),)`: the whole pair is `x` to Keras, which takes a pair as
-    `(x, y)` and drops `y` in `predict` (a conditional model then saw its
-    images without their labels). A tf.data dataset is mapped (bare images
-    are one `ValueError` naming the fix), a `PyDataset` wrapped, and other
-    iterables are read through a generator; dicts and longer tuples go as
-    they come."""
-    def as_inputs(batch):
-        if isinstance(batch, (tuple, list)) and len(batch) == 2:
-            return (tuple(batch),)
-        return batch
+def pair_as_inputs(batch):
+    """`((images, labels),)` for a batch `(images, labels)` of bare image
+    and label arrays; any other batch as it is (`((images, labels),
+    targets)`, dicts, bare images)."""
+    if (isinstance(batch, (tuple, list)) and len(batch) == 2
+            and not isinstance(batch[0], (tuple, list, dict))):
+        return (tuple(batch),)
+    return batch
 
+
+def pairs_as_inputs(stream, what):
+    """A tf.data dataset or a generator of `(images, labels)` batches as
+    one of `((images, labels),)`: the whole pair is `x` to Keras, which
+    takes a pair as `(x, y)` and drops `y` in `predict` (a conditional
+    model then saw its images without their labels). Bare images in a
+    dataset are one `ValueError` naming the fix; other batches go as they
+    come (see `pair_as_inputs`). A `PyDataset` is wrapped by the caller."""
     if _is_tf_dataset(stream):
         spec = stream.element_spec
-        if isinstance(spec, tuple) and len(spec) == 2:
+        if (isinstance(spec, tuple) and len(spec) == 2
+                and not isinstance(spec[0], (tuple, list, dict))):
             return stream.map(lambda images, labels: ((images, labels),))
         if not isinstance(spec, (tuple, dict)):
             raise ValueError(
                 f"{what} is a dataset of bare images, and the model is "
                 "conditional: make it yield (images, labels) pairs.")
         return stream
-    import keras
-
-    if isinstance(stream, keras.utils.PyDataset):
-        return _pairs_dataset_class()(stream, as_inputs)
-    return (as_inputs(batch) for batch in stream)
-
-
-def _pairs_dataset_class():
-    import keras
-
-    class PairsAsInputs(keras.utils.PyDataset):
-        """A `PyDataset` whose batches go through `convert`."""
-
-        def __init__(self, dataset, convert):
-            super().__init__(workers=dataset.workers,
-                             use_multiprocessing=dataset.use_multiprocessing,
-                             max_queue_size=dataset.max_queue_size)
-            self.dataset, self.convert = dataset, convert
-
-        def __len__(self):
-            return len(self.dataset)
-
-        def __getitem__(self, index):
-            return self.convert(self.dataset[index])
-
-        @property
-        def num_batches(self):
-            return self.dataset.num_batches
-
-        def on_epoch_end(self):
-            self.dataset.on_epoch_end()
-
-    return PairsAsInputs
+    return (pair_as_inputs(batch) for batch in stream)
 
 
 def images_to_array(images, expected_shape=None, what="images"):

@@ -175,6 +175,9 @@ def test_predict_on_batches_of_images_and_labels(trained, mnist):
         "generator": ((images[i:i + 8], labels[i:i + 8])
                       for i in (0, 8)),
     }
+    # Keras' own form, ((images, labels), targets), as it was
+    streams["nested"] = tf.data.Dataset.from_tensor_slices(
+        ((images, labels), images)).batch(8)
     for name, stream in streams.items():
         got = model.predict(stream, verbose=0)
         assert sorted(got) == sorted(expected), name

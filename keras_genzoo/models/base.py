@@ -1151,7 +1151,10 @@ class ImageModel(GenerativeModel):
             # `(images, labels)` batches, as `load_images` gives: Keras
             # took the labels for targets and dropped them (a conditional
             # VAE returned its input images as `{"images": ...}`)
-            x = _inputs.pairs_as_inputs(x, "The data given to `predict`")
+            if isinstance(x, keras.utils.PyDataset):
+                x = _PairsAsInputs(x)
+            else:
+                x = _inputs.pairs_as_inputs(x, "The data given to `predict`")
         return x
 
     def check_num_samples(self, num_samples):
@@ -1179,6 +1182,31 @@ class ImageModel(GenerativeModel):
         config["image_shape"] = (
             None if self.image_shape is None else list(self.image_shape))
         return config
+
+
+class _PairsAsInputs(keras.utils.PyDataset):
+    """A `PyDataset` whose `(images, labels)` batches come as `((images,
+    labels),)` (see `_inputs.pair_as_inputs`); at module level, so that
+    its workers can pickle it."""
+
+    def __init__(self, dataset):
+        super().__init__(workers=dataset.workers,
+                         use_multiprocessing=dataset.use_multiprocessing,
+                         max_queue_size=dataset.max_queue_size)
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        return _inputs.pair_as_inputs(self.dataset[index])
+
+    @property
+    def num_batches(self):
+        return self.dataset.num_batches
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
 
 
 class _LatentPrior:
