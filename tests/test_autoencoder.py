@@ -47,6 +47,12 @@ def test_noise_only_in_training(mnist):
         clean = clean / 255.0 if np.asarray(given).dtype == "uint8" else clean
         assert noised.min() >= 0.0 and noised.max() <= 1.0
         assert 0.1 < np.abs(noised - clean).mean() < 0.5
+    # a uint8 tensor: a tensor back, scaled first (in a compiled step or a
+    # tf.data map too)
+    tensor = ae.add_noise(keras.ops.convert_to_tensor(images))
+    assert keras.ops.is_tensor(tensor)
+    noised = keras.ops.convert_to_numpy(tensor)
+    assert 0.1 < np.abs(noised - images / 255.0).mean() < 0.5
 
 
 def test_plain_autoencoder_adds_no_noise(mnist):

@@ -100,22 +100,27 @@ class AutoEncoder(LatentImageModel):
         """Adds the training noise to images and clips the result to
         [0, 1]: the corruption a denoising auto-encoder learns to undo.
 
+        The training step calls it on its batches (a subclass may
+        override it to corrupt images otherwise).
+
         Args:
-            images: one image `(H, W, C)` or a batch, uint8 or float in
-                [0, 1] (numpy or tensors), as `reconstruct` takes them.
+            images: a batch of images, uint8 or float in [0, 1]: a backend
+                tensor (inside a compiled step or a `tf.data` map too), or
+                numpy (also one image `(H, W, C)`, as `reconstruct` takes).
 
         Returns:
-            numpy float32 array of the noisy images in [0, 1] (the images
-            themselves when `noise_stddev` is 0).
+            The noisy images as float32 in [0, 1] (the images, scaled, when
+            `noise_stddev` is 0): a tensor for a tensor, numpy for numpy.
         """
         # (uint8 images got the noise on the 0..255 scale, clipped to
         # [0, 1]: 99 % of the pixels 1.0; numpy images failed on PyTorch)
+        if ops.is_tensor(images):
+            return self._noisy(self.images_from_inputs(images))
         array = self._to_array(images, "the images given to `add_noise`")
         return _inputs.to_numpy(self._noisy(ops.convert_to_tensor(array)))
 
     def _noisy(self, images):
-        """`add_noise` of float images in [0, 1], as tensors (the training
-        step's)."""
+        """The noise on float images in [0, 1], clipped."""
         if self.noise_stddev == 0.0:
             return images
         noise = zoo_backend.draw_for_replica(
@@ -138,7 +143,7 @@ class AutoEncoder(LatentImageModel):
         """
         images = self.images_from_inputs(inputs)
         if training:
-            images = self._noisy(images)
+            images = self.add_noise(images)
         code = self.encoder(images, training=training)
         return self.decoder(code, training=training)
 
