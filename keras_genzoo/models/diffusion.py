@@ -463,9 +463,13 @@ class DiffusionModel(ImageModel):
         optimizer = getattr(self.optimizer, "inner_optimizer",
                             self.optimizer)
         every = getattr(optimizer, "gradient_accumulation_steps", None) or 1
-        n = step.read([optimizer._iterations])[0] // every
-        n = ops.cast(n, "float32")
+        micro = step.read([optimizer._iterations])[0]
+        n = ops.cast(micro // every, "float32")
         decay = ops.minimum(self.ema_decay, (1.0 + n) / (10.0 + n))
+        if every > 1:
+            # the average moves where the weights did (every `every`
+            # micro-steps), not at every micro-step
+            decay = ops.where(micro % every == 0, decay, 1.0)
         averages, weights = zip(*self._ema_pairs())
         zoo_backend.ema_update(step, averages, weights, decay)
         return logs
