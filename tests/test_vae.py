@@ -390,3 +390,24 @@ def test_a_model_saved_before_any_use_loads(name, tmp_path):
     fresh.load_weights(weights)
     np.testing.assert_allclose(fresh.generate(2, seed=1),
                                model.generate(2, seed=1), atol=1e-6)
+
+
+def test_weights_of_a_model_that_never_trained_load_without_warnings(
+        tmp_path):
+    # a compiled model's optimizer is built before loading (to take the
+    # file's state), except where the file holds an optimizer not built
+    # either: Keras then warned of the mismatch
+    import warnings
+
+    model = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1))
+    model.build()
+    model.compile()
+    for name in ("never.weights.h5", "never.keras"):
+        (model.save_weights if name.endswith(".h5") else model.save)(
+            tmp_path / name)
+        fresh = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1))
+        fresh.compile()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            fresh.load_weights(tmp_path / name)
+        assert not fresh.optimizer.built

@@ -21,6 +21,7 @@ import functools
 import inspect
 import json
 import math
+import os
 import warnings
 
 import numpy as np
@@ -463,7 +464,11 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         GAN's `compile` built its pair already)."""
         if (self.built and self.compiled and self.optimizer is not None
                 and not self.optimizer.built):
-            self.optimizer.build(self.trainable_variables)
+            saved = _saved_optimizer_size(filepath)
+            # (a file from a model that never trained holds an optimizer
+            # not built either: Keras would warn of the mismatch)
+            if saved is None or saved > len(self.optimizer.variables):
+                self.optimizer.build(self.trainable_variables)
         return super().load_weights(filepath, *args, **kwargs)
 
     def _ensure_compiled(self):
@@ -1182,6 +1187,31 @@ class ImageModel(GenerativeModel):
         config["image_shape"] = (
             None if self.image_shape is None else list(self.image_shape))
         return config
+
+
+def _saved_optimizer_size(filepath):
+    """How many variables the optimizer saved in a `.weights.h5` or
+    `.keras` file holds, or `None` where that cannot be read."""
+    import zipfile
+
+    import h5py
+
+    def count(file):
+        with h5py.File(file, "r") as weights:
+            group = weights.get("optimizer/vars")
+            return None if group is None else len(group)
+
+    path = os.fspath(filepath)
+    try:
+        if path.endswith(".keras"):
+            with zipfile.ZipFile(path) as archive, archive.open(
+                    "model.weights.h5") as file:
+                return count(file)
+        if path.endswith(".weights.h5"):
+            return count(path)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        pass
+    return None
 
 
 class _PairsAsInputs(keras.utils.PyDataset):
