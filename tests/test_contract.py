@@ -197,3 +197,11 @@ def test_a_trained_image_model_exports(name, tmp_path):
                          keras.tree.flatten(expected)):
         np.testing.assert_allclose(np.asarray(got), to_numpy(want),
                                    rtol=1e-4, atol=1e-5)
+    if keras.backend.backend() == "tensorflow":
+        # TensorFlow's own SavedModel: Keras' serving signature where
+        # `call` takes images alone, none where it takes more
+        tf.saved_model.save(model, str(tmp_path / "saved"))
+        saved = tf.saved_model.load(str(tmp_path / "saved"))
+        takes_images = name in ("autoencoder", "gan")
+        assert list(saved.signatures) == (
+            ["serving_default"] if takes_images else [])

@@ -1024,13 +1024,19 @@ class ImageModel(GenerativeModel):
         return super().export(filepath, format=format, verbose=verbose,
                               input_signature=input_signature, **kwargs)
 
+    @property
     def _default_save_signature(self):
-        # What TensorFlow's SavedModel writing asks a Keras layer for (the
-        # TensorFlow backend's `Layer._default_save_signature`): a
-        # signature traced from the build shape, images alone, on which a
-        # conditional GAN or a diffusion model failed inside `export`.
-        # None: `export` serves `export_signature()`.
-        return None
+        # What TensorFlow's SavedModel writing (`export`,
+        # `tf.saved_model.save`) asks a Keras layer for (the TensorFlow
+        # backend's `Layer._default_save_signature`, a property): Keras'
+        # `call` traced on the build shape, images alone. Kept where
+        # `call` takes images alone; none where it takes more (a
+        # conditional model, a diffusion model), on which it failed
+        # inside `export` (which serves `export_signature()`)
+        if self.image_shape is None or isinstance(
+                self.export_signature()[0], list):
+            return None
+        return getattr(super(), "_default_save_signature", None)
 
     def ensure_built(self, method):
         """Builds the model from `image_shape` if it is not built yet."""
