@@ -506,18 +506,17 @@ def _load_data(settings):
         raise UsageError(f"--dataset: {error}") from None
     info = {}
     if settings["conditional"]:
-        import numpy as np
-
-        top = 0  # a folder without class sub-folders has no labels
-        if isinstance(train_ds.element_spec, tuple):
-            for _, labels in train_ds:
-                top = max(top, int(np.max(np.asarray(labels))))
-        if top < 1:
+        # the classes `load_images` names (a folder without class
+        # sub-folders has no labels); before, the largest label of the
+        # training batches, read through (a class only in the validation
+        # split was missed)
+        classes = len(getattr(train_ds, "class_names", None) or [None])
+        if classes < 2:
             raise UsageError(f"--conditional needs labels of at least two "
                              f"classes; --dataset {dataset} has "
-                             f"{top + 1}: give a folder with one sub-folder "
+                             f"{classes}: give a folder with one sub-folder "
                              "per class.")
-        info["num_classes"] = top + 1
+        info["num_classes"] = classes
     return train_ds, val_ds, info
 
 
@@ -612,6 +611,8 @@ def _write_settings(settings, finished=False):
         json.dump(dict({k: v for k, v in settings.items()
                         if k not in ("out", "resumed")}, finished=finished),
                   f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())  # on disk before it replaces the old one
     os.replace(path + ".tmp", path)
 
 

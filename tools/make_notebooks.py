@@ -102,10 +102,15 @@ def setup_cells(name):
              "    for name in ("
              + ", ".join(f'"{name}"' for name in KEPT_FRAMEWORKS) + "):\n"
              "        try:\n"
-             "            keep.append(f\"{name}=="
-             "{importlib.metadata.version(name)}\")\n"
+             "            version = importlib.metadata.version(name)\n"
              "        except importlib.metadata.PackageNotFoundError:\n"
-             "            pass\n"
+             "            continue\n"
+             "        # (a TensorFlow older than the package takes: "
+             "upgraded)\n"
+             "        if name != \"tensorflow\" or tuple(\n"
+             "                int(part) for part in "
+             "version.split(\".\")[:2]) >= (2, 19):\n"
+             "            keep.append(f\"{name}=={version}\")\n"
              "    keep = \" \".join(keep)\n"
              f"    %pip install -q \"{install_requirement()}\" {{keep}}",
              metadata={"tags": ["install"]}),
