@@ -32,6 +32,7 @@ from keras import ops
 from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo.layers.seed_state import ModelSeedStateSaving
+from keras_genzoo.optimizers import OptimizerPair
 
 
 # the `compile` arguments of a loss and metrics, which the zoo's models
@@ -464,9 +465,11 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         GAN's `compile` built its pair already)."""
         if (self.built and self.compiled and self.optimizer is not None
                 and not self.optimizer.built):
-            saved = _saved_optimizer_size(filepath)
             # (a file from a model that never trained holds an optimizer
-            # not built either: Keras would warn of the mismatch)
+            # not built either: Keras would warn of the mismatch; a GAN's
+            # pair keeps its optimizers' states apart, as they are)
+            saved = None if isinstance(self.optimizer, OptimizerPair) else (
+                _saved_optimizer_size(filepath))
             if saved is None or saved > len(self.optimizer.variables):
                 self.optimizer.build(self.trainable_variables)
         return super().load_weights(filepath, *args, **kwargs)
