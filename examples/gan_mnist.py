@@ -19,9 +19,7 @@
 # %%
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 import keras
@@ -132,10 +130,7 @@ print(f"Trained {epochs} epoch(s) in {seconds:.1f} s: {logs}")
 # run's (`saver.paths`), not those an earlier run left in the same folder.
 
 # %%
-with tempfile.TemporaryDirectory() as this_run:
-    for path in saver.paths:
-        shutil.copy(path, this_run)
-    progress_figure = plots.plot_progress(this_run, prefix=saver.prefix)
+progress_figure = plots.plot_progress(saver)
 figures = {
     f"{args.model}_history.png": plots.plot_history(history),
     f"{args.model}_progress.png": progress_figure,

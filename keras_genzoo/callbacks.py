@@ -22,8 +22,10 @@ def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
     """Tiles images into one uint8 picture.
 
     Args:
-        images: array `(num_images, height, width, channels)` in [0, 1]
-            (1 or 3 channels; grayscale may omit the channel axis).
+        images: array `(num_images, height, width, channels)`, uint8 in
+            0..255 or floats in [0, 1] (1, 3 or 4 channels; grayscale may
+            omit the channel axis). Other values (a tanh network's
+            [-1, 1], 0..255 floats, NaN) raise a `ValueError`.
         columns: images per row; default: the smallest square that fits.
         padding: pixels between images and around the border.
         scale: integer upscaling factor (nearest neighbour), for small images.
@@ -38,7 +40,9 @@ def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
         >>> image_grid(np.zeros((4, 8, 8, 1)), padding=1).shape
         (19, 19)
     """
-    images = np.asarray(ops.convert_to_numpy(images), dtype="float32")
+    images = _inputs.to_numpy(images, "`images`")
+    if images.dtype.kind == "b":
+        images = images.astype("uint8") * 255
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
@@ -46,13 +50,24 @@ def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
             "`images` must be (num_images, height, width, 1|3|4); got "
             f"{images.shape}."
         )
+    if images.dtype.kind not in "iuf":
+        raise ValueError(
+            f"`images` must be uint8 in 0..255 or floats in [0, 1]; got "
+            f"dtype {images.dtype}.")
     if images.shape[-1] == 4:
         images = images[..., :3]
     if not len(images):
         raise ValueError("`images` is empty: a grid needs at least one "
                          "image.")
+    # uint8 images were turned into floats as they were, then clipped to
+    # [0, 1]: a pure black-and-white grid; [-1, 1] lost its negative half
+    _inputs.check_image_batch(images, what="The images of the grid")
+    images = _inputs.scale_pixels(images)
     num, height, width, channels = images.shape
-    columns = int(columns or int(np.ceil(np.sqrt(num))))
+    columns = (int(np.ceil(np.sqrt(num))) if columns is None
+               else _inputs.check_count(columns, "columns"))
+    scale = _inputs.check_count(scale, "scale")
+    padding = _inputs.check_count(padding, "padding", 0)
     rows = int(np.ceil(num / columns))
     grid = np.full(
         (
@@ -70,7 +85,7 @@ def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
         grid[top:top + height, left:left + width] = images[i]
     grid = np.clip(np.round(grid * 255.0), 0, 255).astype("uint8")
     if scale > 1:
-        grid = grid.repeat(int(scale), axis=0).repeat(int(scale), axis=1)
+        grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     return grid[..., 0] if channels == 1 else grid
 
 
@@ -78,7 +93,8 @@ def save_image_grid(images, path, columns=None, padding=2, scale=1):
     """Writes images as one PNG grid and returns its path.
 
     Args:
-        images: array `(num_images, height, width, channels)` in [0, 1].
+        images: array `(num_images, height, width, channels)`, uint8 in
+            0..255 or floats in [0, 1].
         path: where to write the PNG (folders are created).
         columns: images per row; default: the smallest square that fits.
         padding: pixels between images.
@@ -103,7 +119,63 @@ def save_image_grid(images, path, columns=None, padding=2, scale=1):
     return path
 
 
-class _GridCallback(keras.callbacks.Callback):
+class _EpochCounter:
+    """Numbers the epochs over the `fit` calls of one model.
+
+    A second `fit` of the same model that starts again at epoch 1 (no
+    `initial_epoch`) trains on: its epochs are numbered on from the last
+    epoch of the earlier fits, as `initial_epoch=` does. Not after a
+    `fit` that crashed: a `fit` run again then (or resumed by
+    `BackupAndRestore`) trains those epochs again. Another model counts
+    from 1 again.
+    """
+
+    def _reset_count(self):
+        # `_epochs_done` is the last epoch (counted over the fits) seen to
+        # end, `_trained` the model that trained it, and `_fit_ended`
+        # whether that `fit` ended (no crash). `_offset` is added to Keras'
+        # epoch in the current `fit`.
+        self._epochs_done = 0
+        self._trained = None
+        self._model_ref = None  # (a weak reference to the current model)
+        self._fit_ended = True
+        self._offset = 0
+        self._fit_started = True  # the current fit's first epoch began
+        self._same_model = False
+
+    def _begin_fit(self):
+        """Per-`fit` state, from `on_train_begin`."""
+        model = self.model
+        trained = self._trained() if self._trained is not None else None
+        self._same_model = trained is not None and trained is model
+        try:
+            self._model_ref = weakref.ref(model)
+        except TypeError:  # (a model without weak references)
+            self._model_ref = lambda: model
+        self._fit_started = False
+        self._offset = 0
+
+    def _start_epochs(self, epoch):
+        """From `on_epoch_begin`: True at the first epoch of this `fit`,
+        whose offset it sets."""
+        if self._fit_started:
+            return False
+        self._fit_started = True
+        if epoch == 0 and self._same_model and self._fit_ended:
+            self._offset = self._epochs_done
+        self._fit_ended = False
+        return True
+
+    def _count_epoch(self, epoch):
+        """From `on_epoch_end`: Keras' `epoch` of this `fit`, counted over
+        the fits of the model (from 0)."""
+        epoch += self._offset
+        self._epochs_done = epoch + 1
+        self._trained = self._model_ref
+        return epoch
+
+
+class _GridCallback(_EpochCounter, keras.callbacks.Callback):
     """Shared scheduling and file naming of the grid callbacks."""
 
     def __init__(self, directory, every_n_epochs, prefix, columns, scale,
@@ -114,23 +186,15 @@ class _GridCallback(keras.callbacks.Callback):
         self.every_n_epochs = _inputs.check_count(every_n_epochs,
                                                   "every_n_epochs")
         self.prefix = prefix
-        self.columns = columns
+        # (checked here: -2 failed in numpy after the first epoch, or after
+        # all of them for a ReverseProcessSaver; 0 and 2.7 were changed)
+        self.columns = None if columns is None else _inputs.check_count(
+            columns, "columns")
         self.scale = _inputs.check_count(scale, "scale")
         self.padding = _inputs.check_count(padding, "padding", 0)
         self.paths = []
         self._waiting_gifs = []
-        # Across the `fit` calls of one model, the file numbers go on:
-        # `_epochs_done` is the last epoch (counted over those fits)
-        # this saver saw end, `_trained` the model it trained, and
-        # `_fit_ended` whether that `fit` ended (no crash). `_offset` is
-        # added to Keras' epoch in the current `fit`.
-        self._epochs_done = 0
-        self._trained = None
-        self._model_ref = None  # (a weak reference to the current model)
-        self._fit_ended = True
-        self._offset = 0
-        self._fit_started = True  # the current fit's first epoch began
-        self._same_model = False
+        self._reset_count()
 
     def make_images(self):
         raise NotImplementedError
@@ -142,30 +206,20 @@ class _GridCallback(keras.callbacks.Callback):
 
     def _begin_fit(self):
         """Per-`fit` state; the subclasses' `on_train_begin` calls it."""
-        model = self.model
-        trained = self._trained() if self._trained is not None else None
-        self._same_model = trained is not None and trained is model
-        try:
-            self._model_ref = weakref.ref(model)
-        except TypeError:  # (a model without weak references)
-            self._model_ref = lambda: model
-        self._fit_started = False
-        self._offset = 0
+        had_trained = self._trained is not None
+        super()._begin_fit()
+        if had_trained and not self._same_model:
+            # another model: its grids count from epoch 1 again, and the
+            # earlier model's files are not its own (they stayed in
+            # `paths`, hence in its GIF, after its own last epoch). A
+            # resume still has its earlier grids: they are taken from
+            # `directory` when its first epoch begins.
+            self.paths = []
+            self._epochs_done = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self._fit_started:
-            return
-        self._fit_started = True
-        # A second `fit` of the same model that starts again at epoch 1
-        # (no `initial_epoch`) trains on: its grids are numbered on from
-        # the last epoch of the earlier fits (before, its first grid
-        # silently replaced theirs, and the GIF showed only this fit).
-        # Not after a `fit` that crashed: a `fit` run again then (or
-        # resumed by `BackupAndRestore`) trains those epochs again.
-        if epoch == 0 and self._same_model and self._fit_ended:
-            self._offset = self._epochs_done
-        self._fit_ended = False
-        self._take_earlier_grids(epoch + self._offset)
+        if self._start_epochs(epoch):
+            self._take_earlier_grids(epoch + self._offset)
 
     def _take_earlier_grids(self, start):
         """Puts the grids of the scheduled epochs up to `start` that are in
@@ -202,9 +256,7 @@ class _GridCallback(keras.callbacks.Callback):
         return False
 
     def on_epoch_end(self, epoch, logs=None):
-        epoch += self._offset
-        self._epochs_done = epoch + 1
-        self._trained = self._model_ref
+        epoch = self._count_epoch(epoch)
         if (epoch + 1) % self.every_n_epochs:
             return
         path = self._path(epoch + 1)
@@ -584,8 +636,12 @@ class ProgressGif(keras.callbacks.Callback):
 
     Args:
         saver: the grid-saving callback whose files become frames.
-        path: the GIF to write; default `{saver.directory}/progress.gif`.
-        frame_seconds: how long each frame shows.
+        path: the GIF to write; default `{saver.directory}/progress.gif`
+            for a saver of the default prefix `"samples"`, else
+            `{saver.directory}/{saver.prefix}_progress.gif` (so that two
+            savers in one folder have a GIF each).
+        frame_seconds: how long each frame shows (at least 0.01: GIF
+            timing is in hundredths of a second).
         last_frame_seconds: how long the last frame shows.
 
     Examples:
@@ -611,10 +667,16 @@ class ProgressGif(keras.callbacks.Callback):
                 f"(the callback whose grids become frames); got {saver!r}."
             )
         self.saver = saver
+        # (the default was progress.gif whatever the saver: a sample and a
+        # reconstruction saver in one folder wrote one GIF, the second
+        # over the first)
         self.path = os.fspath(path) if path is not None else os.path.join(
-            saver.directory, "progress.gif")
-        self.frame_seconds = float(frame_seconds)
-        self.last_frame_seconds = float(last_frame_seconds)
+            saver.directory, "progress.gif" if saver.prefix == "samples"
+            else f"{saver.prefix}_progress.gif")
+        # (checked here: -1 ended the training with Pillow's OverflowError)
+        self.frame_seconds = _check_seconds(frame_seconds, "frame_seconds")
+        self.last_frame_seconds = _check_seconds(last_frame_seconds,
+                                                 "last_frame_seconds")
         self.num_frames = 0
 
     def on_train_end(self, logs=None):
@@ -645,8 +707,23 @@ class ProgressGif(keras.callbacks.Callback):
         )
 
 
+def _check_seconds(value, name):
+    """A frame duration as a float of at least 0.01 s (GIF timing is in
+    hundredths of a second), or one `ValueError`."""
+    seconds = _inputs.check_number(value, name)
+    if not np.isfinite(seconds) or seconds < 0.01:
+        raise ValueError(
+            f"`{name}` must be a number of seconds >= 0.01 (GIF timing is "
+            f"in hundredths of a second); got {value!r}.")
+    return seconds
+
+
 def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
     """Writes PNG files as the frames of a looping animated GIF.
+
+    Frames of different sizes (grids of another `num_images`, `scale` or
+    `padding`, e.g. before and after a resume) are padded with white to
+    the largest, at the top left, with a warning.
 
     Args:
         png_paths: the frames, in order.
@@ -668,17 +745,36 @@ def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
     """
     from PIL import Image
 
+    frame_seconds = _check_seconds(frame_seconds, "frame_seconds")
+    last_frame_seconds = _check_seconds(last_frame_seconds,
+                                        "last_frame_seconds")
     frames = []
     for png in png_paths:
         with Image.open(png) as image:
             frames.append(image.convert("RGB").copy())
     if not frames:
         raise ValueError("No frames: `png_paths` is empty.")
+    sizes = {frame.size for frame in frames}
+    if len(sizes) > 1:
+        # (the GIF is the first frame's size: larger frames were cropped)
+        width = max(w for w, _ in sizes)
+        height = max(h for _, h in sizes)
+        odd = [os.fspath(png) for png, frame in zip(png_paths, frames)
+               if frame.size != (width, height)]
+        warnings.warn(
+            f"save_gif: the frames are of {len(sizes)} sizes; {len(odd)} "
+            f"smaller than {width}x{height} are padded with white (first: "
+            f"{odd[0]}).", RuntimeWarning, stacklevel=2)
+        for i, frame in enumerate(frames):
+            if frame.size != (width, height):
+                canvas = Image.new("RGB", (width, height), (255, 255, 255))
+                canvas.paste(frame, (0, 0))
+                frames[i] = canvas
     directory = os.path.dirname(os.fspath(path))
     if directory:
         os.makedirs(directory, exist_ok=True)
-    durations = [int(frame_seconds * 1000)] * (len(frames) - 1) + [
-        int(last_frame_seconds * 1000)]
+    durations = [round(frame_seconds * 1000)] * (len(frames) - 1) + [
+        round(last_frame_seconds * 1000)]
     frames[0].save(path, save_all=True, append_images=frames[1:],
                    duration=durations, loop=0)
     # Pillow merges identical consecutive frames (adding up their
@@ -687,7 +783,7 @@ def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
         return int(getattr(gif, "n_frames", 1))
 
 
-class TextSampler(keras.callbacks.Callback):
+class TextSampler(_EpochCounter, keras.callbacks.Callback):
     """Prints a text sample every `every_n_epochs` epochs and appends it to
     a file.
 
@@ -695,7 +791,9 @@ class TextSampler(keras.callbacks.Callback):
     fixed prompt and seed, so successive samples show the model learning.
     Works with the zoo's language models (`BigramLM`, `MiniGPT`). The
     prompt is checked against the model's vocabulary before training
-    starts. `samples` lists `(epoch, text)` pairs.
+    starts. `samples` lists `(epoch, text)` pairs. As with the grid
+    savers, the epochs are counted over the `fit` calls of one model: a
+    second `fit` (without `initial_epoch`) numbers its samples on.
 
     Args:
         prompt: the start of every sample (characters of the vocabulary).
@@ -744,8 +842,10 @@ class TextSampler(keras.callbacks.Callback):
                          "top_p": top_p}
         self.verbose = bool(verbose)
         self.samples = []
+        self._reset_count()
 
     def on_train_begin(self, logs=None):
+        self._begin_fit()
         if not callable(getattr(self.model, "generate", None)) or not hasattr(
                 self.model, "encode_text"):
             raise ValueError(
@@ -755,7 +855,15 @@ class TextSampler(keras.callbacks.Callback):
         self.model.encode_text(self.prompt)  # unknown characters: ValueError
         self.model._check_sampling(self.prompt, **self.sampling)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start_epochs(epoch)
+
+    def on_train_end(self, logs=None):
+        self._fit_ended = True
+
     def on_epoch_end(self, epoch, logs=None):
+        # (a second `fit` numbered its samples from epoch 1 again)
+        epoch = self._count_epoch(epoch)
         if (epoch + 1) % self.every_n_epochs:
             return
         text = self.model.generate(self.prompt, self.max_new_tokens,

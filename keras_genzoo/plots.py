@@ -719,12 +719,17 @@ def plot_progress(directory, prefix="samples", max_panels=6):
     The "first image vs last image" of a GAN's training: the grids
     `ImageGridSaver` (or `genzoo train`) wrote as
     `{directory}/{prefix}_epoch_NNN.png`, the first and the last always
-    shown and the others evenly spaced between them.
+    shown and the others evenly spaced between them. Given the saver
+    itself, it shows the grids of its `paths`: those of the run it saved,
+    not those an earlier run left in the same folder (a folder holds every
+    run's files).
 
     Args:
-        directory: the folder the grids are in.
+        directory: the folder the grids are in, or the `ImageGridSaver`
+            (or `ReconstructionGridSaver`) that saved them.
         prefix: the saver's file prefix (`"samples"` by default;
-            `"reconstructions"` for `ReconstructionGridSaver`).
+            `"reconstructions"` for `ReconstructionGridSaver`); not used
+            with a saver.
         max_panels: the most grids to show.
 
     Returns:
@@ -752,7 +757,25 @@ def plot_progress(directory, prefix="samples", max_panels=6):
         raise ValueError(
             f"`max_panels` must be at least 2 (first and last); got "
             f"{max_panels}.")
-    files = progress_files(directory, prefix)
+    paths = getattr(directory, "paths", None)
+    if paths is not None and hasattr(directory, "prefix"):
+        from keras_genzoo.callbacks import ReverseProcessSaver
+
+        if isinstance(directory, ReverseProcessSaver):
+            raise ValueError(
+                "plot_progress shows the grids of training epochs; a "
+                "ReverseProcessSaver's frames are one reverse process: use "
+                "`plot_reverse_process(model)`.")
+        files = sorted(
+            (int(match.group(1)), path) for path, match in (
+                (path, _GRID_FILE.search(path)) for path in paths) if match)
+        if not files:
+            raise ValueError(
+                f"The {type(directory).__name__} saved no grid yet: train "
+                "with it in `callbacks` first.")
+        directory = directory.directory
+    else:
+        files = progress_files(directory, prefix)
     if not files:
         raise ValueError(
             f"No grids named {prefix}_epoch_NNN.png in {directory}: train "

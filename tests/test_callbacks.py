@@ -13,6 +13,7 @@ from keras_genzoo.callbacks import (
     ReconstructionGridSaver,
     ReverseProcessSaver,
     image_grid,
+    save_gif,
     save_image_grid,
 )
 
@@ -455,3 +456,105 @@ def test_a_resumed_fit_has_the_earlier_grids_in_its_gif(tmp_path):
     VAE(latent_dim=2, filters=(4,), seed=0).fit(
         images, epochs=3, initial_epoch=3, verbose=0, callbacks=[gif, saver])
     assert _names(saver) == _epochs(1, 2, 3) and gif.num_frames >= 1
+
+
+def test_a_saver_given_another_model_drops_the_first_models_grids(tmp_path):
+    # the second model's `paths` (hence its GIF) held the first model's
+    # later grids: 4 frames after its 2 epochs, the last 2 not its own
+    images = np.random.RandomState(0).rand(16, 8, 8, 1).astype("float32")
+    saver = ImageGridSaver(tmp_path, num_images=4, scale=1)
+    gif = ProgressGif(saver)
+    VAE(latent_dim=2, filters=(4,), seed=0).fit(
+        images, epochs=4, callbacks=[saver, gif], verbose=0)
+    other = VAE(latent_dim=2, filters=(4,), seed=1)
+    other.fit(images, epochs=2, callbacks=[saver, gif], verbose=0)
+    assert _names(saver) == _epochs(1, 2)
+    assert gif.num_frames == _frames(saver.paths)
+    with Image.open(saver.paths[-1]) as image:
+        np.testing.assert_array_equal(
+            np.asarray(image), image_grid(other.generate(4, seed=0)))
+
+
+def test_text_sampler_numbers_a_second_fit_on():
+    from keras_genzoo import BigramLM
+    from keras_genzoo.callbacks import TextSampler
+
+    text = "abcabcabc" * 20
+    model = BigramLM.from_text(text, sequence_length=8)
+    data = model.make_datasets(text, batch_size=8)[0]
+    sampler = TextSampler("a", max_new_tokens=3, verbose=False)
+    for _ in range(2):
+        model.fit(data, epochs=2, steps_per_epoch=2, callbacks=[sampler],
+                  verbose=0)
+    assert [epoch for epoch, _ in sampler.samples] == [1, 2, 3, 4]
+    # another model counts from 1 again
+    BigramLM.from_text(text, sequence_length=8).fit(
+        data, epochs=1, steps_per_epoch=2, callbacks=[sampler], verbose=0)
+    assert sampler.samples[-1][0] == 1
+
+
+def test_image_grid_scales_uint8_and_refuses_other_ranges():
+    # uint8 images became pure black and white; [-1, 1] lost its negative
+    # half, without a word
+    pixels = np.arange(0, 256, 16, dtype="uint8").reshape(1, 4, 4, 1)
+    grid = image_grid(pixels, padding=0)
+    np.testing.assert_array_equal(grid, pixels[0, ..., 0])
+    np.testing.assert_array_equal(
+        image_grid(pixels.astype("float32") / 255.0, padding=0), grid)
+    with pytest.raises(ValueError, match=r"\(images \+ 1\) / 2"):
+        image_grid(pixels.astype("float32") / 127.5 - 1.0)
+    with pytest.raises(ValueError, match="divide by 255"):
+        image_grid(pixels.astype("float32"))
+    with pytest.raises(ValueError, match="NaN"):
+        image_grid(np.full((1, 4, 4, 1), np.nan, "float32"))
+
+
+def test_columns_and_gif_durations_are_checked_when_made(tmp_path):
+    # columns=-2 failed in numpy after training (after all of it for a
+    # ReverseProcessSaver); 0 and 2.7 were changed in silence; a negative
+    # frame time ended the training with Pillow's OverflowError
+    for columns in (-2, 0, 2.7):
+        for make in (lambda: ImageGridSaver(tmp_path, columns=columns),
+                     lambda: ReverseProcessSaver(tmp_path, columns=columns),
+                     lambda: image_grid(np.zeros((4, 2, 2, 1)),
+                                        columns=columns)):
+            with pytest.raises(ValueError, match="`columns`"):
+                make()
+    saver = ImageGridSaver(tmp_path)
+    for name in ("frame_seconds", "last_frame_seconds"):
+        for seconds in (-1, 0.001, float("nan"), "a"):
+            with pytest.raises(ValueError, match=f"`{name}`"):
+                ProgressGif(saver, **{name: seconds})
+    png = save_image_grid(np.zeros((1, 2, 2, 1)), tmp_path / "a.png")
+    with pytest.raises(ValueError, match="`frame_seconds`"):
+        save_gif([png], tmp_path / "a.gif", frame_seconds=-1)
+
+
+def test_two_savers_in_one_folder_have_a_gif_each(tmp_path):
+    # both GIFs were progress.gif: the second replaced the first
+    images = np.random.RandomState(0).rand(16, 8, 8, 1).astype("float32")
+    samples = ImageGridSaver(tmp_path, num_images=4)
+    reconstructions = ReconstructionGridSaver(images[:2], tmp_path)
+    gifs = [ProgressGif(samples), ProgressGif(reconstructions)]
+    VAE(latent_dim=2, filters=(4,), seed=0).fit(
+        images, epochs=2, callbacks=[samples, reconstructions, *gifs],
+        verbose=0)
+    assert [os.path.basename(gif.path) for gif in gifs] == [
+        "progress.gif", "reconstructions_progress.gif"]
+    for gif, saver in zip(gifs, (samples, reconstructions)):
+        with Image.open(gif.path) as animation, Image.open(
+                saver.paths[-1]) as last:
+            assert animation.size == last.size
+
+
+def test_save_gif_pads_frames_of_other_sizes(tmp_path):
+    # the GIF took the first frame's size: a larger one was cropped
+    small = save_image_grid(np.zeros((1, 4, 4, 1)), tmp_path / "small.png")
+    large = save_image_grid(np.zeros((4, 4, 4, 1)), tmp_path / "large.png")
+    with pytest.warns(RuntimeWarning, match="padded with white"):
+        assert save_gif([small, large, small], tmp_path / "a.gif") == 3
+    with Image.open(tmp_path / "a.gif") as gif, Image.open(large) as big:
+        assert gif.size == big.size
+        gif.seek(1)
+        np.testing.assert_array_equal(np.asarray(gif.convert("L")),
+                                      np.asarray(big.convert("L")))

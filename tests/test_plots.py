@@ -438,6 +438,18 @@ def test_plot_progress_of_a_fit(tmp_path):
             verbose=0, callbacks=[ImageGridSaver(tmp_path, num_images=4)])
     figure = plots.plot_progress(tmp_path)
     assert [ax.get_title() for ax in figure.axes] == ["epoch 1", "epoch 2"]
+    # a later run of 1 epoch into the same folder: the folder shows both
+    # runs' grids, the saver its own run's (the folder's were all there
+    # was, and its "last" grid was the earlier run's epoch 2)
+    saver = ImageGridSaver(tmp_path, num_images=4, prefix="samples")
+    VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1), seed=1).fit(
+        np.ones((16, 8, 8, 1), "float32"), epochs=1, batch_size=8,
+        verbose=0, callbacks=[saver])
+    assert len(plots.plot_progress(tmp_path).axes) == 2
+    figure = plots.plot_progress(saver)
+    assert [ax.get_title() for ax in figure.axes] == ["epoch 1"]
+    with pytest.raises(ValueError, match="saved no grid"):
+        plots.plot_progress(ImageGridSaver(tmp_path))
 
 
 def test_plot_progress_bad_input(tmp_path):
