@@ -222,9 +222,24 @@ def test_same_seed_same_fit(wine):
     np.testing.assert_array_equal(a.means_, b.means_)
 
 
+def test_seed_none_follows_keras_set_random_seed(wine):
+    # seed=None drew from the OS: `keras.utils.set_random_seed` (which
+    # made the networks repeat) did not make the mixture repeat
+    runs = []
+    for _ in range(2):
+        keras.utils.set_random_seed(3)
+        gmm = GaussianMixture(4, n_init=1, max_iter=2).fit(wine)
+        runs.append((gmm.means_, gmm.sample(5)[0], gmm.sample(5)[0]))
+    for first, second in zip(*runs):
+        np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(runs[0][1], runs[0][2])  # sample goes on
+
+
 @pytest.mark.parametrize("x, message", [
     (np.array([[0.0, 1.0], [np.nan, 2.0], [1.0, 1.0]]), "NaN or Inf"),
     (np.array([[0.0, 1.0], [np.inf, 2.0], [1.0, 1.0]]), "NaN or Inf"),
+    # finite, beyond float32: it said "NaN or Inf"
+    (np.array([[0.0, 1.0], [1e39, 2.0], [1.0, 1.0]]), "float32's range"),
     (np.zeros((2, 3)), "fewer than n_components=3"),
     (np.arange(10.0), "reshape"),
     (np.zeros((4, 2, 2)), "2-D"),
@@ -240,6 +255,7 @@ def test_bad_data_messages(x, message):
     ({"max_iter": 0}, "max_iter"),
     ({"n_init": 1.5}, "n_init"),
     ({"reg_covar": -1.0}, "reg_covar"),
+    ({"reg_covar": float("inf")}, "finite"),  # fit said "raise it"
     ({"tol": -0.1}, "tol"),
     ({"seed": 1.5}, "seed"),  # cut to 1 before
     ({"seed": -1}, "seed"),

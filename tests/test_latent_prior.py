@@ -207,3 +207,24 @@ def test_a_weights_file_restores_the_prior(autoencoder, mnist, tmp_path):
     assert model.latent_prior is None
     np.testing.assert_allclose(model.encode(images[:4]),
                                autoencoder.encode(images[:4]), atol=1e-6)
+
+
+def test_weights_saved_before_the_prior_drop_it(mnist, tmp_path):
+    """A checkpoint saved before `fit_latent_prior`, loaded after it: the
+    load failed ("expected 5 variables, but received 0") after the
+    networks had loaded, and the prior of the other weights stayed."""
+    images = mnist[0][:256]
+    model = AutoEncoder(latent_dim=2, filters=(4,), seed=0)
+    model.fit(images, epochs=1, batch_size=64, verbose=0)
+    path = str(tmp_path / "checkpoint.weights.h5")
+    model.save_weights(path)
+    weights = [np.array(w) for w in model.get_weights()]
+    model.fit(images, epochs=1, batch_size=64, verbose=0)
+    model.fit_latent_prior(images, n_components=2)
+    with pytest.warns(UserWarning, match="no latent prior"):
+        model.load_weights(path)
+    assert model.latent_prior is None
+    for saved, loaded in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(saved, loaded)
+    with pytest.raises(ValueError, match="fit_latent_prior"):
+        model.generate(2)

@@ -1675,6 +1675,16 @@ class LatentImageModel(ImageModel):
         prior_keys = [k for k in keys if k.startswith(LATENT_PRIOR_KEY)]
         if not prior_keys:
             super().load_own_variables(store)
+            if self.latent_prior is not None:
+                # weights saved before a prior was fitted (a training
+                # checkpoint): the prior was fitted to the codes of other
+                # weights. Kept, it failed the load ("expected 5
+                # variables") after the networks had loaded, and stayed.
+                warnings.warn(
+                    "The loaded weights hold no latent prior: the fitted "
+                    "one (of the codes of the weights before) is dropped; "
+                    "call `fit_latent_prior` again.", stacklevel=2)
+                self._prior.mixture = None
             return
         super().load_own_variables(
             {key: store[key] for key in keys if key not in prior_keys})
