@@ -961,8 +961,9 @@ class QualityMonitor(keras.callbacks.Callback):
         every_n_epochs = _inputs.check_count(every_n_epochs, "every_n_epochs")
         num_samples = _inputs.check_count(num_samples, "num_samples", 2)
         # read and checked now: bad images fail before training starts
-        self.real_images = metrics.collect_images(
-            real_images, "QualityMonitor's real_images", max_real_images)
+        self.real_images = metrics._collect_images(
+            real_images, "QualityMonitor's real_images", max_real_images,
+            max_name="max_real_images")
         self.every_n_epochs = int(every_n_epochs)
         self.num_samples = int(num_samples)
         # `None` (fresh samples each time, as `generate` and
@@ -1023,10 +1024,23 @@ class QualityMonitor(keras.callbacks.Callback):
             return
         from keras_genzoo import metrics
 
+        samples = _inputs.to_numpy(self.model.generate(
+            self.num_samples, seed=self.seed, **self.sampling))
+        if samples.dtype.kind == "f" and not np.isfinite(samples).all():
+            # a model that diverged and kept its weights
+            # (`StopOnDivergence(restore=False)`, `TerminateOnNaN`): its
+            # `fit` raised here, the history and the other callbacks' end
+            # of the epoch lost, with advice to clean the training images
+            self._log(epoch, logs, {key: float("nan") for key in (
+                ("fd", "kid") + (() if self.classifier is None else (
+                    "classes_covered", "kl_to_uniform", "confidence")))})
+            warnings.warn(
+                f"QualityMonitor, epoch {epoch + 1}: the model's samples "
+                "hold NaN or Inf (it diverged): its scores are NaN.",
+                RuntimeWarning, stacklevel=2)
+            return
         generated = metrics.collect_images(
-            self.model.generate(self.num_samples, seed=self.seed,
-                                **self.sampling),
-            f"{type(self.model).__name__}.generate's images")
+            samples, f"{type(self.model).__name__}.generate's images")
         features = metrics._predict(self._features, generated, 500)
         probabilities = None
         if self.classifier is not None:
@@ -1037,6 +1051,9 @@ class QualityMonitor(keras.callbacks.Callback):
         scores = metrics.scores_from_features(
             self._real_features, features, probabilities)
         scores.pop("histogram", None)
+        self._log(epoch, logs, scores)
+
+    def _log(self, epoch, logs, scores):
         self.scores.append((epoch + 1, scores))
         if logs is not None:
             for key, value in scores.items():

@@ -131,11 +131,21 @@ def _shared_classifier():
 
 
 # ----------------------------------------------------------------- images
-def _is_single_image(shape):
-    """Whether a rank-3 shape is one `(H, W, C)` image rather than a batch
-    of grayscale `(N, H, W)` images (channels are 1, 3 or 4)."""
-    return len(shape) == 3 and shape[-1] in (1, 3, 4) and (
-        shape[0] is not None and shape[0] == shape[1])
+def _is_single_image(shape, what="The images"):
+    """Whether a rank-3 array shape is one `(H, W, C)` image rather than a
+    batch of grayscale `(N, H, W)` images: a square one with 1, 3 or 4
+    channels. A non-square shape of 1, 3 or 4 "channels" is one image or
+    a batch of strips: one `ValueError` asks which (a (16, 24, 3) image
+    was read as 16 grayscale images of 24 x 3)."""
+    if len(shape) != 3 or shape[-1] not in (1, 3, 4):
+        return False
+    if shape[0] == shape[1]:
+        return True
+    raise ValueError(
+        f"{what} has shape {tuple(shape)}: one {shape[0]}x{shape[1]} image "
+        f"with {shape[2]} channel(s), or {shape[0]} grayscale images of "
+        f"{shape[1]}x{shape[2]}? Pass one image as `image[None]` "
+        "(N, H, W, C), grayscale images as `images[..., None]`.")
 
 
 def collect_images(images, what="images", max_images=None, min_images=2):
@@ -154,15 +164,23 @@ def collect_images(images, what="images", max_images=None, min_images=2):
     Returns:
         float32 array `(N, H, W, C)` in [0, 1].
     """
+    return _collect_images(images, what, max_images, min_images)
+
+
+def _collect_images(images, what="images", max_images=None, min_images=2,
+                    max_name="max_images"):
+    """The body of `collect_images`; `max_name` is the argument that sets
+    `max_images` where the caller is not `collect_images` (its message
+    named `max_images=` to QualityMonitor's users)."""
     if images is None:
         raise ValueError(f"{what} is None: pass an array or a dataset of "
                          "images.")
     if max_images is not None:
         # a negative count sliced from the end in silence before
-        max_images = _inputs.check_count(max_images, "max_images")
+        max_images = _inputs.check_count(max_images, max_name)
     if isinstance(images, dict) or _inputs._is_array_like(images):
         array = _inputs.to_numpy(_inputs.extract_images(images))
-        if _is_single_image(array.shape):
+        if _is_single_image(array.shape, what):
             array = array[None]
         batches = [array[:max_images] if max_images else array]
     else:
@@ -177,11 +195,13 @@ def collect_images(images, what="images", max_images=None, min_images=2):
                     and not max_images):
                 raise ValueError(
                     f"{what} is a dataset that repeats forever: pass "
-                    "`max_images=` (or a finite dataset).")
+                    f"`{max_name}=` (or a finite dataset).")
             spec = _inputs.extract_images(images.element_spec).shape
-            if spec.rank == 2 or (spec.rank == 3 and _is_single_image(
-                    tuple(spec))):
-                images = images.batch(256)  # a dataset of single images
+            # a dataset of single images: (H, W) or (H, W, C), of any
+            # size (tfds' own, e.g. (218, 178, 3), or (None, None, 3));
+            # a non-square one was read as H grayscale images of W x C
+            if spec.rank == 2 or (spec.rank == 3 and spec[-1] in (1, 3, 4)):
+                images = images.batch(256)
         if hasattr(images, "__getitem__") and hasattr(images, "__len__"):
             iterator = (images[i] for i in range(len(images)))  # PyDataset
         elif hasattr(images, "__iter__"):
@@ -264,7 +284,23 @@ def _feature_pair(real_features, generated_features):
 
 
 def _predict(model, images, batch_size):
-    outputs = model.predict(images, batch_size=int(batch_size), verbose=0)
+    # (None was a bare TypeError, 0 and 2.5 ran, -1 failed differently on
+    # each backend)
+    batch_size = _inputs.check_count(batch_size, "batch_size")
+    # Keras' JAX `predict` takes the variables' values out while it runs
+    # and puts them back at its end: an error or a Ctrl-C inside it left
+    # them None, and every later call of the model (the shared classifier:
+    # every metric, for the rest of the process) failed with "'NoneType'
+    # object is not callable". They are put back here.
+    kept = ([(variable, variable._value) for variable in model.variables]
+            if keras.backend.backend() == "jax" else [])
+    try:
+        outputs = model.predict(images, batch_size=batch_size, verbose=0)
+    except BaseException:
+        for variable, value in kept:
+            if variable._value is None:
+                variable._value = value
+        raise
     outputs = np.asarray(keras.ops.convert_to_numpy(outputs), "float64")
     return outputs.reshape(len(outputs), -1)
 
@@ -287,7 +323,10 @@ def _feature_model_for(shape, feature_model, what):
             "images. Pass `feature_model=` a Keras model that maps your "
             "images (floats in [0, 1]) to feature vectors, e.g. an "
             "InceptionV3 loaded from a local weights file with "
-            "`include_top=False, pooling='avg'` behind a Resizing layer.")
+            "`include_top=False, pooling='avg'` behind "
+            "`keras.layers.Resizing(299, 299)` and "
+            "`keras.layers.Rescaling(2.0, offset=-1.0)` (it takes [-1, 1] "
+            "and 3 channels): see docs/quality.md.")
     return _shared_classifier().feature_network
 
 

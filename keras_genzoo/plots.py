@@ -218,7 +218,8 @@ def _sample_images(model_or_images, num, seed, labels, what):
 
         # one (H, W, C) image, as the metrics read it (before: H strips of
         # W x C pixels), else grayscale images without a channel axis
-        images = (images[None] if _is_single_image(images.shape)
+        images = (images[None] if _is_single_image(
+            images.shape, f"The images given to {what}")
                   else images[..., None])
     # the metrics' checks: values outside [0, 1] (e.g. a tanh GAN's
     # [-1, 1]), 0..255 floats and NaN were clipped into a grid in silence,

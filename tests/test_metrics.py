@@ -405,3 +405,70 @@ def test_from_features_functions_check_their_arrays():
         with pytest.raises(ValueError, match=f"`{name}` must be an integer"):
             metrics.kernel_distance_from_features(five, five,
                                                   **{name: value})
+
+
+def test_unbatched_datasets_of_non_square_images(digits):
+    # an unbatched dataset of (32, 48, 3) images (tfds' form) was read as
+    # 32 grayscale images of 48 x 3 each: another Fréchet distance, no
+    # error; a non-square numpy image was 16 images
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    real = rng.random((40, 32, 48, 3)).astype("float32")
+    other = rng.random((40, 32, 48, 3)).astype("float32") * 0.5
+    features = keras.Sequential([keras.layers.GlobalAveragePooling2D()])
+    expected = metrics.frechet_distance(real, other, feature_model=features)
+    unbatched = tf.data.Dataset.from_tensor_slices(other)
+    assert metrics.frechet_distance(
+        real, unbatched, feature_model=features) == pytest.approx(
+            expected, rel=1e-5)
+    assert metrics.collect_images(unbatched).shape == (40, 32, 48, 3)
+    with pytest.raises(ValueError, match=r"image\[None\]"):
+        metrics.collect_images(other[0])
+    assert metrics.collect_images(other[:1], min_images=1).shape == (
+        1, 32, 48, 3)
+
+
+def test_metric_batch_sizes_are_checked_and_an_error_keeps_the_model(
+        digits):
+    images, _ = digits
+    for batch_size in (None, 0, -1, 2.5):
+        with pytest.raises(ValueError, match="`batch_size`"):
+            metrics.frechet_distance(images[:50], images[50:100],
+                                     batch_size=batch_size)
+    # an error inside Keras' JAX `predict` left the shared classifier's
+    # variables None: every later metric failed with "'NoneType' object
+    # is not callable"
+    classifier = metrics._shared_classifier()
+    with pytest.raises(ValueError):
+        metrics._predict(classifier.feature_network,
+                         np.zeros((4, 5, 5, 1), "float32"), 2)
+    assert metrics.frechet_distance(images[:50], images[50:100]) > 0
+
+
+def test_quality_monitor_of_a_diverged_model_logs_nan(digits):
+    # with the diverged weights kept, the monitor raised out of `fit`
+    # (the history lost) with advice to clean the training images
+    images, _ = digits
+    model = VAE(latent_dim=2, filters=(4,), seed=0)
+    monitor = QualityMonitor(images[-100:], num_samples=20, verbose=False)
+    from keras_genzoo.callbacks import StopOnDivergence
+
+    class Poison(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for variable in self.model.decoder.trainable_variables:
+                variable.assign(np.full(variable.shape, np.nan, "float32"))
+
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        history = model.fit(
+            images[:64], epochs=1, verbose=0,
+            callbacks=[StopOnDivergence(restore=False), Poison(), monitor])
+    assert math.isnan(history.history["fd"][0])
+    assert set(monitor.scores[0][1]) == {
+        "fd", "kid", "classes_covered", "kl_to_uniform", "confidence"}
+    # a dataset that repeats forever names the monitor's own argument
+    import tensorflow as tf
+
+    forever = tf.data.Dataset.from_tensor_slices(images[:10]).repeat()
+    with pytest.raises(ValueError, match="`max_real_images=`"):
+        QualityMonitor(forever)
