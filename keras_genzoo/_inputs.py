@@ -298,6 +298,15 @@ def check_image_batch(images, expected_shape=None, what="the training data"):
             f"{what} has images of shape {tuple(images.shape[1:])}, with a "
             "size of 0: images need a positive height, width and number of "
             "channels.")
+    if images.shape[1] in (1, 3, 4) and min(images.shape[2:]) > 4:
+        # PyTorch's layout (torchvision's `ToTensor`): (64, 1, 28, 28)
+        # trained a model of 1 x 28 images with 28 channels, in silence
+        raise ValueError(
+            f"{what} has images of shape {tuple(images.shape[1:])}: channels "
+            "first, as PyTorch gives them? The zoo takes channels last "
+            "(batch, height, width, channels): move the axis, e.g. "
+            "`x.permute(0, 2, 3, 1)` for a torch tensor (in the "
+            "DataLoader's transform) or `np.moveaxis(x, 1, -1)` for numpy.")
     kind = images.dtype.kind
     if kind in "iu":
         low, high = images.min(), images.max()
@@ -351,6 +360,30 @@ def check_image_batch(images, expected_shape=None, what="the training data"):
             "a new model for the new shape."
         )
     return shape
+
+
+_BACKEND_WARNED = []
+
+
+def warn_if_backend_changed():
+    """Warns once when `KERAS_BACKEND` names another backend than the one
+    Keras runs: it was set after Keras was imported (a notebook cell run
+    after the imports), which Keras ignores in silence."""
+    import os
+
+    import keras
+
+    wanted = os.environ.get("KERAS_BACKEND")
+    running = keras.backend.backend()
+    if wanted and wanted != running and wanted not in _BACKEND_WARNED:
+        _BACKEND_WARNED.append(wanted)
+        import warnings
+
+        warnings.warn(
+            f"KERAS_BACKEND is {wanted!r}, but Keras runs on {running!r}: "
+            "the variable was set after Keras was imported. Restart the "
+            "Python process (the notebook's kernel) and set it before "
+            "`import keras` or `import keras_genzoo`.", stacklevel=3)
 
 
 def _is_array_like(x):

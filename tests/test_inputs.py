@@ -50,6 +50,11 @@ def _bad_inputs(images):
         "dict_without_image_key": ({"pixels": images}, "'image' key"),
         "strings": (np.full((2, 2, 2, 1), "a"), "dtype"),
         "list_of_arrays": ([images, images], "pass the images as `x`"),
+        # PyTorch's layout trained a model of 1 x 28 images, 28 channels
+        "channels_first": (np.moveaxis(images, -1, 1), "channels first"),
+        "channels_first_rgb": (
+            np.repeat(np.moveaxis(images, -1, 1), 3, axis=1),
+            r"permute\(0, 2, 3, 1\)"),
     }
 
 
@@ -329,3 +334,20 @@ def test_predict_on_batch_checks_as_predict_does():
     assert ae.predict_on_batch(list(images)).shape == (4, 8, 8, 1)
     assert conditional.predict_on_batch([images, labels])[
         "reconstruction"].shape == (4, 8, 8, 1)
+
+
+def test_a_backend_set_after_import_is_named(monkeypatch):
+    # KERAS_BACKEND set after Keras was imported (a later notebook cell)
+    # was ignored in silence
+    from keras_genzoo import _inputs
+
+    other = "jax" if keras.backend.backend() != "jax" else "torch"
+    monkeypatch.setenv("KERAS_BACKEND", other)
+    monkeypatch.setattr(_inputs, "_BACKEND_WARNED", [])
+    with pytest.warns(UserWarning, match="set after Keras was imported"):
+        AutoEncoder(latent_dim=2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AutoEncoder(latent_dim=2)  # once

@@ -395,6 +395,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
     """
 
     def __init__(self, seed=None, **kwargs):
+        _inputs.warn_if_backend_changed()
         super().__init__(**kwargs)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
