@@ -70,6 +70,40 @@ def run_per_backend(script, argv, backends, benchmark, echo=True):
     return rows
 
 
+def run_child(command, env, benchmark, backend, skip_codes=(), **fields):
+    """Runs one child benchmark process, echoing its stdout (its JSON rows).
+
+    A child that fails prints one `{"benchmark", "backend", **fields,
+    "error"}` row with its exit code and the last line of its stderr, and
+    the caller goes on with the next one (a launcher that sent the
+    children's stderr to /dev/null and raised on a failure said neither
+    why nor ran the other backends).
+
+    Args:
+        command: the child's command line.
+        env: its environment.
+        benchmark: the `benchmark` field of an error row.
+        backend: the `backend` field of an error row.
+        skip_codes: exit codes that are not failures (no error row).
+        **fields: more fields of an error row (the child's settings).
+
+    Returns:
+        `(exit code, stdout)`.
+    """
+    with tempfile.TemporaryFile("w+") as stderr:
+        done = subprocess.run(command, env=env, stdout=subprocess.PIPE,
+                              stderr=stderr, text=True)
+        sys.stdout.write(done.stdout)
+        sys.stdout.flush()
+        if done.returncode and done.returncode not in skip_codes:
+            stderr.seek(0)
+            lines = stderr.read().strip().splitlines() or ["(no message)"]
+            row = {"benchmark": benchmark, "backend": backend, **fields,
+                   "error": f"exit code {done.returncode}: {lines[-1]}"[:1000]}
+            print(json.dumps(row), flush=True)
+    return done.returncode, done.stdout
+
+
 def device():
     """The first device the backend trains on, e.g. "cpu:0" or "gpu:0"."""
     import keras

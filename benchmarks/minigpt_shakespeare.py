@@ -44,6 +44,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _backends import run_child  # noqa: E402  (a sibling module)
+
 NANOGPT = {"val_loss": 1.8857, "wall_s": 74.0}
 
 # nanoGPT's two shakespeare_char recipes: its CPU "baby GPT" (README) and
@@ -194,7 +197,9 @@ def run_nanogpt(nanogpt_dir, iters, batch_size, recipe="cpu"):
         "iters": iters,
         "val_loss": float(val[-1]) if val else None,
         "wall_s": round(wall_s, 1),
-        "ms_per_iter_median": round(statistics.median(step_ms[10:]), 1),
+        # (the first 10 iterations compile; fewer: all of them)
+        "ms_per_iter_median": round(statistics.median(
+            step_ms[10:] or step_ms), 1) if step_ms else None,
         "threads": torch.get_num_threads(),
     }
 
@@ -235,13 +240,13 @@ def main():
               flush=True)
     for backend in filter(None, args.backends.split(",")):
         env = dict(os.environ, KERAS_BACKEND=backend)
-        subprocess.run(
+        run_child(
             [sys.executable, __file__, "--child", "--iters", str(args.iters),
              "--batch-size", str(args.batch_size), "--dtype", args.dtype,
              "--steps-per-execution", str(args.steps_per_execution),
              "--recipe", args.recipe, "--block-type", args.block_type],
-            env=env, check=True, stderr=subprocess.DEVNULL,
-        )
+            env, f"minigpt_tiny_shakespeare_{args.recipe}_recipe", backend,
+            dtype=args.dtype)
 
 
 if __name__ == "__main__":

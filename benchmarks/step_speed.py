@@ -38,16 +38,16 @@ import argparse
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import device  # noqa: E402  (a sibling module)
+from _backends import device, run_child  # noqa: E402  (a sibling module)
 
 # a child's exit status when its backend has no one-op group normalisation:
 # the parent skips that run (the backend module decides, not this script)
 NO_FUSED_GROUP_NORM = 3
+MODELS = ("gan", "vae", "diffusion", "wgan")
 
 
 def run_one(model_name, by_phases, batches, jit_compile, group_norm=None,
@@ -143,6 +143,10 @@ def main():
     args = parser.parse_args()
     if args.batches < 1 or args.batch_size < 1:
         parser.error("--batches and --batch-size must be at least 1")
+    unknown = set(args.models.split(",")) - set(MODELS)
+    if unknown:
+        parser.error(f"--models: unknown {sorted(unknown)}; choose from "
+                     f"{','.join(MODELS)}")
     jit = {"true": True, "false": False, "auto": "auto", None: None}[
         args.jit_compile]
     if args.child:
@@ -179,16 +183,13 @@ def main():
                            "--batch-size", str(args.batch_size)]
                 if args.jit_compile:
                     command += ["--jit-compile", args.jit_compile]
-                done = subprocess.run(
-                    command, stderr=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    text=True, env=dict(os.environ, KERAS_BACKEND=backend))
-                sys.stdout.write(done.stdout)
-                sys.stdout.flush()
-                if done.returncode == NO_FUSED_GROUP_NORM:
-                    continue  # that backend has no one-op group norm
-                done.check_returncode()
+                _, stdout = run_child(
+                    command, dict(os.environ, KERAS_BACKEND=backend),
+                    "step_speed", backend, skip_codes=(NO_FUSED_GROUP_NORM,),
+                    model=model_name, transposed_conv=path, group_norm=norm,
+                    batch_end=batch_end, layer_guards=guard)
                 if guard == "default" and '"layer_guards": "keras"' in (
-                        done.stdout):
+                        stdout):
                     as_keras.add(setting)
 
 

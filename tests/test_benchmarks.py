@@ -388,3 +388,42 @@ def test_speed_benchmark_child_failure_is_an_error_row(name):
         assert row["error"].startswith("exit code ")
     # the child's own message, not a bare CalledProcessError
     assert "ValueError: `batch_size` must be" in rows[0]["error"]
+
+
+def test_step_speed_and_minigpt_launchers_go_on_after_a_failed_child(
+        capsys):
+    """Their children's stderr went to /dev/null and a failure raised a
+    bare CalledProcessError: no reason, and the other backends never ran
+    (gpu_checks.sh runs step_speed in every part)."""
+    import json
+    import sys
+
+    code, out = _load("_backends").run_child(
+        [sys.executable, "-c",
+         "import sys; print('{\"x\": 1}'); sys.exit('ValueError: boom')"],
+        dict(os.environ), "a_benchmark", "jax", model="vae")
+    assert code == 1 and out == '{"x": 1}\n'
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows == [{"x": 1}, {"benchmark": "a_benchmark", "backend": "jax",
+                               "model": "vae",
+                               "error": "exit code 1: ValueError: boom"}]
+    # "nope" is not a backend: the launcher goes on to it after the first
+    # failure, and says why each failed
+    module = _load("minigpt_shakespeare")
+    argv = sys.argv
+    sys.argv = ["minigpt_shakespeare.py", "--backends", "torch,nope",
+                "--dtype", "not_a_policy", "--iters", "1"]
+    try:
+        module.main()
+    finally:
+        sys.argv = argv
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["backend"] for r in rows] == ["torch", "nope"]
+    assert "not_a_policy" in rows[0]["error"]
+    with pytest.raises(SystemExit):
+        sys.argv = ["step_speed.py", "--models", "gan,foo"]
+        try:
+            _load("step_speed").main()
+        finally:
+            sys.argv = argv
+    assert "unknown ['foo']" in capsys.readouterr().err
