@@ -148,14 +148,25 @@ def _is_single_image(shape, what="The images"):
         "(N, H, W, C), grayscale images as `images[..., None]`.")
 
 
+def _is_pair(items):
+    """Whether a tuple or list is `(images, labels)`: images (rank 3 or 4)
+    and as many labels (rank 1)."""
+    if len(items) != 2 or not all(map(_inputs._is_array_like, items)):
+        return False
+    images, labels = items
+    return (len(images.shape) in (3, 4) and len(labels.shape) == 1
+            and images.shape[0] == labels.shape[0])
+
+
 def collect_images(images, what="images", max_images=None, min_images=2):
     """Reads images of any supported kind into one float32 numpy array.
 
     Args:
         images: an array or tensor `(N, H, W, C)`, `(N, H, W)` (grayscale)
-            or one image `(H, W, C)`; a dict with an `"image"` key; a
-            `tf.data.Dataset` (batched or not), a `keras.utils.PyDataset` or
-            any iterable of batches (bare, `(images, labels)` or dicts).
+            or one image `(H, W, C)`; a dict with an `"image"` key or an
+            `(images, labels)` pair; a `tf.data.Dataset` (batched or not),
+            a `keras.utils.PyDataset` or any iterable of batches (bare,
+            `(images, labels)` or dicts; a list of `(N, H, W, C)` arrays).
         what: words naming the images in error messages.
         max_images: read at most this many images (from the start);
             required for an endlessly repeating dataset.
@@ -184,7 +195,13 @@ def _collect_images(images, what="images", max_images=None, min_images=2,
             array = array[None]
         batches = [array[:max_images] if max_images else array]
     else:
-        if isinstance(images, (tuple, list)):
+        if isinstance(images, (tuple, list)) and _is_pair(images):
+            images = images[0]  # (images, labels), as a batch holds them
+            return _collect_images(images, what, max_images, min_images,
+                                   max_name)
+        if isinstance(images, (tuple, list)) and not all(
+                _inputs._is_array_like(b) and len(b.shape) == 4
+                for b in images):
             raise ValueError(
                 f"{what} is a {type(images).__name__}; pass one array of "
                 "images (e.g. `np.stack(images)`) or a dataset.")
@@ -595,7 +612,8 @@ def mode_coverage(images, min_share=0.01, classifier=None, batch_size=500,
         >>> mode_coverage(images[labels == 1])["classes_covered"] <= 2
         True
     """
-    if not 0.0 <= float(min_share) <= 1.0:
+    # (None was a bare TypeError from `float`)
+    if not 0.0 <= _inputs.check_number(min_share, "min_share") <= 1.0:
         raise ValueError(f"`min_share` must be in [0, 1]; got {min_share}.")
     array = collect_images(images, "the images", max_images)
     if classifier is None:

@@ -472,3 +472,19 @@ def test_quality_monitor_of_a_diverged_model_logs_nan(digits):
     forever = tf.data.Dataset.from_tensor_slices(images[:10]).repeat()
     with pytest.raises(ValueError, match="`max_real_images=`"):
         QualityMonitor(forever)
+
+
+def test_lists_of_batches_and_image_label_pairs(digits):
+    # the docstring promised any iterable of batches, but a list was
+    # refused; an (images, labels) pair was refused with an np.stack hint;
+    # mode_coverage(min_share=None) was a bare TypeError
+    images, labels = digits
+    expected = metrics.collect_images(images[:100])
+    for given in ([images[:60], images[60:100]], (images[:100], labels[:100]),
+                  [images[:100], labels[:100]]):
+        np.testing.assert_array_equal(metrics.collect_images(given),
+                                      expected)
+    with pytest.raises(ValueError, match="np.stack"):
+        metrics.collect_images([images[0], images[1]])
+    with pytest.raises(ValueError, match="`min_share`"):
+        metrics.mode_coverage(images[:10], min_share=None)
