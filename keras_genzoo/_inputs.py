@@ -906,9 +906,24 @@ def iterate_image_batches(x, batch_size=256, expected_shape=None,
                 yield images
         return
     if isinstance(x, (tuple, list)):
-        raise ValueError(
-            f"{what} is a {type(x).__name__}; pass an array of images or a "
-            "dataset of image batches.")
+        # a list of images or of batches, an `(images, labels)` pair: as
+        # `encode` and `reconstruct` take them (refused before)
+        items = _image_list(x, what)
+        if isinstance(items, np.ndarray):
+            x = items
+        elif not isinstance(items[0], dict) and len(items) <= 2 and (
+                len(items) == 1 or labels is None):
+            x = items[0]
+            if len(items) == 2:
+                labels = items[1]
+        else:
+            raise ValueError(
+                f"{what} is a {type(x).__name__} of {len(x)} items; pass "
+                "an array of images, `(images, labels)` or a dataset of "
+                "image batches.")
+        yield from iterate_image_batches(x, batch_size, expected_shape,
+                                         what, labels, with_labels)
+        return
     if _is_tf_dataset(x):
         _first_tf_batch(x, what)  # an unbatched dataset fails clearly
         batches = x.as_numpy_iterator()

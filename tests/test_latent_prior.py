@@ -88,10 +88,16 @@ def test_prior_reads_every_kind_of_data(autoencoder, mnist):
         def __getitem__(self, i):
             return images[i * 200:(i + 1) * 200], labels[i * 200:(i + 1) * 200]
 
+    # lists of images or batches and (images, labels) pairs were refused
+    # ("is a list"), though `encode` and `reconstruct` take them
     for data in (images, images[..., 0], images / 255.0, dataset, dicts,
-                 Batches()):
+                 Batches(), list(images), [images[:300], images[300:]],
+                 (images, labels)):
         np.testing.assert_allclose(autoencoder.encode_data(data), expected,
                                    atol=1e-5)
+    np.testing.assert_allclose(
+        autoencoder.anomaly_scores(list(images[:5])),
+        autoencoder.anomaly_scores(images[:5]), rtol=1e-6)
     with pytest.raises(ValueError, match="unbatched"):
         autoencoder.fit_latent_prior(
             tf.data.Dataset.from_tensor_slices(images))
