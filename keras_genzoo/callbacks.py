@@ -884,7 +884,7 @@ class TextSampler(_EpochCounter, keras.callbacks.Callback):
                 f.write(f"{header}\n{text}\n\n")
 
 
-class QualityMonitor(keras.callbacks.Callback):
+class QualityMonitor(_EpochCounter, keras.callbacks.Callback):
     """Logs sample-quality numbers while a generative model trains.
 
     After the first epoch of each `fit`, every `every_n_epochs`-th epoch
@@ -957,7 +957,13 @@ class QualityMonitor(keras.callbacks.Callback):
         from keras_genzoo import metrics
 
         if every is not None:
-            every_n_epochs = every
+            # (given both, `every` won in silence; its errors named
+            # `every_n_epochs`)
+            if every_n_epochs not in (1, every):
+                raise ValueError(
+                    f"Pass `every` or `every_n_epochs`, not both (got "
+                    f"{every} and {every_n_epochs}).")
+            every_n_epochs = _inputs.check_count(every, "every")
         every_n_epochs = _inputs.check_count(every_n_epochs, "every_n_epochs")
         num_samples = _inputs.check_count(num_samples, "num_samples", 2)
         # read and checked now: bad images fail before training starts
@@ -972,10 +978,11 @@ class QualityMonitor(keras.callbacks.Callback):
         self.seed = _inputs.check_seed(seed)
         self.feature_model = feature_model
         self.classifier = classifier
-        self.prefix = str(prefix)
+        self.prefix = "" if prefix is None else str(prefix)  # ("Nonefd")
         self.verbose = bool(verbose)
         self.sampling = sampling
         self.scores = []  # (epoch, scores dict) pairs
+        self._reset_count()
         self._real_features = None
         self._first_epoch = True  # of the current `fit`
 
@@ -983,6 +990,7 @@ class QualityMonitor(keras.callbacks.Callback):
         from keras_genzoo import metrics
         from keras_genzoo.models.language import CharLanguageModel
 
+        self._begin_fit()
         if isinstance(self.model, CharLanguageModel):
             raise ValueError(
                 "QualityMonitor scores images; for a language model watch "
@@ -1017,10 +1025,21 @@ class QualityMonitor(keras.callbacks.Callback):
         # NaN as no improvement.)
         first, self._first_epoch = self._first_epoch, False
         last = self.params and epoch + 1 == self.params.get("epochs")
-        return first or (epoch + 1) % self.every_n_epochs == 0 or last
+        counted = epoch + self._offset + 1  # over the fits of the model
+        return first or counted % self.every_n_epochs == 0 or last
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start_epochs(epoch)
+
+    def on_train_end(self, logs=None):
+        self._fit_ended = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self._due(epoch):
+        due = self._due(epoch)
+        # `scores` numbers the epochs over the model's fits, as the grid
+        # savers do (a second fit's were 1, 2, ... again)
+        logged_epoch = self._count_epoch(epoch)
+        if not due:
             return
         from keras_genzoo import metrics
 
@@ -1031,11 +1050,11 @@ class QualityMonitor(keras.callbacks.Callback):
             # (`StopOnDivergence(restore=False)`, `TerminateOnNaN`): its
             # `fit` raised here, the history and the other callbacks' end
             # of the epoch lost, with advice to clean the training images
-            self._log(epoch, logs, {key: float("nan") for key in (
+            self._log(logged_epoch, logs, {key: float("nan") for key in (
                 ("fd", "kid") + (() if self.classifier is None else (
                     "classes_covered", "kl_to_uniform", "confidence")))})
             warnings.warn(
-                f"QualityMonitor, epoch {epoch + 1}: the model's samples "
+                f"QualityMonitor, epoch {logged_epoch + 1}: the model's samples "
                 "hold NaN or Inf (it diverged): its scores are NaN.",
                 RuntimeWarning, stacklevel=2)
             return
@@ -1051,7 +1070,7 @@ class QualityMonitor(keras.callbacks.Callback):
         scores = metrics.scores_from_features(
             self._real_features, features, probabilities)
         scores.pop("histogram", None)
-        self._log(epoch, logs, scores)
+        self._log(logged_epoch, logs, scores)
 
     def _log(self, epoch, logs, scores):
         self.scores.append((epoch + 1, scores))

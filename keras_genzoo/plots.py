@@ -98,7 +98,7 @@ def _history_dict(history):
     return logs
 
 
-def plot_history(history, columns=3):
+def plot_history(history, columns=None):
     """Every metric of a `fit`, train and validation on shared axes.
 
     One panel per kind of quantity: `loss` and `val_loss` together,
@@ -113,8 +113,9 @@ def plot_history(history, columns=3):
             only at some epochs (`validation_freq`, `QualityMonitor`) are
             drawn at their epochs where the `History` of a keras_genzoo
             model says which (`logged_epochs`); a dict does not say: they
-            are drawn at epochs 1, 2, ... with a warning.
-        columns: panels per row.
+            are drawn at epochs 1, 2, ... with a warning. NaN and Inf
+            values (a diverged epoch) are not drawn, with a warning.
+        columns: panels per row (default: up to 3).
 
     Returns:
         A `matplotlib.figure.Figure`.
@@ -150,12 +151,26 @@ def plot_history(history, columns=3):
             "known: they are drawn at epochs 1, 2, ... Pass the `History` "
             "a keras_genzoo model's `fit` returns (it records the epochs) "
             "rather than its `.history` dict.", stacklevel=2)
+    bad = []
+    for key, values in logs.items():
+        finite = np.isfinite(values)
+        if not finite.all():
+            bad.append(f"`{key}` at epoch(s) "
+                       f"{epochs_of[key][~finite].tolist()[:5]}")
+    if bad:
+        # (a gap in a line, or an empty panel, said nothing)
+        warnings.warn(
+            f"NaN or Inf values, not drawn: {'; '.join(bad)} (the model "
+            "diverged there, or a QualityMonitor scored diverged samples).",
+            stacklevel=2)
     panels = {}
     for key in logs:
         base = key[4:] if key.startswith("val_") else key
         kind = "adversarial losses" if base in ADVERSARIAL else base
         panels.setdefault(kind, {}).setdefault(base, []).append(key)
-    columns = max(1, min(int(columns), len(panels)))
+    # (None was a TypeError, where the other plots take it as the default)
+    columns = min(3 if columns is None else _inputs.check_count(
+        columns, "columns"), len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = _figure(rows, columns)
     colours = [f"C{i}" for i in range(10)]
@@ -396,6 +411,16 @@ def pca_2d(codes):
     return centred @ (vt[:2].T * signs), explained
 
 
+def _colour_labels(labels):
+    """`plot_latent_space`'s labels as one value per image; one-hot rows
+    are a `ValueError` (they were flattened: "18 labels for 6 images")."""
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        raise ValueError(
+            f"`labels` has shape {labels.shape}: one-hot rows? Pass one "
+            "label per image, e.g. `labels.argmax(axis=-1)`.")
+    return labels.reshape(-1)
+
+
 def plot_latent_space(model, images, labels=None, batch_size=256):
     """The codes of images scattered in 2-D, coloured by label.
 
@@ -433,7 +458,7 @@ def plot_latent_space(model, images, labels=None, batch_size=256):
     """
     _check_latent_model(model, "plot_latent_space")
     if labels is not None:
-        labels = np.asarray(labels).reshape(-1)
+        labels = _colour_labels(_inputs.to_numpy(labels, "`labels`"))
         # counted as `encode` counts them: before, one (H, W, C) image
         # counted as H images
         count = len(_inputs.as_image_batch(
@@ -446,7 +471,13 @@ def plot_latent_space(model, images, labels=None, batch_size=256):
     # `encode_data`, keeping the labels a dataset carries to colour with
     codes, found = model._encode_labelled(images, batch_size, labels,
                                           "plot_latent_space")
-    if labels is None:
+    if labels is None and found is not None:
+        if len(found) != len(codes):  # (flattened rows)
+            raise ValueError(
+                f"The data's labels are {len(found) // len(codes)} values per "
+                "image (one-hot rows?): plot_latent_space colours by one "
+                "label per image; map the dataset to class indices, e.g. "
+                "`tf.argmax(labels, axis=-1)`.")
         labels = found
     if codes.shape[1] == 1:
         xy = np.stack([codes[:, 0], np.zeros(len(codes))], axis=1)
@@ -463,14 +494,29 @@ def plot_latent_space(model, images, labels=None, batch_size=256):
     if labels is None:
         ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.6)
     else:
-        classes = np.unique(labels)
-        cmap = "tab10" if len(classes) <= 10 else "viridis"
-        points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap=cmap, s=4,
-                            alpha=0.8, vmin=labels.min() - 0.5,
-                            vmax=labels.max() + 0.5)
-        bar = figure.colorbar(points, ax=ax, label="label")
-        if len(classes) <= 10:
-            bar.set_ticks(classes)
+        # up to 10 classes, each its own colour, by its place among the
+        # classes (by value, labels 0, 1, 2 and 50 gave 0..2 one colour;
+        # strings failed); more: a colour scale of the values
+        classes, index = np.unique(labels, return_inverse=True)
+        if len(classes) <= 10 or labels.dtype.kind not in "iufb":
+            from matplotlib import colormaps
+            from matplotlib.colors import ListedColormap
+
+            few = len(classes) <= 10
+            cmap = (ListedColormap(colormaps["tab10"].colors[:len(classes)])
+                    if few else "viridis")
+            points = ax.scatter(xy[:, 0], xy[:, 1], c=index, cmap=cmap, s=4,
+                                alpha=0.8, vmin=-0.5,
+                                vmax=len(classes) - 0.5)
+            bar = figure.colorbar(points, ax=ax, label="label")
+            if few:
+                bar.set_ticks(range(len(classes)),
+                              labels=[str(c) for c in classes])
+        else:
+            points = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="viridis",
+                                s=4, alpha=0.8, vmin=labels.min() - 0.5,
+                                vmax=labels.max() + 0.5)
+            figure.colorbar(points, ax=ax, label="label")
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
     ax.set_title(f"{type(model).__name__} latent space "
@@ -678,7 +724,9 @@ def plot_attention(gpt, text, layer=-1, columns=None):
         ax.set_xlabel("attends to")
         ax.set_ylabel("character")
     _hide_unused(axes, heads)
-    figure.colorbar(image, ax=axes[:, -1].tolist(), shrink=0.8,
+    # beside the panels shown: the last column's empty panels are removed
+    # (6 heads in 4 columns, or `columns` above the heads, failed there)
+    figure.colorbar(image, ax=list(axes.flat[:heads]), shrink=0.8,
                     label="attention weight")
     return figure
 

@@ -488,3 +488,21 @@ def test_lists_of_batches_and_image_label_pairs(digits):
         metrics.collect_images([images[0], images[1]])
     with pytest.raises(ValueError, match="`min_share`"):
         metrics.mode_coverage(images[:10], min_share=None)
+
+
+def test_quality_monitor_counts_epochs_over_fits_and_checks_arguments(
+        digits):
+    images, _ = digits
+    model = VAE(latent_dim=2, filters=(4,), seed=0)
+    monitor = QualityMonitor(images[-100:], num_samples=20, verbose=False,
+                             every_n_epochs=2, prefix=None)
+    for _ in range(2):
+        history = model.fit(images[:64], epochs=2, verbose=0,
+                            callbacks=[monitor]).history
+    # the second fit's epochs were 1 and 2 again; prefix=None gave "Nonefd"
+    assert [epoch for epoch, _ in monitor.scores] == [1, 2, 3, 4]
+    assert "fd" in history
+    with pytest.raises(ValueError, match="not both"):
+        QualityMonitor(images[:10], every=2, every_n_epochs=3)
+    with pytest.raises(ValueError, match="`every`"):
+        QualityMonitor(images[:10], every=0)

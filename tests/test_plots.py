@@ -247,7 +247,9 @@ def test_plot_latent_space_of_a_labelled_dataset():
                         seed=0)
     figure = plots.plot_latent_space(model, train)  # labels from the data
     points = figure.axes[0].collections[0]
-    np.testing.assert_array_equal(points.get_array(), labels)
+    # (colour i is the i-th class found)
+    np.testing.assert_array_equal(
+        np.unique(labels)[points.get_array().astype(int)], labels)
     np.testing.assert_allclose(points.get_offsets(), model.encode(images),
                                rtol=1e-5, atol=1e-6)
     assert "48 images" in figure.axes[0].get_title()
@@ -475,3 +477,52 @@ def test_latent_plots_count_one_image_and_check_span():
         with pytest.raises(ValueError, match="`span` must be a positive"):
             plots.plot_latent_manifold(model, n=3, span=span)
     assert plots.plot_latent_manifold(model, n=3, span=np.float32(2))
+
+
+def test_plot_attention_of_heads_that_do_not_fill_the_last_row():
+    # 6 heads (nanoGPT's) in the default 4 columns, or `columns` that does
+    # not divide the heads, failed making the colour bar
+    from keras_genzoo import MiniGPT
+
+    gpt = MiniGPT(vocabulary=list("ab "), num_layers=1, num_heads=6,
+                  hidden_dim=12, sequence_length=8, seed=0)
+    for columns, panels in ((None, 8), (5, 10), (8, 8)):
+        figure = plots.plot_attention(gpt, "ab ba", columns=columns)
+        heads = [ax for ax in figure.axes
+                 if ax.get_title().startswith("block")]
+        assert len(heads) == 6 and len(figure.axes) == 7
+
+
+def test_plot_latent_space_colours_each_class_apart():
+    # labels 0, 1, 2 and 50 gave classes 0..2 one colour (tab10 over the
+    # values); strings failed in numpy; one-hot rows were flattened
+    model, images, _ = _trained_autoencoder(2)
+    images = images[:8]
+    for labels in ([0, 1, 2, 50] * 2, ["cat", "dog", "cow", "ant"] * 2,
+                   [0.1, 0.2, 0.3, 0.4] * 2):
+        figure = plots.plot_latent_space(model, images, labels)
+        points = figure.axes[0].collections[0]
+        colours = points.to_rgba(points.get_array())
+        assert len({tuple(c) for c in colours[:4]}) == 4
+        np.testing.assert_array_equal(colours[:4], colours[4:])
+        ticks = [t.get_text() for t in figure.axes[1].get_yticklabels()]
+        assert ticks == [str(c) for c in sorted(set(labels))]
+    one_hot = np.eye(3)[[0, 1, 2, 0, 1, 2, 0, 1]]
+    with pytest.raises(ValueError, match="one-hot"):
+        plots.plot_latent_space(model, images, one_hot)
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, one_hot)).batch(4)
+    with pytest.raises(ValueError, match="one-hot"):
+        plots.plot_latent_space(model, dataset)
+
+
+def test_plot_history_names_nan_values_and_takes_columns_none():
+    # a diverged epoch was a silent gap; columns=None was a TypeError
+    with pytest.warns(UserWarning, match=r"`loss` at epoch\(s\) \[2\]"):
+        figure = plots.plot_history(
+            {"loss": [1.0, float("nan"), 0.5], "fd": [3.0, 2.0, 1.0]},
+            columns=None)
+    assert len(figure.axes) == 2
+    with pytest.raises(ValueError, match="`columns`"):
+        plots.plot_history({"loss": [1.0]}, columns=0)
