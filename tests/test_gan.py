@@ -247,6 +247,29 @@ def test_mixed_precision_step_is_finite(mnist, policy, cls):
     assert gan.generate(2, seed=0).dtype == np.float32
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_wgan_gp_of_own_networks_made_under_a_mixed_policy(policy):
+    # their float16 images and scores met the gradient penalty's float32
+    # ones: TensorFlow raised a TypeError at the first step
+    layers = keras.layers
+    images = np.random.RandomState(0).rand(16, 8, 8, 1).astype("float32")
+    keras.config.set_dtype_policy(policy)
+    try:
+        for networks in (
+                dict(generator=keras.Sequential([
+                    keras.Input((4,)), layers.Dense(64, "tanh"),
+                    layers.Reshape((8, 8, 1))]), discriminator_filters=(4,)),
+                dict(discriminator=keras.Sequential([
+                    keras.Input((8, 8, 1)), layers.Flatten(),
+                    layers.Dense(1)]), latent_dim=4,
+                    generator_filters=(4,))):
+            history = WGANGP(d_steps=1, seed=0, **networks).fit(
+                images, epochs=1, batch_size=8, verbose=0).history
+            assert all(np.isfinite(v).all() for v in history.values())
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
 def test_networks_follow_the_models_dtype(mnist, tmp_path):
     """The built-in networks take the model's `dtype` (before: the global
     policy, so `GAN(dtype="mixed_float16")` trained float32 networks with

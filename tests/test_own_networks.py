@@ -526,6 +526,12 @@ def test_one_loss_models_minimize_their_networks_own_losses(cls, family):
     before = {name: _kernel(model, name) for name in networks}
     labels = ((np.arange(len(IMAGES)) % 3,)
               if family.startswith("conditional_") else ())
+    if family.endswith("diffusion"):
+        # sampling calls the EMA copy, whose terms stayed in the model's
+        # `losses`: counted again (PyTorch), or a tensor of the sampling
+        # graph in the next traced step (TensorFlow)
+        for each in (model, twin):
+            each.generate(2, seed=0, steps=1)
     with_terms = model.train_on_batch(IMAGES, *labels, return_dict=True)
     without = twin.train_on_batch(IMAGES, *labels, return_dict=True)
     np.testing.assert_allclose(with_terms["loss"] - without["loss"],
@@ -535,3 +541,58 @@ def test_one_loss_models_minimize_their_networks_own_losses(cls, family):
         np.testing.assert_allclose(
             _kernel(model, name) - _kernel(twin, name),
             -0.1 * 2 * 0.3 * before[name], rtol=1e-3, atol=1e-6)
+
+
+def test_networks_of_several_outputs_are_named():
+    # a list or dict where one tensor belongs was an AttributeError
+    # ("'list' object has no attribute 'dtype'") from inside the model
+    image = keras.Input((8, 8, 1))
+    flat = keras.layers.Flatten()(image)
+    two_scores = keras.Model(image, [keras.layers.Dense(1)(flat),
+                                     keras.layers.Dense(1)(flat)])
+    noise = keras.Input((4,))
+    pixels = keras.layers.Reshape((8, 8, 1))(
+        keras.layers.Dense(64, "tanh")(noise))
+    two_images = keras.Model(noise, [pixels, pixels])
+    for cls in (GAN, WGANGP):
+        with pytest.raises(ValueError, match="returns a list of 2 outputs"):
+            cls(discriminator=two_scores)
+        with pytest.raises(ValueError, match="returns a list of 2 outputs"):
+            cls(generator=two_images)
+    encoder, decoder = tutorial_vae_networks()
+    as_dict = keras.Model(encoder.inputs, {"mean": encoder.outputs[0],
+                                           "log_var": encoder.outputs[1]})
+    with pytest.raises(ValueError, match="returns a dict of 2 outputs"):
+        VAE(encoder=as_dict, decoder=decoder)
+    noisy, t = keras.Input((8, 8, 1)), keras.Input(())
+    with pytest.raises(ValueError, match="returns a list of 2 outputs"):
+        DiffusionModel(network=keras.Model([noisy, t], [noisy, noisy]))
+
+
+def test_a_conditional_diffusion_network_needs_the_no_label_row():
+    # Embedding(num_classes): JAX trained on NaN (its missing row),
+    # TensorFlow and PyTorch raised Keras' gather error
+    noisy, t, labels = (keras.Input((4, 4, 1)), keras.Input(()),
+                        keras.Input((), dtype="int32"))
+    h = keras.layers.Concatenate()([keras.layers.Flatten()(noisy),
+                                    keras.layers.Embedding(3, 2)(labels)])
+    network = keras.Model([noisy, t, labels], keras.layers.Reshape(
+        (4, 4, 1))(keras.layers.Dense(16)(h)))
+    with pytest.raises(ValueError, match=r"Embedding\(4, \.\.\.\)"):
+        DiffusionModel(network=network, num_classes=3)
+
+
+@pytest.mark.parametrize("cls", [GAN, WGANGP])
+def test_a_frozen_gan_network_is_named_before_training(cls):
+    # Keras 2's `discriminator.trainable = False`: never updated, in
+    # silence (TensorFlow, JAX), or PyTorch's backward() error
+    images = np.random.RandomState(0).rand(8, 8, 8, 1).astype("float32")
+    for name in ("generator", "discriminator"):
+        model = cls(latent_dim=4, generator_filters=(4,),
+                    discriminator_filters=(4,), seed=0)
+        model.build((None, 8, 8, 1))
+        getattr(model, name).trainable = False
+        with pytest.raises(ValueError, match=f"The {name} has no trainable"):
+            model.fit(images, epochs=1, verbose=0)
+        with pytest.raises(ValueError, match=f"The {name} has no trainable"):
+            model.train_on_batch(images)

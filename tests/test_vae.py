@@ -326,6 +326,26 @@ def test_codes_are_float32_under_mixed_bfloat16(mnist, cls):
     np.testing.assert_array_equal(model.decode(tensor), model.decode(half))
 
 
+@pytest.mark.parametrize("model_policy, global_policy", [
+    ("float32", "mixed_bfloat16"), ("mixed_bfloat16", "float32")])
+def test_every_layer_follows_the_models_dtype(model_policy, global_policy):
+    # the Sampling layer took the global policy: a float32 VAE made under
+    # a mixed global policy drew its codes in bfloat16
+    keras.config.set_dtype_policy(global_policy)
+    try:
+        vae = VAE(latent_dim=2, filters=(4,), seed=0, num_classes=2,
+                  dtype=model_policy)
+        vae.build((None, 8, 8, 1))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    # (the decoder's last layer, `pixels`, is float32 by design)
+    policies = {layer.dtype_policy.name
+                for layer in vae._flatten_layers(include_self=False)
+                if layer.name != "pixels"}
+    assert policies == {model_policy}, policies
+    assert vae.sampling.dtype_policy.name == model_policy
+
+
 @pytest.mark.skipif(keras.backend.backend() == "torch",
                     reason="Keras 3.15's torch export fails for any "
                            "subclassed model (torch.export dynamic_shapes)")

@@ -22,6 +22,7 @@ from keras_genzoo.models.base import (
     ImageModel,
     _check_image_shape,
     _check_float_output,
+    check_one_output,
     check_network,
     final_activation,
     loadable_compile_config,
@@ -325,15 +326,41 @@ class AdversarialModel(ImageModel):
             lambda shape: keras.random.normal(shape, seed=seed),
             (batch_size, self.latent_dim))
 
+    def check_trainable(self):
+        """A frozen generator or discriminator (`trainable = False`, Keras
+        2's idiom for a combined model) is a `ValueError`: this model
+        updates both, each with its own optimizer (one was never updated,
+        in silence, or PyTorch failed in `backward`)."""
+        for name in self.network_arguments:
+            network = getattr(self, name, None)
+            if network is not None and network.weights and not (
+                    network.trainable_weights):
+                raise ValueError(
+                    f"The {name} has no trainable weights (`trainable = "
+                    f"False`?): {type(self).__name__} updates the generator "
+                    "and the discriminator each with its own optimizer, "
+                    "with no combined model to freeze one in. Set "
+                    f"`{name}.trainable = True`.")
+
     def generate_tensor(self, noise, labels=None, training=False):
-        """Runs the generator; returns images in [-1, 1] (a tensor)."""
+        """Runs the generator; returns float32 images in [-1, 1] (a
+        tensor)."""
         inputs = [noise, labels] if self.num_classes else noise
-        return self.generator(inputs, training=training)
+        # float32 whatever the network's policy: an own network made under
+        # a mixed policy gave float16 images, which TensorFlow would not
+        # mix with the float32 ones of the gradient penalty
+        images = check_one_output(self.generator(inputs, training=training),
+                                  "generator", GENERATOR_CONTRACT)
+        return ops.cast(images, "float32")
 
     def discriminate(self, images, labels=None, training=False):
-        """Runs the discriminator; returns one score per image (a tensor)."""
+        """Runs the discriminator; returns one float32 score per image (a
+        tensor)."""
         inputs = [images, labels] if self.num_classes else images
-        return self.discriminator(inputs, training=training)
+        scores = check_one_output(
+            self.discriminator(inputs, training=training), "discriminator",
+            DISCRIMINATOR_CONTRACT)
+        return ops.cast(scores, "float32")
 
     def score_real_and_fake(self, real, fake, labels=None, training=True):
         """Scores a batch of real and one of fake images with the

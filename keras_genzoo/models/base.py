@@ -292,6 +292,19 @@ def loadable_compile_config(config):
     return config
 
 
+def check_one_output(output, network, contract):
+    """`output` if it is one tensor; a `ValueError` naming the contract if
+    the network returns several (a list, tuple or dict: they failed with
+    an AttributeError from deep inside the model)."""
+    if isinstance(output, (list, tuple, dict)):
+        raise ValueError(
+            f"Contract: {contract}; this {network} returns a "
+            f"{type(output).__name__} of {len(output)} outputs. Return one "
+            "tensor (wrap the network in a Model that keeps the output "
+            "the contract names).")
+    return output
+
+
 def _check_float_output(outputs, network, what):
     """A `ValueError` for a user's network whose outputs (on a probe
     batch) are not floats: no gradient flows through them (JAX trained
@@ -605,6 +618,10 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         zoo_backend.prepare_variables(self)
         return x, y
 
+    def check_trainable(self):
+        """A hook, before `fit` and `train_on_batch`: one `ValueError` for
+        networks the model cannot train as they are (see the GANs')."""
+
     def check_validation_data(self, validation_data):
         """Checks `fit`'s `validation_data` like the training data."""
         what = "the validation data"
@@ -642,6 +659,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         self._refuse_sample_weights("fit", args, kwargs)
         x, y = self._before_steps(x, y, "the training data")
+        self.check_trainable()
         batch_size = _batch_size(args, kwargs)
         _check_batch_split(self, x, batch_size, "the training data",
                            kwargs.get("validation_split") or 0.0)
@@ -741,6 +759,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         self._refuse_sample_weights("train_on_batch", args, kwargs)
         x, y = self._before_steps(x, y, "the training batch")
+        self.check_trainable()
         _check_one_batch(self, x, "the training batch")
         return super().train_on_batch(x, y, *args, **kwargs)
 
@@ -1352,7 +1371,13 @@ class LatentImageModel(ImageModel):
                         else None)
         codes = self.encoder(self.with_labels(probe, probe_labels),
                              training=False)
+        if isinstance(codes, dict):
+            check_one_output(codes, "encoder", self.encoder_contract)
         codes = codes if isinstance(codes, (tuple, list)) else [codes]
+        if any(isinstance(c, (tuple, list, dict)) for c in codes):
+            raise ValueError(
+                f"Contract: {self.encoder_contract}; this encoder returns "
+                "nested outputs.")
         code_shapes = [tuple(ops.shape(c)) for c in codes]
         if len(codes) != self.encoder_outputs or any(
                 len(s) != 2 or s != code_shapes[0] for s in code_shapes):
@@ -1382,8 +1407,9 @@ class LatentImageModel(ImageModel):
                 f"Contract: {decoder_contract}; this decoder ends in a "
                 f"{activation} (`{layer.name}`), whose values can leave "
                 f"[0, 1].")
-        decoded = self.decoder(self.with_labels(codes[0], probe_labels),
-                               training=False)
+        decoded = check_one_output(
+            self.decoder(self.with_labels(codes[0], probe_labels),
+                         training=False), "decoder", decoder_contract)
         if tuple(ops.shape(decoded)) != (2,) + self.image_shape:
             raise ValueError(
                 "Contract: a decoder maps codes of shape (batch, latent_dim) "

@@ -38,6 +38,7 @@ from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo.models.base import (
     ImageModel,
+    check_one_output,
     check_network,
     with_added_losses,
 )
@@ -261,16 +262,39 @@ class DiffusionModel(ImageModel):
         inputs = 3 if self.num_classes else 2
         self.adopt_image_shape(self.network, "network", NETWORK_CONTRACT,
                                num_inputs=inputs)
-        output = self.network(self._probe_inputs(), training=False)
+        try:
+            output = self.network(self._probe_inputs(), training=False)
+        except Exception as error:
+            raise self._contract_error(error) from error
+        output = check_one_output(output, "network", NETWORK_CONTRACT)
         if tuple(ops.shape(output)) != (2,) + self.image_shape:
             raise ValueError(
                 f"Contract: {NETWORK_CONTRACT}; this network returns shape "
                 f"{tuple(ops.shape(output))} for 2 images of shape "
                 f"{self.image_shape}.")
+        if not np.isfinite(ops.convert_to_numpy(output)).all():
+            # (JAX gathers an Embedding's missing row as NaN: the model
+            # trained on NaN)
+            raise self._contract_error(None)
         self.ema_network = self._copy_network(self.network)
         # Nothing is left to create: built, without `build`, which would
         # lock the model's state.
         self.built = True
+
+    def _contract_error(self, error):
+        """The `ValueError` for a network that fails (or returns NaN or
+        Inf) on the probe batch of two noisy images at level 0.5."""
+        why = (f"it failed with {type(error).__name__}: "
+               f"{str(error).splitlines()[0][:200]}" if error is not None
+               else "it returned NaN or Inf")
+        labels = (f" A conditional network takes labels 0..{self.num_classes}"
+                  f", {self.num_classes} meaning \"no label\" (the guidance's "
+                  f"unconditional pass): an Embedding({self.num_classes + 1}, "
+                  "...), not Embedding(num_classes)." if self.num_classes
+                  else "")
+        return ValueError(
+            f"Contract: {NETWORK_CONTRACT}; on a probe batch of 2 noisy "
+            f"images {why}.{labels}")
 
     def build_networks(self, image_shape):
         if self.network is None:
@@ -440,7 +464,11 @@ class DiffusionModel(ImageModel):
         prediction = self.network(
             self._network_inputs(noisy, t, labels), training=training)
         loss = ops.mean(ops.square(ops.cast(prediction, "float32") - target))
-        loss = with_added_losses(loss, self.losses)
+        # the network's terms (add_loss, regularizers), not the model's:
+        # those hold the EMA copy's, left by its last call (sampling, or
+        # its making), which doubled them or, on TensorFlow, failed the
+        # next traced step with a tensor of the sampling graph
+        loss = with_added_losses(loss, self.network.losses)
         return loss, {"loss": loss}
 
     def train_schedule(self, data, step):

@@ -133,7 +133,10 @@ class VAE(LatentImageModel):
         if float(beta) < 0:
             raise ValueError(f"`beta` must be >= 0; got {beta}.")
         self.beta = float(beta)
-        self.sampling = Sampling(seed=seed, name="sampling")
+        # the model's policy, not the global one (`VAE(dtype="float32")`
+        # made under a mixed global policy drew its codes in float16)
+        self.sampling = Sampling(seed=seed, name="sampling",
+                                 dtype=self.dtype_policy)
         self.reconstruction_loss_tracker = keras.metrics.Mean(
             name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
