@@ -91,6 +91,61 @@ def test_custom_schedule_minimizes_keeps_an_ema_and_state():
     assert int(ops.convert_to_numpy(model.optimizer.iterations)) == 30
 
 
+class _ReadInObjective(GenerativeModel):
+    """A penalty on a kernel read through `step.read` inside the
+    objective, and the optimizer's updates read in the schedule."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1, kernel_initializer="ones")
+        self.updates = keras.Variable(0, dtype="int32", trainable=False)
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, *args):
+        return backend.custom_train_step(self, self.schedule, *args)
+
+    def schedule(self, data, step):
+        x = data[0]
+
+        def objective():
+            kernel = step.read([self.dense.kernel])[0]
+            loss = ops.mean(ops.square(self.dense(x))) + ops.sum(
+                ops.square(kernel))
+            return loss, {"loss": loss}
+
+        logs = step.minimize(self.optimizer, objective,
+                             self.dense.trainable_variables)
+        updates, _ = step.optimizer_steps(self.optimizer)
+        step.assign([self.updates], [ops.cast(updates, "int32")])
+        return logs
+
+
+@pytest.mark.parametrize("every", [None, 2])
+def test_read_is_a_constant_and_optimizer_steps_count_updates(every):
+    # `read` inside an objective: TensorFlow differentiated it, JAX and
+    # PyTorch did not; `iterations` under gradient accumulation failed to
+    # be read on every backend
+    x = np.ones((4, 1), "float32")
+    model = _ReadInObjective(seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(
+        0.1, gradient_accumulation_steps=every))
+    model.fit(x, x, epochs=1, batch_size=4, steps_per_epoch=1, verbose=0)
+    if every is None:
+        # d/dk mean((k x + b)^2) = 2 (k + b) x = 2: k = 1 - 0.1 * 2
+        kernel = ops.convert_to_numpy(model.dense.kernel)
+        np.testing.assert_allclose(kernel, [[0.8]], rtol=1e-6)
+    model.fit(np.ones((12, 1), "float32"), np.ones((12, 1), "float32"),
+              epochs=1, batch_size=4, verbose=0)
+    # read after the step's update: 4 updates (2 of 4 micro-steps)
+    assert int(ops.convert_to_numpy(model.updates)) == (4 if every is None
+                                                        else 2)
+
+
 def test_ema_update_arithmetic():
     class Direct(backend.StepOps):
         def read(self, variables):

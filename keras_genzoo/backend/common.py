@@ -30,8 +30,42 @@ class StepOps:
         raise NotImplementedError
 
     def read(self, variables):
-        """The current values of `variables` (a list of tensors)."""
+        """The current values of `variables`, as constants.
+
+        No gradient flows through them on any backend (TensorFlow's
+        differentiated them inside `minimize`, JAX's and PyTorch's did
+        not): an objective uses the variables through the layers, or
+        directly, not through `read`.
+
+        Args:
+            variables: a list of Keras variables (not computed values such
+                as `optimizer.iterations` under gradient accumulation: see
+                `optimizer_steps`).
+
+        Returns:
+            A list of tensors.
+        """
         raise NotImplementedError
+
+    def optimizer_steps(self, optimizer):
+        """How many updates `optimizer` has applied: its `iterations`,
+        read so that it works inside a step with
+        `gradient_accumulation_steps` too (Keras computes `iterations`
+        then, which `read` cannot take: every backend failed), and through
+        a `LossScaleOptimizer`.
+
+        Args:
+            optimizer: a Keras optimizer.
+
+        Returns:
+            `(updates, micro_steps)`: int tensors; `micro_steps` counts
+            every step (every batch), `updates` the applied updates
+            (`micro_steps // gradient_accumulation_steps`).
+        """
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        every = getattr(inner, "gradient_accumulation_steps", None) or 1
+        micro = self.read([inner._iterations])[0]
+        return micro // every, micro
 
     def assign(self, variables, values):
         """Sets `variables` to `values` (lists of the same length)."""

@@ -138,7 +138,8 @@ class TensorFlowStep(StepOps):
         return logs
 
     def read(self, variables):
-        return [v.value for v in variables]
+        # constants, as on JAX and PyTorch (the tape differentiated them)
+        return [tf.stop_gradient(v.value) for v in variables]
 
     def assign(self, variables, values):
         for variable, value in zip(variables, values):

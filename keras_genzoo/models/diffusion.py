@@ -485,14 +485,12 @@ class DiffusionModel(ImageModel):
         logs = step.minimize(
             self.optimizer, lambda: self.diffusion_loss(images, labels),
             self.network.trainable_variables)
-        # the optimizer's steps: with `gradient_accumulation_steps`, Keras'
-        # `iterations` is computed from its `_iterations` variable (not a
-        # variable to read: every backend failed at the first step)
+        # the optimizer's updates, with `gradient_accumulation_steps` too
         optimizer = getattr(self.optimizer, "inner_optimizer",
                             self.optimizer)
         every = getattr(optimizer, "gradient_accumulation_steps", None) or 1
-        micro = step.read([optimizer._iterations])[0]
-        n = ops.cast(micro // every, "float32")
+        updates, micro = step.optimizer_steps(self.optimizer)
+        n = ops.cast(updates, "float32")
         decay = ops.minimum(self.ema_decay, (1.0 + n) / (10.0 + n))
         if every > 1:
             # the average moves where the weights did (every `every`
