@@ -31,8 +31,10 @@ Exports:
   as the model's `train_step` and returns what Keras expects of one: the
   model's metric results after `model.record_step(logs)` (on JAX, with the
   new state). `step` is a `StepOps` with
-  `minimize(optimizer, objective, variables)`, `read(variables)`,
-  `assign(variables, values)` and `run(fn)`.
+  `minimize(optimizer, objective, variables)`, `read(variables)` (their
+  values as constants, which no gradient flows through),
+  `assign(variables, values)`, `run(fn)` and `optimizer_steps(optimizer)`
+  (the updates it applied, with gradient accumulation too).
 - `custom_test_step(model, schedule, *args)`: the same as the model's
   `test_step` (`evaluate`, `validation_data`): a schedule without updates.
 - `input_gradients(fn, x)`: gradients with respect to inputs, differentiable
