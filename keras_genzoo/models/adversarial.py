@@ -62,6 +62,14 @@ DISCRIMINATOR_CONTRACT = (
     "per image, of shape (batch, 1) or (batch,)")
 
 
+def _as_float32(x):
+    """Float outputs as float32; others as they are (the contract checks
+    name an int output, which carries no gradient)."""
+    dtype = keras.backend.standardize_dtype(ops.dtype(x))
+    return ops.cast(x, "float32") if keras.backend.is_float_dtype(
+        dtype) else x
+
+
 class AdversarialModel(ImageModel):
     """Base of the adversarial models (`GAN`, `WGANGP`): see the module.
 
@@ -351,7 +359,7 @@ class AdversarialModel(ImageModel):
         # mix with the float32 ones of the gradient penalty
         images = check_one_output(self.generator(inputs, training=training),
                                   "generator", GENERATOR_CONTRACT)
-        return ops.cast(images, "float32")
+        return _as_float32(images)
 
     def discriminate(self, images, labels=None, training=False):
         """Runs the discriminator; returns one float32 score per image (a
@@ -360,7 +368,7 @@ class AdversarialModel(ImageModel):
         scores = check_one_output(
             self.discriminator(inputs, training=training), "discriminator",
             DISCRIMINATOR_CONTRACT)
-        return ops.cast(scores, "float32")
+        return _as_float32(scores)
 
     def score_real_and_fake(self, real, fake, labels=None, training=True):
         """Scores a batch of real and one of fake images with the
