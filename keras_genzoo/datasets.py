@@ -420,6 +420,10 @@ def _load_images(name, batch_size, validation_split, with_labels, shuffle,
         # the classes of all the labels (a limit of 3 named 8 of MNIST's)
         names = _label_names(labels) if with_labels else None
         num_val = int(round(len(images) * validation_split))
+        if validation_split:
+            # (a split under 1 / 20,000 of the 10,000 held none out, where
+            # the other sources keep one)
+            num_val = max(num_val, 1)
         if limit is not None and int(limit) < len(images):
             # at least one validation image for a split > 0 (as the tfds
             # and folder datasets keep): before, a tenth of a limit of 5
@@ -507,6 +511,7 @@ def _limit_and_batch(parts, limit, validation_split, batch_size, shuffle,
     other images every epoch: they are read once and kept in memory."""
     out = []
     for i, part in enumerate(parts):
+        reshuffle = shuffle and i == 0
         if limit is not None:
             part = part.take(
                 int(limit) if i == 0
@@ -514,7 +519,12 @@ def _limit_and_batch(parts, limit, validation_split, batch_size, shuffle,
             )
             if keep_limited and i == 0:
                 part = part.cache()
-        out.append(_batched(part, batch_size, shuffle and i == 0, seed))
+        elif keep_limited:
+            # Keras shuffles the folder's files at every pass: a second
+            # shuffle, of decoded images in a buffer of 10,000, decoded
+            # that many before each epoch's first batch (and held them)
+            reshuffle = False
+        out.append(_batched(part, batch_size, reshuffle, seed))
     return out[0], (out[1] if len(out) > 1 else None)
 
 
@@ -565,6 +575,8 @@ def _color_mode(image):
 _DECODABLE = ("PNG", "JPEG", "MPO", "BMP", "GIF", "WEBP")
 # those it decodes in colour only (RGB, or RGBA)
 _COLOUR_ONLY = ("BMP", "GIF", "WEBP")
+# those it decodes without transparency
+_NO_ALPHA = ("GIF", "JPEG", "MPO")
 
 
 def _check_decodable(files):
@@ -572,14 +584,14 @@ def _check_decodable(files):
     it failed inside `fit`, at the batch that held it, with "Unknown image
     file format" and no file name. Only each file's header is read (PIL
     opens images lazily: ~0.1 s per 1,000 files). Returns the formats
-    found."""
+    found, each with its first file."""
     from PIL import Image
 
-    formats = set()
+    formats = {}
     for path in files:
         try:
             with Image.open(path) as image:
-                found = image.format
+                found, mode = image.format, image.mode
         except (OSError, SyntaxError, ValueError) as error:
             raise ValueError(
                 f"{path} cannot be read as an image ({error}): remove it "
@@ -589,7 +601,14 @@ def _check_decodable(files):
                 f"{path} holds a {found} image, which TensorFlow does not "
                 f"decode (it reads {', '.join(_DECODABLE)}, whatever the "
                 "file's name): convert it to PNG or remove it.")
-        formats.add(found)
+        if found == "BMP" and mode == "1":
+            # (TensorFlow reads 8, 24 and 32 bits per pixel: "Number of
+            # channels ... was 0" inside `fit`, no file named)
+            raise ValueError(
+                f"{path} is a BMP of 1 bit per pixel, which TensorFlow does "
+                "not decode: convert it to PNG (or an 8-bit or 24-bit "
+                "BMP).")
+        formats.setdefault(found, path)
     return formats
 
 
@@ -616,13 +635,16 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
     # RGBA: a folder holding them is decoded as RGB, and made grey below
     # where it is to be read as "grayscale" (TensorFlow's "`channels` must
     # be 0, 3 or 4 for BMP" or GIFs' 3 channels in a grey folder before)
-    gifs = [f for f in files if f.lower().endswith(".gif")]
-    if gifs and color_mode == "rgba":
+    # GIFs, JPEGs: no alpha channel (a JPEG in an "rgba" folder failed
+    # inside `fit`: "JPEG does not support 4 channels", no file named)
+    opaque = [formats[f] for f in _NO_ALPHA if f in formats]
+    if opaque and color_mode == "rgba":
         raise ValueError(
-            f"{folder} holds GIF images ({os.path.basename(gifs[0])}, ...), "
-            f"which TensorFlow decodes without transparency: pass "
-            f"`color_mode=\"rgb\"` or \"grayscale\" (or leave it out), or "
-            f"convert them to PNG to read them as 'rgba'.")
+            f"{folder} holds images without transparency "
+            f"({os.path.basename(opaque[0])}, ...: GIF or JPEG), which "
+            "TensorFlow decodes without an alpha channel: pass "
+            "`color_mode=\"rgb\"` or \"grayscale\" (or leave it out), or "
+            "convert them to PNG to read them as 'rgba'.")
     if class_folders and any(
             f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(folder)
             if os.path.isfile(os.path.join(folder, f))):
@@ -654,11 +676,12 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
             image_size = (image.height, image.width)
         if color_mode is None:
             color_mode = _color_mode(image)
-            if gifs and color_mode == "rgba":
-                color_mode = "rgb"  # (GIFs decode without transparency)
+            if opaque and color_mode == "rgba":
+                color_mode = "rgb"  # (GIFs, JPEGs: without transparency)
     # decoded as RGB, then made grey by `to_uint8` (GIFs, BMPs and WebPs,
     # by their content, whatever their names)
-    to_grey = color_mode == "grayscale" and bool(formats & set(_COLOUR_ONLY))
+    to_grey = color_mode == "grayscale" and bool(set(formats)
+                                                 & set(_COLOUR_ONLY))
     labels = "inferred" if class_folders else None
     if with_labels and labels is None:
         with_labels = False  # no sub-folders: nothing to label by
@@ -680,6 +703,8 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
         batch_size=None,
         shuffle=bool(shuffle),
         seed=seed,
+        # (with Keras set to channels_first, (batch, C, H, W) came out)
+        data_format="channels_last",
     )
     if shuffle and validation_split:
         train, val = keras.utils.image_dataset_from_directory(

@@ -170,6 +170,17 @@ def test_a_folder_without_shuffling_keeps_its_order(tmp_path):
     assert sorted(ids(val)) == sorted(ids(shuffled_val))
     assert sorted(ids(shuffled_train)) == first
     assert len(train) == 2  # the size is known
+    # shuffled anew every pass, by Keras' shuffle of the files alone (a
+    # second shuffle of decoded images in a buffer of 10,000 decoded them
+    # all before each epoch's first batch)
+    orders = [ids(shuffled_train) for _ in range(4)]
+    assert len({tuple(order) for order in orders}) > 1
+    shuffles, dataset = [], shuffled_train
+    while dataset is not None:  # the pipeline, from its end
+        if type(dataset).__name__ == "_ShuffleDataset":
+            shuffles.append(int(dataset._buffer_size))
+        dataset = getattr(dataset, "_input_dataset", None)
+    assert shuffles == [1024]  # Keras' own, of the file names
 
 
 def test_a_folder_reads_as_what_its_images_hold(tmp_path):
@@ -298,6 +309,48 @@ def test_a_file_that_cannot_be_decoded_is_named(tmp_path):
         assert image.format == "MPO"
     train, _ = datasets.load_images(str(colour), validation_split=0)
     assert np.asarray(next(iter(train))).shape == (3, 8, 8, 3)
+
+
+def test_folders_of_jpegs_and_transparency_1_bit_bmps_and_channels_first(
+        tmp_path):
+    # a JPEG in an "rgba" folder failed inside `fit` ("JPEG does not
+    # support 4 channels"); a 1-bit BMP failed there too ("Number of
+    # channels ... was 0"); with Keras set to channels_first, (N, C, H, W)
+    # came out
+    import keras
+
+    colour = np.random.default_rng(0).integers(0, 256, (3, 6, 6, 3),
+                                               dtype=np.uint8)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.fromarray(colour[0]).save(folder / "0.png", transparency=(0, 0, 0))
+    for i in (1, 2):
+        Image.fromarray(colour[i]).save(folder / f"{i}.jpg")
+    train, _ = datasets.load_images(str(folder), batch_size=3,
+                                    validation_split=0)
+    assert np.asarray(next(iter(train))).shape == (3, 6, 6, 3)
+    with pytest.raises(ValueError, match="1.jpg.*without an alpha"):
+        datasets.load_images(str(folder), color_mode="rgba")
+    bmp = tmp_path / "bmp"
+    bmp.mkdir()
+    Image.fromarray(colour[0, ..., 0] > 128).save(bmp / "a.bmp")
+    with pytest.raises(ValueError, match="a.bmp is a BMP of 1 bit"):
+        datasets.load_images(str(bmp))
+    keras.backend.set_image_data_format("channels_first")
+    try:
+        train, _ = datasets.load_images(str(folder), batch_size=3,
+                                        validation_split=0)
+        assert np.asarray(next(iter(train))).shape == (3, 6, 6, 3)
+    finally:
+        keras.backend.set_image_data_format("channels_last")
+
+
+def test_a_tiny_validation_split_holds_out_one_image():
+    # a split under 1 / 20,000 of the embedded 10,000 held none out
+    _, val = datasets.load_images("embedded_mnist", validation_split=1e-5,
+                                  batch_size=8)
+    assert sum(len(np.asarray(b[0] if isinstance(b, tuple) else b))
+               for b in val) == 1
 
 
 def test_bad_arguments_name_the_fix(tmp_path):
