@@ -238,15 +238,21 @@ def main():
         print(json.dumps(run_nanogpt(args.nanogpt_dir, args.iters,
                                      args.batch_size, args.recipe)),
               flush=True)
+    failed = 0
     for backend in filter(None, args.backends.split(",")):
         env = dict(os.environ, KERAS_BACKEND=backend)
-        run_child(
+        code, _ = run_child(
             [sys.executable, __file__, "--child", "--iters", str(args.iters),
              "--batch-size", str(args.batch_size), "--dtype", args.dtype,
              "--steps-per-execution", str(args.steps_per_execution),
              "--recipe", args.recipe, "--block-type", args.block_type],
             env, f"minigpt_tiny_shakespeare_{args.recipe}_recipe", backend,
             dtype=args.dtype)
+        failed += bool(code)
+    if failed:
+        # (after every backend ran; the error rows say why)
+        sys.exit(f"minigpt_shakespeare: {failed} backend(s) failed (their "
+                 "error rows above)")
 
 
 if __name__ == "__main__":

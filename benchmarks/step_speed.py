@@ -163,6 +163,7 @@ def main():
              else [args.group_norm])
     batch_ends = (["sync", "async"] if args.batch_end == "both"
                   else [args.batch_end])
+    failed = 0
     for backend in filter(None, args.backends.split(",")):
         guards = (["default", "keras"] if args.layer_guards == "both"
                   and backend == "torch" and jit is True
@@ -183,14 +184,19 @@ def main():
                            "--batch-size", str(args.batch_size)]
                 if args.jit_compile:
                     command += ["--jit-compile", args.jit_compile]
-                _, stdout = run_child(
+                code, stdout = run_child(
                     command, dict(os.environ, KERAS_BACKEND=backend),
                     "step_speed", backend, skip_codes=(NO_FUSED_GROUP_NORM,),
                     model=model_name, transposed_conv=path, group_norm=norm,
                     batch_end=batch_end, layer_guards=guard)
+                failed += code not in (0, NO_FUSED_GROUP_NORM)
                 if guard == "default" and '"layer_guards": "keras"' in (
                         stdout):
                     as_keras.add(setting)
+    if failed:
+        # (after every backend ran; the error rows say why)
+        sys.exit(f"step_speed: {failed} run(s) failed (their error rows "
+                 "above)")
 
 
 if __name__ == "__main__":

@@ -298,7 +298,9 @@ def check_image_batch(images, expected_shape=None, what="the training data"):
             f"{what} has images of shape {tuple(images.shape[1:])}, with a "
             "size of 0: images need a positive height, width and number of "
             "channels.")
-    if images.shape[1] in (1, 3, 4) and min(images.shape[2:]) > 4:
+    if images.shape[1] in (1, 3, 4) and min(images.shape[2:]) > 4 and (
+            expected_shape is None
+            or tuple(images.shape[1:]) != tuple(expected_shape)):
         # PyTorch's layout (torchvision's `ToTensor`): (64, 1, 28, 28)
         # trained a model of 1 x 28 images with 28 channels, in silence
         raise ValueError(
@@ -306,7 +308,10 @@ def check_image_batch(images, expected_shape=None, what="the training data"):
             "first, as PyTorch gives them? The zoo takes channels last "
             "(batch, height, width, channels): move the axis, e.g. "
             "`x.permute(0, 2, 3, 1)` for a torch tensor (in the "
-            "DataLoader's transform) or `np.moveaxis(x, 1, -1)` for numpy.")
+            "DataLoader's transform) or `np.moveaxis(x, 1, -1)` for numpy. "
+            f"(Images {images.shape[1]} pixels high with "
+            f"{images.shape[3]} channels? Make the model with "
+            f"`image_shape={tuple(int(d) for d in images.shape[1:])}`.)")
     kind = images.dtype.kind
     if kind in "iu":
         low, high = images.min(), images.max()
@@ -369,8 +374,6 @@ def warn_if_backend_changed():
     """Warns once when `KERAS_BACKEND` names another backend than the one
     Keras runs: it was set after Keras was imported (a notebook cell run
     after the imports), which Keras ignores in silence."""
-    import os
-
     import keras
 
     wanted = os.environ.get("KERAS_BACKEND")
@@ -383,7 +386,25 @@ def warn_if_backend_changed():
             f"KERAS_BACKEND is {wanted!r}, but Keras runs on {running!r}: "
             "the variable was set after Keras was imported. Restart the "
             "Python process (the notebook's kernel) and set it before "
-            "`import keras` or `import keras_genzoo`.", stacklevel=3)
+            "`import keras` or `import keras_genzoo`.",
+            stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel():
+    """The `stacklevel` of a warning raised here that points at the first
+    line outside keras_genzoo (and Keras): the user's."""
+    import inspect
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    level = 1
+    frame = inspect.currentframe().f_back  # the caller of this function
+    while frame is not None:
+        name = os.path.abspath(frame.f_code.co_filename)
+        if not name.startswith(package) and (
+                os.sep + "keras" + os.sep) not in name:
+            return level
+        frame, level = frame.f_back, level + 1
+    return 1
 
 
 def _is_array_like(x):

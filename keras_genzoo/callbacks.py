@@ -59,6 +59,11 @@ def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
     if not len(images):
         raise ValueError("`images` is empty: a grid needs at least one "
                          "image.")
+    if images.dtype.kind == "f":
+        low, high = np.nanmin(images), np.nanmax(images)
+        if -1e-3 <= low and high <= 1.0 + 1e-3:
+            # float rounding just past [0, 1] (1.0000001), not a range
+            images = np.clip(images, 0.0, 1.0)
     # uint8 images were turned into floats as they were, then clipped to
     # [0, 1]: a pure black-and-white grid; [-1, 1] lost its negative half
     _inputs.check_image_batch(images, what="The images of the grid")
@@ -185,6 +190,9 @@ class _GridCallback(_EpochCounter, keras.callbacks.Callback):
         self.directory = os.fspath(directory)
         self.every_n_epochs = _inputs.check_count(every_n_epochs,
                                                   "every_n_epochs")
+        if not isinstance(prefix, str):
+            # (None wrote None_epoch_001.png)
+            raise ValueError(f"`prefix` must be a string; got {prefix!r}.")
         self.prefix = prefix
         # (checked here: -2 failed in numpy after the first epoch, or after
         # all of them for a ReverseProcessSaver; 0 and 2.7 were changed)
@@ -260,13 +268,34 @@ class _GridCallback(_EpochCounter, keras.callbacks.Callback):
         if (epoch + 1) % self.every_n_epochs:
             return
         path = self._path(epoch + 1)
-        save_image_grid(self.make_images(), path, columns=self.columns,
-                        padding=self.padding, scale=self.scale)
+        save_image_grid(_model_images(self.make_images(), self, epoch + 1),
+                        path, columns=self.columns, padding=self.padding,
+                        scale=self.scale)
         if path not in self.paths:  # (an epoch trained again after a crash)
             self.paths.append(path)
 
     def _require(self, method):
         _require(self, method)
+
+
+def _model_images(images, callback, epoch):
+    """A model's images for a grid, as `fit` must go on with them: NaN or
+    Inf (a model that diverged and kept its weights) drawn black with a
+    warning, values past [0, 1] (an own network's) clipped. `image_grid`
+    refuses both: raised from a callback, they ended `fit`, its history
+    and GIF lost."""
+    images = _inputs.to_numpy(images, "the model's images")
+    if images.dtype.kind != "f":
+        return images
+    finite = np.isfinite(images)
+    if not finite.all():
+        warnings.warn(
+            f"{type(callback).__name__}"
+            f"{'' if epoch is None else f', epoch {epoch}'}: the model's "
+            f"images hold {int(np.sum(~finite))} NaN or Inf pixel value(s) "
+            "(it diverged): drawn black.", RuntimeWarning, stacklevel=3)
+        images = np.where(finite, images, 0.0)
+    return np.clip(images, 0.0, 1.0)
 
 
 def _require_samples(callback):
@@ -615,6 +644,7 @@ class ReverseProcessSaver(_GridCallback):
         frames = self.model.reverse_process(
             self.num_images, steps=self.steps, frames=self.frames,
             seed=self.seed, **self.sampling)
+        frames = _model_images(frames, self, None)
         for i in range(frames.shape[1]):
             path = os.path.join(self.directory,
                                 f"{self.prefix}_{i:03d}.png")

@@ -134,13 +134,16 @@ def _shared_classifier():
 def _is_single_image(shape, what="The images"):
     """Whether a rank-3 array shape is one `(H, W, C)` image rather than a
     batch of grayscale `(N, H, W)` images: a square one with 1, 3 or 4
-    channels. A non-square shape of 1, 3 or 4 "channels" is one image or
-    a batch of strips: one `ValueError` asks which (a (16, 24, 3) image
-    was read as 16 grayscale images of 24 x 3)."""
+    channels (square grayscale images, `(10, 4, 4)`, are a batch). Another
+    shape of 1, 3 or 4 "channels" is one image or a batch of strips: one
+    `ValueError` asks which (a (16, 24, 3) image was read as 16 grayscale
+    images of 24 x 3)."""
     if len(shape) != 3 or shape[-1] not in (1, 3, 4):
         return False
     if shape[0] == shape[1]:
         return True
+    if shape[1] == shape[2]:
+        return False  # square grayscale images, e.g. (10, 4, 4)
     raise ValueError(
         f"{what} has shape {tuple(shape)}: one {shape[0]}x{shape[1]} image "
         f"with {shape[2]} channel(s), or {shape[0]} grayscale images of "
@@ -154,7 +157,7 @@ def _is_pair(items):
     if len(items) != 2 or not all(map(_inputs._is_array_like, items)):
         return False
     images, labels = items
-    return (len(images.shape) in (3, 4) and len(labels.shape) == 1
+    return (len(images.shape) in (3, 4) and len(labels.shape) in (1, 2)
             and images.shape[0] == labels.shape[0])
 
 

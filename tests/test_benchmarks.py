@@ -414,7 +414,8 @@ def test_step_speed_and_minigpt_launchers_go_on_after_a_failed_child(
     sys.argv = ["minigpt_shakespeare.py", "--backends", "torch,nope",
                 "--dtype", "not_a_policy", "--iters", "1"]
     try:
-        module.main()
+        with pytest.raises(SystemExit, match="2 backend"):  # (not 0)
+            module.main()
     finally:
         sys.argv = argv
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

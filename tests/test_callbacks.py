@@ -558,3 +558,33 @@ def test_save_gif_pads_frames_of_other_sizes(tmp_path):
         gif.seek(1)
         np.testing.assert_array_equal(np.asarray(gif.convert("L")),
                                       np.asarray(big.convert("L")))
+
+
+def test_grid_savers_go_on_with_a_diverged_or_unclipped_model(tmp_path):
+    # image_grid's new checks ended `fit` from the savers: NaN samples of
+    # a model that kept its diverged weights, 1.0000001 from an own model
+    from keras_genzoo.callbacks import StopOnDivergence
+
+    images = np.random.RandomState(0).rand(16, 8, 8, 1).astype("float32")
+    model = VAE(latent_dim=2, filters=(4,), seed=0)
+    saver = ImageGridSaver(tmp_path, num_images=4)
+    gif = ProgressGif(saver)
+
+    class Poison(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                for variable in self.model.decoder.trainable_variables:
+                    variable.assign(np.full(variable.shape, np.nan,
+                                            "float32"))
+
+    with pytest.warns(RuntimeWarning, match="epoch 2: the model's images "
+                                            "hold .* NaN"):
+        model.fit(images, epochs=2, verbose=0, callbacks=[
+            StopOnDivergence(restore=False), Poison(), saver, gif])
+    assert len(saver.paths) == 2 and gif.num_frames >= 1
+    # rounding just past [0, 1] is clipped, not refused (it said "divide
+    # by 255")
+    grid = image_grid(np.full((1, 2, 2, 1), 1.0000001, "float32"), padding=0)
+    assert (grid == 255).all()
+    with pytest.raises(ValueError, match="`prefix` must be a string"):
+        ImageGridSaver(tmp_path, prefix=None)

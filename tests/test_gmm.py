@@ -340,3 +340,20 @@ def test_fits_under_another_default_float_type(kind, iris):
     finally:
         keras.config.set_floatx(floatx)
     assert score == pytest.approx(reference.score(iris), abs=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["full", "tied"])
+def test_large_data_goes_one_component_at_a_time_to_the_same_fit(
+        kind, wine, monkeypatch):
+    # above a size, the E-step loops over the components ((n, d) arrays)
+    # instead of making an (n, k, d) one: the same numbers
+    from keras_genzoo.models import gmm as gmm_module
+
+    whole = GaussianMixture(3, covariance_type=kind, seed=0).fit(wine)
+    monkeypatch.setattr(gmm_module, "_WHOLE_ELEMENTS", 0)
+    looped = GaussianMixture(3, covariance_type=kind, seed=0).fit(wine)
+    np.testing.assert_allclose(looped.means_, whole.means_, rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_allclose(looped.score_samples(wine[:20]),
+                               whole.score_samples(wine[:20]), rtol=1e-4,
+                               atol=1e-4)

@@ -336,6 +336,17 @@ def test_predict_on_batch_checks_as_predict_does():
         "reconstruction"].shape == (4, 8, 8, 1)
 
 
+def test_images_a_few_pixels_high_train_where_the_model_says_so():
+    # (N, 4, 8, 8) reads as channels first, unless the model is made for
+    # images of that shape
+    images = np.random.RandomState(0).rand(8, 4, 8, 8).astype("float32")
+    with pytest.raises(ValueError, match=r"image_shape=\(4, 8, 8\)"):
+        AutoEncoder(latent_dim=2, filters=(4,)).fit(images, epochs=1,
+                                                    verbose=0)
+    AutoEncoder(latent_dim=2, filters=(4,), image_shape=(4, 8, 8)).fit(
+        images, epochs=1, verbose=0)
+
+
 def test_a_backend_set_after_import_is_named(monkeypatch):
     # KERAS_BACKEND set after Keras was imported (a later notebook cell)
     # was ignored in silence
@@ -344,8 +355,10 @@ def test_a_backend_set_after_import_is_named(monkeypatch):
     other = "jax" if keras.backend.backend() != "jax" else "torch"
     monkeypatch.setenv("KERAS_BACKEND", other)
     monkeypatch.setattr(_inputs, "_BACKEND_WARNED", [])
-    with pytest.warns(UserWarning, match="set after Keras was imported"):
+    with pytest.warns(UserWarning, match="set after Keras was imported"
+                      ) as caught:
         AutoEncoder(latent_dim=2)
+    assert caught[0].filename == __file__  # the user's line
     import warnings
 
     with warnings.catch_warnings():

@@ -427,6 +427,9 @@ def test_unbatched_datasets_of_non_square_images(digits):
         metrics.collect_images(other[0])
     assert metrics.collect_images(other[:1], min_images=1).shape == (
         1, 32, 48, 3)
+    # square grayscale images without a channel axis stay a batch
+    assert metrics.collect_images(np.zeros((10, 4, 4))).shape == (
+        10, 4, 4, 1)
 
 
 def test_metric_batch_sizes_are_checked_and_an_error_keeps_the_model(
