@@ -431,3 +431,29 @@ def test_weights_of_a_model_that_never_trained_load_without_warnings(
             warnings.simplefilter("error")
             fresh.load_weights(tmp_path / name)
         assert not fresh.optimizer.built
+
+
+def test_load_weights_into_a_model_not_compiled_keeps_the_optimizer(
+        tmp_path):
+    # a fresh model that loads a training checkpoint and then trains on:
+    # `fit` compiled it after the load, the file's optimizer state was
+    # dropped without a word, and the step count restarted at 0
+    images = np.random.default_rng(0).random((32, 8, 8, 1)).astype(
+        "float32")
+
+    def made():
+        model = VAE(latent_dim=2, filters=(4,), seed=0)
+        model.build((None, 8, 8, 1))
+        return model
+
+    trained = made()
+    trained.fit(images, epochs=1, batch_size=16, verbose=0)
+    path = str(tmp_path / "checkpoint.weights.h5")
+    trained.save_weights(path)
+    resumed = made()
+    resumed.load_weights(path)
+    assert int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)) == 2
+    for saved, loaded in zip(trained.optimizer.variables,
+                             resumed.optimizer.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(saved),
+                                      keras.ops.convert_to_numpy(loaded))

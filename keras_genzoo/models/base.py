@@ -476,7 +476,19 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """`keras.Model.load_weights`; a compiled model also takes the
         file's optimizer state (Keras skipped it, with a warning, for an
         optimizer not built yet, and training went on from step 0; a
-        GAN's `compile` built its pair already)."""
+        GAN's `compile` built its pair already). A built model that is
+        not compiled yet is compiled with `default_optimizer()` first
+        where the file holds the state of such an optimizer (what `fit`
+        would compile with: its state was dropped, and a resumed schedule
+        restarted at step 0)."""
+        if self.built and not self.compiled and not isinstance(
+                getattr(self, "optimizer", None), OptimizerPair):
+            saved = _saved_optimizer_size(filepath)
+            if saved is not None:
+                default = self.default_optimizer()
+                default.build(self.trainable_variables)
+                if saved == len(default.variables):
+                    self.compile()
         if (self.built and self.compiled and self.optimizer is not None
                 and not self.optimizer.built):
             # (a file from a model that never trained holds an optimizer
