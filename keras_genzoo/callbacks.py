@@ -1237,6 +1237,10 @@ class StopOnDivergence(keras.callbacks.Callback):
                 # `BackupAndRestore` does before it loads a backup)
                 optimizer.build(self.model.trainable_variables)
             self._good = self._snapshot()
+            # the epochs done before this `fit`'s first (`initial_epoch`,
+            # a resume): a resumed run that diverged at once said "the
+            # start of training" was restored
+            self._good_epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         # maybe in Keras' worker thread (see `async_safe`): read, flag, stop

@@ -121,6 +121,19 @@ def test_divergence_in_the_first_epoch_restores_the_start(mnist):
         np.testing.assert_array_equal(now, good)
 
 
+def test_divergence_at_once_after_a_resume_names_the_epoch_restored(mnist):
+    # it said "the start of training" (restored_epoch 0) where the state
+    # put back was that of the end of epoch 2, where the fit began
+    model, start = _built_vae()
+    stop = StopOnDivergence()
+    with pytest.warns(RuntimeWarning, match="the end of epoch 2 were"):
+        model.fit(mnist[0][:64], epochs=4, initial_epoch=2, batch_size=32,
+                  verbose=0, callbacks=[stop, PoisonAt(2, 1)])
+    assert stop.diverged["restored_epoch"] == 2
+    for now, good in zip(_state(model), start):
+        np.testing.assert_array_equal(now, good)
+
+
 def test_callbacks_given_by_position_get_the_check_too(mnist):
     # fit(x, y, batch_size, epochs, verbose, callbacks): no check was
     # added (the NaN weights stayed, in silence)
@@ -213,8 +226,9 @@ def test_the_first_diverged_batch_is_reported_whatever_the_hook_order():
 
 def test_a_resumed_run_restores_the_backup_it_started_from(
         mnist, tmp_path):
-    # "the start of training" is taken after `BackupAndRestore` has loaded
-    # its backup, although `fit` puts the check before it
+    # the state restored is taken after `BackupAndRestore` has loaded its
+    # backup, although `fit` puts the check before it: that of the end of
+    # epoch 1 (the warning said "the start of training")
     backup = str(tmp_path / "backup")
     model = VAE(latent_dim=4, filters=(8,), seed=0)
     model.fit(mnist[0][:64], epochs=1, batch_size=32, verbose=0,
@@ -223,7 +237,7 @@ def test_a_resumed_run_restores_the_backup_it_started_from(
     saved = [np.array(keras.ops.convert_to_numpy(w))
              for w in model.trainable_weights]
     resumed = VAE(latent_dim=4, filters=(8,), seed=1)
-    with pytest.warns(RuntimeWarning, match="start of training"):
+    with pytest.warns(RuntimeWarning, match="the end of epoch 1 were"):
         history = resumed.fit(
             mnist[0][:64], epochs=3, batch_size=32, verbose=0,
             callbacks=[keras.callbacks.BackupAndRestore(backup),
