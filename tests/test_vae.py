@@ -457,3 +457,18 @@ def test_load_weights_into_a_model_not_compiled_keeps_the_optimizer(
                              resumed.optimizer.variables):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(saved),
                                       keras.ops.convert_to_numpy(loaded))
+
+
+def test_weights_of_another_configuration_name_the_cause(tmp_path):
+    # Keras said a layer "received 0 variables" (the file has them, of
+    # other shapes), and nothing of a configuration
+    images = np.random.default_rng(0).random((16, 8, 8, 1)).astype(
+        "float32")
+    model = VAE(latent_dim=2, filters=(4,), seed=0)
+    model.fit(images, epochs=1, verbose=0)
+    path = str(tmp_path / "model.weights.h5")
+    model.save_weights(path)
+    other = VAE(latent_dim=3, filters=(4,), seed=0)
+    other.build((None, 8, 8, 1))
+    with pytest.raises(ValueError, match="another configuration"):
+        other.load_weights(path)

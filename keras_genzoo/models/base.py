@@ -498,7 +498,21 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
                 _saved_optimizer_size(filepath))
             if saved is None or saved > len(self.optimizer.variables):
                 self.optimizer.build(self.trainable_variables)
-        return super().load_weights(filepath, *args, **kwargs)
+        try:
+            return super().load_weights(filepath, *args, **kwargs)
+        except ValueError as error:
+            if "could not be loaded" not in str(error):
+                raise
+            # Keras' message names a layer that "received 0 variables"
+            # (the file has them, of other shapes), not the cause
+            raise ValueError(
+                f"{os.fspath(filepath)} holds the weights of another model "
+                f"than this {type(self).__name__}: another configuration "
+                "(latent_dim, filters, image shape, vocabulary, sizes) or "
+                "another class. Make the model with the arguments of the "
+                "one that saved it, or, to start anew, remove the file (for "
+                "`BackupAndRestore`, its backup folder). Keras said: "
+                f"{str(error).splitlines()[0]}") from error
 
     def _ensure_compiled(self):
         if not self.compiled:
