@@ -640,9 +640,9 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
     opaque = [formats[f] for f in _NO_ALPHA if f in formats]
     if opaque and color_mode == "rgba":
         raise ValueError(
-            f"{folder} holds images without transparency "
-            f"({os.path.basename(opaque[0])}, ...: GIF or JPEG), which "
-            "TensorFlow decodes without an alpha channel: pass "
+            f"{folder} holds GIF or JPEG images "
+            f"({os.path.basename(opaque[0])}, ...), which TensorFlow "
+            "decodes without transparency (no alpha channel): pass "
             "`color_mode=\"rgb\"` or \"grayscale\" (or leave it out), or "
             "convert them to PNG to read them as 'rgba'.")
     if class_folders and any(

@@ -329,7 +329,7 @@ def test_folders_of_jpegs_and_transparency_1_bit_bmps_and_channels_first(
     train, _ = datasets.load_images(str(folder), batch_size=3,
                                     validation_split=0)
     assert np.asarray(next(iter(train))).shape == (3, 6, 6, 3)
-    with pytest.raises(ValueError, match="1.jpg.*without an alpha"):
+    with pytest.raises(ValueError, match="1.jpg.*without transparency"):
         datasets.load_images(str(folder), color_mode="rgba")
     bmp = tmp_path / "bmp"
     bmp.mkdir()
