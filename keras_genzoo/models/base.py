@@ -647,6 +647,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
     def check_trainable(self):
         """A hook, before `fit` and `train_on_batch`: one `ValueError` for
         networks the model cannot train as they are (see the GANs')."""
+        return None  # (a body of only a docstring: AutoGraph cannot convert)
 
     def check_validation_data(self, validation_data):
         """Checks `fit`'s `validation_data` like the training data."""
