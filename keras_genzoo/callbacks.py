@@ -179,6 +179,12 @@ class _EpochCounter:
         self._trained = self._model_ref
         return epoch
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start_epochs(epoch)
+
+    def on_train_end(self, logs=None):
+        self._fit_ended = True
+
 
 class _GridCallback(_EpochCounter, keras.callbacks.Callback):
     """Shared scheduling and file naming of the grid callbacks."""
@@ -885,12 +891,6 @@ class TextSampler(_EpochCounter, keras.callbacks.Callback):
         self.model.encode_text(self.prompt)  # unknown characters: ValueError
         self.model._check_sampling(self.prompt, **self.sampling)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start_epochs(epoch)
-
-    def on_train_end(self, logs=None):
-        self._fit_ended = True
-
     def on_epoch_end(self, epoch, logs=None):
         # (a second `fit` numbered its samples from epoch 1 again)
         epoch = self._count_epoch(epoch)
@@ -1057,12 +1057,6 @@ class QualityMonitor(_EpochCounter, keras.callbacks.Callback):
         last = self.params and epoch + 1 == self.params.get("epochs")
         counted = epoch + self._offset + 1  # over the fits of the model
         return first or counted % self.every_n_epochs == 0 or last
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start_epochs(epoch)
-
-    def on_train_end(self, logs=None):
-        self._fit_ended = True
 
     def on_epoch_end(self, epoch, logs=None):
         due = self._due(epoch)

@@ -33,6 +33,7 @@ import numpy as np
 import keras
 
 from keras_genzoo import _inputs
+from keras_genzoo import backend as zoo_backend
 
 CLASSIFIER_FILE = "mnist_classifier.keras"
 MNIST_SHAPE = (28, 28, 1)
@@ -307,20 +308,11 @@ def _predict(model, images, batch_size):
     # (None was a bare TypeError, 0 and 2.5 ran, -1 failed differently on
     # each backend)
     batch_size = _inputs.check_count(batch_size, "batch_size")
-    # Keras' JAX `predict` takes the variables' values out while it runs
-    # and puts them back at its end: an error or a Ctrl-C inside it left
-    # them None, and every later call of the model (the shared classifier:
-    # every metric, for the rest of the process) failed with "'NoneType'
-    # object is not callable". They are put back here.
-    kept = ([(variable, variable._value) for variable in model.variables]
-            if keras.backend.backend() == "jax" else [])
-    try:
+    # (on JAX an error or a Ctrl-C inside `predict` left the variables
+    # empty: every later metric, for the rest of the process, failed with
+    # "'NoneType' object is not callable" on the shared classifier)
+    with zoo_backend.keep_state_on_error(model):
         outputs = model.predict(images, batch_size=batch_size, verbose=0)
-    except BaseException:
-        for variable, value in kept:
-            if variable._value is None:
-                variable._value = value
-        raise
     outputs = np.asarray(keras.ops.convert_to_numpy(outputs), "float64")
     return outputs.reshape(len(outputs), -1)
 
