@@ -80,6 +80,8 @@ for name in args.models:
         parser.error(f"unknown model {name!r}; choose from ae,vae")
 if not 0 <= args.unseen_class <= 9:
     parser.error("--unseen-class must be a digit, 0 to 9")
+if not 0 <= args.percentile <= 100:  # (NaN too; numpy refused it after a fit)
+    parser.error(f"--percentile must be in 0..100; got {args.percentile}")
 
 keras.utils.set_random_seed(0)
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")

@@ -258,6 +258,43 @@ def scale_pixels(images, signed=False):
     return floats * 2.0 - 1.0 if signed else floats
 
 
+def is_foreign_tf_tensor(x):
+    """Whether `x` is a TensorFlow tensor on another Keras backend: what a
+    `tf.data` map gives a function on JAX or PyTorch (`keras.ops` cannot
+    take it there)."""
+    from keras import backend
+
+    return (backend.backend() != "tensorflow"
+            and type(x).__module__.startswith("tensorflow")
+            and hasattr(x, "dtype") and not _is_tf_dataset(x))
+
+
+def tf_noisy_pixels(images, stddev):
+    """Gaussian noise on images in TensorFlow's own ops, clipped to [0, 1]:
+    a denoising auto-encoder's corruption inside a `tf.data` map on any
+    backend (Keras' preprocessing layers also switch to TensorFlow there).
+
+    Args:
+        images: a TensorFlow tensor of uint8 (0..255) or float (0..1)
+            images.
+        stddev: the noise's standard deviation.
+
+    Returns:
+        float32 images in [0, 1]. The noise is TensorFlow's stateful draw:
+        new at every call, repeatable under `keras.utils.set_random_seed`.
+    """
+    import tensorflow as tf
+
+    integer = images.dtype.is_integer or images.dtype == tf.bool
+    floats = tf.cast(images, "float32")
+    if integer:
+        floats = floats / 255.0
+    if stddev == 0.0:
+        return floats
+    noise = tf.random.normal(tf.shape(floats), stddev=stddev)
+    return tf.clip_by_value(floats + noise, 0.0, 1.0)
+
+
 def unsigned_pixels(images):
     """Maps float images in [-1, 1] (a numpy array) back to [0, 1]."""
     images = np.asarray(images, dtype="float32")

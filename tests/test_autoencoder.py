@@ -55,6 +55,35 @@ def test_noise_only_in_training(mnist):
     assert 0.1 < np.abs(noised - images / 255.0).mean() < 0.5
 
 
+def test_add_noise_in_a_tf_data_map(mnist):
+    """The docstring's `tf.data` map works on every backend: on JAX and
+    PyTorch the map's TensorFlow tensors failed with "Cannot convert a
+    symbolic tf.Tensor to a numpy array"."""
+    images = mnist[0][:16]
+    ae = tiny_ae(noise_stddev=0.3, image_shape=(28, 28, 1))
+    for given in (images, images.astype("float32") / 255.0):
+        dataset = tf.data.Dataset.from_tensor_slices(given).batch(8).map(
+            ae.add_noise)
+        batches = [np.asarray(batch) for batch in dataset]
+        noised = np.concatenate(batches)
+        assert noised.shape == (16, 28, 28, 1) and noised.dtype == "float32"
+        assert noised.min() >= 0.0 and noised.max() <= 1.0
+        assert 0.1 < np.abs(noised - images / 255.0).mean() < 0.5
+        # new noise per batch, not one draw traced into the map
+        assert not np.allclose(batches[0] - images[:8] / 255.0,
+                               batches[1] - images[8:] / 255.0)
+    # (noisy, clean) pairs, e.g. for a denoiser of your own
+    pairs = tf.data.Dataset.from_tensor_slices(images).batch(8).map(
+        lambda x: (ae.add_noise(x), x))
+    noisy, clean = next(iter(pairs))
+    assert noisy.shape == clean.shape == (8, 28, 28, 1)
+    plain = tiny_ae(image_shape=(28, 28, 1))
+    scaled = next(iter(tf.data.Dataset.from_tensor_slices(images).batch(4)
+                       .map(plain.add_noise)))
+    np.testing.assert_allclose(np.asarray(scaled), images[:4] / 255.0,
+                               atol=1e-7)
+
+
 def test_plain_autoencoder_adds_no_noise(mnist):
     images = mnist[0][:8]
     ae = tiny_ae(image_shape=(28, 28, 1))
@@ -94,6 +123,11 @@ def test_save_and_load_round_trip(mnist, tmp_path):
 def test_bad_arguments():
     with pytest.raises(ValueError, match="noise_stddev"):
         AutoEncoder(noise_stddev=-0.1)
+    # NaN trained into a NaN loss blamed on the learning rate; inf trained
+    # on pure 0/1 noise in silence
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            AutoEncoder(noise_stddev=bad)
     with pytest.raises(ValueError, match="not conditional.*VAE"):
         AutoEncoder(num_classes=2)  # it would ignore the labels
     with pytest.raises(ValueError, match="latent_dim"):

@@ -273,3 +273,16 @@ def test_minigpt_trains_exactly_its_steps(steps, every, epochs, own_text,
     assert len(result["sampler"].samples) == epochs
     out = capsys.readouterr().out
     assert f"step {steps}/{steps} - " in out
+
+
+@pytest.mark.parametrize("value", ["150", "-1", "nan"])
+def test_anomaly_percentile_checked_before_training(value, monkeypatch,
+                                                    capsys, tmp_path):
+    # numpy refused it after the first model had trained (minutes in)
+    with pytest.raises(SystemExit) as exit_info:
+        run_script("anomaly_mnist", ["--smoke", "--percentile", value,
+                                     "--output-dir", str(tmp_path / "out")],
+                   monkeypatch)
+    assert exit_info.value.code == 2
+    assert "--percentile must be in 0..100" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")

@@ -1,5 +1,7 @@
 """Convolutional (denoising) auto-encoder, backend-free."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -83,9 +85,10 @@ class AutoEncoder(LatentImageModel):
         super().__init__(latent_dim, filters, encoder=encoder,
                          decoder=decoder, image_shape=image_shape,
                          seed=seed, **kwargs)
-        if float(noise_stddev) < 0:
+        if not math.isfinite(float(noise_stddev)) or float(noise_stddev) < 0:
             raise ValueError(
-                f"`noise_stddev` must be >= 0; got {noise_stddev}."
+                f"`noise_stddev` must be a finite number >= 0 (0 for a plain "
+                f"auto-encoder); got {noise_stddev}."
             )
         self.noise_stddev = float(noise_stddev)
 
@@ -105,8 +108,11 @@ class AutoEncoder(LatentImageModel):
 
         Args:
             images: a batch of images, uint8 or float in [0, 1]: a backend
-                tensor (inside a compiled step or a `tf.data` map too), or
-                numpy (also one image `(H, W, C)`, as `reconstruct` takes).
+                tensor (inside a compiled step too), a TensorFlow tensor in
+                a `tf.data` map (on every backend: there the noise is
+                TensorFlow's own draw, repeatable under
+                `keras.utils.set_random_seed`), or numpy (also one image
+                `(H, W, C)`, as `reconstruct` takes).
 
         Returns:
             The noisy images as float32 in [0, 1] (the images, scaled, when
@@ -114,6 +120,10 @@ class AutoEncoder(LatentImageModel):
         """
         # (uint8 images got the noise on the 0..255 scale, clipped to
         # [0, 1]: 99 % of the pixels 1.0; numpy images failed on PyTorch)
+        if _inputs.is_foreign_tf_tensor(images):
+            # a `tf.data` map on JAX or PyTorch: TensorFlow's own ops (this
+            # backend's `keras.ops` and seed generator cannot run there)
+            return _inputs.tf_noisy_pixels(images, self.noise_stddev)
         if ops.is_tensor(images):
             return self._noisy(self.images_from_inputs(images))
         array = self._to_array(images, "the images given to `add_noise`")

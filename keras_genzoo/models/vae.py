@@ -308,6 +308,9 @@ class VAE(LatentImageModel):
             num_samples: codes per image for the expectation (see `elbo`).
             seed: seed of the codes: the default 0 gives the same scores
                 on every call; `None` advances the model's seed generator.
+                Every image takes the same `num_samples` draws, so an
+                image's score does not depend on the other images given
+                with it or on its place among them.
             batch_size: images per pass.
             labels: a conditional VAE's labels of an array `images`
                 (datasets carry their own).
@@ -327,10 +330,13 @@ class VAE(LatentImageModel):
             if any(batch_labels is None for _, batch_labels in pairs):
                 self.check_labels(None, 0, "anomaly_scores")  # the message
             all_labels = np.concatenate([l for _, l in pairs])
-        return -self.elbo(np.concatenate([b for b, _ in pairs]),
-                          num_samples=num_samples, seed=seed,
-                          batch_size=batch_size * num_samples,
-                          reduction="none", labels=all_labels)
+        # every image takes the same `num_samples` noise draws, so that its
+        # score is a function of the image alone (one stream for the whole
+        # call gave an image another score at another place in the call)
+        _, log_px, kl = self._likelihood(
+            np.concatenate([b for b, _ in pairs]), num_samples, seed,
+            batch_size * num_samples, all_labels, same_noise=True)
+        return (kl - log_px.mean(axis=1)).astype("float32")
 
     # ---------------------------------------------------------- likelihood
     def _likelihood_terms(self, images, eps, labels=None):
@@ -371,8 +377,9 @@ class VAE(LatentImageModel):
         return log_px + log_pz - log_qz, log_px, kl
 
     def _likelihood(self, images, num_samples, seed, batch_size,
-                    labels=None):
-        """`(log_weights, log_px, kl)` as float64 numpy for all images."""
+                    labels=None, same_noise=False):
+        """`(log_weights, log_px, kl)` as float64 numpy for all images
+        (`same_noise`: every image takes the same `num_samples` draws)."""
         self.ensure_built("nll")
         num_samples = _inputs.check_count(num_samples, "num_samples")
         array = self._to_array(images)
@@ -394,11 +401,15 @@ class VAE(LatentImageModel):
         # chunk by chunk (one stream: the chunking does not change it)
         chunk = max(1, _inputs.check_count(batch_size, "batch_size")
                     // num_samples)
+        shared = (rng.standard_normal((1, num_samples, self.latent_dim))
+                  .astype("float32") if same_noise else None)
         parts = []
         for i in range(0, len(array), chunk):
             images = array[i:i + chunk]
-            eps = rng.standard_normal(
-                (len(images), num_samples, self.latent_dim)).astype("float32")
+            eps = (np.repeat(shared, len(images), axis=0) if same_noise
+                   else rng.standard_normal(
+                       (len(images), num_samples, self.latent_dim)
+                   ).astype("float32"))
             extra = () if labels is None else (labels[i:i + chunk],)
             parts.append([np.asarray(ops.convert_to_numpy(t), "float64")
                           for t in compiled.likelihood(images, eps, *extra)])
