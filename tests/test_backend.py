@@ -574,3 +574,58 @@ def test_every_sampling_setting_keeps_the_seed_on_the_host():
                      dict(temperature=1.5)):
         sampler = make_sampler(seed=1, vocabulary_size=7, **settings)
         assert _keras_hubs_seed(sampler) is sampler.seed_generator, settings
+
+
+class _LookupSchedule(GenerativeModel):
+    """A table looked up with repeated ids, trained by a custom schedule
+    (the GANs' and the diffusion model's `StepOps.minimize`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.table = keras.layers.Embedding(4, 3, embeddings_initializer="ones")
+
+    def build(self, input_shape):
+        self.table.build(input_shape)
+
+    def call(self, ids):
+        return self.table(ids)
+
+    def train_step(self, *args):
+        return backend.custom_train_step(self, self.schedule, *args)
+
+    def schedule(self, data, step):
+        ids = data[0]
+
+        def objective():
+            loss = ops.mean(ops.square(self.table(ids)))
+            return loss, {"loss": loss}
+
+        return step.minimize(self.optimizer, objective,
+                             self.table.trainable_variables)
+
+
+@pytest.mark.parametrize("kind", ["keras_step", "custom_step"])
+def test_a_lookup_with_repeated_ids_gets_adams_update(kind):
+    # A table's gradient on TensorFlow is one row per looked-up id; Keras
+    # 3.15's Adam squared the rows before summing the repeats: the row of
+    # id 0, looked up 3 times, moved 0.02 instead of Adam's first step of
+    # lr = 0.01 (a label embedding trained otherwise than on JAX/PyTorch)
+    ids = np.array([[0, 0, 0, 1, 2, 0]], "int32")
+    if kind == "custom_step":
+        model = _LookupSchedule(seed=0)
+    else:
+        from keras_genzoo import BigramLM
+
+        model = BigramLM(vocabulary=list("abcd"))
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    model.build((None, 6))
+    table = model.table.embeddings
+    table.assign(np.full(tuple(table.shape), 0.5, "float32"))
+    if kind == "custom_step":
+        model.train_on_batch(ids)
+    else:
+        model.train_on_batch(ids, np.array([[1, 1, 1, 2, 3, 1]], "int32"))
+    moved = np.abs(ops.convert_to_numpy(table) - 0.5)
+    # Adam's first step: lr * g / |g| on every entry with a gradient
+    assert moved.max() == pytest.approx(0.01, rel=1e-3)
+    assert moved[3].max() == 0.0  # id 3 is not looked up

@@ -88,6 +88,11 @@ Exports:
 - `prepare_variables(model)`: lays out a built model's variables for this
   backend's kernels before any step (on PyTorch, a workaround for a CPU
   convolution bug with one-channel outputs; nothing elsewhere).
+- `prepare_optimizer(optimizer)`: makes the optimizer apply correct
+  updates for every gradient this backend gives it (on TensorFlow a table
+  lookup's gradient, a `tf.IndexedSlices` with repeated ids, made dense
+  first: Keras 3.15's Adam squared its rows before summing them; nothing
+  elsewhere). The zoo's `compile` and `StepOps.minimize` do it.
 - `wrap_step_function(model, fn)`: Keras' train, test or predict function
   as the zoo's models run it. On PyTorch with `jit_compile=True` the
   compiled step runs where Keras' seeded draws (as PyTorch custom ops
@@ -132,6 +137,7 @@ Exports:
 
 import keras
 
+from keras_genzoo.backend import common as _common
 from keras_genzoo.backend.common import StepOps, ema_update
 
 BACKEND = keras.backend.backend()
@@ -227,6 +233,8 @@ scale_loss_for_replicas = _steps.scale_loss_for_replicas
 draw_for_replica = _steps.draw_for_replica
 variable_scope = _steps.variable_scope
 prepare_variables = _steps.prepare_variables
+prepare_optimizer = getattr(_steps, "prepare_optimizer",
+                            _common.prepare_optimizer)
 keep_state_on_error = _steps.keep_state_on_error
 collecting_losses = _steps.collecting_losses
 wrap_step_function = _steps.wrap_step_function
@@ -263,6 +271,7 @@ __all__ = [
     "input_gradients",
     "keep_state_on_error",
     "next_token_cross_entropy",
+    "prepare_optimizer",
     "prepare_variables",
     "run_sampler",
     "scale_loss_for_replicas",

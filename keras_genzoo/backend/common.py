@@ -138,6 +138,28 @@ def prepare_variables(model):
     del model
 
 
+def prepare_optimizer(optimizer):
+    """Makes `optimizer` apply correct updates for every gradient this
+    backend's steps give it; the zoo's `compile` calls it.
+
+    On TensorFlow the gradient of a table lookup (an `Embedding`, a
+    `keras.ops.take`) is a `tf.IndexedSlices` holding one row per looked-up
+    id, with ids repeated, and Keras 3.15's optimizers square (Adam, AdamW,
+    RMSprop, ...) each row before the repeats are summed: a label embedding
+    or a bigram table trained with another update than on JAX and PyTorch
+    (Adam moved a row looked up twice 2x too far). There the optimizer's
+    `apply` first makes such gradients dense (the repeats summed, what JAX
+    and PyTorch give); nothing to do elsewhere.
+
+    Args:
+        optimizer: a Keras optimizer (or `None`).
+
+    Returns:
+        The same optimizer.
+    """
+    return optimizer
+
+
 def compile_loop_step(model, fn):
     """One step of an inference loop (e.g. a sampling loop's next-token
     logits), compiled on its own where the backend compiles a loop's steps

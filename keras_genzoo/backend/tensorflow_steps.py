@@ -14,6 +14,37 @@ from keras_genzoo.backend.common import (  # noqa: F401 - exported
 )
 
 
+def dense_gradients(grads):
+    """`grads` with each `tf.IndexedSlices` (a lookup's gradient, one row
+    per looked-up id) made dense, repeated ids summed."""
+    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+            for g in grads]
+
+
+def prepare_optimizer(optimizer):
+    """Makes `optimizer.apply` take lookups' gradients dense (see
+    `common.prepare_optimizer`).
+
+    Keras 3.15's TensorFlow optimizers take a `tf.IndexedSlices` as it is,
+    and Adam's `ops.square(gradient)` squares its rows one by one, before
+    the rows of a repeated id are summed (measured: one Adam step moved the
+    row of an id looked up twice 0.02 instead of 0.01). The model's own
+    optimizer instance gets the wrapped `apply` (Keras' `train_step` calls
+    `apply_gradients`, which calls it); a `LossScaleOptimizer` is wrapped
+    outside, before it unscales and passes the gradients on.
+    """
+    if optimizer is None or getattr(optimizer, "_zoo_dense_gradients", False):
+        return optimizer
+    apply = optimizer.apply
+
+    def apply_dense(grads, trainable_variables=None):
+        return apply(dense_gradients(grads), trainable_variables)
+
+    optimizer.apply = apply_dense
+    optimizer._zoo_dense_gradients = True
+    return optimizer
+
+
 def _replicas():
     """The replica context of a `tf.distribute` step and its number of
     replicas in sync (1 outside one)."""
@@ -133,7 +164,7 @@ class TensorFlowStep(StepOps):
             loss, logs = objective()
             # under tf.distribute the optimizer sums the replicas' gradients
             scaled = optimizer.scale_loss(scale_loss_for_replicas(loss))
-        grads = tape.gradient(scaled, variables)
+        grads = dense_gradients(tape.gradient(scaled, variables))
         optimizer.apply(grads, variables)
         return logs
 

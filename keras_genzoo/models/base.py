@@ -437,6 +437,8 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         self._jit_compile_given = "jit_compile" in kwargs
         kwargs.setdefault("jit_compile", self.default_jit_compile())
         super().compile(optimizer=optimizer, **kwargs)
+        # (TensorFlow: lookups' gradients dense before Keras' update)
+        zoo_backend.prepare_optimizer(self.optimizer)
 
     def get_compile_config(self):
         config = super().get_compile_config()
