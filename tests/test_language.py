@@ -40,6 +40,20 @@ def test_generate_is_seeded_and_stays_in_the_vocabulary(shakespeare):
                                top_k=40, seed=1)
     nucleus = model.generate("A", max_new_tokens=50, top_p=0.9, seed=3)
     assert set(nucleus) <= set(model.vocabulary)
+    # a model made with `seed=` generates the same texts in the same
+    # order, also after a call refused for its prompt (which took a seed)
+    texts = []
+    for refused in (False, True):
+        seeded = BigramLM.from_text("abcab", seed=5)
+        # the same table (`seed=` seeds the sampling, not the weights)
+        seeded.set_weights(
+            [np.linspace(-1, 1, 9, dtype="float32").reshape(3, 3)])
+        if refused:
+            with pytest.raises(ValueError, match="outside the model's"):
+                seeded.generate("abz", max_new_tokens=5)
+        texts.append([seeded.generate("a", max_new_tokens=12)
+                      for _ in range(2)])
+    assert texts[0] == texts[1] and texts[0][0] != texts[0][1]
 
 
 def test_top_k_one_is_greedy(shakespeare):
@@ -107,12 +121,30 @@ def test_export_signs_for_int_ids(family, tmp_path):
                                   num_heads=2, hidden_dim=8)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
+    # exported at once, as a server would (Keras refused a model that was
+    # never called: "The model provided has never called")
+    loaded.export(str(tmp_path / "export"), verbose=False)
     ids = loaded.encode_text(text[:16])[None]
     expected = keras.ops.convert_to_numpy(loaded(ids))
-    loaded.export(str(tmp_path / "export"), verbose=False)
     restored = tf.saved_model.load(str(tmp_path / "export"))
     served = restored.serve(tf.constant(ids, "int32"))
     np.testing.assert_allclose(served.numpy(), expected, atol=1e-5)
+    if family == "bigram":  # any length
+        served = restored.serve(tf.constant(ids[:, :5], "int32"))
+        np.testing.assert_allclose(served.numpy(), expected[:, :5],
+                                   atol=1e-5)
+    elif keras.backend.backend() == "tensorflow":
+        # docs/backends.md: shorter windows with a signature of any length
+        loaded.export(str(tmp_path / "any"), verbose=False,
+                      input_signature=[keras.InputSpec(shape=(None, None),
+                                                       dtype="int32")])
+        any_length = tf.saved_model.load(str(tmp_path / "any"))
+        served = any_length.serve(tf.constant(ids[:, :5], "int32"))
+        np.testing.assert_allclose(
+            served.numpy(), keras.ops.convert_to_numpy(loaded(ids[:, :5])),
+            atol=1e-5)
+    # built and never called, too
+    model.export(str(tmp_path / "export2"), verbose=False)
 
 
 @pytest.mark.parametrize("mode", ["int8", "int4"])
@@ -186,6 +218,73 @@ def test_bigram_predict_checks_ids_like_evaluate():
     np.testing.assert_allclose(model.predict(ids, verbose=0), expected)
     pairs = tf.data.Dataset.from_tensor_slices((ids, ids)).batch(1)
     np.testing.assert_allclose(model.predict(pairs, verbose=0), expected)
+
+
+class _Windows(keras.utils.PyDataset):
+    """(inputs, targets) batches of ids, with one bad id in the first."""
+
+    def __init__(self, bad=None, length=4):
+        super().__init__()
+        self.bad, self.length = bad, length
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        ids = np.zeros((2, self.length), "int32")
+        if index == 0 and self.bad is not None:
+            ids[0, 0] = self.bad
+        return ids, np.ones((2, self.length), "int32")
+
+
+@pytest.mark.parametrize("family", ["bigram", "minigpt"])
+def test_streams_of_windows_are_checked_before_training(family):
+    # a PyDataset, a generator or a DataLoader of windows went unchecked:
+    # ids outside the vocabulary trained into NaN (JAX, blamed on the
+    # learning rate), were clamped in silence (TensorFlow's MiniGPT) or
+    # failed inside the embedding (PyTorch)
+    from keras_genzoo import MiniGPT
+
+    if family == "bigram":
+        model = BigramLM.from_text("abcabc", sequence_length=4)
+    else:
+        model = MiniGPT.from_text("abcabc", sequence_length=4, num_layers=1,
+                                  num_heads=1, hidden_dim=4)
+
+    def generator(bad):
+        for index in range(2):
+            yield _Windows(bad)[index]
+
+    for bad, match in ((99, "ids from 0 to 99, outside the vocabulary"),
+                       (-1, "ids from -1 to 0")):
+        for data in (_Windows(bad), generator(bad)):
+            with pytest.raises(ValueError, match=match):
+                model.fit(data, epochs=1, verbose=0)
+        with pytest.raises(ValueError, match=match):
+            model.evaluate(_Windows(bad), verbose=0)
+        with pytest.raises(ValueError, match="outside the vocabulary"):
+            model.predict(_Windows(bad), verbose=0)
+    if family == "minigpt":
+        with pytest.raises(ValueError, match="at most sequence_length=4"):
+            model.fit(_Windows(length=8), epochs=1, verbose=0)
+
+    def inputs_only():
+        yield np.zeros((2, 4), "int32")
+
+    with pytest.raises(ValueError, match="without targets"):
+        model.fit(inputs_only(), epochs=1, verbose=0)
+    # good streams train, a generator's first batch too
+    history = model.fit(_Windows(), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    seen = []
+
+    def counted():
+        for index in range(3):
+            seen.append(index)
+            yield _Windows()[0]
+
+    model.fit(counted(), epochs=1, steps_per_epoch=3, verbose=0)
+    assert seen == [0, 1, 2]
 
 
 def _support(draw, times=200):

@@ -550,6 +550,30 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         return self._wrap_function("predict_function")
 
     # -------------------------------------------------------- entry points
+    def export_signature(self):
+        """The `input_signature` `export` serves by default: `None` here
+        (Keras' own, inferred from a first call); the zoo's models give
+        what their `call` takes."""
+        return None
+
+    def ensure_built(self, method):
+        """Builds the model before `method` (e.g. `"export"`) where it
+        knows its input shape; a subclass that does overrides it."""
+        del method  # the base model knows no input shape
+
+    def export(self, filepath, format="tf_saved_model", verbose=None,
+               input_signature=None, **kwargs):
+        """`keras.Model.export`; the signature defaults to
+        `export_signature()`. Keras inferred it from a first call, which a
+        model trained on JAX, a GAN or a model just loaded never had ("The
+        model provided has never called"), and served a conditional model
+        its images alone."""
+        self.ensure_built("export")
+        if input_signature is None:
+            input_signature = self.export_signature()
+        return super().export(filepath, format=format, verbose=verbose,
+                              input_signature=input_signature, **kwargs)
+
     def check_data(self, x, y=None, what="the training data"):
         """Checks `x` before any step runs; returns `x` ready for Keras.
 
@@ -1062,19 +1086,6 @@ class ImageModel(GenerativeModel):
         if getattr(self, "num_classes", None):
             return [[images, keras.InputSpec(shape=(None,), dtype="int32")]]
         return [images]
-
-    def export(self, filepath, format="tf_saved_model", verbose=None,
-               input_signature=None, **kwargs):
-        """`keras.Model.export`; the signature defaults to
-        `export_signature()`. Keras inferred it from a first call, which a
-        model trained on JAX, or a GAN, never had ("The model provided has
-        never called"), and served a conditional model its images
-        alone."""
-        self.ensure_built("export")
-        if input_signature is None:
-            input_signature = self.export_signature()
-        return super().export(filepath, format=format, verbose=verbose,
-                              input_signature=input_signature, **kwargs)
 
     @property
     def _default_save_signature(self):

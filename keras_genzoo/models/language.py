@@ -8,7 +8,9 @@ models are `BigramLM` (`keras_genzoo.models.bigram`) and `MiniGPT`
 (`keras_genzoo.models.gpt`).
 """
 
+import itertools
 import math
+import types
 
 import numpy as np
 
@@ -214,7 +216,35 @@ class CharLanguageModel(GenerativeModel):
             raise ValueError(
                 f"{what} is a {type(x).__name__}: pass `fit(inputs, "
                 f"targets)` with int id arrays, or {fix}.")
+        elif isinstance(x, types.GeneratorType):
+            # its first batch, put back in front (Keras reads generators)
+            try:
+                first = next(x)
+            except StopIteration:
+                raise ValueError(
+                    f"{what} is empty: the generator yields nothing: "
+                    f"{fix}.") from None
+            self._check_stream_windows(_inputs.split_batch(first), what,
+                                       fix)
+            x = (batch for batch in itertools.chain([first], x))
+        elif hasattr(x, "__getitem__") or hasattr(x, "__iter__"):
+            # a PyDataset or a torch DataLoader, by its first batch (ids
+            # outside the vocabulary gave NaN on JAX, an IndexError on
+            # PyTorch and silently clamped lookups on TensorFlow)
+            self._check_stream_windows(_inputs.first_batch(x, what), what,
+                                       fix)
         return x
+
+    def _check_stream_windows(self, batch, what, fix):
+        """Checks a stream's first `(inputs, targets)` batch."""
+        inputs, targets = batch
+        if targets is None:
+            raise ValueError(
+                f"{what} yields batches without targets; the model trains "
+                f"on (inputs, targets) pairs: {fix}.")
+        self._check_windows(_inputs.to_numpy(inputs, f"{what} (inputs)"),
+                            _inputs.to_numpy(targets, f"{what} (targets)"),
+                            what, fix)
 
     def check_predict_data(self, x):
         """Checks the windows of ids given to `predict` (and
@@ -250,11 +280,29 @@ class CharLanguageModel(GenerativeModel):
                 raise ValueError(
                     f"{what} is empty: it holds no windows: {fix}.")
             self._check_ids(ids, what, fix)
+        elif not isinstance(x, (dict, list, tuple, types.GeneratorType)) and (
+                hasattr(x, "__getitem__") or hasattr(x, "__iter__")):
+            # a PyDataset or a torch DataLoader, by its first batch
+            inputs, _ = _inputs.first_batch(x, what)
+            self._check_ids(inputs, what, fix)
         return x
 
     # Whether the model reads at most `sequence_length` ids at once (a
     # position embedding does; a bigram table does not).
     limited_context = False
+
+    def export_signature(self):
+        """The `input_signature` `export` serves by default: int32 ids
+        `(batch, length)`, windows of `sequence_length` ids for a model of
+        limited context (any length for a bigram)."""
+        length = self.sequence_length if self.limited_context else None
+        return [keras.InputSpec(shape=(None, length), dtype="int32")]
+
+    def ensure_built(self, method):
+        """Builds the model (for windows of ids) if it is not built yet."""
+        del method
+        if not self.built:
+            self.build((None, self.sequence_length))
 
     def _check_windows(self, inputs, targets, what, fix):
         """Checks numpy `(inputs, targets)` windows of ids."""
@@ -465,9 +513,11 @@ class CharLanguageModel(GenerativeModel):
         max_new_tokens = _inputs.check_count(max_new_tokens,
                                              "max_new_tokens", minimum=0)
         seed = _inputs.check_seed(seed)
+        # every check before the draw: a refused call takes no seed (the
+        # later texts of a seeded model came one place late)
+        ids = [int(i) for i in self.encode_text(prompt)]
         if seed is None:
             seed = self.draw_seed()
-        ids = [int(i) for i in self.encode_text(prompt)]
         if max_new_tokens == 0:
             return prompt
         new = self.sample_ids(ids, max_new_tokens, temperature, top_k,
