@@ -807,6 +807,23 @@ def _image_list(items, what):
     return to_numpy(arrays, what)  # ragged: one clear error
 
 
+def carried_labels(images):
+    """The labels that images given as an `(images, labels)` batch or a
+    dict with a `"label"` key carry (`images_to_array` drops them);
+    `None` for images alone."""
+    if isinstance(images, dict):
+        return images.get(LABEL_KEY)
+    if (isinstance(images, (list, tuple)) and len(images) > 1
+            and not isinstance(images[0], dict)):
+        first = to_numpy(images[0], "images")
+        second = to_numpy(images[1], "images")
+        # as `_image_list` tells such a batch from a list of images
+        if first.ndim >= 3 and (second.ndim == 0 or second.ndim in (1, 2)
+                                and len(second) in (len(first), 1)):
+            return second
+    return None
+
+
 def _is_stream_of_batches(x):
     """A tf.data dataset, an iterator or generator, a torch `DataLoader`
     or a Keras `PyDataset`: what `fit` reads batch by batch (other

@@ -233,7 +233,9 @@ def arrays_to_datasets(
         images: array `(num_images, height, width, channels)` (or
             `(num_images, height, width)` for grayscale), uint8 or floats
             in [0, 1]; the datasets yield uint8, as the loaders do.
-        labels: optional array `(num_images,)`.
+        labels: optional array `(num_images,)` of int class indices
+            0..K-1 (map other labels with `np.unique(labels,
+            return_inverse=True)`).
         batch_size: images per batch.
         validation_split: fraction held out for validation (0 for none;
             at least one image otherwise).
@@ -273,6 +275,7 @@ def arrays_to_datasets(
             raise ValueError(
                 f"`labels` must hold one label per image: {len(images)} "
                 f"images, labels of shape {labels.shape}.")
+        _check_label_indices(labels)
     num_val = int(round(len(images) * validation_split))
     if validation_split:
         # at least one, as `load_images` keeps (no validation set, in
@@ -284,6 +287,33 @@ def arrays_to_datasets(
             if part is not None:
                 part.class_names = _label_names(labels)
     return parts
+
+
+# The most classes `arrays_to_datasets` names ("0" ... "65535").
+_MAX_CLASSES = 2**16
+
+
+def _check_label_indices(labels):
+    """One `ValueError` unless `labels` are class indices 0..K-1 (strings
+    failed inside numpy; two labels 0 and 5,000,000 made 5,000,001 class
+    names)."""
+    fix = ("map them to 0..K-1 first: `class_names, labels = "
+           "np.unique(labels, return_inverse=True)`")
+    whole = labels.dtype.kind in "biuf" and (
+        labels.dtype.kind != "f" or _inputs.holds_whole_numbers(labels))
+    if not whole:
+        raise ValueError(
+            f"`labels` must be int class indices 0..K-1 (one per image); "
+            f"got {labels.dtype} values: {fix}.")
+    if labels.size and labels.min() < 0:
+        raise ValueError(
+            f"`labels` must be class indices 0..K-1; got values from "
+            f"{labels.min()}: {fix}.")
+    if labels.size and labels.max() >= _MAX_CLASSES:
+        raise ValueError(
+            f"`labels` go up to {labels.max()} ({len(np.unique(labels))} "
+            f"distinct values); class indices are 0..K-1, K at most "
+            f"{_MAX_CLASSES}: {fix}.")
 
 
 def _label_names(labels):

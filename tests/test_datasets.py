@@ -370,6 +370,17 @@ def test_bad_arguments_name_the_fix(tmp_path):
         datasets.arrays_to_datasets(images, batch_size=0)
     with pytest.raises(ValueError, match="one label per image"):
         datasets.arrays_to_datasets(images, np.zeros(9, "int32"))
+    # labels that are not class indices: strings failed inside numpy, and
+    # 0 and 5,000,000 made 5,000,001 class names
+    for bad, words in ((np.array(["cat", "dog"] * 5), "got <U3 values"),
+                       (np.arange(10) * 0.5, "got float64 values"),
+                       (np.arange(10) - 1, "values from -1"),
+                       (np.array([0, 5_000_000] * 5), "2 distinct values")):
+        with pytest.raises(ValueError, match=words + ".*np.unique"):
+            datasets.arrays_to_datasets(images, bad)
+    train, _ = datasets.arrays_to_datasets(
+        images, np.arange(10.0) % 3, validation_split=0)
+    assert train.class_names == ["0", "1", "2"]
     # image_size: an int is a square; (0, 4) failed at the first batch
     train, _ = datasets.load_images(str(tmp_path), image_size=4,
                                     validation_split=0)

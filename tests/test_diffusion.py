@@ -625,6 +625,14 @@ _BAD_CALLS = {
     "seed_at_strength_0": (
         lambda m, c: m.generate(images=_IMAGES, strength=0.0, seed=-3),
         "`seed` must be an integer"),
+    # image-to-image and inpainting on a conditional model without labels:
+    # classes 0, 1, 2, ... in turn, in silence, before
+    "img2img_without_labels": (
+        lambda m, c: c.generate(images=_IMAGES, strength=0.5),
+        "pass `labels=` to `generate\\(images=...\\)`"),
+    "inpaint_without_labels": (
+        lambda m, c: c.inpaint(_IMAGES, np.ones((8, 8))),
+        "pass `labels=` to `inpaint`.*or `guidance=0`"),
     # a dataset: "images of shape () (rank 0) ... Reshape" before
     "images_dataset": (
         lambda m, c: m.generate(images=iter([_IMAGES])),
@@ -684,3 +692,78 @@ def test_predict_and_call_take_the_networks_inputs(image_shape):
             with pytest.raises(ValueError,
                                match="int labels \\(batch,\\)"):
                 model(images)
+
+
+def test_predict_takes_datasets_of_the_networks_inputs():
+    """A dataset of `[noisy, t, labels]` predicts as the arrays do (it
+    failed with an AttributeError: `ops.shape` of the dataset); a dataset
+    of images gets the message that points to `generate`."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    noisy = rng.standard_normal((6, 8, 8, 1)).astype("float32")
+    t = np.full((6,), 0.5, "float32")
+    labels = (np.arange(6) % 3).astype("int32")
+    model = DiffusionModel(num_classes=3, widths=(8,), image_shape=(8, 8, 1))
+    expected = model.predict([noisy, t, labels], verbose=0)
+    for dataset in (
+            tf.data.Dataset.from_tensor_slices(((noisy, t, labels),)).batch(4),
+            tf.data.Dataset.from_tensor_slices(
+                ((noisy, t, labels), noisy)).batch(3)):
+        np.testing.assert_allclose(model.predict(dataset, verbose=0),
+                                   expected, rtol=1e-5, atol=1e-5)
+    unbuilt = DiffusionModel(widths=(8,), image_shape=(8, 8, 1))
+    pairs = tf.data.Dataset.from_tensor_slices(((noisy, t),)).batch(3)
+    assert unbuilt.predict(pairs, verbose=0).shape == (6, 8, 8, 1)
+    images = tf.data.Dataset.from_tensor_slices(
+        (np.zeros((6, 8, 8, 1), "uint8"), labels)).batch(3)
+    with pytest.raises(ValueError, match="`generate\\(n\\)`"):
+        model.predict(images, verbose=0)
+
+
+def test_redrawing_takes_the_labels_the_images_carry():
+    """`generate(images=...)` and `inpaint` of a conditional model use the
+    labels that come with the images (they were dropped, and the images
+    redrawn as classes 0, 1, 2, ... in turn); `guidance=0` needs none."""
+    model = DiffusionModel(num_classes=3, widths=(8,), image_shape=(8, 8, 1),
+                           seed=0)
+    rng = np.random.default_rng(0)
+    model.ensure_built("generate")
+    for weight in model.weights:  # (the output starts at zero)
+        if weight.dtype == "float32":
+            weight.assign(0.3 * rng.standard_normal(weight.shape))
+    images = rng.integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
+    labels = np.array([2, 0, 1, 2])
+    mask = np.zeros((8, 8))
+    mask[4:] = 1
+    expected = model.generate(images=images, labels=labels, strength=0.6,
+                              steps=3, seed=1)
+    for given in ((images, labels), {"image": images, "label": labels}):
+        np.testing.assert_allclose(
+            model.generate(images=given, strength=0.6, steps=3, seed=1),
+            expected, atol=1e-6)
+    filled = model.inpaint(images, mask, labels=labels, steps=3, seed=1)
+    np.testing.assert_allclose(
+        model.inpaint((images, labels), mask, steps=3, seed=1), filled,
+        atol=1e-6)
+    in_turn = model.generate(images=images, labels=np.arange(4) % 3,
+                             strength=0.6, steps=3, seed=1)
+    assert not np.allclose(in_turn, expected)
+    unconditional = model.generate(images=images, guidance=0, strength=0.6,
+                                   steps=3, seed=1)
+    np.testing.assert_allclose(
+        unconditional,
+        model.generate(images=images, labels=3 * [0] + [1], guidance=0,
+                       strength=0.6, steps=3, seed=1), atol=1e-6)
+
+
+def test_guidance_needs_label_dropout():
+    # with label_dropout=0 the "no label" embedding never trains: guidance
+    # mixed it in, in silence
+    model = DiffusionModel(num_classes=3, widths=(8,), image_shape=(8, 8, 1),
+                           label_dropout=0.0)
+    for guidance in (0.0, 2.0):
+        with pytest.raises(ValueError, match="label_dropout=0"):
+            model.generate(2, guidance=guidance, steps=2)
+    assert model.generate(2, guidance=1.0, steps=2).shape == (2, 8, 8, 1)
+    assert model.generate(2, steps=2).shape == (2, 8, 8, 1)

@@ -233,6 +233,24 @@ def test_predict_checks_arrays_as_fit_does():
         conditional.predict(images, verbose=0)
     with pytest.raises(ValueError, match="class indices in 0..2"):
         conditional.predict([images, labels + 5], verbose=0)
+    # the same checks for a dict, tfds' layout (it reached the networks
+    # unchecked: NaN on JAX for labels out of range, a conditional VAE's
+    # input given back for a missing label, 0..255 floats run through)
+    with pytest.raises(ValueError, match="class indices in 0..2"):
+        conditional.predict({"image": images, "label": labels + 5},
+                            verbose=0)
+    with pytest.raises(ValueError, match="add a 'label' key"):
+        conditional.predict({"image": images}, verbose=0)
+    for model, given in ((vae, {"image": images.astype("float32")}),
+                         (conditional, {"image": images.astype("float32"),
+                                        "label": labels})):
+        with pytest.raises(ValueError, match="divide by 255"):
+            model.predict(given, verbose=0)
+    np.testing.assert_allclose(
+        conditional.predict({"image": images, "label": labels},
+                            verbose=0)["z_mean"],
+        conditional.predict([images, labels], verbose=0)["z_mean"],
+        rtol=1e-5, atol=1e-6)
     shape = (8, 8, 8, 1)
     assert vae.predict(images, verbose=0)["reconstruction"].shape == shape
     assert vae.predict(images / 255.0, verbose=0)[

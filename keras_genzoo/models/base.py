@@ -1203,6 +1203,21 @@ class ImageModel(GenerativeModel):
         `predict`); returns it ready for Keras. A hook for models whose
         `call` takes other inputs."""
         what = "the data given to `predict`"
+        if isinstance(x, dict):
+            # the tfds layout, `{"image": ..., "label": ...}`: checked as
+            # `[images, labels]` are (it reached the networks unchecked:
+            # NaN for labels out of range on JAX, a conditional VAE's input
+            # given back for a missing label, 0..255 floats run through)
+            images, labels = _inputs.split_batch(x)
+            if self.num_classes and labels is None:
+                raise ValueError(
+                    f"This model is conditional (num_classes="
+                    f"{self.num_classes}): add a 'label' key to the dict "
+                    "given to `predict`, one int label per image.")
+            if _inputs._is_array_like(images):
+                x, _ = _inputs.prepare_images_for_fit(
+                    x, self.image_shape, what, num_classes=self.num_classes)
+            return x
         images, labels = x, None
         if self.num_classes and isinstance(x, (list, tuple)) and len(x) == 2:
             images, labels = x

@@ -177,7 +177,8 @@ class DiffusionModel(ImageModel):
             are averaged over a short window (`n` counts the optimizer's
             steps: compiling with a new optimizer restarts the warm-up).
         label_dropout: conditional models: how often a label is replaced by
-            "no label" during training (what guidance needs).
+            "no label" during training (what guidance needs: with 0,
+            sampling refuses a `guidance` other than 1).
         network: optional network of your own (see the contract above).
         image_shape: `(height, width, channels)`, or `None` to infer it from
             the first training batch (or from the network given).
@@ -418,6 +419,14 @@ class DiffusionModel(ImageModel):
     def check_predict_data(self, x):
         """`predict` gives the network's v prediction for batches of
         `[noisy images, noise levels t]` (plus labels), as `call` does."""
+        if not isinstance(x, (list, tuple, dict)) and (
+                not _inputs._is_array_like(x)):
+            # a dataset, PyDataset or generator: `call` checks what each
+            # batch holds (`ops.shape` of the stream failed here with an
+            # AttributeError); built first, eagerly, as below
+            if not self.built:
+                self.ensure_built("predict")
+            return x
         self._check_network_inputs(x)
         if self.num_classes and isinstance(x, (list, tuple)):
             # out of range: an output with no error (-1 everywhere, any on
@@ -605,6 +614,15 @@ class DiffusionModel(ImageModel):
                     f"`guidance` must be a finite number >= 0 (1: plain "
                     f"conditional, larger: closer to the labels); got "
                     f"{guidance}.")
+            if guidance != 1.0 and self.label_dropout == 0.0:
+                # the "no label" prediction it needs was never trained: an
+                # untrained embedding mixed in, in silence
+                raise ValueError(
+                    f"`guidance={guidance}` mixes in the prediction without "
+                    f"a label, which this model never learned "
+                    f"(label_dropout=0): sample with `guidance=None` (plain "
+                    f"conditional), or train with label dropout (e.g. the "
+                    f"default `label_dropout=0.1`).")
         if labels is None:
             labels = np.arange(num_samples) % self.num_classes
         labels = _inputs.check_class_labels(
@@ -616,6 +634,27 @@ class DiffusionModel(ImageModel):
         if guidance is not None and float(guidance) == 1.0:
             return labels, None  # the conditional prediction alone
         return labels, guidance
+
+    def _labels_of_images(self, images, labels, guidance, method):
+        """A conditional model's labels for redrawing given images: those
+        given, else those the images carry (`(images, labels)`, a dict's
+        `"label"`), else a `ValueError` (classes 0, 1, 2, ... in turn, the
+        default for new samples, pulled a 7 towards "0" in silence, and
+        dropped the labels the images came with)."""
+        if not self.num_classes or labels is not None:
+            return labels
+        carried = _inputs.carried_labels(images)
+        if carried is not None:
+            return carried
+        if guidance is not None and _inputs.check_number(
+                guidance, "guidance") == 0.0:
+            return None  # unconditional: no label wanted
+        raise ValueError(
+            f"This model is conditional (num_classes={self.num_classes}): "
+            f"pass `labels=` to `{method}` (the images' own classes, or "
+            f"the class to redraw them as), images with their labels "
+            f"(`(images, labels)`), or `guidance=0` to redraw them "
+            f"without a label.")
 
     def _sampling_seed(self, seed):
         seed = _inputs.check_seed(seed)
@@ -714,7 +753,10 @@ class DiffusionModel(ImageModel):
             eta: 0 for deterministic DDIM, 1 for DDPM-like ancestral
                 sampling (fresh noise at every step), or in between.
             labels: conditional models: one class for all images (an int)
-                or one per image; default: classes 0, 1, 2, ... in turn.
+                or one per image; default: classes 0, 1, 2, ... in turn
+                (with `images=`: the labels the images come with, as
+                `(images, labels)` or a dict's `"label"`; otherwise pass
+                them, or `guidance=0`).
             guidance: conditional models: the classifier-free guidance scale
                 (1 or `None`: plain conditional; larger: closer to the
                 labels, at two network passes per step; 0: unconditional
@@ -733,6 +775,8 @@ class DiffusionModel(ImageModel):
         """
         self.ensure_built("generate")
         if images is not None:
+            labels = self._labels_of_images(images, labels, guidance,
+                                            "generate(images=...)")
             images = self._to_array(images, "`images`")
             if num_samples is not None and self.check_num_samples(
                     num_samples) != len(images):
@@ -797,7 +841,10 @@ class DiffusionModel(ImageModel):
             steps: DDIM steps.
             seed: optional integer; the same seed gives the same result.
             eta: 0 for deterministic DDIM, 1 for DDPM-like steps.
-            labels: conditional models: the class(es) to fill in with.
+            labels: conditional models: the class(es) to fill in with;
+                default: the labels the images come with (`(images,
+                labels)` or a dict's `"label"`); otherwise pass them, or
+                `guidance=0`.
             guidance: conditional models: the guidance scale (see
                 `generate`).
             batch_size: how many images to process at once.
@@ -808,6 +855,7 @@ class DiffusionModel(ImageModel):
             generated, the others as given.
         """
         self.ensure_built("inpaint")
+        labels = self._labels_of_images(images, labels, guidance, "inpaint")
         images = self._to_array(images, "`images`")
         num_samples = len(images)
         mask = np.asarray(ops.convert_to_numpy(mask)).astype("float32")
