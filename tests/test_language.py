@@ -82,6 +82,21 @@ def test_save_load_keeps_vocabulary_and_logits(tmp_path):
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(ids)),
                                   keras.ops.convert_to_numpy(model(ids)))
     assert loaded.generate("S", 20, seed=4) == model.generate("S", 20, seed=4)
+    # a weights file into a model of the same vocabulary: the same text;
+    # into one of another vocabulary of the same size: refused (it loaded
+    # in silence and generated other characters)
+    weights = os.path.join(tmp_path, "bigram.weights.h5")
+    model.save_weights(weights)
+    same = BigramLM.from_text(text, sequence_length=16)
+    same.load_weights(weights)
+    assert same.generate("S", 20, seed=4) == model.generate("S", 20, seed=4)
+    other = BigramLM.from_text(text.replace("ç", "x"),
+                               sequence_length=16)
+    assert len(other.vocabulary) == len(model.vocabulary)
+    with pytest.raises(ValueError, match="bigram.weights.h5: These weights "
+                                         "were saved by a model of another "
+                                         "vocabulary"):
+        other.load_weights(weights)
 
 
 def test_bad_input_messages():

@@ -350,6 +350,12 @@ _WEIGHTS_FIX = ("To weigh images or classes, repeat or leave out examples "
                 "`tf.data.Dataset.rejection_resample`).")
 
 
+# How a model's `load_own_variables` starts the `ValueError` that says what
+# differs between a weights file and the model; `load_weights` raises it as
+# it is, instead of its general "another model" message.
+OWN_MISMATCH_PREFIX = "These weights were saved by"
+
+
 class GenerativeModel(ModelSeedStateSaving, keras.Model):
     """Base of every model of the zoo, whatever its data.
 
@@ -505,6 +511,12 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         except ValueError as error:
             if "could not be loaded" not in str(error):
                 raise
+            # a model's own message of what differs (Keras quotes it after
+            # its first line)
+            parts = str(error).split("\n\n")
+            if len(parts) > 1 and parts[1].startswith(OWN_MISMATCH_PREFIX):
+                raise ValueError(
+                    f"{os.fspath(filepath)}: {parts[1]}") from error
             # Keras' message names a layer that "received 0 variables"
             # (the file has them, of other shapes), not the cause
             raise ValueError(

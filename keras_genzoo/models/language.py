@@ -9,6 +9,7 @@ models are `BigramLM` (`keras_genzoo.models.bigram`) and `MiniGPT`
 """
 
 import itertools
+import json
 import math
 import types
 
@@ -19,7 +20,11 @@ from keras import ops
 
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo import _inputs, datasets
-from keras_genzoo.models.base import GenerativeModel, with_added_losses
+from keras_genzoo.models.base import (
+    OWN_MISMATCH_PREFIX,
+    GenerativeModel,
+    with_added_losses,
+)
 from keras_genzoo.optimizers import warmup_cosine_adamw  # its 0.1.0 home
 from keras_genzoo.sampling import sample_from_logits
 
@@ -41,6 +46,10 @@ def _check_text(text):
                 if isinstance(text, (bytes, bytearray)) else "")
         raise ValueError(
             f"`text` must be a string; got {type(text).__name__}.{hint}")
+
+
+# The entry of a text model's weights that holds its vocabulary.
+VOCABULARY_KEY = "vocabulary"
 
 
 class CharLanguageModel(GenerativeModel):
@@ -545,6 +554,35 @@ class CharLanguageModel(GenerativeModel):
         dtype of `model.export`'s input signature (Keras' default, the
         compute dtype, made a float32 signature that takes no ids)."""
         return "int32"
+
+    def save_own_variables(self, store):
+        # the vocabulary beside the weights: a `.weights.h5` file loaded
+        # into a model of another vocabulary of the same size (the text's
+        # characters in another order) generated other characters, in
+        # silence
+        super().save_own_variables(store)
+        store[VOCABULARY_KEY] = np.frombuffer(
+            json.dumps(list(self.vocabulary)).encode("utf-8"), "uint8")
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if VOCABULARY_KEY in keys:  # (files of before 2026-12 have none)
+            saved = json.loads(
+                bytes(np.asarray(store[VOCABULARY_KEY])).decode("utf-8"))
+            if list(saved) != list(self.vocabulary):
+                differ = sum(a != b for a, b in zip(saved, self.vocabulary))
+                raise ValueError(
+                    f"{OWN_MISMATCH_PREFIX} a model of another "
+                    f"vocabulary ({len(saved)} characters, {differ} of them "
+                    f"at other ids than in this model's "
+                    f"{len(self.vocabulary)}): they would generate other "
+                    f"characters. Make the model as the saved one was "
+                    f"(`{type(self).__name__}.from_text` of the same text"
+                    + (f", or `vocabulary={''.join(saved)!r}`"
+                       if len(saved) <= 40 else "")
+                    + "), or load its `.keras` file, which holds it.")
+            store = {key: store[key] for key in keys if key != VOCABULARY_KEY}
+        super().load_own_variables(store)
 
     def get_config(self):
         config = super().get_config()
