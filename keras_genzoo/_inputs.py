@@ -118,6 +118,15 @@ def check_seed(seed):
     return int(number)
 
 
+def generator_seed(seed):
+    """A seed for `keras.random.SeedGenerator`: `seed` checked as
+    `check_seed` does, seeds of 2**31 and above folded into 0..2**31-1
+    (PyTorch holds a generator's state as int32: `SeedGenerator(2**31)`
+    failed there, "value cannot be converted to type int32")."""
+    seed = check_seed(seed)
+    return None if seed is None else seed % 2**31
+
+
 def check_class_labels(labels, num_classes, count, what="`labels`",
                        one_for_all=False):
     """Class labels as int32 numpy `(count,)`, or one clear `ValueError`.

@@ -78,6 +78,31 @@ def test_seed_state_is_one_more_store_entry():
     fresh.load_own_variables({})  # a file written without it
 
 
+def test_seeds_beyond_int32_work_on_every_backend():
+    # PyTorch holds a seed generator's state as int32: `seed=2**31` failed
+    # there, and so did loading a state saved with such a seed elsewhere
+    from keras_genzoo import VAE, MiniGPT
+
+    model = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1),
+                seed=2**32 - 1)
+    images = np.random.default_rng(0).integers(0, 256, (8, 8, 8, 1),
+                                               dtype=np.uint8)
+    assert np.isfinite(model.fit(images, epochs=1, verbose=0)
+                       .history["loss"]).all()
+    assert Sampling(seed=2**31).seed == 2**31
+    gpt = MiniGPT.from_text("abcab" * 4, sequence_length=4, num_layers=1,
+                            num_heads=1, hidden_dim=4, seed=2**31)
+    text = gpt.generate("a", 4, seed=2**32 - 1)
+    assert text == gpt.generate("a", 4, seed=2**32 - 1) and len(text) == 5
+    layer = Sampling(seed=0)
+    layer.load_own_variables(
+        {SEED_STATE_KEY: np.array([3_000_000_000, 5], "int64")})
+    state = _n(layer.seed_generator.state).astype("int64")
+    expected = (3_000_000_000 % 2**31 if keras.backend.backend() == "torch"
+                else 3_000_000_000)
+    np.testing.assert_array_equal(state, [expected, 5])
+
+
 def _loads_weights_of_keras_layers(ours, kinds, tmp_path):
     """Clones `ours` with Keras' layer classes in place of the zoo's
     (`kinds`: zoo class -> Keras class), gives the clone random weights,

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo.layers.seed_state import SeedStateSaving
 
@@ -31,7 +32,8 @@ class Sampling(SeedStateSaving, keras.layers.Layer):
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = keras.random.SeedGenerator(
+            _inputs.generator_seed(seed))
 
     def call(self, inputs):
         z_mean, z_log_var = inputs

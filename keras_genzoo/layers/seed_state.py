@@ -29,7 +29,8 @@ class SeedStateSaving:
             return
         super().load_own_variables(
             {key: store[key] for key in keys if key != SEED_STATE_KEY})
-        self.seed_generator.state.assign(store[SEED_STATE_KEY])
+        self.seed_generator.state.assign(
+            _state_for(self.seed_generator, store[SEED_STATE_KEY]))
 
 
 def _layer_seed_generators(model):
@@ -74,8 +75,20 @@ class ModelSeedStateSaving(SeedStateSaving):
         if len(generators) != len(states):
             return  # another architecture: its noise starts afresh
         for generator, state in zip(generators, states):
-            generator.state.assign(
-                state.astype(_to_numpy(generator.state).dtype))
+            generator.state.assign(_state_for(generator, state))
+
+
+def _state_for(generator, state):
+    """A saved seed-generator state in the dtype of `generator`'s (int32
+    on PyTorch, uint32 on JAX, int64 on TensorFlow): values an int32 cannot
+    hold (a seed of 2**31 or more saved on JAX or TensorFlow) folded into
+    it, as `_inputs.generator_seed` folds new seeds (the load failed on
+    PyTorch: "value cannot be converted to type int32")."""
+    dtype = _to_numpy(generator.state).dtype
+    state = np.asarray(state).astype("int64")
+    if dtype == np.int32:
+        state = state % 2**31
+    return state.astype(dtype)
 
 
 def _to_numpy(value):

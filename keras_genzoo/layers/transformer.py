@@ -6,6 +6,7 @@ import math
 import keras
 from keras import ops
 
+from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo.layers.seed_state import SeedStateSaving
 
@@ -79,7 +80,8 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
         self.epsilon = float(epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = keras.random.SeedGenerator(
+            _inputs.generator_seed(seed))
 
     def build(self, input_shape):
         width = int(input_shape[-1])

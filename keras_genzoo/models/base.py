@@ -417,7 +417,8 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         _inputs.warn_if_backend_changed()
         super().__init__(**kwargs)
         self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed_generator = keras.random.SeedGenerator(
+            _inputs.generator_seed(seed))
 
     # ------------------------------------------------------------ compile
     def default_optimizer(self):

@@ -487,7 +487,7 @@ class MiniGPT(CharLanguageModel):
                None if top_p is None else float(top_p))
         sampler, fill_context, slide = self._generator(key)
         if sampler.variables:
-            fresh = keras.random.SeedGenerator(seed)
+            fresh = keras.random.SeedGenerator(_inputs.generator_seed(seed))
             for variable in sampler.variables:
                 variable.assign(fresh.state.value)
         length = self.sequence_length
