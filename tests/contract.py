@@ -149,6 +149,11 @@ def check_saving(contract, model, tmp_path):
     fresh.load_weights(weights_path)
     check_same_outputs_and_samples(contract, fresh, model)
     assert iterations(fresh) == steps
+    # and into one not compiled yet, which `fit` would compile after the
+    # load (a GAN's two optimizers restarted at step 0, in silence)
+    uncompiled = type(model).from_config(model.get_config())
+    uncompiled.load_weights(weights_path)
+    assert uncompiled.compiled and iterations(uncompiled) == steps
     loaded.fit(contract.fit_data, contract.fit_y, epochs=1, verbose=0,
                **contract.fit_kwargs)
     assert iterations(loaded) == steps + contract.steps_per_epoch

@@ -288,6 +288,20 @@ class AdversarialModel(ImageModel):
         if self.built:
             pair.build()
 
+    # (the pair's own entry, "optimizer", holds only its step count)
+    optimizer_groups = ("d_optimizer", "g_optimizer")
+
+    def default_optimizer_size(self):
+        """The variables of both default optimizers, each built for its
+        network (a GAN's file holds both; compared with one optimizer's
+        count, an uncompiled GAN's `load_weights` dropped them)."""
+        total = 0
+        for network in (self.discriminator, self.generator):
+            default = self.default_optimizer()
+            default.build(network.trainable_variables)
+            total += len(default.variables)
+        return total
+
     def get_compile_config(self):
         if not self.compiled:
             return None

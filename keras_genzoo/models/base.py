@@ -492,12 +492,9 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         restarted at step 0)."""
         if self.built and not self.compiled and not isinstance(
                 getattr(self, "optimizer", None), OptimizerPair):
-            saved = _saved_optimizer_size(filepath)
-            if saved is not None:
-                default = self.default_optimizer()
-                default.build(self.trainable_variables)
-                if saved == len(default.variables):
-                    self.compile()
+            saved = _saved_optimizer_size(filepath, self.optimizer_groups)
+            if saved is not None and saved == self.default_optimizer_size():
+                self.compile()
         if (self.built and self.compiled and self.optimizer is not None
                 and not self.optimizer.built):
             # (a file from a model that never trained holds an optimizer
@@ -528,6 +525,17 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
                 "one that saved it, or, to start anew, remove the file (for "
                 "`BackupAndRestore`, its backup folder). Keras said: "
                 f"{str(error).splitlines()[0]}") from error
+
+    # The entries of a weights file that hold the model's optimizer state.
+    optimizer_groups = ("optimizer",)
+
+    def default_optimizer_size(self):
+        """How many variables the optimizer of `compile()` (without
+        arguments) holds once built for this built model: what
+        `load_weights` compares a file's optimizer state with."""
+        default = self.default_optimizer()
+        default.build(self.trainable_variables)
+        return len(default.variables)
 
     def _ensure_compiled(self):
         if not self.compiled:
@@ -1286,17 +1294,20 @@ class ImageModel(GenerativeModel):
         return config
 
 
-def _saved_optimizer_size(filepath):
-    """How many variables the optimizer saved in a `.weights.h5` or
-    `.keras` file holds, or `None` where that cannot be read."""
+def _saved_optimizer_size(filepath, groups=("optimizer",)):
+    """How many variables the optimizers saved in a `.weights.h5` or
+    `.keras` file under `groups` hold together, or `None` where that cannot
+    be read (or one of them is missing)."""
     import zipfile
 
     import h5py
 
     def count(file):
         with h5py.File(file, "r") as weights:
-            group = weights.get("optimizer/vars")
-            return None if group is None else len(group)
+            found = [weights.get(f"{name}/vars") for name in groups]
+            if any(group is None for group in found):
+                return None
+            return sum(len(group) for group in found)
 
     path = os.fspath(filepath)
     try:
