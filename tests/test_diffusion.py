@@ -767,3 +767,63 @@ def test_guidance_needs_label_dropout():
             model.generate(2, guidance=guidance, steps=2)
     assert model.generate(2, guidance=1.0, steps=2).shape == (2, 8, 8, 1)
     assert model.generate(2, steps=2).shape == (2, 8, 8, 1)
+
+
+def test_unet_output_is_float32_under_a_mixed_policy_when_padded():
+    # the final crop of a padded U-Net took the global policy: float16 v
+    from keras_genzoo.networks import unet
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        for shape in ((9, 11, 3), (8, 8, 1)):  # padded, not padded
+            network = unet(shape, widths=(8, 16))
+            assert network.output.dtype == "float32", shape
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "tanh"])
+def test_own_network_with_a_bounding_final_activation_is_refused(activation):
+    # a sigmoid or relu cannot predict negative v: it trained to a worse
+    # loss, in silence (the GANs and the VAE refuse such networks)
+    noisy = keras.Input((8, 8, 1))
+    t = keras.Input(())
+    x = keras.layers.Concatenate()(
+        [noisy, keras.layers.Reshape((1, 1, 1))(t) * keras.ops.ones_like(
+            noisy)])
+    out = keras.layers.Conv2D(1, 3, padding="same", activation=activation)(x)
+    with pytest.raises(ValueError, match=f"ends in a {activation}"):
+        DiffusionModel(network=keras.Model([noisy, t], out))
+    linear = keras.layers.Conv2D(1, 3, padding="same")(x)
+    DiffusionModel(network=keras.Model([noisy, t], linear))
+
+
+def test_own_network_with_a_lambda_layer_is_copied():
+    # the averaged copy, made from the network's config, refused a Lambda
+    # with Keras' advice for loading files (the user loaded none)
+    noisy = keras.Input((8, 8, 1))
+    t = keras.Input(())
+    plane = keras.layers.Lambda(lambda v: v[:, None, None, None]
+                                * keras.ops.ones((1, 8, 8, 1)),
+                                output_shape=(8, 8, 1))(t)
+    out = keras.layers.Conv2D(1, 3, padding="same")(
+        keras.layers.Concatenate()([noisy, plane]))
+    model = DiffusionModel(network=keras.Model([noisy, t], out), seed=0)
+    images = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
+    history = model.fit(images, epochs=1, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_a_half_precision_policy_trains(dtype):
+    # the EMA update multiplied a float32 decay by half-precision weights:
+    # TensorFlow refused it at the first step
+    model = DiffusionModel(widths=(8,), image_shape=(8, 8, 1), dtype=dtype,
+                           seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    images = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
+    model.fit(images, epochs=1, batch_size=8, verbose=0)
+    average = keras.ops.convert_to_numpy(model.ema_network.weights[0])
+    assert str(model.ema_network.weights[0].dtype) == dtype
+    assert np.isfinite(average.astype("float32")).all()

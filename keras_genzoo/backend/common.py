@@ -113,8 +113,14 @@ def ema_update(step, averages, variables, decay):
         raise ValueError(
             f"Got {len(averages)} averages for {len(variables)} variables."
         )
+    from keras import ops
+
+    # in float32, cast back: weights of a float16 or bfloat16 policy met a
+    # float32 decay, which TensorFlow refused to multiply
+    decay = ops.cast(decay, "float32")
     new = [
-        decay * average + (1.0 - decay) * value
+        ops.cast(decay * ops.cast(average, "float32")
+                 + (1.0 - decay) * ops.cast(value, "float32"), average.dtype)
         for average, value in zip(step.read(averages), step.read(variables))
     ]
     step.assign(averages, new)

@@ -25,6 +25,7 @@ from keras_genzoo.models.base import (
     check_one_output,
     check_network,
     final_activation,
+    is_keras_activation,
     loadable_compile_config,
     network_input_shapes,
     portable_config,
@@ -45,14 +46,6 @@ _KERAS_COMPILE_ARGUMENTS = ("steps_per_execution", "jit_compile",
 _UNIT_INTERVAL = ("sigmoid", "hard_sigmoid")
 # Keras activations whose values stay in [-1, 1]
 _SIGNED_UNIT_INTERVAL = ("tanh", "hard_tanh", "softsign")
-
-
-def _is_keras_activation(name):
-    try:
-        keras.activations.get(name)
-    except (ValueError, TypeError):
-        return False
-    return True
 
 
 DISCRIMINATOR_CONTRACT = (
@@ -171,7 +164,7 @@ class AdversarialModel(ImageModel):
                     f"[-1, 1]).")
             if (activation is not None
                     and activation not in _SIGNED_UNIT_INTERVAL
-                    and _is_keras_activation(activation)):
+                    and is_keras_activation(activation)):
                 # a probe of 2 noise vectors let a linear generator through
                 # (or not, by chance), whose images then left [-1, 1] and
                 # were clipped in silence

@@ -163,6 +163,15 @@ _SHAPE_ONLY = (keras.layers.Reshape, keras.layers.Flatten,
                keras.layers.Cropping2D, keras.layers.UpSampling2D)
 
 
+def is_keras_activation(name):
+    """Whether `name` names one of Keras' activations."""
+    try:
+        keras.activations.get(name)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def final_activation(network):
     """`(name, layer)` of the activation a functional or Sequential
     network applies last (`"sigmoid"` for `Dense(1, "sigmoid")` or a

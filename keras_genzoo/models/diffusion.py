@@ -24,7 +24,7 @@ Choices, with their reasons:
   callbacks use them. Keras' own `use_ema=True` optimizers fall short
   here: they overwrite the trained weights with the average at the end of
   every `fit` (a second `fit` restarts from the average) and keep the
-  average in the optimizer, which `save(include_optimizer=False)` drops.
+  average in the optimizer's state, which a new optimizer starts over.
 """
 
 import math
@@ -40,6 +40,8 @@ from keras_genzoo.models.base import (
     ImageModel,
     check_one_output,
     check_network,
+    final_activation,
+    is_keras_activation,
     with_added_losses,
 )
 from keras_genzoo.networks.conv import check_filters
@@ -268,6 +270,16 @@ class DiffusionModel(ImageModel):
         except Exception as error:
             raise self._contract_error(error) from error
         output = check_one_output(output, "network", NETWORK_CONTRACT)
+        activation, layer = final_activation(self.network)
+        if activation not in (None, "linear", "leaky_relu") and (
+                is_keras_activation(activation)):
+            # (a sigmoid or relu cannot give negative v: it trained to a
+            # worse loss, in silence)
+            raise ValueError(
+                f"Contract: {NETWORK_CONTRACT}; this network ends in a "
+                f"{activation} (`{layer.name}`), which bounds its output: "
+                f"the v it predicts is unbounded, end it without an "
+                f"activation.")
         if tuple(ops.shape(output)) != (2,) + self.image_shape:
             raise ValueError(
                 f"Contract: {NETWORK_CONTRACT}; this network returns shape "
@@ -310,7 +322,10 @@ class DiffusionModel(ImageModel):
         """A copy of `network` with the same weights, not trained: the EMA."""
         config = keras.saving.serialize_keras_object(network)
         try:
-            copy = keras.saving.deserialize_keras_object(config)
+            # the user's own network, in memory: a `Lambda` in it is
+            # trusted (safe mode refused it, with advice for loading files)
+            copy = keras.saving.deserialize_keras_object(config,
+                                                         safe_mode=False)
         except TypeError as error:
             raise ValueError(
                 "The model keeps an averaged copy of `network`, made from "

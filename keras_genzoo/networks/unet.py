@@ -152,5 +152,7 @@ def unet(image_shape, widths=(32, 64), blocks_per_level=1, attention=False,
     x = layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
                       dtype="float32", name="prediction")(x)
     if pad_h or pad_w:
-        x = layers.Cropping2D(((0, pad_h), (0, pad_w)), name="crop")(x)
+        # float32 too (under the global mixed policy it cast v to float16)
+        x = layers.Cropping2D(((0, pad_h), (0, pad_w)), dtype="float32",
+                              name="crop")(x)
     return keras.Model(inputs, x, name=name)
