@@ -629,3 +629,22 @@ def test_a_lookup_with_repeated_ids_gets_adams_update(kind):
     # Adam's first step: lr * g / |g| on every entry with a gradient
     assert moved.max() == pytest.approx(0.01, rel=1e-3)
     assert moved[3].max() == 0.0  # id 3 is not looked up
+
+
+def test_custom_step_logs_weigh_batches_by_their_size():
+    # each batch's mean counted once: a short last batch weighed as much as
+    # a full one (a GAN's d_accuracy over 9 images came out 0.8125)
+    x = np.arange(9, dtype="float32").reshape(9, 1)
+    y = np.zeros((9, 1), "float32")
+    model = EMARegression(seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    model.build((None, 1))
+    model.dense.kernel.assign([[1.0]])
+    whole = model.evaluate(x, y, batch_size=9, verbose=0, return_dict=True)
+    split = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    assert whole["loss"] == pytest.approx(float(np.mean(x ** 2)), rel=1e-5)
+    assert split["loss"] == pytest.approx(whole["loss"], rel=1e-5)
+    history = model.fit(x, y, batch_size=8, epochs=1, shuffle=False,
+                        verbose=0)
+    assert history.history["loss"][0] == pytest.approx(whole["loss"],
+                                                       rel=1e-5)

@@ -96,6 +96,15 @@ def as_fit_batch(data):
         if isinstance(value, np.ndarray) else value, data)
 
 
+def batch_size_of(data):
+    """The number of examples in a batch as `fit` hands it to a step (the
+    leading size of its first array): what `model.record_step` weighs the
+    batch's logs with."""
+    import keras
+
+    return keras.ops.shape(keras.tree.flatten(data)[0])[0]
+
+
 def ema_update(step, averages, variables, decay):
     """`averages <- decay * averages + (1 - decay) * variables`.
 

@@ -23,6 +23,7 @@ import keras
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
     as_fit_batch,
+    batch_size_of,
     compile_loop_step,
     draw_for_replica,
     run_sampler,
@@ -354,9 +355,11 @@ def custom_train_step(model, schedule, state, data):
         `(logs, state)` with `state` in the structure it came in.
     """
     view = _State(model, state)
-    logs = schedule(as_fit_batch(data), JaxStep(view))
+    data = as_fit_batch(data)
+    logs = schedule(data, JaxStep(view))
     logs = jax.tree_util.tree_map(jax.lax.stop_gradient, logs)
-    results, updated = view.run(lambda: model.record_step(logs))
+    results, updated = view.run(
+        lambda: model.record_step(logs, batch_size=batch_size_of(data)))
     view.values.update(updated)
     return results, view.as_state()
 

@@ -5,6 +5,7 @@ import tensorflow as tf
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
     as_fit_batch,
+    batch_size_of,
     collecting_losses,
     keep_state_on_error,
     compile_loop_step,
@@ -194,7 +195,8 @@ def custom_train_step(model, schedule, data):
         The logs: the results of `model.metrics`.
     """
     data = as_fit_batch(data)
-    return model.record_step(schedule(data, TensorFlowStep()))
+    return model.record_step(schedule(data, TensorFlowStep()),
+                             batch_size=batch_size_of(data))
 
 
 # `evaluate` and `validation_data` run a schedule that makes no updates, the

@@ -15,6 +15,7 @@ import torch
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
     as_fit_batch,
+    batch_size_of,
     collecting_losses,
     keep_state_on_error,
     draw_for_replica,
@@ -363,12 +364,13 @@ def custom_train_step(model, schedule, data):
     Returns:
         The logs: the results of `model.metrics`.
     """
-    logs = schedule(as_fit_batch(data), TorchStep(model))
+    data = as_fit_batch(data)
+    logs = schedule(data, TorchStep(model))
     model.zero_grad()
     with torch.no_grad():
         logs = {k: v.detach() if hasattr(v, "detach") else v
                 for k, v in logs.items()}
-        return model.record_step(logs)
+        return model.record_step(logs, batch_size=batch_size_of(data))
 
 
 # `evaluate` and `validation_data` run a schedule that makes no updates, the

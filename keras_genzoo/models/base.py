@@ -855,22 +855,29 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         return super().test_on_batch(x, y, *args, **kwargs)
 
     # -------------------------------------------------- custom-step metrics
-    def record_step(self, logs):
+    def record_step(self, logs, batch_size=None):
         """Updates the model's metrics from a custom step's logs.
 
         Every metric in `self.metrics` whose name is a key of `logs` takes
-        that value; the results of all of them are returned, as `fit` shows
+        that value, weighted by the batch's size (as Keras weighs its own
+        "loss"); the results of all of them are returned, as `fit` shows
         them.
 
         Args:
-            logs: dict of scalar tensors.
+            logs: dict of scalar tensors (batch means).
+            batch_size: the number of examples in the batch (the backend's
+                `custom_train_step` passes it); `None` weighs every batch
+                the same.
 
         Returns:
             Dict of the metrics' results.
         """
+        # (unweighted, a short last batch counted as much as a full one:
+        # a GAN's `d_accuracy` over 9 images came out 0.8125)
         for metric in self.metrics:
             if metric.name in logs:
-                metric.update_state(logs[metric.name])
+                metric.update_state(logs[metric.name],
+                                    sample_weight=batch_size)
         return {metric.name: metric.result() for metric in self.metrics}
 
     # ------------------------------------------------------------ sampling
