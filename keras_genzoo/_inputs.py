@@ -120,11 +120,15 @@ def check_seed(seed):
 
 def generator_seed(seed):
     """A seed for `keras.random.SeedGenerator`: `seed` checked as
-    `check_seed` does, seeds of 2**31 and above folded into 0..2**31-1
-    (PyTorch holds a generator's state as int32: `SeedGenerator(2**31)`
-    failed there, "value cannot be converted to type int32")."""
+    `check_seed` does; on PyTorch, which holds a generator's state as int32
+    (`SeedGenerator(2**31)` failed there, "value cannot be converted to
+    type int32"), seeds of 2**31 and above folded into 0..2**31-1."""
+    from keras import backend
+
     seed = check_seed(seed)
-    return None if seed is None else seed % 2**31
+    if seed is None or backend.backend() != "torch":
+        return seed
+    return seed % 2**31
 
 
 def check_class_labels(labels, num_classes, count, what="`labels`",
@@ -268,14 +272,18 @@ def scale_pixels(images, signed=False):
 
 
 def is_foreign_tf_tensor(x):
-    """Whether `x` is a TensorFlow tensor on another Keras backend: what a
-    `tf.data` map gives a function on JAX or PyTorch (`keras.ops` cannot
-    take it there)."""
+    """Whether `x` is a symbolic TensorFlow tensor on another Keras
+    backend: what a `tf.data` map gives a function on JAX or PyTorch
+    (`keras.ops` cannot take it there; an eager one converts to numpy)."""
     from keras import backend
 
-    return (backend.backend() != "tensorflow"
-            and type(x).__module__.startswith("tensorflow")
-            and hasattr(x, "dtype") and not _is_tf_dataset(x))
+    if backend.backend() == "tensorflow" or not (
+            type(x).__module__.startswith("tensorflow")
+            and hasattr(x, "dtype") and not _is_tf_dataset(x)):
+        return False
+    import tensorflow as tf
+
+    return not tf.executing_eagerly()
 
 
 def tf_noisy_pixels(images, stddev):

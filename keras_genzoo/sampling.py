@@ -8,6 +8,8 @@ top-k and top-p. keras_hub is imported only when `make_sampler` is called.
 
 import numpy as np
 
+from keras_genzoo import _inputs
+
 
 def sample_from_logits(logits, rng, temperature=1.0, top_k=None, top_p=None):
     """Draws one token id from a vector of logits.
@@ -143,6 +145,7 @@ def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
         'GreedySampler'
     """
     samplers = _keras_hub().samplers
+    seed = _inputs.generator_seed(seed)  # (2**31 and above: PyTorch)
     if top_k is not None and vocabulary_size is not None:
         top_k = min(int(top_k), int(vocabulary_size))
     if top_k == 1 or float(temperature) < GREEDY_BELOW:

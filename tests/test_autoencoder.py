@@ -72,6 +72,11 @@ def test_add_noise_in_a_tf_data_map(mnist):
         # new noise per batch, not one draw traced into the map
         assert not np.allclose(batches[0] - images[:8] / 255.0,
                                batches[1] - images[8:] / 255.0)
+    # an eager TensorFlow tensor (a loop over the dataset) on JAX and
+    # PyTorch: numpy, with the model's own noise, as before
+    eager = ae.add_noise(tf.constant(images))
+    if keras.backend.backend() != "tensorflow":
+        assert isinstance(eager, np.ndarray)
     # (noisy, clean) pairs, e.g. for a denoiser of your own
     pairs = tf.data.Dataset.from_tensor_slices(images).batch(8).map(
         lambda x: (ae.add_noise(x), x))

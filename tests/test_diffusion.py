@@ -746,6 +746,9 @@ def test_redrawing_takes_the_labels_the_images_carry():
     np.testing.assert_allclose(
         model.inpaint((images, labels), mask, steps=3, seed=1), filled,
         atol=1e-6)
+    # nothing is redrawn at strength 0: no labels needed
+    np.testing.assert_allclose(model.generate(images=images, strength=0),
+                               images / 255.0, atol=1e-6)
     in_turn = model.generate(images=images, labels=np.arange(4) % 3,
                              strength=0.6, steps=3, seed=1)
     assert not np.allclose(in_turn, expected)

@@ -650,13 +650,20 @@ class DiffusionModel(ImageModel):
             return labels, None  # the conditional prediction alone
         return labels, guidance
 
-    def _labels_of_images(self, images, labels, guidance, method):
+    def _labels_of_images(self, images, labels, guidance, method,
+                          strength=None):
         """A conditional model's labels for redrawing given images: those
         given, else those the images carry (`(images, labels)`, a dict's
         `"label"`), else a `ValueError` (classes 0, 1, 2, ... in turn, the
         default for new samples, pulled a 7 towards "0" in silence, and
-        dropped the labels the images came with)."""
-        if not self.num_classes or labels is not None:
+        dropped the labels the images came with). Nothing is redrawn at
+        `strength=0`, and a dataset gets `_to_array`'s message."""
+        if (not self.num_classes or labels is not None
+                or _inputs._is_stream_of_batches(images)):
+            return labels
+        if strength is not None and isinstance(
+                strength, (int, float, np.floating, np.integer)) and (
+                float(strength) == 0.0):
             return labels
         carried = _inputs.carried_labels(images)
         if carried is not None:
@@ -664,12 +671,13 @@ class DiffusionModel(ImageModel):
         if guidance is not None and _inputs.check_number(
                 guidance, "guidance") == 0.0:
             return None  # unconditional: no label wanted
+        unconditional = (", or `guidance=0` to redraw them without a label"
+                         if self.label_dropout > 0 else "")
         raise ValueError(
             f"This model is conditional (num_classes={self.num_classes}): "
             f"pass `labels=` to `{method}` (the images' own classes, or "
-            f"the class to redraw them as), images with their labels "
-            f"(`(images, labels)`), or `guidance=0` to redraw them "
-            f"without a label.")
+            f"the class to redraw them as), or images with their labels "
+            f"(`(images, labels)`){unconditional}.")
 
     def _sampling_seed(self, seed):
         seed = _inputs.check_seed(seed)
@@ -790,8 +798,9 @@ class DiffusionModel(ImageModel):
         """
         self.ensure_built("generate")
         if images is not None:
-            labels = self._labels_of_images(images, labels, guidance,
-                                            "generate(images=...)")
+            labels = self._labels_of_images(
+                images, labels, guidance, "generate(images=...)",
+                strength=0.8 if strength is None else strength)
             images = self._to_array(images, "`images`")
             if num_samples is not None and self.check_num_samples(
                     num_samples) != len(images):
