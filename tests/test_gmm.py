@@ -188,6 +188,12 @@ def test_load_weights_into_a_new_model(file_name, iris, tmp_path):
     np.testing.assert_allclose(loaded.score_samples(iris),
                                gmm.score_samples(iris), rtol=1e-6)
     np.testing.assert_allclose(loaded.means_, gmm.means_)
+    # another mixture: Keras spoke of `variable.assign` shapes
+    for other in (GaussianMixture(3, covariance_type="diag"),
+                  GaussianMixture(2, covariance_type="full")):
+        with pytest.raises(ValueError, match="another mixture than this "
+                                             "GaussianMixture"):
+            other.load_weights(path)
 
 
 def test_call_gives_log_likelihood_tensors(iris):

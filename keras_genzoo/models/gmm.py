@@ -29,6 +29,7 @@ Differences from scikit-learn, with their reasons:
 import contextlib
 import io
 import math
+import os
 import warnings
 import zipfile
 
@@ -428,7 +429,20 @@ class GaussianMixture(keras.Model):
             n_features = _saved_n_features(filepath)
             if n_features is not None:
                 self.build((None, n_features))
-        return super().load_weights(filepath, *args, **kwargs)
+        try:
+            return super().load_weights(filepath, *args, **kwargs)
+        except ValueError as error:
+            if "could not be loaded" not in str(error):
+                raise
+            # Keras' message spoke of `variable.assign` shapes
+            raise ValueError(
+                f"{os.fspath(filepath)} holds the weights of another "
+                f"mixture than this GaussianMixture(n_components="
+                f"{self.n_components}, covariance_type="
+                f"{self.covariance_type!r}) of {self.n_features_in_} "
+                f"features: make it with the arguments of the one that "
+                f"saved it. Keras said: {str(error).splitlines()[0]}"
+            ) from error
 
     def _is_fitted(self):
         return self.built and float(
