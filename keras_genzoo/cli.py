@@ -470,6 +470,15 @@ def _as_path(value):
     return value
 
 
+def _starts_with_utf16_mark(path):
+    """Whether the file at `path` starts with a UTF-16 byte order mark."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(2) in (b"\xff\xfe", b"\xfe\xff")
+    except OSError:
+        return False
+
+
 def _load_data(settings):
     """Loads the data (before anything is written): `(train, val, info)`."""
     from keras_genzoo import datasets
@@ -481,9 +490,12 @@ def _load_data(settings):
             message = str(error)
             if "is not valid" in message:
                 # the command has no encoding option (the library's message
-                # named `load_text`'s `encoding=`)
+                # named `load_text`'s `encoding=`); a UTF-16 file (its byte
+                # order mark) converted from latin1 became text with NULs
+                source = ("utf-16" if _starts_with_utf16_mark(
+                    settings["text"]) else "latin1")
                 message = message.split(" Save it as UTF-8")[0] + (
-                    " Save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 "
+                    f" Save it as UTF-8 (e.g. `iconv -f {source} -t utf-8 "
                     "in.txt > out.txt`) and give that file.")
             raise UsageError(f"--text: {message}") from None
         if settings["smoke"]:
@@ -503,7 +515,7 @@ def _load_data(settings):
             validation_split=0.1, seed=settings["seed"],
             limit=limit, download=settings["download"])
     except (ValueError, FileNotFoundError) as error:
-        raise UsageError(f"--dataset: {error}") from None
+        raise UsageError(f"--dataset: {_as_command_advice(error)}") from None
     info = {}
     if settings["conditional"]:
         # the classes `load_images` names (a folder without class
@@ -518,6 +530,21 @@ def _load_data(settings):
                              "per class.")
         info["num_classes"] = classes
     return train_ds, val_ds, info
+
+
+def _as_command_advice(error):
+    """The library's message with its advice in this command's options:
+    it named `load_images` arguments the command does not have."""
+    message = str(error)
+    message = message.replace(
+        ", or pass `validation_split=0`.", " (a tenth is held out).")
+    message = message.replace(
+        "Pass download=True to let tfds download it (needs internet), pass "
+        "data_dir= pointing at a folder that has it, or train offline on "
+        "load_images('embedded_mnist').",
+        "Add --download to let tfds download it (needs internet), or train "
+        "offline with --dataset embedded_mnist.")
+    return message
 
 
 def _make_model(settings, info, text=None):

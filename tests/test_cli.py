@@ -448,8 +448,14 @@ def test_a_text_that_is_not_utf8_names_the_fix_the_command_has(
     assert run("train", "bigram", "--text", text, "--smoke", "--out",
                tmp_path / "run") == 2
     err = capsys.readouterr().err
-    assert "not valid utf-8" in err and "iconv" in err, err
+    assert "not valid utf-8" in err and "iconv -f latin1" in err, err
     assert "load_text" not in err and not (tmp_path / "run").exists()
+    # a UTF-16 file: converting it from latin1 gave text with NULs
+    text = tmp_path / "utf16.txt"
+    text.write_bytes("caf\u00e9 ".encode("utf-16") * 200)
+    assert run("train", "bigram", "--text", text, "--smoke", "--out",
+               tmp_path / "run") == 2
+    assert "iconv -f utf-16" in capsys.readouterr().err
 
 
 def test_image_folders_that_cannot_train_exit_2(tmp_path, capsys):
@@ -473,6 +479,8 @@ def test_image_folders_that_cannot_train_exit_2(tmp_path, capsys):
         assert run(*argv, "--out", tmp_path / "run") == 2, argv
         err = capsys.readouterr().err
         assert "usage: genzoo" in err and message in err, (argv, err)
+        # the library's advice the command has no option for
+        assert "`validation_split=0`" not in err, err
         assert not os.path.exists(tmp_path / "run")
     # the folder without classes trains an auto-encoder, whose grid shows
     # the validation image (bare batches: no labels) over its
