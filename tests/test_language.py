@@ -93,10 +93,14 @@ def test_save_load_keeps_vocabulary_and_logits(tmp_path):
     other = BigramLM.from_text(text.replace("ç", "x"),
                                sequence_length=16)
     assert len(other.vocabulary) == len(model.vocabulary)
+    before = keras.ops.convert_to_numpy(other.table.embeddings).copy()
     with pytest.raises(ValueError, match="bigram.weights.h5: These weights "
                                          "were saved by a model of another "
                                          "vocabulary"):
         other.load_weights(weights)
+    # refused before any weight loads: the model keeps its own table
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(other.table.embeddings), before)
 
 
 def test_bad_input_messages():

@@ -1310,32 +1310,41 @@ class ImageModel(GenerativeModel):
         return config
 
 
-def _saved_optimizer_size(filepath, groups=("optimizer",)):
-    """How many variables the optimizers saved in a `.weights.h5` or
-    `.keras` file under `groups` hold together, or `None` where that cannot
-    be read (or one of them is missing)."""
+def read_weights_file(filepath, read):
+    """`read(h5py.File)` of a `.weights.h5` file, or of a `.keras` file's
+    weights; `None` where the file cannot be read so."""
     import zipfile
 
     import h5py
 
-    def count(file):
+    def opened(file):
         with h5py.File(file, "r") as weights:
-            found = [weights.get(f"{name}/vars") for name in groups]
-            if any(group is None for group in found):
-                return None
-            return sum(len(group) for group in found)
+            return read(weights)
 
     path = os.fspath(filepath)
     try:
         if path.endswith(".keras"):
             with zipfile.ZipFile(path) as archive, archive.open(
                     "model.weights.h5") as file:
-                return count(file)
+                return opened(file)
         if path.endswith(".weights.h5"):
-            return count(path)
+            return opened(path)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         pass
     return None
+
+
+def _saved_optimizer_size(filepath, groups=("optimizer",)):
+    """How many variables the optimizers saved in a `.weights.h5` or
+    `.keras` file under `groups` hold together, or `None` where that cannot
+    be read (or one of them is missing)."""
+    def count(weights):
+        found = [weights.get(f"{name}/vars") for name in groups]
+        if any(group is None for group in found):
+            return None
+        return sum(len(group) for group in found)
+
+    return read_weights_file(filepath, count)
 
 
 class _PairsAsInputs(keras.utils.PyDataset):

@@ -11,6 +11,7 @@ models are `BigramLM` (`keras_genzoo.models.bigram`) and `MiniGPT`
 import itertools
 import json
 import math
+import os
 import types
 
 import numpy as np
@@ -23,6 +24,7 @@ from keras_genzoo import _inputs, datasets
 from keras_genzoo.models.base import (
     OWN_MISMATCH_PREFIX,
     GenerativeModel,
+    read_weights_file,
     with_added_losses,
 )
 from keras_genzoo.optimizers import warmup_cosine_adamw  # its 0.1.0 home
@@ -50,6 +52,13 @@ def _check_text(text):
 
 # The entry of a text model's weights that holds its vocabulary.
 VOCABULARY_KEY = "vocabulary"
+
+
+def _vocabulary_of(entry):
+    """The vocabulary a weights file's entry holds (`None` for none)."""
+    if entry is None:
+        return None
+    return json.loads(bytes(np.asarray(entry)).decode("utf-8"))
 
 
 class CharLanguageModel(GenerativeModel):
@@ -564,25 +573,38 @@ class CharLanguageModel(GenerativeModel):
         store[VOCABULARY_KEY] = np.frombuffer(
             json.dumps(list(self.vocabulary)).encode("utf-8"), "uint8")
 
+    def load_weights(self, filepath, *args, **kwargs):
+        """`keras.Model.load_weights`; a file of another vocabulary is
+        refused before any weight is loaded (`load_own_variables` checks
+        it too, after the layers Keras loads first)."""
+        saved = read_weights_file(
+            filepath, lambda weights: _vocabulary_of(
+                weights.get(f"vars/{VOCABULARY_KEY}")))
+        if saved is not None:
+            self._check_vocabulary(saved, os.fspath(filepath) + ": ")
+        return super().load_weights(filepath, *args, **kwargs)
+
     def load_own_variables(self, store):
         keys = list(store.keys())
         if VOCABULARY_KEY in keys:  # (files of before 2026-12 have none)
-            saved = json.loads(
-                bytes(np.asarray(store[VOCABULARY_KEY])).decode("utf-8"))
-            if list(saved) != list(self.vocabulary):
-                differ = sum(a != b for a, b in zip(saved, self.vocabulary))
-                raise ValueError(
-                    f"{OWN_MISMATCH_PREFIX} a model of another "
-                    f"vocabulary ({len(saved)} characters, {differ} of them "
-                    f"at other ids than in this model's "
-                    f"{len(self.vocabulary)}): they would generate other "
-                    f"characters. Make the model as the saved one was "
-                    f"(`{type(self).__name__}.from_text` of the same text"
-                    + (f", or `vocabulary={''.join(saved)!r}`"
-                       if len(saved) <= 40 else "")
-                    + "), or load its `.keras` file, which holds it.")
+            self._check_vocabulary(_vocabulary_of(store[VOCABULARY_KEY]))
             store = {key: store[key] for key in keys if key != VOCABULARY_KEY}
         super().load_own_variables(store)
+
+    def _check_vocabulary(self, saved, where=""):
+        """A `ValueError` unless `saved` is this model's vocabulary."""
+        if list(saved) == list(self.vocabulary):
+            return
+        differ = sum(a != b for a, b in zip(saved, self.vocabulary))
+        short = (f", or `vocabulary={''.join(saved)!r}`" if len(saved) <= 40
+                 else "")
+        raise ValueError(
+            f"{where}{OWN_MISMATCH_PREFIX} a model of another vocabulary "
+            f"({len(saved)} characters, {differ} of them at other ids than "
+            f"in this model's {len(self.vocabulary)}): they would generate "
+            f"other characters. Make the model as the saved one was "
+            f"(`{type(self).__name__}.from_text` of the same text{short}), "
+            f"or load its `.keras` file, which holds it.")
 
     def get_config(self):
         config = super().get_config()
