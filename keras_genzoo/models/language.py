@@ -227,9 +227,7 @@ class CharLanguageModel(GenerativeModel):
                 raise ValueError(
                     f"{what} has no targets: pass `fit(inputs, targets)`, "
                     f"or {fix}.")
-            self._check_windows(_inputs.to_numpy(x, f"{what} (inputs)"),
-                                _inputs.to_numpy(y, f"{what} (targets)"),
-                                what, fix)
+            self._check_stream_windows((x, y), what, fix)
         elif isinstance(x, (dict, list, tuple)):
             raise ValueError(
                 f"{what} is a {type(x).__name__}: pass `fit(inputs, "
@@ -254,7 +252,8 @@ class CharLanguageModel(GenerativeModel):
         return x
 
     def _check_stream_windows(self, batch, what, fix):
-        """Checks a stream's first `(inputs, targets)` batch."""
+        """Checks `(inputs, targets)` windows: arrays, or a stream's first
+        batch."""
         inputs, targets = batch
         if targets is None:
             raise ValueError(
