@@ -608,7 +608,7 @@ class _LookupSchedule(GenerativeModel):
 def test_a_lookup_with_repeated_ids_gets_adams_update(kind):
     # A table's gradient on TensorFlow is one row per looked-up id; Keras
     # 3.15's Adam squared the rows before summing the repeats: the row of
-    # id 0, looked up 3 times, moved 0.02 instead of Adam's first step of
+    # id 0, looked up 4 times, moved 0.02 instead of Adam's first step of
     # lr = 0.01 (a label embedding trained otherwise than on JAX/PyTorch)
     ids = np.array([[0, 0, 0, 1, 2, 0]], "int32")
     if kind == "custom_step":

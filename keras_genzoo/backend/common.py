@@ -162,9 +162,10 @@ def prepare_optimizer(optimizer):
     id, with ids repeated, and Keras 3.15's optimizers square (Adam, AdamW,
     RMSprop, ...) each row before the repeats are summed: a label embedding
     or a bigram table trained with another update than on JAX and PyTorch
-    (Adam moved a row looked up twice 2x too far). There the optimizer's
-    `apply` first makes such gradients dense (the repeats summed, what JAX
-    and PyTorch give); nothing to do elsewhere.
+    (Adam's first step moved the row of an id looked up n times sqrt(n)
+    times too far). There the optimizer's `apply` first makes such
+    gradients dense (the repeats summed, what JAX and PyTorch give);
+    nothing to do elsewhere.
 
     Args:
         optimizer: a Keras optimizer (or `None`).
