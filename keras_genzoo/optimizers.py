@@ -187,9 +187,11 @@ class OptimizerPair(keras.optimizers.Optimizer):
                     optimizer._var_key(v) not in known for v in variables):
                 raise ValueError(
                     f"The `{name}` given was already built for another "
-                    "model's network: give each model its own optimizers "
-                    f"(e.g. `keras.optimizers.{type(optimizer).__name__}"
-                    f".from_config({name}.get_config())`).")
+                    "network (another model's, or this model's other one, "
+                    "as when compiling again with the two swapped): give "
+                    "each network its own optimizer (e.g. `keras."
+                    f"optimizers.{type(optimizer).__name__}.from_config("
+                    f"{name}.get_config())`).")
         # What `keras.callbacks.SwapEMAWeights` swaps, read as from one
         # optimizer with `use_ema=True`: the weights of each optimizer that
         # averages them, and their averages, in the same order.
