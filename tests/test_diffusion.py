@@ -648,6 +648,10 @@ def test_bad_sampling_arguments(untrained, name):
 
 
 def test_bad_training_data(mnist):
+    # the method a subclass overrides for another loss (the message named
+    # `compute_loss`, which the diffusion step never calls)
+    with pytest.raises(ValueError, match="override `diffusion_loss`"):
+        DiffusionModel(widths=(8,)).compile(loss="mse")
     model = DiffusionModel(num_classes=10, widths=(8,), seed=0)
     with pytest.raises(ValueError, match="conditional .* has no labels"):
         model.fit(mnist[0][:32], epochs=1, verbose=0)

@@ -579,6 +579,18 @@ def test_quantize_int8_generates_as_a_forward_pass_and_saves(block_type,
                                keras.ops.convert_to_numpy(gpt(window)),
                                rtol=1e-5, atol=1e-5)
     assert loaded.generate("to be", 20, top_k=1) == expected
+    # a weights file, as docs/backends.md loads one: build, quantize, load
+    # (a second `build()` of a MiniGPT, built when made, failed in
+    # keras-hub's layers: "cannot add new elements of state")
+    weights_path = str(tmp_path / "quantized.weights.h5")
+    gpt.save_weights(weights_path)
+    config = gpt.get_config()
+    config.pop("quantized_layers")  # a model made as the user made it
+    fresh = MiniGPT.from_config(config)
+    fresh.build()
+    fresh.quantize("int8")
+    fresh.load_weights(weights_path)
+    assert fresh.generate("to be", 20, top_k=1) == expected
 
 
 def test_quantize_still_names_an_old_keras_hub_layer(monkeypatch):

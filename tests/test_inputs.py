@@ -156,14 +156,14 @@ def test_sample_weights_are_refused_not_ignored(mnist):
         (lambda: vae.test_on_batch(images, sample_weight=weights),
          "VAE.test_on_batch got"),
         (lambda: vae.fit(weighted, epochs=1, verbose=0),
-         "training data yields \\(x, y, sample_weight\\)"),
+         "^The training data yields \\(x, y, sample_weight\\)"),
         (lambda: vae.fit(_Weighted(images), epochs=1, verbose=0),
-         "training data yields \\(x, y, sample_weight\\)"),
+         "^The training data yields \\(x, y, sample_weight\\)"),
         (lambda: vae.fit(batches(), epochs=1, verbose=0),
-         "training data yields \\(x, y, sample_weight\\)"),
+         "^The training data yields \\(x, y, sample_weight\\)"),
         (lambda: vae.fit(images, validation_data=weighted, epochs=1,
                          verbose=0),
-         "validation data yields \\(x, y, sample_weight\\)"),
+         "^The validation data yields \\(x, y, sample_weight\\)"),
     ]
     for call, words in calls:
         with pytest.raises(ValueError, match=words):

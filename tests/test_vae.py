@@ -433,16 +433,19 @@ def test_weights_of_a_model_that_never_trained_load_without_warnings(
         assert not fresh.optimizer.built
 
 
+@pytest.mark.parametrize("dtype", ["float32", "mixed_float16"])
 def test_load_weights_into_a_model_not_compiled_keeps_the_optimizer(
-        tmp_path):
+        tmp_path, dtype):
     # a fresh model that loads a training checkpoint and then trains on:
     # `fit` compiled it after the load, the file's optimizer state was
-    # dropped without a word, and the step count restarted at 0
+    # dropped without a word, and the step count restarted at 0 (under
+    # mixed_float16 still, until the count took the LossScaleOptimizer's
+    # variables: its loss scale was lost too)
     images = np.random.default_rng(0).random((32, 8, 8, 1)).astype(
         "float32")
 
     def made():
-        model = VAE(latent_dim=2, filters=(4,), seed=0)
+        model = VAE(latent_dim=2, filters=(4,), seed=0, dtype=dtype)
         model.build((None, 8, 8, 1))
         return model
 
@@ -453,6 +456,10 @@ def test_load_weights_into_a_model_not_compiled_keeps_the_optimizer(
     resumed = made()
     resumed.load_weights(path)
     assert int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)) == 2
+    assert isinstance(resumed.optimizer, keras.optimizers.LossScaleOptimizer
+                      ) == (dtype == "mixed_float16")
+    assert len(resumed.optimizer.variables) == len(
+        trained.optimizer.variables)
     for saved, loaded in zip(trained.optimizer.variables,
                              resumed.optimizer.variables):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(saved),

@@ -84,7 +84,10 @@ def _state_for(generator, state):
     hold (a seed of 2**31 or more saved on JAX or TensorFlow) folded into
     it, as `_inputs.generator_seed` folds new seeds (the load failed on
     PyTorch: "value cannot be converted to type int32")."""
-    dtype = _to_numpy(generator.state).dtype
+    # (the variable's dtype, not its value: converting a TensorFlow
+    # variable with numpy 2 warns of `__array__`'s copy keyword, an error
+    # where warnings are errors)
+    dtype = np.dtype(generator.state.dtype)
     state = np.asarray(state).astype("int64")
     if dtype == np.int32:
         state = state % 2**31

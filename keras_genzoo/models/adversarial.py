@@ -281,6 +281,8 @@ class AdversarialModel(ImageModel):
         if self.built:
             pair.build()
 
+    loss_methods = "`discriminator_objective` and `generator_objective`"
+
     # (the pair's own entry, "optimizer", holds only its step count)
     optimizer_groups = ("d_optimizer", "g_optimizer")
 
@@ -290,7 +292,7 @@ class AdversarialModel(ImageModel):
         count, an uncompiled GAN's `load_weights` dropped them)."""
         total = 0
         for network in (self.discriminator, self.generator):
-            default = self.default_optimizer()
+            default = self.default_compiled_optimizer()
             default.build(network.trainable_variables)
             total += len(default.variables)
         return total

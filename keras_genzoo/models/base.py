@@ -32,7 +32,7 @@ from keras import ops
 from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
 from keras_genzoo.layers.seed_state import ModelSeedStateSaving
-from keras_genzoo.optimizers import OptimizerPair
+from keras_genzoo.optimizers import OptimizerPair, loss_scaled
 
 
 # the `compile` arguments of a loss and metrics, which the zoo's models
@@ -542,9 +542,20 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """How many variables the optimizer of `compile()` (without
         arguments) holds once built for this built model: what
         `load_weights` compares a file's optimizer state with."""
-        default = self.default_optimizer()
+        default = self.default_compiled_optimizer()
         default.build(self.trainable_variables)
         return len(default.variables)
+
+    def default_compiled_optimizer(self):
+        """A new `default_optimizer()` as `compile()` holds it: in a
+        `LossScaleOptimizer` under a `mixed_float16` policy (as Keras'
+        `compile` wraps it; counted bare, a `mixed_float16` file's state
+        never matched, and `load_weights` into a model not compiled yet
+        dropped it)."""
+        default = self.default_optimizer()
+        if self.dtype_policy.name == "mixed_float16":
+            default = loss_scaled(default)
+        return default
 
     def _ensure_compiled(self):
         if not self.compiled:
@@ -624,6 +635,11 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
     # DiffusionModel's `fit` failed even with a loss).
     takes_compile_loss = False
 
+    # The methods that compute the loss, which a subclass overrides for
+    # another one (the custom steps of the GANs and the diffusion model
+    # never call `compute_loss`).
+    loss_methods = "`compute_loss`"
+
     def _refuse_compile_loss(self, kwargs):
         """One `ValueError` for the `compile` arguments of a loss or
         metrics, unless `takes_compile_loss`; drops empty ones (what a
@@ -636,7 +652,8 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
                     f"A {type(self).__name__} computes and logs its own "
                     f"loss and metrics (see `model.metrics_names` after "
                     f"`fit`); drop `{key}=` from `compile`. For another "
-                    f"loss, subclass it and override `compute_loss`.")
+                    f"loss, subclass it and override "
+                    f"{self.loss_methods}.")
             kwargs.pop(key)
 
     # Whether `compute_loss` (or a custom step) uses `sample_weight`: the
@@ -673,7 +690,8 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         if not self.takes_sample_weights and (
                 _inputs.yields_sample_weights(data)):
             raise ValueError(
-                f"{what} yields (x, y, sample_weight) batches, but "
+                f"{what[:1].upper()}{what[1:]} yields (x, y, sample_weight) "
+                f"batches, but "
                 f"{type(self).__name__}'s loss {_WEIGHTS_IGNORED} the "
                 f"weights: yield (x, y) or bare x batches. {_WEIGHTS_FIX}")
 
@@ -958,6 +976,33 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         if model.built:
             model.quantize_as_saved()
         return model
+
+    def _post_quantize(self, mode, **kwargs):
+        # Keras' hook after `quantize` changed layers (Keras 3.15)
+        super()._post_quantize(mode, **kwargs)
+        self._optimizer_for_quantized_variables()
+
+    def _optimizer_for_quantized_variables(self):
+        """After `quantize`, a compiled model's optimizer is made again for
+        the variables that are still trainable (the quantized kernels are
+        not), keeping its step count and the state of those variables.
+
+        Keras kept the optimizer built for the float kernels: a saved file
+        then held a state that no loaded model's optimizer (built for the
+        quantized model) could take, and training restarted at step 0
+        with Keras' "Skipping variable loading for optimizer" warning.
+        """
+        optimizer = getattr(self, "optimizer", None)
+        if not self.compiled or optimizer is None or not optimizer.built:
+            return
+        old = {variable.path: variable for variable in optimizer.variables}
+        self.compile_from_config(self.get_compile_config())
+        self._ensure_compiled()
+        for variable in self.optimizer.variables:
+            kept = old.get(variable.path)
+            if kept is not None and tuple(kept.shape) == tuple(
+                    variable.shape):
+                variable.assign(kept)
 
     def quantize_as_saved(self):
         """Quantizes the layers a loaded file's config names as quantized

@@ -207,6 +207,7 @@ class DiffusionModel(ImageModel):
     """
 
     network_arguments = ("network",)
+    loss_methods = "`diffusion_loss`"
 
     def __init__(
         self,

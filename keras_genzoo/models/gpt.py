@@ -285,6 +285,12 @@ class MiniGPT(CharLanguageModel):
         return True if backend.BACKEND == "tensorflow" else "auto"
 
     def build(self, input_shape=None):
+        if self.built:
+            # (made built in `__init__`: keras-hub's layers refused a
+            # second build, "cannot add new elements of state", so the
+            # `build()`, `quantize`, `load_weights` recipe of a quantized
+            # file failed here, where the other families take it)
+            return
         shape = (None, self.sequence_length)
         self.embedding.build(shape)
         for block in self.blocks:
