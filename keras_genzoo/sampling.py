@@ -40,9 +40,11 @@ def sample_from_logits(logits, rng, temperature=1.0, top_k=None, top_p=None):
         return int(np.argmax(logits))
     logits = logits / float(temperature)
     if top_k is not None and top_k < len(logits):
-        # exactly `top_k`, ties broken by index as `ops.top_k` does (the
-        # logits tied at the cutoff were all kept: 4 of [2, 1, 1, 1] for
-        # top_k=2, and bfloat16 logits tie often)
+        # exactly `top_k`, ties broken by index as `ops.top_k` does on
+        # TensorFlow and JAX (the logits tied at the cutoff were all kept:
+        # 4 of [2, 1, 1, 1] for top_k=2, and bfloat16 logits tie often).
+        # PyTorch's `topk` keeps its own choice among ties, so MiniGPT's
+        # samplers may keep other ids there (docs/reliability.md).
         keep = np.argsort(-logits, kind="stable")[:int(top_k)]
         kept = np.full_like(logits, -np.inf)
         kept[keep] = logits[keep]

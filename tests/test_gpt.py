@@ -593,6 +593,26 @@ def test_quantize_int8_generates_as_a_forward_pass_and_saves(block_type,
     assert fresh.generate("to be", 20, top_k=1) == expected
 
 
+@pytest.mark.parametrize("block_type", ["fused", "keras_hub"])
+def test_quantized_model_under_mixed_bfloat16_runs(block_type):
+    # keras-hub added the quantized token table's float32 rows to the
+    # bfloat16 positions: TensorFlow refused ("cannot compute AddV2")
+    # every forward pass and `generate`
+    from contract import _keras_hub_too_old
+
+    if _keras_hub_too_old():  # (make test-oldest: keras-hub 0.21)
+        pytest.skip("this keras-hub's layers take no `config` in quantize")
+    gpt = MiniGPT.from_text(QUANTIZE_TEXT, sequence_length=16, num_layers=1,
+                            num_heads=2, hidden_dim=16, seed=0,
+                            block_type=block_type, dtype="mixed_bfloat16")
+    gpt.quantize("int8")
+    window = gpt.encode_text("to be or not to ")[None]
+    assert np.isfinite(keras.ops.convert_to_numpy(
+        keras.ops.cast(gpt(window), "float32"))).all()
+    text = gpt.generate("to be", 8, top_k=1)
+    assert text.startswith("to be") and len(text) == 13
+
+
 def test_quantize_still_names_an_old_keras_hub_layer(monkeypatch):
     # keras-hub 0.21's ReversibleEmbedding had `quantize(mode, type_check)`
     # under Keras 3.15, which passes `config=`: one ValueError, before any

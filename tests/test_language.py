@@ -166,12 +166,16 @@ def test_export_signs_for_int_ids(family, tmp_path):
     model.export(str(tmp_path / "export2"), verbose=False)
 
 
-@pytest.mark.parametrize("mode", ["int8", "int4"])
-def test_quantized_bigram_samples_from_its_dequantized_table(mode, tmp_path):
+@pytest.mark.parametrize("mode, dtype", [
+    ("int8", "float32"), ("int4", "float32"), ("int8", "mixed_bfloat16")])
+def test_quantized_bigram_samples_from_its_dequantized_table(mode, dtype,
+                                                             tmp_path):
     # `next_logits` (what `generate` samples from) read the raw int8 table
-    # without its scale: the logits of an other, much sharper model
+    # without its scale: the logits of an other, much sharper model; under
+    # mixed_bfloat16 it called the table outside the model's autocast, and
+    # sampled from bfloat16-rounded logits (`model(ids)`: float32)
     text = "abcabcabd" * 40
-    model = BigramLM.from_text(text, sequence_length=8)
+    model = BigramLM.from_text(text, sequence_length=8, dtype=dtype)
     model.fit(model.make_datasets(text, batch_size=8)[0], epochs=10,
               verbose=0)
     model.quantize(mode)

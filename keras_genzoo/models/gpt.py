@@ -340,6 +340,16 @@ class MiniGPT(CharLanguageModel):
 
     def _embed(self, ids, start_index=0):
         op = self._own_op("token_and_position_embedding")
+        if op is None and getattr(self.embedding.token_embedding,
+                                  "quantization_mode", None) is not None:
+            # keras-hub's sum of a quantized token table (float32 rows)
+            # and the positions (in the compute dtype) failed on TensorFlow
+            # under mixed_bfloat16 ("cannot compute AddV2"): both in the
+            # compute dtype, as JAX and PyTorch promote them
+            tokens = self.embedding.token_embedding(ids)
+            positions = self.embedding.position_embedding(
+                tokens, start_index=start_index)
+            return ops.cast(tokens, positions.dtype) + positions
         if op is None:
             return self.embedding(ids, start_index=start_index)
         # as keras-hub's `PositionEmbedding` reads its table: autocast to
