@@ -996,7 +996,17 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         if not self.compiled or optimizer is None or not optimizer.built:
             return
         old = {variable.path: variable for variable in optimizer.variables}
-        self.compile_from_config(self.get_compile_config())
+        try:
+            # (its config is read before anything changes)
+            self.compile_from_config(self.get_compile_config())
+        except Exception as error:  # e.g. an optimizer class not registered
+            warnings.warn(
+                f"After `quantize`, the optimizer stays built for the float "
+                f"weights (its compile config could not be read again: "
+                f"{error}); a saved file's optimizer state will not load. "
+                f"Compile the quantized model again to train it on.",
+                stacklevel=3)
+            return
         self._ensure_compiled()
         for variable in self.optimizer.variables:
             kept = old.get(variable.path)
