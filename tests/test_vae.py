@@ -466,25 +466,6 @@ def test_load_weights_into_a_model_not_compiled_keeps_the_optimizer(
                                       keras.ops.convert_to_numpy(loaded))
 
 
-def test_quantize_of_a_model_compiled_with_an_unregistered_optimizer():
-    # `quantize` makes a compiled model's optimizer again from its compile
-    # config; one that cannot be read again stays as it was, with a warning
-    class OwnAdam(keras.optimizers.Adam):
-        pass
-
-    images = np.random.default_rng(0).random((32, 8, 8, 1)).astype(
-        "float32")
-    model = VAE(latent_dim=2, filters=(4,), seed=0)
-    model.compile(optimizer=OwnAdam())
-    model.fit(images, epochs=1, batch_size=16, verbose=0)
-    with pytest.warns(UserWarning, match="stays built for the float"):
-        model.quantize("int8")
-    assert isinstance(model.optimizer, OwnAdam)
-    history = model.fit(images, epochs=1, batch_size=16, verbose=0).history
-    assert np.isfinite(history["loss"][0])
-    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
-
-
 def test_weights_of_another_configuration_name_the_cause(tmp_path):
     # Keras said a layer "received 0 variables" (the file has them, of
     # other shapes), and nothing of a configuration

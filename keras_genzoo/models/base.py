@@ -980,39 +980,23 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
     def _post_quantize(self, mode, **kwargs):
         # Keras' hook after `quantize` changed layers (Keras 3.15)
         super()._post_quantize(mode, **kwargs)
-        self._optimizer_for_quantized_variables()
-
-    def _optimizer_for_quantized_variables(self):
-        """After `quantize`, a compiled model's optimizer is made again for
-        the variables that are still trainable (the quantized kernels are
-        not), keeping its step count and the state of those variables.
-
-        Keras kept the optimizer built for the float kernels: a saved file
-        then held a state that no loaded model's optimizer (built for the
-        quantized model) could take, and training restarted at step 0
-        with Keras' "Skipping variable loading for optimizer" warning.
-        """
         optimizer = getattr(self, "optimizer", None)
-        if not self.compiled or optimizer is None or not optimizer.built:
-            return
-        old = {variable.path: variable for variable in optimizer.variables}
-        try:
-            # (its config is read before anything changes)
-            self.compile_from_config(self.get_compile_config())
-        except Exception as error:  # e.g. an optimizer class not registered
+        if self.compiled and optimizer is not None and optimizer.built:
+            # Keras keeps the optimizer built for the float kernels, which
+            # are gone: JAX's `fit` then refused it ("optimizer_variables
+            # must be a list of tensors corresponding 1:1"), and a saved
+            # file's optimizer state loaded nowhere (the loaded model's
+            # optimizer is built for the quantized variables). Making it
+            # again here lost what its config does not hold (AdamW's
+            # weight-decay exclusions, a `tf.distribute` scope), so the
+            # user is told instead.
             warnings.warn(
-                f"After `quantize`, the optimizer stays built for the float "
-                f"weights (its compile config could not be read again: "
-                f"{error}); a saved file's optimizer state will not load. "
-                f"Compile the quantized model again to train it on.",
-                stacklevel=3)
-            return
-        self._ensure_compiled()
-        for variable in self.optimizer.variables:
-            kept = old.get(variable.path)
-            if kept is not None and tuple(kept.shape) == tuple(
-                    variable.shape):
-                variable.assign(kept)
+                f"{type(self).__name__}.quantize: the optimizer stays built "
+                f"for the float weights that quantizing replaced. To train "
+                f"the quantized model on, compile it again first "
+                f"(`model.compile(...)`; the optimizer starts anew): "
+                f"otherwise JAX cannot train it and a saved file's "
+                f"optimizer state does not load.", stacklevel=3)
 
     def quantize_as_saved(self):
         """Quantizes the layers a loaded file's config names as quantized
