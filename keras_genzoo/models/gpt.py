@@ -344,8 +344,9 @@ class MiniGPT(CharLanguageModel):
                                   "quantization_mode", None) is not None:
             # keras-hub's sum of a quantized token table (float32 rows)
             # and the positions (in the compute dtype) failed on TensorFlow
-            # under mixed_bfloat16 ("cannot compute AddV2"): both in the
-            # compute dtype, as JAX and PyTorch promote them
+            # under mixed_bfloat16 ("cannot compute AddV2"): the sum in the
+            # compute dtype on every backend, as an unquantized table's (JAX
+            # and PyTorch had promoted it to float32)
             tokens = self.embedding.token_embedding(ids)
             positions = self.embedding.position_embedding(
                 tokens, start_index=start_index)
