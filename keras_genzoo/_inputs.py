@@ -609,10 +609,7 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
             "dataset carries its own labels, as (images, labels) batches or "
             "dicts with a 'label' key. Drop `y`.")
     if isinstance(x, types.GeneratorType):
-        try:
-            first = next(x)
-        except StopIteration:
-            raise ValueError(f"{what} is empty: the generator yields nothing.")
+        first, batches = peek_generator(x, what)
         images, labels = split_batch(first)
         images = to_numpy(images, what)
         _remember_sample_weights(x, first)
@@ -624,8 +621,7 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
 
         # Keras wants tuples from generators: wrap bare image batches (a
         # generator again: Keras reads no other iterator)
-        return (_as_tuple(batch)
-                for batch in itertools.chain([first], x)), shape
+        return (_as_tuple(batch) for batch in batches), shape
     images, labels = _first_batch(x, what)
     shape = check_image_batch(images, expected_shape, what)
     _check_not_targets(images, labels, reconstructs, what)
@@ -634,6 +630,19 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
     if labels is None and _is_torch_dataloader(x):
         x = _tuple_loader(x)
     return x, shape
+
+
+def peek_generator(x, what, fix=None):
+    """`(first batch, generator of every batch)` of the generator `x`: its
+    first batch read to check, and put back in front (Keras reads no other
+    iterator than a generator); one `ValueError` for an empty one."""
+    try:
+        first = next(x)
+    except StopIteration:
+        raise ValueError(
+            f"{what} is empty: the generator yields nothing"
+            + (f": {fix}." if fix else ".")) from None
+    return first, (batch for batch in itertools.chain([first], x))
 
 
 def _as_tuple(batch):

@@ -8,7 +8,6 @@ models are `BigramLM` (`keras_genzoo.models.bigram`) and `MiniGPT`
 (`keras_genzoo.models.gpt`).
 """
 
-import itertools
 import json
 import math
 import os
@@ -233,16 +232,9 @@ class CharLanguageModel(GenerativeModel):
                 f"{what} is a {type(x).__name__}: pass `fit(inputs, "
                 f"targets)` with int id arrays, or {fix}.")
         elif isinstance(x, types.GeneratorType):
-            # its first batch, put back in front (Keras reads generators)
-            try:
-                first = next(x)
-            except StopIteration:
-                raise ValueError(
-                    f"{what} is empty: the generator yields nothing: "
-                    f"{fix}.") from None
+            first, x = _inputs.peek_generator(x, what, fix)
             self._check_stream_windows(_inputs.split_batch(first), what,
                                        fix)
-            x = (batch for batch in itertools.chain([first], x))
         elif hasattr(x, "__getitem__") or hasattr(x, "__iter__"):
             # a PyDataset or a torch DataLoader, by its first batch (ids
             # outside the vocabulary gave NaN on JAX, an IndexError on
