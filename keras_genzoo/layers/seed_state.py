@@ -9,6 +9,8 @@ resumes exactly where it stopped. Only the public `save_own_variables` /
 the store, taken out again before Keras' own loading sees the store.
 """
 
+import contextlib
+
 import numpy as np
 
 SEED_STATE_KEY = "seed_generator_state"
@@ -76,6 +78,52 @@ class ModelSeedStateSaving(SeedStateSaving):
             return  # another architecture: its noise starts afresh
         for generator, state in zip(generators, states):
             generator.state.assign(_state_for(generator, state))
+
+
+# Where an evaluation's draws start counting (`evaluation_streams`): a
+# training stream, which starts at 0, would need 2**30 draws to reach it.
+EVALUATION_COUNTER = 2**30
+
+
+def _all_seed_generators(model):
+    """Every seed generator of `model` and its layers, each once."""
+    generators = {}
+    for layer in model._flatten_layers(include_self=True):
+        for generator in getattr(layer, "_seed_generators", []):
+            generators.setdefault(id(generator), generator)
+    return list(generators.values())
+
+
+@contextlib.contextmanager
+def evaluation_streams(model):
+    """A context in which `model`'s seed generators draw an evaluation's
+    own numbers, and after which they are back where they were.
+
+    Inside, each generator of the model and of its layers starts from its
+    seed with the counter at `EVALUATION_COUNTER`, every time: two
+    `evaluate` calls on the same data give the same figures, and the
+    noise of the validation that `fit` runs after each epoch (a VAE's
+    codes, a diffusion model's levels and noise, a GAN's latent vectors)
+    no longer moves the training noise on. Before, a seeded run that
+    validated trained to other weights than one that did not, and
+    `val_loss` moved with the noise drawn as well as with the weights.
+
+    Args:
+        model: a `keras.Model`.
+
+    Returns:
+        A context manager.
+    """
+    generators = _all_seed_generators(model)
+    saved = [_to_numpy(g.state).copy() for g in generators]
+    try:
+        for generator, state in zip(generators, saved):
+            generator.state.assign(_state_for(
+                generator, [state[0], EVALUATION_COUNTER]))
+        yield
+    finally:
+        for generator, state in zip(generators, saved):
+            generator.state.assign(state)
 
 
 def _state_for(generator, state):

@@ -31,7 +31,8 @@ from keras import ops
 
 from keras_genzoo import _inputs
 from keras_genzoo import backend as zoo_backend
-from keras_genzoo.layers.seed_state import ModelSeedStateSaving
+from keras_genzoo.layers.seed_state import (
+    ModelSeedStateSaving, evaluation_streams)
 from keras_genzoo.optimizers import OptimizerPair, loss_scaled
 
 
@@ -813,13 +814,19 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """Evaluates the model; see `keras.Model.evaluate`.
 
         The data is checked like in `fit`; an uncompiled model is compiled
-        with `default_optimizer()` first.
+        with `default_optimizer()` first. Noise the evaluation draws (a
+        VAE's codes, a diffusion model's noise) comes from the seed
+        generators' own evaluation streams, the same at every call, and
+        leaves their training streams where they were: two calls on the
+        same data give the same figures, and validating during `fit` does
+        not change what a seeded run trains to.
         """
         self._refuse_sample_weights("evaluate", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation data")
         _check_batch_split(self, x, _batch_size(args, kwargs),
                            "the evaluation data")
-        with zoo_backend.keep_state_on_error(self):
+        with evaluation_streams(self), \
+                zoo_backend.keep_state_on_error(self):
             return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
@@ -866,11 +873,13 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
 
     def test_on_batch(self, x, y=None, *args, **kwargs):
         """The loss and metrics on one batch; see
-        `keras.Model.test_on_batch`."""
+        `keras.Model.test_on_batch`. Its noise comes from the evaluation
+        streams, as in `evaluate`."""
         self._refuse_sample_weights("test_on_batch", args, kwargs)
         x, y = self._before_steps(x, y, "the evaluation batch")
         _check_one_batch(self, x, "the evaluation batch")
-        return super().test_on_batch(x, y, *args, **kwargs)
+        with evaluation_streams(self):
+            return super().test_on_batch(x, y, *args, **kwargs)
 
     # -------------------------------------------------- custom-step metrics
     def record_step(self, logs, batch_size=None):
