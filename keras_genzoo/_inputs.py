@@ -973,7 +973,8 @@ def iterate_image_batches(x, batch_size=256, expected_shape=None,
             own batches).
         expected_shape: `(height, width, channels)` of the model's images.
         what: words naming the data in error messages.
-        labels: labels of an array `x` (datasets carry their own).
+        labels: labels of an array `x`; with a dataset, loader or
+            generator, whose batches carry their own, a `ValueError`.
         with_labels: yield `(images, labels or None)` pairs instead of
             images.
 
@@ -1025,6 +1026,16 @@ def iterate_image_batches(x, batch_size=256, expected_shape=None,
         yield from iterate_image_batches(x, batch_size, expected_shape,
                                          what, labels, with_labels)
         return
+    if labels is not None:
+        # (they were dropped in silence: `plot_latent_space` coloured the
+        # codes with labels of another count, a conditional model asked
+        # for the `labels=` it was given)
+        raise ValueError(
+            f"`labels=` goes with an array of images, and {what} is a "
+            f"{'tf.data.Dataset' if _is_tf_dataset(x) else type(x).__name__}"
+            ", whose batches bring their own: make it "
+            "yield `(images, labels)` pairs, or pass the images as an "
+            "array.")
     if _is_tf_dataset(x):
         _first_tf_batch(x, what)  # an unbatched dataset fails clearly
         batches = x.as_numpy_iterator()

@@ -486,6 +486,35 @@ class ImageGridSaver(_GridCallback):
                                    **self.sampling)
 
 
+def _batch_to_show(images, what):
+    """`(images, labels or None)`: the images of a batch given as an
+    array, an `(images, labels)` pair or a dict with an `"image"` key (as
+    a dataset yields them), as numpy `(N, H, W, C)` (unchecked), and the
+    labels it carried.
+
+    Before, a pair failed in numpy ("inhomogeneous shape"), a dict or a
+    dataset was "a batch of shape ()", and one `(H, W, C)` image was read
+    as H grayscale images."""
+    from keras_genzoo.metrics import _is_single_image
+
+    if _inputs._is_stream_of_batches(images):
+        raise ValueError(
+            f"{what} must be a batch of images, not a "
+            f"{'tf.data.Dataset' if _inputs._is_tf_dataset(images) else type(images).__name__}"
+            ": take one batch out, e.g. `images, labels = "
+            "next(iter(dataset))`, and pass 8 to 16 of its images.")
+    labels = _inputs.carried_labels(images)
+    if isinstance(images, (list, tuple)):
+        images = _inputs._image_list(images, what)
+    images = np.asarray(ops.convert_to_numpy(_inputs.extract_images(images)))
+    if images.ndim == 3:
+        images = (images[None] if _is_single_image(images.shape, what)
+                  else images[..., None])
+    if labels is not None:
+        labels = _inputs.to_numpy(labels, "`labels`")
+    return images, labels
+
+
 class ReconstructionGridSaver(_GridCallback):
     """Saves a PNG of fixed images above their reconstructions.
 
@@ -497,7 +526,10 @@ class ReconstructionGridSaver(_GridCallback):
     Args:
         images: the images to reconstruct, `(num_images, H, W, C)`, uint8 or
             float in [0, 1] (8 to 16 make a readable grid), of the
-            model's image shape: checked when training starts.
+            model's image shape: checked when training starts. An
+            `(images, labels)` batch or a dict with `"image"` and
+            `"label"` keys, as a dataset yields them, brings its labels
+            (which an unconditional model leaves).
         directory: folder for the PNG files (created if needed).
         every_n_epochs: save after every n-th epoch.
         scale: integer upscaling of the grid (nearest neighbour).
@@ -505,7 +537,9 @@ class ReconstructionGridSaver(_GridCallback):
         prefix: file name prefix.
         labels: the images' int labels, for a conditional model
             (`num_classes=`), which encodes and decodes with them; one int
-            stands for all. Checked against the model when training starts.
+            stands for all (default: for a conditional model, those
+            `images` bring). Checked against the model when training
+            starts.
 
     Examples:
         >>> import numpy as np, tempfile
@@ -521,9 +555,8 @@ class ReconstructionGridSaver(_GridCallback):
 
     def __init__(self, images, directory, every_n_epochs=1, scale=2,
                  padding=2, prefix="reconstructions", labels=None):
-        images = np.asarray(ops.convert_to_numpy(images))
-        if images.ndim == 3:
-            images = images[..., None]
+        images, self._carried_labels = _batch_to_show(
+            images, "ReconstructionGridSaver's `images`")
         if images.ndim != 4 or len(images) == 0:
             raise ValueError(
                 "`images` must be a non-empty batch (num_images, H, W, C); "
@@ -534,15 +567,22 @@ class ReconstructionGridSaver(_GridCallback):
         self.images = images
         self.labels = None if labels is None else np.asarray(
             ops.convert_to_numpy(labels))
+        self._labels = self.labels
 
     def on_train_begin(self, logs=None):
         self._begin_fit()
         self._require("reconstruct")
+        # the labels given, else for a conditional model those the batch
+        # brought (an unconditional model takes none)
+        self._labels = self.labels
+        if self._labels is None and getattr(self.model, "num_classes",
+                                            None):
+            self._labels = self._carried_labels
         # a conditional model needs the labels, another takes none: say so
         # now, not after the first epoch
         check = getattr(self.model, "check_labels", None)
         if check is not None:
-            check(self.labels, len(self.images), "ReconstructionGridSaver")
+            check(self._labels, len(self.images), "ReconstructionGridSaver")
         # and images the model cannot take (another size or number of
         # channels, floats in 0..255): they used to fail in `reconstruct`,
         # after the first epoch had trained
@@ -553,8 +593,8 @@ class ReconstructionGridSaver(_GridCallback):
 
     def make_images(self):
         reconstructions = (
-            self.model.reconstruct(self.images) if self.labels is None
-            else self.model.reconstruct(self.images, self.labels))
+            self.model.reconstruct(self.images) if self._labels is None
+            else self.model.reconstruct(self.images, self._labels))
         return np.concatenate(
             [_inputs.scale_pixels(self.images), reconstructions], axis=0
         )
@@ -672,7 +712,8 @@ class ProgressGif(keras.callbacks.Callback):
 
     Args:
         saver: the grid-saving callback whose files become frames.
-        path: the GIF to write; default `{saver.directory}/progress.gif`
+        path: the GIF to write (a name ending in `.gif`); default
+            `{saver.directory}/progress.gif`
             for a saver of the default prefix `"samples"`, else
             `{saver.directory}/{saver.prefix}_progress.gif` (so that two
             savers in one folder have a GIF each).
@@ -706,9 +747,10 @@ class ProgressGif(keras.callbacks.Callback):
         # (the default was progress.gif whatever the saver: a sample and a
         # reconstruction saver in one folder wrote one GIF, the second
         # over the first)
-        self.path = os.fspath(path) if path is not None else os.path.join(
-            saver.directory, "progress.gif" if saver.prefix == "samples"
-            else f"{saver.prefix}_progress.gif")
+        self.path = _check_gif_path(path) if path is not None \
+            else os.path.join(
+                saver.directory, "progress.gif" if saver.prefix == "samples"
+                else f"{saver.prefix}_progress.gif")
         # (checked here: -1 ended the training with Pillow's OverflowError)
         self.frame_seconds = _check_seconds(frame_seconds, "frame_seconds")
         self.last_frame_seconds = _check_seconds(last_frame_seconds,
@@ -754,6 +796,21 @@ def _check_seconds(value, name):
     return seconds
 
 
+def _check_gif_path(path):
+    """`path` as a string, or one `ValueError` if it does not end in
+    `.gif` (checked before training: Pillow picks the format by the name,
+    so another name failed at the end of `fit`, losing its history, or
+    wrote an animated PNG)."""
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise ValueError(f"`path` must be a file path; got {path!r}.")
+    path = os.fsdecode(path)
+    if not path.lower().endswith(".gif"):
+        raise ValueError(
+            f"`path` must name a .gif file; got {path!r}: e.g. "
+            f"{os.path.splitext(path)[0] + '.gif'!r}.")
+    return path
+
+
 def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
     """Writes PNG files as the frames of a looping animated GIF.
 
@@ -763,7 +820,8 @@ def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
 
     Args:
         png_paths: the frames, in order.
-        path: the GIF to write (folders are created).
+        path: the GIF to write, a name ending in `.gif` (folders are
+            created).
         frame_seconds: how long each frame shows.
         last_frame_seconds: how long the last frame shows.
 
@@ -781,6 +839,7 @@ def save_gif(png_paths, path, frame_seconds=0.4, last_frame_seconds=2.0):
     """
     from PIL import Image
 
+    path = _check_gif_path(path)
     frame_seconds = _check_seconds(frame_seconds, "frame_seconds")
     last_frame_seconds = _check_seconds(last_frame_seconds,
                                         "last_frame_seconds")

@@ -610,7 +610,9 @@ def mode_coverage(images, min_share=0.01, classifier=None, batch_size=500,
     # (None was a bare TypeError from `float`)
     if not 0.0 <= _inputs.check_number(min_share, "min_share") <= 1.0:
         raise ValueError(f"`min_share` must be in [0, 1]; got {min_share}.")
-    array = collect_images(images, "the images", max_images)
+    # (one image is a histogram too, as `coverage_from_probabilities`
+    # takes one row; 2 were required, as the distances need them)
+    array = collect_images(images, "the images", max_images, min_images=1)
     if classifier is None:
         if array.shape[1:] != MNIST_SHAPE:
             raise ValueError(

@@ -705,6 +705,10 @@ def plot_attention(gpt, text, layer=-1, columns=None):
         >>> [ax.get_title() for ax in fig.axes[:2]]
         ['block 0, head 0', 'block 0, head 1']
     """
+    # (checked as `plot_history` checks it: -1 was matplotlib's "figure
+    # size must be positive", 2.5 became 2)
+    if columns is not None:
+        _inputs.check_count(columns, "columns")
     weights = attention_weights(gpt, text, layer)
     heads = len(weights)
     columns = int(columns or min(4, heads))

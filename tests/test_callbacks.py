@@ -93,6 +93,40 @@ def test_reconstruction_grid_saver_of_a_conditional_model(mnist, tmp_path):
         assert int(np.asarray(model.optimizer.iterations)) == 0
 
 
+def test_reconstruction_grid_saver_takes_a_batch_as_datasets_yield_it(
+        mnist, tmp_path):
+    import tensorflow as tf
+
+    images, labels = mnist[0][:4], mnist[1][:4]
+    # an (images, labels) pair failed in numpy ("inhomogeneous shape"), a
+    # dict was "a batch of shape ()", one RGB image 8 grayscale ones
+    pair = next(iter(tf.data.Dataset.from_tensor_slices(
+        (images, labels)).batch(4)))
+    for batch in (pair, {"image": images, "label": labels},
+                  (images, labels)):
+        saver = ReconstructionGridSaver(batch, tmp_path / "c", scale=1,
+                                        padding=0)
+        np.testing.assert_array_equal(saver.images, images)
+        # a conditional model takes the labels the batch brought ...
+        vae = VAE(latent_dim=2, filters=(4,), num_classes=10, seed=0)
+        vae.fit(mnist[0][:32], mnist[1][:32], epochs=1, batch_size=32,
+                callbacks=[saver], verbose=0)
+        with Image.open(saver.paths[-1]) as image:
+            grid = np.asarray(image)
+        np.testing.assert_array_equal(grid[28:], image_grid(
+            vae.reconstruct(images, labels), columns=4, padding=0))
+    # ... an unconditional one leaves them
+    saver = ReconstructionGridSaver(pair, tmp_path / "u")
+    AutoEncoder(latent_dim=2, filters=(4,)).fit(
+        mnist[0][:32], epochs=1, callbacks=[saver], verbose=0)
+    assert len(saver.paths) == 1
+    assert ReconstructionGridSaver(
+        np.zeros((8, 8, 3)), tmp_path).images.shape == (1, 8, 8, 3)
+    with pytest.raises(ValueError, match="next\\(iter\\(dataset\\)\\)"):
+        ReconstructionGridSaver(
+            tf.data.Dataset.from_tensor_slices(images).batch(2), tmp_path)
+
+
 def test_color_grids(tmp_path):
     images = np.random.rand(32, 12, 12, 3).astype("float32")
     saver = ImageGridSaver(tmp_path, num_images=4, scale=1, padding=0)
@@ -528,6 +562,15 @@ def test_columns_and_gif_durations_are_checked_when_made(tmp_path):
     png = save_image_grid(np.zeros((1, 2, 2, 1)), tmp_path / "a.png")
     with pytest.raises(ValueError, match="`frame_seconds`"):
         save_gif([png], tmp_path / "a.gif", frame_seconds=-1)
+    # a path that is not a .gif: refused before training (Pillow chose the
+    # format by the name at the end of `fit`, which then raised and lost
+    # its history, or wrote an animated PNG)
+    for name in ("progress", "progress.jpg", "progress.png"):
+        with pytest.raises(ValueError, match="must name a .gif.*progress.gif"):
+            ProgressGif(saver, path=tmp_path / name)
+        with pytest.raises(ValueError, match="must name a .gif"):
+            save_gif([png], tmp_path / name)
+    assert ProgressGif(saver, path=tmp_path / "a.GIF").path.endswith("GIF")
 
 
 def test_two_savers_in_one_folder_have_a_gif_each(tmp_path):

@@ -109,6 +109,10 @@ def test_mode_coverage_tells_all_digits_from_one(digits):
     assert ones["classes_covered"] <= 2
     assert ones["kl_to_uniform"] > 1.5
     assert ones["histogram"][1] > 0.95
+    # one image is a histogram too (2 were required)
+    one = metrics.mode_coverage(images[:1])
+    assert one["classes_covered"] == 1
+    assert one["histogram"][int(labels[0])] == 1.0
 
 
 def test_own_feature_model_and_classifier_for_other_shapes():

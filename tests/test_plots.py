@@ -255,6 +255,27 @@ def test_plot_latent_space_of_a_labelled_dataset():
     assert "48 images" in figure.axes[0].get_title()
 
 
+def test_plot_latent_space_labels_go_with_arrays():
+    import tensorflow as tf
+
+    images = np.random.default_rng(0).random((12, 8, 8, 1)).astype("float32")
+    labels = np.arange(12) % 3
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(4)
+    model = AutoEncoder(latent_dim=2, filters=(4,), image_shape=(8, 8, 1),
+                        seed=0)
+    conditional = VAE(latent_dim=2, filters=(4,), num_classes=3,
+                      image_shape=(8, 8, 1), seed=0)
+    # with a dataset they were dropped: codes coloured by 3 labels for 12
+    # images, or matplotlib's error; a conditional model asked for them
+    for m, given in ((model, labels[:3]), (model, labels),
+                     (conditional, labels)):
+        with pytest.raises(ValueError, match="`labels=` goes with an array"):
+            plots.plot_latent_space(m, dataset, given)
+    for m in (model, conditional):
+        points = plots.plot_latent_space(m, images, labels).axes[0]
+        assert len(points.collections[0].get_offsets()) == 12
+
+
 def test_pca_2d_matches_the_principal_axes():
     rng = np.random.default_rng(0)
     # most variance along (1, 1, 0) / sqrt(2), then along z
@@ -414,6 +435,11 @@ def test_plot_attention_bad_input():
         plots.plot_attention(gpt, "abc", layer=2)
     with pytest.raises(ValueError, match="MiniGPT"):
         plots.plot_attention(BigramLM(vocabulary=list("abc")), "abc")
+    # as plot_history checks it (-1 was matplotlib's "figure size must be
+    # positive", 2.5 became 2)
+    for columns in (-1, 0, 2.5, "2"):
+        with pytest.raises(ValueError, match="`columns` must be an integer"):
+            plots.plot_attention(gpt, "abc", columns=columns)
 
 
 # --------------------------------------------------------------- progress
