@@ -163,6 +163,23 @@ def test_terminate_on_nan_or_restore_false_is_respected(mnist):
         keras.ops.convert_to_numpy(model.trainable_weights[0])).all()
 
 
+@pytest.mark.parametrize("cls", [GAN, WGANGP])
+def test_terminate_on_nan_still_stops_a_gan(mnist, cls):
+    # Keras' TerminateOnNaN reads `loss`, which a GAN does not log: it never
+    # fired, and it turned the zoo's check off, so a GAN trained on NaN
+    # weights to the last epoch (every backend)
+    model = cls(latent_dim=4, generator_filters=(4,),
+                discriminator_filters=(4,), seed=0)
+    with pytest.warns(RuntimeWarning, match="diverged weights were left"):
+        history = model.fit(mnist[0][:64], epochs=3, batch_size=32,
+                            verbose=0,
+                            callbacks=[keras.callbacks.TerminateOnNaN(),
+                                       PoisonAt(0, 1)])
+    assert len(history.epoch) == 1
+    assert int(keras.ops.convert_to_numpy(model.d_optimizer.iterations)) \
+        < 3 * 2 * (2 if cls is WGANGP else 1)
+
+
 class BatchEndThreads(keras.callbacks.Callback):
     """Records the thread of each `on_train_batch_end` and, at each epoch's
     end, the first trainable weight (as a checkpoint would save it)."""

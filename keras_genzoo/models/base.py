@@ -330,20 +330,30 @@ def _check_float_output(outputs, network, what):
                 "return floats.")
 
 
-def _with_divergence_check(callbacks):
+def _with_divergence_check(callbacks, model):
     """`callbacks` plus a `StopOnDivergence`, unless it holds one (or Keras'
-    `TerminateOnNaN`) or is a `CallbackList` the user assembled."""
+    `TerminateOnNaN`, for a `model` that logs the `loss` it reads) or is a
+    `CallbackList` the user assembled."""
     from keras_genzoo.callbacks import StopOnDivergence
 
     if isinstance(callbacks, keras.callbacks.CallbackList):
         return callbacks
     callbacks = list(callbacks or [])
-    if not any(isinstance(c, (StopOnDivergence,
-                              keras.callbacks.TerminateOnNaN))
-               for c in callbacks):
-        # first, so that at the end of a diverged epoch the weights are
-        # put back before any other callback (a checkpoint) sees them
-        callbacks.insert(0, StopOnDivergence())
+    if any(isinstance(c, StopOnDivergence) for c in callbacks):
+        return callbacks
+    if any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks):
+        if any(m.name == "loss" for m in model.metrics):
+            return callbacks
+        # Keras' TerminateOnNaN reads `logs["loss"]` alone, which a GAN
+        # does not log (`d_loss`, `g_loss`): it never fired, and with it
+        # no check ran, so a GAN trained on NaN weights to the last epoch.
+        # What it would do, on the losses the model logs: stop, keeping
+        # the weights.
+        callbacks.insert(0, StopOnDivergence(restore=False))
+        return callbacks
+    # first, so that at the end of a diverged epoch the weights are put
+    # back before any other callback (a checkpoint) sees them
+    callbacks.insert(0, StopOnDivergence())
     return callbacks
 
 
@@ -757,7 +767,9 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         later), restores the last good epoch and warns with the likely
         causes
         (`keras_genzoo.callbacks.StopOnDivergence`, added unless `callbacks`
-        holds one or a `keras.callbacks.TerminateOnNaN`).
+        holds one or a `keras.callbacks.TerminateOnNaN`; for a model that
+        logs no `loss`, which `TerminateOnNaN` reads, a GAN, one that
+        stops without restoring is added beside it).
         """
         self._refuse_sample_weights("fit", args, kwargs)
         x, y = self._before_steps(x, y, "the training data")
@@ -782,7 +794,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         args = list(args)
         positional = len(args) > 3
         callbacks = _with_divergence_check(
-            args[3] if positional else kwargs.get("callbacks"))
+            args[3] if positional else kwargs.get("callbacks"), self)
         if isinstance(callbacks, list):
             from keras_genzoo.callbacks import _LoggedEpochs
 
