@@ -791,11 +791,23 @@ def yields_sample_weights(x):
 def _first_tf_batch(dataset, what):
     spec = extract_images(dataset.element_spec)
     rank = spec.shape.rank
+    if rank == 3 and spec.shape[0] is None and spec.shape[-1] not in (
+            None, 1, 3, 4):
+        # `.batch()` leaves the batch axis unknown, and the last axis is
+        # no image's channels: batches of grayscale images without a
+        # channel axis (called unbatched before)
+        raise ValueError(
+            f"{what} yields batches of shape {tuple(spec.shape)}: grayscale "
+            "images without a channel axis? Add one, e.g. "
+            "`dataset.map(lambda images: images[..., None])` (for "
+            "`(images, labels)`: `lambda x, y: (x[..., None], y)`).")
     if rank == 3:
         raise ValueError(
             f"{what} is an unbatched dataset: its elements are single images "
             f"of shape {tuple(spec.shape)}. Batch it before `fit`, e.g. "
-            "`dataset.batch(64)`."
+            "`dataset.batch(64)`; if these are already batches of grayscale "
+            "images without a channel axis, add one with "
+            "`dataset.map(lambda images: images[..., None])`."
         )
     for batch in dataset.take(1):
         return batch

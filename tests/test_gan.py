@@ -391,3 +391,34 @@ def test_a_gan_file_keeps_keras_compile_arguments(mnist, tmp_path, cls):
         else:
             model.compile_from_config(config)
         assert model.steps_per_execution == (1 if torch else 3)
+
+
+def test_a_setting_changed_between_calls_is_used_on_every_backend(mnist):
+    # TensorFlow and JAX traced the step once and kept the values it read:
+    # `gp_weight = 0` before the next `evaluate` or `fit` changed the loss
+    # on PyTorch alone
+    images = mnist[0][:32]
+    wgan = WGANGP(latent_dim=4, generator_filters=(4,),
+                  discriminator_filters=(4,), d_steps=1, seed=0)
+    wgan.fit(images, epochs=1, batch_size=16, verbose=0)
+    before = wgan.evaluate(images, batch_size=16, verbose=0,
+                           return_dict=True)
+    assert before["d_loss"] == pytest.approx(
+        -before["wasserstein"] + 10.0 * before["gradient_penalty"],
+        rel=1e-4, abs=1e-5)
+    wgan.gp_weight = 0.0
+    for logs in (
+            wgan.evaluate(images, batch_size=16, verbose=0,
+                          return_dict=True),
+            {k: v[0] for k, v in wgan.fit(images, epochs=1, batch_size=16,
+                                          verbose=0).history.items()}):
+        assert logs["gradient_penalty"] > 0
+        assert logs["d_loss"] == pytest.approx(-logs["wasserstein"],
+                                               rel=1e-4, abs=1e-5)
+    gan = GAN(latent_dim=4, generator_filters=(4,),
+              discriminator_filters=(4,), seed=0)
+    gan.fit(images, epochs=1, batch_size=16, verbose=0)
+    plain = gan.test_on_batch(images[:16], return_dict=True)["d_loss"]
+    gan.label_smoothing = 0.3
+    smoothed = gan.evaluate(images[:16], verbose=0, return_dict=True)
+    assert smoothed["d_loss"] != pytest.approx(plain, rel=1e-3)

@@ -31,6 +31,10 @@ def _bad_inputs(images):
     return {
         "unbatched_dataset": (
             tf.data.Dataset.from_tensor_slices(images), "Batch it"),
+        # batched, without a channel axis: called unbatched before
+        "batched_grayscale_dataset": (
+            tf.data.Dataset.from_tensor_slices(images[..., 0]).batch(8),
+            r"grayscale images without a channel axis\? Add one"),
         "unbatched_tfds_dicts": (
             tf.data.Dataset.from_tensor_slices({"image": images}),
             "dataset.batch"),

@@ -154,6 +154,14 @@ def test_optimizers_built_for_another_model_are_refused(mnist):
     with pytest.raises(ValueError, match="already built for another "
                                          "network \\(another model.s"):
         second.fit(mnist[0][:32], epochs=1, batch_size=32, verbose=0)
+    # a built model's compile refused (the two swapped) leaves it as it was
+    # (it kept the refused optimizers: every `fit` after it failed)
+    with pytest.raises(ValueError, match="the two swapped"):
+        first.compile(d_optimizer=g_optimizer, g_optimizer=d_optimizer)
+    assert first.d_optimizer is d_optimizer
+    assert first.g_optimizer is g_optimizer
+    first.fit(mnist[0][:32], epochs=1, batch_size=32, verbose=0)
+    assert int(keras.ops.convert_to_numpy(d_optimizer.iterations)) == 2
 
 
 @pytest.mark.parametrize("cls, kwargs, name", [

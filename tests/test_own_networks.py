@@ -596,3 +596,33 @@ def test_a_frozen_gan_network_is_named_before_training(cls):
             model.fit(images, epochs=1, verbose=0)
         with pytest.raises(ValueError, match=f"The {name} has no trainable"):
             model.train_on_batch(images)
+
+
+@pytest.mark.parametrize("cls", [GAN, WGANGP])
+def test_a_spectrally_normalized_discriminator_trains(mnist, cls):
+    # Keras' SpectralNormalization writes its kernel at every training
+    # call: on PyTorch the second call of a step (fake after real; the
+    # gradient penalty's) failed the first step ("modified by an inplace
+    # operation"). TensorFlow and JAX trained it.
+    layers = keras.layers
+    critic = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.SpectralNormalization(layers.Conv2D(4, 3, strides=4)),
+        layers.LeakyReLU(0.2), layers.Flatten(),
+        layers.SpectralNormalization(layers.Dense(1))])
+    gan = cls(discriminator=critic, generator_filters=(4,), latent_dim=4,
+              seed=0, **({"d_steps": 2} if cls is WGANGP else {}))
+    kernels = [w for w in critic.trainable_weights if "kernel" in w.path]
+    before = [_n(w).copy() for w in kernels]
+    history = gan.fit(mnist[0][:64], epochs=1, batch_size=32, verbose=0)
+    assert np.isfinite(history.history["d_loss"]).all()
+    assert len(kernels) == 2 and all(
+        not np.array_equal(a, _n(b)) for a, b in zip(before, kernels))
+    # one call scores each image as a call of its own would
+    real, fake = mnist[0][:3].astype("float32") / 127.5 - 1, \
+        gan.generate_tensor(np.zeros((2, 4), "float32"))
+    scored = gan.score_real_and_fake(real, fake, training=False)
+    np.testing.assert_allclose(
+        np.concatenate([_n(scored[0]), _n(scored[1])]),
+        np.concatenate([_n(gan.discriminate(real)), _n(gan.discriminate(fake))]),
+        rtol=1e-5, atol=1e-6)

@@ -63,6 +63,18 @@ def _as_float32(x):
         dtype) else x
 
 
+def _renormalizes_in_place(network):
+    """Whether `network` holds Keras' `SpectralNormalization` (which writes
+    its kernel in place at every training call) and no batch
+    normalization: then its scores of real and fake images come from one
+    call (`score_real_and_fake`)."""
+    layers = list(network._flatten_layers(include_self=False))
+    return any(isinstance(layer, keras.layers.SpectralNormalization)
+               for layer in layers) and not any(
+        isinstance(layer, keras.layers.BatchNormalization)
+        for layer in layers)
+
+
 class AdversarialModel(ImageModel):
     """Base of the adversarial models (`GAN`, `WGANGP`): see the module.
 
@@ -274,12 +286,16 @@ class AdversarialModel(ImageModel):
             self.discriminator.trainable_variables,
             self.generator.trainable_variables,
         )
+        if self.built:
+            # built (and checked) before anything of the model changes: a
+            # compile refused here (an optimizer built for another network)
+            # left the refused optimizers in place, and every `fit` after
+            # it failed with the same message
+            pair.build()
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         kwargs["auto_scale_loss"] = False  # done above, for both optimizers
         super().compile(optimizer=pair, **kwargs)
-        if self.built:
-            pair.build()
 
     loss_methods = "`discriminator_objective` and `generator_objective`"
 
@@ -387,6 +403,20 @@ class AdversarialModel(ImageModel):
         update: the `add_loss` terms (activity regularizers and the like)
         of both calls, and its weights' regularization penalties, once.
         """
+        if _renormalizes_in_place(self.discriminator):
+            # Keras' SpectralNormalization writes its kernel at every
+            # training call: on PyTorch a second call changed in place what
+            # the first one's gradient needed ("modified by an inplace
+            # operation", at the first step). One call on both batches;
+            # without batch normalization, whose statistics would mix
+            # them, it scores each image as two calls would.
+            count = ops.shape(real)[0]
+            both = self.discriminate(
+                ops.concatenate([real, ops.cast(fake, real.dtype)]),
+                None if labels is None
+                else ops.concatenate([labels, labels]), training=training)
+            terms, penalties = split_losses(self.discriminator)
+            return both[:count], both[count:], terms + penalties
         real_scores = self.discriminate(real, labels, training=training)
         # read before the next call, which clears them (as each call does)
         real_terms, _ = split_losses(self.discriminator)

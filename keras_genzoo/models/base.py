@@ -589,15 +589,50 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         setattr(self, attribute, function)
         return function
 
+    def _settings_changed(self, attribute):
+        """Whether a setting of the model (an attribute named as a number,
+        string or bool of its config: `gp_weight`, `d_steps`,
+        `label_smoothing`, `beta`...) changed since `attribute`'s function
+        was made, and records them as they are now.
+
+        TensorFlow and JAX trace a step once and keep the values it read:
+        `model.gp_weight = 0` before the next `fit` changed the loss on
+        PyTorch alone. A changed setting now makes the step again, at the
+        start of the next `fit`, `evaluate` or `predict`.
+        """
+        keys = getattr(self, "_setting_keys", None)
+        if keys is None:
+            try:
+                config = self.get_config()
+            except Exception:  # a subclass whose config cannot be read yet
+                return False
+            keys = tuple(sorted(
+                key for key, value in config.items()
+                if isinstance(value, (bool, int, float, str))
+                and not isinstance(getattr(type(self), key, None), property)
+                and hasattr(self, key)))
+            self._setting_keys = keys
+        now = tuple(getattr(self, key, None) for key in keys)
+        if getattr(self, "_settings_of_functions", None) is None:
+            self._settings_of_functions = {}
+        # (read back: Keras' attribute tracking keeps a copy of a dict)
+        made = self._settings_of_functions
+        changed = attribute in made and made[attribute] != now
+        made[attribute] = now
+        return changed
+
     def make_train_function(self, force=False):
+        force = self._settings_changed("train_function") or force
         super().make_train_function(force)
         return self._wrap_function("train_function")
 
     def make_test_function(self, force=False):
+        force = self._settings_changed("test_function") or force
         super().make_test_function(force)
         return self._wrap_function("test_function")
 
     def make_predict_function(self, force=False):
+        force = self._settings_changed("predict_function") or force
         super().make_predict_function(force)
         return self._wrap_function("predict_function")
 

@@ -163,7 +163,9 @@ class WGANGP(AdversarialModel):
             real: real images in [-1, 1].
             fake: generated images in [-1, 1], same shape.
             labels: their labels (conditional) or `None`.
-            training: the critic's mode.
+            training: kept for overrides; the critic runs in inference
+                mode here (the same function for a critic, which holds
+                no batch normalization or random layers).
 
         Returns:
             The scalar penalty, differentiable with respect to the critic.
@@ -174,8 +176,14 @@ class WGANGP(AdversarialModel):
                                                seed=self.seed_generator),
             (batch_size, 1, 1, 1))
         interpolates = eps * real + (1.0 - eps) * fake
+        # the critic as the update's first call left it: a critic holds no
+        # batch normalization or random layers (`check_critic`), so
+        # `training` changes nothing but the layers that update themselves
+        # at a training call, Keras' SpectralNormalization, whose third
+        # in-place write of its kernel failed the step on PyTorch
+        del training
         grads = zoo_backend.input_gradients(
-            lambda x: self.discriminate(x, labels, training=training),
+            lambda x: self.discriminate(x, labels, training=False),
             interpolates,
         )
         grads = ops.cast(grads, "float32")
