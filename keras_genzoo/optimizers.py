@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_genzoo import _inputs
+
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
 class OptimizerPair(keras.optimizers.Optimizer):
@@ -332,15 +334,25 @@ def warmup_cosine_adamw(steps, learning_rate=1e-3, min_learning_rate=None,
         >>> [round(float(optimizer.learning_rate), 6)]
         [0.0]
     """
-    steps, warmup_steps = int(steps), int(warmup_steps)
-    if steps <= 0 or warmup_steps < 0:
+    # (checked before any conversion: `int()` cut 0.5 steps to 0 and named
+    # that, None was a bare TypeError, a rate of 0 a ZeroDivisionError, and
+    # a negative one trained up the loss in silence)
+    steps = _inputs.check_count(steps, "steps")
+    warmup_steps = _inputs.check_count(warmup_steps, "warmup_steps",
+                                       minimum=0)
+    learning_rate = _inputs.check_number(learning_rate, "learning_rate")
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(
-            f"`steps` must be positive and `warmup_steps` >= 0; got "
-            f"{steps} and {warmup_steps}."
-        )
+            f"`learning_rate` must be a number > 0; got {learning_rate!r}.")
     warmup_steps = min(warmup_steps, steps)
     if min_learning_rate is None:
         min_learning_rate = learning_rate / 10
+    min_learning_rate = _inputs.check_number(min_learning_rate,
+                                             "min_learning_rate")
+    if not 0.0 <= min_learning_rate <= learning_rate:
+        raise ValueError(
+            "`min_learning_rate` must be in [0, learning_rate] = [0, "
+            f"{learning_rate}]; got {min_learning_rate!r}.")
     schedule = WarmupCosineDecay(
         initial_learning_rate=0.0 if warmup_steps else learning_rate,
         decay_steps=max(steps - warmup_steps, 1),

@@ -241,8 +241,13 @@ def test_mixed_float16_trains_or_names_the_fix(block_type):
         # XLA's CPU backend cannot compile Keras' float16 attention: one
         # ValueError that names the fix, from fit and generate, not XLA's
         before = [keras.ops.convert_to_numpy(w) for w in gpt.weights]
+        started = []
+        spy = keras.callbacks.LambdaCallback(
+            on_train_begin=lambda logs: started.append(True))
         with pytest.raises(ValueError, match="mixed_bfloat16"):
-            gpt.fit(data, epochs=1, steps_per_epoch=2, verbose=0)
+            gpt.fit(data, epochs=1, steps_per_epoch=2, verbose=0,
+                    callbacks=[spy])
+        assert not started  # refused before any callback ran
         with pytest.raises(ValueError, match="mixed_bfloat16"):
             gpt.generate("A", max_new_tokens=5, seed=0)
         for w, b in zip(gpt.weights, before):

@@ -187,6 +187,21 @@ def test_warmup_cosine_adamw_schedule():
     assert rates[3] == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="steps"):
         warmup_cosine_adamw(0)
+    # one ValueError each, before anything is made (0.5 steps were cut to 0
+    # and named so, None was a TypeError, a rate of 0 a ZeroDivisionError,
+    # and a negative rate trained up the loss in silence)
+    for kwargs, name in (
+            ({"steps": 0.5}, "`steps` must be an integer >= 1; got 0.5"),
+            ({"steps": None}, "`steps`"),
+            ({"warmup_steps": None}, "`warmup_steps`"),
+            ({"warmup_steps": -1}, "`warmup_steps`"),
+            ({"learning_rate": 0.0}, "`learning_rate` must be a number > 0"),
+            ({"learning_rate": -1e-3}, "`learning_rate`"),
+            ({"learning_rate": float("nan")}, "`learning_rate`"),
+            ({"min_learning_rate": 2e-3}, "`min_learning_rate` must be in"),
+            ({"min_learning_rate": -1.0}, "`min_learning_rate`")):
+        with pytest.raises(ValueError, match=name):
+            warmup_cosine_adamw(**{"steps": 100, **kwargs})
     assert np.isfinite(rates).all()
     assert type(schedule) is WarmupCosineDecay
 

@@ -231,6 +231,12 @@ class MiniGPT(CharLanguageModel):
         super().compile(*args, **kwargs)
         self._loops.clear()
 
+    def check_data(self, x, y=None, what="the training data"):
+        # before any step and callback: inside the first traced step (a
+        # float16 file loaded on JAX's CPU) it came after `on_train_begin`
+        backend.check_attention_dtype(self.compute_dtype)
+        return super().check_data(x, y, what)
+
     def quantize(self, *args, **kwargs):
         """`keras.Model.quantize`; also drops the compiled sampling loops,
         which computed with the weights as they were.
