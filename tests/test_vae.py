@@ -479,3 +479,31 @@ def test_weights_of_another_configuration_name_the_cause(tmp_path):
     other.build((None, 8, 8, 1))
     with pytest.raises(ValueError, match="another configuration"):
         other.load_weights(path)
+
+
+def test_a_beta_annealed_by_a_callback_is_one_beta_per_step(mnist):
+    # TensorFlow and JAX keep the values a traced step read: a `beta` set
+    # by a callback inside `fit` reaches their train step at the next call
+    # only, and its validation must agree with it (it was made again each
+    # epoch with the new `beta`: `val_loss` and `loss` of two settings);
+    # PyTorch's eager step reads it at once, both of them
+    images = mnist[0][:32]
+
+    class Anneal(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.beta = float(epoch)
+
+    vae = VAE(latent_dim=2, filters=(4,), beta=0.0, seed=0)
+    logs = vae.fit(images, epochs=3, batch_size=16, verbose=0,
+                   validation_data=(images[:16],),
+                   callbacks=[Anneal()]).history
+    eager = keras.backend.backend() == "torch"
+    for epoch in range(3):
+        beta = float(epoch) if eager else 0.0
+        assert logs["val_loss"][epoch] == pytest.approx(
+            logs["val_reconstruction_loss"][epoch]
+            + beta * logs["val_kl_loss"][epoch], rel=1e-5)
+    after = vae.evaluate(images[:16], verbose=0, return_dict=True)
+    assert after["loss"] == pytest.approx(
+        after["reconstruction_loss"] + 2.0 * after["kl_loss"], rel=1e-5)
+    assert after["kl_loss"] > 1e-3

@@ -402,6 +402,11 @@ class AdversarialModel(ImageModel):
         `terms` lists what the discriminator's own `losses` add to its
         update: the `add_loss` terms (activity regularizers and the like)
         of both calls, and its weights' regularization penalties, once.
+        A discriminator with Keras' `SpectralNormalization` (and no batch
+        normalization) scores both batches in one call, on every backend:
+        its `add_loss` terms are then that call's (Keras' activity
+        regularizers: their mean over both batches, half the sum of two
+        calls' means).
         """
         if _renormalizes_in_place(self.discriminator):
             # Keras' SpectralNormalization writes its kernel at every

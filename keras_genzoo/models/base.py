@@ -589,34 +589,47 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         setattr(self, attribute, function)
         return function
 
+    def _setting_names(self):
+        """The model's settings: the arguments of its classes' `__init__`
+        held as attributes of a number, string or bool (`gp_weight`,
+        `d_steps`, `label_smoothing`, `beta`...), found once. (Read from
+        the signatures, not `get_config`, which serializes every network
+        and fails for some own layers.)"""
+        names = getattr(self, "_setting_keys", None)
+        if names is None:
+            found = set()
+            for cls in type(self).__mro__:
+                if "__init__" not in vars(cls) or not issubclass(
+                        cls, GenerativeModel):
+                    continue
+                found.update(inspect.signature(cls.__init__).parameters)
+            names = self._setting_keys = tuple(sorted(
+                name for name in found - {"self"}
+                if not isinstance(getattr(type(self), name, None), property)
+                and isinstance(getattr(self, name, None),
+                               (bool, int, float, str))))
+        return names
+
     def _settings_changed(self, attribute):
-        """Whether a setting of the model (an attribute named as a number,
-        string or bool of its config: `gp_weight`, `d_steps`,
-        `label_smoothing`, `beta`...) changed since `attribute`'s function
-        was made, and records them as they are now.
+        """Whether a setting of the model (`_setting_names`) changed since
+        `attribute`'s function was made, and records them as they are now.
 
         TensorFlow and JAX trace a step once and keep the values it read:
         `model.gp_weight = 0` before the next `fit` changed the loss on
         PyTorch alone. A changed setting now makes the step again, at the
-        start of the next `fit`, `evaluate` or `predict`.
+        start of the next `fit`, `evaluate` or `predict`. Inside a `fit`,
+        its validation's step has the settings of its train step, which
+        keeps the values it was made with (`val_loss` came from other
+        settings than `loss` after a KL-annealing callback changed `beta`,
+        and the test step was made again every epoch).
         """
-        keys = getattr(self, "_setting_keys", None)
-        if keys is None:
-            try:
-                config = self.get_config()
-            except Exception:  # a subclass whose config cannot be read yet
-                return False
-            keys = tuple(sorted(
-                key for key, value in config.items()
-                if isinstance(value, (bool, int, float, str))
-                and not isinstance(getattr(type(self), key, None), property)
-                and hasattr(self, key)))
-            self._setting_keys = keys
-        now = tuple(getattr(self, key, None) for key in keys)
+        now = tuple(getattr(self, key, None) for key in self._setting_names())
         if getattr(self, "_settings_of_functions", None) is None:
             self._settings_of_functions = {}
         # (read back: Keras' attribute tracking keeps a copy of a dict)
         made = self._settings_of_functions
+        if attribute == "test_function" and getattr(self, "_fitting", False):
+            now = made.get("train_function", now)
         changed = attribute in made and made[attribute] != now
         made[attribute] = now
         return changed
@@ -841,7 +854,13 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
             kwargs["callbacks"] = callbacks
         try:
             with zoo_backend.keep_state_on_error(self):
-                history = super().fit(x, y, *args, **kwargs)
+                # (its validation keeps the settings of the train step:
+                # `_settings_changed`)
+                self._fitting = True
+                try:
+                    history = super().fit(x, y, *args, **kwargs)
+                finally:
+                    self._fitting = False
             if recorder is not None and history is not None:
                 # the epochs of each key, for `plots.plot_history`
                 history.logged_epochs = recorder.epochs
