@@ -472,6 +472,13 @@ def _is_tf_dataset(x):
     return module.startswith("tensorflow") and hasattr(x, "element_spec")
 
 
+def data_kind(x):
+    """The name of `x`'s kind for messages: "tf.data.Dataset" for any
+    tf.data dataset (not its private class, `_BatchDataset`), else its
+    type's name."""
+    return "tf.data.Dataset" if _is_tf_dataset(x) else type(x).__name__
+
+
 def _pixel_array(images):
     """Checked images in a dtype every backend holds: uint8 for any
     integer or bool array (its values are 0..255), float32 for float64."""
@@ -1044,8 +1051,7 @@ def iterate_image_batches(x, batch_size=256, expected_shape=None,
         # for the `labels=` it was given)
         raise ValueError(
             f"`labels=` goes with an array of images, and {what} is a "
-            f"{'tf.data.Dataset' if _is_tf_dataset(x) else type(x).__name__}"
-            ", whose batches bring their own: make it "
+            f"{data_kind(x)}, whose batches bring their own: make it "
             "yield `(images, labels)` pairs, or pass the images as an "
             "array.")
     if _is_tf_dataset(x):

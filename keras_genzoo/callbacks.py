@@ -500,8 +500,8 @@ def _batch_to_show(images, what):
     if _inputs._is_stream_of_batches(images):
         raise ValueError(
             f"{what} must be a batch of images, not a "
-            f"{'tf.data.Dataset' if _inputs._is_tf_dataset(images) else type(images).__name__}"
-            ": take one batch out, e.g. `images, labels = "
+            f"{_inputs.data_kind(images)}: take one batch out, e.g. "
+            "`images, labels = "
             "next(iter(dataset))`, and pass 8 to 16 of its images.")
     labels = _inputs.carried_labels(images)
     if isinstance(images, (list, tuple)):
@@ -567,22 +567,23 @@ class ReconstructionGridSaver(_GridCallback):
         self.images = images
         self.labels = None if labels is None else np.asarray(
             ops.convert_to_numpy(labels))
-        self._labels = self.labels
+
+    def _model_labels(self):
+        """The labels given, else for a conditional model those the batch
+        brought (an unconditional model takes none)."""
+        if self.labels is None and getattr(self.model, "num_classes", None):
+            return self._carried_labels
+        return self.labels
 
     def on_train_begin(self, logs=None):
         self._begin_fit()
         self._require("reconstruct")
-        # the labels given, else for a conditional model those the batch
-        # brought (an unconditional model takes none)
-        self._labels = self.labels
-        if self._labels is None and getattr(self.model, "num_classes",
-                                            None):
-            self._labels = self._carried_labels
         # a conditional model needs the labels, another takes none: say so
         # now, not after the first epoch
         check = getattr(self.model, "check_labels", None)
         if check is not None:
-            check(self._labels, len(self.images), "ReconstructionGridSaver")
+            check(self._model_labels(), len(self.images),
+                  "ReconstructionGridSaver")
         # and images the model cannot take (another size or number of
         # channels, floats in 0..255): they used to fail in `reconstruct`,
         # after the first epoch had trained
@@ -592,9 +593,10 @@ class ReconstructionGridSaver(_GridCallback):
                                     "ReconstructionGridSaver's images")
 
     def make_images(self):
+        labels = self._model_labels()
         reconstructions = (
-            self.model.reconstruct(self.images) if self._labels is None
-            else self.model.reconstruct(self.images, self._labels))
+            self.model.reconstruct(self.images) if labels is None
+            else self.model.reconstruct(self.images, labels))
         return np.concatenate(
             [_inputs.scale_pixels(self.images), reconstructions], axis=0
         )

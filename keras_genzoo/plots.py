@@ -705,13 +705,14 @@ def plot_attention(gpt, text, layer=-1, columns=None):
         >>> [ax.get_title() for ax in fig.axes[:2]]
         ['block 0, head 0', 'block 0, head 1']
     """
-    # (checked as `plot_history` checks it: -1 was matplotlib's "figure
-    # size must be positive", 2.5 became 2)
+    # (checked as `plot_history` checks it, before the model runs: -1 was
+    # matplotlib's "figure size must be positive", 2.5 became 2)
     if columns is not None:
-        _inputs.check_count(columns, "columns")
+        columns = _inputs.check_count(columns, "columns")
     weights = attention_weights(gpt, text, layer)
     heads = len(weights)
-    columns = int(columns or min(4, heads))
+    if columns is None:
+        columns = min(4, heads)
     rows = -(-heads // columns)
     size = min(3.2 + 0.06 * len(text), 7.0)
     figure, axes = _figure(rows, columns, width=size, height=size)
