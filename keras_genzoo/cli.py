@@ -34,6 +34,8 @@ import subprocess
 import sys
 import zipfile
 
+from keras_genzoo._inputs import MAX_SEED
+
 BACKENDS = ("tensorflow", "jax", "torch")
 IMAGE_MODELS = ("ae", "vae", "gan", "wgan-gp", "diffusion")
 TEXT_MODELS = ("bigram", "gpt")
@@ -74,6 +76,8 @@ GENERATE_DEFAULTS = {"num": 64, "steps": 50, "max_new_tokens": 300,
 IMAGE_OPTIONS = ("num", "columns", "labels", "steps")
 TEXT_OPTIONS = ("prompt", "max_new_tokens", "temperature", "top_k")
 SMOKE_IMAGES = 256
+# the Gaussians of the mixture `ae` fits to its codes after training
+AE_PRIOR_COMPONENTS = 10
 SMOKE_CHARACTERS = 20_000
 SMOKE_STEPS = 3
 DEFAULT_DATASET = "embedded_mnist"
@@ -101,7 +105,10 @@ def _argument_type(convert, accept, expected):
 
 
 _positive_int = _argument_type(int, lambda n: n > 0, "a positive whole number")
-_seed = _argument_type(int, lambda n: n >= 0, "a whole number >= 0")
+# (numpy's and every backend's seeds: a larger one was numpy's traceback
+# from `keras.utils.set_random_seed` after the data had been loaded)
+_seed = _argument_type(int, lambda n: 0 <= n <= MAX_SEED,
+                       f"a whole number in 0..{MAX_SEED}")
 _positive_float = _argument_type(float, lambda x: 0 < x < float("inf"),
                                  "a positive number")
 
@@ -285,11 +292,12 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.backend and args.backend != _current_backend():
-        # Keras reads KERAS_BACKEND once, at its first import (and this
-        # package has imported it already): run again in a new process.
-        return _run_under(args.backend, argv, replace=from_command_line)
     try:
+        if args.backend and args.backend != _current_backend():
+            # Keras reads KERAS_BACKEND once, at its first import (and this
+            # package has imported it already): run again in a new process.
+            _check_installed(args.backend)
+            return _run_under(args.backend, argv, replace=from_command_line)
         if args.command == "train":
             return train(args)
         return generate(args)
@@ -302,6 +310,27 @@ def _current_backend():
     import keras
 
     return keras.backend.backend()
+
+
+# the package each backend imports, and how to install it
+BACKEND_PACKAGES = {
+    "tensorflow": ("tensorflow", "pip install tensorflow"),
+    "jax": ("jax", 'pip install "keras-genzoo[jax]"'),
+    "torch": ("torch", 'pip install "keras-genzoo[torch]"'),
+}
+
+
+def _check_installed(backend):
+    """A `UsageError` where `backend`'s framework is not installed (the new
+    process died in `import keras` with a traceback: a plain
+    `pip install keras-genzoo` brings TensorFlow alone)."""
+    import importlib.util
+
+    module, install = BACKEND_PACKAGES[backend]
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"--backend {backend}: {module} is not installed "
+                         f"in this Python; `{install}` (or choose another "
+                         "--backend).")
 
 
 def _run_under(backend, argv, replace):
@@ -433,6 +462,15 @@ def _train_settings(args):
         settings["epochs"] = epochs
         settings["resumed"] = True
     # else: a run stopped before its first backup starts again
+    if settings["dataset"] is not None and os.path.isdir(settings["dataset"]):
+        # the run's folder would be read as a class of images: a resumed
+        # run trained on the sample grids (or found too few images)
+        inside = os.path.realpath(settings["dataset"])
+        if os.path.commonpath([inside, os.path.realpath(out)]) == inside:
+            raise UsageError(
+                f"--out {out} is inside --dataset {settings['dataset']}: "
+                "the run's files would be read as images of the dataset; "
+                "choose an --out outside it.")
     settings["out"] = out
     return settings
 
@@ -516,6 +554,18 @@ def _load_data(settings):
             limit=limit, download=settings["download"])
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(f"--dataset: {_as_command_advice(error)}") from None
+    if settings["model"] == "ae":
+        found = _images_up_to(train_ds, settings["batch_size"],
+                              AE_PRIOR_COMPONENTS)
+        if found < AE_PRIOR_COMPONENTS:
+            # (it trained every epoch, then the mixture's fit failed with
+            # a traceback, and so did every rerun, resuming the run)
+            raise UsageError(
+                f"--dataset {dataset} gives {found} training image(s) (a "
+                "tenth is held out); `ae` needs at least "
+                f"{AE_PRIOR_COMPONENTS}, for the {AE_PRIOR_COMPONENTS}-"
+                "component mixture fitted to their codes after training: "
+                "give more images (or a larger --limit).")
     info = {}
     if settings["conditional"]:
         # the classes `load_images` names (a folder without class
@@ -530,6 +580,22 @@ def _load_data(settings):
                              "per class.")
         info["num_classes"] = classes
     return train_ds, val_ds, info
+
+
+def _images_up_to(batches, batch_size, needed):
+    """How many images a dataset of `batches` holds, counted up to
+    `needed` (read only where the number of batches leaves it open)."""
+    count = int(batches.cardinality())
+    if count < 0 or (count - 1) * batch_size + 1 >= needed:
+        return needed  # unknown (not read through), or enough however full
+    from keras_genzoo import _inputs
+
+    found = 0
+    for batch in batches:
+        found += len(_inputs.split_batch(batch)[0])
+        if found >= needed:
+            break
+    return min(found, needed)
 
 
 def _as_command_advice(error):
@@ -591,9 +657,12 @@ def train(args):
             _, val_ds = model.make_datasets(text, batch_size=64,
                                             shuffle=False)
         except ValueError as error:  # e.g. a text shorter than a window
-            # (the command has no option for the model's window length)
-            raise UsageError("--text: " + str(error).replace(
-                " or a shorter sequence_length", "")) from None
+            # (the command has options for neither the model's window
+            # length nor the validation split)
+            message, advice, _ = str(error).partition(
+                " or a shorter sequence_length")
+            raise UsageError("--text: " + message + (
+                "." if advice else "")) from None
         # an epoch is --steps-per-epoch steps, however short the text:
         # one pass over its windows may hold fewer (before, Keras stopped
         # the run when they ran out, after a fraction of the steps asked)
@@ -619,7 +688,8 @@ def train(args):
     if settings["model"] == "ae":
         # an auto-encoder draws new images from a mixture fitted to its
         # codes; `genzoo generate` on its file then works as for a VAE
-        model.fit_latent_prior(train_ds, seed=settings["seed"])
+        model.fit_latent_prior(train_ds, n_components=AE_PRIOR_COMPONENTS,
+                               seed=settings["seed"])
     path = _model_file(settings)
     model.save(path)
     _write_settings(settings, finished=True)

@@ -170,7 +170,7 @@ def _even_count(count, batch_size, devices):
     return count - count % batch_size % devices
 
 
-def _batched(ds, batch_size, shuffle, seed, size=None):
+def _batched(ds, batch_size, shuffle, seed, size=None, validation=False):
     from keras_genzoo import backend as zoo_backend
 
     tf = _tensorflow()
@@ -193,9 +193,14 @@ def _batched(ds, batch_size, shuffle, seed, size=None):
         if count >= 0:  # known: the same images left out every epoch
             keep = _even_count(count, batch_size, devices)
             if not keep:
+                # (the validation part was named as if it were the data)
                 raise ValueError(
-                    f"{count} image(s), fewer than the distribution's "
-                    f"{devices} devices: use more images.")
+                    f"{count} {'validation ' if validation else ''}"
+                    f"image(s), fewer than the distribution's {devices} "
+                    "devices: "
+                    + ("hold out more for validation (a larger "
+                       "`validation_split`), or none (`validation_split=0`)."
+                       if validation else "use more images."))
             ds = ds.take(keep)
             size = keep if size is not None else None
         else:
@@ -338,7 +343,7 @@ def _split_arrays(images, labels, num_val, batch_size, shuffle, seed):
             parts = (parts, labels[start:stop])
         ds = tf.data.Dataset.from_tensor_slices(parts)
         return _batched(ds, batch_size, shuffle and is_train, seed,
-                        size=stop - start)
+                        size=stop - start, validation=not is_train)
 
     train_ds = make(0, num_train, True)
     val_ds = make(num_train, len(images), False) if num_val else None
@@ -371,7 +376,8 @@ def load_images(
         with_labels: yield `(images, labels)` tuples; `False` yields bare
             image batches.
         shuffle: reshuffle the training set every epoch.
-        seed: shuffling (and, for folders, splitting) seed.
+        seed: shuffling (and, for folders, splitting) seed; `None` draws
+            one (from NumPy's generator for a folder).
         limit: use at most this many training images (and at most
             `limit * validation_split` validation images), the same ones
             every epoch; handy for quick runs. (For a folder they are read
@@ -381,9 +387,11 @@ def load_images(
             download and prepare it.
         data_dir: tfds only: where tfds keeps its data (tfds' default,
             `~/tensorflow_datasets`, when `None`).
-        image_size: folders only: `(height, width)` to resize to; default:
-            the size of the first image found.
-        color_mode: folders only: `"grayscale"`, `"rgb"` or `"rgba"`;
+        image_size: folders of image files only (a `ValueError` for the
+            other sources): `(height, width)` to resize to; default: the
+            size of the first image found.
+        color_mode: folders of image files only: `"grayscale"`, `"rgb"` or
+            `"rgba"`;
             default: what the first image found holds (`"rgba"` when it
             has transparency, grey-with-alpha included; `"grayscale"` when
             it is grey, a grey palette included; else `"rgb"`).
@@ -415,8 +423,11 @@ def load_images(
     """
     validation_split = _check_split(validation_split)
     batch_size = _inputs.check_count(batch_size, "batch_size")
-    if limit is not None and int(limit) <= 0:
-        raise ValueError(f"`limit` must be positive; got {limit}.")
+    # (a string seed was a TypeError from a message's formatting, a NaN
+    # limit a conversion error, 2.5 images cut to 2 in silence)
+    seed = _inputs.check_seed(seed)
+    if limit is not None:
+        limit = _inputs.check_count(limit, "limit")
     *parts, class_names = _load_images(
         name, batch_size, validation_split, with_labels, shuffle, seed,
         limit, download, data_dir, image_size, color_mode)
@@ -445,6 +456,17 @@ def _load_images(name, batch_size, validation_split, with_labels, shuffle,
         arrays = load_embedded_mnist()
     elif is_folder and is_mnist_idx_folder(name):
         arrays = load_mnist_idx(name, "train")
+    given = [f"{option}={value!r}" for option, value in (
+        ("image_size", image_size), ("color_mode", color_mode))
+        if value is not None]
+    if given and (arrays is not None or name in TFDS_IMAGE_DATASETS):
+        # (they were ignored: 28x28 grey images came out of
+        # `image_size=(32, 32), color_mode="rgb"` without a word)
+        raise ValueError(
+            f"{', '.join(given)}: only a folder of image files is resized "
+            f"or converted; {name!r} yields its images as they are stored. "
+            "Leave it out, and resize or convert the batches with "
+            "`dataset.map(...)` (e.g. `keras.layers.Resizing`).")
     if arrays is not None:
         images, labels = arrays
         # the classes of all the labels (a limit of 3 named 8 of MNIST's)
@@ -554,7 +576,8 @@ def _limit_and_batch(parts, limit, validation_split, batch_size, shuffle,
             # shuffle, of decoded images in a buffer of 10,000, decoded
             # that many before each epoch's first batch (and held them)
             reshuffle = False
-        out.append(_batched(part, batch_size, reshuffle, seed))
+        out.append(_batched(part, batch_size, reshuffle, seed,
+                            validation=i == 1))
     return out[0], (out[1] if len(out) > 1 else None)
 
 
@@ -736,6 +759,10 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
         # (with Keras set to channels_first, (batch, C, H, W) came out)
         data_format="channels_last",
     )
+    if seed is None and validation_split:
+        # (Keras refuses a split without a seed: the other sources take
+        # `seed=None`, drawn from numpy's generator as here)
+        kwargs["seed"] = seed = np.random.randint(1e6)
     if shuffle and validation_split:
         train, val = keras.utils.image_dataset_from_directory(
             folder, validation_split=validation_split, subset="both",
@@ -757,9 +784,7 @@ def _load_folder(folder, batch_size, validation_split, with_labels, shuffle,
             count = len(files)
             held_out = int(validation_split * count)
             order = np.arange(count)
-            np.random.RandomState(
-                np.random.randint(1e6) if seed is None else seed
-            ).shuffle(order)
+            np.random.RandomState(seed).shuffle(order)
             is_val = np.zeros(count, bool)
             is_val[order[count - held_out:]] = True
             is_val = tf.constant(is_val)
@@ -811,7 +836,7 @@ def load_text(name, encoding="utf-8"):
         >>> len(text), text[:9]
         (1115394, 'First Cit')
     """
-    if name in EMBEDDED_TEXTS:
+    if isinstance(name, (str, os.PathLike)) and name in EMBEDDED_TEXTS:
         with gzip.open(embedded_path(EMBEDDED_TEXTS[name]), "rb") as f:
             return f.read().decode("utf-8")
     if isinstance(name, (str, os.PathLike)) and os.path.isfile(name):
@@ -892,9 +917,8 @@ def text_datasets(
     shuffled training windows leave out different ones each epoch.
 
     Returns:
-        `(train_ds, val_ds)`; `val_ds` is `None` when `validation_split` is 0.
-        With labels, both have a `class_names` attribute (as `load_images`
-        gives): `"0"` ... up to the largest label.
+        `(train_ds, val_ds)` of `(inputs, targets)` batches of token ids;
+        `val_ds` is `None` when `validation_split` is 0.
 
     Raises:
         ValueError: for a text too short for one window, or, under a
@@ -945,7 +969,9 @@ def text_datasets(
             raise ValueError(
                 f"The {what} text has {len(part)} characters, fewer than one "
                 f"window of sequence_length + 1 = {sequence_length + 1}. Use "
-                "a longer text or a shorter sequence_length."
+                "a longer text or a shorter sequence_length"
+                + (", or hold out more (a larger `validation_split`) or none "
+                   "(`validation_split=0`)." if what == "validation" else ".")
             )
         starts = np.arange(0, len(part) - sequence_length,
                            stride if i == 0 else sequence_length)

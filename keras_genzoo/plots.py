@@ -651,8 +651,17 @@ def attention_weights(gpt, text, layer=-1):
             f"The text has {len(text)} characters; the model reads at most "
             f"sequence_length={gpt.sequence_length}. Pass a shorter text.")
     ids = gpt.encode_text(text)[None]
-    x = gpt.embedding(ops.convert_to_tensor(ids))
     layer = int(layer) % num_layers
+    scores = gpt._as_called(_attention_scores, gpt, ids, layer)
+    return np.asarray(keras.ops.convert_to_numpy(scores),
+                      dtype="float32")[0]
+
+
+def _attention_scores(gpt, ids, layer):
+    """`attention_weights`' probabilities, as a tensor: the model's own
+    embedding (a quantized table's too: keras-hub's embedding layer, called
+    directly, failed on TensorFlow under mixed_bfloat16) and blocks."""
+    x = gpt._embed(ops.convert_to_tensor(ids))
     for block in gpt.blocks[:layer]:
         x = block(x)
     block = gpt.blocks[layer]
@@ -670,8 +679,7 @@ def attention_weights(gpt, text, layer=-1):
         h = block._self_attention_layer_norm(x)
         scores = CausalSelfAttentionBlock.causal_probabilities(
             attention._query_dense(h), attention._key_dense(h))
-    return np.asarray(keras.ops.convert_to_numpy(scores),
-                      dtype="float32")[0]
+    return scores
 
 
 def plot_attention(gpt, text, layer=-1, columns=None):

@@ -279,6 +279,25 @@ def test_text_epochs_have_the_steps_asked_for(tmp_path):
     assert int(model.optimizer.iterations) == 2 * 20
 
 
+def test_a_backend_that_is_not_installed_exits_2(monkeypatch, capsys):
+    """(The new process died in `import keras` with a traceback: a plain
+    `pip install keras-genzoo` brings TensorFlow alone.)"""
+    import importlib.util
+
+    other = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}[
+        BACKEND]
+    module = cli.BACKEND_PACKAGES[other][0]
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        None if name == module else find_spec(name, *a)))
+    monkeypatch.setattr(cli, "_run_under", lambda *a, **k: pytest.fail(
+        "started a process for a backend that is not installed"))
+    assert run("train", "vae", "--backend", other) == 2
+    err = capsys.readouterr().err
+    assert f"--backend {other}: {module} is not installed" in err, err
+    assert "pip install" in err, err
+
+
 def test_another_backend_replaces_the_process(monkeypatch):
     """From the command line, `--backend` other than the current one
     replaces the process (before: a child that outlived a killed genzoo);
@@ -309,7 +328,12 @@ BAD = [
     (["train", "vqvae"], "invalid choice"),
     (["train", "vae", "--epochs", "0"], "positive whole number"),
     (["train", "vae", "--batch-size", "x"], "positive whole number"),
-    (["train", "vae", "--seed", "-1"], "whole number >= 0"),
+    (["train", "vae", "--seed", "-1"], "whole number in 0..4294967295"),
+    # (numpy's traceback from set_random_seed, after the data was loaded)
+    (["train", "vae", "--seed", str(2**32)], "whole number in 0..4294967295"),
+    # (trained every epoch, then the 10-component mixture's fit failed,
+    # and every rerun resumed into the same failure)
+    (["train", "ae", "--limit", "5"], "`ae` needs at least 10"),
     (["train", "vae", "--text", "book.txt"], "--text is for the text models"),
     (["train", "gpt", "--dataset", "mnist"], "--dataset is for the image"),
     (["train", "vae", "--dataset", "mnist", "--text", "t.txt"],
@@ -407,7 +431,9 @@ def test_generate_refuses_what_the_model_cannot_do(tmp_path, capsys):
     # the CLI has no option for a model's window length
     assert run("train", "bigram", "--text", short, "--out",
                tmp_path / "new") == 2
-    assert "a shorter sequence_length" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "a shorter sequence_length" not in err, err
+    assert "validation_split" not in err and "..\n" not in err, err
 
     # without --seed each draw is a fresh one (before: the same grid from
     # every load of the file: the model's seed generator is saved in it),
@@ -482,6 +508,14 @@ def test_image_folders_that_cannot_train_exit_2(tmp_path, capsys):
         # the library's advice the command has no option for
         assert "`validation_split=0`" not in err, err
         assert not os.path.exists(tmp_path / "run")
+    # an --out inside the folder became a class of its images: a resumed
+    # run read the sample grids (and left the user's images out)
+    for out in (flat / "run", flat):
+        assert run("train", "vae", "--dataset", flat, "--out", out) == 2
+        err = capsys.readouterr().err
+        assert "is inside --dataset" in err, err
+        assert not os.path.exists(flat / "run")
+        assert not os.path.exists(flat / "genzoo.json")
     # the folder without classes trains an auto-encoder, whose grid shows
     # the validation image (bare batches: no labels) over its
     # reconstruction: one column of two 8x8 images, padding 2, scale 2

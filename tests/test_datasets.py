@@ -483,6 +483,10 @@ def test_text_datasets_split_and_errors():
         [vocab.index(text[9000 + k]) for k in (0, 64, 128)])
     with pytest.raises(ValueError, match="fewer than one window"):
         datasets.text_datasets("short text", sequence_length=64)
+    # a validation part too short names the split too
+    with pytest.raises(ValueError, match="validation text has 4 .*"
+                       "`validation_split=0`"):
+        datasets.text_datasets("abcd" * 10, sequence_length=8)
     with pytest.raises(ValueError, match="non-empty string"):
         datasets.text_datasets("")
     with pytest.raises(ValueError, match="missing from the vocabulary"):
@@ -545,3 +549,43 @@ def test_tensorflow_is_kept_off_the_gpus_unless_it_is_the_backend(
     monkeypatch.setattr(datasets, "_tensorflow_placed", False)
     train, _ = datasets.load_images("embedded_mnist", batch_size=8, limit=16)
     assert tuple(next(iter(train))[0].shape) == (8, 28, 28, 1)
+
+
+def test_arguments_a_source_cannot_use_and_odd_ones_are_refused(
+        tmp_path, monkeypatch):
+    """`image_size`/`color_mode` were ignored for the embedded, tfds and
+    idx sources (28x28 grey images came out of `image_size=(32, 32),
+    color_mode="rgb"`); a string seed was a TypeError, a NaN limit a
+    conversion error, 2.5 images cut to 2; `seed=None` on a folder was
+    Keras' error about a missing seed."""
+    for kwargs in (dict(image_size=(32, 32)), dict(color_mode="rgb")):
+        with pytest.raises(ValueError, match="only a folder of image files"):
+            datasets.load_images("embedded_mnist", limit=8, **kwargs)
+    for kwargs, words in ((dict(seed="a"), "`seed` must be an integer"),
+                          (dict(limit=float("nan")), "`limit` must be"),
+                          (dict(limit=2.5), "`limit` must be"),
+                          (dict(limit="3"), "`limit` must be"),
+                          (dict(limit=0), "`limit` must be")):
+        with pytest.raises(ValueError, match=words):
+            datasets.load_images("embedded_mnist", **kwargs)
+    with pytest.raises(ValueError, match="Unknown text"):
+        datasets.load_text(["a"])  # (was "unhashable type")
+    _write_images(tmp_path, 20, (8, 8), "L")
+    for shuffle in (True, False):
+        train, val = datasets.load_images(str(tmp_path), seed=None,
+                                          shuffle=shuffle, batch_size=4)
+        assert sum(len(b) for b in train) == 18
+        assert sum(len(b) for b in val) == 2
+    # under a distribution over 2 devices, a validation part of one image
+    # was "1 image(s) ...: use more images", as if it were the data
+    from keras_genzoo import backend as zoo_backend
+
+    monkeypatch.setattr(zoo_backend, "batch_devices", lambda *a: 2)
+    with pytest.raises(ValueError, match="1 validation image.*"
+                       "validation_split=0"):
+        datasets.load_images("embedded_mnist", limit=7, batch_size=4)
+    with pytest.raises(ValueError, match="1 validation image"):
+        datasets.load_images(str(tmp_path), limit=7, batch_size=4)
+    with pytest.raises(ValueError, match="1 validation image"):
+        datasets.arrays_to_datasets(np.zeros((8, 8, 8, 1), "uint8"),
+                                    batch_size=4)

@@ -208,6 +208,64 @@ def test_call_gives_log_likelihood_tensors(iris):
         gmm(np.zeros((3, 5), "float32"))
 
 
+def test_a_functional_model_on_a_keras_input(iris, tmp_path):
+    """(On JAX a symbolic batch size failed a comparison inside
+    `_log_gaussian`: "inconclusive".)"""
+    gmm = GaussianMixture(2, seed=0).fit(iris)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, gmm(inputs))
+    x = iris[:5].astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(x)), gmm.score_samples(x),
+        rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_point_far_from_every_component_is_scored(kind, iris):
+    """1e20 from the components (a float32 value), its squared distances
+    overflow float32: scores were NaN (no anomaly threshold caught it,
+    `predict` said component 0); now float64 scores it, as scikit-learn's
+    float64 does."""
+    gmm = GaussianMixture(2, covariance_type=kind, seed=0).fit(iris)
+    reference = SkGaussianMixture(2, covariance_type=kind)
+    for name in ("weights_", "means_", "covariances_",
+                 "precisions_cholesky_"):
+        setattr(reference, name, getattr(gmm, name).astype("float64"))
+    far = np.array([[1e20, 0, 0, 0], [0, 0, -3e19, 1e19], iris[0]])
+    scores = gmm.score_samples(far)
+    assert np.isfinite(scores).all(), scores
+    np.testing.assert_allclose(scores, reference.score_samples(far),
+                               rtol=1e-5)
+    proba = gmm.predict_proba(far)
+    assert np.isfinite(proba).all()
+    np.testing.assert_array_equal(gmm.predict(far),
+                                  reference.predict(far))
+    assert np.isfinite(gmm.score(far)) and np.isfinite(gmm.bic(far))
+
+
+def test_keras_training_calls_and_changed_settings_are_refused(iris):
+    """`evaluate` said "call compile()" on TensorFlow and JAX, an
+    AttributeError on PyTorch; changing `n_components`/`covariance_type`
+    and fitting again said "ill-defined covariance" on TensorFlow, a
+    shape error on JAX and PyTorch."""
+    gmm = GaussianMixture(2, seed=0).fit(iris)
+    for call in (gmm.evaluate, gmm.train_on_batch, gmm.test_on_batch):
+        with pytest.raises(ValueError, match=r"score\(x\)"):
+            call(iris)
+    for name, value in (("n_components", 3), ("covariance_type", "diag")):
+        gmm = GaussianMixture(2, seed=0).fit(iris)
+        expected = gmm.score(iris)
+        setattr(gmm, name, value)
+        for call, argument in ((gmm.fit, iris), (gmm.score, iris),
+                               (gmm.sample, 2), (gmm, iris)):
+            with pytest.raises(ValueError, match="Create a new "
+                               "GaussianMixture"):
+                call(argument)
+        setattr(gmm, name, {"n_components": 2,
+                            "covariance_type": "full"}[name])
+        assert gmm.score(iris) == expected  # set back: as it was
+
+
 def test_call_under_a_global_mixed_policy(iris):
     # the mixture stays float32 (a float16-by-float32 error on TensorFlow
     # and PyTorch before; about 1e-3 off on JAX)

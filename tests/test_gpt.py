@@ -656,6 +656,34 @@ def test_sizes_must_be_whole_numbers():
     assert (gpt.num_layers, gpt.num_heads, gpt.hidden_dim) == (1, 2, 16)
 
 
+def test_a_sweep_of_sampler_settings_warns_of_no_retracing():
+    """TensorFlow counts traces per code object: each setting's compiled
+    loop (a closure of one definition, traced once) read as one function
+    traced again and again, and the fifth setting printed "triggered
+    tf.function retracing" warnings."""
+    import logging
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep()
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        gpt = MiniGPT(list("abcdefghij \n"), sequence_length=8,
+                      num_layers=1, num_heads=2, hidden_dim=8, seed=0)
+        for kwargs in (dict(top_k=1), dict(seed=0), dict(seed=0, top_k=3),
+                       dict(seed=0, top_p=0.8), dict(seed=0, temperature=0.7),
+                       dict(seed=0, temperature=0.9)):
+            gpt.generate("abc", 4, **kwargs)
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in records if "retracing" in r], records
+
+
 def test_text_sampler_checks_counts_and_seed_at_creation():
     # `int` cut max_new_tokens=2.7 to 2; a bad seed failed only after the
     # first epoch of training

@@ -409,6 +409,13 @@ def test_attention_weights_under_mixed_precision(block_type):
     assert weights.dtype == np.float32 and weights.shape == (2, 8, 8)
     np.testing.assert_allclose(weights, expected, atol=0.02)
     plots.plot_attention(gpt, text, layer=0)
+    # quantized: keras-hub's embedding layer, called directly, added float32
+    # token rows to bfloat16 positions (TensorFlow: "cannot compute AddV2");
+    # the model's own embedding, as `generate` uses
+    gpt.quantize("int8")
+    weights = plots.attention_weights(gpt, text)
+    assert weights.shape == (2, 8, 8)
+    np.testing.assert_allclose(weights, expected, atol=0.05)
 
 
 def test_plot_attention(tmp_path):

@@ -1,5 +1,7 @@
 """Custom training steps, input gradients and compiled inference on TensorFlow."""
 
+import logging
+
 import tensorflow as tf
 
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
@@ -217,4 +219,27 @@ def compile_inference(model, fn, state_variables=()):
         A callable with the signature of `fn`.
     """
     del model, state_variables  # tf.function captures variables itself
+    _compiled_once.names.add(repr(fn))
     return tf.function(fn, jit_compile=True, reduce_retracing=True)
+
+
+class _CompiledOnce(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning for the
+    functions `compile_inference` compiled. TensorFlow counts traces per
+    code object: closures of one definition (a MiniGPT's sampling loop,
+    one per sampler setting, each traced once) read to it as one function
+    traced again and again, and a sweep over five temperatures printed
+    four warnings that tracing is expensive."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = set()  # the functions' reprs, which name the closure
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message
+                    and any(name in message for name in self.names))
+
+
+_compiled_once = _CompiledOnce()
+tf.get_logger().addFilter(_compiled_once)

@@ -315,7 +315,9 @@ class DiffusionModel(ImageModel):
             self.network = unet(
                 image_shape, self.widths, self.blocks_per_level,
                 attention=self.attention, num_classes=self.num_classes,
-                dropout=self.dropout)
+                dropout=self.dropout,
+                # (the training noise's generator has `seed` itself)
+                seed=None if self.seed is None else self.seed + 1)
         if self.ema_network is None:
             self.ema_network = self._copy_network(self.network)
 

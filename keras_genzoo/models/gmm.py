@@ -129,6 +129,14 @@ def _precisions_cholesky(covariances, covariance_type):
 # make at once (64 MB of float32)
 _WHOLE_ELEMENTS = 2**24
 
+# (each backend's Keras said something else: "You must call `compile()`",
+# or an AttributeError on PyTorch)
+_NOT_KERAS_TRAINING = (
+    "GaussianMixture.{call} is not available: the mixture is fitted by EM "
+    "with `fit(x)` (all the data at once, no compile), and scored with "
+    "`score(x)` (mean log-likelihood), `score_samples(x)`, `bic(x)` or "
+    "`aic(x)`.")
+
 
 def _log_gaussian(x, means, precisions_cholesky, covariance_type):
     """`log N(x_n | mean_k, covariance_k)`, shape `(n_samples,
@@ -148,7 +156,10 @@ def _log_gaussian(x, means, precisions_cholesky, covariance_type):
     # points and 16 components, and the loop, unrolled in the compiled
     # step, compiles slowly for many components (64: 13.7 s against 7.7)
     n, k, d = x.shape[0], means.shape[0], x.shape[1]
-    whole = None not in (n, d) and n * k * d <= _WHOLE_ELEMENTS
+    # (a JAX symbolic batch size is neither None nor an int: comparing it
+    # failed `gmm(keras.Input(...))`)
+    whole = (isinstance(n, int) and isinstance(d, int)
+             and n * k * d <= _WHOLE_ELEMENTS)
     if covariance_type == "full":
         log_det = ops.sum(ops.log(ops.diagonal(chol, axis1=1, axis2=2)),
                           axis=1)
@@ -410,7 +421,25 @@ class GaussianMixture(keras.Model):
         # converged (0/1), iterations, lower bound of the kept fit
         self._fit_info_var = state("fit_info", (3,))
         self.n_features_in_ = n_features
+        self._built_as = (k, kind)
         self.built = True
+
+    def _check_settings(self):
+        """One `ValueError` where `n_components` or `covariance_type` was
+        changed after the variables were made for other ones (a refit was
+        a false "ill-defined covariance" on TensorFlow, a shape error on
+        JAX and PyTorch; scoring used the old shapes)."""
+        built_as = getattr(self, "_built_as", None)
+        if built_as is None or built_as == (self.n_components,
+                                            self.covariance_type):
+            return
+        raise ValueError(
+            f"This GaussianMixture was made for n_components={built_as[0]},"
+            f" covariance_type={built_as[1]!r}; they are now "
+            f"n_components={self.n_components!r}, covariance_type="
+            f"{self.covariance_type!r}. Create a new GaussianMixture with "
+            "the new arguments (one per candidate, e.g. to choose by "
+            "`bic`), or set them back.")
 
     def get_build_config(self):
         if not self.built:
@@ -449,6 +478,7 @@ class GaussianMixture(keras.Model):
             ops.convert_to_numpy(self._fit_info_var)[1]) > 0
 
     def _fitted_value(self, variable_name):
+        self._check_settings()
         if not self._is_fitted():
             raise ValueError(
                 "This GaussianMixture is not fitted yet: call "
@@ -494,6 +524,7 @@ class GaussianMixture(keras.Model):
 
     # ------------------------------------------------------------- data
     def _check_x(self, x, what="x", fitting=False):
+        self._check_settings()
         if isinstance(x, (list, tuple)) or hasattr(x, "shape"):
             array = np.asarray(ops.convert_to_numpy(x)
                                if not isinstance(x, (list, tuple)) else x)
@@ -694,6 +725,7 @@ class GaussianMixture(keras.Model):
             raise ValueError(
                 "This GaussianMixture is not fitted yet: call `fit(x)` "
                 "first.")
+        self._check_settings()
         shape = getattr(inputs, "shape", None)
         if shape is not None and len(shape) != 2:
             raise ValueError(
@@ -728,16 +760,53 @@ class GaussianMixture(keras.Model):
 
             self._compiled.functions["weighted"] = zoo_backend.compile_inference(
                 self, weighted)
-        return np.asarray(ops.convert_to_numpy(
+        weighted = np.asarray(ops.convert_to_numpy(
             self._compiled.functions["weighted"](ops.convert_to_tensor(array))),
             "float64")
+        lost = ~np.isfinite(weighted.max(axis=1))
+        if lost.any():
+            # A point far from every component (1e20 from them): its
+            # squared distances overflow float32 and every component's
+            # log-probability is -inf; its scores were NaN (and `predict`
+            # gave component 0). Those rows again, in float64.
+            weighted[lost] = self._weighted_log_prob_float64(array[lost])
+        return weighted
+
+    def _weighted_log_prob_float64(self, x):
+        """`_log_gaussian` plus the log weights, in numpy's float64."""
+        means, chol, weights = (
+            np.asarray(self._fitted_value(name), "float64") for name in (
+                "_means_var", "_precisions_cholesky_var", "_weights_var"))
+        x = np.asarray(x, "float64")
+        n_features = x.shape[1]
+        differences = x[:, None, :] - means[None]  # (n, k, d)
+        kind = self.covariance_type
+        if kind == "full":
+            log_det = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+            y = np.einsum("nkd,kde->nke", differences, chol)
+        elif kind == "tied":
+            log_det = np.log(np.diagonal(chol)).sum()
+            y = differences @ chol
+        elif kind == "diag":
+            log_det = np.log(chol).sum(axis=1)
+            y = differences * chol[None]
+        else:  # spherical
+            log_det = n_features * np.log(chol)
+            y = differences * chol[None, :, None]
+        with np.errstate(over="ignore"):
+            distances = np.sum(y * y, axis=2)
+        return (-0.5 * (n_features * _LOG_2PI + distances) + log_det
+                + np.log(weights)[None])
 
     def score_samples(self, x):
         """Log-likelihood of each sample, numpy `(n_samples,)`."""
         weighted = self._weighted_log_prob(x)
         top = weighted.max(axis=1, keepdims=True)
-        return (top + np.log(np.exp(weighted - top).sum(
-            axis=1, keepdims=True)))[:, 0]
+        # (-inf, not NaN, where even float64 finds no component possible)
+        top = np.where(np.isfinite(top), top, 0.0)
+        with np.errstate(divide="ignore"):
+            return (top + np.log(np.exp(weighted - top).sum(
+                axis=1, keepdims=True)))[:, 0]
 
     def score(self, x, y=None):
         """Mean log-likelihood per sample (a float)."""
@@ -751,6 +820,18 @@ class GaussianMixture(keras.Model):
         weighted = weighted - weighted.max(axis=1, keepdims=True)
         proba = np.exp(weighted)
         return proba / proba.sum(axis=1, keepdims=True)
+
+    def evaluate(self, *args, **kwargs):
+        """Not Keras' `evaluate`: a mixture is scored with `score(x)`."""
+        raise ValueError(_NOT_KERAS_TRAINING.format(call="evaluate"))
+
+    def train_on_batch(self, *args, **kwargs):
+        """Not Keras' `train_on_batch`: a mixture is fitted with `fit(x)`."""
+        raise ValueError(_NOT_KERAS_TRAINING.format(call="train_on_batch"))
+
+    def test_on_batch(self, *args, **kwargs):
+        """Not Keras' `test_on_batch`: use `score(x)`."""
+        raise ValueError(_NOT_KERAS_TRAINING.format(call="test_on_batch"))
 
     def predict(self, x, **kwargs):
         """The most probable component of each sample, `(n_samples,)`

@@ -397,11 +397,16 @@ class MiniGPT(CharLanguageModel):
         # of. Without it the tied head (a layer with `autocast=False`,
         # called outside any scope) would read its table cast to the
         # compute dtype here and as stored in `__call__` (Keras 3.15)
+        return self._as_called(self._call_with_cache, ids, cache, index)
+
+    def _as_called(self, fn, *args):
+        """`fn(*args)` in the autocast scope the model's `__call__` runs
+        its `call` in (`call_with_cache`, `plots.attention_weights`)."""
         if (self.compute_dtype == self.variable_dtype
                 and _get_autocast_scope() is None):
-            return self._call_with_cache(ids, cache, index)
+            return fn(*args)
         with _AutocastScope(self.compute_dtype):
-            return self._call_with_cache(ids, cache, index)
+            return fn(*args)
 
     def _call_with_cache(self, ids, cache, index):
         backend.check_attention_dtype(self.compute_dtype)

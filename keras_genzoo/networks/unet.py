@@ -9,7 +9,10 @@ lowest resolution is optional. Any height and width work: the input is
 padded to a multiple of `2 ** (levels - 1)` and the output cropped back.
 """
 
+import itertools
+
 import keras
+import numpy as np
 from keras import layers
 
 from keras_genzoo.layers.embeddings import SinusoidalEmbedding
@@ -25,7 +28,7 @@ def _groups(channels, groups=8):
     return 1
 
 
-def _residual_block(x, embedding, channels, dropout, name):
+def _residual_block(x, embedding, channels, dropout, name, seed=None):
     """GroupNorm-swish-conv twice, the embedding added in between (after
     the second GroupNorm: before it, a group of one channel, as in levels
     of 8 channels or fewer, would subtract the per-channel shift out again
@@ -43,7 +46,7 @@ def _residual_block(x, embedding, channels, dropout, name):
     h = layers.Add(name=f"{name}_add_embedding")([h, shift])
     h = layers.Activation("swish", name=f"{name}_act2")(h)
     if dropout:
-        h = layers.Dropout(dropout, name=f"{name}_dropout")(h)
+        h = layers.Dropout(dropout, seed=seed, name=f"{name}_dropout")(h)
     h = layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv2")(h)
     return layers.Add(name=f"{name}_out")([skip, h])
 
@@ -60,7 +63,8 @@ def _attention_block(x, heads, name):
 
 
 def unet(image_shape, widths=(32, 64), blocks_per_level=1, attention=False,
-         num_classes=None, dropout=0.0, attention_heads=4, name="unet"):
+         num_classes=None, dropout=0.0, attention_heads=4, name="unet",
+         seed=None):
     """Builds a U-Net that maps noisy images and their noise level to a
     tensor shaped like the images.
 
@@ -78,6 +82,12 @@ def unet(image_shape, widths=(32, 64), blocks_per_level=1, attention=False,
         dropout: dropout rate inside the residual blocks.
         attention_heads: heads of the attention block.
         name: name of the returned model.
+        seed: integer seed of the dropout masks (each block's is `seed`
+            plus its index); `None` draws one from NumPy's global generator
+            (`keras.utils.set_random_seed` fixes it). Seeded dropout
+            continues exactly after a checkpoint on every backend: Keras'
+            unseeded `Dropout` on PyTorch draws from torch's global
+            generator, which no checkpoint holds.
 
     Returns:
         A functional `keras.Model` with inputs `[images (batch, H, W, C),
@@ -96,6 +106,9 @@ def unet(image_shape, widths=(32, 64), blocks_per_level=1, attention=False,
             f"`blocks_per_level` must be at least 1; got {blocks_per_level}.")
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1); got {dropout}.")
+    if dropout and seed is None:
+        seed = int(np.random.randint(0, 2**30))
+    seeds = itertools.count(seed or 0)  # one per residual block
     height, width, channels = (int(d) for d in image_shape)
     levels = len(widths)
     multiple = 2 ** (levels - 1)
@@ -126,22 +139,25 @@ def unet(image_shape, widths=(32, 64), blocks_per_level=1, attention=False,
     for level, w in enumerate(widths):
         for block in range(blocks_per_level):
             x = _residual_block(x, embedding, w, dropout,
-                                f"down{level}_{block}")
+                                f"down{level}_{block}", next(seeds))
             skips.append(x)
         if level < levels - 1:
             x = layers.Conv2D(w, 3, strides=2, padding="same",
                               name=f"down{level}_downsample")(x)
             skips.append(x)
-    x = _residual_block(x, embedding, widths[-1], dropout, "middle_0")
+    x = _residual_block(x, embedding, widths[-1], dropout, "middle_0",
+                        next(seeds))
     if attention:
         x = _attention_block(x, attention_heads, "middle_attention")
-        x = _residual_block(x, embedding, widths[-1], dropout, "middle_1")
+        x = _residual_block(x, embedding, widths[-1], dropout, "middle_1",
+                            next(seeds))
     for level in reversed(range(levels)):
         w = widths[level]
         for block in range(blocks_per_level + 1):
             x = layers.Concatenate(name=f"up{level}_{block}_concat")(
                 [x, skips.pop()])
-            x = _residual_block(x, embedding, w, dropout, f"up{level}_{block}")
+            x = _residual_block(x, embedding, w, dropout,
+                                f"up{level}_{block}", next(seeds))
         if level > 0:
             x = layers.UpSampling2D(2, name=f"up{level}_upsample")(x)
             x = layers.Conv2D(widths[level - 1], 3, padding="same",
