@@ -100,9 +100,10 @@ def check_number(value, name):
     raise ValueError(f"`{name}` must be a number; got {value!r}.")
 
 
-def check_seed(seed):
+def check_seed(seed, none="draw from the model's own seed generator"):
     """`None`, or `seed` as an int in 0..MAX_SEED (what every backend's
-    random numbers and numpy take), or one clear `ValueError`."""
+    random numbers and numpy take), or one clear `ValueError` (which says
+    that `None` would `none`)."""
     if seed is None:
         return None
     number = None
@@ -113,9 +114,19 @@ def check_seed(seed):
             pass
     if number is None or not 0 <= number <= MAX_SEED:
         raise ValueError(
-            f"`seed` must be an integer in 0..{MAX_SEED} (or None to draw "
-            f"from the model's own seed generator); got {seed!r}.")
+            f"`seed` must be an integer in 0..{MAX_SEED} (or None to "
+            f"{none}); got {seed!r}.")
     return int(number)
+
+
+def layer_seed(seed, offset):
+    """The seed of a network's `offset`-th seeded layer (its dropout) made
+    from a model's `seed`: `seed + offset` folded into 0..2**31-1, which
+    every backend's seed generator holds (PyTorch's int32 state refused
+    2**31 - 1 + 1, JAX's uint32 2**32; a model seeded near the top of
+    the range failed its first training step), the same on every
+    backend."""
+    return (int(seed) + int(offset)) % 2**31
 
 
 def generator_seed(seed):
@@ -654,8 +665,10 @@ def peek_generator(x, what, fix=None):
 
 def _as_tuple(batch):
     """A batch as Keras' data adapters read it: a bare array of images
-    becomes `(images,)`; tuples and dicts stay as they are."""
-    if isinstance(batch, (tuple, dict)):
+    becomes `(images,)`, a dict (tfds' layout) `(dict,)` (Keras' generator
+    adapter refused both: "must return a tuple"); tuples stay as they
+    are."""
+    if isinstance(batch, tuple):
         return batch
     if isinstance(batch, list):
         return tuple(batch)

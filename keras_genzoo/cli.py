@@ -466,7 +466,11 @@ def _train_settings(args):
         # the run's folder would be read as a class of images: a resumed
         # run trained on the sample grids (or found too few images)
         inside = os.path.realpath(settings["dataset"])
-        if os.path.commonpath([inside, os.path.realpath(out)]) == inside:
+        try:
+            common = os.path.commonpath([inside, os.path.realpath(out)])
+        except ValueError:  # on Windows, paths on two drives
+            common = None
+        if common == inside:
             raise UsageError(
                 f"--out {out} is inside --dataset {settings['dataset']}: "
                 "the run's files would be read as images of the dataset; "
@@ -555,17 +559,23 @@ def _load_data(settings):
     except (ValueError, FileNotFoundError) as error:
         raise UsageError(f"--dataset: {_as_command_advice(error)}") from None
     if settings["model"] == "ae":
-        found = _images_up_to(train_ds, settings["batch_size"],
-                              AE_PRIOR_COMPONENTS)
+        found = _training_images_up_to(train_ds, AE_PRIOR_COMPONENTS, dict(
+            name=dataset, batch_size=settings["batch_size"],
+            validation_split=0.1, seed=settings["seed"], limit=limit,
+            download=settings["download"]))
         if found < AE_PRIOR_COMPONENTS:
             # (it trained every epoch, then the mixture's fit failed with
             # a traceback, and so did every rerun, resuming the run)
+            fix = (f"this unfinished run cannot finish: choose another "
+                   f"--out, or delete {settings['out']} to start again"
+                   if settings["resumed"] else
+                   "give more images (or a larger --limit)")
             raise UsageError(
-                f"--dataset {dataset} gives {found} training image(s) (a "
-                "tenth is held out); `ae` needs at least "
-                f"{AE_PRIOR_COMPONENTS}, for the {AE_PRIOR_COMPONENTS}-"
-                "component mixture fitted to their codes after training: "
-                "give more images (or a larger --limit).")
+                f"--dataset {dataset} gives {found} training image(s) "
+                "(besides those held out for validation); `ae` needs at "
+                f"least {AE_PRIOR_COMPONENTS}, for the "
+                f"{AE_PRIOR_COMPONENTS}-component mixture fitted to their "
+                f"codes after training: {fix}.")
     info = {}
     if settings["conditional"]:
         # the classes `load_images` names (a folder without class
@@ -582,14 +592,18 @@ def _load_data(settings):
     return train_ds, val_ds, info
 
 
-def _images_up_to(batches, batch_size, needed):
-    """How many images a dataset of `batches` holds, counted up to
-    `needed` (read only where the number of batches leaves it open)."""
-    count = int(batches.cardinality())
-    if count < 0 or (count - 1) * batch_size + 1 >= needed:
-        return needed  # unknown (not read through), or enough however full
-    from keras_genzoo import _inputs
+def _training_images_up_to(train_ds, needed, load_kwargs):
+    """How many images `train_ds` holds, counted up to `needed`. Read only
+    where its number of batches leaves that open, and then from the same
+    images loaded again without shuffling: a pass over `train_ds` itself
+    would move its shuffling on, and the run would train on other orders
+    than the same command did before."""
+    from keras_genzoo import _inputs, datasets
 
+    count = int(train_ds.cardinality())
+    if count < 0 or (count - 1) * load_kwargs["batch_size"] + 1 >= needed:
+        return needed  # unknown (not read through), or enough however full
+    batches, _ = datasets.load_images(shuffle=False, **load_kwargs)
     found = 0
     for batch in batches:
         found += len(_inputs.split_batch(batch)[0])

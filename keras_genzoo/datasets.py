@@ -425,7 +425,7 @@ def load_images(
     batch_size = _inputs.check_count(batch_size, "batch_size")
     # (a string seed was a TypeError from a message's formatting, a NaN
     # limit a conversion error, 2.5 images cut to 2 in silence)
-    seed = _inputs.check_seed(seed)
+    seed = _inputs.check_seed(seed, none="draw one")
     if limit is not None:
         limit = _inputs.check_count(limit, "limit")
     *parts, class_names = _load_images(

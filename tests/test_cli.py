@@ -279,6 +279,27 @@ def test_text_epochs_have_the_steps_asked_for(tmp_path):
     assert int(model.optimizer.iterations) == 2 * 20
 
 
+def test_an_auto_encoder_run_with_too_few_images_cannot_get_stuck(
+        tmp_path, capsys):
+    """A run left by an older genzoo (it trained, then failed fitting the
+    mixture, and every rerun resumed into the failure) is named as one
+    that cannot finish; the seeded run's shuffling is not moved on by
+    counting its images (they are counted without shuffling)."""
+    out = tmp_path / "stuck"
+    (out / "backup").mkdir(parents=True)
+    (out / "backup" / "training_metadata.json").write_text('{"epoch": 1}')
+    settings = dict(model="ae", dataset="embedded_mnist", text=None,
+                    batch_size=128, seed=0, conditional=False,
+                    steps_per_epoch=None, download=False, limit=5,
+                    smoke=False, epochs=1, finished=False)
+    (out / cli.SETTINGS_FILE).write_text(json.dumps(settings))
+    assert run("train", "ae", "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "gives 5 training image(s)" in err, err
+    assert "this unfinished run cannot finish" in err, err
+    assert "larger --limit" not in err, err
+
+
 def test_a_backend_that_is_not_installed_exits_2(monkeypatch, capsys):
     """(The new process died in `import keras` with a traceback: a plain
     `pip install keras-genzoo` brings TensorFlow alone.)"""

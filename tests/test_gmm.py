@@ -243,7 +243,8 @@ def test_a_point_far_from_every_component_is_scored(kind, iris):
     assert np.isfinite(gmm.score(far)) and np.isfinite(gmm.bic(far))
 
 
-def test_keras_training_calls_and_changed_settings_are_refused(iris):
+def test_keras_training_calls_and_changed_settings_are_refused(iris,
+                                                               tmp_path):
     """`evaluate` said "call compile()" on TensorFlow and JAX, an
     AttributeError on PyTorch; changing `n_components`/`covariance_type`
     and fitting again said "ill-defined covariance" on TensorFlow, a
@@ -256,8 +257,10 @@ def test_keras_training_calls_and_changed_settings_are_refused(iris):
         gmm = GaussianMixture(2, seed=0).fit(iris)
         expected = gmm.score(iris)
         setattr(gmm, name, value)
+        path = str(tmp_path / "changed.keras")
         for call, argument in ((gmm.fit, iris), (gmm.score, iris),
-                               (gmm.sample, 2), (gmm, iris)):
+                               (gmm.sample, 2), (gmm, iris),
+                               (gmm.save, path)):
             with pytest.raises(ValueError, match="Create a new "
                                "GaussianMixture"):
                 call(argument)

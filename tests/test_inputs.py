@@ -113,6 +113,31 @@ def test_generator_input_is_checked_and_still_trains(mnist):
     history = vae.fit(batches(), epochs=1, steps_per_epoch=4, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert int(keras.ops.convert_to_numpy(vae.optimizer.iterations)) == 4
+    # `predict` takes what `fit` and `evaluate` take (Keras refused bare
+    # batches and lists: "must return a tuple"), and checks it as they do
+    assert vae.predict(batches(), steps=2, verbose=0)[
+        "reconstruction"].shape == (64, 28, 28, 1)
+    assert vae.predict(([b] for b in batches()), steps=2, verbose=0)[
+        "reconstruction"].shape == (64, 28, 28, 1)
+    with pytest.raises(ValueError, match="float images must lie in"):
+        vae.predict((b.astype("float32") * 255 for b in batches()), steps=2,
+                    verbose=0)
+
+    # tfds' dict layout from a generator, as the README lists it (Keras
+    # refused it after the zoo had checked the first batch)
+    def dicts(labelled):
+        for _ in range(2):
+            for i in range(0, 64, 32):
+                yield ({"image": images[i:i + 32],
+                        "label": mnist[1][i:i + 32]} if labelled
+                       else {"image": images[i:i + 32]})
+
+    for model, labelled in ((AutoEncoder(latent_dim=2, filters=(4,)), False),
+                            (VAE(latent_dim=2, filters=(4,), num_classes=10),
+                             True)):
+        model.fit(dicts(labelled), epochs=1, steps_per_epoch=4, verbose=0)
+        assert np.isfinite(model.evaluate(dicts(labelled), steps=2,
+                                          verbose=0)).all()
 
 
 class _Weighted(keras.utils.PyDataset):

@@ -103,6 +103,35 @@ def test_seeds_beyond_int32_work_on_every_backend():
     np.testing.assert_array_equal(state, [expected, 5])
 
 
+@pytest.mark.parametrize("seed", [2**31 - 1, 2**32 - 1])
+def test_seeded_dropout_of_the_built_in_networks_takes_every_seed(seed):
+    """The networks' dropout seeds were the model's seed plus the layer's
+    index: from 2**31 - 1 on, PyTorch failed the first step ("cannot be
+    converted to type int32"), at 2**32 - 1 JAX ("out of bounds for
+    uint32"). They are folded into 0..2**31-1."""
+    from keras_genzoo import GAN, DiffusionModel, MiniGPT
+
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1),
+                                               dtype=np.uint8)
+    models = [
+        DiffusionModel(widths=(4,), dropout=0.3, seed=seed),
+        GAN(latent_dim=4, generator_filters=(8,), discriminator_filters=(8,),
+            dropout=0.3, seed=seed),
+    ]
+    for model in models:
+        model.fit(images, epochs=1, batch_size=4, verbose=0)
+    gpt = MiniGPT.from_text("abcab" * 4, sequence_length=4, num_layers=1,
+                            num_heads=1, hidden_dim=4, dropout=0.1,
+                            seed=seed)
+    train, _ = gpt.make_datasets("abcab" * 4, batch_size=2,
+                                 validation_split=0)
+    gpt.fit(train, epochs=1, verbose=0)
+    seeds = [layer.seed for model in models + [gpt]
+             for layer in model._flatten_layers()
+             if isinstance(layer, keras.layers.Dropout)]
+    assert seeds and all(0 <= s < 2**31 for s in seeds), seeds
+
+
 def _loads_weights_of_keras_layers(ours, kinds, tmp_path):
     """Clones `ours` with Keras' layer classes in place of the zoo's
     (`kinds`: zoo class -> Keras class), gives the clone random weights,

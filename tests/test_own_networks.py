@@ -365,6 +365,62 @@ def test_vae_contract_violations_are_named(case, message):
         VAE(encoder=encoder, decoder=decoder, **kwargs)
 
 
+def _conditional_vae_networks(encoder_rows=3, decoder_rows=3,
+                              decoder_labels=True):
+    images = keras.Input((8, 8, 1))
+    label = keras.Input((), dtype="int32")
+    h = keras.layers.Concatenate()([
+        keras.layers.Flatten()(images),
+        keras.layers.Embedding(encoder_rows, 4)(label)])
+    encoder = keras.Model([images, label], [keras.layers.Dense(2)(h),
+                                            keras.layers.Dense(2)(h)])
+    z = keras.Input((2,))
+    label_z = keras.Input((), dtype="int32")
+    h = (keras.layers.Concatenate()(
+        [z, keras.layers.Embedding(decoder_rows, 4)(label_z)])
+        if decoder_labels else z)
+    h = keras.layers.Dense(64, activation="sigmoid")(h)
+    decoder = keras.Model([z, label_z] if decoder_labels else z,
+                          keras.layers.Reshape((8, 8, 1))(h))
+    return encoder, decoder
+
+
+def test_conditional_vae_networks_that_break_the_contract_are_named():
+    """A decoder of the codes alone was taken (Keras dropped the labels
+    with a warning: `generate`'s labels changed nothing); a label table
+    smaller than `num_classes` failed the first step on TensorFlow and
+    PyTorch and trained on NaN on JAX (the probe tried class 0 only); a
+    VAE encoder returning a dict was told to return one tensor."""
+    encoder, decoder = _conditional_vae_networks(decoder_labels=False)
+    with pytest.raises(ValueError, match="with `num_classes=3` the decoder "
+                       r"takes \[codes, labels\].*takes 1 input"):
+        VAE(encoder=encoder, decoder=decoder, num_classes=3)
+    _, labelled_decoder = _conditional_vae_networks()
+    with pytest.raises(ValueError, match="unconditional, the decoder takes "
+                       "the codes alone"):  # (was Keras' "expects 2 inputs")
+        VAE(encoder=keras.Model(*_image_only_encoder()),
+            decoder=labelled_decoder)
+    for rows, name in (((3, 5), "encoder"), ((5, 3), "decoder")):
+        encoder, decoder = _conditional_vae_networks(*rows)
+        with pytest.raises(ValueError, match=f"this {name} failed on label "
+                           r"4 \(of `num_classes=5`\).*num_classes=5 rows"):
+            VAE(encoder=encoder, decoder=decoder, num_classes=5)
+    encoder, decoder = _conditional_vae_networks(5, 5)
+    VAE(encoder=encoder, decoder=decoder, num_classes=5)  # taken
+    encoder, decoder = _conditional_vae_networks()
+    as_dict = keras.Model(encoder.inputs, {"z_mean": encoder.outputs[0],
+                                           "z_log_var": encoder.outputs[1]})
+    with pytest.raises(ValueError, match="returns a dict .*return a list "
+                       "of its 2 tensors"):
+        VAE(encoder=as_dict, decoder=decoder, num_classes=3)
+
+
+def _image_only_encoder():
+    images = keras.Input((8, 8, 1))
+    h = keras.layers.Flatten()(images)
+    return images, [keras.layers.Dense(2)(h), keras.layers.Dense(2)(h)]
+
+
 # ------------------------------------------------ the networks' own losses
 @keras.saving.register_keras_serializable(package="test_own_networks")
 class ConstantLoss(keras.layers.Layer):

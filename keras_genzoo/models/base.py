@@ -22,6 +22,7 @@ import inspect
 import json
 import math
 import os
+import types
 import warnings
 
 import numpy as np
@@ -1387,6 +1388,11 @@ class ImageModel(GenerativeModel):
                 images, self.image_shape, what, y=labels,
                 num_classes=self.num_classes)
             x = images if labels is None else [images, labels]
+        elif not self.num_classes and isinstance(x, types.GeneratorType):
+            # checked as `fit` checks it, and each batch a tuple (Keras
+            # refused bare image batches and lists: "must return a tuple",
+            # where `fit` and `evaluate` took them)
+            x, _ = _inputs.prepare_images_for_fit(x, self.image_shape, what)
         elif self.num_classes and _inputs._is_stream_of_batches(x):
             # `(images, labels)` batches, as `load_images` gives: Keras
             # took the labels for targets and dropped them (a conditional
@@ -1585,10 +1591,19 @@ class LatentImageModel(ImageModel):
         self.adopt_image_shape(self.encoder, "encoder", self.encoder_contract,
                                num_inputs=2 if self.num_classes else 1)
         probe = keras.random.uniform((2,) + self.image_shape, seed=0)
-        probe_labels = (ops.zeros((2,), "int32") if self.num_classes
-                        else None)
-        codes = self.encoder(self.with_labels(probe, probe_labels),
-                             training=False)
+        # the first and the last class: a label table smaller than
+        # `num_classes` failed in the first step on TensorFlow and PyTorch,
+        # gave NaN on JAX (only class 0 was probed)
+        probe_labels = (ops.convert_to_tensor([0, self.num_classes - 1],
+                                              "int32")
+                        if self.num_classes else None)
+        codes = self._probe_network("encoder", probe, probe_labels)
+        if isinstance(codes, dict) and self.encoder_outputs > 1:
+            # (check_one_output's "return one tensor" contradicted this)
+            raise ValueError(
+                f"Contract: {self.encoder_contract}; this encoder returns a "
+                f"dict (keys {sorted(codes)}): return a list of its "
+                f"{self.encoder_outputs} tensors, in that order, instead.")
         if isinstance(codes, dict):
             check_one_output(codes, "encoder", self.encoder_contract)
         codes = codes if isinstance(codes, (tuple, list)) else [codes]
@@ -1609,6 +1624,25 @@ class LatentImageModel(ImageModel):
             "the encoder's input shape, (batch,) + "
             f"{self.image_shape}, in [0, 1] (end it with a sigmoid)")
         shapes = network_input_shapes(self.decoder)
+        takes = 2 if self.num_classes else 1
+        if shapes and (len(shapes) != takes or len(shapes[0]) != 2):
+            # (a conditional model's decoder of codes alone was accepted:
+            # Keras dropped the labels with a warning, and `generate`'s
+            # labels changed nothing; the other way round, Keras' "expects
+            # 2 input(s)")
+            wanted = ("[codes, labels] (two inputs: the codes "
+                      "`keras.Input((latent_dim,))`, then the labels "
+                      "`keras.Input((), dtype='int32')`)"
+                      if takes == 2 else "the codes alone (one input)")
+            fix = ("Add the labels input, or drop `num_classes`"
+                   if takes == 2 else "Drop its labels input, or pass "
+                   "`num_classes=` for a conditional model")
+            raise ValueError(
+                f"Contract: {decoder_contract}; "
+                + (f"with `num_classes={self.num_classes}` " if takes == 2
+                   else "unconditional, ")
+                + f"the decoder takes {wanted}, but this decoder takes "
+                f"{len(shapes)} input(s) of shape(s) {shapes}. {fix}.")
         if shapes and shapes[0][-1] not in (None, self.latent_dim):
             # before, Keras' own input-spec error from inside the decoder
             raise ValueError(
@@ -1626,8 +1660,8 @@ class LatentImageModel(ImageModel):
                 f"{activation} (`{layer.name}`), whose values can leave "
                 f"[0, 1].")
         decoded = check_one_output(
-            self.decoder(self.with_labels(codes[0], probe_labels),
-                         training=False), "decoder", decoder_contract)
+            self._probe_network("decoder", codes[0], probe_labels),
+            "decoder", decoder_contract)
         if tuple(ops.shape(decoded)) != (2,) + self.image_shape:
             raise ValueError(
                 "Contract: a decoder maps codes of shape (batch, latent_dim) "
@@ -1644,6 +1678,45 @@ class LatentImageModel(ImageModel):
         # Nothing is left to create: built, without `build`, which would lock
         # the model's state before a subclass's __init__ adds its own.
         self.built = True
+
+    def _probe_network(self, name, x, labels):
+        """The user's network `name` on the probe batch (labels: the first
+        and the last class), where a label table smaller than
+        `num_classes` is a contract error (it failed at the first step on
+        TensorFlow and PyTorch, and trained on NaN on JAX)."""
+        network = getattr(self, name)
+        too_few = (
+            f"Contract: a conditional model's {name} takes labels in "
+            f"0..num_classes-1; this {name} failed on label "
+            f"{self.num_classes - 1} (of `num_classes={self.num_classes}`)"
+            if self.num_classes else "")
+        try:
+            outputs = network(self.with_labels(x, labels), training=False)
+        except Exception as error:
+            if not self.num_classes:
+                raise
+            try:  # the first class alone: the labels are what failed?
+                network(self.with_labels(x, ops.zeros_like(labels)),
+                        training=False)
+            except Exception:
+                raise error from None
+            raise ValueError(
+                f"{too_few}: give its label `Embedding` (or one-hot) "
+                f"num_classes={self.num_classes} rows.") from error
+        if self.num_classes:
+            values = keras.tree.flatten(outputs)
+            last = [ops.convert_to_numpy(ops.cast(v[1], "float32"))
+                    for v in values]
+            first = [ops.convert_to_numpy(ops.cast(v[0], "float32"))
+                     for v in values]
+            if all(np.isfinite(v).all() for v in first) and not all(
+                    np.isfinite(v).all() for v in last):
+                # (JAX reads a row past the table's end as NaN)
+                raise ValueError(
+                    f"{too_few} (its outputs are NaN for it): give its "
+                    f"label `Embedding` (or one-hot) num_classes="
+                    f"{self.num_classes} rows.")
+        return outputs
 
     def with_labels(self, x, labels):
         """A network's input: `x` alone, or `[x, labels]` for a conditional

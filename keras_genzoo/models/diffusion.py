@@ -317,7 +317,8 @@ class DiffusionModel(ImageModel):
                 attention=self.attention, num_classes=self.num_classes,
                 dropout=self.dropout,
                 # (the training noise's generator has `seed` itself)
-                seed=None if self.seed is None else self.seed + 1)
+                seed=None if self.seed is None else _inputs.layer_seed(
+                    self.seed, 1))
         if self.ema_network is None:
             self.ema_network = self._copy_network(self.network)
 

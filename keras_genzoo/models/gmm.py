@@ -909,6 +909,12 @@ class GaussianMixture(keras.Model):
         return samples, components
 
     # ------------------------------------------------------------ config
+    def save_own_variables(self, store):
+        # (a file whose config says other shapes than its variables was
+        # written, and failed to load with Keras' `variable.assign` error)
+        self._check_settings()
+        super().save_own_variables(store)
+
     def get_config(self):
         return {
             "name": self.name,

@@ -185,7 +185,7 @@ class MiniGPT(CharLanguageModel):
         # whose state no file or backup holds, so a loaded or resumed model
         # did not train on as the original would.
         self._dropout_seed = (
-            int(self.seed) if self.seed is not None
+            _inputs.layer_seed(self.seed, 0) if self.seed is not None
             else int(np.random.randint(0, 2**30)) if self.dropout else 0)
         self.embedding_dropout = keras.layers.Dropout(
             self.dropout, seed=self._dropout_seed, dtype=self.dtype_policy,
@@ -207,7 +207,7 @@ class MiniGPT(CharLanguageModel):
                 dropout=self.dropout,
                 epsilon=1e-5,
                 kernel_initializer=init,
-                seed=self._dropout_seed + 1 + i,
+                seed=_inputs.layer_seed(self._dropout_seed, 1 + i),
                 dtype=self.dtype_policy,
                 name=f"block_{i}",
             )

@@ -13,6 +13,7 @@ import numpy as np
 import keras
 from keras import layers
 
+from keras_genzoo._inputs import layer_seed
 from keras_genzoo.layers.convolution import Conv2DTranspose
 from keras_genzoo.layers.normalization import BatchNormalization
 from keras_genzoo.networks.conv import check_filters, downsampled_size
@@ -123,7 +124,8 @@ def dcgan_discriminator(image_shape, filters=(64, 128), num_classes=None,
                           name=f"conv_{i}")(x)
         x = layers.LeakyReLU(negative_slope, name=f"leaky_relu_{i}")(x)
         if dropout:
-            x = layers.Dropout(dropout, seed=seed + i, name=f"dropout_{i}")(x)
+            x = layers.Dropout(dropout, seed=layer_seed(seed, i),
+                               name=f"dropout_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
     logits = layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(inputs if num_classes else images, logits, name=name)

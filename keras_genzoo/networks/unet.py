@@ -17,6 +17,7 @@ from keras import layers
 
 from keras_genzoo.layers.embeddings import SinusoidalEmbedding
 from keras_genzoo.layers.normalization import GroupNormalization
+from keras_genzoo._inputs import layer_seed
 from keras_genzoo.networks.conv import check_filters
 
 
@@ -108,7 +109,8 @@ def unet(image_shape, widths=(32, 64), blocks_per_level=1, attention=False,
         raise ValueError(f"`dropout` must be in [0, 1); got {dropout}.")
     if dropout and seed is None:
         seed = int(np.random.randint(0, 2**30))
-    seeds = itertools.count(seed or 0)  # one per residual block
+    # one per residual block
+    seeds = (layer_seed(seed or 0, i) for i in itertools.count())
     height, width, channels = (int(d) for d in image_shape)
     levels = len(widths)
     multiple = 2 ** (levels - 1)
