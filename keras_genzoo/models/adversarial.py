@@ -29,6 +29,8 @@ from keras_genzoo.models.base import (
     loadable_compile_config,
     network_input_shapes,
     portable_config,
+    probe_labels,
+    run_probe,
     split_losses,
 )
 from keras_genzoo.networks.conv import check_filters
@@ -185,7 +187,9 @@ class AdversarialModel(ImageModel):
                     f"a {activation} (`{layer.name}`), whose values can "
                     f"leave [-1, 1]: end it with a tanh.")
             noise = keras.random.normal((2, self.latent_dim), seed=0)
-            images = self.generate_tensor(noise, self._probe_labels())
+            images = run_probe(
+                lambda labels: self.generate_tensor(noise, labels),
+                self._probe_labels(), self.num_classes, "generator")
             _check_float_output([images], "generator", "images in [-1, 1]")
             shape = tuple(ops.shape(images))
             if len(shape) != 4 or shape[0] != 2:
@@ -215,7 +219,9 @@ class AdversarialModel(ImageModel):
                     f"critic's score is unbounded): drop that activation.")
             probe = keras.random.uniform((2,) + self.image_shape, -1.0, 1.0,
                                          seed=0)
-            scores = self.discriminate(probe, self._probe_labels())
+            scores = run_probe(
+                lambda labels: self.discriminate(probe, labels),
+                self._probe_labels(), self.num_classes, "discriminator")
             _check_float_output([scores], "discriminator", "scores")
             shape = tuple(ops.shape(scores))
             if shape not in ((2,), (2, 1)):
@@ -229,7 +235,7 @@ class AdversarialModel(ImageModel):
             self.built = True
 
     def _probe_labels(self):
-        return ops.zeros((2,), "int32") if self.num_classes else None
+        return probe_labels(self.num_classes)
 
     def build_networks(self, image_shape):
         if self.generator is None:

@@ -316,6 +316,45 @@ def check_one_output(output, network, contract):
     return output
 
 
+def probe_labels(num_classes):
+    """The labels of a contract probe of two: the first and the last class
+    (`None` for an unconditional model)."""
+    if not num_classes:
+        return None
+    return ops.convert_to_tensor([0, int(num_classes) - 1], "int32")
+
+
+def run_probe(call, labels, num_classes, name):
+    """`call(labels)` (a user's network on a probe batch of two), where a
+    label table smaller than `num_classes` is one contract `ValueError`:
+    it failed at the first step on TensorFlow and PyTorch, and trained on
+    NaN on JAX, when the probe tried class 0 alone."""
+    too_few = (
+        f"Contract: a conditional model's {name} takes labels in "
+        f"0..num_classes-1; this {name} failed on label {num_classes - 1} "
+        f"(of `num_classes={num_classes}`)" if num_classes else "")
+    fix = (f"give its label `Embedding` (or one-hot) num_classes="
+           f"{num_classes} rows.")
+    try:
+        outputs = call(labels)
+    except Exception as error:
+        if not num_classes:
+            raise
+        try:  # the first class alone: the labels are what failed?
+            call(ops.zeros_like(labels))
+        except Exception:
+            raise error from None
+        raise ValueError(f"{too_few}: {fix}") from error
+    if num_classes:
+        rows = [ops.convert_to_numpy(ops.cast(v, "float32"))
+                for v in keras.tree.flatten(outputs)]
+        if all(np.isfinite(v[0]).all() for v in rows) and not all(
+                np.isfinite(v[1]).all() for v in rows):
+            # (JAX reads a row past the table's end as NaN)
+            raise ValueError(f"{too_few} (its outputs are NaN for it): {fix}")
+    return outputs
+
+
 def _check_float_output(outputs, network, what):
     """A `ValueError` for a user's network whose outputs (on a probe
     batch) are not floats: no gradient flows through them (JAX trained
@@ -1591,13 +1630,8 @@ class LatentImageModel(ImageModel):
         self.adopt_image_shape(self.encoder, "encoder", self.encoder_contract,
                                num_inputs=2 if self.num_classes else 1)
         probe = keras.random.uniform((2,) + self.image_shape, seed=0)
-        # the first and the last class: a label table smaller than
-        # `num_classes` failed in the first step on TensorFlow and PyTorch,
-        # gave NaN on JAX (only class 0 was probed)
-        probe_labels = (ops.convert_to_tensor([0, self.num_classes - 1],
-                                              "int32")
-                        if self.num_classes else None)
-        codes = self._probe_network("encoder", probe, probe_labels)
+        labels = probe_labels(self.num_classes)
+        codes = self._probe_network("encoder", probe, labels)
         if isinstance(codes, dict) and self.encoder_outputs > 1:
             # (check_one_output's "return one tensor" contradicted this)
             raise ValueError(
@@ -1660,7 +1694,7 @@ class LatentImageModel(ImageModel):
                 f"{activation} (`{layer.name}`), whose values can leave "
                 f"[0, 1].")
         decoded = check_one_output(
-            self._probe_network("decoder", codes[0], probe_labels),
+            self._probe_network("decoder", codes[0], labels),
             "decoder", decoder_contract)
         if tuple(ops.shape(decoded)) != (2,) + self.image_shape:
             raise ValueError(
@@ -1680,43 +1714,13 @@ class LatentImageModel(ImageModel):
         self.built = True
 
     def _probe_network(self, name, x, labels):
-        """The user's network `name` on the probe batch (labels: the first
-        and the last class), where a label table smaller than
-        `num_classes` is a contract error (it failed at the first step on
-        TensorFlow and PyTorch, and trained on NaN on JAX)."""
+        """The user's network `name` on the probe batch (`probe_labels`),
+        a label table smaller than `num_classes` named (`run_probe`)."""
         network = getattr(self, name)
-        too_few = (
-            f"Contract: a conditional model's {name} takes labels in "
-            f"0..num_classes-1; this {name} failed on label "
-            f"{self.num_classes - 1} (of `num_classes={self.num_classes}`)"
-            if self.num_classes else "")
-        try:
-            outputs = network(self.with_labels(x, labels), training=False)
-        except Exception as error:
-            if not self.num_classes:
-                raise
-            try:  # the first class alone: the labels are what failed?
-                network(self.with_labels(x, ops.zeros_like(labels)),
-                        training=False)
-            except Exception:
-                raise error from None
-            raise ValueError(
-                f"{too_few}: give its label `Embedding` (or one-hot) "
-                f"num_classes={self.num_classes} rows.") from error
-        if self.num_classes:
-            values = keras.tree.flatten(outputs)
-            last = [ops.convert_to_numpy(ops.cast(v[1], "float32"))
-                    for v in values]
-            first = [ops.convert_to_numpy(ops.cast(v[0], "float32"))
-                     for v in values]
-            if all(np.isfinite(v).all() for v in first) and not all(
-                    np.isfinite(v).all() for v in last):
-                # (JAX reads a row past the table's end as NaN)
-                raise ValueError(
-                    f"{too_few} (its outputs are NaN for it): give its "
-                    f"label `Embedding` (or one-hot) num_classes="
-                    f"{self.num_classes} rows.")
-        return outputs
+        return run_probe(
+            lambda labels: network(self.with_labels(x, labels),
+                                   training=False),
+            labels, self.num_classes, name)
 
     def with_labels(self, x, labels):
         """A network's input: `x` alone, or `[x, labels]` for a conditional
