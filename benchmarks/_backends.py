@@ -5,11 +5,30 @@ backends runs itself again with `--in-process` under each `KERAS_BACKEND`
 and collects the JSON rows its children print.
 """
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
+
+
+def positive(convert=int):
+    """An argparse `type`: `convert(text)`, refused unless above 0 (a count
+    or a budget of 0 or less ran nothing, or ran the default, in silence)."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:  # (NaN too)
+            raise argparse.ArgumentTypeError(
+                f"expected a {'whole ' if convert is int else ''}number "
+                f"above 0, got {text!r}")
+        return value
+
+    return parse
 
 
 def main_per_backend(script, argv, parse_args, run, benchmark):

@@ -29,7 +29,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import main_per_backend  # noqa: E402  (a sibling module)
+from _backends import main_per_backend, positive  # noqa: E402  (a sibling module)
 
 BENCHMARK = "dcgan_mnist"
 
@@ -108,16 +108,16 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--mnist-dir", default=None)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--minutes", type=float, default=None,
+    parser.add_argument("--epochs", type=positive(int), default=None)
+    parser.add_argument("--minutes", type=positive(float), default=None,
                         help="stop after the epoch that passes this budget")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--latent-dim", type=int, default=64)
-    parser.add_argument("--generator-filters", type=int, nargs="+",
+    parser.add_argument("--batch-size", type=positive(int), default=128)
+    parser.add_argument("--latent-dim", type=positive(int), default=64)
+    parser.add_argument("--generator-filters", type=positive(int), nargs="+",
                         default=[64, 32])
-    parser.add_argument("--discriminator-filters", type=int, nargs="+",
+    parser.add_argument("--discriminator-filters", type=positive(int), nargs="+",
                         default=[32, 64])
-    parser.add_argument("--train-images", type=int, default=None,
+    parser.add_argument("--train-images", type=positive(int), default=None,
                         help="train on the first N images only")
     parser.add_argument("--output-dir", default="outputs/dcgan_benchmark")
     parser.add_argument("--in-process", "--child", action="store_true",

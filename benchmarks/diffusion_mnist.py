@@ -71,7 +71,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import main_per_backend  # noqa: E402  (a sibling module)
+from _backends import main_per_backend, positive  # noqa: E402  (a sibling module)
 
 BENCHMARK = "diffusion_mnist"
 MODELS = ("diffusion", "cond_diffusion", "dcgan")
@@ -563,7 +563,7 @@ def parse_args(argv=None):
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated, from {','.join(MODELS)}")
-    parser.add_argument("--budget-minutes", type=float, default=None,
+    parser.add_argument("--budget-minutes", type=positive(float), default=None,
                         help="training time per model and backend "
                              "(default 15)")
     parser.add_argument("--steps", default=None,
@@ -576,23 +576,23 @@ def parse_args(argv=None):
                         help="step counts that get every guidance scale "
                              "('all', or comma-separated; default: the "
                              "middle of --steps); the others get the first")
-    parser.add_argument("--num-samples", type=int, default=None,
+    parser.add_argument("--num-samples", type=positive(int), default=None,
                         help="samples scored per row (default 1000)")
-    parser.add_argument("--reference-images", type=int, default=None,
+    parser.add_argument("--reference-images", type=positive(int), default=None,
                         help="training digits the samples are scored "
                              "against (default 10000)")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive(int), default=None,
                         help="training batch size (default 128)")
-    parser.add_argument("--learning-rate", type=float, default=None,
+    parser.add_argument("--learning-rate", type=positive(float), default=None,
                         help="Adam learning rate of the diffusion models "
                              "(default: the model's, 2e-3)")
-    parser.add_argument("--sample-batch-size", type=int, default=250,
+    parser.add_argument("--sample-batch-size", type=positive(int), default=250,
                         help="images denoised / generated at once")
     parser.add_argument("--widths", default=None,
                         help="U-Net widths of the diffusion models, "
                              "comma-separated (default: the model's; "
                              "--smoke: 8)")
-    parser.add_argument("--train-images", type=int, default=None,
+    parser.add_argument("--train-images", type=positive(int), default=None,
                         help="train on the first N digits (default all)")
     parser.add_argument("--mnist-dir", default=DEFAULT_MNIST_DIR)
     parser.add_argument("--save-dir", default=None,

@@ -34,7 +34,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import run_per_backend  # noqa: E402  (a sibling module)
+from _backends import run_per_backend, positive  # noqa: E402  (a sibling module)
 
 BENCHMARK = "gmm_speed"
 CASES = {
@@ -179,7 +179,7 @@ def parse_args(argv=None):
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--cases", default="diag,full",
                         help="comma-separated, from diag,full")
-    parser.add_argument("--iterations", type=int, default=None,
+    parser.add_argument("--iterations", type=positive(int), default=None,
                         help="EM iterations of every fit (default 100; "
                              "--smoke: 5)")
     parser.add_argument("--smoke", action="store_true",

@@ -293,10 +293,12 @@ def run_in_process(recipe_name, rounds, dtype, block_types, nanogpt_dir,
 
 
 def main(argv=None):
+    from _backends import positive
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="cpu")
-    parser.add_argument("--rounds", type=int, default=60,
+    parser.add_argument("--rounds", type=positive(int), default=60,
                         help="timed steps of each kind (after a warm-up)")
     parser.add_argument("--dtype", default="float32",
                         help="MiniGPT's dtype policy, e.g. mixed_bfloat16")

@@ -37,7 +37,7 @@ import sys
 import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import device  # noqa: E402  (a sibling module)
+from _backends import device, positive  # noqa: E402  (a sibling module)
 
 TEXT = "to be or not to be, that is the question. " * 40
 
@@ -186,7 +186,7 @@ def main():
     parser.add_argument("--models", default="gpt,vae,gan,wgan")
     parser.add_argument("--jit-compile", default="false,true",
                         help="comma-separated false/true")
-    parser.add_argument("--n", type=int, default=6,
+    parser.add_argument("--n", type=positive(int), default=6,
                         help="steps (characters: 4 n) counted")
     args = parser.parse_args()
     run([m for m in args.models.split(",") if m],

@@ -40,7 +40,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import main_per_backend  # noqa: E402  (a sibling module)
+from _backends import main_per_backend, positive  # noqa: E402  (a sibling module)
 
 BENCHMARK = "latent_prior_mnist"
 MODELS = ("vae", "ae")
@@ -204,15 +204,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--budget-minutes", type=float, default=None,
+    parser.add_argument("--budget-minutes", type=positive(float), default=None,
                         help="training time per model (default 5; --smoke: "
                              "0.05)")
-    parser.add_argument("--num-samples", type=int, default=None,
+    parser.add_argument("--num-samples", type=positive(int), default=None,
                         help="samples scored per prior (default 10000; "
                              "--smoke: 50)")
-    parser.add_argument("--components", type=int, default=10)
-    parser.add_argument("--latent-dim", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--components", type=positive(int), default=10)
+    parser.add_argument("--latent-dim", type=positive(int), default=16)
+    parser.add_argument("--batch-size", type=positive(int), default=128)
     parser.add_argument("--mnist-dir", default=DEFAULT_MNIST_DIR)
     parser.add_argument("--grid-dir", default=None,
                         help="write a 10x10 grid of each prior's samples")

@@ -45,7 +45,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import run_child  # noqa: E402  (a sibling module)
+from _backends import run_child, positive  # noqa: E402  (a sibling module)
 
 NANOGPT = {"val_loss": 1.8857, "wall_s": 74.0}
 
@@ -211,13 +211,13 @@ def main():
                         help="nanoGPT's CPU recipe (4x4x128, context 64) or "
                              "its GPU one (6x6x384, context 256, dropout "
                              "0.2; add --dtype mixed_bfloat16)")
-    parser.add_argument("--iters", type=int, default=None,
+    parser.add_argument("--iters", type=positive(int), default=None,
                         help="default: the recipe's (2000 CPU, 5000 GPU)")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive(int), default=None,
                         help="default: the recipe's (12 CPU, 64 GPU)")
     parser.add_argument("--dtype", default="float32",
                         help="float32, mixed_bfloat16 or mixed_float16")
-    parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--steps-per-execution", type=positive(int), default=1)
     parser.add_argument("--block-type", default="fused",
                         choices=["fused", "keras_hub"],
                         help="MiniGPT's blocks (see MiniGPT's block_type)")

@@ -46,7 +46,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import main_per_backend  # noqa: E402  (a sibling module)
+from _backends import main_per_backend, positive  # noqa: E402  (a sibling module)
 
 BENCHMARK = "quality_mnist"
 
@@ -372,24 +372,24 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--budget-minutes", type=float, default=10.0,
+    parser.add_argument("--budget-minutes", type=positive(float), default=10.0,
                         help="training time per model and backend")
-    parser.add_argument("--num-samples", type=int, default=10_000,
+    parser.add_argument("--num-samples", type=positive(int), default=10_000,
                         help="generated images scored per model")
-    parser.add_argument("--nll-images", type=int, default=1000,
+    parser.add_argument("--nll-images", type=positive(int), default=1000,
                         help="test images of the VAEs' NLL (0: none)")
-    parser.add_argument("--monitor-samples", type=int, default=1000,
+    parser.add_argument("--monitor-samples", type=positive(int), default=1000,
                         help="QualityMonitor samples per epoch for the "
                              "row's curve (0: no curve)")
-    parser.add_argument("--train-images", type=int, default=None,
+    parser.add_argument("--train-images", type=positive(int), default=None,
                         help="train on the first N images only")
     parser.add_argument("--mnist-dir", default=DEFAULT_MNIST_DIR)
     parser.add_argument("--grid-dir", default=None,
                         help="save a PNG grid of samples per model here")
-    parser.add_argument("--reference-images", type=int, default=None,
+    parser.add_argument("--reference-images", type=positive(int), default=None,
                         help="test digits the samples are scored against "
                              "(default 10000; --smoke: 1000)")
-    parser.add_argument("--kid-subsets", type=int, default=None,
+    parser.add_argument("--kid-subsets", type=positive(int), default=None,
                         help="KID subsets (default 100; --smoke: 10)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny run: 3 s budget, 2,000 training images, "

@@ -42,7 +42,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import device, run_child  # noqa: E402  (a sibling module)
+from _backends import device, run_child, positive  # noqa: E402  (a sibling module)
 
 # a child's exit status when its backend has no one-op group normalisation:
 # the parent skips that run (the backend module decides, not this script)
@@ -123,7 +123,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--models", default="gan,vae")
-    parser.add_argument("--batches", type=int, default=12,
+    parser.add_argument("--batches", type=positive(int), default=12,
                         help="steps of the timed fit")
     parser.add_argument("--transposed-conv", default="default",
                         choices=["default", "keras", "phases", "both"])
@@ -131,7 +131,7 @@ def main():
                         choices=["default", "keras", "fused", "both"])
     parser.add_argument("--jit-compile", default=None,
                         choices=["true", "false", "auto"])
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=positive(int), default=128)
     parser.add_argument("--batch-end", default="async",
                         choices=["async", "sync", "both"])
     parser.add_argument("--layer-guards", default="default",

@@ -23,9 +23,13 @@ Prints one JSON object per trial and a summary.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _backends import positive  # noqa: E402  (a sibling module)
 
 
 def trial(seconds, autotune, source):
@@ -63,8 +67,8 @@ def trial(seconds, autotune, source):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=25.0)
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--seconds", type=positive(float), default=25.0)
+    parser.add_argument("--trials", type=positive(int), default=3)
     parser.add_argument("--source", default="plain",
                         help="plain (a tf.data range) or zoo_text "
                              "(keras_genzoo.datasets.text_datasets)")

@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _backends import main_per_backend  # noqa: E402  (a sibling module)
+from _backends import main_per_backend, positive  # noqa: E402  (a sibling module)
 
 BENCHMARK = "vae_mnist"
 MODELS = ("vae", "autoencoder")
@@ -75,10 +75,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="tensorflow,jax,torch")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--epochs", type=int, default=4,
+    parser.add_argument("--epochs", type=positive(int), default=4,
                         help="at least 2 for a steady_epoch_s")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--train-images", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive(int), default=128)
+    parser.add_argument("--train-images", type=positive(int), default=None,
                         help="train on the first N images only")
     parser.add_argument("--in-process", "--child", action="store_true",
                         help=argparse.SUPPRESS)

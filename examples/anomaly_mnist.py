@@ -74,6 +74,9 @@ ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
 args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+if min(args.epochs, args.batch_size, args.latent_dim) < 1:
+    # (0 trained nothing, then failed at the end)
+    parser.error("--epochs, --batch-size and --latent-dim must be at least 1")
 args.models = [m for m in args.models.split(",") if m]
 for name in args.models:
     if name not in ("ae", "vae"):

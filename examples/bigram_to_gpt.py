@@ -61,6 +61,9 @@ ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
 args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+if args.steps < 1:
+    # (0 trained nothing, then failed at the end)
+    parser.error("--steps must be at least 1")
 
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
 

@@ -78,6 +78,9 @@ ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
 args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+if min(args.epochs, args.batch_size, args.steps) < 1:
+    # (0 trained nothing, then failed at the end)
+    parser.error("--epochs, --batch-size and --steps must be at least 1")
 
 keras.utils.set_random_seed(0)
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
@@ -122,6 +125,10 @@ if fixed_labels is not None:
 # %%
 if args.load:
     model = keras.saving.load_model(args.load)
+    if not isinstance(model, DiffusionModel):
+        # (a VAE's file failed later: "unexpected keyword argument 'steps'")
+        parser.error(f"--load {args.load} holds a {type(model).__name__}, "
+                     "not a DiffusionModel")
     args.conditional = bool(model.num_classes)
 if args.conditional and fixed_labels is None:
     raise ValueError(

@@ -63,6 +63,9 @@ ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
 args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+if min(args.epochs, args.batch_size, args.latent_dim) < 1:
+    # (0 trained nothing, then failed at the end)
+    parser.error("--epochs, --batch-size and --latent-dim must be at least 1")
 
 keras.utils.set_random_seed(0)
 print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")

@@ -428,3 +428,25 @@ def test_step_speed_and_minigpt_launchers_go_on_after_a_failed_child(
         finally:
             sys.argv = argv
     assert "unknown ['foo']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, argv", [
+    ("minigpt_shakespeare", ["--iters", "0"]),  # (ran the recipe's 2000)
+    ("dcgan_mnist", ["--epochs", "0"]),  # (trained one epoch)
+    ("dcgan_mnist", ["--minutes", "-1"]),
+    ("host_syncs", ["--n", "0"]),
+    ("tf_data_teardown", ["--seconds", "-1"]),
+    ("latent_prior_mnist", ["--components", "0"]),  # (after training)
+    ("quality_mnist", ["--num-samples", "nan"]),
+])
+def test_benchmark_flags_below_one_are_refused(name, argv, monkeypatch,
+                                               capsys):
+    import sys
+
+    module = _load(name)
+    monkeypatch.setattr(sys, "argv", [f"{name}.py"] + argv)
+    parse = getattr(module, "parse_args", None)
+    with pytest.raises(SystemExit) as exit_info:
+        parse([*argv]) if parse else module.main()
+    assert exit_info.value.code == 2
+    assert "above 0" in capsys.readouterr().err

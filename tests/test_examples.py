@@ -286,3 +286,22 @@ def test_anomaly_percentile_checked_before_training(value, monkeypatch,
     assert exit_info.value.code == 2
     assert "--percentile must be in 0..100" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out")
+
+
+COUNTS = {"anomaly_mnist": "--epochs", "autoencoder_mnist": "--latent-dim",
+          "bigram_shakespeare": "--epochs", "bigram_to_gpt": "--steps",
+          "diffusion_mnist": "--steps", "gan_mnist": "--batch-size",
+          "minigpt_shakespeare": "--steps", "vae_mnist": "--epochs"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_counts_below_one_are_refused_before_anything_runs(
+        name, monkeypatch, capsys, tmp_path):
+    # `--epochs 0` trained nothing, then failed at the end (an IndexError,
+    # a KeyError, a plot's error) or scored untrained models
+    with pytest.raises(SystemExit) as exit_info:
+        run_script(name, ["--smoke", COUNTS[name], "0", "--output-dir",
+                          str(tmp_path / "out")], monkeypatch)
+    assert exit_info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
