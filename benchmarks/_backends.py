@@ -13,19 +13,21 @@ import sys
 import tempfile
 
 
-def positive(convert=int):
-    """An argparse `type`: `convert(text)`, refused unless above 0 (a count
-    or a budget of 0 or less ran nothing, or ran the default, in silence)."""
+def positive(convert=int, zero=False):
+    """An argparse `type`: `convert(text)`, refused unless above 0 (or 0
+    too, with `zero`, where the help says what 0 means): a count or a
+    budget of 0 or less ran nothing, or ran the default, in silence."""
 
     def parse(text):
         try:
             value = convert(text)
         except ValueError:
             value = None
-        if value is None or not value > 0:  # (NaN too)
+        if value is None or not (value >= 0 if zero else value > 0):
+            # (NaN too)
             raise argparse.ArgumentTypeError(
                 f"expected a {'whole ' if convert is int else ''}number "
-                f"above 0, got {text!r}")
+                f"{'of 0 or more' if zero else 'above 0'}, got {text!r}")
         return value
 
     return parse

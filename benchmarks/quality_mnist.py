@@ -376,9 +376,11 @@ def parse_args(argv=None):
                         help="training time per model and backend")
     parser.add_argument("--num-samples", type=positive(int), default=10_000,
                         help="generated images scored per model")
-    parser.add_argument("--nll-images", type=positive(int), default=1000,
+    parser.add_argument("--nll-images", type=positive(int, zero=True),
+                        default=1000,
                         help="test images of the VAEs' NLL (0: none)")
-    parser.add_argument("--monitor-samples", type=positive(int), default=1000,
+    parser.add_argument("--monitor-samples", type=positive(int, zero=True),
+                        default=1000,
                         help="QualityMonitor samples per epoch for the "
                              "row's curve (0: no curve)")
     parser.add_argument("--train-images", type=positive(int), default=None,

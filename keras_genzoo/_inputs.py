@@ -645,7 +645,9 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
     _check_not_targets(images, labels, reconstructs, what)
     _check_stream_labels(labels, len(images), num_classes, what)
     _check_stream_dtypes(images, labels, what)
-    if labels is None and _is_torch_dataloader(x):
+    if _is_torch_dataloader(x) and (labels is None or x in _DICT_BATCHES):
+        # (a loader of labelled dicts failed on TensorFlow and JAX too:
+        # Keras' adapter made each dict the tuple of its keys)
         x = _tuple_loader(x)
     return x, shape
 
@@ -737,6 +739,8 @@ def _check_stream_labels(labels, count, num_classes, what):
 # reading it again on every `fit` would refill a tf.data shuffle buffer
 # (9,000 images for the embedded MNIST) only to throw it away.
 _FIRST_BATCHES = weakref.WeakKeyDictionary()
+# the datasets and loaders whose first batch was a dict (tfds' layout)
+_DICT_BATCHES = weakref.WeakSet()
 
 
 def first_batch(x, what="the data"):
@@ -773,6 +777,8 @@ def _first_batch(x, what):
     result = (to_numpy(images, what),
               None if labels is None else to_numpy(labels, what))
     try:
+        if isinstance(first, dict):
+            _DICT_BATCHES.add(x)
         _FIRST_BATCHES[x] = result
     except TypeError:  # not weak-referenceable: read again next time
         pass
@@ -907,6 +913,8 @@ def pair_as_inputs(batch):
     if (isinstance(batch, (tuple, list)) and len(batch) == 2
             and not isinstance(batch[0], (tuple, list, dict))):
         return (tuple(batch),)
+    if isinstance(batch, dict):
+        return (batch,)  # (Keras' generator adapter: "must return a tuple")
     return batch
 
 

@@ -450,3 +450,9 @@ def test_benchmark_flags_below_one_are_refused(name, argv, monkeypatch,
         parse([*argv]) if parse else module.main()
     assert exit_info.value.code == 2
     assert "above 0" in capsys.readouterr().err
+
+
+def test_benchmark_flags_whose_help_gives_0_a_meaning_take_it():
+    args = _load("quality_mnist").parse_args(
+        ["--nll-images", "0", "--monitor-samples", "0"])
+    assert (args.nll_images, args.monitor_samples) == (0, 0)

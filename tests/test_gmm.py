@@ -258,12 +258,21 @@ def test_keras_training_calls_and_changed_settings_are_refused(iris,
         expected = gmm.score(iris)
         setattr(gmm, name, value)
         path = str(tmp_path / "changed.keras")
+        setattr(gmm, name, {"n_components": 2,
+                            "covariance_type": "full"}[name])
+        gmm.save(path)
+        saved = open(path, "rb").read()
+        setattr(gmm, name, value)
         for call, argument in ((gmm.fit, iris), (gmm.score, iris),
                                (gmm.sample, 2), (gmm, iris),
-                               (gmm.save, path)):
+                               (gmm.save, path), (gmm.save_weights,
+                                                  path[:-6] + ".weights.h5")):
             with pytest.raises(ValueError, match="Create a new "
                                "GaussianMixture"):
                 call(argument)
+        # the file saved before is as it was (Keras had written the config
+        # of a refused save before asking for the variables)
+        assert open(path, "rb").read() == saved
         setattr(gmm, name, {"n_components": 2,
                             "covariance_type": "full"}[name])
         assert gmm.score(iris) == expected  # set back: as it was

@@ -131,6 +131,13 @@ def test_a_conditional_gan_network_without_every_label_is_named(rows, name):
     with pytest.raises(ValueError, match=f"this {name} failed on label 9 "
                        r"\(of `num_classes=10`\).*10 rows"):
         GAN(num_classes=10, generator=generator, discriminator=discriminator)
+    # a discriminator without a batch axis gets the shape contract (the
+    # label check indexed its outputs: an IndexError)
+    _, discriminator = _conditional_gan_networks()
+    scalar = keras.Model(discriminator.inputs, keras.layers.Lambda(
+        lambda t: keras.ops.mean(t))(discriminator.outputs[0]))
+    with pytest.raises(ValueError, match="returns shape \\(\\) for 2"):
+        GAN(num_classes=10, discriminator=scalar)
 
 
 def test_conditional_gan_with_own_networks(mnist):

@@ -260,6 +260,31 @@ def test_fit_accepts_a_torch_dataloader(mnist):
     assert vae.image_shape == (28, 28, 1)
 
 
+def test_a_conditional_vae_takes_a_torch_dataloader_of_tfds_dicts(mnist):
+    """(On TensorFlow and JAX, Keras' DataLoader adapter made each dict the
+    tuple of its keys: "must contain ... <class 'str'>".) Generators of
+    such dicts go to `predict` too (Keras: "must return a tuple")."""
+    torch = pytest.importorskip("torch")
+    images, labels = mnist[0][:64], mnist[1][:64].astype("int64")
+
+    class Dicts(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, i):
+            return {"image": torch.from_numpy(images[i]),
+                    "label": torch.tensor(labels[i])}
+
+    loader = torch.utils.data.DataLoader(Dicts(), batch_size=32)
+    vae = VAE(latent_dim=2, filters=(4,), num_classes=10, seed=0)
+    history = vae.fit(loader, validation_data=loader, epochs=1, verbose=0)
+    assert np.isfinite(history.history["val_loss"]).all()
+    dicts = ({"image": images[i:i + 32], "label": labels[i:i + 32]}
+             for i in (0, 32))
+    assert vae.predict(dicts, verbose=0)["reconstruction"].shape == (
+        64, 28, 28, 1)
+
+
 @pytest.mark.parametrize("sized", [True, False])
 def test_fit_accepts_a_torch_dataloader_of_bare_images(mnist, sized):
     """Batches without labels, for training and validation: on TensorFlow

@@ -909,9 +909,22 @@ class GaussianMixture(keras.Model):
         return samples, components
 
     # ------------------------------------------------------------ config
+    def save(self, filepath, *args, **kwargs):
+        """`keras.Model.save`, refused (before the file is opened) for a
+        mixture whose settings changed after it was made."""
+        # (Keras opens and writes the file before `save_own_variables`:
+        # a refusal there left a good file without its weights)
+        self._check_settings()
+        return super().save(filepath, *args, **kwargs)
+
+    def save_weights(self, filepath, *args, **kwargs):
+        """`keras.Model.save_weights`, checked as `save` is."""
+        self._check_settings()
+        return super().save_weights(filepath, *args, **kwargs)
+
     def save_own_variables(self, store):
-        # (a file whose config says other shapes than its variables was
-        # written, and failed to load with Keras' `variable.assign` error)
+        # a mixture saved inside another model (a latent prior): a file
+        # whose config says other shapes than its variables did not load
         self._check_settings()
         super().save_own_variables(store)
 
