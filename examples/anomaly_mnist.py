@@ -66,14 +66,20 @@ parser.add_argument("--percentile", type=float, default=99.0,
                          "normal digits' scores")
 parser.add_argument("--output-dir", default="outputs/anomaly_mnist")
 parser.add_argument("--smoke", action="store_true",
-                    help="a few hundred digits, one epoch, tiny models")
+                    help="a few hundred digits, one epoch, tiny models "
+                         "(--epochs and --latent-dim, given, win)")
 # In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
 # code run as cells, which have no __file__ (`python script.py` and IPython's
 # `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
-args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+argv = NOTEBOOK_ARGS if in_notebook else None
+args = parser.parse_args(argv)
+if args.smoke:
+    # `--smoke`'s sizes, where the options do not give their own
+    parser.set_defaults(epochs=1, latent_dim=4)
+    args = parser.parse_args(argv)
 if min(args.epochs, args.batch_size, args.latent_dim) < 1:
     # (0 trained nothing, then failed at the end)
     parser.error("--epochs, --batch-size and --latent-dim must be at least 1")
@@ -150,7 +156,7 @@ seen = test[test_labels != args.unseen_class]
 calibration, normal = seen[: len(seen) // 2], seen[len(seen) // 2:]
 unseen = test[test_labels == args.unseen_class]
 outliers = make_outliers(normal, unseen)
-epochs = 1 if args.smoke else args.epochs
+epochs = args.epochs
 os.makedirs(args.output_dir, exist_ok=True)
 
 
@@ -164,7 +170,7 @@ os.makedirs(args.output_dir, exist_ok=True)
 # %%
 def make_model(name, args):
     cls = VAE if name == "vae" else AutoEncoder
-    return cls(latent_dim=4 if args.smoke else args.latent_dim,
+    return cls(latent_dim=args.latent_dim,
                filters=(8,) if args.smoke else (32, 64), seed=0)
 
 

@@ -47,14 +47,20 @@ parser.add_argument("--latent-dim", type=int, default=32)
 parser.add_argument("--noise-stddev", type=float, default=0.3)
 parser.add_argument("--output-dir", default="outputs/autoencoder_mnist")
 parser.add_argument("--smoke", action="store_true",
-                    help="a few hundred images, one epoch, tiny model")
+                    help="a few hundred images, one epoch, tiny model "
+                         "(--epochs and --latent-dim, given, win)")
 # In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
 # code run as cells, which have no __file__ (`python script.py` and IPython's
 # `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
-args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+argv = NOTEBOOK_ARGS if in_notebook else None
+args = parser.parse_args(argv)
+if args.smoke:
+    # `--smoke`'s sizes, where the options do not give their own
+    parser.set_defaults(epochs=1, latent_dim=8)
+    args = parser.parse_args(argv)
 if min(args.epochs, args.batch_size, args.latent_dim) < 1:
     # (0 trained nothing, then failed at the end)
     parser.error("--epochs, --batch-size and --latent-dim must be at least 1")
@@ -95,7 +101,7 @@ clean = images_and_labels(next(iter(val_ds)))[0][:10].astype(
 
 # %%
 model = AutoEncoder(
-    latent_dim=8 if args.smoke else args.latent_dim,
+    latent_dim=args.latent_dim,
     noise_stddev=args.noise_stddev,
     filters=(8, 16) if args.smoke else (32, 64),
     seed=0,
@@ -110,7 +116,7 @@ model = AutoEncoder(
 rng = np.random.default_rng(0)
 noisy = np.clip(clean + rng.normal(0, args.noise_stddev, clean.shape),
                 0, 1).astype("float32")
-epochs = 1 if args.smoke else args.epochs
+epochs = args.epochs
 callbacks = [ReconstructionGridSaver(noisy, args.output_dir,
                                      every_n_epochs=max(1, epochs // 5),
                                      prefix="denoised")]

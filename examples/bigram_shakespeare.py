@@ -43,14 +43,21 @@ parser.add_argument("--prompt", default=None,
                          "where the text has its characters, else the "
                          "text's first character)")
 parser.add_argument("--output-dir", default="outputs/bigram")
-parser.add_argument("--smoke", action="store_true")
+parser.add_argument("--smoke", action="store_true",
+                    help="50,000 characters, one epoch (--epochs, given, "
+                         "wins)")
 # In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
 # code run as cells, which have no __file__ (`python script.py` and IPython's
 # `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
-args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+argv = NOTEBOOK_ARGS if in_notebook else None
+args = parser.parse_args(argv)
+if args.smoke:
+    # `--smoke`'s sizes, where the options do not give their own
+    parser.set_defaults(epochs=1)
+    args = parser.parse_args(argv)
 if min(args.epochs, args.batch_size) < 1:
     # (0 trained nothing, then failed at the end)
     parser.error("--epochs and --batch-size must be at least 1")
@@ -80,7 +87,7 @@ print(f"{len(text):,} characters, vocabulary of {model.vocabulary_size}")
 
 # %%
 train_ds, val_ds = model.make_datasets(text, batch_size=args.batch_size)
-epochs = 1 if args.smoke else args.epochs
+epochs = args.epochs
 start = time.time()
 history = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                     verbose=2)

@@ -53,14 +53,21 @@ parser.add_argument("--prompt", default=None,
                          "where the text has its characters, else the "
                          "text's first character)")
 parser.add_argument("--output-dir", default="outputs/bigram_to_gpt")
-parser.add_argument("--smoke", action="store_true")
+parser.add_argument("--smoke", action="store_true",
+                    help="20,000 characters, 5 steps a stage (--steps, "
+                         "given, wins)")
 # In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
 # code run as cells, which have no __file__ (`python script.py` and IPython's
 # `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
-args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+argv = NOTEBOOK_ARGS if in_notebook else None
+args = parser.parse_args(argv)
+if args.smoke:
+    # `--smoke`'s sizes, where the options do not give their own
+    parser.set_defaults(steps=5)
+    args = parser.parse_args(argv)
 if args.steps < 1:
     # (0 trained nothing, then failed at the end)
     parser.error("--steps must be at least 1")
@@ -74,7 +81,7 @@ print(f"Keras {keras.__version__}, backend: {keras.backend.backend()}")
 text = datasets.load_text(args.text)
 steps, sample_length = args.steps, 200
 if args.smoke:
-    text, steps, sample_length = text[:20_000], 5, 40
+    text, sample_length = text[:20_000], 40
 # The samples' prompt: ROMEO: where the text has its characters
 prompt = args.prompt or (
     "ROMEO:" if set("ROMEO:") <= set(text) else text[:1])

@@ -70,14 +70,20 @@ parser.add_argument("--load", default=None, metavar="MODEL.keras",
                          "benchmarks/diffusion_mnist.py --save-dir)")
 parser.add_argument("--smoke", action="store_true",
                     help="a few hundred images, one epoch, tiny model, "
-                         "few sampling steps")
+                         "few sampling steps (--epochs, --widths and "
+                         "--steps, given, win)")
 # In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
 # code run as cells, which have no __file__ (`python script.py` and IPython's
 # `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
-args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+argv = NOTEBOOK_ARGS if in_notebook else None
+args = parser.parse_args(argv)
+if args.smoke:
+    # `--smoke`'s sizes, where the options do not give their own
+    parser.set_defaults(epochs=1, widths="8,16", steps=10)
+    args = parser.parse_args(argv)
 if min(args.epochs, args.batch_size, args.steps) < 1:
     # (0 trained nothing, then failed at the end)
     parser.error("--epochs, --batch-size and --steps must be at least 1")
@@ -137,8 +143,7 @@ if args.conditional and fixed_labels is None:
 if args.load:
     num_classes = model.num_classes
 else:
-    widths = (8, 16) if args.smoke else tuple(
-        int(w) for w in args.widths.split(","))
+    widths = tuple(int(w) for w in args.widths.split(","))
     # the classes the data has (its class sub-folders for a folder; 10 for
     # MNIST): `load_images` names them
     num_classes = len(train_ds.class_names) if args.conditional else None
@@ -152,7 +157,7 @@ else:
 # turn, pulled towards its label by classifier-free guidance.
 
 # %%
-steps = 10 if args.smoke else args.steps
+steps = args.steps
 num_samples = 8 if args.smoke else 64
 
 
@@ -177,7 +182,7 @@ paths = []
 history = None
 seconds = 0.0
 if not args.load:
-    epochs = 1 if args.smoke else args.epochs
+    epochs = args.epochs
     saver = ImageGridSaver(args.output_dir, num_images=num_samples, seed=0,
                            steps=steps, eta=args.eta, **guided(num_samples))
     progress_gif = ProgressGif(

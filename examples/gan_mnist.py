@@ -54,14 +54,20 @@ parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--output-dir", default="outputs/gan_mnist")
 parser.add_argument("--smoke", action="store_true",
-                    help="a few hundred images, one epoch, tiny model")
+                    help="a few hundred images, one epoch, tiny model "
+                         "(--epochs, given, wins)")
 # In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
 # code run as cells, which have no __file__ (`python script.py` and IPython's
 # `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
-args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+argv = NOTEBOOK_ARGS if in_notebook else None
+args = parser.parse_args(argv)
+if args.smoke:
+    # `--smoke`'s sizes, where the options do not give their own
+    parser.set_defaults(epochs=1)
+    args = parser.parse_args(argv)
 if min(args.epochs, args.batch_size) < 1:
     # (0 trained nothing, then failed at the end)
     parser.error("--epochs and --batch-size must be at least 1")
@@ -110,7 +116,7 @@ else:
 # conditional GAN), and a GIF of all the grids at the end.
 
 # %%
-epochs = 1 if args.smoke else args.epochs
+epochs = args.epochs
 saver = ImageGridSaver(args.output_dir, num_images=64, seed=0)
 gif = ProgressGif(saver)
 

@@ -46,14 +46,21 @@ parser.add_argument("--prompt", default=None,
                          "where the text has its characters, else the "
                          "text's first character)")
 parser.add_argument("--output-dir", default="outputs/minigpt")
-parser.add_argument("--smoke", action="store_true")
+parser.add_argument("--smoke", action="store_true",
+                    help="20,000 characters, a tiny GPT, 6 steps "
+                         "(--steps and --sample-every, given, win)")
 # In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
 # code run as cells, which have no __file__ (`python script.py` and IPython's
 # `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
-args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+argv = NOTEBOOK_ARGS if in_notebook else None
+args = parser.parse_args(argv)
+if args.smoke:
+    # `--smoke`'s sizes, where the options do not give their own
+    parser.set_defaults(steps=6, sample_every=3)
+    args = parser.parse_args(argv)
 if args.steps < 1 or args.sample_every < 1:
     parser.error("--steps and --sample-every must be at least 1")
 
@@ -69,7 +76,7 @@ text = datasets.load_text(args.text)
 size = {}
 steps, every = args.steps, args.sample_every
 if args.smoke:
-    text, steps, every = text[:20_000], 6, 3
+    text = text[:20_000]
     size = dict(num_layers=1, num_heads=2, hidden_dim=32,
                 sequence_length=32)
 # The samples' prompt: ROMEO: where the text has its characters

@@ -55,14 +55,20 @@ parser.add_argument("--conditional", action="store_true",
                          "and draws the digit you ask for")
 parser.add_argument("--output-dir", default="outputs/vae_mnist")
 parser.add_argument("--smoke", action="store_true",
-                    help="a few hundred images, one epoch, tiny model")
+                    help="a few hundred images, one epoch, tiny model "
+                         "(--epochs and --latent-dim, given, win)")
 # In a notebook the options are NOTEBOOK_ARGS: a running IPython shell, and
 # code run as cells, which have no __file__ (`python script.py` and IPython's
 # `%run script.py ARGS` set it, and then the command line counts)
 ipython = sys.modules.get("IPython")
 in_notebook = (ipython is not None and ipython.get_ipython() is not None
                and "__file__" not in globals())
-args = parser.parse_args(NOTEBOOK_ARGS if in_notebook else None)
+argv = NOTEBOOK_ARGS if in_notebook else None
+args = parser.parse_args(argv)
+if args.smoke:
+    # `--smoke`'s sizes, where the options do not give their own
+    parser.set_defaults(epochs=1, latent_dim=2)
+    args = parser.parse_args(argv)
 if min(args.epochs, args.batch_size, args.latent_dim) < 1:
     # (0 trained nothing, then failed at the end)
     parser.error("--epochs, --batch-size and --latent-dim must be at least 1")
@@ -116,7 +122,7 @@ else:
 
 # %%
 vae = VAE(
-    latent_dim=2 if args.smoke else args.latent_dim,
+    latent_dim=args.latent_dim,
     filters=(8, 16) if args.smoke else (32, 64),
     num_classes=num_classes,
     seed=0,
@@ -128,7 +134,7 @@ vae = VAE(
 # digits over their reconstructions, every few epochs.
 
 # %%
-epochs = 1 if args.smoke else args.epochs
+epochs = args.epochs
 every = max(1, epochs // 5)
 callbacks = [
     ImageGridSaver(args.output_dir, num_images=64, every_n_epochs=every),

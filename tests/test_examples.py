@@ -305,3 +305,60 @@ def test_counts_below_one_are_refused_before_anything_runs(
     assert exit_info.value.code == 2
     assert "must be at least 1" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out")
+
+
+# each example's --smoke sizes, and an option given with --smoke
+SMOKE_SIZES = {
+    "anomaly_mnist": (dict(epochs=1, latent_dim=4), ["--epochs", "3"]),
+    "autoencoder_mnist": (dict(epochs=1, latent_dim=8),
+                          ["--latent-dim", "5"]),
+    "bigram_shakespeare": (dict(epochs=1), ["--epochs", "2"]),
+    "bigram_to_gpt": (dict(steps=5), ["--steps", "7"]),
+    "diffusion_mnist": (dict(epochs=1, widths="8,16", steps=10),
+                        ["--steps", "3", "--widths", "4,8"]),
+    "gan_mnist": (dict(epochs=1), ["--epochs", "2"]),
+    "minigpt_shakespeare": (dict(steps=6, sample_every=3),
+                            ["--sample-every", "2"]),
+    "vae_mnist": (dict(epochs=1, latent_dim=2), ["--epochs", "4"]),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_smoke_sizes_give_way_to_options_given(name, monkeypatch):
+    # --smoke replaced --epochs, --steps, --latent-dim... without a word:
+    # `--smoke --epochs 3` trained one epoch. Now it changes the defaults
+    # only. Each script is stopped at its first print, after its options.
+    import argparse
+    import builtins
+
+    sizes, given = SMOKE_SIZES[name]
+    parsed = []
+    parse_args = argparse.ArgumentParser.parse_args
+
+    def recording(self, *args, **kwargs):
+        parsed.append(parse_args(self, *args, **kwargs))
+        return parsed[-1]
+
+    def stop(*args, **kwargs):
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", recording)
+    monkeypatch.setattr(builtins, "print", stop)
+    for argv, expected in (
+            (["--smoke"], sizes),
+            (["--smoke"] + given, {
+                **sizes, **{given[i][2:].replace("-", "_"): given[i + 1]
+                            for i in range(0, len(given), 2)}})):
+        parsed.clear()
+        with pytest.raises(_Parsed):
+            run_script(name, argv, monkeypatch)
+        values = {key: getattr(parsed[-1], key) for key in expected}
+        assert {k: str(v) for k, v in values.items()} == \
+            {k: str(v) for k, v in expected.items()}, argv
+
+
+def test_smoke_run_trains_the_epochs_given(monkeypatch, tmp_path):
+    result = run_script("bigram_shakespeare",
+                        ["--smoke", "--epochs", "2", "--output-dir",
+                         str(tmp_path)], monkeypatch)["result"]
+    assert all(len(v) == 2 for v in result["history"].values())
