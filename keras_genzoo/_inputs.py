@@ -119,27 +119,39 @@ def check_seed(seed, none="draw from the model's own seed generator"):
     return int(number)
 
 
+# Keras' seed generators hold `[seed, draws]`. PyTorch seeds each draw's
+# generator with their sum, so the streams of seeds s and s + 1 were one
+# stream shifted by a draw (MiniGPT's text from seeds 0, 1, 2: "het y
+# ktqn...", "he y ktqn...", "hey ktqn..."; neighbouring dropout layers, seeded
+# s + i, drew each other's masks a step apart), and TensorFlow folds seeds
+# modulo 2**31 - 2 (seeds 1 and 2**31 - 1 drew the same numbers). The zoo
+# hands Keras a hash of the seed instead, below 2**31 - 2: the same on
+# every backend, and in the int32 that PyTorch holds.
+_SEED_RANGE = 2**31 - 2
+
+
+def _spread_seed(*entropy):
+    return int(np.random.SeedSequence([int(e) for e in entropy])
+               .generate_state(1)[0]) % _SEED_RANGE
+
+
 def layer_seed(seed, offset):
     """The seed of a network's `offset`-th seeded layer (its dropout) made
-    from a model's `seed`: `seed + offset` folded into 0..2**31-1, which
-    every backend's seed generator holds (PyTorch's int32 state refused
-    2**31 - 1 + 1, JAX's uint32 2**32; a model seeded near the top of
-    the range failed its first training step), the same on every
-    backend."""
-    return (int(seed) + int(offset)) % 2**31
+    from a model's `seed`: a hash of both, in 0..2**31-3 (see above; before,
+    `seed + offset`, whose streams overlapped on PyTorch, and which from
+    2**31 - 1 on failed the first training step on PyTorch and JAX), the
+    same on every backend."""
+    return _spread_seed(seed, int(offset) + 1)
 
 
 def generator_seed(seed):
     """A seed for `keras.random.SeedGenerator`: `seed` checked as
-    `check_seed` does; on PyTorch, which holds a generator's state as int32
-    (`SeedGenerator(2**31)` failed there, "value cannot be converted to
-    type int32"), seeds of 2**31 and above folded into 0..2**31-1."""
-    from keras import backend
-
+    `check_seed` does, then hashed into 0..2**31-3 (see above: on PyTorch
+    the streams of neighbouring seeds overlapped, and `SeedGenerator(2**31)`
+    failed, "value cannot be converted to type int32"; on TensorFlow seeds
+    2**31 - 2 apart drew the same numbers). `None` stays `None`."""
     seed = check_seed(seed)
-    if seed is None or backend.backend() != "torch":
-        return seed
-    return seed % 2**31
+    return None if seed is None else _spread_seed(seed)
 
 
 def check_class_labels(labels, num_classes, count, what="`labels`",

@@ -370,7 +370,8 @@ def uneven_batches_tf(strategy):
             images[:6], batch_size=3, epochs=1, verbose=0),
         "fit, last batch of 1": lambda: model.fit(
             images[:9], batch_size=4, epochs=1, verbose=0),
-        # a last batch of 3 splits 2 + 1: it runs
+        # a last batch of 3 split 2 + 1 trained to other weights than one
+        # device: refused since
         "fit, last batch of 3": lambda: model.fit(
             images, batch_size=4, epochs=1, verbose=0),
         "train_on_batch": lambda: model.train_on_batch(images[:3]),
@@ -379,9 +380,74 @@ def uneven_batches_tf(strategy):
         # check)
         "predict": lambda: model.predict(images[:7], batch_size=8,
                                          verbose=0),
+        # a last batch of 1: TensorFlow's convolutions fail on the replica
+        # that gets none ("ConcatOp : Dimension 3 in both shapes must be
+        # equal")
+        "predict, last batch of 1": lambda: model.predict(
+            images[:9], batch_size=4, verbose=0),
         "predict_on_batch": lambda: model.predict_on_batch(images[:3]),
     }
     return _what_each_says(calls)
+
+
+def on_batch_calls(strategy):
+    """`*_on_batch` on one device and on two, with the same seeded VAE and
+    batch: `{call: [one device, two]}` (`train_on_batch` and
+    `test_on_batch`: the loss; `weights`: the largest difference after
+    the step; `predict_on_batch`: the rows), and `built outside the scope`
+    (TensorFlow: a model created in the strategy's scope and built outside
+    it, then fitted: "trained" or the error)."""
+    import keras
+    import numpy as np
+
+    from keras_genzoo import VAE
+
+    images = np.random.default_rng(1).random((4, 8, 8, 1), "float32")
+
+    @contextlib.contextmanager
+    def jax_devices(devices):
+        if devices == 2:
+            keras.distribution.set_distribution(
+                keras.distribution.DataParallel(
+                    devices=keras.distribution.list_devices()))
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(None)
+
+    def scope(devices):
+        if strategy is None:
+            return jax_devices(devices)
+        return strategy.scope() if devices == 2 else contextlib.nullcontext()
+
+    said = {}
+    weights = []
+    for devices in (1, 2):
+        keras.utils.set_random_seed(0)  # the same initial weights
+        with scope(devices):
+            model = VAE(latent_dim=2, filters=(4,), seed=0)
+            model.compile(optimizer=keras.optimizers.SGD(0.1))
+            model.build(images.shape)
+            train = model.train_on_batch(images, return_dict=True)["loss"]
+            test = model.test_on_batch(images, return_dict=True)["loss"]
+            rows = keras.tree.flatten(model.predict_on_batch(images))[0]
+        weights.append([np.asarray(keras.ops.convert_to_numpy(w))
+                        for w in model.weights])
+        for name, value in (("train_on_batch", float(train)),
+                            ("test_on_batch", float(test)),
+                            ("predict_on_batch", int(rows.shape[0]))):
+            said.setdefault(name, []).append(value)
+    said["weights"] = max(float(np.max(np.abs(a - b)))
+                          for a, b in zip(*weights))
+    if strategy is not None:
+        with strategy.scope():
+            model = VAE(latent_dim=2, filters=(4,), seed=0)
+            model.compile()
+        model.build(images.shape)  # outside the scope
+        said.update(_what_each_says({
+            "built outside the scope": lambda: model.fit(
+                images, batch_size=4, epochs=1, verbose=0)}))
+    return said
 
 
 def main(argv=None):
@@ -409,6 +475,7 @@ def main(argv=None):
         results["uneven"] = uneven_batches()
     if BACKEND == "tensorflow":
         results["uneven"] = uneven_batches_tf(strategy)
+    results["on_batch"] = on_batch_calls(strategy)
     references = {}
     for family in families:
         items = {}

@@ -660,3 +660,52 @@ def test_custom_step_logs_weigh_batches_by_their_size():
                         verbose=0)
     assert history.history["loss"][0] == pytest.approx(whole["loss"],
                                                        rel=1e-5)
+
+
+def test_minimizing_part_of_a_models_variables():
+    """The custom-step recipe (docs/architecture.md) with one more
+    trainable layer that the step does not minimize: TensorFlow and PyTorch
+    train the part; JAX failed inside Keras ("optimizer_variables must be
+    a list ... corresponding 1:1"). Now one ValueError naming the fix, and
+    the fix trains."""
+    class PartModel(GenerativeModel):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.network = keras.layers.Dense(1)
+            self.other = keras.layers.Dense(1)  # trainable, not minimized
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+
+        def build(self, shape):
+            self.network.build(shape)
+            self.other.build(shape)
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker]
+
+        def train_step(self, *args):
+            def schedule(data, step):
+                def objective():
+                    loss = ops.mean(ops.square(self.network(data) - 1.0))
+                    return loss, {"loss": loss}
+                return step.minimize(self.optimizer, objective,
+                                     self.network.trainable_variables)
+            return backend.custom_train_step(self, schedule, *args)
+
+    x = np.ones((8, 3), "float32")
+    model = PartModel(seed=0)
+    model.compile(keras.optimizers.Adam(1e-2))
+    if keras.backend.backend() == "jax":
+        with pytest.raises(ValueError, match="optimizer.build"):
+            model.fit(x, epochs=1, verbose=0)
+        model = PartModel(seed=0)
+        model.build(x.shape)
+        model.compile(keras.optimizers.Adam(1e-2))
+        model.optimizer.build(model.network.trainable_variables)
+    if not model.built:
+        model.build(x.shape)
+    other = model.other.get_weights()
+    losses = model.fit(x, epochs=3, verbose=0).history["loss"]
+    assert losses[-1] < losses[0]
+    for before, after in zip(other, model.other.get_weights()):
+        np.testing.assert_array_equal(before, after)

@@ -107,6 +107,10 @@ def test_generate_is_seeded_and_stays_in_the_vocabulary(trained):
     assert set(a) <= set(gpt.vocabulary)
     assert a == gpt.generate("ROMEO:", seed=0, **kwargs)
     assert a != gpt.generate("ROMEO:", seed=1, **kwargs)
+    # seed 1's text was seed 0's a character on, on PyTorch (Keras seeds
+    # each draw with the seed plus the draw count)
+    shifted = [gpt.generate("ROMEO:", seed=s, **kwargs)[6:] for s in (0, 1)]
+    assert shifted[1][:-1] != shifted[0][1:]
     nucleus = gpt.generate("A", max_new_tokens=30, top_p=0.9, seed=3)
     assert len(nucleus) == 31 and set(nucleus) <= set(gpt.vocabulary)
     assert nucleus == gpt.generate("A", max_new_tokens=30, top_p=0.9, seed=3)

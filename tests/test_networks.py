@@ -285,3 +285,78 @@ def test_unet_loads_weights_saved_with_keras_group_normalization(tmp_path):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(inputs)),
                                keras.ops.convert_to_numpy(old(inputs)),
                                atol=1e-4)
+
+
+def test_neighbouring_seeds_draw_unrelated_streams():
+    """Keras' PyTorch seed generators seed each draw with the seed plus the
+    draw count: seeds s and s + 1 drew one stream a draw apart (MiniGPT's
+    text from seed 1 was seed 0's without its first character, and
+    dropout layers seeded s + i drew each other's masks a step apart);
+    TensorFlow folds seeds modulo 2**31 - 2. The zoo hashes them."""
+    from keras_genzoo._inputs import generator_seed, layer_seed
+
+    def draws(seed):
+        generator = keras.random.SeedGenerator(seed)
+        return [_n(keras.random.uniform((16,), seed=generator))
+                for _ in range(2)]
+
+    zero, one = draws(generator_seed(0)), draws(generator_seed(1))
+    assert not np.allclose(zero[1], one[0])
+    first, second = draws(layer_seed(7, 0)), draws(layer_seed(7, 1))
+    assert not np.allclose(first[1], second[0])
+    assert not np.allclose(draws(generator_seed(1))[0],
+                           draws(generator_seed(2**31 - 1))[0])
+    # the same seed, the same numbers; every value in PyTorch's int32
+    np.testing.assert_array_equal(draws(generator_seed(5))[1],
+                                  draws(generator_seed(5))[1])
+    for seed in (0, 1, 2**31 - 1, 2**32 - 1):
+        assert 0 <= generator_seed(seed) < 2**31 - 2
+        assert 0 <= layer_seed(seed, 3) < 2**31 - 2
+
+
+def test_group_normalization_edge_cases_equal_keras():
+    """PyTorch's `group_norm` refused one value per group (a batch of 1,
+    one channel a group: a U-Net's 1x1 bottom generating one sample), and
+    computed a float64 layer in float32 (2.6e-7 off)."""
+    from keras_genzoo.layers import GroupNormalization
+    from keras_genzoo.networks import unet
+
+    x = np.arange(4, dtype="float32").reshape(1, 4)
+    options = dict(groups=4, beta_initializer="random_normal")
+    keras.utils.set_random_seed(0)
+    ours = GroupNormalization(**options)
+    keras.utils.set_random_seed(0)
+    theirs = keras.layers.GroupNormalization(**options)
+    np.testing.assert_allclose(_n(ours(x)), _n(theirs(x)), atol=1e-6)
+    net = unet((4, 4, 1), widths=(8, 8, 8))
+    out = net([np.ones((1, 4, 4, 1), "float32"), np.zeros((1,), "float32")])
+    assert _n(out).shape == (1, 4, 4, 1) and np.isfinite(_n(out)).all()
+    # float64, against numpy (Keras' own layer is 2.4e-7 off on PyTorch)
+    x = np.random.default_rng(0).normal(size=(2, 3, 8)).astype("float64")
+    groups = x.reshape(2, 3, 2, 4)
+    expected = ((groups - groups.mean(axis=(1, 3), keepdims=True))
+                / np.sqrt(groups.var(axis=(1, 3), keepdims=True) + 1e-3))
+    out = _n(GroupNormalization(groups=2, dtype="float64")(x))
+    if keras.backend.backend() == "jax":  # float32 unless JAX's x64 is on
+        return
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, expected.reshape(x.shape), atol=1e-12)
+
+
+@pytest.mark.parametrize("builder", ["conv_decoder", "dcgan_generator"])
+def test_cropping_decoders_give_float32_under_mixed_precision(builder):
+    # the final crop took the global policy: bfloat16 probabilities for
+    # 30x30 images under mixed_bfloat16, which the docstrings say are
+    # float32
+    from keras_genzoo import networks
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        net = getattr(networks, builder)((30, 30, 1), latent_dim=2,
+                                         filters=(8, 4))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    out = net(np.zeros((2, 2), "float32"))
+    assert _n(out).shape == (2, 30, 30, 1)
+    assert str(_n(out).dtype) == "float32"

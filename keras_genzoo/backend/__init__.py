@@ -100,8 +100,11 @@ Exports:
   dynamo traces `backward()`, so that a step is one graph (with
   `prepare_variables` giving batch normalisation traceable axes), traced
   once per model without dynamo's guards on its layers (the variables it
-  trains, keeps and updates are checked before each step instead); `fn` as
-  it is elsewhere.
+  trains, keeps and updates are checked before each step instead). On
+  TensorFlow under a `tf.distribute` strategy of several replicas, the
+  batch of `train_on_batch` and `test_on_batch` is split between the
+  replicas as `fit` splits its batches (Keras 3.15 gave each the whole
+  batch). `fn` as it is elsewhere.
 - `group_normalization(x, groups, gamma, beta, epsilon)`: group
   normalisation over the last axis in one op, where the backend has one
   (PyTorch's `group_norm`); `None` on TensorFlow and JAX, which have no

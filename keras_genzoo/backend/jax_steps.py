@@ -98,11 +98,16 @@ def check_batch_split(num_examples, batch_size, what, fix=None,
     bad = sorted(size for size in sizes if size % devices)
     if not bad:
         return
-    if fix is None and batch_size % devices:
+    first, last = min(batch_size, num_examples), num_examples % batch_size
+    if fix is None and first < num_examples and batch_size % devices:
         fix = f"pass a batch_size that is a multiple of {devices}"
     elif fix is None:
-        fix = (f"drop the last {num_examples % batch_size} examples (keep "
-               f"{num_examples - num_examples % batch_size})")
+        # (all of a last batch smaller than batch_size was named before:
+        # "drop the last 15 examples (keep 0)" for 15 in batches of 32)
+        drop = (last or first) % devices
+        fix = (f"drop the last {drop} examples (keep {num_examples - drop})"
+               if drop < num_examples
+               else f"give at least {devices} examples")
     raise ValueError(
         f"{what[0].upper() + what[1:]} has {num_examples} examples in "
         f"batches of {batch_size}: a batch of {bad[0]} cannot be shared "
@@ -298,6 +303,35 @@ class _State:
         return tuple(self.get(group) for group in self._groups())
 
 
+def _as_built(optimizer, variables):
+    """`variables` in the order `optimizer` was built with, or one
+    `ValueError` where they are not the variables it was built with.
+
+    `optimizer.stateless_apply` takes all of those, in their order: an
+    optimizer built on every trainable variable of a model (as `fit` builds
+    it) that minimised a subset of them (a network beside an EMA copy, a
+    critic, a second head) failed inside Keras ("optimizer_variables must
+    be a list ... corresponding 1:1"), where TensorFlow and PyTorch train
+    the subset.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    built = getattr(inner, "_trainable_variables", None)
+    if not inner.built or built is None:
+        return variables
+    given = {id(v): v for v in variables}
+    if set(given) == {id(v) for v in built}:
+        return [given[id(v)] for v in built]
+    raise ValueError(
+        f"`minimize` was given {len(variables)} variables, but the "
+        f"optimizer was built with {len(built)} other ones (`fit` builds a "
+        "model's optimizer with all its trainable variables), and on JAX an "
+        "optimizer updates exactly the variables it was built with. Give "
+        "each set of variables an optimizer of its own and build it on them "
+        "before `fit` (`optimizer.build(network.trainable_variables)`), or "
+        "compile with a `keras_genzoo.optimizers.OptimizerPair`; layers "
+        "that are not trained (an EMA copy) can be made `trainable=False`.")
+
+
 class JaxStep(StepOps):
     """`StepOps` on JAX: every operation reads and writes a `_State`."""
 
@@ -306,7 +340,7 @@ class JaxStep(StepOps):
 
     def minimize(self, optimizer, objective, variables):
         state = self.state
-        variables = list(variables)
+        variables = _as_built(optimizer, list(variables))
 
         def loss_fn(values):
             def scaled():

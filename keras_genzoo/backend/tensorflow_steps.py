@@ -1,6 +1,7 @@
 """Custom training steps, input gradients and compiled inference on TensorFlow."""
 
 import logging
+import types
 
 import tensorflow as tf
 
@@ -13,7 +14,6 @@ from keras_genzoo.backend.common import (  # noqa: F401 - exported
     compile_loop_step,
     prepare_variables,
     run_sampler,
-    wrap_step_function,
 )
 
 
@@ -69,39 +69,95 @@ def batch_devices(model=None):
 def check_batch_split(num_examples, batch_size, what, fix=None,
                       datasets=True, devices=None, predicting=False):
     """Raises a `ValueError` where a `tf.distribute` strategy would split a
-    batch of arrays in a way the step cannot run.
+    batch of arrays in a way the step cannot run, or not as one device.
 
-    Keras' first step reduces the replicas' shares of the first batch
+    Every batch must be a multiple of the replicas. Keras' first step
+    reduces the replicas' shares of the first batch
     (`_maybe_symbolic_build`), which fails unless they are equal ("Inputs
-    to operation AddN ... must have the same size and shape"), and a
-    replica that gets no example fails in its gradients (a last batch
-    smaller than the replicas) (Keras 3.15.1, TensorFlow 2.21). Other
-    batches may split unevenly, and `predict` (`predicting`) takes any.
-    The message names `what` and a fix (`fix`, or a batch size or the
-    examples to drop).
+    to operation AddN ... must have the same size and shape"); a replica
+    that gets no example fails in its gradients; and a last batch split
+    unevenly (3 as 2 + 1) trained to other weights than one device: the
+    noise each replica draws for its share (`draw_for_replica`) and the
+    loss scaling (`scale_loss_for_replicas`) take equal shares (Keras
+    3.15.1, TensorFlow 2.21). `predict` (`predicting`) takes any split
+    where every replica gets an example (TensorFlow's convolutions fail on
+    an empty share: "ConcatOp : Dimension 3 in both shapes must be
+    equal"). The message names `what` and a fix (`fix`, or a batch size or
+    the examples to drop).
     """
     devices = batch_devices() if devices is None else devices
-    if devices == 1 or not num_examples or predicting:
+    if devices == 1 or not num_examples \
+            or predicting and num_examples == batch_size:
+        # (one batch to predict: `predict_on_batch` gives every replica the
+        # whole batch, and the zoo's keeps one replica's rows)
         return
     batch_size = int(batch_size)
-    first, last = min(batch_size, num_examples), num_examples % batch_size
-    if first % devices:
-        bad = first
-        fix = fix or (f"pass a batch_size that is a multiple of {devices}")
-    elif 0 < last < devices:
-        bad = last
-        fix = fix or (f"drop the last {last} examples (keep "
-                      f"{num_examples - last})")
+    sizes = [min(batch_size, num_examples), num_examples % batch_size]
+    if predicting:
+        bad = [size for size in sizes if 0 < size < devices]
+        need = "every batch needs one example per replica"
     else:
+        bad = [size for size in sizes if size % devices]
+        need = f"every batch must be a multiple of {devices}"
+    if not bad:
         return
+    first, last = sizes
+    if fix is None and predicting:
+        fix = (f"pass a batch_size of at least {devices}"
+               if batch_size < devices
+               else f"predict at least {devices} examples"
+               if num_examples < devices
+               else f"drop the last {last} examples (keep "
+                    f"{num_examples - last}), or pass a batch_size that "
+                    f"leaves none or at least {devices} for the last batch")
+    elif fix is None and first < num_examples and batch_size % devices:
+        fix = f"pass a batch_size that is a multiple of {devices}"
+    elif fix is None:
+        drop = (last or first) % devices
+        fix = (f"drop the last {drop} examples (keep {num_examples - drop})"
+               if drop < num_examples
+               else f"give at least {devices} examples")
     raise ValueError(
         f"{what[0].upper() + what[1:]} has {num_examples} examples in "
-        f"batches of {batch_size}: a batch of {bad} cannot be shared by "
-        f"the tf.distribute strategy's {devices} replicas (the first "
-        f"batch must be a multiple of {devices}, and every batch needs "
-        f"one example per replica). {fix[0].upper() + fix[1:]}"
+        f"batches of {batch_size}: a batch of {bad[0]} cannot be shared by "
+        f"the tf.distribute strategy's {devices} replicas ({need}). "
+        f"{fix[0].upper() + fix[1:]}"
         + (", or feed a tf.data dataset batched with drop_remainder=True."
            if datasets else "."))
+
+
+def wrap_step_function(model, fn):
+    """Keras' train, test or predict function of `model` as the zoo runs
+    it (see `common.wrap_step_function`).
+
+    Under a `tf.distribute` strategy of several replicas, the batch that
+    Keras' `train_on_batch` and `test_on_batch` hand the function is split
+    between the replicas, as `fit` splits its batches. Keras 3.15.1 gave
+    every replica the whole batch: `train_on_batch(x)` on 2 replicas trained
+    on two noisy copies of `x` (weights 3e-4 from one device's, measured),
+    and `test_on_batch` averaged two evaluations.
+    """
+    if fn is None or getattr(fn, "_zoo_splits_batches", False) \
+            or batch_devices(model) == 1:
+        return fn
+
+    def split(data):
+        # `fit`, `evaluate` and `predict` pass an iterator of batches the
+        # strategy split already (`predict_on_batch`, a list of one batch:
+        # the zoo's keeps one replica's rows); the `*_on_batch` calls a
+        # generator of one `(x, y, sample_weight)`
+        if not isinstance(data, types.GeneratorType):
+            return fn(data)
+        batch = tuple(next(data))
+        while batch and batch[-1] is None:
+            batch = batch[:-1]
+        size = int(tf.nest.flatten(batch)[0].shape[0])
+        dataset = tf.data.Dataset.from_tensor_slices(batch).batch(size)
+        return fn(iter(model.distribute_strategy
+                       .experimental_distribute_dataset(dataset)))
+
+    split._zoo_splits_batches = True
+    return split
 
 
 def variable_scope(model):

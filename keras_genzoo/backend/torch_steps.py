@@ -102,12 +102,21 @@ def group_normalization(x, groups, gamma, beta, epsilon):
         epsilon: added to the variance.
 
     Returns:
-        The normalised `x`, float32 (as Keras' layer computes it, before
-        its cast to the compute dtype).
+        The normalised `x`, in float32 at least (as Keras' layer computes
+        it, before its cast to the compute dtype; float64 stays float64).
     """
-    channels_first = torch.movedim(x, -1, 1).float()
-    gamma = None if gamma is None else gamma.float()
-    beta = None if beta is None else beta.float()
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    channels_first = torch.movedim(x, -1, 1).to(dtype)
+    gamma = None if gamma is None else gamma.to(dtype)
+    beta = None if beta is None else beta.to(dtype)
+    if channels_first.numel() == groups:
+        # one value per group (a batch of 1, one channel a group, 1x1):
+        # normalised to 0, as Keras' layer gives; PyTorch's `group_norm`
+        # refuses it ("Expected more than 1 value per channel")
+        y = torch.zeros_like(channels_first)
+        if beta is not None:
+            y = y + beta.reshape((1, -1) + (1,) * (y.dim() - 2))
+        return torch.movedim(y, 1, -1)
     y = torch.nn.functional.group_norm(channels_first, groups, gamma, beta,
                                        epsilon)
     return torch.movedim(y, 1, -1)

@@ -978,7 +978,16 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         x = self.check_predict_data(x)
         _check_one_batch(self, x, "the batch to predict", predicting=True)
-        return super().predict_on_batch(x)
+        outputs = super().predict_on_batch(x)
+        count = _array_count(x)
+        if count and zoo_backend.batch_devices(self) > 1:
+            # Keras 3.15.1's `predict_on_batch` under `tf.distribute` gives
+            # every replica the whole batch and returns all their rows (2
+            # replicas: twice the rows); one replica's are the batch's
+            # (the identity on JAX)
+            outputs = keras.tree.map_structure(
+                lambda rows: rows[:count], outputs)
+        return outputs
 
     def train_on_batch(self, x, y=None, *args, **kwargs):
         """One training step on one batch; see `keras.Model.train_on_batch`.
@@ -1205,7 +1214,12 @@ class ImageModel(GenerativeModel):
             shape = _check_image_shape(_inputs.image_shape_of(input_shape))
         if self.image_shape is None:
             self.image_shape = shape
-        with _global_dtype_policy(self.dtype_policy):
+        # (in the model's tf.distribute scope: built outside it, by a
+        # `predict` or `build()` before `fit`, its variables were not
+        # mirrored and `fit` failed, "colocate_vars_with must only be
+        # passed a variable created in this tf.distribute.Strategy.scope()")
+        with _global_dtype_policy(self.dtype_policy), \
+                zoo_backend.variable_scope(self):
             self.build_networks(self.image_shape)
         self.quantize_as_saved()  # a loaded file's quantized layers
         self.built = True

@@ -144,7 +144,9 @@ def conv_decoder(image_shape, latent_dim, filters=(32, 64), num_classes=None,
     extra_h = base_h * 2 ** len(filters) - height
     extra_w = base_w * 2 ** len(filters) - width
     if extra_h or extra_w:
+        # (float32: under a mixed policy the crop took the compute dtype,
+        # and the probabilities came out bfloat16 or float16)
         x = layers.Cropping2D(
-            ((0, extra_h), (0, extra_w)), name="crop"
+            ((0, extra_h), (0, extra_w)), dtype="float32", name="crop"
         )(x)
     return keras.Model(model_inputs, x, name=name)

@@ -71,7 +71,10 @@ def dcgan_generator(image_shape, latent_dim, filters=(128, 64),
     extra_h = base_h * 2 ** len(filters) - height
     extra_w = base_w * 2 ** len(filters) - width
     if extra_h or extra_w:
-        x = layers.Cropping2D(((0, extra_h), (0, extra_w)), name="crop")(x)
+        # (float32, as the docstring says: under a mixed policy the crop
+        # took the compute dtype)
+        x = layers.Cropping2D(((0, extra_h), (0, extra_w)), dtype="float32",
+                              name="crop")(x)
     return keras.Model(inputs if num_classes else noise, x, name=name)
 
 
