@@ -33,6 +33,40 @@ def sample_from_logits(logits, rng, temperature=1.0, top_k=None, top_p=None):
         >>> sample_from_logits(np.array([0.0, 3.0, 1.0]), rng, top_k=1)
         1
     """
+    temperature, top_k, top_p = check_settings(temperature, top_k, top_p)
+    return _sample_from_logits(logits, rng, temperature, top_k, top_p)
+
+
+def check_settings(temperature=1.0, top_k=None, top_p=None):
+    """The checked sampling settings `(temperature, top_k, top_p)`: a float
+    > 0, an int >= 1 or `None`, a float in (0, 1] or `None`; one
+    `ValueError` otherwise (before, `sample_from_logits(top_k=0)` failed in
+    numpy, "probabilities contain NaN", `top_k=-1` dropped the likeliest
+    token, `top_p=1.5` or NaN and a temperature of 0 or less were taken
+    without a word).
+
+    Examples:
+        >>> check_settings(0.8, 40, None)
+        (0.8, 40, None)
+    """
+    temperature = _inputs.check_number(temperature, "temperature")
+    if not 0.0 < temperature < float("inf"):
+        raise ValueError(
+            f"`temperature` must be a finite number > 0; got "
+            f"{temperature} (use top_k=1 for greedy decoding)."
+        )
+    if top_k is not None:
+        top_k = _inputs.check_count(top_k, "top_k")
+    if top_p is not None:
+        top_p = _inputs.check_number(top_p, "top_p")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"`top_p` must be in (0, 1]; got {top_p}.")
+    return temperature, top_k, top_p
+
+
+def _sample_from_logits(logits, rng, temperature, top_k, top_p):
+    """`sample_from_logits` with checked settings (the language models'
+    loop, which checks them once)."""
     logits = np.asarray(logits, dtype="float64")
     if top_k == 1 or float(temperature) < GREEDY_BELOW:
         # greedy, as `make_sampler` (a temperature of 1e-310 made the
@@ -146,8 +180,9 @@ def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
         >>> type(make_sampler(top_k=40, temperature=1e-30)).__name__
         'GreedySampler'
     """
+    temperature, top_k, top_p = check_settings(temperature, top_k, top_p)
     samplers = _keras_hub().samplers
-    seed = _inputs.generator_seed(seed)  # (2**31 and above: PyTorch)
+    seed = _inputs.generator_seed(seed)
     if top_k is not None and vocabulary_size is not None:
         top_k = min(int(top_k), int(vocabulary_size))
     if top_k == 1 or float(temperature) < GREEDY_BELOW:

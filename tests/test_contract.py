@@ -228,3 +228,29 @@ def test_validation_leaves_a_seeded_run_as_it_was(mnist, name):
     validated = trained((mnist[0][64:96],))
     for a, b in zip(weights(alone), weights(validated)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["vae", "gan", "diffusion"])
+def test_a_refused_generate_takes_no_seed(name):
+    # `generate(2, batch_size=0)` of a VAE or a diffusion model drew the
+    # noise, moving the model's seed generator on, before the refusal: the
+    # later samples of a seeded model came one draw late
+    from keras_genzoo import DiffusionModel
+
+    model = {"vae": lambda: VAE(latent_dim=2, filters=(4,), seed=0),
+             "gan": lambda: GAN(latent_dim=4, generator_filters=(4,),
+                                discriminator_filters=(4,), seed=0),
+             "diffusion": lambda: DiffusionModel(widths=(4,), seed=0)}[name]()
+    model.build((None, 8, 8, 1))
+    calls = [lambda: model.generate(2, batch_size=0)]
+    if name == "diffusion":
+        calls.append(lambda: model.inpaint(
+            np.zeros((2, 8, 8, 1), "float32"), np.ones((8, 8)), steps=2,
+            batch_size=0))
+    for call in calls:
+        before = np.array(keras.ops.convert_to_numpy(
+            model.seed_generator.state))
+        with pytest.raises(ValueError, match="batch_size"):
+            call()
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(model.seed_generator.state), before)

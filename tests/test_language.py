@@ -354,3 +354,37 @@ def test_numpy_sampler_keeps_exactly_k_and_is_greedy_when_cold():
     # ("Probabilities contain NaN"); greedy as MiniGPT's sampler
     assert sample_from_logits(np.array([0.0, 3.0, 1.0]), rng,
                               temperature=1e-310) == 1
+
+
+@pytest.mark.parametrize("settings, words", [
+    (dict(top_k=0), "top_k"), (dict(top_k=-1), "top_k"),
+    (dict(top_k=2.5), "top_k"), (dict(top_p=1.5), "top_p"),
+    (dict(top_p=float("nan")), "top_p"), (dict(temperature=0), "temperature"),
+    (dict(temperature=-1.0), "temperature"),
+])
+def test_the_public_samplers_check_their_settings(settings, words):
+    # sample_from_logits(top_k=0) failed in numpy ("probabilities contain
+    # NaN"), top_k=-1 dropped the likeliest token, 2.5 was cut to 2, top_p
+    # 1.5 or NaN and temperatures of 0 or less were taken without a word
+    from keras_genzoo.sampling import make_sampler, sample_from_logits
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=words):
+        sample_from_logits(np.array([0.0, 3.0, 1.0]), rng, **settings)
+    with pytest.raises(ValueError, match=words):
+        make_sampler(**settings)
+
+
+@pytest.mark.parametrize("family", ["bigram", "minigpt"])
+def test_next_logits_of_no_ids_is_refused(family):
+    # MiniGPT gave the logits after its padding, BigramLM an IndexError
+    from keras_genzoo import MiniGPT
+
+    text = "abcab" * 4
+    model = (BigramLM.from_text(text) if family == "bigram"
+             else MiniGPT.from_text(text, sequence_length=4, num_layers=1,
+                                    num_heads=1, hidden_dim=4))
+    with pytest.raises(ValueError, match="at least one character"):
+        model.next_logits(np.array([], "int32"))
+    assert model.next_logits(model.encode_text("a")).shape == (
+        model.vocabulary_size,)

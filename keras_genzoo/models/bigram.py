@@ -53,6 +53,7 @@ class BigramLM(CharLanguageModel):
     def next_logits(self, ids):
         # one row of the table, not the whole table, per generated
         # character, as `call` computes it
+        ids = self._last_ids(ids)
         if getattr(self.table, "quantization_mode", None) is None:
             # a float table: its row, in the compute dtype (faster than a
             # layer call per character: 4-11x, measured)

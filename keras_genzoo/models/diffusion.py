@@ -684,6 +684,7 @@ class DiffusionModel(ImageModel):
             f"(`(images, labels)`){unconditional}.")
 
     def _sampling_seed(self, seed):
+        # (called after every check: a refused call takes no seed)
         seed = _inputs.check_seed(seed)
         return self.draw_seed() if seed is None else seed
 
@@ -834,6 +835,7 @@ class DiffusionModel(ImageModel):
                 _inputs.check_seed(seed)  # checked whatever the strength
                 return images.astype("float32")
         times = np.linspace(start_t, 0.0, steps + 1).astype("float32")
+        _inputs.check_count(batch_size, "batch_size")  # before the draw
         seed = self._sampling_seed(seed)
 
         start_noise = self._start_noise(seed, num_samples)
@@ -911,6 +913,7 @@ class DiffusionModel(ImageModel):
         labels, guidance = self._check_sampling(steps, labels, guidance,
                                                 eta, num_samples)
         times = np.linspace(1.0, 0.0, int(steps) + 1).astype("float32")
+        _inputs.check_count(batch_size, "batch_size")  # before the draw
         seed = self._sampling_seed(seed)
 
         start_noise = self._start_noise(seed, num_samples)

@@ -19,7 +19,7 @@ import keras
 from keras import ops
 
 from keras_genzoo import backend as zoo_backend
-from keras_genzoo import _inputs, datasets
+from keras_genzoo import _inputs, datasets, sampling
 from keras_genzoo.models.base import (
     OWN_MISMATCH_PREFIX,
     GenerativeModel,
@@ -27,7 +27,7 @@ from keras_genzoo.models.base import (
     with_added_losses,
 )
 from keras_genzoo.optimizers import warmup_cosine_adamw  # its 0.1.0 home
-from keras_genzoo.sampling import sample_from_logits
+from keras_genzoo.sampling import _sample_from_logits, sample_from_logits
 
 __all__ = ["CharLanguageModel", "sample_from_logits", "warmup_cosine_adamw"]
 
@@ -452,6 +452,18 @@ class CharLanguageModel(GenerativeModel):
             count += int(mask.sum())
         return total / count / math.log(2.0)
 
+    @staticmethod
+    def _last_ids(ids):
+        """`ids` (the text so far) as int32 numpy, or one `ValueError` where
+        there is none (MiniGPT gave the logits after its padding, BigramLM
+        an `IndexError`)."""
+        ids = np.asarray(ids, dtype="int32").reshape(-1)
+        if not ids.size:
+            raise ValueError(
+                "`next_logits` needs the ids of at least one character (the "
+                "text so far, e.g. `model.encode_text(prompt)`); got none.")
+        return ids
+
     def next_logits(self, ids):
         """Logits of the character after `ids` (a 1-D numpy array).
 
@@ -460,7 +472,7 @@ class CharLanguageModel(GenerativeModel):
         padding cannot change the logits of earlier positions in a causal
         model).
         """
-        window = np.asarray(ids, dtype="int32")[-self.sequence_length:]
+        window = self._last_ids(ids)[-self.sequence_length:]
         padded = np.zeros((1, self.sequence_length), dtype="int32")
         padded[0, :len(window)] = window
         logits = self.predict_on_batch(padded)
@@ -479,19 +491,7 @@ class CharLanguageModel(GenerativeModel):
                 "`prompt` is empty: start with at least one character, "
                 "e.g. '\\n'."
             )
-        temperature = _inputs.check_number(temperature, "temperature")
-        if not 0.0 < temperature < float("inf"):
-            raise ValueError(
-                f"`temperature` must be a finite number > 0; got "
-                f"{temperature} (use top_k=1 for greedy decoding)."
-            )
-        if top_k is not None:
-            top_k = _inputs.check_count(top_k, "top_k")
-        if top_p is not None:
-            top_p = _inputs.check_number(top_p, "top_p")
-            if not 0.0 < top_p <= 1.0:
-                raise ValueError(f"`top_p` must be in (0, 1]; got {top_p}.")
-        return temperature, top_k, top_p
+        return sampling.check_settings(temperature, top_k, top_p)
 
     def generate(self, prompt, max_new_tokens=100, temperature=1.0,
                  top_k=None, top_p=None, seed=None):
@@ -544,8 +544,8 @@ class CharLanguageModel(GenerativeModel):
         rng = np.random.default_rng(seed)
         for _ in range(max_new_tokens):
             logits = self.next_logits(np.asarray(ids, dtype="int32"))
-            ids.append(sample_from_logits(logits, rng, temperature, top_k,
-                                          top_p))
+            ids.append(_sample_from_logits(logits, rng, temperature,
+                                           top_k, top_p))
         return ids[-max_new_tokens:]
 
     @property

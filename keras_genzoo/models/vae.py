@@ -277,6 +277,8 @@ class VAE(LatentImageModel):
         num_samples = self.check_num_samples(num_samples)
         labels = self.default_labels(num_samples, labels)
         self.check_prior(prior)
+        # before the draw: a refused call takes no seed
+        batch_size = _inputs.check_count(batch_size, "batch_size")
         if prior == "gmm":
             return self.decode(self.sample_latent_prior(num_samples, seed),
                                labels, batch_size=batch_size)
