@@ -761,3 +761,39 @@ def test_dropout_trains_on_alike_after_a_reload(tmp_path):
     assert losses[0] == pytest.approx(losses[1], rel=1e-6)
     for a, b in zip(gpt.get_weights(), loaded.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_temperatures_share_one_compiled_loop():
+    # each new temperature compiled sampling loops of their own (7 s each
+    # on TensorFlow, kept for the model's life); the temperature is an
+    # argument of the loops now, and the text is what it was: keras-hub's
+    # sampler divided the float32 logits by it, as the loops do
+    from keras_genzoo.sampling import make_sampler
+
+    gpt = MiniGPT(list("abcdefghij \n"), sequence_length=8, num_layers=1,
+                  num_heads=2, hidden_dim=8, seed=0)
+    texts = {t: gpt.generate("abc", 12, temperature=t, top_k=5, seed=1)
+             for t in (0.6, 0.7, 0.71, 2.0)}
+    assert len(gpt._loops.by_setting) == 1
+    assert texts[0.7] == gpt.generate("abc", 12, temperature=0.7, top_k=5,
+                                      seed=1)
+    # against keras-hub's own sampler at each temperature, compiled as the
+    # loops are (TensorFlow's XLA draws other numbers than its eager ops)
+    from keras_genzoo import backend
+
+    buffer = np.zeros((1, 8), "int32")
+    buffer[0, :3] = gpt.encode_text("abc")
+
+    def next_fn(prompt, cache, index):
+        return gpt(prompt)[:, index - 1, :], None, cache
+
+    for temperature, text in texts.items():
+        sampler = make_sampler(temperature, 5, None, seed=1,
+                               vocabulary_size=gpt.vocabulary_size)
+        loop = backend.compile_inference(
+            gpt, lambda b: backend.run_sampler(gpt, sampler, next_fn, b,
+                                               index=3),
+            list(sampler.variables))
+        out = keras.ops.convert_to_numpy(loop(keras.ops.convert_to_tensor(
+            buffer)))
+        assert gpt.decode_ids(out[0]) == text[:8], temperature

@@ -36,7 +36,7 @@ from keras.src.backend import get_autocast_scope as _get_autocast_scope
 from keras_genzoo import _inputs, backend
 from keras_genzoo.layers.transformer import CausalSelfAttentionBlock
 from keras_genzoo.models.language import CharLanguageModel
-from keras_genzoo.sampling import _keras_hub, make_sampler
+from keras_genzoo.sampling import GREEDY_BELOW, _keras_hub, make_sampler
 
 
 BLOCK_TYPES = ("fused", "keras_hub")
@@ -433,28 +433,42 @@ class MiniGPT(CharLanguageModel):
     # -- generation ---------------------------------------------------------
 
     def _generator(self, sampler_key):
-        """Compiled sampling loops for one sampler setting (cached)."""
+        """Compiled sampling loops for one sampler setting (cached): `top_k`
+        and `top_p` (`None` for greedy). The temperature is an argument of
+        the loops: each new temperature compiled loops of its own before
+        (7 s each on TensorFlow, kept for the model's life)."""
         if sampler_key in self._loops.by_setting:
             return self._loops.by_setting[sampler_key]
-        temperature, top_k, top_p = sampler_key
-        sampler = make_sampler(temperature, top_k, top_p,
+        top_k, top_p = (1, None) if sampler_key is None else sampler_key
+        # temperature 1: the loops divide the logits by the temperature as
+        # keras-hub's samplers do (float32, then the division)
+        sampler = make_sampler(1.0, top_k, top_p,
                                vocabulary_size=self.vocabulary_size)
         cached_next, window_next = self._loop_steps()
 
-        def fill_context(buffer, start):
+        def cooled(step, temperature):
+            def next_fn(prompt, cache, index):
+                logits, hidden, cache = step(prompt, cache, index)
+                return (ops.cast(logits, "float32") / temperature, hidden,
+                        cache)
+            return next_fn
+
+        def fill_context(buffer, start, temperature):
             # buffer (batch, sequence_length): the prompt, then zeros;
             # samples positions start .. sequence_length - 1 with the cache.
             _, cache = self.call_with_cache(
                 buffer, self.empty_cache(ops.shape(buffer)[0]), 0)
-            return backend.run_sampler(self, sampler, cached_next, buffer,
-                                       cache=cache, index=start)
+            return backend.run_sampler(
+                self, sampler, cooled(cached_next, temperature), buffer,
+                cache=cache, index=start)
 
-        def slide(buffer):
+        def slide(buffer, temperature):
             # buffer (batch, 2 * sequence_length): a full context, then
             # zeros; each new character sees exactly the last
             # sequence_length characters.
-            return backend.run_sampler(self, sampler, window_next, buffer,
-                                       index=self.sequence_length)
+            return backend.run_sampler(
+                self, sampler, cooled(window_next, temperature), buffer,
+                index=self.sequence_length)
 
         state = list(sampler.variables)
         compiled = (
@@ -511,9 +525,13 @@ class MiniGPT(CharLanguageModel):
                    seed):
         """Samples with a compiled keras-hub sampler loop (see the class
         docstring); returns at least `max_new_tokens` new ids."""
-        key = (temperature, None if top_k is None else int(top_k),
-               None if top_p is None else float(top_p))
+        greedy = top_k == 1 or float(temperature) < GREEDY_BELOW
+        key = None if greedy else (
+            None if top_k is None else int(top_k),
+            None if top_p is None else float(top_p))
         sampler, fill_context, slide = self._generator(key)
+        temperature = ops.convert_to_tensor(
+            1.0 if greedy else float(temperature), "float32")
         if sampler.variables:
             fresh = keras.random.SeedGenerator(_inputs.generator_seed(seed))
             for variable in sampler.variables:
@@ -524,13 +542,14 @@ class MiniGPT(CharLanguageModel):
             buffer = np.zeros((1, length), dtype="int32")
             buffer[0, :len(ids)] = ids
             out = fill_context(ops.convert_to_tensor(buffer),
-                               ops.convert_to_tensor(len(ids), "int32"))
+                               ops.convert_to_tensor(len(ids), "int32"),
+                               temperature)
             new += ops.convert_to_numpy(out)[0, len(ids):].tolist()
         while len(new) < max_new_tokens:
             context = (ids + new)[-length:]
             buffer = np.zeros((1, 2 * length), dtype="int32")
             buffer[0, :length] = context
-            out = slide(ops.convert_to_tensor(buffer))
+            out = slide(ops.convert_to_tensor(buffer), temperature)
             new += ops.convert_to_numpy(out)[0, length:].tolist()
         return new
 
