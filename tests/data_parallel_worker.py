@@ -275,6 +275,8 @@ def uneven_batches():
     from keras_genzoo import VAE, MiniGPT
 
     images = np.random.default_rng(0).random((9, 8, 8, 1), "float32")
+    early = VAE(latent_dim=2, filters=(4,), seed=0)
+    early.build(images.shape)  # on one device
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=jax.devices()))
     model = VAE(latent_dim=2, filters=(4,), seed=0)
@@ -313,9 +315,21 @@ def uneven_batches():
         "fit, validation_data": lambda: model.fit(
             images[:8], batch_size=4, validation_data=(images[:5],),
             epochs=1, verbose=0),
+        # held out in batches of validation_batch_size (checked in batches
+        # of batch_size before: refused at the end of the first epoch)
+        "fit, validation_batch_size": lambda: model.fit(
+            images[:8], batch_size=4, validation_split=0.5,
+            validation_batch_size=3, epochs=1, verbose=0),
         "evaluate": lambda: model.evaluate(images, batch_size=4, verbose=0),
+        # fewer than a batch: drop one, not all ("drop the last 7 (keep 0)")
+        "evaluate, fewer than a batch": lambda: model.evaluate(
+            images[:7], batch_size=32, verbose=0),
         "predict": lambda: model.predict(images, batch_size=4, verbose=0),
         "fit, even": lambda: model.fit(
+            images[:8], batch_size=4, epochs=1, verbose=0),
+        # (before: "Received incompatible devices for jitted computation"
+        # from inside Keras' first step)
+        "fit, made before the distribution": lambda: early.fit(
             images[:8], batch_size=4, epochs=1, verbose=0),
         # one batch of 3 (before: JAX's IndivisibleError from the step)
         "train_on_batch": lambda: model.train_on_batch(images[:3]),

@@ -360,3 +360,29 @@ def test_cropping_decoders_give_float32_under_mixed_precision(builder):
     out = net(np.zeros((2, 2), "float32"))
     assert _n(out).shape == (2, 30, 30, 1)
     assert str(_n(out).dtype) == "float32"
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda: conv_encoder((8, 8, 1), (4,), filters=32), "`filters`"),
+    (lambda: conv_encoder((8, 8, 1), (4,), filters=(2.5,)), "`filters`"),
+    (lambda: conv_encoder((8, 8, 1), (), filters=(4,)), "`output_sizes`"),
+    (lambda: conv_encoder((8, 8), (4,), filters=(4,)), "`image_shape`"),
+    (lambda: conv_decoder((8, 8, 1), 0, filters=(4,)), "`latent_dim`"),
+    (lambda: conv_decoder((8, 8, 1), 2, filters=(4,), num_classes=0),
+     "`num_classes`"),
+    (lambda: dcgan_generator((8, 8), 2, filters=(4,)), "`image_shape`"),
+    (lambda: dcgan_discriminator((None, None, 1), filters=(4,)),
+     "image_shape's sizes"),
+    (lambda: __import__("keras_genzoo.networks").networks.unet(
+        (8, 8, 1), widths=(4,), attention=True, attention_heads=0),
+     "`attention_heads`"),
+    (lambda: __import__("keras_genzoo.networks").networks.unet(
+        (None, None, 1), widths=(4,)), "image_shape's sizes"),
+])
+def test_network_builders_refuse_bad_arguments(call, words):
+    # before: a TypeError (filters=32, (None, None, 1)), an IndexError
+    # (output_sizes=()), "not enough values to unpack" (a 2-D shape), a
+    # ZeroDivisionError (attention_heads=0), or silence (2.5 cut to 2,
+    # latent_dim=0, num_classes=0 unconditional)
+    with pytest.raises(ValueError, match=words):
+        call()

@@ -72,8 +72,9 @@ Exports:
   the `keras.distribution` set on JAX (its batch axis), the replicas of
   `model`'s `tf.distribute` strategy (or of the one in scope) on
   TensorFlow; 1 without one, or on PyTorch.
-- `check_distribution()`: a `ValueError` where a `keras.distribution` is
-  set on a backend whose `fit` ignores it (TensorFlow, PyTorch).
+- `check_distribution(model=None)`: a `ValueError` where a
+  `keras.distribution` is set on a backend whose `fit` ignores it
+  (TensorFlow, PyTorch), or on JAX after `model`'s variables were made.
 - `variable_scope(model)`: where variables created before `fit` runs
   (lazy builds, optimizer moments) must be created: the model's
   `tf.distribute` strategy scope on TensorFlow.
@@ -173,9 +174,12 @@ def adversarial_train_step(model, *args):
     return custom_train_step(model, model.train_schedule, *args)
 
 
-def check_distribution():
+def check_distribution(model=None):
     """Raises a `ValueError` if a `keras.distribution` is set on a backend
-    where Keras' `fit` would silently ignore it.
+    where Keras' `fit` would silently ignore it, or (JAX) if `model`'s
+    variables were made before it was set: they live on one device, and
+    Keras' first step failed inside JAX ("Received incompatible devices for
+    jitted computation").
 
     In Keras 3.15 only the JAX backend distributes with
     `keras.distribution` (`DataParallel`, `ModelParallel`). On TensorFlow
@@ -184,10 +188,24 @@ def check_distribution():
     models refuse that rather than let a user believe they train on many
     devices.
     """
-    if BACKEND == "jax":
-        return
     distribution = keras.distribution.distribution()
     if distribution is None:
+        return
+    if BACKEND == "jax":
+        # (a weight: Keras lays out seed generators' states on one device
+        # under a distribution too)
+        variables = model.trainable_variables if (
+            model is not None and model.built) else []
+        mesh = distribution.device_mesh.devices.size
+        sharding = getattr(getattr(variables[0], "value", None), "sharding",
+                           None) if variables else None
+        if sharding is not None and len(sharding.device_set) != mesh:
+            raise ValueError(
+                f"The {type(model).__name__}'s variables were made before "
+                f"the keras.distribution ({distribution.__class__.__name__}) "
+                "was set: they live on one device, which the distribution's "
+                "step cannot combine with its own. Set the distribution "
+                "first, then create (or load) the model.")
         return
     instead = {
         "tensorflow": "create and compile the model in a "

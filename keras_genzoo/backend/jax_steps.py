@@ -99,7 +99,7 @@ def check_batch_split(num_examples, batch_size, what, fix=None,
     if not bad:
         return
     first, last = min(batch_size, num_examples), num_examples % batch_size
-    if fix is None and first < num_examples and batch_size % devices:
+    if fix is None and batch_size % devices:
         fix = f"pass a batch_size that is a multiple of {devices}"
     elif fix is None:
         # (all of a last batch smaller than batch_size was named before:

@@ -110,7 +110,7 @@ def check_batch_split(num_examples, batch_size, what, fix=None,
                else f"drop the last {last} examples (keep "
                     f"{num_examples - last}), or pass a batch_size that "
                     f"leaves none or at least {devices} for the last batch")
-    elif fix is None and first < num_examples and batch_size % devices:
+    elif fix is None and batch_size % devices:
         fix = f"pass a batch_size that is a multiple of {devices}"
     elif fix is None:
         drop = (last or first) % devices

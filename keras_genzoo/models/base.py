@@ -112,7 +112,7 @@ def _check_one_batch(model, x, what, predicting=False):
 
 
 def _check_batch_split(model, x, batch_size, what, validation_split=0.0,
-                       predicting=False):
+                       predicting=False, validation_batch_size=None):
     """`backend.check_batch_split` for arrays (`x` as Keras reads it, the
     `batch_size` given to Keras: 32 if `None`; a `validation_split` holds
     the last examples out, as Keras does), with `model`'s devices (its
@@ -127,10 +127,16 @@ def _check_batch_split(model, x, batch_size, what, validation_split=0.0,
     batch_size = 32 if batch_size is None else batch_size
     if validation_split:
         split_at = int(math.floor(count * (1.0 - validation_split)))
+        # (Keras evaluates it in batches of `validation_batch_size`: checked
+        # with `batch_size`, an odd one failed at the end of the first
+        # epoch)
         zoo_backend.check_batch_split(
-            count - split_at, batch_size,
+            count - split_at, validation_batch_size or batch_size,
             f"the last {validation_split:g} of {what} (validation_split)",
-            fix="pass a validation_split that holds out a multiple of the "
+            fix="pass a validation_batch_size that is a multiple of the "
+                "device count" if validation_batch_size
+                and validation_batch_size % devices else
+                "pass a validation_split that holds out a multiple of the "
                 "device count, or validation_data", devices=devices)
         count = split_at
     zoo_backend.check_batch_split(count, batch_size, what, devices=devices,
@@ -818,7 +824,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         Variables created here (the networks, the optimizers' moments) are
         created in the model's `tf.distribute` strategy scope, where `fit`
         would create them."""
-        zoo_backend.check_distribution()
+        zoo_backend.check_distribution(self)
         with zoo_backend.variable_scope(self):
             given = x
             x = self.check_data(x, y, what)
@@ -879,7 +885,9 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         self.check_trainable()
         batch_size = _batch_size(args, kwargs)
         _check_batch_split(self, x, batch_size, "the training data",
-                           kwargs.get("validation_split") or 0.0)
+                           kwargs.get("validation_split") or 0.0,
+                           validation_batch_size=kwargs.get(
+                               "validation_batch_size"))
         if kwargs.get("validation_data") is not None:
             kwargs["validation_data"] = self.check_validation_data(
                 kwargs["validation_data"])

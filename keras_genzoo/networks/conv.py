@@ -11,18 +11,47 @@ import math
 import keras
 from keras import layers
 
+from keras_genzoo import _inputs
 from keras_genzoo.layers.convolution import Conv2DTranspose
 
 
-def check_filters(filters):
-    """Validates a `filters` argument and returns it as a tuple of ints."""
-    filters = tuple(int(f) for f in filters)
-    if not filters or any(f <= 0 for f in filters):
+def check_filters(filters, name="filters"):
+    """Validates a `filters` argument (or another list of sizes, `name`)
+    and returns it as a tuple of ints (`filters=32` was a `TypeError`,
+    `2.5` was cut to 2)."""
+    try:
+        values = tuple(_inputs.check_count(f, name) for f in filters)
+    except (TypeError, ValueError):
+        values = ()
+    if not values:
         raise ValueError(
-            f"`filters` must be a non-empty list of positive integers, e.g. "
-            f"(32, 64); got {filters}."
+            f"`{name}` must be a non-empty list of positive integers, e.g. "
+            f"(32, 64); got {filters!r}."
         )
-    return filters
+    return values
+
+
+def check_network_arguments(image_shape, num_classes=None, latent_dim=None):
+    """The builders' common arguments checked: `(height, width, channels)`,
+    `num_classes` (`None` or >= 1) and `latent_dim` (`None` or >= 1) as
+    ints, or one `ValueError` (a 2-D shape was "not enough values to
+    unpack", `(None, None, 1)` a `TypeError`, `num_classes=0` meant
+    unconditional without a word)."""
+    try:
+        shape = tuple(image_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3:
+        raise ValueError(
+            "`image_shape` must be (height, width, channels), e.g. "
+            f"(28, 28, 1); got {image_shape!r}.")
+    shape = tuple(_inputs.check_count(d, "image_shape's sizes")
+                  for d in shape)
+    if num_classes is not None:
+        num_classes = _inputs.check_count(num_classes, "num_classes")
+    if latent_dim is not None:
+        latent_dim = _inputs.check_count(latent_dim, "latent_dim")
+    return shape, num_classes, latent_dim
 
 
 def downsampled_size(image_shape, num_levels):
@@ -73,7 +102,10 @@ def conv_encoder(image_shape, output_sizes, filters=(32, 64),
         [(None, 8), (None, 8)]
     """
     filters = check_filters(filters)
-    inputs = keras.Input(shape=tuple(image_shape), name="images")
+    image_shape, num_classes, _ = check_network_arguments(image_shape,
+                                                          num_classes)
+    output_sizes = check_filters(output_sizes, "output_sizes")
+    inputs = keras.Input(shape=image_shape, name="images")
     x = inputs
     for i, f in enumerate(filters):
         x = layers.Conv2D(
@@ -124,9 +156,10 @@ def conv_decoder(image_shape, latent_dim, filters=(32, 64), num_classes=None,
         (None, 28, 28, 1)
     """
     filters = check_filters(filters)
-    height, width, channels = (int(d) for d in image_shape)
+    (height, width, channels), num_classes, latent_dim = \
+        check_network_arguments(image_shape, num_classes, latent_dim)
     base_h, base_w = downsampled_size((height, width), len(filters))
-    inputs = keras.Input(shape=(int(latent_dim),), name="latent")
+    inputs = keras.Input(shape=(latent_dim,), name="latent")
     x = inputs
     x, model_inputs = _join_label(x, inputs, num_classes, "code_and_label")
     x = layers.Dense(base_h * base_w * filters[-1], activation="relu",

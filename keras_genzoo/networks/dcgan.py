@@ -16,7 +16,11 @@ from keras import layers
 from keras_genzoo._inputs import layer_seed
 from keras_genzoo.layers.convolution import Conv2DTranspose
 from keras_genzoo.layers.normalization import BatchNormalization
-from keras_genzoo.networks.conv import check_filters, downsampled_size
+from keras_genzoo.networks.conv import (
+    check_filters,
+    check_network_arguments,
+    downsampled_size,
+)
 
 
 def dcgan_generator(image_shape, latent_dim, filters=(128, 64),
@@ -43,9 +47,10 @@ def dcgan_generator(image_shape, latent_dim, filters=(128, 64),
         (None, 28, 28, 1)
     """
     filters = check_filters(filters)
-    height, width, channels = (int(d) for d in image_shape)
+    (height, width, channels), num_classes, latent_dim = \
+        check_network_arguments(image_shape, num_classes, latent_dim)
     base_h, base_w = downsampled_size((height, width), len(filters))
-    noise = keras.Input(shape=(int(latent_dim),), name="noise")
+    noise = keras.Input(shape=(latent_dim,), name="noise")
     inputs = [noise]
     x = noise
     if num_classes:
@@ -109,9 +114,10 @@ def dcgan_discriminator(image_shape, filters=(64, 128), num_classes=None,
         (None, 1)
     """
     filters = check_filters(filters)
+    (height, width, channels), num_classes, _ = check_network_arguments(
+        image_shape, num_classes)
     if seed is None:
         seed = int(np.random.randint(0, 2**30))
-    height, width, channels = (int(d) for d in image_shape)
     images = keras.Input(shape=(height, width, channels), name="images")
     inputs = [images]
     x = images

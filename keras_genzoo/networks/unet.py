@@ -18,7 +18,8 @@ from keras import layers
 from keras_genzoo.layers.embeddings import SinusoidalEmbedding
 from keras_genzoo.layers.normalization import GroupNormalization
 from keras_genzoo._inputs import layer_seed
-from keras_genzoo.networks.conv import check_filters
+from keras_genzoo import _inputs
+from keras_genzoo.networks.conv import check_filters, check_network_arguments
 
 
 def _groups(channels, groups=8):
@@ -83,8 +84,8 @@ def unet(image_shape, widths=(32, 64), blocks_per_level=1, attention=False,
         dropout: dropout rate inside the residual blocks.
         attention_heads: heads of the attention block.
         name: name of the returned model.
-        seed: integer seed of the dropout masks (each block's is `seed`
-            plus its index); `None` draws one from NumPy's global generator
+        seed: integer seed of the dropout masks (each block's is made from
+            `seed` and its index); `None` draws one from NumPy's global generator
             (`keras.utils.set_random_seed` fixes it). Seeded dropout
             continues exactly after a checkpoint on every backend: Keras'
             unseeded `Dropout` on PyTorch draws from torch's global
@@ -107,11 +108,16 @@ def unet(image_shape, widths=(32, 64), blocks_per_level=1, attention=False,
             f"`blocks_per_level` must be at least 1; got {blocks_per_level}.")
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1); got {dropout}.")
+    (height, width, channels), num_classes, _ = check_network_arguments(
+        image_shape, num_classes)
+    if attention:
+        # (0 was a ZeroDivisionError)
+        attention_heads = _inputs.check_count(attention_heads,
+                                              "attention_heads")
     if dropout and seed is None:
         seed = int(np.random.randint(0, 2**30))
     # one per residual block
     seeds = (layer_seed(seed or 0, i) for i in itertools.count())
-    height, width, channels = (int(d) for d in image_shape)
     levels = len(widths)
     multiple = 2 ** (levels - 1)
     pad_h, pad_w = (-height) % multiple, (-width) % multiple
