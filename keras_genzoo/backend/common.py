@@ -252,6 +252,21 @@ def wrap_step_function(model, fn):
 # the TensorFlow module overrides them.
 
 
+def even_split_fix(num_examples, batch_size, devices):
+    """What to do where batches of `batch_size` from `num_examples` arrays
+    do not split evenly over `devices` (`check_batch_split` on JAX and
+    TensorFlow): a batch size that is a multiple, else the fewest examples
+    to drop (all of a short last batch was named before: "drop the last 15
+    examples (keep 0)" for 15 in batches of 32)."""
+    if batch_size % devices:
+        return f"pass a batch_size that is a multiple of {devices}"
+    drop = (num_examples % batch_size
+            or min(batch_size, num_examples)) % devices
+    if drop < num_examples:
+        return f"drop the last {drop} examples (keep {num_examples - drop})"
+    return f"give at least {devices} examples"
+
+
 def variable_scope(model):
     """The scope where `model`'s lazily created variables (networks built
     at the first `fit`, optimizer moments) must be created: its

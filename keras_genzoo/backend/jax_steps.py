@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import keras
 
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
+    even_split_fix,
     StepOps,
     as_fit_batch,
     batch_size_of,
@@ -98,16 +99,7 @@ def check_batch_split(num_examples, batch_size, what, fix=None,
     bad = sorted(size for size in sizes if size % devices)
     if not bad:
         return
-    first, last = min(batch_size, num_examples), num_examples % batch_size
-    if fix is None and batch_size % devices:
-        fix = f"pass a batch_size that is a multiple of {devices}"
-    elif fix is None:
-        # (all of a last batch smaller than batch_size was named before:
-        # "drop the last 15 examples (keep 0)" for 15 in batches of 32)
-        drop = (last or first) % devices
-        fix = (f"drop the last {drop} examples (keep {num_examples - drop})"
-               if drop < num_examples
-               else f"give at least {devices} examples")
+    fix = fix or even_split_fix(num_examples, batch_size, devices)
     raise ValueError(
         f"{what[0].upper() + what[1:]} has {num_examples} examples in "
         f"batches of {batch_size}: a batch of {bad[0]} cannot be shared "

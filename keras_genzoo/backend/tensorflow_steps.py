@@ -6,6 +6,7 @@ import types
 import tensorflow as tf
 
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
+    even_split_fix,
     StepOps,
     as_fit_batch,
     batch_size_of,
@@ -101,7 +102,7 @@ def check_batch_split(num_examples, batch_size, what, fix=None,
         need = f"every batch must be a multiple of {devices}"
     if not bad:
         return
-    first, last = sizes
+    last = sizes[1]
     if fix is None and predicting:
         fix = (f"pass a batch_size of at least {devices}"
                if batch_size < devices
@@ -110,13 +111,7 @@ def check_batch_split(num_examples, batch_size, what, fix=None,
                else f"drop the last {last} examples (keep "
                     f"{num_examples - last}), or pass a batch_size that "
                     f"leaves none or at least {devices} for the last batch")
-    elif fix is None and batch_size % devices:
-        fix = f"pass a batch_size that is a multiple of {devices}"
-    elif fix is None:
-        drop = (last or first) % devices
-        fix = (f"drop the last {drop} examples (keep {num_examples - drop})"
-               if drop < num_examples
-               else f"give at least {devices} examples")
+    fix = fix or even_split_fix(num_examples, batch_size, devices)
     raise ValueError(
         f"{what[0].upper() + what[1:]} has {num_examples} examples in "
         f"batches of {batch_size}: a batch of {bad[0]} cannot be shared by "
