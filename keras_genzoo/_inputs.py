@@ -131,7 +131,9 @@ _SEED_RANGE = 2**31 - 2
 
 
 def _spread_seed(*entropy):
-    return int(np.random.SeedSequence([int(e) for e in entropy])
+    # (mod 2**64: a negative seed given to a network builder was folded
+    # into range before, as it is here)
+    return int(np.random.SeedSequence([int(e) % 2**64 for e in entropy])
                .generate_state(1)[0]) % _SEED_RANGE
 
 

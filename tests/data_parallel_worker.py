@@ -373,6 +373,12 @@ def uneven_batches_tf(strategy):
         model = VAE(latent_dim=2, filters=(4,), seed=0)
         model.compile()
 
+    def unbuilt():
+        with strategy.scope():
+            fresh = VAE(latent_dim=2, filters=(4,), seed=0)
+            fresh.compile()
+        return fresh
+
     def make_datasets():
         with strategy.scope():  # the strategy the datasets are made for
             gpt = MiniGPT.from_text(text, num_layers=1, num_heads=2,
@@ -400,6 +406,15 @@ def uneven_batches_tf(strategy):
         "predict, last batch of 1": lambda: model.predict(
             images[:9], batch_size=4, verbose=0),
         "predict_on_batch": lambda: model.predict_on_batch(images[:3]),
+        # predict splits one batch too: one example leaves a replica none
+        "predict, one example": lambda: model.predict(
+            images[:1], batch_size=1, verbose=0),
+        # a model not built yet is built inside Keras' replica step, where
+        # the strategy's scope cannot be entered
+        "predict, not built": lambda: unbuilt().predict(
+            images[:8], batch_size=4, verbose=0),
+        "predict_on_batch, not built": lambda: unbuilt().predict_on_batch(
+            images[:3]),
     }
     return _what_each_says(calls)
 

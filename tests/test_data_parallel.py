@@ -204,6 +204,8 @@ def test_batches_the_replicas_cannot_run_are_one_clear_error(runs):
     # got no example
     said = runs[1]["uneven"]
     assert said.pop("predict") == said.pop("predict_on_batch") == "trained"
+    assert said.pop("predict, not built") == said.pop(
+        "predict_on_batch, not built") == "trained", said
     for call, fix in (("fit, odd batch size", "multiple of 2"),
                       ("fit, last batch of 1", "Drop the last 1 examples"),
                       # split 2 + 1 it trained to other weights than one
@@ -211,6 +213,7 @@ def test_batches_the_replicas_cannot_run_are_one_clear_error(runs):
                       ("fit, last batch of 3", "Drop the last 1 examples"),
                       ("predict, last batch of 1",
                        "Drop the last 1 examples"),
+                      ("predict, one example", "at least 2 examples"),
                       ("train_on_batch", "multiple of the devices"),
                       ("make_datasets, odd batch size", "multiple of 2")):
         assert "2 replicas" in said[call] or "2 devices" in said[call], (

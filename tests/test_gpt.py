@@ -777,6 +777,11 @@ def test_temperatures_share_one_compiled_loop():
     assert len(gpt._loops.by_setting) == 1
     assert texts[0.7] == gpt.generate("abc", 12, temperature=0.7, top_k=5,
                                       seed=1)
+    # settings the sampler reads alike share a loop: a top_k past the
+    # vocabulary (12 characters), a top_p of 1 and none
+    for kwargs in (dict(top_k=50), dict(top_k=500, top_p=1.0)):
+        gpt.generate("abc", 4, seed=1, **kwargs)
+    assert len(gpt._loops.by_setting) == 2
     # against keras-hub's own sampler at each temperature, compiled as the
     # loops are (TensorFlow's XLA draws other numbers than its eager ops)
     from keras_genzoo import backend

@@ -1,5 +1,6 @@
 """Custom training steps, input gradients and compiled inference on TensorFlow."""
 
+import contextlib
 import logging
 import types
 
@@ -83,14 +84,14 @@ def check_batch_split(num_examples, batch_size, what, fix=None,
     3.15.1, TensorFlow 2.21). `predict` (`predicting`) takes any split
     where every replica gets an example (TensorFlow's convolutions fail on
     an empty share: "ConcatOp : Dimension 3 in both shapes must be
-    equal"). The message names `what` and a fix (`fix`, or a batch size or
+    equal"), and `predict_on_batch` (`predicting` with `datasets=False`)
+    any batch. The message names `what` and a fix (`fix`, or a batch size or
     the examples to drop).
     """
     devices = batch_devices() if devices is None else devices
-    if devices == 1 or not num_examples \
-            or predicting and num_examples == batch_size:
-        # (one batch to predict: `predict_on_batch` gives every replica the
-        # whole batch, and the zoo's keeps one replica's rows)
+    if devices == 1 or not num_examples or predicting and not datasets:
+        # (`predict_on_batch`'s one batch, `datasets=False`: every replica
+        # gets it whole, and the zoo's keeps one replica's rows)
         return
     batch_size = int(batch_size)
     sizes = [min(batch_size, num_examples), num_examples % batch_size]
@@ -104,10 +105,10 @@ def check_batch_split(num_examples, batch_size, what, fix=None,
         return
     last = sizes[1]
     if fix is None and predicting:
-        fix = (f"pass a batch_size of at least {devices}"
-               if batch_size < devices
-               else f"predict at least {devices} examples"
+        fix = (f"predict at least {devices} examples"
                if num_examples < devices
+               else f"pass a batch_size of at least {devices}"
+               if batch_size < devices
                else f"drop the last {last} examples (keep "
                     f"{num_examples - last}), or pass a batch_size that "
                     f"leaves none or at least {devices} for the last batch")
@@ -158,7 +159,13 @@ def wrap_step_function(model, fn):
 def variable_scope(model):
     """The scope where `model`'s variables must be created: the
     `tf.distribute` strategy it was created under (the default one
-    otherwise), as Keras' `fit` does for the variables it creates."""
+    otherwise), as Keras' `fit` does for the variables it creates. Inside
+    a replica's step (Keras' `predict` builds a model there) none: the
+    strategy creates them itself, and its scope cannot be entered there
+    ("Method requires being in cross-replica context")."""
+    if tf.distribute.has_strategy() and \
+            tf.distribute.get_replica_context() is not None:
+        return contextlib.nullcontext()  # a replica's step
     return model.distribute_strategy.scope()
 
 

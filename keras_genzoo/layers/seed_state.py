@@ -130,8 +130,8 @@ def _state_for(generator, state):
     """A saved seed-generator state in the dtype of `generator`'s (int32
     on PyTorch, uint32 on JAX, int64 on TensorFlow): values an int32 cannot
     hold (a seed of 2**31 or more saved on JAX or TensorFlow) folded into
-    it, as `_inputs.generator_seed` folds new seeds (the load failed on
-    PyTorch: "value cannot be converted to type int32")."""
+    it, as `_inputs.generator_seed` keeps new seeds below 2**31 (the load
+    failed on PyTorch: "value cannot be converted to type int32")."""
     # (the variable's dtype, not its value: converting a TensorFlow
     # variable with numpy 2 warns of `__array__`'s copy keyword, an error
     # where warnings are errors)

@@ -316,7 +316,7 @@ class DiffusionModel(ImageModel):
                 image_shape, self.widths, self.blocks_per_level,
                 attention=self.attention, num_classes=self.num_classes,
                 dropout=self.dropout,
-                # (the training noise's generator has `seed` itself)
+                # (the training noise's generator is made from `seed`)
                 seed=None if self.seed is None else _inputs.layer_seed(
                     self.seed, 1))
         if self.ema_network is None:
@@ -832,7 +832,9 @@ class DiffusionModel(ImageModel):
             start_t = float(strength)
             steps = max(1, int(round(steps * start_t))) if start_t else 0
             if not steps:
-                _inputs.check_seed(seed)  # checked whatever the strength
+                # checked whatever the strength
+                _inputs.check_seed(seed)
+                _inputs.check_count(batch_size, "batch_size")
                 return images.astype("float32")
         times = np.linspace(start_t, 0.0, steps + 1).astype("float32")
         _inputs.check_count(batch_size, "batch_size")  # before the draw

@@ -92,10 +92,11 @@ class MiniGPT(CharLanguageModel):
     `TopKSampler`, `TopPSampler` or `RandomSampler`) in one compiled loop,
     with a key/value cache while the text fits in the context and exactly
     the last `sequence_length` characters per new character beyond it. The
-    first call for a setting of (temperature, top_k, top_p) compiles the
-    loop; later calls reuse it. On PyTorch the loop runs in Python; a model
-    compiled with `jit_compile=True` (fused blocks, any float policy,
-    no quantization) compiles its steps (the next token with the
+    first call for a setting of (top_k, top_p) compiles the loop, which
+    takes the temperature as an argument; later calls reuse it. On
+    PyTorch the loop runs in Python; a model compiled with
+    `jit_compile=True` (fused blocks, any float policy, no quantization)
+    compiles its steps (the next token with the
     cache, and past the context) with `torch.compile` at its first
     `generate`: 2.93 -> 1.84 ms per character on a 2-core CPU after 5-18 s
     of compilation (see the Performance page).
@@ -526,9 +527,11 @@ class MiniGPT(CharLanguageModel):
         """Samples with a compiled keras-hub sampler loop (see the class
         docstring); returns at least `max_new_tokens` new ids."""
         greedy = top_k == 1 or float(temperature) < GREEDY_BELOW
+        # (as `make_sampler` reads them: a top_k past the vocabulary is the
+        # vocabulary, a top_p of 1 none)
         key = None if greedy else (
-            None if top_k is None else int(top_k),
-            None if top_p is None else float(top_p))
+            None if top_k is None else min(int(top_k), self.vocabulary_size),
+            None if top_p is None or float(top_p) >= 1.0 else float(top_p))
         sampler, fill_context, slide = self._generator(key)
         temperature = ops.convert_to_tensor(
             1.0 if greedy else float(temperature), "float32")
