@@ -152,6 +152,19 @@ def _nucleus_sampler():
 _NucleusSampler = None
 
 
+def sampler_setting(temperature, top_k, top_p, vocabulary_size=None):
+    """`(top_k, top_p)` as `make_sampler` reads checked settings (a top_k
+    past the vocabulary is the vocabulary, a top_p of 1 none), or `None`
+    where it samples greedily (`top_k=1`, a temperature below
+    `GREEDY_BELOW`): MiniGPT keys its compiled loops on it."""
+    if top_k is not None and vocabulary_size is not None:
+        top_k = min(int(top_k), int(vocabulary_size))
+    if top_k == 1 or float(temperature) < GREEDY_BELOW:
+        return None
+    return (None if top_k is None else int(top_k),
+            None if top_p is None or float(top_p) >= 1.0 else float(top_p))
+
+
 def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
                  vocabulary_size=None):
     """The keras-hub sampler for a choice of sampling settings.
@@ -183,12 +196,12 @@ def make_sampler(temperature=1.0, top_k=None, top_p=None, seed=None,
     temperature, top_k, top_p = check_settings(temperature, top_k, top_p)
     samplers = _keras_hub().samplers
     seed = _inputs.generator_seed(seed)
-    if top_k is not None and vocabulary_size is not None:
-        top_k = min(int(top_k), int(vocabulary_size))
-    if top_k == 1 or float(temperature) < GREEDY_BELOW:
+    setting = sampler_setting(temperature, top_k, top_p, vocabulary_size)
+    if setting is None:
         return samplers.GreedySampler()
-    if top_p is not None and float(top_p) < 1.0:
-        return _nucleus_sampler()(p=float(top_p), k=top_k, seed=seed,
+    top_k, top_p = setting
+    if top_p is not None:
+        return _nucleus_sampler()(p=top_p, k=top_k, seed=seed,
                                   temperature=temperature)
     if top_k is not None:
         return samplers.TopKSampler(k=int(top_k), seed=seed,

@@ -36,7 +36,7 @@ from keras.src.backend import get_autocast_scope as _get_autocast_scope
 from keras_genzoo import _inputs, backend
 from keras_genzoo.layers.transformer import CausalSelfAttentionBlock
 from keras_genzoo.models.language import CharLanguageModel
-from keras_genzoo.sampling import GREEDY_BELOW, _keras_hub, make_sampler
+from keras_genzoo.sampling import _keras_hub, make_sampler, sampler_setting
 
 
 BLOCK_TYPES = ("fused", "keras_hub")
@@ -526,15 +526,11 @@ class MiniGPT(CharLanguageModel):
                    seed):
         """Samples with a compiled keras-hub sampler loop (see the class
         docstring); returns at least `max_new_tokens` new ids."""
-        greedy = top_k == 1 or float(temperature) < GREEDY_BELOW
-        # (as `make_sampler` reads them: a top_k past the vocabulary is the
-        # vocabulary, a top_p of 1 none)
-        key = None if greedy else (
-            None if top_k is None else min(int(top_k), self.vocabulary_size),
-            None if top_p is None or float(top_p) >= 1.0 else float(top_p))
+        key = sampler_setting(temperature, top_k, top_p,
+                              self.vocabulary_size)
         sampler, fill_context, slide = self._generator(key)
         temperature = ops.convert_to_tensor(
-            1.0 if greedy else float(temperature), "float32")
+            1.0 if key is None else float(temperature), "float32")
         if sampler.variables:
             fresh = keras.random.SeedGenerator(_inputs.generator_seed(seed))
             for variable in sampler.variables:

@@ -19,7 +19,7 @@ import keras
 from keras import ops
 
 from keras_genzoo import backend as zoo_backend
-from keras_genzoo import _inputs, datasets, sampling
+from keras_genzoo import _inputs, datasets
 from keras_genzoo.models.base import (
     OWN_MISMATCH_PREFIX,
     GenerativeModel,
@@ -27,7 +27,11 @@ from keras_genzoo.models.base import (
     with_added_losses,
 )
 from keras_genzoo.optimizers import warmup_cosine_adamw  # its 0.1.0 home
-from keras_genzoo.sampling import _sample_from_logits, sample_from_logits
+from keras_genzoo.sampling import (
+    _sample_from_logits,
+    check_settings,
+    sample_from_logits,
+)
 
 __all__ = ["CharLanguageModel", "sample_from_logits", "warmup_cosine_adamw"]
 
@@ -491,7 +495,7 @@ class CharLanguageModel(GenerativeModel):
                 "`prompt` is empty: start with at least one character, "
                 "e.g. '\\n'."
             )
-        return sampling.check_settings(temperature, top_k, top_p)
+        return check_settings(temperature, top_k, top_p)
 
     def generate(self, prompt, max_new_tokens=100, temperature=1.0,
                  top_k=None, top_p=None, seed=None):
