@@ -263,6 +263,8 @@ def test_group_normalization_equals_keras(policy, atol, options):
     config = ours.get_layer("norm").get_config()
     assert type(GroupNormalization.from_config(config)) is GroupNormalization
     assert GroupNormalization(4).groups == 4  # positional, as in Keras
+    from keras_genzoo.layers import BatchNormalization
+    assert BatchNormalization(1).axis == 1  # positional, as in Keras
     assert keras.saving.get_registered_name(GroupNormalization) == (
         "keras_genzoo>GroupNormalization")
 
@@ -386,3 +388,34 @@ def test_network_builders_refuse_bad_arguments(call, words):
     # latent_dim=0, num_classes=0 unconditional)
     with pytest.raises(ValueError, match=words):
         call()
+
+
+def test_sinusoidal_embedding_takes_one_value_per_sample():
+    """`(batch,)` and `(batch, 1)` give the same embedding (a numpy
+    reference; float64 layers compute in float64); other shapes and odd or
+    fractional sizes are one ValueError."""
+    from keras_genzoo import SinusoidalEmbedding
+
+    t = np.array([0.0, 0.25, 1.0])
+    half = np.arange(4) / 4.0
+    angles = 1000.0 * t[:, None] * np.exp(-np.log(10000.0) * half)[None]
+    expected = np.concatenate([np.sin(angles), np.cos(angles)], -1)
+    layer = SinusoidalEmbedding(8, dtype="float64")
+    out = keras.ops.convert_to_numpy(layer(t))
+    # (JAX computes float64 only with jax_enable_x64)
+    if keras.backend.backend() != "jax":
+        assert out.dtype == np.float64
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(layer(t[:, None])), out)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(SinusoidalEmbedding(8)(
+            t.astype("float32"))), expected, atol=1e-3)
+    with pytest.raises(ValueError, match="one value per sample"):
+        layer(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="one value per sample"):
+        layer.compute_output_shape((3, 2))
+    for dim in (2.5, 3, 0, "8x", True):
+        with pytest.raises(ValueError, match="positive even"):
+            SinusoidalEmbedding(dim)
+    assert SinusoidalEmbedding(8.0).dim == 8

@@ -194,6 +194,50 @@ def test_is_causal():
     assert not np.allclose(a[:, 4:], b[:, 4:])
 
 
+@pytest.mark.parametrize("where", ["left", "right", "between"])
+def test_padding_mask_gives_the_outputs_without_the_padding(where):
+    """With a padding mask, the outputs at the tokens are those of the
+    sequence without its padding (the block has no positions of its own),
+    in the fused attention path and the explicit one (dropout, training);
+    a padding position attends to itself only (no NaN anywhere)."""
+    _, block = _pair()
+    x = _inputs(batch=1)
+    tokens = {"left": np.arange(3, LENGTH), "right": np.arange(0, 4),
+              "between": np.array([0, 1, 4, 6])}[where]
+    mask = np.zeros((1, LENGTH), bool)
+    mask[0, tokens] = True
+    alone = _n(block(x[:, tokens]))
+    out = _n(block(x, mask=mask))
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[:, tokens], alone, rtol=1e-5, atol=1e-5)
+    # the explicit attention path (training with dropout; a rate of 1e-9
+    # drops nothing, so the outputs are comparable)
+    explicit = _copy(block, dropout=1e-9, seed=1)
+    trained = _n(explicit(x, mask=mask, training=True))
+    np.testing.assert_allclose(trained[:, tokens], alone, rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_a_masking_embedding_masks_every_block():
+    """Keras passes an `Embedding(mask_zero=True)`'s mask to the first
+    block and each block passes it on; padding ids change nothing at the
+    tokens."""
+    ids = keras.Input((None,), dtype="int32")
+    h = keras.layers.Embedding(11, WIDTH, mask_zero=True)(ids)
+    h = CausalSelfAttentionBlock(HEADS, HIDDEN)(h)
+    h = CausalSelfAttentionBlock(HEADS, HIDDEN)(h)
+    model = keras.Model(ids, h)
+    padded = np.array([[0, 0, 3, 5, 7]], "int32")
+    np.testing.assert_allclose(_n(model(padded))[:, 2:],
+                               _n(model(padded[:, 2:])), rtol=1e-5,
+                               atol=1e-5)
+    _, block = _pair()
+    with pytest.raises(ValueError, match="not both"):
+        block(_inputs()[:, :2], mask=np.ones((2, 2), bool),
+              cache=np.zeros((2, 2, LENGTH, HEADS, WIDTH // HEADS),
+                             "float32"), cache_update_index=0)
+
+
 def test_attention_probabilities_are_causal_rows():
     _, block = _pair()
     probs = _n(block.attention_probabilities(_inputs()))

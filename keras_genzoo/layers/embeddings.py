@@ -17,11 +17,16 @@ class SinusoidalEmbedding(keras.layers.Layer):
     No weights; the network learns what to do with it (a `Dense` after it).
 
     Args:
-        dim: size of the embedding (even).
+        dim: size of the embedding (a positive even integer).
         scale: what `t` is multiplied by first (1000 for `t` in [0, 1], the
             range of DDPM's discrete steps).
         max_period: the longest period.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, `dtype`).
+
+    Call arguments:
+        t: one value per sample, `(batch,)` or `(batch, 1)`. The sines and
+            cosines are computed in float32 (float64 for a float64 layer)
+            and returned in the layer's compute dtype.
 
     Examples:
         >>> import numpy as np
@@ -32,22 +37,36 @@ class SinusoidalEmbedding(keras.layers.Layer):
 
     def __init__(self, dim, scale=1000.0, max_period=10000.0, **kwargs):
         super().__init__(**kwargs)
-        if int(dim) <= 0 or int(dim) % 2:
+        try:
+            whole = float(dim).is_integer() and not isinstance(dim, bool)
+        except (TypeError, ValueError):
+            whole = False
+        if not whole or int(dim) <= 0 or int(dim) % 2:
             raise ValueError(f"`dim` must be a positive even number; got {dim}.")
         self.dim = int(dim)
         self.scale = float(scale)
         self.max_period = float(max_period)
 
+    @staticmethod
+    def _check_shape(shape):
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[1] in (1, None))):
+            raise ValueError(
+                "`SinusoidalEmbedding` embeds one value per sample: its input "
+                f"must be `(batch,)` or `(batch, 1)`; got shape {tuple(shape)}.")
+
     def call(self, t):
+        self._check_shape(t.shape)
+        dtype = "float64" if self.compute_dtype == "float64" else "float32"
         half = self.dim // 2
-        exponents = ops.arange(half, dtype="float32") / float(half)
+        exponents = ops.arange(half, dtype=dtype) / float(half)
         frequencies = ops.exp(-math.log(self.max_period) * exponents)
-        t = ops.reshape(ops.cast(t, "float32"), (-1, 1)) * self.scale
+        t = ops.reshape(ops.cast(t, dtype), (-1, 1)) * self.scale
         angles = t * ops.expand_dims(frequencies, 0)
         embedding = ops.concatenate([ops.sin(angles), ops.cos(angles)], -1)
         return ops.cast(embedding, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
+        self._check_shape(input_shape)
         return (input_shape[0], self.dim)
 
     def get_config(self):

@@ -29,8 +29,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
     weights after its class.
 
     Args:
-        **kwargs: `keras.layers.BatchNormalization` arguments (`momentum`,
-            `epsilon`, `name`...); `synchronized` is ignored.
+        axis: the axis of the features (Keras' default, -1: the channels
+            of channels-last images).
+        **kwargs: the other `keras.layers.BatchNormalization` arguments
+            (`momentum`, `epsilon`, `name`...); `synchronized` is ignored.
 
     Examples:
         >>> import numpy as np
@@ -41,10 +43,11 @@ class BatchNormalization(keras.layers.BatchNormalization):
         False
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, axis=-1, **kwargs):
         kwargs.pop("synchronized", None)
         super().__init__(
-            synchronized=keras.backend.backend() == "tensorflow", **kwargs)
+            axis=axis, synchronized=keras.backend.backend() == "tensorflow",
+            **kwargs)
 
     def get_config(self):
         config = super().get_config()

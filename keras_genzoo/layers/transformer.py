@@ -57,6 +57,14 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
             positions `cache_update_index .. + length - 1`, and each
             position attends to every cached position up to its own.
         cache_update_index: position of `inputs[:, 0]` (with `cache`).
+        mask: optional padding mask `(batch, length)`, True at the tokens
+            and False at padding (Keras passes it from a layer that makes
+            one, e.g. `keras.layers.Embedding(mask_zero=True)`, and the
+            block passes it on): no position attends to a padding key (a
+            padding position attends to itself only), so the outputs at
+            the tokens are those of the sequence without its padding,
+            wherever the padding is (left, right or between). Not taken
+            with `cache`.
 
     Examples:
         >>> import numpy as np
@@ -82,6 +90,8 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(
             _inputs.generator_seed(seed))
+        # the padding mask goes on to the next block, as keras-hub's
+        self.supports_masking = True
 
     def build(self, input_shape):
         width = int(input_shape[-1])
@@ -185,9 +195,27 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
         # (12 weights: ~110 -> ~50 us per call on eager PyTorch, measured)
         return {name: getattr(self, name).value for name in self._WEIGHTS}
 
+    @classmethod
+    def _padding_mask(cls, padding, length):
+        """`(batch, 1, length, length)`: the causal mask without the
+        padding keys, each query keeping its own key (so that no row is
+        empty: fused attention kernels give NaN for one)."""
+        keys = ops.expand_dims(ops.cast(padding, "bool"), (1, 2))
+        positions = ops.arange(length)
+        itself = ops.expand_dims(ops.expand_dims(positions, 1)
+                                 == ops.expand_dims(positions, 0), (0, 1))
+        return ops.logical_and(cls._causal_mask(length, length, 0),
+                               ops.logical_or(keys, itself))
+
     def call(self, inputs, training=False, cache=None,
-             cache_update_index=None):
-        if zoo_backend.causal_self_attention_block is not None:
+             cache_update_index=None, mask=None):
+        if mask is not None and cache is not None:
+            raise ValueError(
+                "`CausalSelfAttentionBlock` takes a padding `mask` or a "
+                "`cache`, not both: generate with a cache from sequences "
+                "without padding (or call without `cache`).")
+        if (zoo_backend.causal_self_attention_block is not None
+                and mask is None):
             # the backend's own ops for the whole block (PyTorch), where
             # Keras' ops cost Python one by one; the Keras ops below are
             # its definition (tests compare the two), so a change here is
@@ -202,7 +230,9 @@ class CausalSelfAttentionBlock(SeedStateSaving, keras.layers.Layer):
                 0 if cache_update_index is None else cache_update_index)
         x = inputs
         q, k, v = self._queries_keys_values(x)
-        mask = None
+        if mask is not None:
+            # (the backend's fused block has no padding mask: these ops)
+            mask = self._padding_mask(mask, ops.shape(q)[1])
         if cache is not None:
             index = 0 if cache_update_index is None else cache_update_index
             start = [0, index, 0, 0]
