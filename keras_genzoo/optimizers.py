@@ -44,12 +44,21 @@ class OptimizerPair(keras.optimizers.Optimizer):
 
     It applies nothing itself: the model's training step calls the two
     optimizers. `build` builds each optimizer for its own network's
-    variables, as given by `variable_groups` (set by the model).
+    variables, as given by `variable_groups`: the zoo's GANs set it when
+    they compile; a model of one's own with two optimizers (a custom step,
+    docs/architecture.md) sets it before compiling with the pair, to a
+    function returning the two lists of variables (read when the pair is
+    built, so the networks may be built later).
 
     Args:
-        d_optimizer: the discriminator's optimizer (instance or name).
-        g_optimizer: the generator's optimizer.
+        d_optimizer: the discriminator's optimizer (instance or name); the
+            first of the two in a model of one's own.
+        g_optimizer: the generator's optimizer; the second.
         **kwargs: passed to `keras.optimizers.Optimizer` (`name`).
+
+    Attributes:
+        variable_groups: `None`, or a function of no arguments returning
+            `(d_optimizer's variables, g_optimizer's variables)`.
 
     Examples:
         >>> import keras
@@ -58,6 +67,12 @@ class OptimizerPair(keras.optimizers.Optimizer):
         >>> pair.learning_rate = 1e-4          # halves both rates
         >>> round(float(pair.g_optimizer.learning_rate), 8)
         5e-05
+
+        In a model of one's own, the two optimizers' variables:
+
+        >>> critic, actor = keras.layers.Dense(1), keras.layers.Dense(1)
+        >>> pair.variable_groups = lambda: (critic.trainable_variables,
+        ...                                 actor.trainable_variables)
     """
 
     def __init__(self, d_optimizer, g_optimizer, **kwargs):
@@ -172,7 +187,12 @@ class OptimizerPair(keras.optimizers.Optimizer):
         if self.variable_groups is None:
             raise ValueError(
                 "This OptimizerPair belongs to no model yet: compile a GAN "
-                "with it (`gan.compile(d_optimizer=..., g_optimizer=...)`)."
+                "with it (`gan.compile(d_optimizer=..., g_optimizer=...)`), "
+                "or, in a model of your own, set its `variable_groups` to a "
+                "function returning the two optimizers' variables "
+                "(`pair.variable_groups = lambda: (critic.trainable_"
+                "variables, generator.trainable_variables)`) before "
+                "compiling with it."
             )
         d_variables, g_variables = self.variable_groups()
         for name, optimizer, variables in (

@@ -260,6 +260,22 @@ class _State:
         for variable, value in zip(variables, values):
             self.values[id(variable)] = value
 
+    def check_carried(self, optimizer):
+        """One `ValueError` where `optimizer`'s variables are not in the
+        step's state (an optimizer other than `model.optimizer`: Keras'
+        trainer would not carry its state from step to step)."""
+        if all(id(v) in self.values for v in optimizer.variables):
+            return
+        raise ValueError(
+            f"The optimizer {optimizer.name!r} given to `minimize` is not "
+            "the model's: on JAX, Keras' trainer carries only "
+            "`model.optimizer.variables` through a compiled step, so "
+            "another optimizer's state cannot be kept. Compile the model "
+            "with a `keras_genzoo.optimizers.OptimizerPair` of the two "
+            "optimizers (its `variable_groups` naming each one's "
+            "variables) and minimise with `model.optimizer.d_optimizer` "
+            "and `model.optimizer.g_optimizer`.")
+
     def run(self, fn, replace=(), values=()):
         """Runs `fn()` statelessly; `replace` variables read `values`.
 
@@ -317,11 +333,13 @@ def _as_built(optimizer, variables):
         f"`minimize` was given {len(variables)} variables, but the "
         f"optimizer was built with {len(built)} other ones (`fit` builds a "
         "model's optimizer with all its trainable variables), and on JAX an "
-        "optimizer updates exactly the variables it was built with. Give "
-        "each set of variables an optimizer of its own and build it on them "
-        "before `fit` (`optimizer.build(network.trainable_variables)`), or "
-        "compile with a `keras_genzoo.optimizers.OptimizerPair`; layers "
-        "that are not trained (an EMA copy) can be made `trainable=False`.")
+        "optimizer updates exactly the variables it was built with. Build "
+        "the model's optimizer on the variables it minimises before `fit` "
+        "(`model.optimizer.build(network.trainable_variables)`); for two "
+        "sets of variables, each with an optimizer, compile with a "
+        "`keras_genzoo.optimizers.OptimizerPair` whose `variable_groups` "
+        "names them; layers that are not trained (an EMA copy) can be made "
+        "`trainable=False`.")
 
 
 class JaxStep(StepOps):
@@ -343,6 +361,7 @@ class JaxStep(StepOps):
                                                      values)
             return scaled_loss, (logs, updated)
 
+        state.check_carried(optimizer)
         (_, (logs, updated)), grads = jax.value_and_grad(
             loss_fn, has_aux=True)(state.get(variables))
         state.values.update(updated)
