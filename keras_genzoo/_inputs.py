@@ -412,7 +412,11 @@ def check_image_batch(images, expected_shape=None, what="the training data"):
         low, high = float(images.min()), float(images.max())
         if low < 0.0 or high > 1.0:
             hint = (
-                " They look like 0..255 values: divide by 255."
+                # a resize or a blur overshoots [0, 1] a little
+                " They overshoot [0, 1] a little (after a resize or a blur?): "
+                "clip them, `np.clip(images, 0, 1)`."
+                if low >= -0.01 and high <= 1.01
+                else " They look like 0..255 values: divide by 255."
                 if high <= 255.0 and low >= 0.0
                 else " If they are in [-1, 1], use (images + 1) / 2."
                 if low >= -1.0 and high <= 1.0

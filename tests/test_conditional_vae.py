@@ -97,6 +97,14 @@ def test_encode_decode_need_labels(trained, mnist):
     assert codes.shape == (8, 4)
     recon = model.reconstruct(images, labels)
     np.testing.assert_allclose(model.decode(codes, labels), recon, atol=1e-6)
+    # images with their labels, as `fit` takes them (asked for `labels=`
+    # before)
+    np.testing.assert_array_equal(model.reconstruct((images, labels)), recon)
+    np.testing.assert_array_equal(
+        model.encode({"image": images, "label": labels}), codes)
+    with pytest.raises(ValueError, match="to `reconstruct`, or the images "
+                                         "with their labels"):
+        model.reconstruct(images)
     path = model.interpolate(images[0], images[1], steps=5,
                              labels=(labels[0], labels[1]))
     assert path.shape == (5, 28, 28, 1)

@@ -41,6 +41,9 @@ def _bad_inputs(images):
         "rank_2": (images.reshape(len(images), -1), "rank 2"),
         "rank_5": (images[:, None], "rank 5"),
         "floats_0_255": (images.astype("float32"), "divide by 255"),
+        # (a resize's overshoot was "They look like 0..255 values")
+        "floats_past_1": (floats * 0.9 + 0.101, r"np\.clip\(images, 0, 1\)"),
+        "floats_below_0": (floats * 0.9 - 0.004, r"np\.clip\(images, 0, 1\)"),
         "floats_minus_1_1": (floats * 2 - 1, r"\(images \+ 1\) / 2"),
         "nan": (nan, "NaN or Inf"),
         "inf": (inf, "NaN or Inf"),

@@ -1781,7 +1781,10 @@ class LatentImageModel(ImageModel):
             raise ValueError(
                 f"This model is conditional (num_classes={self.num_classes})"
                 f": pass `labels=` (ints in 0..{self.num_classes - 1}) to "
-                f"`{method}`.")
+                f"`{method}`" + (", or the images with their labels "
+                                 "(`(images, labels)`)."
+                                 if method in ("encode", "reconstruct")
+                                 else "."))
         return _inputs.check_class_labels(
             labels, self.num_classes, count, f"`labels` of `{method}`",
             one_for_all=True)
@@ -1810,18 +1813,28 @@ class LatentImageModel(ImageModel):
 
         Args:
             images: one image `(H, W, C)` or a batch, uint8 or float in [0, 1].
-            labels: the images' int labels (a conditional model only).
+            labels: the images' int labels (a conditional model only;
+                by default those of images given as `(images, labels)` or
+                with a `"label"` key).
             batch_size: how many images to encode at once.
 
         Returns:
             numpy float32 array `(num_images, latent_dim)` (for a VAE: the
             means of the latent Gaussians), whatever the dtype policy.
         """
-        self.ensure_built("encode")
+        return self._encode(images, labels, batch_size, "encode")[0]
+
+    def _encode(self, images, labels, batch_size, method):
+        """`(codes, labels)`: `encode`, and the labels it used (given, else
+        those that `(images, labels)` or a dict's `"label"` carry: a
+        conditional model asked for `labels=` before)."""
+        self.ensure_built(method)
+        if self.num_classes and labels is None:
+            labels = _inputs.carried_labels(images)
         array = self._to_array(images)
-        labels = self.check_labels(labels, len(array), "encode")
+        labels = self.check_labels(labels, len(array), method)
         return self._apply_labelled(self.encode_batch, array, labels,
-                                    batch_size).astype("float32")
+                                    batch_size).astype("float32"), labels
 
     def decode(self, z, labels=None, batch_size=256):
         """Maps latent codes to images.
@@ -1860,14 +1873,17 @@ class LatentImageModel(ImageModel):
         Args:
             images: one image or a batch, uint8 or float in [0, 1]; for a
                 denoising auto-encoder, pass noisy images to denoise them.
-            labels: the images' int labels (a conditional model only).
+            labels: the images' int labels (a conditional model only;
+                by default those of images given as `(images, labels)` or
+                with a `"label"` key).
             batch_size: how many images to process at once.
 
         Returns:
             numpy float32 array of reconstructions in [0, 1].
         """
-        return self.decode(self.encode(images, labels, batch_size), labels,
-                           batch_size)
+        codes, labels = self._encode(images, labels, batch_size,
+                                     "reconstruct")
+        return self.decode(codes, labels, batch_size)
 
     # ------------------------------------------------------ latent prior
     def encode_data(self, data, batch_size=256, labels=None):
