@@ -532,3 +532,25 @@ def test_a_beta_annealed_by_a_callback_is_one_beta_per_step(mnist):
     assert after["loss"] == pytest.approx(
         after["reconstruction_loss"] + 2.0 * after["kl_loss"], rel=1e-5)
     assert after["kl_loss"] > 1e-3
+
+
+def test_int8_under_float16_names_the_way_that_works(tmp_path):
+    """Keras refuses int8 quantization of float16 layers telling one to use
+    "'mixed_bfloat16' or 'mixed_float16'" (the policy refused); the zoo's
+    message gives the way that works, and that way quantizes the same
+    weights (reconstructions close to the float16 model's)."""
+    images = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 1), "uint8")
+    half = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1), seed=0,
+               dtype="mixed_float16")
+    half.build((None, 8, 8, 1))
+    with pytest.raises(ValueError, match="mixed_bfloat16.*load_weights"):
+        half.quantize("int8")
+    path = os.path.join(tmp_path, "w.weights.h5")
+    half.save_weights(path)
+    other = VAE(latent_dim=2, filters=(4,), image_shape=(8, 8, 1), seed=0,
+                dtype="mixed_bfloat16")
+    other.build((None, 8, 8, 1))
+    other.load_weights(path)
+    other.quantize("int8")
+    np.testing.assert_allclose(other.reconstruct(images),
+                               half.reconstruct(images), atol=0.05)

@@ -1124,6 +1124,26 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
             model.quantize_as_saved()
         return model
 
+    def _check_quantize_args(self, mode, compute_dtype):
+        # What Keras' `quantize` checks first (a wrapper of every layer's
+        # `quantize`, the model's too). Its own refusal of int8 under
+        # float16 computation (by the layers it quantizes: those with a
+        # `quantize` of their own) tells one to use "'mixed_bfloat16' or
+        # 'mixed_float16'", the policy refused.
+        if mode == "int8" and any(
+                layer.compute_dtype == "float16"
+                and type(layer).quantize is not keras.layers.Layer.quantize
+                for layer in self._flatten_layers(include_self=False)):
+            raise ValueError(
+                "`quantize('int8')` does not work with float16 computation "
+                f"(this model's dtype policy is {self.dtype_policy.name!r}, "
+                "or it holds layers computing in float16). Make the model "
+                "again with `dtype='mixed_bfloat16'` (or 'float32'), load "
+                "these weights into it (`model.save_weights('w.weights.h5')`"
+                ", then `other.load_weights('w.weights.h5')`) and quantize "
+                "that one.")
+        super()._check_quantize_args(mode, compute_dtype)
+
     def _post_quantize(self, mode, **kwargs):
         # Keras' hook after `quantize` changed layers (Keras 3.15)
         super()._post_quantize(mode, **kwargs)
