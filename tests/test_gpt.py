@@ -231,6 +231,10 @@ def test_mixed_bfloat16_trains_and_generates():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(cached),
                                keras.ops.convert_to_numpy(full),
                                rtol=2e-2, atol=2e-2)
+    # and so are `predict`'s and `next_logits`' on every backend (JAX's
+    # compiled predict gave bfloat16)
+    assert gpt.predict(ids, verbose=0).dtype == np.float32
+    assert gpt.next_logits(ids[0]).dtype == np.float32
 
 
 @pytest.mark.parametrize("block_type", ["fused", "keras_hub"])

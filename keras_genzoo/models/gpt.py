@@ -306,7 +306,9 @@ class MiniGPT(CharLanguageModel):
         self.built = True
 
     def call(self, ids, training=False):
-        """Next-character logits `(batch, length, vocabulary_size)`.
+        """Next-character logits `(batch, length, vocabulary_size)`, float32
+        under every dtype policy (as Keras' mixed-precision guide has a
+        model's last layer).
 
         Args:
             ids: int ids `(batch, length)`, `length <= sequence_length`.
@@ -324,7 +326,9 @@ class MiniGPT(CharLanguageModel):
         x = self.embedding_dropout(x, training=training)
         for block in self.blocks:
             x = block(x, training=training)
-        return self._head(x)
+        # (bfloat16 from JAX's `predict` and float32 from TensorFlow's and
+        # PyTorch's before: they converted it, JAX kept it)
+        return ops.cast(self._head(x), "float32")
 
     # The embedding and the head run as the backend's own ops where it has
     # them (PyTorch: `keras_genzoo.backend.token_and_position_embedding`
