@@ -280,6 +280,12 @@ def uneven_batches():
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=jax.devices()))
     model = VAE(latent_dim=2, filters=(4,), seed=0)
+
+    def on_device_1(call):
+        with keras.distribution.DataParallel(
+                devices=jax.devices()[1:2]).scope():
+            return call()
+
     text = "abcdefghij" * 30
     gpt = MiniGPT.from_text(text, num_layers=1, num_heads=2, hidden_dim=8,
                             sequence_length=4, seed=0)
@@ -331,6 +337,11 @@ def uneven_batches():
         # from inside Keras' first step)
         "fit, made before the distribution": lambda: early.fit(
             images[:8], batch_size=4, epochs=1, verbose=0),
+        # on device 0, under a distribution over device 1 alone (the same
+        # number of devices passed a check that counted them)
+        "fit, made on another device": lambda: on_device_1(
+            lambda: early.fit(images[:8], batch_size=4, epochs=1,
+                              verbose=0)),
         # one batch of 3 (before: JAX's IndivisibleError from the step)
         "train_on_batch": lambda: model.train_on_batch(images[:3]),
         "test_on_batch": lambda: model.test_on_batch(images[:3]),

@@ -192,14 +192,16 @@ def check_distribution(model=None):
     if distribution is None:
         return
     if BACKEND == "jax":
-        # (a weight: Keras lays out seed generators' states on one device
-        # under a distribution too)
-        variables = model.trainable_variables if (
-            model is not None and model.built) else []
-        mesh = distribution.device_mesh.devices.size
-        sharding = getattr(getattr(variables[0], "value", None), "sharding",
-                           None) if variables else None
-        if sharding is not None and len(sharding.device_set) != mesh:
+        # The weights' devices against the mesh's, as sets (their count
+        # let a model on device 0 pass a one-device mesh of device 1); the
+        # weights of networks given to a model not built yet too. (Weights
+        # only: Keras lays out seed generators' states on one device under
+        # a distribution too.)
+        variables = model.trainable_variables if model is not None else []
+        mesh = set(distribution.device_mesh.backend_mesh.devices.flat)
+        if any(getattr(getattr(v, "value", None), "sharding", None)
+               is not None and set(v.value.sharding.device_set) != mesh
+               for v in variables):
             raise ValueError(
                 f"The {type(model).__name__}'s variables were made before "
                 f"the keras.distribution ({distribution.__class__.__name__}) "
