@@ -704,10 +704,11 @@ def _keep(batch):
     return batch
 
 
-def _tuple_loader(loader):
-    """A DataLoader that yields `loader`'s batches as tuples, in the same
-    order (a fresh pass of `loader`, with its own shuffling and workers,
-    each epoch) and with the same length.
+def _tuple_loader(loader, convert=None):
+    """A DataLoader that yields `loader`'s batches as tuples (or as
+    `convert(batch)` makes them), in the same order (a fresh pass of
+    `loader`, with its own shuffling and workers, each epoch) and with the
+    same length.
 
     A loader of bare image batches (no labels) trains as it is on PyTorch,
     but Keras' DataLoader adapter on TensorFlow and JAX calls `tuple()` on
@@ -717,7 +718,7 @@ def _tuple_loader(loader):
 
     class Batches(torch.utils.data.IterableDataset):
         def __iter__(self):
-            return map(_as_tuple, loader)
+            return map(convert or _as_tuple, loader)
 
     class SizedBatches(Batches):
         def __len__(self):

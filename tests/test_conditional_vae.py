@@ -3,6 +3,7 @@ digits: labels in every input form, generation by label, the likelihood
 and latent-prior methods with labels, saving, and each bad input."""
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -191,8 +192,17 @@ def test_predict_on_batches_of_images_and_labels(trained, mnist):
     # Keras' own form, ((images, labels), targets), as it was
     streams["nested"] = tf.data.Dataset.from_tensor_slices(
         ((images, labels), images)).batch(8)
+    # a torch DataLoader of [images, labels] (went as a generator: "ran out
+    # of data" on PyTorch, Keras' "Data is expected to be in format" on
+    # JAX)
+    import torch
+    streams["DataLoader"] = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.tensor(images),
+                                       torch.tensor(labels)), batch_size=8)
     for name, stream in streams.items():
-        got = model.predict(stream, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # "ran out of data"
+            got = model.predict(stream, verbose=0)
         assert sorted(got) == sorted(expected), name
         np.testing.assert_allclose(got["z_mean"], expected["z_mean"],
                                    rtol=1e-5, atol=1e-6, err_msg=name)

@@ -968,7 +968,15 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         x = self.check_predict_data(x)
         _check_batch_split(self, x, _batch_size(args, kwargs),
                            "the data to predict", predicting=True)
-        with zoo_backend.keep_state_on_error(self):
+        with zoo_backend.keep_state_on_error(self), \
+                warnings.catch_warnings():
+            if kwargs.get("steps", args[2] if len(args) > 2 else None) is None:
+                # Keras warns at the end of a generator without a length
+                # ("Your input ran out of data; interrupting training ...
+                # use the `.repeat()` function"), where predicting up to
+                # its end is what was asked
+                warnings.filterwarnings(
+                    "ignore", message="Your input ran out of data")
             return super().predict(x, *args, **kwargs)
 
     def check_predict_data(self, x):
@@ -1486,6 +1494,15 @@ class ImageModel(GenerativeModel):
                 images, self.image_shape, what, y=labels,
                 num_classes=self.num_classes)
             x = images if labels is None else [images, labels]
+        elif _inputs._is_torch_dataloader(x):
+            # Keras' DataLoader adapter (TensorFlow, JAX) calls `tuple()` on
+            # each batch, which split bare image batches into images (on
+            # TensorFlow: "'TensorSpec' object is not iterable"); a
+            # conditional model's `(images, labels)` batches go whole as
+            # its inputs, as a loader of the same length (a generator of
+            # them had none: "ran out of data" on PyTorch, refused on JAX)
+            x = _inputs._tuple_loader(
+                x, _inputs.pair_as_inputs if self.num_classes else None)
         elif not self.num_classes and isinstance(x, types.GeneratorType):
             # checked as `fit` checks it, and each batch a tuple (Keras
             # refused bare image batches and lists: "must return a tuple",
