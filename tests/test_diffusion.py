@@ -580,6 +580,46 @@ def test_gradient_accumulation_trains():
     model.fit(images[:2], epochs=1, batch_size=2, verbose=0)
     for a, b in zip(before, model.ema_network.weights):
         np.testing.assert_array_equal(a, _n(b))
+    assert int(_n(model.ema_updates)) == 2  # the updates, not micro-steps
+
+
+def _decay_of_one_step(model, images):
+    """The decay the EMA used in one training step on `images`, read from
+    the average before and after and the weights after."""
+    before = _n(model.ema_network.weights[0]).copy()
+    model.fit(images, epochs=1, batch_size=len(images), verbose=0)
+    after = _n(model.ema_network.weights[0])
+    weights = _n(model.network.weights[0])
+    apart = np.abs(before - weights) > 1e-3
+    return float(np.median((after - weights)[apart]
+                           / (before - weights)[apart]))
+
+
+def test_compiling_anew_keeps_the_averages_warmup():
+    """The decay's warmup counts the average's own updates (saved with the
+    weights): after 20 steps and a new `compile` (a new optimizer, to
+    fine-tune), step 21 averages with min(0.999, 22/31), not 2/11 as the
+    new optimizer's first step did (82 % of the average replaced). A file
+    saved before the count existed continues from the optimizer's."""
+    images = np.random.default_rng(0).random((8, 8, 8, 1)).astype("float32")
+    model = DiffusionModel(widths=(4,), seed=0, ema_decay=0.999)
+    _fast_compile(model)
+    model.fit(images, epochs=20, batch_size=8, verbose=0)
+    assert int(_n(model.ema_updates)) == 20
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    assert _decay_of_one_step(model, images) == pytest.approx(22 / 31,
+                                                              abs=1e-3)
+    assert int(_n(model.ema_updates)) == 21
+    # a file from before: no count in the model's own entry
+    store = {}
+    model.save_own_variables(store)
+    del store["0"]
+    model.load_own_variables(store)
+    assert int(_n(model.ema_updates)) == -1
+    # (the new optimizer's second step)
+    assert _decay_of_one_step(model, images) == pytest.approx(3 / 12,
+                                                              abs=1e-3)
+    assert int(_n(model.ema_updates)) == 2  # the optimizer's count, on
 
 
 def test_user_network_breaking_the_contract():

@@ -175,9 +175,10 @@ class DiffusionModel(ImageModel):
         attention: self-attention at the U-Net's lowest resolution.
         dropout: dropout rate inside the U-Net's residual blocks.
         ema_decay: decay of the weights' moving average. The decay used at
-            step `n` is `min(ema_decay, (1 + n) / (10 + n))`, so short runs
-            are averaged over a short window (`n` counts the optimizer's
-            steps: compiling with a new optimizer restarts the warm-up).
+            its `n`-th update is `min(ema_decay, (1 + n) / (10 + n))`, so
+            short runs are averaged over a short window (`n` is the
+            average's own count, `ema_updates`, saved with the weights:
+            compiling with a new optimizer goes on where it was).
         label_dropout: conditional models: how often a label is replaced by
             "no label" during training (what guidance needs: with 0,
             sampling refuses a `guidance` other than 1).
@@ -251,6 +252,14 @@ class DiffusionModel(ImageModel):
         self.ema_decay = float(ema_decay)
         self.label_dropout = float(label_dropout)
         self.loss_tracker = keras.metrics.Mean(name="loss")
+        # How many times the average moved: the warmup of its decay counts
+        # these, not the optimizer's steps (a model compiled anew, with a
+        # new optimizer, had its average nearly replaced by the next
+        # steps). Saved with the weights; -1 where a file from before it
+        # was loaded (the optimizer's count stands in, as it did).
+        self.ema_updates = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False,
+            name="ema_updates", aggregation="only_first_replica")
         self._compiled = _Compiled()
         self.network = network
         self.ema_network = None
@@ -363,6 +372,15 @@ class DiffusionModel(ImageModel):
         if self.num_classes:
             return [noisy, t, ops.convert_to_tensor(labels, "int32")]
         return [noisy, t]
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if "0" not in keys:
+            # a file saved before `ema_updates`: the optimizer's count
+            # stands in for it (-1)
+            store = {key: store[key] for key in keys}
+            store["0"] = np.array(-1, "int32")
+        super().load_own_variables(store)
 
     def _ema_pairs(self):
         """`(average, weight)` pairs of the float weights the EMA follows."""
@@ -518,14 +536,21 @@ class DiffusionModel(ImageModel):
                             self.optimizer)
         every = getattr(optimizer, "gradient_accumulation_steps", None) or 1
         updates, micro = step.optimizer_steps(self.optimizer)
-        n = ops.cast(updates, "float32")
+        # this update's number (from 1): the average's own count, else
+        # (a file saved before it) the optimizer's
+        count = step.read([self.ema_updates])[0]
+        number = ops.where(count < 0, ops.cast(updates, "int32"), count + 1)
+        n = ops.cast(number, "float32")
         decay = ops.minimum(self.ema_decay, (1.0 + n) / (10.0 + n))
         if every > 1:
             # the average moves where the weights did (every `every`
             # micro-steps), not at every micro-step
-            decay = ops.where(micro % every == 0, decay, 1.0)
+            moved = micro % every == 0
+            decay = ops.where(moved, decay, 1.0)
+            number = ops.where(moved, number, count)
         averages, weights = zip(*self._ema_pairs())
         zoo_backend.ema_update(step, averages, weights, decay)
+        step.assign([self.ema_updates], [number])
         return logs
 
     def test_schedule(self, data, step):
