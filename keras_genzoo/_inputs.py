@@ -656,8 +656,9 @@ def prepare_images_for_fit(x, expected_shape=None, what="the training data",
             labels, what), what)
 
         # Keras wants tuples from generators: wrap bare image batches (a
-        # generator again: Keras reads no other iterator)
-        return (_as_tuple(batch) for batch in batches), shape
+        # generator again: Keras reads no other iterator), without the
+        # `None` of `(images, None)`
+        return (without_nones(batch) for batch in batches), shape
     images, labels = _first_batch(x, what)
     shape = check_image_batch(images, expected_shape, what)
     _check_not_targets(images, labels, reconstructs, what)
@@ -760,6 +761,32 @@ def _check_stream_labels(labels, count, num_classes, what):
 _FIRST_BATCHES = weakref.WeakKeyDictionary()
 # the datasets and loaders whose first batch was a dict (tfds' layout)
 _DICT_BATCHES = weakref.WeakSet()
+# those whose first batch held a `None` (`(images, None)`)
+_NONE_BATCHES = weakref.WeakSet()
+
+
+def yields_none(x):
+    """Whether the first batch of `x` that `fit`'s data check read was a
+    tuple holding a `None` (`(images, None)`)."""
+    try:
+        return x in _NONE_BATCHES
+    except TypeError:
+        return False
+
+
+def without_nones(batch):
+    """A batch as a tuple without its trailing `None`s: `(images, None)` as
+    `(images,)`. Keras' TensorFlow adapters of `PyDataset`s and generators
+    type a `None` from the first batches and then refuse it ("`generator`
+    yielded an element that did not match the expected structure"), where
+    JAX and PyTorch take it. Bare batches and dicts as `_as_tuple` makes
+    them."""
+    if isinstance(batch, (tuple, list)):
+        batch = tuple(batch)
+        while len(batch) > 1 and batch[-1] is None:
+            batch = batch[:-1]
+        return batch
+    return _as_tuple(batch)
 
 
 def first_batch(x, what="the data"):
@@ -798,6 +825,9 @@ def _first_batch(x, what):
     try:
         if isinstance(first, dict):
             _DICT_BATCHES.add(x)
+        if isinstance(first, (tuple, list)) and any(
+                element is None for element in first):
+            _NONE_BATCHES.add(x)
         _FIRST_BATCHES[x] = result
     except TypeError:  # not weak-referenceable: read again next time
         pass

@@ -563,3 +563,33 @@ def test_int8_under_float16_names_the_way_that_works(tmp_path):
     other.quantize("int8")
     np.testing.assert_allclose(other.reconstruct(images),
                                half.reconstruct(images), atol=0.05)
+
+
+def test_batches_of_images_and_none_on_every_backend(mnist):
+    """`(images, None)` batches from a PyDataset or a generator train,
+    validate, evaluate and predict on every backend (on TensorFlow Keras'
+    adapters typed the None and then refused their own batches: "did not
+    match the expected structure")."""
+    images = mnist[0][:32]
+
+    class WithNone(keras.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return images[16 * i:16 * i + 16], None
+
+    def generator():
+        return ((images[i:i + 16], None) for i in (0, 16))
+
+    vae = tiny_vae()
+    history = vae.fit(WithNone(), validation_data=WithNone(), epochs=1,
+                      verbose=0).history
+    assert np.isfinite(history["loss"]).all()
+    assert np.isfinite(history["val_loss"]).all()
+    vae.fit(generator(), epochs=1, verbose=0)
+    assert np.isfinite(vae.evaluate(WithNone(), verbose=0)).all()
+    np.testing.assert_allclose(
+        vae.predict(WithNone(), verbose=0)["z_mean"],
+        vae.predict(images, verbose=0)["z_mean"], atol=1e-5)
+    assert vae.predict(generator(), verbose=0)["z_mean"].shape == (32, 4)

@@ -1440,7 +1440,7 @@ class ImageModel(GenerativeModel):
                           else None))
         if not self.built:
             self.build((None,) + shape)
-        return x
+        return _without_none_batches(x)
 
     def predict(self, x, *args, **kwargs):
         """`call` on batches of images; see `keras.Model.predict`.
@@ -1503,6 +1503,9 @@ class ImageModel(GenerativeModel):
             # them had none: "ran out of data" on PyTorch, refused on JAX)
             x = _inputs._tuple_loader(
                 x, _inputs.pair_as_inputs if self.num_classes else None)
+        elif not self.num_classes and isinstance(x, keras.utils.PyDataset):
+            x, _ = _inputs.prepare_images_for_fit(x, self.image_shape, what)
+            x = _without_none_batches(x)
         elif not self.num_classes and isinstance(x, types.GeneratorType):
             # checked as `fit` checks it, and each batch a tuple (Keras
             # refused bare image batches and lists: "must return a tuple",
@@ -1513,7 +1516,7 @@ class ImageModel(GenerativeModel):
             # took the labels for targets and dropped them (a conditional
             # VAE returned its input images as `{"images": ...}`)
             if isinstance(x, keras.utils.PyDataset):
-                x = _PairsAsInputs(x)
+                x = _MappedPyDataset(x, _inputs.pair_as_inputs)
             else:
                 x = _inputs.pairs_as_inputs(x, "The data given to `predict`")
         return x
@@ -1582,22 +1585,32 @@ def _saved_optimizer_size(filepath, groups=("optimizer",)):
     return read_weights_file(filepath, count)
 
 
-class _PairsAsInputs(keras.utils.PyDataset):
-    """A `PyDataset` whose `(images, labels)` batches come as `((images,
-    labels),)` (see `_inputs.pair_as_inputs`); at module level, so that
-    its workers can pickle it."""
+def _without_none_batches(x):
+    """`x`, or a `PyDataset` of `(images, None)` batches as one of
+    `(images,)` (see `_inputs.without_nones`: on TensorFlow Keras refused
+    its own batches)."""
+    if isinstance(x, keras.utils.PyDataset) and _inputs.yields_none(x):
+        return _MappedPyDataset(x, _inputs.without_nones)
+    return x
 
-    def __init__(self, dataset):
+
+class _MappedPyDataset(keras.utils.PyDataset):
+    """A `PyDataset` whose batches come as `convert(batch)` (a module-level
+    function: `_inputs.pair_as_inputs`, `_inputs.without_nones`); at
+    module level, so that its workers can pickle it."""
+
+    def __init__(self, dataset, convert):
         super().__init__(workers=dataset.workers,
                          use_multiprocessing=dataset.use_multiprocessing,
                          max_queue_size=dataset.max_queue_size)
         self.dataset = dataset
+        self.convert = convert
 
     def __len__(self):
         return len(self.dataset)
 
     def __getitem__(self, index):
-        return _inputs.pair_as_inputs(self.dataset[index])
+        return self.convert(self.dataset[index])
 
     @property
     def num_batches(self):
