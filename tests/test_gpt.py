@@ -767,7 +767,7 @@ def test_dropout_trains_on_alike_after_a_reload(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_temperatures_share_one_compiled_loop():
+def test_temperatures_and_top_p_share_one_compiled_loop():
     # each new temperature compiled sampling loops of their own (7 s each
     # on TensorFlow, kept for the model's life); the temperature is an
     # argument of the loops now, and the text is what it was: keras-hub's
@@ -796,8 +796,8 @@ def test_temperatures_share_one_compiled_loop():
     def next_fn(prompt, cache, index):
         return gpt(prompt)[:, index - 1, :], None, cache
 
-    for temperature, text in texts.items():
-        sampler = make_sampler(temperature, 5, None, seed=1,
+    def keras_hubs_text(temperature, top_k, top_p):
+        sampler = make_sampler(temperature, top_k, top_p, seed=1,
                                vocabulary_size=gpt.vocabulary_size)
         loop = backend.compile_inference(
             gpt, lambda b: backend.run_sampler(gpt, sampler, next_fn, b,
@@ -805,4 +805,20 @@ def test_temperatures_share_one_compiled_loop():
             list(sampler.variables))
         out = keras.ops.convert_to_numpy(loop(keras.ops.convert_to_tensor(
             buffer)))
-        assert gpt.decode_ids(out[0]) == text[:8], temperature
+        return gpt.decode_ids(out[0])
+
+    for temperature, text in texts.items():
+        assert keras_hubs_text(temperature, 5, None) == text[:8], temperature
+    # top_p is an argument of the loops too (each new value compiled
+    # loops of its own: 1-2 s and 15 MB on TensorFlow, kept for good)
+    gpt._loops.clear()
+    nucleus = {p: gpt.generate("abc", 5, temperature=2.0, top_p=p, seed=1)
+               for p in (0.3, 0.6, 0.9)}
+    assert len(gpt._loops.by_setting) == 1
+    assert len(set(nucleus.values())) > 1  # the threshold reached the loop
+    for top_p, text in nucleus.items():
+        assert keras_hubs_text(2.0, None, top_p) == text, top_p
+    # and the loops kept are the 8 used last
+    for top_k in range(2, 12):
+        gpt.generate("abc", 2, top_k=top_k, seed=1)
+    assert list(gpt._loops.by_setting) == [(k, False) for k in range(4, 12)]

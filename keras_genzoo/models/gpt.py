@@ -24,6 +24,7 @@ keras_hub (which loads TensorFlow and tensorflow-text, ~5 s) is imported only
 when a `MiniGPT` is built.
 """
 
+import collections
 import inspect
 
 import numpy as np
@@ -44,11 +45,25 @@ BLOCK_TYPES = ("fused", "keras_hub")
 
 class _CompiledLoops:
     """Compiled sampling loops by sampler setting (kept out of Keras'
-    attribute tracking: they are not state to save)."""
+    attribute tracking: they are not state to save), the `KEPT` used last:
+    each holds compiled programs (about 15 MB on TensorFlow, measured)."""
+
+    KEPT = 8
 
     def __init__(self):
-        self.by_setting = {}
+        self.by_setting = collections.OrderedDict()
         self.steps = None  # the loops' steps, shared by every setting
+
+    def get(self, key):
+        loops = self.by_setting.get(key)
+        if loops is not None:
+            self.by_setting.move_to_end(key)
+        return loops
+
+    def put(self, key, loops):
+        self.by_setting[key] = loops
+        while len(self.by_setting) > self.KEPT:
+            self.by_setting.popitem(last=False)
 
     def clear(self):
         self.by_setting.clear()
@@ -437,17 +452,20 @@ class MiniGPT(CharLanguageModel):
 
     # -- generation ---------------------------------------------------------
 
-    def _generator(self, sampler_key):
-        """Compiled sampling loops for one sampler setting (cached): `top_k`
-        and `top_p` (`None` for greedy). The temperature is an argument of
-        the loops: each new temperature compiled loops of its own before
-        (7 s each on TensorFlow, kept for the model's life)."""
-        if sampler_key in self._loops.by_setting:
-            return self._loops.by_setting[sampler_key]
-        top_k, top_p = (1, None) if sampler_key is None else sampler_key
+    def _generator(self, loop_key):
+        """Compiled sampling loops for one kind of sampler (cached):
+        `(top_k, nucleus)`, `None` for greedy. The temperature and the
+        nucleus' `top_p` are arguments of the loops: each new value
+        compiled loops of its own before (a temperature 7 s on
+        TensorFlow, a top_p 1-2 s and 15 MB, kept for the model's life)."""
+        compiled = self._loops.get(loop_key)
+        if compiled is not None:
+            return compiled
+        top_k, nucleus = (1, False) if loop_key is None else loop_key
         # temperature 1: the loops divide the logits by the temperature as
-        # keras-hub's samplers do (float32, then the division)
-        sampler = make_sampler(1.0, top_k, top_p,
+        # keras-hub's samplers do (float32, then the division); a nucleus
+        # sampler reads the loops' `top_p` (its `p`, set while they run)
+        sampler = make_sampler(1.0, top_k, 0.5 if nucleus else None,
                                vocabulary_size=self.vocabulary_size)
         cached_next, window_next = self._loop_steps()
 
@@ -458,22 +476,32 @@ class MiniGPT(CharLanguageModel):
                         cache)
             return next_fn
 
-        def fill_context(buffer, start, temperature):
+        def run(next_fn, buffer, temperature, top_p, **kwargs):
+            threshold = getattr(sampler, "p", None)
+            if nucleus:
+                sampler.p = top_p
+            try:
+                return backend.run_sampler(
+                    self, sampler, cooled(next_fn, temperature), buffer,
+                    **kwargs)
+            finally:
+                if nucleus:
+                    sampler.p = threshold  # no traced value left on it
+
+        def fill_context(buffer, start, temperature, top_p):
             # buffer (batch, sequence_length): the prompt, then zeros;
             # samples positions start .. sequence_length - 1 with the cache.
             _, cache = self.call_with_cache(
                 buffer, self.empty_cache(ops.shape(buffer)[0]), 0)
-            return backend.run_sampler(
-                self, sampler, cooled(cached_next, temperature), buffer,
-                cache=cache, index=start)
+            return run(cached_next, buffer, temperature, top_p, cache=cache,
+                       index=start)
 
-        def slide(buffer, temperature):
+        def slide(buffer, temperature, top_p):
             # buffer (batch, 2 * sequence_length): a full context, then
             # zeros; each new character sees exactly the last
             # sequence_length characters.
-            return backend.run_sampler(
-                self, sampler, cooled(window_next, temperature), buffer,
-                index=self.sequence_length)
+            return run(window_next, buffer, temperature, top_p,
+                       index=self.sequence_length)
 
         state = list(sampler.variables)
         compiled = (
@@ -481,7 +509,7 @@ class MiniGPT(CharLanguageModel):
             backend.compile_inference(self, fill_context, state),
             backend.compile_inference(self, slide, state),
         )
-        self._loops.by_setting[sampler_key] = compiled
+        self._loops.put(loop_key, compiled)
         return compiled
 
     def _loop_steps(self):
@@ -532,9 +560,12 @@ class MiniGPT(CharLanguageModel):
         docstring); returns at least `max_new_tokens` new ids."""
         key = sampler_setting(temperature, top_k, top_p,
                               self.vocabulary_size)
-        sampler, fill_context, slide = self._generator(key)
+        sampler, fill_context, slide = self._generator(
+            None if key is None else (key[0], key[1] is not None))
         temperature = ops.convert_to_tensor(
             1.0 if key is None else float(temperature), "float32")
+        top_p = ops.convert_to_tensor(
+            1.0 if key is None or key[1] is None else key[1], "float32")
         if sampler.variables:
             fresh = keras.random.SeedGenerator(_inputs.generator_seed(seed))
             for variable in sampler.variables:
@@ -546,13 +577,13 @@ class MiniGPT(CharLanguageModel):
             buffer[0, :len(ids)] = ids
             out = fill_context(ops.convert_to_tensor(buffer),
                                ops.convert_to_tensor(len(ids), "int32"),
-                               temperature)
+                               temperature, top_p)
             new += ops.convert_to_numpy(out)[0, len(ids):].tolist()
         while len(new) < max_new_tokens:
             context = (ids + new)[-length:]
             buffer = np.zeros((1, 2 * length), dtype="int32")
             buffer[0, :length] = context
-            out = slide(ops.convert_to_tensor(buffer), temperature)
+            out = slide(ops.convert_to_tensor(buffer), temperature, top_p)
             new += ops.convert_to_numpy(out)[0, length:].tolist()
         return new
 
