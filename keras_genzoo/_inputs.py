@@ -66,6 +66,31 @@ def holds_whole_numbers(array):
         and bool((np.mod(array, 1) == 0).all()))
 
 
+def padded_rows(count, limit):
+    """How many rows a compiled inference function is given for `count`:
+    `count` where it is `limit` (a full batch), else the next power of two
+    up to 16 and the next multiple of 16 past it, at most `limit`: a few
+    batch sizes, each compiled once, where every new `count` compiled the
+    function again (XLA and `jax.jit` compile one program per input
+    shape), for at most 15 rows computed in vain."""
+    count = int(count)
+    if count >= limit:
+        return count
+    if count > 16:
+        return min(limit, -(-count // 16) * 16)
+    return min(limit, 1 << max(0, count - 1).bit_length())
+
+
+def pad_rows(array, rows):
+    """A numpy `array` with zero rows added up to `rows` rows."""
+    array = np.asarray(array)
+    if len(array) >= rows:
+        return array
+    return np.concatenate(
+        [array, np.zeros((rows - len(array),) + array.shape[1:],
+                         array.dtype)])
+
+
 def check_count(value, name, minimum=1):
     """`value` as an int >= `minimum`, or one clear `ValueError`.
 

@@ -900,3 +900,31 @@ def test_a_half_precision_policy_trains(dtype):
     average = keras.ops.convert_to_numpy(model.ema_network.weights[0])
     assert str(model.ema_network.weights[0].dtype) == dtype
     assert np.isfinite(average.astype("float32")).all()
+
+
+def test_generate_meets_few_batch_sizes(trained):
+    """`generate` of 3, 5, 6 and 7 samples runs its compiled step on 4 and
+    8 rows (the samples padded: each new number compiled it again, up to
+    1.6 s on TensorFlow), with the samples' own results."""
+    model = trained.model
+    model.generate(1, steps=1)  # the step made
+    step = model._compiled.steps[False]
+    rows = []
+
+    def spy(x, *args):
+        rows.append(int(keras.ops.shape(x)[0]))
+        return step(x, *args)
+
+    model._compiled.steps[False] = spy
+    try:
+        padded = {n: model.generate(n, steps=2, seed=5, eta=0.5)
+                  for n in (3, 5, 6, 7)}
+        assert set(rows) == {4, 8}
+        rows.clear()
+        exact = model.generate(5, steps=2, seed=5, eta=0.5, batch_size=5)
+        assert rows == [5, 5]
+    finally:
+        model._compiled.steps[False] = step
+    assert padded[5].shape == (5, 28, 28, 1)
+    np.testing.assert_allclose(padded[5].astype("int32"), exact, atol=1)
+    np.testing.assert_allclose(padded[7][:5].astype("int32"), exact, atol=1)

@@ -84,6 +84,12 @@ def test_predict_proba_bic_aic_match_scikit_learn(wine):
                                rtol=0.01)
     np.testing.assert_allclose(ours.aic(wine), reference.aic(wine),
                                rtol=0.01)
+    # scored in blocks of a few sizes (each new number of points compiled
+    # the scoring again): any number of points gives the same scores
+    scores = ours.score_samples(wine)
+    for count in (1, 5, 17, 100):
+        np.testing.assert_allclose(ours.score_samples(wine[:count]),
+                                   scores[:count], rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -593,3 +593,16 @@ def test_batches_of_images_and_none_on_every_backend(mnist):
         vae.predict(WithNone(), verbose=0)["z_mean"],
         vae.predict(images, verbose=0)["z_mean"], atol=1e-5)
     assert vae.predict(generator(), verbose=0)["z_mean"].shape == (32, 4)
+
+
+def test_likelihoods_of_any_number_of_images(mnist):
+    """`nll` pads its last chunk to one of a few sizes (each new number of
+    images compiled the function again): the scores of the first images
+    do not depend on how many were given."""
+    vae = tiny_vae(image_shape=(28, 28, 1))
+    images = mnist[0][:7]
+    every = vae.nll(images, num_samples=4, seed=0, reduction="none")
+    for count in (1, 3, 5):
+        np.testing.assert_allclose(
+            vae.nll(images[:count], num_samples=4, seed=0, reduction="none"),
+            every[:count], rtol=1e-5)

@@ -277,7 +277,9 @@ def compile_inference(model, fn, state_variables=()):
         A callable with the signature of `fn`.
     """
     del model, state_variables  # tf.function captures variables itself
-    _compiled_once.names.add(repr(fn))
+    # (by qualified name, which the warning's repr holds: the set holds
+    # one entry per definition, not one per closure made)
+    _compiled_once.names.add(getattr(fn, "__qualname__", None) or repr(fn))
     return tf.function(fn, jit_compile=True, reduce_retracing=True)
 
 
@@ -291,7 +293,7 @@ class _CompiledOnce(logging.Filter):
 
     def __init__(self):
         super().__init__()
-        self.names = set()  # the functions' reprs, which name the closure
+        self.names = set()  # the functions' qualified names
 
     def filter(self, record):
         message = record.getMessage()

@@ -413,8 +413,13 @@ class VAE(LatentImageModel):
                        (len(images), num_samples, self.latent_dim)
                    ).astype("float32"))
             extra = () if labels is None else (labels[i:i + chunk],)
-            parts.append([np.asarray(ops.convert_to_numpy(t), "float64")
-                          for t in compiled.likelihood(images, eps, *extra)])
+            # the last chunk padded to one of a few sizes: each new number
+            # of images compiled the function again (0.5 s, kept)
+            rows = _inputs.padded_rows(len(images), chunk)
+            padded = [_inputs.pad_rows(a, rows) for a in (images, eps) + extra]
+            parts.append([np.asarray(ops.convert_to_numpy(t),
+                                     "float64")[:len(images)]
+                          for t in compiled.likelihood(*padded)])
         return [np.concatenate(p) for p in zip(*parts)]
 
     @staticmethod
