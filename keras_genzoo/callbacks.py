@@ -23,9 +23,11 @@ def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
 
     Args:
         images: array `(num_images, height, width, channels)`, uint8 in
-            0..255 or floats in [0, 1] (1, 3 or 4 channels; grayscale may
-            omit the channel axis). Other values (a tanh network's
-            [-1, 1], 0..255 floats, NaN) raise a `ValueError`.
+            0..255 or floats in [0, 1] (grayscale may omit the channel
+            axis). 1 channel is drawn in gray, 3 in colour, 4 (RGBA) from
+            the first three; any other number as one gray panel per
+            channel, side by side. Other values (a tanh network's [-1, 1],
+            0..255 floats, NaN) raise a `ValueError`.
         columns: images per row; default: the smallest square that fits.
         padding: pixels between images and around the border.
         scale: integer upscaling factor (nearest neighbour), for small images.
@@ -45,9 +47,9 @@ def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
         images = images.astype("uint8") * 255
     if images.ndim == 3:
         images = images[..., None]
-    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
+    if images.ndim != 4 or not images.shape[-1]:
         raise ValueError(
-            "`images` must be (num_images, height, width, 1|3|4); got "
+            "`images` must be (num_images, height, width, channels); got "
             f"{images.shape}."
         )
     if images.dtype.kind not in "iuf":
@@ -56,6 +58,12 @@ def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
             f"dtype {images.dtype}.")
     if images.shape[-1] == 4:
         images = images[..., :3]
+    elif images.shape[-1] not in (1, 3):
+        # each channel a gray panel, side by side (a model of 2-channel
+        # images trained, then its first grid failed: "1|3|4")
+        num, height, width, channels = images.shape
+        images = np.transpose(images, (0, 1, 3, 2)).reshape(
+            num, height, channels * width, 1)
     if not len(images):
         raise ValueError("`images` is empty: a grid needs at least one "
                          "image.")

@@ -240,9 +240,6 @@ def _sample_images(model_or_images, num, seed, labels, what):
     # [-1, 1]), 0..255 floats and NaN were clipped into a grid in silence,
     # an empty array was a ZeroDivisionError
     _inputs.check_image_batch(images, what=f"The images given to {what}")
-    if images.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"{message} of shape {images.shape}: images have "
-                         "1, 3 or 4 channels (channels last).")
     return _inputs.scale_pixels(images)
 
 

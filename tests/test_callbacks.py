@@ -27,7 +27,34 @@ def test_image_grid_layout():
     color = image_grid(np.ones((4, 3, 3, 3)), padding=0, scale=3)
     assert color.shape == (18, 18, 3)
     with pytest.raises(ValueError, match="num_images, height, width"):
-        image_grid(np.zeros((2, 3, 3, 2)))
+        image_grid(np.zeros((2, 3)))
+    # 2 (or 5...) channels: one gray panel per channel, side by side (a
+    # model of 2-channel images trained, then its first grid failed)
+    two = np.zeros((2, 3, 3, 2), "float32")
+    two[..., 1] = 1.0
+    grid = image_grid(two, padding=1, pad_value=0.5)
+    assert grid.shape == (3 + 2, 2 * (6 + 1) + 1)
+    assert (grid[1:4, 1:4] == 0).all() and (grid[1:4, 4:7] == 255).all()
+    assert image_grid(np.zeros((1, 4, 4, 5)), padding=0).shape == (4, 20)
+
+
+def test_grids_of_a_model_of_two_channel_images(tmp_path):
+    """A VAE of 2-channel images trains to the end with its grid callbacks
+    (the first grid failed at the end of epoch 1: "1|3|4"), and plots its
+    samples."""
+    from keras_genzoo import plots
+
+    images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 2),
+                                               "uint8")
+    vae = VAE(latent_dim=2, filters=(4,), seed=0)
+    gif = os.path.join(tmp_path, "progress.gif")
+    grids = ImageGridSaver(str(tmp_path), num_images=4, seed=0)
+    history = vae.fit(images, epochs=2, batch_size=8, verbose=0, callbacks=[
+        grids, ReconstructionGridSaver(images[:4], str(tmp_path)),
+        ProgressGif(grids, gif)])
+    assert len(history.history["loss"]) == 2
+    assert os.path.exists(gif)
+    assert plots.plot_samples(vae, num=4, seed=0) is not None
 
 
 def test_image_grid_saver_writes_pngs_of_the_expected_size(mnist, tmp_path):

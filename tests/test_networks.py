@@ -419,3 +419,14 @@ def test_sinusoidal_embedding_takes_one_value_per_sample():
         with pytest.raises(ValueError, match="positive even"):
             SinusoidalEmbedding(dim)
     assert SinusoidalEmbedding(8.0).dim == 8
+
+
+def test_unet_with_an_odd_first_width():
+    """(Its time embedding took the first width as its size, which must be
+    even: `DiffusionModel(widths=(3, 6))` failed at the first `fit`, "`dim`
+    must be a positive even number".)"""
+    from keras_genzoo.networks.unet import unet
+
+    net = unet((8, 8, 1), widths=(3, 6))
+    out = net([np.zeros((2, 8, 8, 1), "float32"), np.zeros((2,), "float32")])
+    assert tuple(out.shape) == (2, 8, 8, 1)

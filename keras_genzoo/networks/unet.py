@@ -126,7 +126,10 @@ def unet(image_shape, widths=(32, 64), blocks_per_level=1, attention=False,
     t = keras.Input((), name="noise_level")
     inputs = [images, t]
     embedding_dim = 4 * widths[0]
-    embedding = SinusoidalEmbedding(widths[0], name="time_sinusoids")(t)
+    # (an even size: an odd first width failed at the first `fit`,
+    # "`dim` must be a positive even number")
+    embedding = SinusoidalEmbedding(widths[0] + widths[0] % 2,
+                                    name="time_sinusoids")(t)
     embedding = layers.Dense(embedding_dim, activation="swish",
                              name="time_dense1")(embedding)
     embedding = layers.Dense(embedding_dim, name="time_dense2")(embedding)
