@@ -822,3 +822,29 @@ def test_temperatures_and_top_p_share_one_compiled_loop():
     for top_k in range(2, 12):
         gpt.generate("abc", 2, top_k=top_k, seed=1)
     assert list(gpt._loops.by_setting) == [(k, False) for k in range(4, 12)]
+
+
+def test_generate_from_two_threads():
+    """The loops of a setting share one sampler (its seed, its `top_p`):
+    two threads generating with other `top_p` values got each other's
+    (PyTorch: every text wrong) until calls were made one at a time."""
+    import threading
+
+    gpt = MiniGPT(list("abcdefghij \n"), sequence_length=8, num_layers=1,
+                  num_heads=2, hidden_dim=8, seed=0)
+    expected = {p: gpt.generate("abc", 12, temperature=2.0, top_p=p, seed=1)
+                for p in (0.05, 0.99)}
+    got = {p: [] for p in expected}
+
+    def run(p):
+        for _ in range(5):
+            got[p].append(gpt.generate("abc", 12, temperature=2.0, top_p=p,
+                                       seed=1))
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in expected]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for p, texts in got.items():
+        assert texts == [expected[p]] * 5, p

@@ -573,11 +573,16 @@ def test_batches_of_images_and_none_on_every_backend(mnist):
     images = mnist[0][:32]
 
     class WithNone(keras.utils.PyDataset):
+        epochs_begun = 0
+
         def __len__(self):
             return 2
 
         def __getitem__(self, i):
             return images[16 * i:16 * i + 16], None
+
+        def on_epoch_begin(self):
+            WithNone.epochs_begun += 1
 
     def generator():
         return ((images[i:i + 16], None) for i in (0, 16))
@@ -587,6 +592,8 @@ def test_batches_of_images_and_none_on_every_backend(mnist):
                       verbose=0).history
     assert np.isfinite(history["loss"]).all()
     assert np.isfinite(history["val_loss"]).all()
+    vae.fit(WithNone(), epochs=2, verbose=0)
+    assert WithNone.epochs_begun >= 3  # its own hooks, passed through
     vae.fit(generator(), epochs=1, verbose=0)
     assert np.isfinite(vae.evaluate(WithNone(), verbose=0)).all()
     np.testing.assert_allclose(

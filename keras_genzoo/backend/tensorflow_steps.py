@@ -277,9 +277,12 @@ def compile_inference(model, fn, state_variables=()):
         A callable with the signature of `fn`.
     """
     del model, state_variables  # tf.function captures variables itself
-    # (by qualified name, which the warning's repr holds: the set holds
-    # one entry per definition, not one per closure made)
-    _compiled_once.names.add(getattr(fn, "__qualname__", None) or repr(fn))
+    # (by qualified name as the warning's repr writes it: the set holds one
+    # entry per definition, not one per closure made; a lambda's own repr,
+    # or every lambda's warnings would be dropped)
+    qualname = getattr(fn, "__qualname__", "<lambda>")
+    _compiled_once.names.add(repr(fn) if qualname.endswith("<lambda>")
+                             else f"<function {qualname} at")
     return tf.function(fn, jit_compile=True, reduce_retracing=True)
 
 

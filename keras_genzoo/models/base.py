@@ -1138,7 +1138,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         # float16 computation (by the layers it quantizes: those with a
         # `quantize` of their own) tells one to use "'mixed_bfloat16' or
         # 'mixed_float16'", the policy refused.
-        if mode == "int8" and any(
+        if mode == "int8" and self.built and any(
                 layer.compute_dtype == "float16"
                 and type(layer).quantize is not keras.layers.Layer.quantize
                 for layer in self._flatten_layers(include_self=False)):
@@ -1615,6 +1615,9 @@ class _MappedPyDataset(keras.utils.PyDataset):
     @property
     def num_batches(self):
         return self.dataset.num_batches
+
+    def on_epoch_begin(self):
+        self.dataset.on_epoch_begin()
 
     def on_epoch_end(self):
         self.dataset.on_epoch_end()

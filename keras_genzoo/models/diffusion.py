@@ -29,7 +29,6 @@ Choices, with their reasons:
 
 import math
 
-import types
 
 import numpy as np
 
@@ -108,6 +107,11 @@ class _Compiled:
 
     def __init__(self):
         self.steps = {}
+        self.rows = {}  # the batch sizes each step met (`RowCounts`)
+
+    def clear(self):
+        self.steps.clear()
+        self.rows.clear()
 
 
 def _kept_steps(steps, frames):
@@ -574,7 +578,7 @@ class DiffusionModel(ImageModel):
         which computed with the weights as they were (a stale step kept
         sampling with the float weights)."""
         super().quantize(*args, **kwargs)
-        self._compiled.steps.clear()
+        self._compiled.clear()
 
     # ----------------------------------------------------------- sampling
     def _sampling_step(self, guided):
@@ -749,32 +753,28 @@ class DiffusionModel(ImageModel):
         return outputs
 
     def _denoise(self, x, times, labels, guidance, eta, step_noise, progbar,
-                 known=None, mask=None, frames=None, rows=None):
+                 known=None, mask=None, frames=None, batch_size=None):
         """DDIM from `x` at `times[0]` down to `times[-1]` (numpy in and
         out, [-1, 1] scale). With `known`/`mask`, the pixels outside the
         mask follow `known` noised to each level (inpainting). The noise
         along the way comes from `step_noise` (`_step_noise`). `frames`
-        collects `x` after each step when a list. `rows` (without `known`
-        and `frames`): the samples are denoised as a batch of that many,
-        padded with zeros (each sample is denoised on its own), so that
-        the compiled step meets few batch sizes (each new number of
-        samples compiled it again: up to 1.6 s on TensorFlow)."""
+        collects `x` after each step when a list. With `batch_size` (and
+        without `known` and `frames`), the samples may be denoised padded
+        with zeros to a batch size the compiled step has met (each sample
+        is denoised on its own; see `_inputs.RowCounts`)."""
         step = self._sampling_step(guidance is not None)
         n = len(x)
         if not self.num_classes:
             labels = np.zeros((n,), "int32")  # ignored
         elif labels is None:
             labels = np.full((n,), self.num_classes, "int32")
-        if rows is not None and rows > n and known is None and (
-                frames is None):
+        rows = n
+        if batch_size is not None and known is None and frames is None:
+            counts = self._compiled.rows.setdefault(
+                guidance is not None, _inputs.RowCounts())
+            rows = counts.rows(n, batch_size)
             x, labels = _inputs.pad_rows(x, rows), _inputs.pad_rows(
                 labels, rows)
-            draw = step_noise.standard_normal
-            step_noise = types.SimpleNamespace(
-                standard_normal=lambda shape: _inputs.pad_rows(
-                    draw((n,) + tuple(shape[1:])), rows))
-            return self._denoise(x, times, labels, guidance, eta, step_noise,
-                                 progbar)[:n]
         guidance = np.float32(1.0 if guidance is None else guidance)
         eta = np.float32(eta)
         # x stays a backend tensor between steps (no host round trip on a
@@ -785,8 +785,8 @@ class DiffusionModel(ImageModel):
         x = ops.convert_to_tensor(x, "float32")
         image = x
         for t, t_next in zip(times[:-1], times[1:]):
-            noise = (step_noise.standard_normal(shape) if eta
-                     else zeros)
+            noise = (_inputs.pad_rows(step_noise.standard_normal(
+                (n,) + shape[1:]), rows) if eta else zeros)
             x, image = step(x, np.float32(t), np.float32(t_next), noise, eta,
                             labels, guidance)
             if known is not None or frames is not None:
@@ -801,7 +801,7 @@ class DiffusionModel(ImageModel):
                 frames.append(x)
             if progbar is not None:
                 progbar.add(1)
-        image = np.asarray(ops.convert_to_numpy(image))
+        image = np.asarray(ops.convert_to_numpy(image))[:n]
         if known is not None:
             image = mask * image + (1.0 - mask) * known
         return image
@@ -892,7 +892,7 @@ class DiffusionModel(ImageModel):
             return self._denoise(
                 x, times, None if labels is None else labels[start:stop],
                 guidance, eta, self._step_noise(seed, start, stop), progbar,
-                rows=_inputs.padded_rows(stop - start, batch_size))
+                batch_size=batch_size)
 
         chunks = self._run_chunks(num_samples, batch_size, verbose, steps,
                                   run_chunk)

@@ -26,6 +26,7 @@ when a `MiniGPT` is built.
 
 import collections
 import inspect
+import threading
 
 import numpy as np
 
@@ -53,6 +54,7 @@ class _CompiledLoops:
     def __init__(self):
         self.by_setting = collections.OrderedDict()
         self.steps = None  # the loops' steps, shared by every setting
+        self.lock = threading.RLock()
 
     def get(self, key):
         loops = self.by_setting.get(key)
@@ -558,6 +560,14 @@ class MiniGPT(CharLanguageModel):
                    seed):
         """Samples with a compiled keras-hub sampler loop (see the class
         docstring); returns at least `max_new_tokens` new ids."""
+        # one call at a time: the loops of a setting share one sampler (its
+        # seed and its `top_p`), which two threads would set for each other
+        with self._loops.lock:
+            return self._sample_ids(ids, max_new_tokens, temperature, top_k,
+                                    top_p, seed)
+
+    def _sample_ids(self, ids, max_new_tokens, temperature, top_k, top_p,
+                    seed):
         key = sampler_setting(temperature, top_k, top_p,
                               self.vocabulary_size)
         sampler, fill_context, slide = self._generator(
