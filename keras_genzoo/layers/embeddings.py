@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from keras_genzoo import _inputs
+
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
 class SinusoidalEmbedding(keras.layers.Layer):
@@ -38,12 +40,12 @@ class SinusoidalEmbedding(keras.layers.Layer):
     def __init__(self, dim, scale=1000.0, max_period=10000.0, **kwargs):
         super().__init__(**kwargs)
         try:
-            whole = float(dim).is_integer() and not isinstance(dim, bool)
-        except (TypeError, ValueError):
-            whole = False
-        if not whole or int(dim) <= 0 or int(dim) % 2:
+            size = _inputs.check_count(dim, "dim")
+        except ValueError:
+            size = None
+        if size is None or size % 2:
             raise ValueError(f"`dim` must be a positive even number; got {dim}.")
-        self.dim = int(dim)
+        self.dim = size
         self.scale = float(scale)
         self.max_period = float(max_period)
 
