@@ -187,6 +187,28 @@ def check_distribution(model=None):
     then trains on one device, as if nothing were set (measured): the zoo's
     models refuse that rather than let a user believe they train on many
     devices.
+
+    Args:
+        model: the model about to train, or `None` to check the backend
+            only.
+
+    Raises:
+        ValueError: the message says what to do instead.
+
+    Example:
+        >>> import keras
+        >>> from keras_genzoo import backend
+        >>> keras.distribution.set_distribution(
+        ...     keras.distribution.DataParallel(devices=["cpu:0"]))
+        >>> try:
+        ...     backend.check_distribution()
+        ...     outcome = "trains"
+        ... except ValueError:
+        ...     outcome = "refused"
+        >>> keras.distribution.set_distribution(None)
+        >>> outcome == ("trains" if keras.backend.backend() == "jax"
+        ...             else "refused")
+        True
     """
     distribution = keras.distribution.distribution()
     if distribution is None:

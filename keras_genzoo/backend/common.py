@@ -12,6 +12,59 @@ class StepOps:
     model's variables goes through `minimize` or `run` (on JAX the
     variables hold no values inside a compiled step: these two map them
     to the step's state).
+
+    Example:
+        A regression trained by a schedule of its own, with a moving
+        average of its weights updated after each step (what a diffusion
+        model keeps), the same code on every backend:
+
+        >>> import keras, numpy as np
+        >>> from keras import ops
+        >>> from keras_genzoo import backend
+        >>> from keras_genzoo.models import GenerativeModel
+        >>> class AveragedRegression(GenerativeModel):
+        ...     def __init__(self, **kwargs):
+        ...         super().__init__(**kwargs)
+        ...         self.dense = keras.layers.Dense(1)
+        ...         self.tracker = keras.metrics.Mean(name="loss")
+        ...     def build(self, shape):
+        ...         self.dense.build(shape)
+        ...         self.averages = [
+        ...             self.add_weight(shape=v.shape, initializer="zeros",
+        ...                             trainable=False)
+        ...             for v in self.dense.trainable_variables]
+        ...     @property
+        ...     def metrics(self):
+        ...         return [self.tracker]
+        ...     def train_schedule(self, data, step):
+        ...         x, y = data
+        ...         def objective():
+        ...             loss = ops.mean(ops.square(self.dense(x) - y))
+        ...             return loss, {"loss": loss}
+        ...         logs = step.minimize(self.optimizer, objective,
+        ...                              self.dense.trainable_variables)
+        ...         backend.ema_update(step, self.averages,
+        ...                            self.dense.trainable_variables, 0.9)
+        ...         return logs
+        ...     def train_step(self, *args):  # (data), or (state, data) on JAX
+        ...         return backend.custom_train_step(
+        ...             self, self.train_schedule, *args)
+        >>> keras.utils.set_random_seed(0)
+        >>> x = np.random.RandomState(0).randn(64, 3).astype("float32")
+        >>> y = x.sum(axis=1, keepdims=True)
+        >>> model = AveragedRegression(seed=0)
+        >>> model.compile(optimizer=keras.optimizers.SGD(0.1))
+        >>> history = model.fit(x, y, batch_size=16, epochs=5, verbose=0)
+        >>> losses = history.history["loss"]
+        >>> bool(losses[-1] < 0.01 * losses[0])
+        True
+
+        The average started at zero and follows the kernel (near 1) a few
+        steps behind:
+
+        >>> average = ops.convert_to_numpy(model.averages[0])
+        >>> bool(np.all(average > 0.5))
+        True
     """
 
     def minimize(self, optimizer, objective, variables):
@@ -116,6 +169,25 @@ def ema_update(step, averages, variables, decay):
         averages: the variables holding the moving averages.
         variables: the variables to average, in the same order.
         decay: the weight of the old average, e.g. 0.999.
+
+    Example:
+        Inside a custom step `step` is the schedule's own (see `StepOps`'
+        example); outside one, a `StepOps` that reads and assigns the
+        variables directly shows the arithmetic:
+
+        >>> import keras
+        >>> from keras_genzoo import backend
+        >>> class Direct(backend.StepOps):
+        ...     def read(self, variables):
+        ...         return [v.value for v in variables]
+        ...     def assign(self, variables, values):
+        ...         for variable, value in zip(variables, values):
+        ...             variable.assign(value)
+        >>> average = keras.Variable([0.0, 4.0])
+        >>> weight = keras.Variable([1.0, 0.0])
+        >>> backend.ema_update(Direct(), [average], [weight], decay=0.75)
+        >>> keras.ops.convert_to_numpy(average).tolist()
+        [0.25, 3.0]
     """
     averages, variables = list(averages), list(variables)
     if len(averages) != len(variables):
@@ -149,6 +221,20 @@ def prepare_variables(model):
 
     Args:
         model: a built Keras model (or layer).
+
+    Example:
+        A custom loop calls it once the model is built; shapes and values
+        stay as they are:
+
+        >>> import keras, numpy as np
+        >>> from keras_genzoo import backend
+        >>> decoder = keras.Sequential([keras.Input((8, 8, 4)),
+        ...                             keras.layers.Conv2D(1, 3)])
+        >>> before = decoder.get_weights()
+        >>> backend.prepare_variables(decoder)
+        >>> all(np.array_equal(a, b)
+        ...     for a, b in zip(before, decoder.get_weights()))
+        True
     """
     del model
 
@@ -218,6 +304,25 @@ def run_sampler(model, sampler, next_fn, prompt, cache=None, index=0):
 
     Returns:
         The filled `prompt`.
+
+    Example:
+        A `next_fn` whose likeliest token is always 2, filled from
+        position 1 by keras-hub's greedy sampler:
+
+        >>> import keras, keras_hub
+        >>> from keras import ops
+        >>> from keras_genzoo import backend
+        >>> def next_fn(prompt, cache, index):
+        ...     logits = 10.0 * ops.one_hot(ops.full((2,), 2, "int32"), 4)
+        ...     return logits, None, cache
+        >>> model = keras.Sequential([keras.Input((1,)),
+        ...                           keras.layers.Dense(1)])
+        >>> prompt = ops.zeros((2, 5), "int32")
+        >>> filled = backend.run_sampler(
+        ...     model, keras_hub.samplers.GreedySampler(), next_fn, prompt,
+        ...     index=1)
+        >>> ops.convert_to_numpy(filled).tolist()
+        [[0, 2, 2, 2, 2], [0, 2, 2, 2, 2]]
     """
     return sampler(next_fn, prompt, cache=cache, index=index, model=model)
 
@@ -271,7 +376,25 @@ def variable_scope(model):
     """The scope where `model`'s lazily created variables (networks built
     at the first `fit`, optimizer moments) must be created: its
     `tf.distribute` strategy's on TensorFlow; none needed elsewhere (JAX
-    reads `keras.distribution` when a variable is created)."""
+    reads `keras.distribution` when a variable is created).
+
+    Args:
+        model: the model whose variables are being created.
+
+    Returns:
+        A context manager.
+
+    Example:
+        >>> import keras
+        >>> from keras_genzoo import backend
+        >>> model = keras.Sequential([keras.Input((2,)),
+        ...                           keras.layers.Dense(1)])
+        >>> optimizer = keras.optimizers.Adam()
+        >>> with backend.variable_scope(model):
+        ...     optimizer.build(model.trainable_variables)
+        >>> len(optimizer.variables)   # iterations, learning rate, moments
+        6
+    """
     del model
     return contextlib.nullcontext()
 
@@ -342,7 +465,25 @@ def keep_state_on_error(model):
 def scale_loss_for_replicas(loss):
     """The loss one replica's gradients are taken of: `loss` divided by
     the number of replicas in sync (TensorFlow's optimizers sum the
-    replicas' gradients), `loss` itself elsewhere."""
+    replicas' gradients), `loss` itself elsewhere.
+
+    Args:
+        loss: a scalar tensor, the mean over this replica's share of the
+            batch.
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+        Outside a `tf.distribute` strategy of several replicas (and on JAX
+        and PyTorch) it is the loss itself:
+
+        >>> import keras
+        >>> from keras_genzoo import backend
+        >>> loss = keras.ops.convert_to_tensor(2.0)
+        >>> float(backend.scale_loss_for_replicas(loss))
+        2.0
+    """
     return loss
 
 
@@ -361,5 +502,14 @@ def draw_for_replica(draw, shape):
         draws for the whole global batch with the same seed and keeps its
         own slice: replicas get different noise, and the same noise one
         device would draw for the same global batch.
+
+    Example:
+        >>> import keras
+        >>> from keras_genzoo import backend
+        >>> seed = keras.random.SeedGenerator(0)
+        >>> noise = backend.draw_for_replica(
+        ...     lambda shape: keras.random.normal(shape, seed=seed), (4, 2))
+        >>> tuple(noise.shape)
+        (4, 2)
     """
     return draw(tuple(shape))
