@@ -259,6 +259,13 @@ def test_keras_training_calls_and_changed_settings_are_refused(iris,
     for call in (gmm.evaluate, gmm.train_on_batch, gmm.test_on_batch):
         with pytest.raises(ValueError, match=r"score\(x\)"):
             call(iris)
+    # `compile` was accepted and ignored (EM used none of it); a file saved
+    # after one loads without it
+    with pytest.raises(ValueError, match=r"compile is not available"):
+        gmm.compile("adam", loss="mse", metrics=["mae"])
+    assert not gmm.compiled
+    gmm.compile_from_config({"optimizer": "adam", "loss": "mse"})
+    assert not gmm.compiled
     for name, value in (("n_components", 3), ("covariance_type", "diag")):
         gmm = GaussianMixture(2, seed=0).fit(iris)
         expected = gmm.score(iris)

@@ -678,6 +678,50 @@ def test_a_frozen_gan_network_is_named_before_training(cls):
             model.train_on_batch(images)
 
 
+def test_a_frozen_diffusion_network_is_named_before_training():
+    # it logged a loss and changed nothing (TensorFlow, JAX), or failed
+    # inside backward() (PyTorch)
+    images = np.random.RandomState(0).rand(8, 8, 8, 1).astype("float32")
+    noisy, t = keras.Input((8, 8, 1)), keras.Input(())
+    network = keras.Model([noisy, t], keras.layers.Reshape((8, 8, 1))(
+        keras.layers.Dense(64)(keras.layers.Flatten()(noisy))))
+    model = DiffusionModel(network=network, seed=0)
+    network.trainable = False
+    with pytest.raises(ValueError, match="The network has no trainable"):
+        model.fit(images, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="The network has no trainable"):
+        model.train_on_batch(images)
+    network.layers[-2].trainable = False  # a part frozen: trains the rest
+    network.trainable = True
+    model.fit(images, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("cls", [GAN, WGANGP, DiffusionModel])
+def test_a_subclass_adds_a_metric_of_its_own(cls):
+    # The GANs and the diffusion model listed their own trackers alone as
+    # `metrics`: a metric a subclass added was missing from fit's and
+    # evaluate's logs on every backend. A `Sum` of 1 per image (the logs
+    # are weighted by the batch's size) also shows its state carried from
+    # step to step (JAX's stateless step) and reset each epoch.
+    class Counted(cls):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.images = keras.metrics.Sum(name="images")
+
+        def record_step(self, logs, batch_size=None):
+            return super().record_step({**logs, "images": 1.0}, batch_size)
+
+    images = np.random.RandomState(0).rand(24, 8, 8, 1).astype("float32")
+    settings = (dict(widths=(4,)) if cls is DiffusionModel else dict(
+        latent_dim=2, generator_filters=(4,), discriminator_filters=(4,)))
+    model = Counted(seed=0, **settings)
+    history = model.fit(images, epochs=2, batch_size=8, verbose=0).history
+    assert history["images"] == [24.0, 24.0]
+    logs = model.evaluate(images, batch_size=8, verbose=0, return_dict=True)
+    assert logs["images"] == 24.0
+    assert [m.name for m in model.metrics][-1] == "images"
+
+
 @pytest.mark.parametrize("cls", [GAN, WGANGP])
 def test_a_spectrally_normalized_discriminator_trains(mnist, cls):
     # Keras' SpectralNormalization writes its kernel at every training

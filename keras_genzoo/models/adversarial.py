@@ -255,7 +255,7 @@ class AdversarialModel(ImageModel):
 
     @property
     def metrics(self):
-        return list(self._trackers.values())
+        return self.with_added_metrics(self._trackers.values())
 
     # ------------------------------------------------------------ compile
     def compile(self, d_optimizer=None, g_optimizer=None, optimizer=None,

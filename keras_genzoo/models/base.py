@@ -815,7 +815,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
                 f"{type(self).__name__}'s loss {_WEIGHTS_IGNORED} the "
                 f"weights: yield (x, y) or bare x batches. {_WEIGHTS_FIX}")
 
-    def _before_steps(self, x, y, what):
+    def _before_steps(self, x, y, what, training=False):
         """The data check, then a build from the data's shape if the check
         did not build the model: on TensorFlow, Keras would otherwise build
         it while tracing the first step, which a custom step (which may not
@@ -823,7 +823,9 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
 
         Variables created here (the networks, the optimizers' moments) are
         created in the model's `tf.distribute` strategy scope, where `fit`
-        would create them."""
+        would create them. Before training (`training`), `check_trainable`
+        runs before the optimizer is built: built on the variables of a
+        network frozen by mistake, it refused them once unfrozen."""
         zoo_backend.check_distribution(self)
         with zoo_backend.variable_scope(self):
             given = x
@@ -834,6 +836,8 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
                 shape = _data_shape(x)
                 if shape is not None:
                     self.build(shape)
+            if training:
+                self.check_trainable()
             self._ensure_compiled()
         zoo_backend.prepare_variables(self)
         return x, y
@@ -881,8 +885,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         stops without restoring is added beside it).
         """
         self._refuse_sample_weights("fit", args, kwargs)
-        x, y = self._before_steps(x, y, "the training data")
-        self.check_trainable()
+        x, y = self._before_steps(x, y, "the training data", training=True)
         batch_size = _batch_size(args, kwargs)
         _check_batch_split(self, x, batch_size, "the training data",
                            kwargs.get("validation_split") or 0.0,
@@ -1012,8 +1015,8 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         with `default_optimizer()` first.
         """
         self._refuse_sample_weights("train_on_batch", args, kwargs)
-        x, y = self._before_steps(x, y, "the training batch")
-        self.check_trainable()
+        x, y = self._before_steps(x, y, "the training batch",
+                                  training=True)
         _check_one_batch(self, x, "the training batch")
         return super().train_on_batch(x, y, *args, **kwargs)
 
@@ -1028,6 +1031,23 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
             return super().test_on_batch(x, y, *args, **kwargs)
 
     # -------------------------------------------------- custom-step metrics
+    def with_added_metrics(self, own):
+        """What a model that names its own metrics returns as `metrics`:
+        `own` (its trackers, in the order `fit` shows them), then every
+        metric a subclass added as an attribute, as Keras' own `metrics`
+        lists them (returning `own` alone, the GANs and the diffusion model
+        dropped a subclass's metric from `fit`'s logs on every backend).
+
+        Args:
+            own: the model's own metrics.
+
+        Returns:
+            A list of metrics.
+        """
+        own = list(own)
+        return own + [metric for metric in self._metrics
+                      if not any(metric is mine for mine in own)]
+
     def record_step(self, logs, batch_size=None):
         """Updates the model's metrics from a custom step's logs.
 

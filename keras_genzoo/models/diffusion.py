@@ -399,7 +399,21 @@ class DiffusionModel(ImageModel):
 
     @property
     def metrics(self):
-        return [self.loss_tracker]
+        return self.with_added_metrics([self.loss_tracker])
+
+    def check_trainable(self):
+        """A frozen network (`network.trainable = False`) is a
+        `ValueError` before training: `fit` logged a loss and changed
+        nothing on TensorFlow and JAX, and failed inside `backward` on
+        PyTorch."""
+        if self.network is not None and self.network.weights and not (
+                self.network.trainable_weights):
+            raise ValueError(
+                f"The network has no trainable weights (`trainable = "
+                f"False`?): {type(self).__name__}.fit trains it, and "
+                "nothing else (its EMA copy follows it). Set "
+                "`network.trainable = True`; to fine-tune part of it, "
+                "freeze some of its layers instead.")
 
     def default_optimizer(self):
         """Adam(2e-3) with the global gradient norm clipped at 1.

@@ -828,6 +828,16 @@ class GaussianMixture(keras.Model):
         proba = np.exp(weighted)
         return proba / proba.sum(axis=1, keepdims=True)
 
+    def compile(self, *args, **kwargs):
+        """Not Keras' `compile`: EM takes no optimizer, loss or metrics
+        (they were accepted and ignored)."""
+        raise ValueError(_NOT_KERAS_TRAINING.format(call="compile"))
+
+    def compile_from_config(self, config):
+        """A file saved after a `compile` (accepted, unused, before it was
+        refused) loads without it."""
+        del config
+
     def evaluate(self, *args, **kwargs):
         """Not Keras' `evaluate`: a mixture is scored with `score(x)`."""
         raise ValueError(_NOT_KERAS_TRAINING.format(call="evaluate"))
