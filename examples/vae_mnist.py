@@ -146,7 +146,8 @@ start = time.time()
 history = vae.fit(train_ds, validation_data=val_ds, epochs=epochs,
                   callbacks=callbacks, verbose=2)
 seconds = time.time() - start
-logs = {k: round(v[-1], 2) for k, v in history.history.items()}
+# 4 significant digits: a KL term of 0.003 is not 0.0
+logs = {k: float(f"{v[-1]:.4g}") for k, v in history.history.items()}
 print(f"Trained {epochs} epoch(s) in {seconds:.1f} s: {logs}")
 
 # %% [markdown]

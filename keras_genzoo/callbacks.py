@@ -1,7 +1,7 @@
 """Callbacks that show a model learning: sample grids, reconstructions, text.
 
 They work on every backend: all tensors are turned into numpy with
-`keras.ops.convert_to_numpy` before anything is written.
+`keras_genzoo.backend.to_numpy` before anything is written.
 """
 
 import inspect
@@ -13,9 +13,9 @@ import weakref
 import numpy as np
 
 import keras
-from keras import ops
 
 from keras_genzoo import _inputs
+from keras_genzoo import backend as zoo_backend
 
 
 def image_grid(images, columns=None, padding=2, scale=1, pad_value=1.0):
@@ -514,7 +514,7 @@ def _batch_to_show(images, what):
     labels = _inputs.carried_labels(images)
     if isinstance(images, (list, tuple)):
         images = _inputs._image_list(images, what)
-    images = np.asarray(ops.convert_to_numpy(_inputs.extract_images(images)))
+    images = np.asarray(zoo_backend.to_numpy(_inputs.extract_images(images)))
     if images.ndim == 3:
         images = (images[None] if _is_single_image(images.shape, what)
                   else images[..., None])
@@ -574,7 +574,7 @@ class ReconstructionGridSaver(_GridCallback):
                          scale, padding)
         self.images = images
         self.labels = None if labels is None else np.asarray(
-            ops.convert_to_numpy(labels))
+            zoo_backend.to_numpy(labels))
 
     def _model_labels(self):
         """The labels given, else for a conditional model those the batch
@@ -1173,7 +1173,9 @@ class QualityMonitor(_EpochCounter, keras.callbacks.Callback):
         if self.verbose:
             text = ", ".join(
                 f"{self.prefix}{k} {v:.4g}" for k, v in scores.items())
-            print(f"QualityMonitor, epoch {epoch + 1}: {text}", flush=True)
+            # on a line of its own: it ran before `verbose=1`'s bar ended
+            # its line, and was printed onto it
+            print(f"\nQualityMonitor, epoch {epoch + 1}: {text}", flush=True)
 
 
 class _LoggedEpochs(keras.callbacks.Callback):
@@ -1279,7 +1281,7 @@ class StopOnDivergence(keras.callbacks.Callback):
         return variables
 
     def _snapshot(self):
-        return [np.array(ops.convert_to_numpy(v)) for v in self._variables()]
+        return [np.array(zoo_backend.to_numpy(v)) for v in self._variables()]
 
     def on_train_begin(self, logs=None):
         self.diverged = None
@@ -1382,7 +1384,7 @@ def _bad_loss(logs):
         value = logs[name]
         if not name.endswith("loss"):
             continue
-        value = float(np.asarray(ops.convert_to_numpy(value)))
+        value = float(np.asarray(zoo_backend.to_numpy(value)))
         if not np.isfinite(value):
             return name, value
     return None

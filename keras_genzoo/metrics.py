@@ -313,7 +313,7 @@ def _predict(model, images, batch_size):
     # "'NoneType' object is not callable" on the shared classifier)
     with zoo_backend.keep_state_on_error(model):
         outputs = model.predict(images, batch_size=batch_size, verbose=0)
-    outputs = np.asarray(keras.ops.convert_to_numpy(outputs), "float64")
+    outputs = np.asarray(zoo_backend.to_numpy(outputs), "float64")
     return outputs.reshape(len(outputs), -1)
 
 

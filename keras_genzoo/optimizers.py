@@ -17,6 +17,7 @@ import numpy as np
 from keras import ops
 
 from keras_genzoo import _inputs
+from keras_genzoo import backend as zoo_backend
 
 
 @keras.saving.register_keras_serializable(package="keras_genzoo")
@@ -109,7 +110,7 @@ class OptimizerPair(keras.optimizers.Optimizer):
         return found
 
     def _rates(self):
-        return tuple(float(ops.convert_to_numpy(o.learning_rate))
+        return tuple(float(zoo_backend.to_numpy(o.learning_rate))
                      for o in (self.d_optimizer, self.g_optimizer))
 
     def _note_ratio(self):
@@ -150,7 +151,7 @@ class OptimizerPair(keras.optimizers.Optimizer):
                 "set: a learning-rate callback needs both optimizers "
                 "with plain rates (or use schedules and no callback).")
         current, g_rate = self._rates()
-        value = float(ops.convert_to_numpy(value))
+        value = float(zoo_backend.to_numpy(value))
         # the ratio, kept across a rate of 0 (a warmup from 0: the
         # generator's rate stayed 0 for good)
         self._note_ratio()

@@ -32,11 +32,11 @@ import os
 import re
 import warnings
 
-import keras
 import numpy as np
 from keras import ops
 
 from keras_genzoo import _inputs
+from keras_genzoo import backend as zoo_backend
 from keras_genzoo.callbacks import image_grid
 from keras_genzoo.layers.transformer import CausalSelfAttentionBlock
 
@@ -650,7 +650,7 @@ def attention_weights(gpt, text, layer=-1):
     ids = gpt.encode_text(text)[None]
     layer = int(layer) % num_layers
     scores = gpt._as_called(_attention_scores, gpt, ids, layer)
-    return np.asarray(keras.ops.convert_to_numpy(scores),
+    return np.asarray(zoo_backend.to_numpy(scores),
                       dtype="float32")[0]
 
 

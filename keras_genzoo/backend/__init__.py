@@ -56,6 +56,9 @@ Exports:
   for a model compiled with `jit_compile=True`.
 - `ema_update(step, averages, variables, decay)`: an exponential moving
   average written with `StepOps` alone (in `common`).
+- `to_numpy(x)`: a tensor or a Keras variable as a numpy array, what
+  `keras.ops.convert_to_numpy` gives, without the `DeprecationWarning`
+  numpy 2 raises there for variables (for every tensor on PyTorch).
 - `check_attention_dtype(dtype)`: a `ValueError` where attention in that
   compute dtype cannot run on this backend and device (float16 on JAX's
   CPU, which XLA cannot compile); nothing elsewhere. `MiniGPT` calls it.
@@ -281,6 +284,7 @@ prepare_variables = _steps.prepare_variables
 prepare_optimizer = getattr(_steps, "prepare_optimizer",
                             _common.prepare_optimizer)
 keep_state_on_error = _steps.keep_state_on_error
+to_numpy = getattr(_steps, "to_numpy", _common.to_numpy)
 collecting_losses = _steps.collecting_losses
 wrap_step_function = _steps.wrap_step_function
 group_normalization = getattr(_steps, "group_normalization", None)
@@ -321,6 +325,7 @@ __all__ = [
     "run_sampler",
     "scale_loss_for_replicas",
     "tied_embedding_logits",
+    "to_numpy",
     "token_and_position_embedding",
     "variable_scope",
     "wrap_step_function",

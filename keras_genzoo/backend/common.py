@@ -158,6 +158,36 @@ def batch_size_of(data):
     return keras.ops.shape(keras.tree.flatten(data)[0])[0]
 
 
+def to_numpy(x):
+    """`x` (a tensor, a Keras variable, an array or a number) as a new numpy
+    array: what `keras.ops.convert_to_numpy` gives, without the
+    `DeprecationWarning` numpy 2 raises there in Keras 3.15 for a Keras
+    variable (on PyTorch for every tensor): "__array__ implementation
+    doesn't accept a copy keyword" (an error where warnings are errors:
+    every zoo `fit` failed in its divergence check, where plain Keras'
+    passed). The zoo converts with it.
+
+    Args:
+        x: what to convert.
+
+    Returns:
+        A numpy array (bfloat16 values as float32 on PyTorch, as Keras'
+        `convert_to_numpy` gives them there).
+
+    Example:
+        >>> import keras
+        >>> from keras_genzoo import backend
+        >>> backend.to_numpy(keras.Variable([1.0, 2.0])).tolist()
+        [1.0, 2.0]
+    """
+    import keras
+    import numpy as np
+
+    if isinstance(x, keras.Variable):
+        x = x.value
+    return np.array(x)
+
+
 def ema_update(step, averages, variables, decay):
     """`averages <- decay * averages + (1 - decay) * variables`.
 

@@ -19,6 +19,19 @@ from keras_genzoo.backend.common import (  # noqa: F401 - exported
 )
 
 
+def to_numpy(x):
+    """`keras_genzoo.backend.common.to_numpy`: through `.numpy()` (numpy 2
+    warned converting a variable or a bfloat16 tensor itself)."""
+    import keras
+    import numpy as np
+
+    if isinstance(x, keras.Variable):
+        x = x.value
+    if isinstance(x, (tf.Tensor, tf.Variable)):
+        x = x.numpy()
+    return np.array(x)
+
+
 def dense_gradients(grads):
     """`grads` with each `tf.IndexedSlices` (a lookup's gradient, one row
     per looked-up id) made dense, repeated ids summed."""

@@ -24,6 +24,21 @@ from keras_genzoo.backend.common import (  # noqa: F401 - exported
 )
 
 
+def to_numpy(x):
+    """`keras_genzoo.backend.common.to_numpy`: through `Tensor.numpy()`
+    (numpy 2 warned converting any tensor itself), bfloat16 as float32
+    (numpy has no bfloat16 here; Keras' `convert_to_numpy` does the
+    same)."""
+    if isinstance(x, keras.Variable):
+        x = x.value
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        if x.dtype == torch.bfloat16:
+            x = x.float()
+        return x.numpy().copy()
+    return np.array(x)
+
+
 def input_gradients(fn, x):
     """Gradient of `sum(fn(x))` with respect to `x`, differentiable again.
 

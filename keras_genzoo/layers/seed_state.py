@@ -13,6 +13,8 @@ import contextlib
 
 import numpy as np
 
+from keras_genzoo import backend as zoo_backend
+
 SEED_STATE_KEY = "seed_generator_state"
 LAYER_SEED_STATES_KEY = "layer_seed_generator_states"
 
@@ -22,7 +24,8 @@ class SeedStateSaving:
 
     def save_own_variables(self, store):
         super().save_own_variables(store)
-        store[SEED_STATE_KEY] = self.seed_generator.state
+        store[SEED_STATE_KEY] = zoo_backend.to_numpy(
+            self.seed_generator.state)
 
     def load_own_variables(self, store):
         keys = list(store.keys())
@@ -62,7 +65,7 @@ class ModelSeedStateSaving(SeedStateSaving):
         generators = _layer_seed_generators(self)
         if generators:
             store[LAYER_SEED_STATES_KEY] = np.stack([
-                np.asarray(_to_numpy(g.state)).astype("int64")
+                np.asarray(zoo_backend.to_numpy(g.state)).astype("int64")
                 for g in generators])
 
     def load_own_variables(self, store):
@@ -115,7 +118,7 @@ def evaluation_streams(model):
         A context manager.
     """
     generators = _all_seed_generators(model)
-    saved = [_to_numpy(g.state).copy() for g in generators]
+    saved = [zoo_backend.to_numpy(g.state).copy() for g in generators]
     try:
         for generator, state in zip(generators, saved):
             generator.state.assign(_state_for(
@@ -140,9 +143,3 @@ def _state_for(generator, state):
     if dtype == np.int32:
         state = state % 2**31
     return state.astype(dtype)
-
-
-def _to_numpy(value):
-    from keras import ops
-
-    return np.asarray(ops.convert_to_numpy(value))

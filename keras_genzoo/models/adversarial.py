@@ -196,7 +196,7 @@ class AdversarialModel(ImageModel):
                 raise ValueError(
                     f"Contract: {GENERATOR_CONTRACT}; this generator returns "
                     f"shape {shape} for 2 noise vectors.")
-            values = ops.convert_to_numpy(images)
+            values = zoo_backend.to_numpy(images)
             if values.min() < -1.0 or values.max() > 1.0:
                 raise ValueError(
                     f"Contract: {GENERATOR_CONTRACT} (end it with a tanh); "
@@ -557,7 +557,7 @@ class AdversarialModel(ImageModel):
                 None if label_array is None else label_array[start:stop]
             )
             images = self.generate_tensor(noise[start:stop], batch_labels)
-            outputs.append(ops.convert_to_numpy(images))
+            outputs.append(zoo_backend.to_numpy(images))
         return _inputs.unsigned_pixels(np.concatenate(outputs))
 
     def _generation_labels(self, num_samples, labels):

@@ -363,7 +363,7 @@ def _last_class_alone_is_nan(call, labels, outputs):
     first class in both places. Outputs without a batch axis of 2 are
     left to the shape contracts that follow."""
     def rows(values):
-        return [ops.convert_to_numpy(ops.cast(v, "float32"))
+        return [zoo_backend.to_numpy(ops.cast(v, "float32"))
                 for v in keras.tree.flatten(values)]
 
     found = rows(outputs)
@@ -721,6 +721,17 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """Builds the model before `method` (e.g. `"export"`) where it
         knows its input shape; a subclass that does overrides it."""
         del method  # the base model knows no input shape
+
+    def summary(self, *args, **kwargs):
+        """`keras.Model.summary`, of the model built where it knows its
+        input shape (`image_shape=` given, a text model): before the first
+        `fit` it listed no networks and 0 parameters."""
+        if not self.built:
+            try:
+                self.ensure_built("summary")
+            except ValueError:
+                pass  # no shape known: what there is, as Keras shows it
+        return super().summary(*args, **kwargs)
 
     def export(self, filepath, format="tf_saved_model", verbose=None,
                input_signature=None, **kwargs):
@@ -1090,7 +1101,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         generator (which advances), with the backend's own random numbers.
         """
         if seed is None:
-            return np.asarray(keras.ops.convert_to_numpy(keras.random.normal(
+            return np.asarray(zoo_backend.to_numpy(keras.random.normal(
                 shape, seed=self.seed_generator)), dtype="float32")
         return np.random.default_rng(
             _inputs.check_seed(seed)).standard_normal(shape).astype("float32")
@@ -1098,7 +1109,7 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
     def draw_seed(self):
         """An integer drawn from the model's seed generator (which
         advances): a seed for samplers outside `keras.random`."""
-        return int(keras.ops.convert_to_numpy(keras.random.randint(
+        return int(zoo_backend.to_numpy(keras.random.randint(
             (), 0, 2**31 - 1, seed=self.seed_generator)))
 
     @staticmethod
@@ -1302,6 +1313,13 @@ class ImageModel(GenerativeModel):
         built")."""
         self._build_if_shape_known()
         return super().load_weights(filepath, *args, **kwargs)
+
+    def set_weights(self, weights):
+        """`keras.Model.set_weights`; a new model created with
+        `image_shape=` is built first, as for `load_weights` (Keras
+        expected 0 weights)."""
+        self._build_if_shape_known()
+        return super().set_weights(weights)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -1557,7 +1575,7 @@ class ImageModel(GenerativeModel):
     def _apply_in_batches(fn, array, batch_size):
         batch_size = _inputs.check_count(batch_size, "batch_size")
         return np.concatenate([
-            ops.convert_to_numpy(fn(array[i:i + batch_size]))
+            zoo_backend.to_numpy(fn(array[i:i + batch_size]))
             for i in range(0, len(array), batch_size)
         ])
 
@@ -1815,7 +1833,7 @@ class LatentImageModel(ImageModel):
                 f"{self.image_shape}; this decoder returns "
                 f"{tuple(ops.shape(decoded))}.")
         _check_float_output([decoded], "decoder", "images in [0, 1]")
-        values = ops.convert_to_numpy(decoded)
+        values = zoo_backend.to_numpy(decoded)
         if values.min() < 0.0 or values.max() > 1.0:
             raise ValueError(
                 "Contract: a decoder returns images in [0, 1] (end it with a "
@@ -1876,7 +1894,7 @@ class LatentImageModel(ImageModel):
         if labels is None:
             return self._apply_in_batches(fn, array, batch_size)
         return np.concatenate([
-            ops.convert_to_numpy(fn(array[i:i + batch_size],
+            zoo_backend.to_numpy(fn(array[i:i + batch_size],
                                     labels[i:i + batch_size]))
             for i in range(0, len(array), batch_size)
         ])
@@ -1999,7 +2017,7 @@ class LatentImageModel(ImageModel):
             batch_labels = self.check_labels(
                 batch_labels if self.num_classes else None, len(images),
                 method)
-            codes.append(ops.convert_to_numpy(
+            codes.append(zoo_backend.to_numpy(
                 self.encode_batch(images, batch_labels)))
         if not codes:
             raise ValueError("The data holds no images.")
@@ -2100,7 +2118,7 @@ class LatentImageModel(ImageModel):
             reconstruction = self.decode_batch(
                 self.encode_batch(batch, batch_labels), batch_labels)
             per_pixel = pixel_bce(batch, reconstruction)
-            scores.append(ops.convert_to_numpy(
+            scores.append(zoo_backend.to_numpy(
                 ops.sum(per_pixel, axis=(1, 2, 3))))
         if not scores:
             raise ValueError("`images` holds no images.")
@@ -2114,7 +2132,7 @@ class LatentImageModel(ImageModel):
             store[LATENT_PRIOR_CONFIG_KEY] = np.frombuffer(
                 config.encode("utf-8"), "uint8")
             for i, variable in enumerate(self.latent_prior.variables):
-                store[f"{LATENT_PRIOR_KEY}{i}"] = ops.convert_to_numpy(
+                store[f"{LATENT_PRIOR_KEY}{i}"] = zoo_backend.to_numpy(
                     variable)
 
     def load_own_variables(self, store):

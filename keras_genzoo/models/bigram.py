@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_genzoo import backend as zoo_backend
 from keras_genzoo.models.language import CharLanguageModel
 
 
@@ -59,10 +60,10 @@ class BigramLM(CharLanguageModel):
             # layer call per character: 4-11x, measured)
             row = ops.cast(self.table.embeddings[int(ids[-1])],
                            self.table.compute_dtype)
-            return ops.convert_to_numpy(ops.cast(row, "float32"))
+            return zoo_backend.to_numpy(ops.cast(row, "float32"))
         # quantized: through the model's call (its int8 values alone,
         # without their scale, were taken before; the table called alone,
         # outside the model's autocast, gave bfloat16-rounded logits under
         # mixed_bfloat16, where `model(ids)` gives float32 ones)
         row = self(ops.convert_to_tensor([[int(ids[-1])]], "int32"))
-        return ops.convert_to_numpy(ops.cast(row, "float32"))[0, 0]
+        return zoo_backend.to_numpy(ops.cast(row, "float32"))[0, 0]

@@ -301,7 +301,7 @@ class DiffusionModel(ImageModel):
                 f"Contract: {NETWORK_CONTRACT}; this network returns shape "
                 f"{tuple(ops.shape(output))} for 2 images of shape "
                 f"{self.image_shape}.")
-        if not np.isfinite(ops.convert_to_numpy(output)).all():
+        if not np.isfinite(zoo_backend.to_numpy(output)).all():
             # (JAX gathers an Embedding's missing row as NaN: the model
             # trained on NaN)
             raise self._contract_error(None)
@@ -338,8 +338,14 @@ class DiffusionModel(ImageModel):
             self.ema_network = self._copy_network(self.network)
 
     def _copy_network(self, network):
-        """A copy of `network` with the same weights, not trained: the EMA."""
+        """A copy of `network` with the same weights, not trained: the EMA
+        (named `ema_` and the network's name: `summary()` showed two rows
+        of the same name)."""
         config = keras.saving.serialize_keras_object(network)
+        if isinstance(config.get("config"), dict) and "name" in config[
+                "config"]:
+            config["config"] = dict(config["config"],
+                                    name=f"ema_{config['config']['name']}")
         try:
             # the user's own network, in memory: a `Lambda` in it is
             # trusted (safe mode refused it, with advice for loading files)
@@ -356,7 +362,10 @@ class DiffusionModel(ImageModel):
             # counts as built before its sublayers have weights: the copy
             # held none, and `set_weights` failed)
             copy(self._probe_inputs(), training=False)
-        copy.set_weights(network.get_weights())
+        # (assigned variable by variable: `get_weights` converts each to
+        # numpy, with numpy 2's DeprecationWarning for variables)
+        for target, source in zip(copy.weights, network.weights):
+            target.assign(source.value)
         copy.trainable = False
         return copy
 
@@ -804,9 +813,9 @@ class DiffusionModel(ImageModel):
             x, image = step(x, np.float32(t), np.float32(t_next), noise, eta,
                             labels, guidance)
             if known is not None or frames is not None:
-                x = np.asarray(ops.convert_to_numpy(x))
+                x = np.asarray(zoo_backend.to_numpy(x))
             if known is not None:
-                alpha, sigma = (float(v) for v in ops.convert_to_numpy(
+                alpha, sigma = (float(v) for v in zoo_backend.to_numpy(
                     ops.stack(noise_schedule(np.float32(t_next)))))
                 noised = (alpha * known + sigma * step_noise.standard_normal(
                     known.shape))
@@ -815,7 +824,7 @@ class DiffusionModel(ImageModel):
                 frames.append(x)
             if progbar is not None:
                 progbar.add(1)
-        image = np.asarray(ops.convert_to_numpy(image))[:n]
+        image = np.asarray(zoo_backend.to_numpy(image))[:n]
         if known is not None:
             image = mask * image + (1.0 - mask) * known
         return image
@@ -897,7 +906,7 @@ class DiffusionModel(ImageModel):
 
         start_noise = self._start_noise(seed, num_samples)
         if images is not None:  # image-to-image: noise them to `start_t`
-            alpha, sigma = (float(ops.convert_to_numpy(a))
+            alpha, sigma = (float(zoo_backend.to_numpy(a))
                             for a in noise_schedule(np.float32(start_t)))
             start_noise = alpha * (images * 2.0 - 1.0) + sigma * start_noise
 
@@ -946,7 +955,7 @@ class DiffusionModel(ImageModel):
         labels = self._labels_of_images(images, labels, guidance, "inpaint")
         images = self._to_array(images, "`images`")
         num_samples = len(images)
-        mask = np.asarray(ops.convert_to_numpy(mask)).astype("float32")
+        mask = np.asarray(zoo_backend.to_numpy(mask)).astype("float32")
         given = mask.shape
         try:
             # rank 3: one mask (H, W, C or 1), else one per image (N, H, W)

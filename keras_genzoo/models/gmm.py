@@ -475,7 +475,7 @@ class GaussianMixture(keras.Model):
 
     def _is_fitted(self):
         return self.built and float(
-            ops.convert_to_numpy(self._fit_info_var)[1]) > 0
+            zoo_backend.to_numpy(self._fit_info_var)[1]) > 0
 
     def _fitted_value(self, variable_name):
         self._check_settings()
@@ -483,7 +483,7 @@ class GaussianMixture(keras.Model):
             raise ValueError(
                 "This GaussianMixture is not fitted yet: call "
                 "`fit(x)` first.")
-        return np.asarray(ops.convert_to_numpy(getattr(self, variable_name)))
+        return np.asarray(zoo_backend.to_numpy(getattr(self, variable_name)))
 
     @property
     def weights_(self):
@@ -526,7 +526,7 @@ class GaussianMixture(keras.Model):
     def _check_x(self, x, what="x", fitting=False):
         self._check_settings()
         if isinstance(x, (list, tuple)) or hasattr(x, "shape"):
-            array = np.asarray(ops.convert_to_numpy(x)
+            array = np.asarray(zoo_backend.to_numpy(x)
                                if not isinstance(x, (list, tuple)) else x)
         else:
             raise ValueError(
@@ -615,7 +615,7 @@ class GaussianMixture(keras.Model):
     def _checked_cholesky(self, covariances):
         with self._cholesky_errors():
             chol = _precisions_cholesky(covariances, self.covariance_type)
-        if not np.isfinite(ops.convert_to_numpy(chol)).all():
+        if not np.isfinite(zoo_backend.to_numpy(chol)).all():
             raise ValueError(self._ill_defined_message())
         return chol
 
@@ -691,8 +691,8 @@ class GaussianMixture(keras.Model):
                 with self._cholesky_errors():
                     log_norm, weights, means, covariances, chol = em(
                         x_t, weights, means, chol, reg)
-                bound = float(ops.convert_to_numpy(log_norm))
-                if not np.isfinite(ops.convert_to_numpy(chol)).all():
+                bound = float(zoo_backend.to_numpy(log_norm))
+                if not np.isfinite(zoo_backend.to_numpy(chol)).all():
                     raise ValueError(self._ill_defined_message())
                 if abs(bound - previous) < self.tol:
                     converged = True
@@ -710,7 +710,7 @@ class GaussianMixture(keras.Model):
                 f"{self.n_init} initialisation(s): raise `max_iter` or "
                 f"`tol`, or check the data.", RuntimeWarning, stacklevel=2)
         self._weights_var.assign(weights)
-        self._means_var.assign(ops.convert_to_numpy(means) + offset)
+        self._means_var.assign(zoo_backend.to_numpy(means) + offset)
         self._covariances_var.assign(covariances)
         self._precisions_cholesky_var.assign(chol)
         self._fit_info_var.assign(np.array(
@@ -766,7 +766,7 @@ class GaussianMixture(keras.Model):
         for start in range(0, len(array), block):
             part = array[start:start + block]
             rows = _inputs.padded_rows(len(part), block)
-            parts.append(np.asarray(ops.convert_to_numpy(function(
+            parts.append(np.asarray(zoo_backend.to_numpy(function(
                 ops.convert_to_tensor(_inputs.pad_rows(part, rows)))),
                 "float64")[:len(part)])
         weighted = np.concatenate(parts)

@@ -588,13 +588,13 @@ class MiniGPT(CharLanguageModel):
             out = fill_context(ops.convert_to_tensor(buffer),
                                ops.convert_to_tensor(len(ids), "int32"),
                                temperature, top_p)
-            new += ops.convert_to_numpy(out)[0, len(ids):].tolist()
+            new += backend.to_numpy(out)[0, len(ids):].tolist()
         while len(new) < max_new_tokens:
             context = (ids + new)[-length:]
             buffer = np.zeros((1, 2 * length), dtype="int32")
             buffer[0, :length] = context
             out = slide(ops.convert_to_tensor(buffer), temperature, top_p)
-            new += ops.convert_to_numpy(out)[0, length:].tolist()
+            new += backend.to_numpy(out)[0, length:].tolist()
         return new
 
     def get_config(self):

@@ -444,7 +444,7 @@ class CharLanguageModel(GenerativeModel):
                 # one fixed shape: the compiled predict function is reused
                 batch = np.concatenate([batch, np.zeros(
                     (batch_size - size, length), "int32")])
-            logits = np.asarray(ops.convert_to_numpy(
+            logits = np.asarray(zoo_backend.to_numpy(
                 self.predict_on_batch(batch)), "float64")[:size]
             peak = logits.max(-1, keepdims=True)
             log_probs = logits - peak - np.log(
@@ -480,7 +480,7 @@ class CharLanguageModel(GenerativeModel):
         padded = np.zeros((1, self.sequence_length), dtype="int32")
         padded[0, :len(window)] = window
         logits = self.predict_on_batch(padded)
-        return ops.convert_to_numpy(logits)[0, len(window) - 1]
+        return zoo_backend.to_numpy(logits)[0, len(window) - 1]
 
     @staticmethod
     def _check_sampling(prompt, temperature, top_k, top_p):

@@ -417,7 +417,7 @@ class VAE(LatentImageModel):
             # of images compiled the function again (0.5 s, kept)
             rows = _inputs.padded_rows(len(images), chunk)
             padded = [_inputs.pad_rows(a, rows) for a in (images, eps) + extra]
-            parts.append([np.asarray(ops.convert_to_numpy(t),
+            parts.append([np.asarray(zoo_backend.to_numpy(t),
                                      "float64")[:len(images)]
                           for t in compiled.likelihood(*padded)])
         return [np.concatenate(p) for p in zip(*parts)]
