@@ -785,3 +785,26 @@ def test_two_optimizers_in_a_model_of_ones_own():
     if keras.backend.backend() == "jax":
         with pytest.raises(ValueError, match="OptimizerPair"):
             outside.fit(x, epochs=1, verbose=0)
+
+
+@pytest.mark.filterwarnings("error::DeprecationWarning")
+def test_to_numpy_converts_as_keras_does_without_warning():
+    # keras.ops.convert_to_numpy warned (numpy 2) for a variable, on
+    # PyTorch for every tensor; to_numpy gives the same arrays, new ones
+    variable = keras.Variable(np.arange(4, dtype="float32"))
+    converted = backend.to_numpy(variable)
+    converted[0] = 9.0  # a copy: the variable keeps its value
+    assert backend.to_numpy(variable).tolist() == [0.0, 1.0, 2.0, 3.0]
+    half = ops.cast(ops.arange(3), "bfloat16")
+    assert backend.to_numpy(half).dtype.name == "bfloat16"
+    assert backend.to_numpy(ops.arange(3)).dtype.name == "int32"
+    assert backend.to_numpy([variable, variable]).shape == (2, 4)
+    assert backend.to_numpy(np.ones(2)).tolist() == [1.0, 1.0]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        dense = np.eye(3, dtype="float32")
+        for composite in (tf.sparse.from_dense(dense),
+                          tf.RaggedTensor.from_tensor(dense)):
+            np.testing.assert_array_equal(backend.to_numpy(composite),
+                                          dense)

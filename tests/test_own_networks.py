@@ -676,6 +676,16 @@ def test_a_frozen_gan_network_is_named_before_training(cls):
             model.fit(images, epochs=1, verbose=0)
         with pytest.raises(ValueError, match=f"The {name} has no trainable"):
             model.train_on_batch(images)
+    # compiled while frozen: trains once unfrozen (the pair was built on
+    # the frozen network's variables and refused them)
+    model.compile()
+    with pytest.raises(ValueError, match="The discriminator has no"):
+        model.fit(images, epochs=1, verbose=0)
+    model.discriminator.trainable = True
+    before = [_n(w).copy() for w in model.discriminator.trainable_weights]
+    model.fit(images, epochs=1, verbose=0)
+    assert any(not np.array_equal(a, _n(b)) for a, b in zip(
+        before, model.discriminator.trainable_weights))
 
 
 def test_a_frozen_diffusion_network_is_named_before_training():
@@ -696,17 +706,56 @@ def test_a_frozen_diffusion_network_is_named_before_training():
     model.fit(images, epochs=1, verbose=0)
 
 
+def test_a_diffusion_network_whose_config_rebuilds_another_is_named():
+    # the averaged copy is made from the network's config: one that forgets
+    # an argument made a copy of other weights, refused by `set_weights`;
+    # copied variable by variable, it was accepted (and sampled another
+    # network)
+    @keras.saving.register_keras_serializable("test_own_networks")
+    class Forgetful(keras.Model):
+        def __init__(self, extra=False, **kwargs):
+            super().__init__(**kwargs)
+            self.extra = extra
+            self.flat = keras.layers.Flatten()
+            self.first = keras.layers.Dense(64)
+            self.second = keras.layers.Dense(64) if extra else None
+            self.shape_back = keras.layers.Reshape((8, 8, 1))
+
+        def call(self, inputs):
+            x = self.flat(inputs[0])
+            y = self.first(x)
+            if self.second is not None:
+                y = y + self.second(x)
+            return self.shape_back(y)
+
+        def get_config(self):
+            return {"name": self.name}  # forgets `extra`
+
+    network = Forgetful(extra=True)
+    network([np.zeros((2, 8, 8, 1), "float32"), np.zeros((2,), "float32")])
+    with pytest.raises(ValueError, match="which has 2 weights where the "
+                       "network has 4"):
+        DiffusionModel(network=network, image_shape=(8, 8, 1), seed=0)
+
+
+@pytest.mark.parametrize("listed", [False, True])
 @pytest.mark.parametrize("cls", [GAN, WGANGP, DiffusionModel])
-def test_a_subclass_adds_a_metric_of_its_own(cls):
+def test_a_subclass_adds_a_metric_of_its_own(cls, listed):
     # The GANs and the diffusion model listed their own trackers alone as
     # `metrics`: a metric a subclass added was missing from fit's and
-    # evaluate's logs on every backend. A `Sum` of 1 per image (the logs
-    # are weighted by the batch's size) also shows its state carried from
-    # step to step (JAX's stateless step) and reset each epoch.
+    # evaluate's logs on every backend, unless it listed it itself
+    # (`super().metrics + [metric]`: `listed`, counted once). A `Sum` of 1
+    # per image (the logs are weighted by the batch's size) also shows its
+    # state carried from step to step (JAX's stateless step) and reset each
+    # epoch.
     class Counted(cls):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.images = keras.metrics.Sum(name="images")
+
+        @property
+        def metrics(self):
+            return super().metrics + ([self.images] if listed else [])
 
         def record_step(self, logs, batch_size=None):
             return super().record_step({**logs, "images": 1.0}, batch_size)

@@ -171,8 +171,8 @@ def to_numpy(x):
         x: what to convert.
 
     Returns:
-        A numpy array (bfloat16 values as float32 on PyTorch, as Keras'
-        `convert_to_numpy` gives them there).
+        A new numpy array (sparse and ragged tensors made dense, a list of
+        tensors stacked), as `keras.ops.convert_to_numpy` returns it.
 
     Example:
         >>> import keras
@@ -183,9 +183,13 @@ def to_numpy(x):
     import keras
     import numpy as np
 
+    if isinstance(x, (list, tuple)):
+        from keras_genzoo import backend
+
+        return np.array([backend.to_numpy(item) for item in x])
     if isinstance(x, keras.Variable):
         x = x.value
-    return np.array(x)
+    return np.array(keras.ops.convert_to_numpy(x))
 
 
 def ema_update(step, averages, variables, decay):

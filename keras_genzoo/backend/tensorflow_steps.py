@@ -6,6 +6,7 @@ import types
 
 import tensorflow as tf
 
+from keras_genzoo.backend.common import to_numpy as common_to_numpy
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     even_split_fix,
     StepOps,
@@ -20,16 +21,17 @@ from keras_genzoo.backend.common import (  # noqa: F401 - exported
 
 
 def to_numpy(x):
-    """`keras_genzoo.backend.common.to_numpy`: through `.numpy()` (numpy 2
-    warned converting a variable or a bfloat16 tensor itself)."""
+    """`keras_genzoo.backend.common.to_numpy`: a tensor or a variable
+    through `.numpy()` (numpy 2 warned converting a variable or a bfloat16
+    tensor itself); anything else (sparse, ragged) as Keras converts it."""
     import keras
     import numpy as np
 
     if isinstance(x, keras.Variable):
         x = x.value
     if isinstance(x, (tf.Tensor, tf.Variable)):
-        x = x.numpy()
-    return np.array(x)
+        return np.array(x.numpy())
+    return common_to_numpy(x)
 
 
 def dense_gradients(grads):

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import torch
 
+from keras_genzoo.backend.common import to_numpy as common_to_numpy
 from keras_genzoo.backend.common import (  # noqa: F401 - exported
     StepOps,
     as_fit_batch,
@@ -25,18 +26,20 @@ from keras_genzoo.backend.common import (  # noqa: F401 - exported
 
 
 def to_numpy(x):
-    """`keras_genzoo.backend.common.to_numpy`: through `Tensor.numpy()`
-    (numpy 2 warned converting any tensor itself), bfloat16 as float32
-    (numpy has no bfloat16 here; Keras' `convert_to_numpy` does the
-    same)."""
+    """`keras_genzoo.backend.common.to_numpy`: a tensor through
+    `Tensor.numpy()` (numpy 2 warned converting any tensor itself;
+    bfloat16 through float32, as Keras converts it); anything else as
+    Keras converts it."""
     if isinstance(x, keras.Variable):
         x = x.value
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu()
         if x.dtype == torch.bfloat16:
-            x = x.float()
+            import ml_dtypes
+
+            return x.float().numpy().astype(ml_dtypes.bfloat16)
         return x.numpy().copy()
-    return np.array(x)
+    return common_to_numpy(x)
 
 
 def input_gradients(fn, x):

@@ -292,11 +292,13 @@ class AdversarialModel(ImageModel):
             self.discriminator.trainable_variables,
             self.generator.trainable_variables,
         )
-        if self.built:
+        if self.built and not self._frozen_networks():
             # built (and checked) before anything of the model changes: a
             # compile refused here (an optimizer built for another network)
             # left the refused optimizers in place, and every `fit` after
-            # it failed with the same message
+            # it failed with the same message. (With a network frozen, at
+            # the first `fit` after `check_trainable`: built on its
+            # variables now, it refused them once unfrozen.)
             pair.build()
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
@@ -370,16 +372,21 @@ class AdversarialModel(ImageModel):
         2's idiom for a combined model) is a `ValueError`: this model
         updates both, each with its own optimizer (one was never updated,
         in silence, or PyTorch failed in `backward`)."""
-        for name in self.network_arguments:
-            network = getattr(self, name, None)
-            if network is not None and network.weights and not (
-                    network.trainable_weights):
-                raise ValueError(
-                    f"The {name} has no trainable weights (`trainable = "
-                    f"False`?): {type(self).__name__} updates the generator "
-                    "and the discriminator each with its own optimizer, "
-                    "with no combined model to freeze one in. Set "
-                    f"`{name}.trainable = True`.")
+        frozen = self._frozen_networks()
+        if frozen:
+            raise ValueError(
+                f"The {frozen[0]} has no trainable weights (`trainable = "
+                f"False`?): {type(self).__name__} updates the generator "
+                "and the discriminator each with its own optimizer, "
+                "with no combined model to freeze one in. Set "
+                f"`{frozen[0]}.trainable = True`.")
+
+    def _frozen_networks(self):
+        """The names of the networks that have weights, none trainable."""
+        return [name for name in self.network_arguments
+                if getattr(self, name, None) is not None
+                and getattr(self, name).weights
+                and not getattr(self, name).trainable_weights]
 
     def generate_tensor(self, noise, labels=None, training=False):
         """Runs the generator; returns float32 images in [-1, 1] (a

@@ -1078,11 +1078,17 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         """
         # (unweighted, a short last batch counted as much as a full one:
         # a GAN's `d_accuracy` over 9 images came out 0.8125)
+        metrics = []
         for metric in self.metrics:
+            # once each (a subclass's `super().metrics + [metric]` lists a
+            # metric `with_added_metrics` lists already: it counted twice)
+            if not any(metric is seen for seen in metrics):
+                metrics.append(metric)
+        for metric in metrics:
             if metric.name in logs:
                 metric.update_state(logs[metric.name],
                                     sample_weight=batch_size)
-        return {metric.name: metric.result() for metric in self.metrics}
+        return {metric.name: metric.result() for metric in metrics}
 
     # ------------------------------------------------------------ sampling
     def sample_seed(self, seed=None):

@@ -364,6 +364,14 @@ class DiffusionModel(ImageModel):
             copy(self._probe_inputs(), training=False)
         # (assigned variable by variable: `get_weights` converts each to
         # numpy, with numpy 2's DeprecationWarning for variables)
+        if [tuple(w.shape) for w in copy.weights] != [
+                tuple(w.shape) for w in network.weights]:
+            raise ValueError(
+                "The model keeps an averaged copy of `network`, made from "
+                f"its config, which has {len(copy.weights)} weights where "
+                f"the network has {len(network.weights)} (or other "
+                "shapes): give a subclassed network a `get_config` that "
+                "returns every argument of its `__init__`.")
         for target, source in zip(copy.weights, network.weights):
             target.assign(source.value)
         copy.trainable = False

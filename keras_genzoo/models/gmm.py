@@ -838,6 +838,17 @@ class GaussianMixture(keras.Model):
         refused) loads without it."""
         del config
 
+    @property
+    def compiled(self):
+        """Always `False`: a mixture is fitted by EM, never compiled."""
+        return False
+
+    @compiled.setter
+    def compiled(self, value):
+        # Keras sets it (loading a file saved after a `compile` set it
+        # True, without an optimizer: `summary()` failed)
+        del value
+
     def evaluate(self, *args, **kwargs):
         """Not Keras' `evaluate`: a mixture is scored with `score(x)`."""
         raise ValueError(_NOT_KERAS_TRAINING.format(call="evaluate"))
