@@ -514,7 +514,7 @@ def _batch_to_show(images, what):
     labels = _inputs.carried_labels(images)
     if isinstance(images, (list, tuple)):
         images = _inputs._image_list(images, what)
-    images = np.asarray(zoo_backend.to_numpy(_inputs.extract_images(images)))
+    images = zoo_backend.to_numpy(_inputs.extract_images(images))
     if images.ndim == 3:
         images = (images[None] if _is_single_image(images.shape, what)
                   else images[..., None])
@@ -1281,7 +1281,7 @@ class StopOnDivergence(keras.callbacks.Callback):
         return variables
 
     def _snapshot(self):
-        return [np.array(zoo_backend.to_numpy(v)) for v in self._variables()]
+        return [zoo_backend.to_numpy(v) for v in self._variables()]
 
     def on_train_begin(self, logs=None):
         self.diverged = None
@@ -1384,7 +1384,7 @@ def _bad_loss(logs):
         value = logs[name]
         if not name.endswith("loss"):
             continue
-        value = float(np.asarray(zoo_backend.to_numpy(value)))
+        value = float(zoo_backend.to_numpy(value))
         if not np.isfinite(value):
             return name, value
     return None

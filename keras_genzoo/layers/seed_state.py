@@ -65,7 +65,7 @@ class ModelSeedStateSaving(SeedStateSaving):
         generators = _layer_seed_generators(self)
         if generators:
             store[LAYER_SEED_STATES_KEY] = np.stack([
-                np.asarray(zoo_backend.to_numpy(g.state)).astype("int64")
+                zoo_backend.to_numpy(g.state).astype("int64")
                 for g in generators])
 
     def load_own_variables(self, store):

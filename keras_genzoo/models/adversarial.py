@@ -381,13 +381,6 @@ class AdversarialModel(ImageModel):
                 "with no combined model to freeze one in. Set "
                 f"`{frozen[0]}.trainable = True`.")
 
-    def _frozen_networks(self):
-        """The names of the networks that have weights, none trainable."""
-        return [name for name in self.network_arguments
-                if getattr(self, name, None) is not None
-                and getattr(self, name).weights
-                and not getattr(self, name).trainable_weights]
-
     def generate_tensor(self, noise, labels=None, training=False):
         """Runs the generator; returns float32 images in [-1, 1] (a
         tensor)."""

@@ -858,6 +858,14 @@ class GenerativeModel(ModelSeedStateSaving, keras.Model):
         networks the model cannot train as they are (see the GANs')."""
         return None  # (a body of only a docstring: AutoGraph cannot convert)
 
+    def _frozen_networks(self):
+        """The names (of `network_arguments`) of the networks that have
+        weights, none of them trainable."""
+        return [name for name in getattr(self, "network_arguments", ())
+                if getattr(self, name, None) is not None
+                and getattr(self, name).weights
+                and not getattr(self, name).trainable_weights]
+
     def check_validation_data(self, validation_data):
         """Checks `fit`'s `validation_data` like the training data."""
         what = "the validation data"

@@ -423,8 +423,7 @@ class DiffusionModel(ImageModel):
         `ValueError` before training: `fit` logged a loss and changed
         nothing on TensorFlow and JAX, and failed inside `backward` on
         PyTorch."""
-        if self.network is not None and self.network.weights and not (
-                self.network.trainable_weights):
+        if self._frozen_networks():
             raise ValueError(
                 f"The network has no trainable weights (`trainable = "
                 f"False`?): {type(self).__name__}.fit trains it, and "
@@ -821,7 +820,7 @@ class DiffusionModel(ImageModel):
             x, image = step(x, np.float32(t), np.float32(t_next), noise, eta,
                             labels, guidance)
             if known is not None or frames is not None:
-                x = np.asarray(zoo_backend.to_numpy(x))
+                x = zoo_backend.to_numpy(x)
             if known is not None:
                 alpha, sigma = (float(v) for v in zoo_backend.to_numpy(
                     ops.stack(noise_schedule(np.float32(t_next)))))
@@ -832,7 +831,7 @@ class DiffusionModel(ImageModel):
                 frames.append(x)
             if progbar is not None:
                 progbar.add(1)
-        image = np.asarray(zoo_backend.to_numpy(image))[:n]
+        image = zoo_backend.to_numpy(image)[:n]
         if known is not None:
             image = mask * image + (1.0 - mask) * known
         return image
@@ -963,7 +962,7 @@ class DiffusionModel(ImageModel):
         labels = self._labels_of_images(images, labels, guidance, "inpaint")
         images = self._to_array(images, "`images`")
         num_samples = len(images)
-        mask = np.asarray(zoo_backend.to_numpy(mask)).astype("float32")
+        mask = zoo_backend.to_numpy(mask).astype("float32")
         given = mask.shape
         try:
             # rank 3: one mask (H, W, C or 1), else one per image (N, H, W)

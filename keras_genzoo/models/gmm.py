@@ -483,7 +483,7 @@ class GaussianMixture(keras.Model):
             raise ValueError(
                 "This GaussianMixture is not fitted yet: call "
                 "`fit(x)` first.")
-        return np.asarray(zoo_backend.to_numpy(getattr(self, variable_name)))
+        return zoo_backend.to_numpy(getattr(self, variable_name))
 
     @property
     def weights_(self):
