@@ -373,7 +373,10 @@ class DiffusionModel(ImageModel):
                 "shapes): give a subclassed network a `get_config` that "
                 "returns every argument of its `__init__`.")
         for target, source in zip(copy.weights, network.weights):
-            target.assign(source.value)
+            # a copy of the value: on JAX the two variables held one buffer,
+            # which a compiled `predict` donated twice ("Attempt to donate
+            # the same buffer twice")
+            target.assign(ops.copy(source.value))
         copy.trainable = False
         return copy
 
