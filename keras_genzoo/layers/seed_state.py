@@ -118,7 +118,7 @@ def evaluation_streams(model):
         A context manager.
     """
     generators = _all_seed_generators(model)
-    saved = [zoo_backend.to_numpy(g.state).copy() for g in generators]
+    saved = [zoo_backend.to_numpy(g.state) for g in generators]
     try:
         for generator, state in zip(generators, saved):
             generator.state.assign(_state_for(
